@@ -1,0 +1,361 @@
+//! The event emitter: resolves an event's subscribers and hands the emission to a
+//! processing service.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+use crate::emission::{Completion, next_emission_id, select};
+use crate::event::{EventObject, Named};
+use crate::key::{KeyHash, TypeInfo, hash_name};
+use crate::linker::LinkerShared;
+use crate::registry::Entry;
+use crate::workflow::{EventRef, RunContext, run_sync};
+use crate::{
+    AnyEvent, Error, Event, EventEmission, EventKey, EventLinker, InlineProcessingService,
+    ProcessingService, debug_from_env,
+};
+
+/// Emits events to the subscribers of a linker, through a processing service:
+/// Pyventus's `EventEmitter`.
+///
+/// A cheap `Clone` handle. Code that emits takes `&EventEmitter` and never knows
+/// which processor runs its subscribers: that is chosen where the emitter is
+/// built (runtime flexibility). `emit` works from sync and async code alike.
+///
+/// # Examples
+///
+/// ```
+/// use pyventus_core::{Event, EventEmitter, EventLinker, InlineProcessingService};
+///
+/// #[derive(Debug, Clone)]
+/// struct OrderCreated {
+///     order_id: u64,
+/// }
+/// impl Event for OrderCreated {
+///     const NAME: &'static str = "OrderCreated";
+/// }
+///
+/// fn place_order(emitter: &EventEmitter, order_id: u64) -> Result<(), pyventus_core::Error> {
+///     emitter.emit(OrderCreated { order_id })
+/// }
+///
+/// let linker = EventLinker::new();
+/// linker.on::<OrderCreated>().subscribe(|e: &OrderCreated| println!("order {}", e.order_id))?;
+/// let emitter = EventEmitter::builder()
+///     .processor(InlineProcessingService::default())
+///     .linker(linker)
+///     .build();
+/// place_order(&emitter, 42)?;
+/// # Ok::<(), pyventus_core::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct EventEmitter {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    processor: Arc<dyn ProcessingService>,
+    linker: EventLinker,
+    debug: bool,
+    /// The processor runs emissions in the caller and nothing is logged: events
+    /// whose subscribers are all synchronous can skip the `EventEmission`.
+    borrow_fast_path: bool,
+}
+
+/// Builds an [`EventEmitter`].
+///
+/// # Examples
+///
+/// ```
+/// use pyventus_core::{EventEmitter, EventLinker, InlineProcessingService};
+///
+/// let emitter = EventEmitter::builder()
+///     .processor(InlineProcessingService::default()) // the default
+///     .linker(EventLinker::new()) // default: EventLinker::global()
+///     .debug(true) // default: the PYVENTUS_DEBUG environment variable
+///     .build();
+/// assert!(emitter.is_debug());
+/// ```
+#[must_use]
+#[derive(Default)]
+pub struct EventEmitterBuilder {
+    processor: Option<Arc<dyn ProcessingService>>,
+    linker: Option<EventLinker>,
+    debug: Option<bool>,
+}
+
+impl EventEmitterBuilder {
+    /// The processing service that runs the emissions. Default: inline.
+    pub fn processor(mut self, processor: impl ProcessingService) -> Self {
+        self.processor = Some(Arc::new(processor));
+        self
+    }
+
+    /// The linker whose subscribers receive the events. Default: the global one.
+    pub fn linker(mut self, linker: EventLinker) -> Self {
+        self.linker = Some(linker);
+        self
+    }
+
+    /// Logs each emission through `tracing` (debug level, target `pyventus`).
+    /// Defaults to the `PYVENTUS_DEBUG` environment variable.
+    pub fn debug(mut self, debug: bool) -> Self {
+        self.debug = Some(debug);
+        self
+    }
+
+    /// Builds the emitter.
+    ///
+    /// # Panics
+    ///
+    /// Without a linker, if the global linker cannot be built (see
+    /// [`EventLinker::global`]).
+    pub fn build(self) -> EventEmitter {
+        let processor = self
+            .processor
+            .unwrap_or_else(|| Arc::new(InlineProcessingService::default()));
+        let debug = self.debug.unwrap_or_else(debug_from_env);
+        EventEmitter {
+            inner: Arc::new(Inner {
+                borrow_fast_path: processor.runs_inline() && !debug,
+                processor,
+                linker: self.linker.unwrap_or_else(EventLinker::global),
+                debug,
+            }),
+        }
+    }
+}
+
+/// How to tell a caller that the event's name belongs to another type.
+#[derive(Clone, Copy)]
+enum Claim {
+    /// A typed event: another type owning the name is a name conflict.
+    Typed,
+    /// A named payload: another type owning the name is a payload mismatch.
+    Payload,
+}
+
+impl EventEmitter {
+    /// An emitter on the global linker with the given processing service.
+    ///
+    /// # Panics
+    ///
+    /// If the global linker cannot be built (see [`EventLinker::global`]).
+    pub fn new(processor: impl ProcessingService) -> Self {
+        Self::builder().processor(processor).build()
+    }
+
+    /// A builder for an emitter with settings.
+    pub fn builder() -> EventEmitterBuilder {
+        EventEmitterBuilder::default()
+    }
+
+    /// The linker this emitter emits to.
+    pub fn linker(&self) -> &EventLinker {
+        &self.inner.linker
+    }
+
+    /// The processing service.
+    pub fn processor(&self) -> &Arc<dyn ProcessingService> {
+        &self.inner.processor
+    }
+
+    /// Whether each emission is logged.
+    pub fn is_debug(&self) -> bool {
+        self.inner.debug
+    }
+
+    /// Emits a typed event to its subscribers and the global event's.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NameConflict`] if another type owns `E::NAME` in the linker;
+    /// [`Error::EmptyEventName`] if `E::NAME` is empty; the processor's error if it
+    /// refuses the emission. Handler failures are not errors here: they go to
+    /// the failure callbacks.
+    #[inline]
+    pub fn emit<E: Event>(&self, event: E) -> Result<(), Error> {
+        if E::NAME.is_empty() {
+            return Err(Error::EmptyEventName);
+        }
+        self.emit_object(event, KeyHash::<E>::HASH, Claim::Typed, None)
+    }
+
+    /// Emits a named event with a payload (`()` for none).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::EmptyEventName`] for an empty name, [`Error::ReservedEventName`]
+    /// for `"..."`, [`Error::PayloadType`] if a typed event owns the name and the
+    /// payload is not of its type, and the processor's error if it refuses.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use pyventus_core::{EventEmitter, EventLinker, InlineProcessingService};
+    /// let linker = EventLinker::new();
+    /// linker.on_named("GreetEvent").subscribe(|name: &String| println!("Hello, {name}!"))?;
+    /// let emitter = EventEmitter::builder().linker(linker).build();
+    /// emitter.emit_named("GreetEvent", "Pyventus".to_string())?;
+    /// # Ok::<(), pyventus_core::Error>(())
+    /// ```
+    pub fn emit_named<T: Send + Sync + 'static>(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        payload: T,
+    ) -> Result<(), Error> {
+        let named = named_event(name.into(), payload)?;
+        let hash = hash_name(&named.name);
+        self.emit_object(named, hash, Claim::Payload, None)
+    }
+
+    /// Emits a typed event and waits until every subscriber, with its success or
+    /// failure callback, has finished.
+    ///
+    /// # Errors
+    ///
+    /// As [`emit`](Self::emit); also [`Error::EmissionDropped`] if the processor
+    /// dropped the emission without running it, and [`Error::NotAwaitable`] if it
+    /// sent it to another process.
+    pub async fn emit_and_wait<E: Event>(&self, event: E) -> Result<(), Error> {
+        if E::NAME.is_empty() {
+            return Err(Error::EmptyEventName);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.emit_object(event, KeyHash::<E>::HASH, Claim::Typed, Some(tx))?;
+        rx.await.unwrap_or(Err(Error::EmissionDropped))
+    }
+
+    /// Emits a named event and waits until its subscribers have finished.
+    ///
+    /// # Errors
+    ///
+    /// As [`emit_named`](Self::emit_named) and [`emit_and_wait`](Self::emit_and_wait).
+    pub async fn emit_named_and_wait<T: Send + Sync + 'static>(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        payload: T,
+    ) -> Result<(), Error> {
+        let named = named_event(name.into(), payload)?;
+        let hash = hash_name(&named.name);
+        let (tx, rx) = oneshot::channel();
+        self.emit_object(named, hash, Claim::Payload, Some(tx))?;
+        rx.await.unwrap_or(Err(Error::EmissionDropped))
+    }
+
+    #[inline]
+    fn emit_object<O: EventObject>(
+        &self,
+        event: O,
+        hash: u64,
+        claim: Claim,
+        completion: Option<Completion>,
+    ) -> Result<(), Error> {
+        let inner = &*self.inner;
+        let shared = &*inner.linker.shared;
+        let snapshot = shared.registry.load();
+        let entry = snapshot.find(event.name(), hash);
+        if let Some(owner) = entry.and_then(|e| e.owner)
+            && owner.id != event.payload().type_id()
+        {
+            return Err(claim_error(owner, &event, claim));
+        }
+        let global = snapshot.global();
+
+        if inner.borrow_fast_path
+            && completion.is_none()
+            && borrow_only(entry)
+            && borrow_only(global)
+        {
+            let cx = RunContext {
+                linker: shared,
+                emission: next_emission_id(),
+                debug: false,
+            };
+            select(shared, entry, global, |sub| {
+                run_sync(sub, EventRef::Borrowed(&event), &cx)
+            });
+            return Ok(());
+        }
+        self.dispatch(Arc::new(event), entry, global, completion)
+    }
+
+    fn dispatch(
+        &self,
+        event: Arc<AnyEvent>,
+        entry: Option<&Arc<Entry>>,
+        global: Option<&Arc<Entry>>,
+        completion: Option<Completion>,
+    ) -> Result<(), Error> {
+        let shared: &Arc<LinkerShared> = &self.inner.linker.shared;
+        let capacity = entry.map_or(0, |e| e.subs.len()) + global.map_or(0, |g| g.subs.len());
+        let mut subscribers = Vec::with_capacity(capacity);
+        select(shared, entry, global, |sub| subscribers.push(sub.clone()));
+
+        if subscribers.is_empty() {
+            if self.inner.debug {
+                tracing::debug!(target: "pyventus", event = event.name(), "emitted with no subscribers");
+            }
+            if let Some(tx) = completion {
+                let _ = tx.send(Ok(()));
+            }
+            return Ok(());
+        }
+        let emission = EventEmission::new(
+            event,
+            subscribers,
+            shared.clone(),
+            self.inner.debug,
+            completion,
+        );
+        if self.inner.debug {
+            tracing::debug!(
+                target: "pyventus",
+                emission = emission.id(),
+                event = emission.event_name(),
+                subscribers = emission.subscriber_count(),
+                linker = %shared.name,
+                "emitting"
+            );
+        }
+        self.inner.processor.submit(emission)
+    }
+}
+
+fn named_event<T>(name: Cow<'static, str>, payload: T) -> Result<Named<T>, Error> {
+    EventKey::named(name.clone()).validate()?;
+    Ok(Named { name, payload })
+}
+
+#[inline]
+fn borrow_only(entry: Option<&Arc<Entry>>) -> bool {
+    entry.is_none_or(|e| e.borrow_only)
+}
+
+#[cold]
+fn claim_error(owner: TypeInfo, event: &dyn EventObject, claim: Claim) -> Error {
+    match claim {
+        Claim::Typed => Error::NameConflict {
+            name: event.name().to_owned(),
+            existing: owner.name,
+            new: event.payload_type_name(),
+        },
+        Claim::Payload => Error::PayloadType {
+            event: event.name().to_owned(),
+            expected: owner.name,
+            found: event.payload_type_name(),
+        },
+    }
+}
+
+impl fmt::Debug for EventEmitter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventEmitter")
+            .field("linker", &self.inner.linker.name())
+            .field("debug", &self.inner.debug)
+            .finish_non_exhaustive()
+    }
+}

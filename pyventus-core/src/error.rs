@@ -1,0 +1,189 @@
+//! The library's error type, and the error a panicking handler becomes.
+
+use std::any::Any;
+use std::fmt;
+
+/// Everything that can go wrong when subscribing, emitting or processing.
+///
+/// Every variant carries what a user needs to fix the call: the event, the limit,
+/// the two types that collided. Handler failures are not `Error`s: they go to the
+/// subscriber's failure callback as an [`anyhow::Error`].
+///
+/// # Examples
+///
+/// ```
+/// use pyventus_core::{Error, EventEmitter, InlineProcessingService};
+///
+/// let emitter = EventEmitter::new(InlineProcessingService::default());
+/// let err = emitter.emit_named("", ()).unwrap_err();
+/// assert!(matches!(err, Error::EmptyEventName));
+/// assert_eq!(err.to_string(), "event name is empty; name the event with a non-empty string");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A named event (or an `Event` implementation) with an empty name.
+    #[error("event name is empty; name the event with a non-empty string")]
+    EmptyEventName,
+
+    /// `"..."` was used as a named event; it is the global event's name.
+    #[error("`...` names the global event; use `EventKey::any()` or `linker.on_any()` for it")]
+    ReservedEventName,
+
+    /// A subscription listed no events.
+    #[error("no events to subscribe to; give at least one event key")]
+    NoEvents,
+
+    /// The event already has as many subscribers as the linker allows.
+    #[error(
+        "event `{event}` already has {limit} subscriber(s), the linker's `max_subscribers`; \
+         remove one first or build the linker with a higher limit"
+    )]
+    MaxSubscribers {
+        /// The event that is full.
+        event: String,
+        /// The linker's limit.
+        limit: usize,
+    },
+
+    /// Two different types claim the same event name in one linker.
+    #[error(
+        "event name `{name}` is claimed by two types, `{existing}` and `{new}`; \
+         give one of them another name with `#[event(name = \"...\")]`"
+    )]
+    NameConflict {
+        /// The contested name.
+        name: String,
+        /// The type that holds the name in this linker.
+        existing: &'static str,
+        /// The type that tried to use it.
+        new: &'static str,
+    },
+
+    /// A payload of one type was emitted (or delivered) where another was expected.
+    #[error("event `{event}` carries a `{found}`, but `{expected}` was expected")]
+    PayloadType {
+        /// The event's name.
+        event: String,
+        /// The type the subscriber (or the event's owner) expects.
+        expected: &'static str,
+        /// The type that was emitted.
+        found: &'static str,
+    },
+
+    /// A success callback that takes a different type than its handler returns.
+    #[error(
+        "the success callback takes `{expected}`, but the handler returns `{found}`; \
+         make the callback take `{found}`"
+    )]
+    SuccessType {
+        /// What the success callback takes.
+        expected: &'static str,
+        /// What the event callback returns on success.
+        found: &'static str,
+    },
+
+    /// A link-time handler with two `#[on_success]` (or `#[on_failure]`) callbacks.
+    #[error("handler `{handler}` has more than one {callback} callback; keep one")]
+    DuplicateCallback {
+        /// The handler's id.
+        handler: String,
+        /// `"success"` or `"failure"`.
+        callback: &'static str,
+    },
+
+    /// Two link-time default callbacks of the same kind in one linker.
+    #[error(
+        "`{first}` and `{second}` are both the default {callback} callback of one linker; keep one"
+    )]
+    DuplicateDefault {
+        /// One callback's id.
+        first: &'static str,
+        /// The other's.
+        second: &'static str,
+        /// `"success"` or `"failure"`.
+        callback: &'static str,
+    },
+
+    /// The processing service did not accept the emission.
+    #[error("the processing service refused the emission: {reason}")]
+    ProcessorRefused {
+        /// Why, in the processor's words.
+        reason: String,
+    },
+
+    /// The processing service was shut down.
+    #[error("the processing service is shut down and takes no more emissions")]
+    ProcessorClosed,
+
+    /// The emission was dropped before its subscribers ran (its processor went away).
+    #[error("the emission was dropped before its subscribers ran")]
+    EmissionDropped,
+
+    /// The processor runs emissions elsewhere, so their completion cannot be awaited here.
+    #[error(
+        "this processing service runs emissions in another process; there is nothing to wait for here"
+    )]
+    NotAwaitable,
+}
+
+/// The error a failure callback receives when a handler panicked.
+///
+/// Panics in handlers are contained: the panic becomes this error, goes to the
+/// failure callback (or the linker's default) and is logged; the other subscribers,
+/// the emitter and the processor carry on.
+///
+/// # Examples
+///
+/// ```
+/// use pyventus_core::{EventEmitter, EventLinker, HandlerPanic, InlineProcessingService};
+/// use std::sync::{Arc, Mutex};
+///
+/// let linker = EventLinker::new();
+/// let seen = Arc::new(Mutex::new(None));
+/// let slot = seen.clone();
+/// linker
+///     .on_named("Boom")
+///     .on_failure(move |err: &anyhow::Error| {
+///         *slot.lock().unwrap() = err.downcast_ref::<HandlerPanic>().map(|p| p.message().to_owned());
+///     })
+///     .subscribe(|| -> () { panic!("kaboom") })?;
+///
+/// let emitter = EventEmitter::builder()
+///     .processor(InlineProcessingService::default())
+///     .linker(linker)
+///     .build();
+/// emitter.emit_named("Boom", ())?;
+/// assert_eq!(seen.lock().unwrap().as_deref(), Some("kaboom"));
+/// # Ok::<(), pyventus_core::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandlerPanic {
+    message: String,
+}
+
+impl HandlerPanic {
+    pub(crate) fn from_payload(payload: &(dyn Any + Send)) -> Self {
+        let message = if let Some(s) = payload.downcast_ref::<&'static str>() {
+            (*s).to_owned()
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "a panic with a non-string payload".to_owned()
+        };
+        HandlerPanic { message }
+    }
+
+    /// The panic's message (`"a panic with a non-string payload"` when it had none).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for HandlerPanic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "handler panicked: {}", self.message)
+    }
+}
+
+impl std::error::Error for HandlerPanic {}

@@ -1,0 +1,176 @@
+//! Events: the `Event` trait, named payloads, and the type-erased `AnyEvent` view.
+
+use std::any::{Any, type_name};
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+/// A typed event: a value whose type is its identity, dispatched by [`Event::NAME`].
+///
+/// Derive it with `#[derive(Event)]` (the name defaults to the type's identifier,
+/// `#[event(name = "...")]` overrides it). Errors can be events too: derive `Event`
+/// on any error type to emit it.
+///
+/// # Examples
+///
+/// ```
+/// use pyventus_core::Event;
+///
+/// #[derive(Debug, Clone)]
+/// struct OrderCreated {
+///     order_id: u64,
+/// }
+///
+/// // What `#[derive(Event)]` writes for you:
+/// impl Event for OrderCreated {
+///     const NAME: &'static str = "OrderCreated";
+/// }
+///
+/// assert_eq!(OrderCreated::NAME, "OrderCreated");
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an event",
+    label = "not an `Event`",
+    note = "add `#[derive(Event)]` to `{Self}`, or subscribe to a named event with a string: `#[on(\"Name\")]`"
+)]
+pub trait Event: fmt::Debug + Send + Sync + 'static {
+    /// The dispatch key: the name subscribers and workers know this event by.
+    const NAME: &'static str;
+}
+
+/// A type-erased event, as the subscribers of the global event (and multi-event
+/// subscribers) see it. Always used behind a reference: `&AnyEvent` or `Arc<AnyEvent>`.
+///
+/// # Examples
+///
+/// ```
+/// use pyventus_core::{AnyEvent, Event, EventEmitter, EventLinker, InlineProcessingService};
+/// use std::sync::{Arc, Mutex};
+///
+/// #[derive(Debug)]
+/// struct Ping(u32);
+/// impl Event for Ping {
+///     const NAME: &'static str = "Ping";
+/// }
+///
+/// let linker = EventLinker::new();
+/// let seen = Arc::new(Mutex::new(Vec::new()));
+/// let log = seen.clone();
+/// linker.on_any().subscribe(move |e: &AnyEvent| {
+///     let n = e.downcast_ref::<Ping>().map(|p| p.0);
+///     log.lock().unwrap().push((e.name().to_owned(), n, format!("{e:?}")));
+/// })?;
+///
+/// let emitter = EventEmitter::builder()
+///     .processor(InlineProcessingService::default())
+///     .linker(linker)
+///     .build();
+/// emitter.emit(Ping(7))?;
+/// emitter.emit_named("Greet", "hi".to_string())?;
+///
+/// let seen = seen.lock().unwrap();
+/// assert_eq!(seen[0], ("Ping".to_owned(), Some(7), "Ping(7)".to_owned()));
+/// assert_eq!(seen[1].0, "Greet");
+/// assert_eq!(seen[1].1, None);
+/// # Ok::<(), pyventus_core::Error>(())
+/// ```
+pub type AnyEvent = dyn EventObject;
+
+/// The object behind [`AnyEvent`]. Implemented by every [`Event`] and by named
+/// payloads; not meant to be implemented by hand.
+pub trait EventObject: Any + Send + Sync {
+    /// The event's name (its dispatch key).
+    fn name(&self) -> &str;
+
+    /// The payload: the typed event itself, or a named event's payload.
+    fn payload(&self) -> &(dyn Any + Send + Sync);
+
+    /// The payload's type name, for error messages.
+    fn payload_type_name(&self) -> &'static str;
+
+    /// Formats the event for `Debug`.
+    fn fmt_event(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result;
+}
+
+impl<E: Event> EventObject for E {
+    fn name(&self) -> &str {
+        E::NAME
+    }
+
+    fn payload(&self) -> &(dyn Any + Send + Sync) {
+        self
+    }
+
+    fn payload_type_name(&self) -> &'static str {
+        type_name::<E>()
+    }
+
+    fn fmt_event(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+impl AnyEvent {
+    /// The payload as a `T`, if it is one. For a typed event `T` is the event type;
+    /// for a named event it is the payload's type.
+    pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
+        self.payload().downcast_ref()
+    }
+
+    /// Whether the payload is a `T`.
+    pub fn is<T: Any>(&self) -> bool {
+        self.payload().is::<T>()
+    }
+
+    /// The payload as a `T`, or an [`Error::PayloadType`](crate::Error::PayloadType)
+    /// naming both types.
+    pub fn payload_as<T: Any>(&self) -> Result<&T, crate::Error> {
+        self.downcast_ref()
+            .ok_or_else(|| crate::Error::PayloadType {
+                event: self.name().to_owned(),
+                expected: type_name::<T>(),
+                found: self.payload_type_name(),
+            })
+    }
+
+    /// The shared event as `Arc<E>`, when it is a typed event `E`.
+    pub(crate) fn downcast_arc<E: Event>(self: &Arc<Self>) -> Option<Arc<E>> {
+        let any: Arc<dyn Any + Send + Sync> = self.clone();
+        any.downcast().ok()
+    }
+}
+
+impl fmt::Debug for AnyEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_event(f)
+    }
+}
+
+/// A named event: a string key and a payload of any `Send + Sync + 'static` type.
+pub(crate) struct Named<T> {
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) payload: T,
+}
+
+impl<T: Send + Sync + 'static> EventObject for Named<T> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn payload(&self) -> &(dyn Any + Send + Sync) {
+        &self.payload
+    }
+
+    fn payload_type_name(&self) -> &'static str {
+        type_name::<T>()
+    }
+
+    fn fmt_event(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The payload need not be `Debug`; its type is what can always be shown.
+        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<()>() {
+            f.write_str(&self.name)
+        } else {
+            write!(f, "{}({})", self.name, type_name::<T>())
+        }
+    }
+}

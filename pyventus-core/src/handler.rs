@@ -1,0 +1,383 @@
+//! The forms a handler can take, and how each becomes a type-erased callback.
+//!
+//! A handler's parameter is fixed by the subscription: for `linker.on::<E>()` it is
+//! `&E`, `E` (when `E: Clone`), `Arc<E>`, `&AnyEvent` or nothing; for a named event,
+//! `&T` for its payload `T`, `&AnyEvent` or nothing; for the global event and
+//! multi-event subscriptions, `&AnyEvent` or nothing. Async handlers take owned
+//! values (`Arc<E>`, `E`, `Arc<AnyEvent>`, a named payload `T` by clone, or
+//! nothing) since their future outlives the emission's borrow.
+//!
+//! The marker types only tell the forms apart; they never appear in user code.
+
+use std::any::{Any, type_name};
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use futures::FutureExt;
+
+use crate::callback::{EventCallback, OkValue, Outcome, SuccessCallback};
+use crate::key::TypeInfo;
+use crate::{AnyEvent, Error, Event};
+
+/// What a handler may return: `()`, a value, or `Result<T, E>` with
+/// `E: Into<anyhow::Error>`. `Ok` values go to the success callback.
+///
+/// Implemented for `()`, `Result`, and common value types (numbers, `bool`, `char`,
+/// `String`, `&'static str`, `Vec<T>`, `Option<T>`). For another value type return
+/// `Ok::<_, std::convert::Infallible>(value)`; the declarative `#[on]` macros
+/// accept any type.
+///
+/// # Examples
+///
+/// ```
+/// use pyventus_core::HandlerOutput;
+///
+/// assert_eq!(42_u64.into_result().unwrap(), 42);
+/// assert!(Err::<u8, _>(anyhow::anyhow!("no")).into_result().is_err());
+/// ```
+pub trait HandlerOutput: Send + 'static {
+    /// The value handed to the success callback.
+    type Ok: Send + 'static;
+
+    /// Splits the return value into success or failure.
+    fn into_result(self) -> Result<Self::Ok, anyhow::Error>;
+}
+
+impl HandlerOutput for () {
+    type Ok = ();
+    fn into_result(self) -> Result<(), anyhow::Error> {
+        Ok(())
+    }
+}
+
+impl<T: Send + 'static, E: Into<anyhow::Error> + Send + 'static> HandlerOutput for Result<T, E> {
+    type Ok = T;
+    fn into_result(self) -> Result<T, anyhow::Error> {
+        self.map_err(Into::into)
+    }
+}
+
+macro_rules! value_outputs {
+    ($($ty:ty),* $(,)?) => {$(
+        impl HandlerOutput for $ty {
+            type Ok = $ty;
+            fn into_result(self) -> Result<$ty, anyhow::Error> {
+                Ok(self)
+            }
+        }
+    )*};
+}
+
+value_outputs!(
+    bool,
+    char,
+    u8,
+    u16,
+    u32,
+    u64,
+    u128,
+    usize,
+    i8,
+    i16,
+    i32,
+    i64,
+    i128,
+    isize,
+    f32,
+    f64,
+    String,
+    &'static str
+);
+
+impl<T: Send + 'static> HandlerOutput for Vec<T> {
+    type Ok = Vec<T>;
+    fn into_result(self) -> Result<Vec<T>, anyhow::Error> {
+        Ok(self)
+    }
+}
+
+impl<T: Send + 'static> HandlerOutput for Option<T> {
+    type Ok = Option<T>;
+    fn into_result(self) -> Result<Option<T>, anyhow::Error> {
+        Ok(self)
+    }
+}
+
+/// Subscription kinds, which decide the parameter forms a handler may take.
+pub mod kind {
+    use std::marker::PhantomData;
+
+    /// A subscription to the typed event `E`.
+    pub struct Typed<E>(PhantomData<fn() -> E>);
+    /// A subscription to a named event.
+    pub struct Named;
+    /// A subscription to the global event, or to several events at once.
+    pub struct Many;
+}
+
+/// Markers that tell the parameter forms apart.
+#[doc(hidden)]
+pub mod marker {
+    pub struct Ref;
+    pub struct Val;
+    pub struct Shared;
+    pub struct AnyRef;
+    pub struct AnyShared;
+    pub struct Nothing;
+}
+
+use kind::{Many, Named, Typed};
+
+/// A synchronous handler for a subscription of kind `K`.
+///
+/// Implemented for closures and functions of the forms listed in the
+/// [module docs](self); `M` only tells the forms apart.
+#[diagnostic::on_unimplemented(
+    message = "this closure cannot handle the subscribed event",
+    label = "expected a handler taking the event (`&E`, `E`, `Arc<E>`), `&AnyEvent`, or nothing",
+    note = "a named event's handler takes `&T` for its payload; global and multi-event handlers take `&AnyEvent`",
+    note = "handlers return `()`, a value, or `Result<T, E>` with `E: Into<anyhow::Error>`"
+)]
+pub trait Handler<K, M>: Send + Sync + 'static {
+    /// What the handler returns.
+    type Output: HandlerOutput;
+
+    #[doc(hidden)]
+    fn into_callback(self) -> EventCallback;
+}
+
+/// An asynchronous handler (a closure returning a future) for a subscription of kind `K`.
+#[diagnostic::on_unimplemented(
+    message = "this closure cannot be an async handler of the subscribed event",
+    label = "expected a closure taking `Arc<E>`, `E`, `Arc<AnyEvent>` or nothing and returning a future",
+    note = "an async handler's future must be `Send + 'static`: take the event by `Arc` or by value, not by reference",
+    note = "a named event's async handler takes its payload by value (cloned) or nothing"
+)]
+pub trait AsyncHandler<K, M>: Send + Sync + 'static {
+    /// What the handler's future resolves to.
+    type Output: HandlerOutput;
+
+    #[doc(hidden)]
+    fn into_callback(self) -> EventCallback;
+}
+
+fn ok_value<R: HandlerOutput>(r: R) -> Outcome {
+    r.into_result().map(|v| Box::new(v) as OkValue)
+}
+
+fn boxed<Fut, R>(fut: Fut) -> futures::future::BoxFuture<'static, Outcome>
+where
+    Fut: Future<Output = R> + Send + 'static,
+    R: HandlerOutput,
+{
+    fut.map(ok_value).boxed()
+}
+
+impl<E, F, R> Handler<Typed<E>, marker::Ref> for F
+where
+    E: Event,
+    F: Fn(&E) -> R + Send + Sync + 'static,
+    R: HandlerOutput,
+{
+    type Output = R;
+    fn into_callback(self) -> EventCallback {
+        EventCallback::borrowed(move |ev| ok_value(self(ev.payload_as::<E>()?)))
+    }
+}
+
+impl<E, F, R> Handler<Typed<E>, marker::Val> for F
+where
+    E: Event + Clone,
+    F: Fn(E) -> R + Send + Sync + 'static,
+    R: HandlerOutput,
+{
+    type Output = R;
+    fn into_callback(self) -> EventCallback {
+        EventCallback::borrowed(move |ev| ok_value(self(ev.payload_as::<E>()?.clone())))
+    }
+}
+
+impl<E, F, R> Handler<Typed<E>, marker::Shared> for F
+where
+    E: Event,
+    F: Fn(Arc<E>) -> R + Send + Sync + 'static,
+    R: HandlerOutput,
+{
+    type Output = R;
+    fn into_callback(self) -> EventCallback {
+        EventCallback::shared(move |ev| ok_value(self(shared_event::<E>(ev)?)))
+    }
+}
+
+impl<K: 'static, F, R> Handler<K, marker::AnyRef> for F
+where
+    F: Fn(&AnyEvent) -> R + Send + Sync + 'static,
+    R: HandlerOutput,
+{
+    type Output = R;
+    fn into_callback(self) -> EventCallback {
+        EventCallback::borrowed(move |ev| ok_value(self(ev)))
+    }
+}
+
+impl<K: 'static, F, R> Handler<K, marker::Nothing> for F
+where
+    F: Fn() -> R + Send + Sync + 'static,
+    R: HandlerOutput,
+{
+    type Output = R;
+    fn into_callback(self) -> EventCallback {
+        EventCallback::borrowed(move |_| ok_value(self()))
+    }
+}
+
+impl<P, F, R> Handler<Named, (marker::Ref, P)> for F
+where
+    P: Send + Sync + 'static,
+    F: Fn(&P) -> R + Send + Sync + 'static,
+    R: HandlerOutput,
+{
+    type Output = R;
+    fn into_callback(self) -> EventCallback {
+        EventCallback::borrowed(move |ev| ok_value(self(ev.payload_as::<P>()?)))
+    }
+}
+
+impl<E, F, Fut> AsyncHandler<Typed<E>, marker::Shared> for F
+where
+    E: Event,
+    F: Fn(Arc<E>) -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: HandlerOutput,
+{
+    type Output = Fut::Output;
+    fn into_callback(self) -> EventCallback {
+        EventCallback::asynchronous(move |ev| match shared_event::<E>(&ev) {
+            Ok(e) => boxed(self(e)),
+            Err(err) => futures::future::ready(Err(err.into())).boxed(),
+        })
+    }
+}
+
+impl<E, F, Fut> AsyncHandler<Typed<E>, marker::Val> for F
+where
+    E: Event + Clone,
+    F: Fn(E) -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: HandlerOutput,
+{
+    type Output = Fut::Output;
+    fn into_callback(self) -> EventCallback {
+        EventCallback::asynchronous(move |ev| match ev.payload_as::<E>() {
+            Ok(e) => boxed(self(e.clone())),
+            Err(err) => futures::future::ready(Err(err.into())).boxed(),
+        })
+    }
+}
+
+impl<P, F, Fut> AsyncHandler<Named, (marker::Val, P)> for F
+where
+    P: Clone + Send + Sync + 'static,
+    F: Fn(P) -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: HandlerOutput,
+{
+    type Output = Fut::Output;
+    fn into_callback(self) -> EventCallback {
+        EventCallback::asynchronous(move |ev| match ev.payload_as::<P>() {
+            Ok(p) => boxed(self(p.clone())),
+            Err(err) => futures::future::ready(Err(err.into())).boxed(),
+        })
+    }
+}
+
+macro_rules! any_shared_async {
+    ($($kind:ty),*) => {$(
+        impl<F, Fut> AsyncHandler<$kind, marker::AnyShared> for F
+        where
+            F: Fn(Arc<AnyEvent>) -> Fut + Send + Sync + 'static,
+            Fut: Future + Send + 'static,
+            Fut::Output: HandlerOutput,
+        {
+            type Output = Fut::Output;
+            fn into_callback(self) -> EventCallback {
+                EventCallback::asynchronous(move |ev| boxed(self(ev)))
+            }
+        }
+    )*};
+}
+
+// Not for `Named`: there `Fn(Arc<AnyEvent>)` would be indistinguishable from a
+// payload taken by value.
+any_shared_async!(Many);
+
+impl<E: Event, F, Fut> AsyncHandler<Typed<E>, marker::AnyShared> for F
+where
+    F: Fn(Arc<AnyEvent>) -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: HandlerOutput,
+{
+    type Output = Fut::Output;
+    fn into_callback(self) -> EventCallback {
+        EventCallback::asynchronous(move |ev| boxed(self(ev)))
+    }
+}
+
+impl<K: 'static, F, Fut> AsyncHandler<K, marker::Nothing> for F
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: HandlerOutput,
+{
+    type Output = Fut::Output;
+    fn into_callback(self) -> EventCallback {
+        EventCallback::asynchronous(move |_| boxed(self()))
+    }
+}
+
+fn shared_event<E: Event>(ev: &Arc<AnyEvent>) -> Result<Arc<E>, Error> {
+    ev.downcast_arc::<E>().ok_or_else(|| Error::PayloadType {
+        event: ev.name().to_owned(),
+        expected: type_name::<E>(),
+        found: ev.payload_type_name(),
+    })
+}
+
+/// A success callback: takes the handler's `Ok` value `T`, or nothing.
+#[diagnostic::on_unimplemented(
+    message = "this closure cannot be a success callback",
+    label = "expected a closure taking the handler's `Ok` value, or nothing",
+    note = "success callbacks take the value by value: `|receipt: Receipt| ...`"
+)]
+pub trait SuccessHandler<T, M>: Send + Sync + 'static {
+    #[doc(hidden)]
+    fn into_success(self) -> SuccessCallback;
+}
+
+/// Stands for "any `Ok` value" in a success callback that ignores it.
+#[doc(hidden)]
+pub struct IgnoredValue(PhantomData<()>);
+
+impl<T, F> SuccessHandler<T, marker::Val> for F
+where
+    T: Send + 'static,
+    F: Fn(T) + Send + Sync + 'static,
+{
+    fn into_success(self) -> SuccessCallback {
+        SuccessCallback::new(Some(TypeInfo::of::<T>()), move |value: OkValue| {
+            if let Ok(v) = (value as Box<dyn Any + Send>).downcast::<T>() {
+                self(*v);
+            }
+        })
+    }
+}
+
+impl<F> SuccessHandler<IgnoredValue, marker::Nothing> for F
+where
+    F: Fn() + Send + Sync + 'static,
+{
+    fn into_success(self) -> SuccessCallback {
+        SuccessCallback::new(None, move |_| self())
+    }
+}

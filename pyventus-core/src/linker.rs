@@ -1,0 +1,378 @@
+//! The event linker: a registry linking events to their subscribers.
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use crate::callback::{DefaultSuccess, FailureCallback};
+use crate::registry::Registry;
+use crate::subscriber::{EventSubscriber, SubscriberInner, SubscriberParts};
+use crate::{Error, EventKey, debug_from_env};
+
+/// A registry linking events to their subscribers: Pyventus's `EventLinker`.
+///
+/// `EventLinker` is a cheap, cloneable, thread-safe handle; clones share one
+/// registry. [`EventLinker::global()`] is the default namespace, holding every
+/// link-time handler declared without `linker = ...`; `#[derive(Linker)]` gives
+/// a namespace of its own; [`EventLinker::new()`] and [`EventLinker::builder()`]
+/// give isolated registries (tests use them).
+///
+/// Concurrency: emitters read the registry without locking. Subscribing and
+/// removing serialize on a mutex that is never held while user code runs, so a
+/// handler may emit, subscribe and unsubscribe from inside itself.
+///
+/// # Examples
+///
+/// ```
+/// use pyventus_core::{EventEmitter, EventLinker, InlineProcessingService};
+///
+/// let linker = EventLinker::builder().max_subscribers(10).build();
+/// let sub = linker.on_named("Greet").subscribe(|name: &String| println!("Hello, {name}!"))?;
+/// assert_eq!(linker.subscriber_count_of("Greet"), 1);
+///
+/// let emitter = EventEmitter::builder()
+///     .processor(InlineProcessingService::default())
+///     .linker(linker.clone())
+///     .build();
+/// emitter.emit_named("Greet", "Pyventus".to_string())?; // prints "Hello, Pyventus!"
+///
+/// assert!(linker.remove_subscriber(&sub));
+/// assert!(linker.is_empty());
+/// # Ok::<(), pyventus_core::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct EventLinker {
+    pub(crate) shared: Arc<LinkerShared>,
+}
+
+pub(crate) struct LinkerShared {
+    pub(crate) registry: Registry,
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) max_subscribers: Option<usize>,
+    pub(crate) default_success: Option<DefaultSuccess>,
+    pub(crate) default_failure: Option<FailureCallback>,
+    pub(crate) debug: bool,
+}
+
+/// Builds an [`EventLinker`] with settings.
+///
+/// # Examples
+///
+/// ```
+/// use pyventus_core::EventLinker;
+///
+/// let linker = EventLinker::builder()
+///     .name("users")
+///     .max_subscribers(10)
+///     .default_failure(|err: &anyhow::Error| eprintln!("unhandled: {err:#}"))
+///     .debug(false)
+///     .build();
+/// assert_eq!(linker.max_subscribers(), Some(10));
+/// ```
+#[must_use]
+#[derive(Default)]
+pub struct EventLinkerBuilder {
+    name: Option<Cow<'static, str>>,
+    max_subscribers: Option<usize>,
+    default_success: Option<DefaultSuccess>,
+    default_failure: Option<FailureCallback>,
+    debug: Option<bool>,
+}
+
+impl EventLinkerBuilder {
+    /// A name for the namespace, shown in debug logs.
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The most subscribers one event may have; one more is an
+    /// [`Error::MaxSubscribers`]. Unlimited by default.
+    pub fn max_subscribers(mut self, limit: usize) -> Self {
+        self.max_subscribers = Some(limit);
+        self
+    }
+
+    /// The success callback of subscribers without one of their own. It gets the
+    /// handler's `Ok` value as `&dyn Any`.
+    pub fn default_success(mut self, f: impl Fn(&dyn Any) + Send + Sync + 'static) -> Self {
+        self.default_success = Some(Arc::new(f));
+        self
+    }
+
+    /// The failure callback of subscribers without one of their own.
+    pub fn default_failure(mut self, f: impl Fn(&anyhow::Error) + Send + Sync + 'static) -> Self {
+        self.default_failure = Some(Arc::new(f));
+        self
+    }
+
+    /// Logs subscriptions and removals through `tracing` (at debug level, target
+    /// `pyventus`). Defaults to the `PYVENTUS_DEBUG` environment variable.
+    pub fn debug(mut self, debug: bool) -> Self {
+        self.debug = Some(debug);
+        self
+    }
+
+    /// Builds the linker.
+    pub fn build(self) -> EventLinker {
+        EventLinker {
+            shared: Arc::new(LinkerShared {
+                registry: Registry::new(self.max_subscribers),
+                name: self.name.unwrap_or(Cow::Borrowed("linker")),
+                max_subscribers: self.max_subscribers,
+                default_success: self.default_success,
+                default_failure: self.default_failure,
+                debug: self.debug.unwrap_or_else(debug_from_env),
+            }),
+        }
+    }
+}
+
+impl EventLinker {
+    /// A new, empty, isolated linker with default settings.
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// A builder for a linker with settings.
+    pub fn builder() -> EventLinkerBuilder {
+        EventLinkerBuilder::default()
+    }
+
+    /// The global namespace: every link-time handler declared without
+    /// `linker = ...`, collected on first use.
+    ///
+    /// # Panics
+    ///
+    /// On first use, if the link-time handlers cannot be linked (two types claim
+    /// one event name). [`EventLinker::try_global`] returns the error instead.
+    pub fn global() -> EventLinker {
+        Self::try_global()
+            .unwrap_or_else(|err| panic!("pyventus: cannot build the global linker: {err}"))
+    }
+
+    /// The global namespace, or why its link-time handlers cannot be linked.
+    pub fn try_global() -> Result<EventLinker, Error> {
+        static GLOBAL: OnceLock<Result<EventLinker, Error>> = OnceLock::new();
+        GLOBAL
+            .get_or_init(|| {
+                crate::registration::collect(None, EventLinker::builder().name("global"))
+            })
+            .clone()
+    }
+
+    /// The namespace's name (`"global"` for the global linker).
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The most subscribers one event may have, if limited.
+    pub fn max_subscribers(&self) -> Option<usize> {
+        self.shared.max_subscribers
+    }
+
+    /// Whether debug logging is on for this linker.
+    pub fn is_debug(&self) -> bool {
+        self.shared.debug
+    }
+
+    /// Whether both handles are the same registry.
+    pub fn ptr_eq(&self, other: &EventLinker) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
+    pub(crate) fn subscribe_parts(
+        &self,
+        keys: &[EventKey],
+        parts: SubscriberParts,
+    ) -> Result<EventSubscriber, Error> {
+        let inner = Arc::new(SubscriberInner::new(parts, keys, &self.shared));
+        self.shared.registry.add(&inner, keys)?;
+        let sub = EventSubscriber { inner };
+        if self.shared.debug {
+            tracing::debug!(target: "pyventus", linker = %self.shared.name, events = ?keys, subscriber = ?sub, "subscribed");
+        }
+        Ok(sub)
+    }
+
+    fn trace_removal(&self, what: &str, detail: &dyn fmt::Debug) {
+        if self.shared.debug {
+            tracing::debug!(target: "pyventus", linker = %self.shared.name, "{what}: {detail:?}");
+        }
+    }
+
+    /// Unlinks `subscriber` from one event. A subscriber left with no events is
+    /// unsubscribed. Returns whether they were linked.
+    pub fn remove(&self, key: impl Into<EventKey>, subscriber: &EventSubscriber) -> bool {
+        let key = key.into();
+        let removed = self.shared.registry.unlink(&key, subscriber.id());
+        if removed {
+            self.trace_removal("unlinked", &(&key, subscriber));
+        }
+        removed
+    }
+
+    /// Removes an event and unlinks all its subscribers from it. Returns whether
+    /// it was registered.
+    pub fn remove_event(&self, key: impl Into<EventKey>) -> bool {
+        let key = key.into();
+        let removed = self.shared.registry.remove_event(&key);
+        if removed {
+            self.trace_removal("removed event", &key);
+        }
+        removed
+    }
+
+    /// Unlinks a subscriber from all its events. Returns whether it was subscribed.
+    pub fn remove_subscriber(&self, subscriber: &EventSubscriber) -> bool {
+        let removed = self.shared.registry.remove_subscriber(subscriber.id());
+        if removed {
+            self.trace_removal("removed subscriber", subscriber);
+        }
+        removed
+    }
+
+    /// Removes every event and subscriber. Returns whether there was any.
+    pub fn remove_all(&self) -> bool {
+        let removed = self.shared.registry.clear();
+        if removed {
+            self.trace_removal("removed", &"everything");
+        }
+        removed
+    }
+
+    /// Whether no event has a subscriber.
+    pub fn is_empty(&self) -> bool {
+        self.shared.registry.load().is_empty()
+    }
+
+    /// The events with at least one subscriber, in the order they were first linked.
+    pub fn events(&self) -> Vec<EventKey> {
+        self.shared
+            .registry
+            .load()
+            .entries()
+            .into_iter()
+            .map(|e| e.key.clone())
+            .collect()
+    }
+
+    /// Every subscriber, in subscription order.
+    pub fn subscribers(&self) -> Vec<EventSubscriber> {
+        self.shared
+            .registry
+            .subscribers()
+            .into_iter()
+            .map(|(inner, _)| EventSubscriber { inner })
+            .collect()
+    }
+
+    /// How many events have subscribers.
+    pub fn event_count(&self) -> usize {
+        self.shared.registry.load().entries().len()
+    }
+
+    /// How many subscribers there are.
+    pub fn subscriber_count(&self) -> usize {
+        self.shared.registry.subscriber_count()
+    }
+
+    /// The events any of `subscribers` is linked to, without repeats.
+    pub fn events_of(&self, subscribers: &[EventSubscriber]) -> Vec<EventKey> {
+        let mut keys: Vec<EventKey> = Vec::new();
+        for sub in subscribers {
+            for key in self.shared.registry.keys_of(sub.id()).unwrap_or_default() {
+                if !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
+        }
+        keys
+    }
+
+    /// The subscribers of any of `keys`, without repeats, in subscription order.
+    pub fn subscribers_of<K: Into<EventKey>>(
+        &self,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Vec<EventSubscriber> {
+        let snapshot = self.shared.registry.load();
+        let mut subs: Vec<EventSubscriber> = Vec::new();
+        for key in keys {
+            if let Some(entry) = snapshot.get(&key.into()) {
+                for inner in &entry.subs {
+                    if !subs.iter().any(|s| s.id() == inner.id) {
+                        subs.push(EventSubscriber {
+                            inner: inner.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        subs.sort_by_key(EventSubscriber::id);
+        subs
+    }
+
+    /// How many events `subscriber` is linked to.
+    pub fn event_count_of(&self, subscriber: &EventSubscriber) -> usize {
+        self.shared
+            .registry
+            .keys_of(subscriber.id())
+            .map_or(0, |k| k.len())
+    }
+
+    /// How many subscribers the event has.
+    pub fn subscriber_count_of(&self, key: impl Into<EventKey>) -> usize {
+        self.shared
+            .registry
+            .load()
+            .get(&key.into())
+            .map_or(0, |e| e.subs.len())
+    }
+
+    /// Whether the event has subscribers.
+    pub fn contains_event(&self, key: impl Into<EventKey>) -> bool {
+        self.shared.registry.load().get(&key.into()).is_some()
+    }
+
+    /// Whether `subscriber` is subscribed here.
+    pub fn contains_subscriber(&self, subscriber: &EventSubscriber) -> bool {
+        self.shared.registry.keys_of(subscriber.id()).is_some()
+    }
+
+    /// Whether `subscriber` is linked to the event.
+    pub fn are_linked(&self, key: impl Into<EventKey>, subscriber: &EventSubscriber) -> bool {
+        self.shared
+            .registry
+            .load()
+            .get(&key.into())
+            .is_some_and(|e| e.contains(subscriber.id()))
+    }
+
+    /// The subscribers made by the link-time handler with this id
+    /// (`module::path::function`), so it can be inspected or removed at runtime.
+    pub fn handler(&self, handler_id: &str) -> Vec<EventSubscriber> {
+        self.subscribers()
+            .into_iter()
+            .filter(|s| s.handler_id() == Some(handler_id))
+            .collect()
+    }
+}
+
+impl Default for EventLinker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for EventLinker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventLinker")
+            .field("name", &self.shared.name)
+            .field("events", &self.event_count())
+            .field("subscribers", &self.subscriber_count())
+            .field("max_subscribers", &self.shared.max_subscribers)
+            .field("debug", &self.shared.debug)
+            .finish()
+    }
+}

@@ -1,0 +1,166 @@
+//! Link-time registration: what the declarative macros submit through `inventory`,
+//! and how a linker collects it on first use.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::callback::{EventCallback, SuccessCallback};
+use crate::linker::EventLinkerBuilder;
+use crate::subscriber::SubscriberParts;
+use crate::{Error, EventKey, EventLinker};
+
+/// The namespace of a registration: `None` for the global linker, or the
+/// `TypeId` of a `#[derive(Linker)]` type.
+pub type Namespace = Option<fn() -> TypeId>;
+
+/// One item submitted at link time by the declarative macros. Everything in it
+/// is a constant or a function pointer, as `inventory::submit!` requires.
+pub enum Registration {
+    /// A handler (`#[on]`, `#[once]`).
+    Handler {
+        /// Its linker.
+        namespace: Namespace,
+        /// Its stable id: `module::path::function`.
+        id: &'static str,
+        /// The events it is linked to.
+        keys: fn() -> Vec<EventKey>,
+        /// Whether it is one-time.
+        once: bool,
+        /// Whether a sync body runs off the async workers.
+        blocking: bool,
+        /// Its event callback.
+        callback: fn() -> EventCallback,
+    },
+    /// `#[on_success(handler)]`.
+    Success {
+        /// The handler's id.
+        handler: &'static str,
+        /// The callback.
+        callback: fn() -> SuccessCallback,
+    },
+    /// `#[on_failure(handler)]`.
+    Failure {
+        /// The handler's id.
+        handler: &'static str,
+        /// The callback.
+        callback: fn(&anyhow::Error),
+    },
+    /// A bare `#[on_success]`: the linker's default success callback.
+    DefaultSuccess {
+        /// Its linker.
+        namespace: Namespace,
+        /// The callback's id, for error messages.
+        id: &'static str,
+        /// The callback.
+        callback: fn(&dyn Any),
+    },
+    /// A bare `#[on_failure]`: the linker's default failure callback.
+    DefaultFailure {
+        /// Its linker.
+        namespace: Namespace,
+        /// The callback's id, for error messages.
+        id: &'static str,
+        /// The callback.
+        callback: fn(&anyhow::Error),
+    },
+}
+
+inventory::collect!(Registration);
+
+fn in_namespace(namespace: Namespace, wanted: Option<TypeId>) -> bool {
+    namespace.map(|f| f()) == wanted
+}
+
+/// Builds the linker of a namespace from every registration linked into the binary.
+pub(crate) fn collect(
+    wanted: Option<TypeId>,
+    mut builder: EventLinkerBuilder,
+) -> Result<EventLinker, Error> {
+    let mut successes: HashMap<&'static str, SuccessCallback> = HashMap::new();
+    let mut failures: HashMap<&'static str, fn(&anyhow::Error)> = HashMap::new();
+    let mut default_success: Option<&'static str> = None;
+    let mut default_failure: Option<&'static str> = None;
+
+    for item in inventory::iter::<Registration> {
+        match item {
+            Registration::Success { handler, callback }
+                if successes.insert(handler, callback()).is_some() =>
+            {
+                return Err(duplicate(handler, "success"));
+            }
+            Registration::Failure { handler, callback }
+                if failures.insert(handler, *callback).is_some() =>
+            {
+                return Err(duplicate(handler, "failure"));
+            }
+            Registration::DefaultSuccess {
+                namespace,
+                id,
+                callback,
+            } if in_namespace(*namespace, wanted) => {
+                if let Some(first) = default_success.replace(id) {
+                    return Err(duplicate_default(first, id, "success"));
+                }
+                let callback = *callback;
+                builder = builder.default_success(callback);
+            }
+            Registration::DefaultFailure {
+                namespace,
+                id,
+                callback,
+            } if in_namespace(*namespace, wanted) => {
+                if let Some(first) = default_failure.replace(id) {
+                    return Err(duplicate_default(first, id, "failure"));
+                }
+                builder = builder.default_failure(*callback);
+            }
+            _ => {}
+        }
+    }
+
+    let linker = builder.build();
+    let mut handlers: Vec<_> = inventory::iter::<Registration>
+        .into_iter()
+        .filter_map(|item| match item {
+            Registration::Handler {
+                namespace,
+                id,
+                keys,
+                once,
+                blocking,
+                callback,
+            } if in_namespace(*namespace, wanted) => Some((*id, keys, *once, *blocking, callback)),
+            _ => None,
+        })
+        .collect();
+    // Link order is the linker's choice; subscription order should not be.
+    handlers.sort_by_key(|h| h.0);
+    for (id, keys, once, blocking, callback) in handlers {
+        let parts = SubscriberParts {
+            once,
+            blocking,
+            handler_id: Some(id),
+            callback: callback(),
+            success: successes.remove(id),
+            failure: failures.remove(id).map(|f| Arc::new(f) as _),
+        };
+        linker.subscribe_parts(&keys(), parts)?;
+    }
+    Ok(linker)
+}
+
+fn duplicate(handler: &'static str, callback: &'static str) -> Error {
+    Error::DuplicateCallback {
+        handler: handler.to_owned(),
+        callback,
+    }
+}
+
+fn duplicate_default(first: &'static str, second: &'static str, callback: &'static str) -> Error {
+    Error::DuplicateDefault {
+        first,
+        second,
+        callback,
+    }
+}

@@ -1,0 +1,2 @@
+//! pyventus: event-driven programming for Rust.
+pub use pyventus_core::*;
