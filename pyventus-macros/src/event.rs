@@ -1,0 +1,78 @@
+//! `#[derive(Event)]`.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::ext::IdentExt;
+use syn::{DeriveInput, LitStr, parse_quote};
+
+use crate::path;
+
+/// Options of `#[event(...)]`.
+struct EventAttrs {
+    name: Option<LitStr>,
+}
+
+fn parse_attrs(input: &DeriveInput) -> syn::Result<EventAttrs> {
+    let mut attrs = EventAttrs { name: None };
+    for attr in input.attrs.iter().filter(|a| a.path().is_ident("event")) {
+        attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("name") {
+                let name: LitStr = meta.value()?.parse()?;
+                if attrs.name.is_some() {
+                    return Err(meta.error("duplicate `name`; give the event one name"));
+                }
+                check_name(&name)?;
+                attrs.name = Some(name);
+                Ok(())
+            } else {
+                Err(meta.error("unknown `event` option; expected `name = \"...\"`"))
+            }
+        })?;
+    }
+    Ok(attrs)
+}
+
+pub(crate) fn check_name(name: &LitStr) -> syn::Result<()> {
+    match name.value().as_str() {
+        "" => Err(syn::Error::new_spanned(
+            name,
+            "event name is empty; write a non-empty name",
+        )),
+        "..." => Err(syn::Error::new_spanned(
+            name,
+            "`...` names the global event; pick another name",
+        )),
+        _ => Ok(()),
+    }
+}
+
+pub(crate) fn expand(mut input: DeriveInput) -> syn::Result<TokenStream> {
+    let attrs = parse_attrs(&input)?;
+    let runtime = path::runtime();
+    let ident = &input.ident;
+    let name = attrs
+        .name
+        .unwrap_or_else(|| LitStr::new(&ident.unraw().to_string(), ident.span()));
+
+    // Like `#[derive(Debug)]` asks `T: Debug`, an event asks what `Event` needs of
+    // each type parameter.
+    let params: Vec<_> = input
+        .generics
+        .type_params()
+        .map(|p| p.ident.clone())
+        .collect();
+    let where_clause = input.generics.make_where_clause();
+    for param in params {
+        where_clause
+            .predicates
+            .push(parse_quote!(#param: ::core::fmt::Debug + ::core::marker::Send + ::core::marker::Sync + 'static));
+    }
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
+
+    Ok(quote! {
+        #[automatically_derived]
+        impl #impl_generics #runtime::Event for #ident #ty_generics #where_clause {
+            const NAME: &'static str = #name;
+        }
+    })
+}

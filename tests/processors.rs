@@ -1,0 +1,443 @@
+//! Processing services: inline, tokio and the thread pool, each where the design
+//! says it runs subscribers, and emit_and_wait on each.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::{Record, emitter, inline};
+use pyventus::{
+    Error, Event, EventEmission, EventLinker, ExecutorProcessingService, InlineProcessingService,
+    ProcessingService, TokioProcessingService,
+};
+
+#[derive(Debug, Clone, Event)]
+struct Job {
+    id: usize,
+}
+
+fn counting(linker: &EventLinker) -> Arc<AtomicUsize> {
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    linker
+        .on::<Job>()
+        .subscribe(move |_: &Job| {
+            c.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    count
+}
+
+#[test]
+fn inline_runs_sync_and_async_subscribers_before_emit_returns() {
+    let linker = EventLinker::new();
+    let record = Record::default();
+    let (a, b) = (record.clone(), record.clone());
+    linker
+        .on::<Job>()
+        .subscribe(move |e: &Job| a.push(format!("sync {}", e.id)))
+        .unwrap();
+    linker
+        .on::<Job>()
+        .subscribe_async(move |e: Arc<Job>| {
+            let b = b.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                b.push(format!("async {}", e.id));
+            }
+        })
+        .unwrap();
+    inline(&linker).emit(Job { id: 1 }).unwrap();
+    assert_eq!(record.take(), ["sync 1", "async 1"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inline_inside_a_multi_thread_runtime_runs_async_subscribers_without_nesting_runtimes() {
+    let linker = EventLinker::new();
+    let record = Record::default();
+    let r = record.clone();
+    linker
+        .on::<Job>()
+        .subscribe_async(move |e: Arc<Job>| {
+            let r = r.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                r.push(format!("async {}", e.id));
+            }
+        })
+        .unwrap();
+    inline(&linker).emit(Job { id: 2 }).unwrap();
+    assert_eq!(record.take(), ["async 2"]);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn inline_inside_a_current_thread_runtime_runs_async_subscribers_too() {
+    let linker = EventLinker::new();
+    let record = Record::default();
+    let r = record.clone();
+    linker
+        .on::<Job>()
+        .subscribe_async(move |e: Arc<Job>| {
+            let r = r.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                r.push(format!("async {}", e.id));
+            }
+        })
+        .unwrap();
+    inline(&linker).emit(Job { id: 3 }).unwrap();
+    assert_eq!(record.take(), ["async 3"]);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn tokio_inside_a_runtime_returns_at_once_and_runs_the_emission_as_a_task() {
+    let linker = EventLinker::new();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let tx = std::sync::Mutex::new(tx);
+    linker
+        .on::<Job>()
+        .subscribe(move |_: &Job| tx.lock().unwrap().send(()).unwrap())
+        .unwrap();
+    let tokio = TokioProcessingService::default();
+    emitter(&linker, tokio.clone()).emit(Job { id: 0 }).unwrap();
+    // A current-thread runtime runs nothing else until this task yields.
+    assert!(
+        rx.try_recv().is_err(),
+        "emit returned before the subscriber ran"
+    );
+    tokio.wait_for_tasks().await;
+    assert!(rx.try_recv().is_ok());
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_async_subscribers_of_one_emission_run_concurrently_on_tokio() {
+    let linker = EventLinker::new();
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
+    let record = Record::default();
+    for tag in ["a", "b"] {
+        let (barrier, record) = (barrier.clone(), record.clone());
+        linker
+            .on::<Job>()
+            .subscribe_async(move || {
+                let (barrier, record) = (barrier.clone(), record.clone());
+                async move {
+                    // Each waits for the other: only concurrent subscribers get past.
+                    barrier.wait().await;
+                    record.push(tag);
+                }
+            })
+            .unwrap();
+    }
+    let tokio = TokioProcessingService::default();
+    emitter(&linker, tokio.clone()).emit(Job { id: 0 }).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), tokio.wait_for_tasks())
+        .await
+        .expect("the subscribers ran one after the other");
+    assert_eq!(record.len(), 2);
+}
+
+#[test]
+fn tokio_outside_a_runtime_runs_the_emission_to_completion() {
+    let linker = EventLinker::new();
+    let record = Record::default();
+    let r = record.clone();
+    linker
+        .on::<Job>()
+        .subscribe_async(move |e: Job| {
+            let r = r.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                r.push(format!("done {}", e.id));
+            }
+        })
+        .unwrap();
+    emitter(&linker, TokioProcessingService::default())
+        .emit(Job { id: 9 })
+        .unwrap();
+    assert_eq!(record.take(), ["done 9"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enforce_submission_order_runs_emissions_one_by_one_in_order() {
+    let linker = EventLinker::new();
+    let record = Record::default();
+    let r = record.clone();
+    linker
+        .on::<Job>()
+        .subscribe_async(move |e: Arc<Job>| {
+            let r = r.clone();
+            async move {
+                // Later jobs sleep less: without ordering they would overtake.
+                tokio::time::sleep(Duration::from_millis(10 - e.id as u64)).await;
+                r.push(e.id.to_string());
+            }
+        })
+        .unwrap();
+    let tokio = TokioProcessingService::builder()
+        .enforce_submission_order(true)
+        .build();
+    let emitter = emitter(&linker, tokio.clone());
+    for id in 0..10 {
+        emitter.emit(Job { id }).unwrap();
+    }
+    tokio.wait_for_tasks().await;
+    let expected: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+    assert_eq!(record.take(), expected);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn blocking_runs_sync_subscribers_off_the_async_workers() {
+    // On a current-thread runtime a sync subscriber that blocks on the runtime's
+    // only thread would starve the async one it waits for.
+    for service in [
+        TokioProcessingService::builder().blocking(true).build(),
+        TokioProcessingService::default(),
+    ] {
+        let linker = EventLinker::new();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let rx = std::sync::Mutex::new(rx);
+        let record = Record::default();
+        let r = record.clone();
+        let mut sub = linker.on::<Job>();
+        if !format!("{service:?}").contains("blocking: true") {
+            sub = sub.blocking(); // the per-subscriber form
+        }
+        sub.subscribe(move |_: &Job| {
+            let got = rx.lock().unwrap().recv_timeout(Duration::from_secs(5));
+            r.push(if got.is_ok() {
+                "sync got it"
+            } else {
+                "sync starved"
+            });
+        })
+        .unwrap();
+        let tx = std::sync::Mutex::new(tx);
+        linker
+            .on::<Job>()
+            .subscribe_async(move || {
+                let sent = tx.lock().unwrap().send(());
+                async move { sent.unwrap() }
+            })
+            .unwrap();
+        emitter(&linker, service.clone())
+            .emit(Job { id: 0 })
+            .unwrap();
+        service.wait_for_tasks().await;
+        assert_eq!(record.take(), ["sync got it"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_for_tasks_includes_emissions_submitted_while_waiting() {
+    let linker = EventLinker::new();
+    let tokio = TokioProcessingService::default();
+    let emitter = emitter(&linker, tokio.clone());
+    let record = Record::default();
+    let (r, chain) = (record.clone(), emitter.clone());
+    linker
+        .on::<Job>()
+        .subscribe_async(move |e: Arc<Job>| {
+            let (r, chain) = (r.clone(), chain.clone());
+            async move {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                r.push(e.id.to_string());
+                if e.id < 5 {
+                    chain.emit(Job { id: e.id + 1 }).unwrap();
+                }
+            }
+        })
+        .unwrap();
+    emitter.emit(Job { id: 0 }).unwrap();
+    tokio.wait_for_tasks().await;
+    assert_eq!(record.take(), ["0", "1", "2", "3", "4", "5"]);
+    assert_eq!(tokio.pending(), 0);
+}
+
+#[test]
+fn the_executor_runs_emissions_on_its_threads_and_async_handlers_on_their_runtimes() {
+    let linker = EventLinker::new();
+    let record = Record::default();
+    let (a, b) = (record.clone(), record.clone());
+    linker
+        .on::<Job>()
+        .subscribe(move |_: &Job| a.push(std::thread::current().name().unwrap_or("?").to_owned()))
+        .unwrap();
+    linker
+        .on::<Job>()
+        .subscribe_async(move || {
+            let b = b.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                b.push("async done");
+            }
+        })
+        .unwrap();
+    let pool = ExecutorProcessingService::with_threads(2);
+    assert_eq!(pool.threads(), 2);
+    emitter(&linker, pool.clone()).emit(Job { id: 0 }).unwrap();
+    pool.wait_for_tasks();
+    let ran = record.take();
+    assert!(ran[0].starts_with("pyventus-executor-"), "{ran:?}");
+    assert_eq!(ran[1], "async done");
+}
+
+#[test]
+fn executor_shutdown_finishes_queued_work_then_refuses_more() {
+    let linker = EventLinker::new();
+    let count = counting(&linker);
+    let pool = ExecutorProcessingService::with_threads(2);
+    let emitter = emitter(&linker, pool.clone());
+    for id in 0..100 {
+        emitter.emit(Job { id }).unwrap();
+    }
+    pool.shutdown(true);
+    assert!(pool.is_shutdown());
+    assert_eq!(count.load(Ordering::SeqCst), 100);
+    assert_eq!(
+        emitter.emit(Job { id: 0 }).unwrap_err(),
+        Error::ProcessorClosed
+    );
+}
+
+#[test]
+fn dropping_the_last_executor_handle_waits_for_queued_work() {
+    let linker = EventLinker::new();
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    linker
+        .on::<Job>()
+        .subscribe(move |_: &Job| {
+            std::thread::sleep(Duration::from_millis(1));
+            c.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    {
+        let emitter = emitter(&linker, ExecutorProcessingService::with_threads(1));
+        for id in 0..20 {
+            emitter.emit(Job { id }).unwrap();
+        }
+    } // the emitter held the only handle
+    assert_eq!(count.load(Ordering::SeqCst), 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emit_and_wait_returns_after_every_subscriber_and_callback_on_every_processor() {
+    let processors: Vec<(&str, Arc<dyn ProcessingService>)> = vec![
+        ("inline", Arc::new(InlineProcessingService::default())),
+        ("tokio", Arc::new(TokioProcessingService::default())),
+        (
+            "ordered",
+            Arc::new(
+                TokioProcessingService::builder()
+                    .enforce_submission_order(true)
+                    .build(),
+            ),
+        ),
+        (
+            "executor",
+            Arc::new(ExecutorProcessingService::with_threads(2)),
+        ),
+    ];
+    for (name, processor) in processors {
+        let linker = EventLinker::new();
+        let record = Record::default();
+        let (ok, slow) = (record.clone(), record.clone());
+        linker
+            .on::<Job>()
+            .on_success(move |n: usize| ok.push(format!("success {n}")))
+            .subscribe_async(|e: Arc<Job>| async move {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                e.id
+            })
+            .unwrap();
+        linker
+            .on::<Job>()
+            .subscribe(move |_: &Job| {
+                std::thread::sleep(Duration::from_millis(5));
+                slow.push("sync");
+            })
+            .unwrap();
+        emitter(&linker, processor)
+            .emit_and_wait(Job { id: 4 })
+            .await
+            .unwrap();
+        let mut ran = record.take();
+        ran.sort();
+        assert_eq!(ran, ["success 4", "sync"], "{name}");
+    }
+}
+
+#[tokio::test]
+async fn emit_and_wait_with_no_subscribers_returns_at_once() {
+    let emitter = emitter(&EventLinker::new(), TokioProcessingService::default());
+    emitter.emit_and_wait(Job { id: 0 }).await.unwrap();
+    emitter.emit_named_and_wait("Nobody", ()).await.unwrap();
+}
+
+/// A processor that loses everything: the emitter must say so, not hang.
+struct BlackHole;
+
+impl ProcessingService for BlackHole {
+    fn submit(&self, emission: EventEmission) -> Result<(), Error> {
+        drop(emission);
+        Ok(())
+    }
+}
+
+/// A processor that refuses everything.
+struct Full;
+
+impl ProcessingService for Full {
+    fn submit(&self, _: EventEmission) -> Result<(), Error> {
+        Err(Error::ProcessorRefused {
+            reason: "queue full".into(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_or_refused_emission_comes_back_to_the_caller() {
+    let linker = EventLinker::new();
+    counting(&linker);
+    assert_eq!(
+        emitter(&linker, BlackHole)
+            .emit_and_wait(Job { id: 0 })
+            .await
+            .unwrap_err(),
+        Error::EmissionDropped
+    );
+    let err = emitter(&linker, Full).emit(Job { id: 0 }).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the processing service refused the emission: queue full"
+    );
+}
+
+#[test]
+fn a_custom_processor_sees_the_emission_metadata() {
+    struct Inspect(Record);
+    impl ProcessingService for Inspect {
+        fn submit(&self, emission: EventEmission) -> Result<(), Error> {
+            self.0.push(format!(
+                "{} {} {} {:?}",
+                emission.event_name(),
+                emission.subscriber_count(),
+                emission.id() > 0,
+                emission.event()
+            ));
+            assert!(emission.emitted_at() <= std::time::SystemTime::now());
+            emission.run_blocking();
+            Ok(())
+        }
+    }
+    let linker = EventLinker::new();
+    let count = counting(&linker);
+    let record = Record::default();
+    emitter(&linker, Inspect(record.clone()))
+        .emit(Job { id: 7 })
+        .unwrap();
+    assert_eq!(record.take(), ["Job 1 true Job { id: 7 }"]);
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+}
