@@ -1,4 +1,82 @@
-//! pyventus: event-driven programming for Rust.
+//! Event-driven programming for Rust: typed events, handlers declared with
+//! attributes and linked at build time, and emitters whose processing service
+//! (inline, tokio tasks, a thread pool, ...) is chosen where they are built.
+//!
+//! This is the Rust take on Python's [Pyventus](https://mdapena.github.io/pyventus):
+//! an [`EventLinker`] links events to their subscribers, an [`EventEmitter`]
+//! emits events, and a [`ProcessingService`] decides where the subscribers run.
+//!
+//! # Hello, World!
+//!
+//! ```
+//! use pyventus::{EventEmitter, EventLinker, InlineProcessingService};
+//!
+//! let linker = EventLinker::new();
+//! linker.on_named("MyEvent").subscribe(|| println!("Hello, World!"))?;
+//!
+//! let emitter = EventEmitter::builder()
+//!     .processor(InlineProcessingService::default())
+//!     .linker(linker)
+//!     .build();
+//! emitter.emit_named("MyEvent", ())?;
+//! # Ok::<(), pyventus::Error>(())
+//! ```
+//!
+//! # Typed events
+//!
+//! ```
+//! use pyventus::{Event, EventEmitter, EventLinker, TokioProcessingService};
+//! use std::sync::Arc;
+//!
+//! #[derive(Debug, Clone, Event)]
+//! struct OrderCreated {
+//!     order_id: u64,
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), pyventus::Error> {
+//! let linker = EventLinker::new();
+//! linker.on::<OrderCreated>().subscribe(|e: &OrderCreated| println!("audit {}", e.order_id))?;
+//! linker
+//!     .on::<OrderCreated>()
+//!     .on_failure(|err: &anyhow::Error| eprintln!("email failed: {err:#}"))
+//!     .subscribe_async(|e: Arc<OrderCreated>| async move {
+//!         println!("emailing about order {}", e.order_id);
+//!         Ok::<(), anyhow::Error>(())
+//!     })?;
+//!
+//! let tokio = TokioProcessingService::default();
+//! let emitter = EventEmitter::builder().processor(tokio.clone()).linker(linker).build();
+//! emitter.emit(OrderCreated { order_id: 42 })?;
+//! tokio.wait_for_tasks().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The guide in `docs/` walks through each concept: events, linkers, the
+//! subscriber workflow, emitters and processing services.
+
 pub use pyventus_core::*;
 #[doc(inline)]
 pub use pyventus_macros::*;
+
+/// Not public API. Used by the code the macros generate.
+#[doc(hidden)]
+pub mod __private {
+    pub use pyventus_core::__private::*;
+}
+
+/// The guide's pages, compiled as doctests so their snippets stay true.
+#[cfg(doctest)]
+mod guide {
+    #[doc = include_str!("../README.md")]
+    struct Readme;
+    #[doc = include_str!("../docs/events.md")]
+    struct Events;
+    #[doc = include_str!("../docs/linkers.md")]
+    struct Linkers;
+    #[doc = include_str!("../docs/workflow.md")]
+    struct Workflow;
+    #[doc = include_str!("../docs/emitters.md")]
+    struct Emitters;
+}

@@ -1,5 +1,5 @@
 //! Processing services: inline, tokio and the thread pool, each where the design
-//! says it runs subscribers, and emit_and_wait on each.
+//! says it runs subscribers, and `emit_and_wait` on each.
 
 mod common;
 

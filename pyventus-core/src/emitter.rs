@@ -276,7 +276,7 @@ impl EventEmitter {
                 debug: false,
             };
             select(shared, entry, global, |sub| {
-                run_sync(sub, EventRef::Borrowed(&event), &cx)
+                run_sync(sub, EventRef::Borrowed(&event), &cx);
             });
             return Ok(());
         }

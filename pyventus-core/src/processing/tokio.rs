@@ -182,7 +182,7 @@ impl ProcessingService for TokioProcessingService {
         let ticket = self.inner.in_flight.start();
         match Handle::try_current() {
             Ok(handle) if self.inner.enforce_submission_order => {
-                self.enqueue(&handle, emission, ticket)
+                self.enqueue(&handle, emission, ticket);
             }
             Ok(handle) => {
                 handle.spawn(async move {
