@@ -1,9 +1,11 @@
 //! Type-erased callbacks: what a subscriber stores, whatever form its handler took.
 //!
-//! Erasing at subscription time keeps the workflow (success, failure, panics,
-//! logging) in one non-generic place, so each handler costs one small adapter.
+//! A synchronous callback is one indirect call that downcasts the payload, runs
+//! the handler and hands a success to the workflow. The parts that are the same
+//! for every handler (failures, panics, callbacks, logging) live, non-generic and
+//! out of line, in `workflow`.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::fmt;
 use std::sync::Arc;
 
@@ -11,48 +13,95 @@ use futures::future::BoxFuture;
 
 use crate::AnyEvent;
 use crate::key::TypeInfo;
+use crate::subscriber::SubscriberInner;
+use crate::workflow::{Run, RunContext};
 
-/// A handler's `Ok` value, boxed for the success callback. `()` (the common case)
-/// is zero-sized and does not allocate.
+/// A handler's `Ok` value, boxed for the success callback.
 pub type OkValue = Box<dyn Any + Send>;
 
-/// What running an event callback gives: its `Ok` value, or its error.
-pub type Outcome = Result<OkValue, anyhow::Error>;
+/// What an async event callback resolves to: its `Ok` value (`None` for `()`,
+/// which then costs nothing), or its error.
+pub type Outcome = Result<Option<OkValue>, anyhow::Error>;
 
-type BorrowedFn = dyn Fn(&AnyEvent) -> Outcome + Send + Sync;
-type SharedFn = dyn Fn(&Arc<AnyEvent>) -> Outcome + Send + Sync;
+/// The outcome of a handler that returned `value`.
+#[inline]
+pub fn ok<T: Send + 'static>(value: T) -> Outcome {
+    Ok(boxed_value(value))
+}
+
+#[inline]
+pub(crate) fn boxed_value<T: Send + 'static>(value: T) -> Option<OkValue> {
+    if TypeId::of::<T>() == TypeId::of::<()>() {
+        None
+    } else {
+        Some(Box::new(value))
+    }
+}
+
+/// The `Ok` value as the success callbacks take it.
+pub(crate) fn unbox(value: Option<OkValue>) -> OkValue {
+    value.unwrap_or_else(|| Box::new(()))
+}
+
+/// One event as a synchronous callback receives it. The payload is resolved
+/// once per emission, so each subscriber's downcast is a single type check.
+#[doc(hidden)]
+pub struct Delivery<'a> {
+    pub(crate) event: &'a AnyEvent,
+    pub(crate) payload: &'a (dyn Any + Send + Sync),
+    /// The shared event, when the emission owns one (not on the inline fast path).
+    pub(crate) shared: Option<&'a Arc<AnyEvent>>,
+    pub(crate) cx: &'a RunContext<'a>,
+}
+
+type SyncFn = dyn Fn(Run<'_>) + Send + Sync;
 type AsyncFn = dyn Fn(Arc<AnyEvent>) -> BoxFuture<'static, Outcome> + Send + Sync;
 
-/// An event callback, erased. Used by the declarative macros through
-/// `::pyventus::__private`; not public API.
+/// An event callback, erased. Not public API.
 #[doc(hidden)]
-#[derive(Clone)]
 pub enum EventCallback {
+    /// Synchronous, for the typed event `E`: erased, and also typed so that a
+    /// registry entry of `E` can call it without downcasting (its [`Lane`]).
+    Typed(Box<SyncFn>, TypedCallback),
     /// Synchronous, needs only a borrow of the event: can run on a borrowed event
     /// without the emission ever being moved to the heap.
-    Borrowed(Arc<BorrowedFn>),
+    Borrowed(Box<SyncFn>),
     /// Synchronous, needs the shared event (`Arc<E>` parameters).
-    Shared(Arc<SharedFn>),
+    Shared(Box<SyncFn>),
     /// Asynchronous.
-    Async(Arc<AsyncFn>),
+    Async(Box<AsyncFn>),
 }
 
 impl EventCallback {
-    /// A synchronous callback that borrows the event.
-    pub fn borrowed(f: impl Fn(&AnyEvent) -> Outcome + Send + Sync + 'static) -> Self {
-        EventCallback::Borrowed(Arc::new(f))
+    /// A synchronous callback of the typed event `E`.
+    pub(crate) fn typed<E: Any + Send + Sync>(f: impl Fn(&E, Run<'_>) + Send + Sync + 'static) -> Self {
+        let typed = Arc::new(TypedFn::<E>(Box::new(f)));
+        let erased = typed.clone();
+        EventCallback::Typed(
+            Box::new(move |run: Run<'_>| match run.delivery.payload.downcast_ref::<E>() {
+                Some(event) => (erased.0)(event, run),
+                None => run.fail(&mismatch::<E>(run.delivery.event)),
+            }),
+            TypedCallback {
+                type_id: TypeId::of::<E>(),
+                call: typed,
+                lane: Lane::<E>::build,
+            },
+        )
     }
 
-    /// A synchronous callback that takes the shared event.
-    pub fn shared(f: impl Fn(&Arc<AnyEvent>) -> Outcome + Send + Sync + 'static) -> Self {
-        EventCallback::Shared(Arc::new(f))
+    pub(crate) fn borrowed(f: impl Fn(Run<'_>) + Send + Sync + 'static) -> Self {
+        EventCallback::Borrowed(Box::new(f))
     }
 
-    /// An asynchronous callback.
-    pub fn asynchronous(
+    pub(crate) fn shared(f: impl Fn(Run<'_>) + Send + Sync + 'static) -> Self {
+        EventCallback::Shared(Box::new(f))
+    }
+
+    pub(crate) fn asynchronous(
         f: impl Fn(Arc<AnyEvent>) -> BoxFuture<'static, Outcome> + Send + Sync + 'static,
     ) -> Self {
-        EventCallback::Async(Arc::new(f))
+        EventCallback::Async(Box::new(f))
     }
 
     pub(crate) fn is_async(&self) -> bool {
@@ -61,14 +110,69 @@ impl EventCallback {
 
     /// Whether running it needs the event on the heap (`Arc`), not just borrowed.
     pub(crate) fn needs_shared(&self) -> bool {
-        !matches!(self, EventCallback::Borrowed(_))
+        matches!(self, EventCallback::Shared(_) | EventCallback::Async(_))
     }
+}
+
+/// The typed side of a synchronous callback of `E`.
+#[doc(hidden)]
+pub struct TypedCallback {
+    pub(crate) type_id: TypeId,
+    /// An `Arc<TypedFn<E>>`.
+    call: Arc<dyn Any + Send + Sync>,
+    /// Builds the lane of a registry entry whose subscribers are all typed for `E`.
+    pub(crate) lane: fn(&[Arc<SubscriberInner>]) -> Option<Arc<dyn Any + Send + Sync>>,
+}
+
+struct TypedFn<E>(Box<dyn Fn(&E, Run<'_>) + Send + Sync>);
+
+/// The subscribers of a registry entry owned by `E`, each with its typed callback:
+/// an emission of `E` downcasts the lane once, then calls every subscriber with
+/// `&E` directly instead of downcasting the event for each of them.
+pub(crate) struct Lane<E> {
+    subs: Box<[(Arc<SubscriberInner>, Arc<TypedFn<E>>)]>,
+}
+
+impl<E: Any + Send + Sync> Lane<E> {
+    fn build(subs: &[Arc<SubscriberInner>]) -> Option<Arc<dyn Any + Send + Sync>> {
+        let subs = subs
+            .iter()
+            .map(|sub| match &sub.callback {
+                EventCallback::Typed(_, typed) => {
+                    typed.call.clone().downcast::<TypedFn<E>>().ok().map(|f| (sub.clone(), f))
+                }
+                _ => None,
+            })
+            .collect::<Option<Box<[_]>>>()?;
+        Some(Arc::new(Lane { subs }))
+    }
+
+    /// Runs every subscriber of the lane on `event`.
+    #[inline]
+    pub(crate) fn run(&self, event: &E, delivery: &Delivery<'_>) {
+        for (sub, f) in &self.subs {
+            (f.0)(event, Run::new(sub, delivery));
+        }
+    }
+}
+
+/// The failure of a subscriber handed a payload of another type. Kept out of
+/// line: the hot path is the successful downcast.
+#[cold]
+#[inline(never)]
+pub(crate) fn mismatch<T>(event: &AnyEvent) -> anyhow::Error {
+    crate::Error::PayloadType {
+        event: event.name().to_owned(),
+        expected: std::any::type_name::<T>(),
+        found: event.payload_type_name(),
+    }
+    .into()
 }
 
 impl fmt::Debug for EventCallback {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            EventCallback::Borrowed(_) => "sync",
+            EventCallback::Typed(..) | EventCallback::Borrowed(_) => "sync",
             EventCallback::Shared(_) => "sync (shared)",
             EventCallback::Async(_) => "async",
         })
@@ -94,19 +198,9 @@ impl SuccessCallback {
             call: Arc::new(call),
         }
     }
-
-    /// A success callback for a handler whose `Ok` type is `T` (used by the macros,
-    /// which check the type at compile time).
-    pub fn typed<T: Send + 'static>(call: fn(T)) -> Self {
-        SuccessCallback::new(Some(TypeInfo::of::<T>()), move |value: OkValue| {
-            if let Ok(v) = value.downcast::<T>() {
-                call(*v);
-            }
-        })
-    }
 }
 
-/// A failure callback, erased. Not public API.
+/// A failure callback, erased.
 pub(crate) type FailureCallback = Arc<dyn Fn(&anyhow::Error) + Send + Sync>;
 
 /// A linker's default success callback: gets every `Ok` value that has no

@@ -15,7 +15,8 @@ use crate::callback::EventCallback;
 use crate::linker::LinkerShared;
 use crate::registry::Entry;
 use crate::subscriber::SubscriberInner;
-use crate::workflow::{EventRef, RunContext, run_async, run_sync};
+use crate::callback::Delivery;
+use crate::workflow::{RunContext, run_async, run_sync};
 
 /// One emitted event, with the subscribers it goes to, ready to run.
 ///
@@ -53,11 +54,55 @@ pub struct EventEmission {
     id: u64,
     event: Arc<AnyEvent>,
     emitted_at: SystemTime,
-    subscribers: Vec<Arc<SubscriberInner>>,
+    subscribers: Subscribers,
     linker: Arc<LinkerShared>,
     debug: bool,
     blocking: bool,
     completion: Option<Completion>,
+}
+
+/// The subscribers an emission runs.
+pub(crate) enum Subscribers {
+    /// The event's and the global event's lists, shared with the registry
+    /// snapshot: nothing to claim or deduplicate, so nothing to copy.
+    Lists(Option<Arc<Entry>>, Option<Arc<Entry>>),
+    /// A selection (one-time subscribers claimed, duplicates dropped).
+    Selected(Vec<Arc<SubscriberInner>>),
+}
+
+impl Subscribers {
+    /// Resolves the subscribers of an emission of `entry`'s event.
+    pub(crate) fn resolve(linker: &LinkerShared, entry: Option<&Arc<Entry>>, global: Option<&Arc<Entry>>) -> Self {
+        if entry.is_none_or(|e| e.plain) && global.is_none_or(|g| g.plain) {
+            return Subscribers::Lists(entry.cloned(), global.cloned());
+        }
+        let capacity = entry.map_or(0, |e| e.subs.len()) + global.map_or(0, |g| g.subs.len());
+        let mut selected = Vec::with_capacity(capacity);
+        select(linker, entry, global, |sub| selected.push(sub.clone()));
+        Subscribers::Selected(selected)
+    }
+
+    fn as_slices(&self) -> [&[Arc<SubscriberInner>]; 2] {
+        match self {
+            Subscribers::Lists(entry, global) => [
+                entry.as_ref().map_or(&[][..], |e| &e.subs),
+                global.as_ref().map_or(&[][..], |g| &g.subs),
+            ],
+            Subscribers::Selected(selected) => [selected, &[]],
+        }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<SubscriberInner>> {
+        self.as_slices().into_iter().flatten()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.as_slices().iter().map(|s| s.len()).sum()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Tells `emit_and_wait` how its emission ended.
@@ -66,7 +111,7 @@ pub(crate) type Completion = oneshot::Sender<Result<(), crate::Error>>;
 impl EventEmission {
     pub(crate) fn new(
         event: Arc<AnyEvent>,
-        subscribers: Vec<Arc<SubscriberInner>>,
+        subscribers: Subscribers,
         linker: Arc<LinkerShared>,
         debug: bool,
         completion: Option<Completion>,
@@ -135,12 +180,17 @@ impl EventEmission {
             .is_some()
     }
 
-    fn context(&self) -> RunContext<'_> {
-        RunContext {
-            linker: &self.linker,
-            emission: self.id,
-            debug: self.debug,
+    fn delivery<'a>(&'a self, cx: &'a RunContext<'a>) -> Delivery<'a> {
+        Delivery {
+            event: &*self.event,
+            payload: self.event.payload(),
+            shared: Some(&self.event),
+            cx,
         }
+    }
+
+    fn context(&self) -> RunContext<'_> {
+        RunContext::new(&self.linker, Some(self.id), self.debug)
     }
 
     fn async_run(&self, sub: &Arc<SubscriberInner>) -> BoxFuture<'static, ()> {
@@ -158,12 +208,14 @@ impl EventEmission {
         let (sub, event, linker) = (sub.clone(), self.event.clone(), self.linker.clone());
         let (emission, debug) = (self.id, self.debug);
         move || {
-            let cx = RunContext {
-                linker: &linker,
-                emission,
-                debug,
+            let cx = RunContext::new(&linker, Some(emission), debug);
+            let delivery = Delivery {
+                event: &*event,
+                payload: event.payload(),
+                shared: Some(&event),
+                cx: &cx,
             };
-            run_sync(&sub, EventRef::Shared(&event), &cx);
+            run_sync(&sub, &delivery);
         }
     }
 
@@ -175,7 +227,8 @@ impl EventEmission {
         let mut pending = Vec::new();
         {
             let cx = self.context();
-            for sub in &self.subscribers {
+            let delivery = self.delivery(&cx);
+            for sub in self.subscribers.iter() {
                 match (&sub.callback, &handle) {
                     (EventCallback::Async(_), _) => pending.push(self.async_run(sub)),
                     (_, Some(handle)) if sub.blocking || self.blocking => {
@@ -184,7 +237,7 @@ impl EventEmission {
                         // mean the runtime is shutting down.
                         pending.push(async move { drop(job.await) }.boxed());
                     }
-                    _ => run_sync(sub, EventRef::Shared(&self.event), &cx),
+                    _ => run_sync(sub, &delivery),
                 }
             }
         }
@@ -208,11 +261,12 @@ impl EventEmission {
         let mut pending = Vec::new();
         {
             let cx = self.context();
-            for sub in &self.subscribers {
+            let delivery = self.delivery(&cx);
+            for sub in self.subscribers.iter() {
                 if sub.callback.is_async() {
                     pending.push(self.async_run(sub));
                 } else {
-                    run_sync(sub, EventRef::Shared(&self.event), &cx);
+                    run_sync(sub, &delivery);
                 }
             }
         }

@@ -7,14 +7,16 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
-use crate::emission::{Completion, next_emission_id, select};
+use crate::emission::{Completion, Subscribers, select};
+use crate::subscriber::SubscriberInner;
 use crate::event::{EventObject, Named};
-use crate::key::{KeyHash, TypeInfo, hash_name};
+use crate::key::{ANY_NAME, KeyHash, TypeInfo, hash_name};
 use crate::linker::LinkerShared;
 use crate::registry::Entry;
-use crate::workflow::{EventRef, RunContext, run_sync};
+use crate::callback::{Delivery, Lane};
+use crate::workflow::{RunContext, run_sync};
 use crate::{
-    AnyEvent, Error, Event, EventEmission, EventKey, EventLinker, InlineProcessingService,
+    AnyEvent, Error, Event, EventEmission, EventLinker, InlineProcessingService,
     ProcessingService, debug_from_env,
 };
 
@@ -258,26 +260,15 @@ impl EventEmitter {
         let shared = &*inner.linker.shared;
         let snapshot = shared.registry.load();
         let entry = snapshot.find(event.name(), hash);
-        if let Some(owner) = entry.and_then(|e| e.owner)
+        if let Some(owner) = entry.and_then(|e| e.owner.as_ref())
             && owner.id != event.payload().type_id()
         {
-            return Err(claim_error(owner, &event, claim));
+            return Err(claim_error(*owner, &event, claim));
         }
         let global = snapshot.global();
 
-        if inner.borrow_fast_path
-            && completion.is_none()
-            && borrow_only(entry)
-            && borrow_only(global)
-        {
-            let cx = RunContext {
-                linker: shared,
-                emission: next_emission_id(),
-                debug: false,
-            };
-            select(shared, entry, global, |sub| {
-                run_sync(sub, EventRef::Borrowed(&event), &cx);
-            });
+        if inner.borrow_fast_path && completion.is_none() && borrow_only(entry) && borrow_only(global) {
+            run_borrowed(shared, &event, entry, global);
             return Ok(());
         }
         self.dispatch(Arc::new(event), entry, global, completion)
@@ -291,10 +282,7 @@ impl EventEmitter {
         completion: Option<Completion>,
     ) -> Result<(), Error> {
         let shared: &Arc<LinkerShared> = &self.inner.linker.shared;
-        let capacity = entry.map_or(0, |e| e.subs.len()) + global.map_or(0, |g| g.subs.len());
-        let mut subscribers = Vec::with_capacity(capacity);
-        select(shared, entry, global, |sub| subscribers.push(sub.clone()));
-
+        let subscribers = Subscribers::resolve(shared, entry, global);
         if subscribers.is_empty() {
             if self.inner.debug {
                 tracing::debug!(target: "pyventus", event = event.name(), "emitted with no subscribers");
@@ -304,13 +292,7 @@ impl EventEmitter {
             }
             return Ok(());
         }
-        let emission = EventEmission::new(
-            event,
-            subscribers,
-            shared.clone(),
-            self.inner.debug,
-            completion,
-        );
+        let emission = EventEmission::new(event, subscribers, shared.clone(), self.inner.debug, completion);
         if self.inner.debug {
             tracing::debug!(
                 target: "pyventus",
@@ -325,9 +307,46 @@ impl EventEmitter {
     }
 }
 
+/// The inline fast path: runs synchronous subscribers on the caller's borrowed
+/// event, with no emission, no allocation and no lock.
+#[inline]
+fn run_borrowed<O: EventObject>(
+    shared: &LinkerShared,
+    event: &O,
+    entry: Option<&Arc<Entry>>,
+    global: Option<&Arc<Entry>>,
+) {
+    let cx = RunContext::new(shared, None, false);
+    let delivery = Delivery {
+        event,
+        payload: event.payload(),
+        shared: None,
+        cx: &cx,
+    };
+    let run = |sub: &Arc<SubscriberInner>| run_sync(sub, &delivery);
+    if entry.is_none_or(|e| e.plain) && global.is_none_or(|g| g.plain) {
+        if let Some(entry) = entry {
+            match entry.lane.as_ref().and_then(|lane| lane.downcast_ref::<Lane<O>>()) {
+                Some(lane) => lane.run(event, &delivery),
+                None => entry.subs.iter().for_each(run),
+            }
+        }
+        if let Some(global) = global {
+            global.subs.iter().for_each(run);
+        }
+    } else {
+        select(shared, entry, global, run);
+    }
+}
+
+/// Checks a named event's name the way `EventKey::validate` does, without
+/// building a key.
 fn named_event<T>(name: Cow<'static, str>, payload: T) -> Result<Named<T>, Error> {
-    EventKey::named(name.clone()).validate()?;
-    Ok(Named { name, payload })
+    match &*name {
+        "" => Err(Error::EmptyEventName),
+        ANY_NAME => Err(Error::ReservedEventName),
+        _ => Ok(Named { name, payload }),
+    }
 }
 
 #[inline]

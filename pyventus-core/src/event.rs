@@ -134,8 +134,8 @@ impl AnyEvent {
     }
 
     /// The shared event as `Arc<E>`, when it is a typed event `E`.
-    pub(crate) fn downcast_arc<E: Event>(self: &Arc<Self>) -> Option<Arc<E>> {
-        let any: Arc<dyn Any + Send + Sync> = self.clone();
+    pub(crate) fn downcast_arc<E: Event>(event: &Arc<Self>) -> Option<Arc<E>> {
+        let any: Arc<dyn Any + Send + Sync> = event.clone();
         any.downcast().ok()
     }
 }

@@ -9,16 +9,17 @@
 //!
 //! The marker types only tell the forms apart; they never appear in user code.
 
-use std::any::{Any, type_name};
+use std::any::Any;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 use futures::FutureExt;
 
-use crate::callback::{EventCallback, OkValue, Outcome, SuccessCallback};
+use crate::callback::{EventCallback, OkValue, Outcome, SuccessCallback, mismatch};
+use crate::workflow::Run;
 use crate::key::TypeInfo;
-use crate::{AnyEvent, Error, Event};
+use crate::{AnyEvent, Event};
 
 /// What a handler may return: `()`, a value, or `Result<T, E>` with
 /// `E: Into<anyhow::Error>`. `Ok` values go to the success callback.
@@ -162,8 +163,9 @@ pub trait AsyncHandler<K, M>: Send + Sync + 'static {
     fn into_callback(self) -> EventCallback;
 }
 
+#[inline]
 fn ok_value<R: HandlerOutput>(r: R) -> Outcome {
-    r.into_result().map(|v| Box::new(v) as OkValue)
+    r.into_result().and_then(crate::callback::ok)
 }
 
 fn boxed<Fut, R>(fut: Fut) -> futures::future::BoxFuture<'static, Outcome>
@@ -182,7 +184,7 @@ where
 {
     type Output = R;
     fn into_callback(self) -> EventCallback {
-        EventCallback::borrowed(move |ev| ok_value(self(ev.payload_as::<E>()?)))
+        EventCallback::typed(move |e: &E, run: Run<'_>| run.deliver(|| self(e)))
     }
 }
 
@@ -194,7 +196,7 @@ where
 {
     type Output = R;
     fn into_callback(self) -> EventCallback {
-        EventCallback::borrowed(move |ev| ok_value(self(ev.payload_as::<E>()?.clone())))
+        EventCallback::typed(move |e: &E, run: Run<'_>| run.deliver(|| self(e.clone())))
     }
 }
 
@@ -206,7 +208,10 @@ where
 {
     type Output = R;
     fn into_callback(self) -> EventCallback {
-        EventCallback::shared(move |ev| ok_value(self(shared_event::<E>(ev)?)))
+        EventCallback::shared(move |run| match run.delivery.shared.and_then(AnyEvent::downcast_arc::<E>) {
+            Some(e) => run.deliver(|| self(e)),
+            None => run.fail(&mismatch::<E>(run.delivery.event)),
+        })
     }
 }
 
@@ -217,7 +222,7 @@ where
 {
     type Output = R;
     fn into_callback(self) -> EventCallback {
-        EventCallback::borrowed(move |ev| ok_value(self(ev)))
+        EventCallback::borrowed(move |run| run.deliver(|| self(run.delivery.event)))
     }
 }
 
@@ -228,7 +233,7 @@ where
 {
     type Output = R;
     fn into_callback(self) -> EventCallback {
-        EventCallback::borrowed(move |_| ok_value(self()))
+        EventCallback::borrowed(move |run| run.deliver(|| self()))
     }
 }
 
@@ -240,7 +245,10 @@ where
 {
     type Output = R;
     fn into_callback(self) -> EventCallback {
-        EventCallback::borrowed(move |ev| ok_value(self(ev.payload_as::<P>()?)))
+        EventCallback::borrowed(move |run| match run.delivery.payload.downcast_ref::<P>() {
+            Some(p) => run.deliver(|| self(p)),
+            None => run.fail(&mismatch::<P>(run.delivery.event)),
+        })
     }
 }
 
@@ -253,9 +261,9 @@ where
 {
     type Output = Fut::Output;
     fn into_callback(self) -> EventCallback {
-        EventCallback::asynchronous(move |ev| match shared_event::<E>(&ev) {
-            Ok(e) => boxed(self(e)),
-            Err(err) => futures::future::ready(Err(err.into())).boxed(),
+        EventCallback::asynchronous(move |ev| match AnyEvent::downcast_arc::<E>(&ev) {
+            Some(e) => boxed(self(e)),
+            None => futures::future::ready(Err(mismatch::<E>(&*ev))).boxed(),
         })
     }
 }
@@ -269,9 +277,9 @@ where
 {
     type Output = Fut::Output;
     fn into_callback(self) -> EventCallback {
-        EventCallback::asynchronous(move |ev| match ev.payload_as::<E>() {
-            Ok(e) => boxed(self(e.clone())),
-            Err(err) => futures::future::ready(Err(err.into())).boxed(),
+        EventCallback::asynchronous(move |ev| match ev.downcast_ref::<E>() {
+            Some(e) => boxed(self(e.clone())),
+            None => futures::future::ready(Err(mismatch::<E>(&*ev))).boxed(),
         })
     }
 }
@@ -285,9 +293,9 @@ where
 {
     type Output = Fut::Output;
     fn into_callback(self) -> EventCallback {
-        EventCallback::asynchronous(move |ev| match ev.payload_as::<P>() {
-            Ok(p) => boxed(self(p.clone())),
-            Err(err) => futures::future::ready(Err(err.into())).boxed(),
+        EventCallback::asynchronous(move |ev| match ev.downcast_ref::<P>() {
+            Some(p) => boxed(self(p.clone())),
+            None => futures::future::ready(Err(mismatch::<P>(&*ev))).boxed(),
         })
     }
 }
@@ -336,13 +344,6 @@ where
     }
 }
 
-fn shared_event<E: Event>(ev: &Arc<AnyEvent>) -> Result<Arc<E>, Error> {
-    ev.downcast_arc::<E>().ok_or_else(|| Error::PayloadType {
-        event: ev.name().to_owned(),
-        expected: type_name::<E>(),
-        found: ev.payload_type_name(),
-    })
-}
 
 /// A success callback: takes the handler's `Ok` value `T`, or nothing.
 #[diagnostic::on_unimplemented(

@@ -147,8 +147,12 @@ impl EventKey {
     }
 
     /// Whether this key names `name` (never true for the global key).
+    #[inline]
     pub(crate) fn names(&self, name: &str) -> bool {
-        !self.is_any() && self.name() == name
+        let own = self.name();
+        // A typed key's name is usually the very `E::NAME` it is compared with.
+        let same = std::ptr::eq(own, name) || own == name;
+        same && !self.is_any()
     }
 }
 

@@ -60,7 +60,8 @@ pub use subscriber::EventSubscriber;
 /// Not public API. Used by the code the `pyventus` macros generate.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::callback::{EventCallback, OkValue, Outcome, SuccessCallback};
+    pub use crate::callback::{Delivery, EventCallback, OkValue, Outcome, SuccessCallback, ok};
+    pub use crate::workflow::Run;
     pub use crate::registration::{Namespace, Registration};
     pub use inventory;
 }

@@ -7,11 +7,14 @@
 //! subscriber linked to several events appears on, or disappears from, all of them
 //! at once. No user code ever runs under the mutex.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use arc_swap::{ArcSwap, Guard};
 use hashbrown::HashTable;
+
+use crate::callback::EventCallback;
 
 use crate::key::TypeInfo;
 use crate::subscriber::SubscriberInner;
@@ -30,6 +33,12 @@ pub(crate) struct Entry {
     pub(crate) subs: Box<[Arc<SubscriberInner>]>,
     /// Whether every subscriber can run on a borrowed event (sync, no `Arc<E>`).
     pub(crate) borrow_only: bool,
+    /// Whether an emission runs every subscriber as listed: none is one-time (to
+    /// be claimed) or also linked to the global event (to be deduplicated).
+    pub(crate) plain: bool,
+    /// A plain entry whose subscribers are all typed for its owner: a
+    /// `Lane<owner>`, which runs them without downcasting.
+    pub(crate) lane: Option<Arc<dyn Any + Send + Sync>>,
     /// Order in which the event was first linked, for stable listings.
     seq: u64,
 }
@@ -41,10 +50,21 @@ impl Entry {
         subs: Vec<Arc<SubscriberInner>>,
         seq: u64,
     ) -> Self {
+        let plain = subs.iter().all(|s| !s.once && !s.global_and_more);
+        let lane = match (owner, subs.first().map(|s| &s.callback)) {
+            (Some(owner), Some(EventCallback::Typed(_, typed)))
+                if plain && typed.type_id == owner.id =>
+            {
+                (typed.lane)(&subs)
+            }
+            _ => None,
+        };
         Entry {
             key,
             owner,
+            lane,
             borrow_only: subs.iter().all(|s| !s.callback.needs_shared()),
+            plain,
             subs: subs.into_boxed_slice(),
             seq,
         }

@@ -9,53 +9,134 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 
-use crate::callback::{EventCallback, Outcome};
+use crate::callback::{Delivery, EventCallback, OkValue, Outcome, boxed_value, unbox};
+use crate::handler::HandlerOutput;
 use crate::linker::LinkerShared;
 use crate::subscriber::SubscriberInner;
 use crate::{AnyEvent, HandlerPanic};
-
-/// The event as a subscriber gets it: borrowed from the emitter's caller (inline
-/// fast path) or shared by an emission.
-#[derive(Clone, Copy)]
-pub(crate) enum EventRef<'a> {
-    Borrowed(&'a AnyEvent),
-    Shared(&'a Arc<AnyEvent>),
-}
-
-impl EventRef<'_> {
-    fn get(&self) -> &AnyEvent {
-        match self {
-            EventRef::Borrowed(e) => *e,
-            EventRef::Shared(e) => &***e,
-        }
-    }
-}
 
 /// Where a subscriber runs: its linker (for the default callbacks) and, for
 /// logging, the emission.
 pub(crate) struct RunContext<'a> {
     pub(crate) linker: &'a LinkerShared,
-    pub(crate) emission: u64,
+    /// The emission's id; `None` on the inline fast path, which builds no emission.
+    pub(crate) emission: Option<u64>,
     pub(crate) debug: bool,
+    /// Whether the linker has a default success callback, read once per emission.
+    has_default_success: bool,
+}
+
+impl<'a> RunContext<'a> {
+    pub(crate) fn new(linker: &'a LinkerShared, emission: Option<u64>, debug: bool) -> Self {
+        RunContext {
+            linker,
+            emission,
+            debug,
+            has_default_success: linker.default_success.is_some(),
+        }
+    }
+}
+
+/// One subscriber running in one emission: what a callback reports its outcome
+/// to. Two pointers, passed in registers.
+#[doc(hidden)]
+#[derive(Clone, Copy)]
+pub struct Run<'a> {
+    sub: &'a SubscriberInner,
+    pub(crate) delivery: &'a Delivery<'a>,
+}
+
+impl<'a> Run<'a> {
+    #[inline]
+    pub(crate) fn new(sub: &'a SubscriberInner, delivery: &'a Delivery<'a>) -> Self {
+        Run { sub, delivery }
+    }
+
+    /// Runs a handler call and settles its outcome.
+    #[inline]
+    pub(crate) fn deliver<R: HandlerOutput>(self, call: impl FnOnce() -> R) {
+        match catch_unwind(AssertUnwindSafe(|| call().into_result())) {
+            Ok(Ok(value)) => self.succeed(value),
+            Ok(Err(err)) => self.fail(&err),
+            Err(panic) => self.fail(&panic_error(&*panic)),
+        }
+    }
+
+    /// Hands an `Ok` value on. Without a success callback to take it (the common
+    /// case) this is two checks; the value is never boxed.
+    #[inline]
+    fn succeed<T: Send + 'static>(self, value: T) {
+        if self.sub.success.is_some() || self.delivery.cx.has_default_success {
+            self.succeed_boxed(boxed_value(value));
+        }
+    }
+
+    fn succeed_boxed(self, value: Option<OkValue>) {
+        if let Some(success) = &self.sub.success {
+            self.contain("success callback", || (success.call)(unbox(value)));
+        } else if let Some(default) = &self.delivery.cx.linker.default_success {
+            self.contain("default success callback", || match &value {
+                Some(value) => default(&**value),
+                None => default(&()),
+            });
+        }
+    }
+
+    fn settle(self, outcome: Outcome) {
+        match outcome {
+            Ok(value) => self.succeed_boxed(value),
+            Err(err) => self.fail(&err),
+        }
+    }
+
+    /// Logs a failure and hands it to the failure callback (or the default).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn fail(self, err: &anyhow::Error) {
+        tracing::error!(
+            target: "pyventus",
+            event = self.delivery.event.name(),
+            subscriber = self.sub.id,
+            handler = self.sub.handler_id.unwrap_or("<runtime>"),
+            emission = ?self.delivery.cx.emission,
+            "event callback failed: {err:#}"
+        );
+        let failure = self.sub.failure.as_ref().or(self.delivery.cx.linker.default_failure.as_ref());
+        if let Some(failure) = failure {
+            self.contain("failure callback", || failure(err));
+        }
+    }
+
+    fn contain(self, what: &str, f: impl FnOnce()) {
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(f)) {
+            tracing::error!(
+                target: "pyventus",
+                subscriber = self.sub.id,
+                emission = ?self.delivery.cx.emission,
+                "{what} panicked: {}",
+                HandlerPanic::from_payload(&*panic).message()
+            );
+        }
+    }
 }
 
 /// Runs a synchronous subscriber to completion.
 #[inline]
-pub(crate) fn run_sync(sub: &SubscriberInner, event: EventRef<'_>, cx: &RunContext<'_>) {
-    if cx.debug {
-        trace_start(sub, event.get(), cx);
+pub(crate) fn run_sync(sub: &SubscriberInner, delivery: &Delivery<'_>) {
+    let run = Run { sub, delivery };
+    if delivery.cx.debug {
+        trace_start(sub, delivery.event, delivery.cx);
     }
-    let outcome = match (&sub.callback, event) {
-        (EventCallback::Borrowed(f), ev) => contain_call(|| f(ev.get())),
-        (EventCallback::Shared(f), EventRef::Shared(ev)) => contain_call(|| f(ev)),
+    match &sub.callback {
+        EventCallback::Typed(f, _) | EventCallback::Borrowed(f) => f(run),
+        EventCallback::Shared(f) if delivery.shared.is_some() => f(run),
         // The emitter only borrows when every subscriber can run on a borrow, and
         // only calls this for synchronous ones; reaching here is a bug in pyventus.
-        (EventCallback::Shared(_) | EventCallback::Async(_), _) => Err(anyhow::anyhow!(
+        EventCallback::Shared(_) | EventCallback::Async(_) => run.fail(&anyhow::anyhow!(
             "pyventus internal error: subscriber {} was run on the wrong path",
             sub.id
         )),
-    };
-    finish(sub, event.get(), outcome, cx);
+    }
 }
 
 /// Runs an asynchronous subscriber to completion.
@@ -66,17 +147,23 @@ pub(crate) async fn run_async(
     emission: u64,
     debug: bool,
 ) {
-    let cx = RunContext {
-        linker: &linker,
-        emission,
-        debug,
+    let cx = RunContext::new(&linker, Some(emission), debug);
+    let delivery = Delivery {
+        event: &*event,
+        payload: event.payload(),
+        shared: Some(&event),
+        cx: &cx,
+    };
+    let EventCallback::Async(f) = &sub.callback else {
+        run_sync(&sub, &delivery);
+        return;
     };
     if debug {
         trace_start(&sub, &*event, &cx);
     }
-    let EventCallback::Async(f) = &sub.callback else {
-        run_sync(&sub, EventRef::Shared(&event), &cx);
-        return;
+    let run = Run {
+        sub: &sub,
+        delivery: &delivery,
     };
     let outcome = match catch_unwind(AssertUnwindSafe(|| f(event.clone()))) {
         Ok(fut) => AssertUnwindSafe(fut)
@@ -85,57 +172,11 @@ pub(crate) async fn run_async(
             .unwrap_or_else(|panic| Err(panic_error(&*panic))),
         Err(panic) => Err(panic_error(&*panic)),
     };
-    finish(&sub, &*event, outcome, &cx);
-}
-
-#[inline]
-fn contain_call(f: impl FnOnce() -> Outcome) -> Outcome {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| Err(panic_error(&*panic)))
+    run.settle(outcome);
 }
 
 fn panic_error(payload: &(dyn Any + Send)) -> anyhow::Error {
     anyhow::Error::new(HandlerPanic::from_payload(payload))
-}
-
-#[inline]
-fn finish(sub: &SubscriberInner, event: &AnyEvent, outcome: Outcome, cx: &RunContext<'_>) {
-    match outcome {
-        Ok(value) => {
-            if let Some(success) = &sub.success {
-                contain_callback(sub, event, "success callback", || (success.call)(value));
-            } else if let Some(default) = &cx.linker.default_success {
-                contain_callback(sub, event, "default success callback", || default(&*value));
-            }
-        }
-        Err(err) => fail(sub, event, &err, cx),
-    }
-}
-
-#[cold]
-fn fail(sub: &SubscriberInner, event: &AnyEvent, err: &anyhow::Error, cx: &RunContext<'_>) {
-    tracing::error!(
-        target: "pyventus",
-        event = event.name(),
-        subscriber = sub.id,
-        handler = sub.handler_id.unwrap_or("<runtime>"),
-        emission = cx.emission,
-        "event callback failed: {err:#}"
-    );
-    if let Some(failure) = sub.failure.as_ref().or(cx.linker.default_failure.as_ref()) {
-        contain_callback(sub, event, "failure callback", || failure(err));
-    }
-}
-
-fn contain_callback(sub: &SubscriberInner, event: &AnyEvent, what: &str, f: impl FnOnce()) {
-    if let Err(panic) = catch_unwind(AssertUnwindSafe(f)) {
-        tracing::error!(
-            target: "pyventus",
-            event = event.name(),
-            subscriber = sub.id,
-            "{what} panicked: {}",
-            HandlerPanic::from_payload(&*panic).message()
-        );
-    }
 }
 
 #[cold]
@@ -145,7 +186,7 @@ fn trace_start(sub: &SubscriberInner, event: &AnyEvent, cx: &RunContext<'_>) {
         event = event.name(),
         subscriber = sub.id,
         handler = sub.handler_id.unwrap_or("<runtime>"),
-        emission = cx.emission,
+        emission = ?cx.emission,
         linker = %cx.linker.name,
         "executing subscriber"
     );

@@ -5,7 +5,7 @@ use std::thread::{self, JoinHandle};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::{InFlight, Ticket};
+use super::InFlight;
 use crate::{Error, EventEmission, ProcessingService};
 
 /// Runs emissions on a pool of threads: Pyventus's Executor processing service.
@@ -48,7 +48,7 @@ pub struct ExecutorProcessingService {
 }
 
 struct Inner {
-    sender: RwLock<Option<Sender<(EventEmission, Ticket)>>>,
+    sender: RwLock<Option<Sender<EventEmission>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     in_flight: Arc<InFlight>,
     size: usize,
@@ -66,12 +66,13 @@ impl ExecutorProcessingService {
             "an ExecutorProcessingService needs at least one thread"
         );
         let (sender, receiver) = crossbeam_channel::unbounded();
+        let in_flight = Arc::<InFlight>::default();
         let handles = (0..threads)
             .map(|i| {
-                let receiver = receiver.clone();
+                let (receiver, in_flight) = (receiver.clone(), in_flight.clone());
                 thread::Builder::new()
                     .name(format!("pyventus-executor-{i}"))
-                    .spawn(move || work(&receiver))
+                    .spawn(move || work(&receiver, &in_flight))
                     .unwrap_or_else(|err| {
                         panic!("pyventus: cannot start an executor thread: {err}")
                     })
@@ -81,7 +82,7 @@ impl ExecutorProcessingService {
             inner: Arc::new(Inner {
                 sender: RwLock::new(Some(sender)),
                 threads: Mutex::new(handles),
-                in_flight: Arc::default(),
+                in_flight,
                 size: threads,
             }),
         }
@@ -158,10 +159,19 @@ impl Drop for Inner {
     }
 }
 
-fn work(receiver: &Receiver<(EventEmission, Ticket)>) {
+fn work(receiver: &Receiver<EventEmission>, in_flight: &InFlight) {
+    /// Counts the emission finished however its run ends.
+    struct End<'a>(&'a InFlight);
+    impl Drop for End<'_> {
+        fn drop(&mut self) {
+            self.0.end();
+        }
+    }
+
     // Built on first need: a pool that only runs sync handlers never pays for it.
     let mut runtime: Option<tokio::runtime::Runtime> = None;
-    while let Ok((emission, ticket)) = receiver.recv() {
+    while let Ok(emission) = receiver.recv() {
+        let _end = End(in_flight);
         emission.run_then_block_on(|pending| {
             let rt = runtime.get_or_insert_with(|| {
                 tokio::runtime::Builder::new_current_thread()
@@ -173,7 +183,6 @@ fn work(receiver: &Receiver<(EventEmission, Ticket)>) {
             });
             rt.block_on(pending);
         });
-        drop(ticket);
     }
 }
 
@@ -187,10 +196,11 @@ impl ProcessingService for ExecutorProcessingService {
         let Some(sender) = sender.as_ref() else {
             return Err(Error::ProcessorClosed);
         };
-        let ticket = self.inner.in_flight.start();
-        sender
-            .send((emission, ticket))
-            .map_err(|_| Error::ProcessorClosed)
+        self.inner.in_flight.begin();
+        sender.send(emission).map_err(|_| {
+            self.inner.in_flight.end();
+            Error::ProcessorClosed
+        })
     }
 }
 

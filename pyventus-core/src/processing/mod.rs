@@ -95,12 +95,20 @@ pub(crate) struct InFlight {
 pub(crate) struct Ticket(Arc<InFlight>);
 
 impl InFlight {
+    /// Counts one more emission that the returned ticket will finish, wherever
+    /// it goes.
     pub(crate) fn start(self: &Arc<Self>) -> Ticket {
-        self.count.fetch_add(1, SeqCst);
+        self.begin();
         Ticket(self.clone())
     }
 
-    fn finish(&self) {
+    /// Counts one more emission; the caller must `end` it.
+    pub(crate) fn begin(&self) {
+        self.count.fetch_add(1, SeqCst);
+    }
+
+    /// Counts one emission finished.
+    pub(crate) fn end(&self) {
         // Pairs with `wait*`: a waiter registers, then reads the count; a finisher
         // decrements, then reads the waiters. SeqCst means one sees the other.
         if self.count.fetch_sub(1, SeqCst) == 1 && self.waiters.load(SeqCst) > 0 {
@@ -140,7 +148,7 @@ impl InFlight {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        self.0.finish();
+        self.0.end();
     }
 }
 

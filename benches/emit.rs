@@ -1,0 +1,254 @@
+//! The cost of one emission, beside the floor (a direct call) and the runtimes'
+//! own primitives (a bare `tokio::spawn`, a channel-fed thread pool).
+//!
+//! Every benchmark delivers one event to N synchronous subscribers that add the
+//! event's field into an `AtomicU64`; the baselines do the same work.
+//!
+//! Run with `cargo bench --bench emit`; `docs/benchmarks.md` has the figures.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use pyventus::{
+    Event, EventEmitter, EventLinker, ExecutorProcessingService, InlineProcessingService, ProcessingService,
+    TokioProcessingService,
+};
+
+#[derive(Debug, Clone, Event)]
+struct Measured {
+    value: u64,
+}
+
+/// Emissions per batch in the task benchmarks, reported per emission.
+const BATCH: u64 = 1_000;
+
+fn linker_with(subscribers: usize, sum: &Arc<AtomicU64>) -> EventLinker {
+    let linker = EventLinker::builder().debug(false).build();
+    for _ in 0..subscribers {
+        let sum = sum.clone();
+        linker
+            .on::<Measured>()
+            .subscribe(move |e: &Measured| {
+                sum.fetch_add(e.value, Ordering::Relaxed);
+            })
+            .unwrap();
+    }
+    linker
+}
+
+fn emitter(linker: EventLinker, processor: impl ProcessingService) -> EventEmitter {
+    EventEmitter::builder()
+        .processor(processor)
+        .linker(linker)
+        .debug(false)
+        .build()
+}
+
+fn in_process(c: &mut Criterion) {
+    let mut group = c.benchmark_group("emit");
+    for n in [1_usize, 10] {
+        let sum = Arc::new(AtomicU64::new(0));
+        let handlers: Vec<Box<dyn Fn(&Measured)>> = (0..n)
+            .map(|_| {
+                let sum = sum.clone();
+                Box::new(move |e: &Measured| {
+                    sum.fetch_add(e.value, Ordering::Relaxed);
+                }) as Box<dyn Fn(&Measured)>
+            })
+            .collect();
+        group.bench_function(BenchmarkId::new("direct_call", n), |b| {
+            b.iter(|| {
+                let event = black_box(Measured { value: 1 });
+                for handler in &handlers {
+                    handler(&event);
+                }
+            });
+        });
+
+        let emitter = emitter(linker_with(n, &sum), InlineProcessingService::default());
+        group.bench_function(BenchmarkId::new("inline", n), |b| {
+            b.iter(|| emitter.emit(black_box(Measured { value: 1 })).unwrap());
+        });
+    }
+
+    let sum = Arc::new(AtomicU64::new(0));
+    let linker = linker_with(1, &sum);
+    for i in 0..10_000 {
+        linker.on_named(format!("other.{i}")).subscribe(|| {}).unwrap();
+    }
+    let large = emitter(linker, InlineProcessingService::default());
+    group.bench_function(BenchmarkId::new("inline_large_registry", 1), |b| {
+        b.iter(|| large.emit(black_box(Measured { value: 1 })).unwrap());
+    });
+
+    // Not a budget line: the lookup alone, to split `inline/1` into finding the
+    // subscribers and running them.
+    let nobody = emitter(
+        EventLinker::builder().debug(false).build(),
+        InlineProcessingService::default(),
+    );
+    group.bench_function(BenchmarkId::new("inline_no_subscriber", 0), |b| {
+        b.iter(|| nobody.emit(black_box(Measured { value: 1 })).unwrap());
+    });
+
+    let linker = EventLinker::builder().debug(false).build();
+    let named_sum = sum.clone();
+    linker
+        .on_named("Measured.named")
+        .subscribe(move |v: &u64| {
+            named_sum.fetch_add(*v, Ordering::Relaxed);
+        })
+        .unwrap();
+    let named = emitter(linker, InlineProcessingService::default());
+    group.bench_function(BenchmarkId::new("named", 1), |b| {
+        b.iter(|| named.emit_named("Measured.named", black_box(1_u64)).unwrap());
+    });
+    group.finish();
+}
+
+/// Signals when a batch's last task has run.
+#[derive(Default)]
+struct Done {
+    left: AtomicUsize,
+    lock: Mutex<bool>,
+    cvar: Condvar,
+    notify: tokio::sync::Notify,
+}
+
+impl Done {
+    fn arm(&self, n: u64) {
+        self.left.store(n as usize, Ordering::SeqCst);
+        *self.lock.lock().unwrap() = false;
+    }
+
+    fn one_done(&self) {
+        if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            *self.lock.lock().unwrap() = true;
+            self.cvar.notify_all();
+            self.notify.notify_one();
+        }
+    }
+
+    fn wait_blocking(&self) {
+        let mut done = self.lock.lock().unwrap();
+        while !*done {
+            done = self.cvar.wait(done).unwrap();
+        }
+    }
+}
+
+/// Runs whole batches of `BATCH` emissions and returns the time `iters` of them
+/// took, as criterion's `iter_custom` wants.
+fn per_emission(iters: u64, mut batch: impl FnMut()) -> Duration {
+    let batches = iters.div_ceil(BATCH).max(1);
+    let start = Instant::now();
+    for _ in 0..batches {
+        batch();
+    }
+    #[allow(clippy::cast_precision_loss)]
+    start.elapsed().mul_f64(iters as f64 / (batches * BATCH) as f64)
+}
+
+fn on_tasks(c: &mut Criterion) {
+    let mut group = c.benchmark_group("emit");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+
+    let sum = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(Done::default());
+    group.bench_function(BenchmarkId::new("tokio_spawn_baseline", 1), |b| {
+        b.iter_custom(|iters| {
+            per_emission(iters, || {
+                runtime.block_on(async {
+                    done.arm(BATCH);
+                    let notified = done.notify.notified();
+                    for _ in 0..BATCH {
+                        let (sum, done) = (sum.clone(), done.clone());
+                        let event = Measured { value: 1 };
+                        tokio::spawn(async move {
+                            sum.fetch_add(event.value, Ordering::Relaxed);
+                            done.one_done();
+                        });
+                    }
+                    notified.await;
+                });
+            })
+        });
+    });
+
+    let tokio = TokioProcessingService::default();
+    let emitter_tokio = emitter(linker_with(1, &sum), tokio.clone());
+    group.bench_function(BenchmarkId::new("tokio", 1), |b| {
+        b.iter_custom(|iters| {
+            per_emission(iters, || {
+                runtime.block_on(async {
+                    for _ in 0..BATCH {
+                        emitter_tokio.emit(Measured { value: 1 }).unwrap();
+                    }
+                    tokio.wait_for_tasks().await;
+                });
+            })
+        });
+    });
+
+    let (sender, receiver) = crossbeam_channel::unbounded::<Box<dyn FnOnce() + Send>>();
+    let pool: Vec<_> = (0..2)
+        .map(|_| {
+            let receiver = receiver.clone();
+            std::thread::spawn(move || {
+                while let Ok(job) = receiver.recv() {
+                    job();
+                }
+            })
+        })
+        .collect();
+    group.bench_function(BenchmarkId::new("thread_pool_baseline", 1), |b| {
+        b.iter_custom(|iters| {
+            per_emission(iters, || {
+                done.arm(BATCH);
+                for _ in 0..BATCH {
+                    let (sum, done) = (sum.clone(), done.clone());
+                    let event = Measured { value: 1 };
+                    sender
+                        .send(Box::new(move || {
+                            sum.fetch_add(event.value, Ordering::Relaxed);
+                            done.one_done();
+                        }))
+                        .unwrap();
+                }
+                done.wait_blocking();
+            })
+        });
+    });
+    drop(sender);
+    pool.into_iter().for_each(|t| t.join().unwrap());
+
+    let executor = ExecutorProcessingService::with_threads(2);
+    let emitter_pool = emitter(linker_with(1, &sum), executor.clone());
+    group.bench_function(BenchmarkId::new("executor", 1), |b| {
+        b.iter_custom(|iters| {
+            per_emission(iters, || {
+                for _ in 0..BATCH {
+                    emitter_pool.emit(Measured { value: 1 }).unwrap();
+                }
+                executor.wait_for_tasks();
+            })
+        });
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    targets = in_process, on_tasks
+}
+criterion_main!(benches);
