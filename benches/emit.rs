@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use pyventus::{
-    Event, EventEmitter, EventLinker, ExecutorProcessingService, InlineProcessingService, ProcessingService,
-    TokioProcessingService,
+    Event, EventEmitter, EventLinker, ExecutorProcessingService, InlineProcessingService,
+    ProcessingService, TokioProcessingService,
 };
 
 #[derive(Debug, Clone, Event)]
@@ -77,7 +77,10 @@ fn in_process(c: &mut Criterion) {
     let sum = Arc::new(AtomicU64::new(0));
     let linker = linker_with(1, &sum);
     for i in 0..10_000 {
-        linker.on_named(format!("other.{i}")).subscribe(|| {}).unwrap();
+        linker
+            .on_named(format!("other.{i}"))
+            .subscribe(|| {})
+            .unwrap();
     }
     let large = emitter(linker, InlineProcessingService::default());
     group.bench_function(BenchmarkId::new("inline_large_registry", 1), |b| {
@@ -104,7 +107,11 @@ fn in_process(c: &mut Criterion) {
         .unwrap();
     let named = emitter(linker, InlineProcessingService::default());
     group.bench_function(BenchmarkId::new("named", 1), |b| {
-        b.iter(|| named.emit_named("Measured.named", black_box(1_u64)).unwrap());
+        b.iter(|| {
+            named
+                .emit_named("Measured.named", black_box(1_u64))
+                .unwrap()
+        });
     });
     group.finish();
 }
@@ -149,7 +156,9 @@ fn per_emission(iters: u64, mut batch: impl FnMut()) -> Duration {
         batch();
     }
     #[allow(clippy::cast_precision_loss)]
-    start.elapsed().mul_f64(iters as f64 / (batches * BATCH) as f64)
+    start
+        .elapsed()
+        .mul_f64(iters as f64 / (batches * BATCH) as f64)
 }
 
 fn on_tasks(c: &mut Criterion) {

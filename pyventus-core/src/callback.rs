@@ -12,6 +12,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use crate::AnyEvent;
+use crate::handler::HandlerOutput;
 use crate::key::TypeInfo;
 use crate::subscriber::SubscriberInner;
 use crate::workflow::{Run, RunContext};
@@ -74,14 +75,18 @@ pub enum EventCallback {
 
 impl EventCallback {
     /// A synchronous callback of the typed event `E`.
-    pub(crate) fn typed<E: Any + Send + Sync>(f: impl Fn(&E, Run<'_>) + Send + Sync + 'static) -> Self {
+    pub(crate) fn typed<E: Any + Send + Sync>(
+        f: impl Fn(&E, Run<'_>) + Send + Sync + 'static,
+    ) -> Self {
         let typed = Arc::new(TypedFn::<E>(Box::new(f)));
         let erased = typed.clone();
         EventCallback::Typed(
-            Box::new(move |run: Run<'_>| match run.delivery.payload.downcast_ref::<E>() {
-                Some(event) => (erased.0)(event, run),
-                None => run.fail(&mismatch::<E>(run.delivery.event)),
-            }),
+            Box::new(
+                move |run: Run<'_>| match run.delivery.payload.downcast_ref::<E>() {
+                    Some(event) => (erased.0)(event, run),
+                    None => run.fail(&mismatch::<E>(run.delivery.event)),
+                },
+            ),
             TypedCallback {
                 type_id: TypeId::of::<E>(),
                 call: typed,
@@ -90,12 +95,36 @@ impl EventCallback {
         )
     }
 
-    pub(crate) fn borrowed(f: impl Fn(Run<'_>) + Send + Sync + 'static) -> Self {
-        EventCallback::Borrowed(Box::new(f))
+    /// A handler taking `&E`, for the typed event (or named payload) `E`.
+    pub(crate) fn from_ref<E, R>(f: impl Fn(&E) -> R + Send + Sync + 'static) -> Self
+    where
+        E: Any + Send + Sync,
+        R: HandlerOutput,
+    {
+        EventCallback::typed(move |event: &E, run: Run<'_>| run.deliver(|| f(event)))
     }
 
-    pub(crate) fn shared(f: impl Fn(Run<'_>) + Send + Sync + 'static) -> Self {
-        EventCallback::Shared(Box::new(f))
+    /// A handler taking `Arc<E>`.
+    pub(crate) fn from_shared<E, R>(f: impl Fn(Arc<E>) -> R + Send + Sync + 'static) -> Self
+    where
+        E: Any + Send + Sync,
+        R: HandlerOutput,
+    {
+        EventCallback::Shared(Box::new(move |run: Run<'_>| {
+            match run.delivery.shared.and_then(AnyEvent::downcast_arc::<E>) {
+                Some(event) => run.deliver(|| f(event)),
+                None => run.fail(&mismatch::<E>(run.delivery.event)),
+            }
+        }))
+    }
+
+    /// A handler taking `&AnyEvent` (or ignoring the event).
+    pub(crate) fn from_any<R: HandlerOutput>(
+        f: impl Fn(&AnyEvent) -> R + Send + Sync + 'static,
+    ) -> Self {
+        EventCallback::Borrowed(Box::new(move |run: Run<'_>| {
+            run.deliver(|| f(run.delivery.event))
+        }))
     }
 
     pub(crate) fn asynchronous(
@@ -138,9 +167,12 @@ impl<E: Any + Send + Sync> Lane<E> {
         let subs = subs
             .iter()
             .map(|sub| match &sub.callback {
-                EventCallback::Typed(_, typed) => {
-                    typed.call.clone().downcast::<TypedFn<E>>().ok().map(|f| (sub.clone(), f))
-                }
+                EventCallback::Typed(_, typed) => typed
+                    .call
+                    .clone()
+                    .downcast::<TypedFn<E>>()
+                    .ok()
+                    .map(|f| (sub.clone(), f)),
                 _ => None,
             })
             .collect::<Option<Box<[_]>>>()?;

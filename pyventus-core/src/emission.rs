@@ -11,11 +11,11 @@ use futures::future::BoxFuture;
 use tokio::sync::oneshot;
 
 use crate::AnyEvent;
+use crate::callback::Delivery;
 use crate::callback::EventCallback;
 use crate::linker::LinkerShared;
 use crate::registry::Entry;
 use crate::subscriber::SubscriberInner;
-use crate::callback::Delivery;
 use crate::workflow::{RunContext, run_async, run_sync};
 
 /// One emitted event, with the subscribers it goes to, ready to run.
@@ -72,7 +72,11 @@ pub(crate) enum Subscribers {
 
 impl Subscribers {
     /// Resolves the subscribers of an emission of `entry`'s event.
-    pub(crate) fn resolve(linker: &LinkerShared, entry: Option<&Arc<Entry>>, global: Option<&Arc<Entry>>) -> Self {
+    pub(crate) fn resolve(
+        linker: &LinkerShared,
+        entry: Option<&Arc<Entry>>,
+        global: Option<&Arc<Entry>>,
+    ) -> Self {
         if entry.is_none_or(|e| e.plain) && global.is_none_or(|g| g.plain) {
             return Subscribers::Lists(entry.cloned(), global.cloned());
         }

@@ -7,17 +7,17 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
+use crate::callback::{Delivery, Lane};
 use crate::emission::{Completion, Subscribers, select};
-use crate::subscriber::SubscriberInner;
 use crate::event::{EventObject, Named};
 use crate::key::{ANY_NAME, KeyHash, TypeInfo, hash_name};
 use crate::linker::LinkerShared;
 use crate::registry::Entry;
-use crate::callback::{Delivery, Lane};
+use crate::subscriber::SubscriberInner;
 use crate::workflow::{RunContext, run_sync};
 use crate::{
-    AnyEvent, Error, Event, EventEmission, EventLinker, InlineProcessingService,
-    ProcessingService, debug_from_env,
+    AnyEvent, Error, Event, EventEmission, EventLinker, InlineProcessingService, ProcessingService,
+    debug_from_env,
 };
 
 /// Emits events to the subscribers of a linker, through a processing service:
@@ -267,7 +267,11 @@ impl EventEmitter {
         }
         let global = snapshot.global();
 
-        if inner.borrow_fast_path && completion.is_none() && borrow_only(entry) && borrow_only(global) {
+        if inner.borrow_fast_path
+            && completion.is_none()
+            && borrow_only(entry)
+            && borrow_only(global)
+        {
             run_borrowed(shared, &event, entry, global);
             return Ok(());
         }
@@ -292,7 +296,13 @@ impl EventEmitter {
             }
             return Ok(());
         }
-        let emission = EventEmission::new(event, subscribers, shared.clone(), self.inner.debug, completion);
+        let emission = EventEmission::new(
+            event,
+            subscribers,
+            shared.clone(),
+            self.inner.debug,
+            completion,
+        );
         if self.inner.debug {
             tracing::debug!(
                 target: "pyventus",
@@ -326,7 +336,11 @@ fn run_borrowed<O: EventObject>(
     let run = |sub: &Arc<SubscriberInner>| run_sync(sub, &delivery);
     if entry.is_none_or(|e| e.plain) && global.is_none_or(|g| g.plain) {
         if let Some(entry) = entry {
-            match entry.lane.as_ref().and_then(|lane| lane.downcast_ref::<Lane<O>>()) {
+            match entry
+                .lane
+                .as_ref()
+                .and_then(|lane| lane.downcast_ref::<Lane<O>>())
+            {
                 Some(lane) => lane.run(event, &delivery),
                 None => entry.subs.iter().for_each(run),
             }

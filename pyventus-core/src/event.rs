@@ -134,7 +134,7 @@ impl AnyEvent {
     }
 
     /// The shared event as `Arc<E>`, when it is a typed event `E`.
-    pub(crate) fn downcast_arc<E: Event>(event: &Arc<Self>) -> Option<Arc<E>> {
+    pub(crate) fn downcast_arc<E: Any + Send + Sync>(event: &Arc<Self>) -> Option<Arc<E>> {
         let any: Arc<dyn Any + Send + Sync> = event.clone();
         any.downcast().ok()
     }

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use futures::FutureExt;
 
 use crate::callback::{EventCallback, OkValue, Outcome, SuccessCallback, mismatch};
-use crate::workflow::Run;
 use crate::key::TypeInfo;
 use crate::{AnyEvent, Event};
 
@@ -184,7 +183,7 @@ where
 {
     type Output = R;
     fn into_callback(self) -> EventCallback {
-        EventCallback::typed(move |e: &E, run: Run<'_>| run.deliver(|| self(e)))
+        EventCallback::from_ref(self)
     }
 }
 
@@ -196,7 +195,7 @@ where
 {
     type Output = R;
     fn into_callback(self) -> EventCallback {
-        EventCallback::typed(move |e: &E, run: Run<'_>| run.deliver(|| self(e.clone())))
+        EventCallback::from_ref(move |e: &E| self(e.clone()))
     }
 }
 
@@ -208,10 +207,7 @@ where
 {
     type Output = R;
     fn into_callback(self) -> EventCallback {
-        EventCallback::shared(move |run| match run.delivery.shared.and_then(AnyEvent::downcast_arc::<E>) {
-            Some(e) => run.deliver(|| self(e)),
-            None => run.fail(&mismatch::<E>(run.delivery.event)),
-        })
+        EventCallback::from_shared(self)
     }
 }
 
@@ -222,7 +218,7 @@ where
 {
     type Output = R;
     fn into_callback(self) -> EventCallback {
-        EventCallback::borrowed(move |run| run.deliver(|| self(run.delivery.event)))
+        EventCallback::from_any(self)
     }
 }
 
@@ -233,7 +229,7 @@ where
 {
     type Output = R;
     fn into_callback(self) -> EventCallback {
-        EventCallback::borrowed(move |run| run.deliver(|| self()))
+        EventCallback::from_any(move |_: &AnyEvent| self())
     }
 }
 
@@ -245,10 +241,7 @@ where
 {
     type Output = R;
     fn into_callback(self) -> EventCallback {
-        EventCallback::borrowed(move |run| match run.delivery.payload.downcast_ref::<P>() {
-            Some(p) => run.deliver(|| self(p)),
-            None => run.fail(&mismatch::<P>(run.delivery.event)),
-        })
+        EventCallback::from_ref(self)
     }
 }
 
@@ -343,7 +336,6 @@ where
         EventCallback::asynchronous(move |_| boxed(self()))
     }
 }
-
 
 /// A success callback: takes the handler's `Ok` value `T`, or nothing.
 #[diagnostic::on_unimplemented(

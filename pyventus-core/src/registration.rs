@@ -77,22 +77,42 @@ pub(crate) fn collect(
     wanted: Option<TypeId>,
     mut builder: EventLinkerBuilder,
 ) -> Result<EventLinker, Error> {
+    let registrations = || inventory::iter::<Registration>.into_iter();
+
+    let mut handlers: Vec<_> = registrations()
+        .filter_map(|item| match item {
+            Registration::Handler {
+                namespace,
+                id,
+                keys,
+                once,
+                blocking,
+                callback,
+            } if in_namespace(*namespace, wanted) => Some((*id, keys, *once, *blocking, callback)),
+            _ => None,
+        })
+        .collect();
+    // Link order is the linker's choice; subscription order should not be.
+    handlers.sort_by_key(|h| h.0);
+
+    // Callbacks name their handler, not a namespace: keep those of this one's
+    // handlers, so a mistake in one namespace fails that namespace only.
     let mut successes: HashMap<&'static str, SuccessCallback> = HashMap::new();
     let mut failures: HashMap<&'static str, fn(&anyhow::Error)> = HashMap::new();
     let mut default_success: Option<&'static str> = None;
     let mut default_failure: Option<&'static str> = None;
-
-    for item in inventory::iter::<Registration> {
+    let ours = |handler: &str| handlers.iter().any(|h| h.0 == handler);
+    for item in registrations() {
         match item {
-            Registration::Success { handler, callback }
-                if successes.insert(handler, callback()).is_some() =>
-            {
-                return Err(duplicate(handler, "success"));
+            Registration::Success { handler, callback } if ours(handler) => {
+                if successes.insert(handler, callback()).is_some() {
+                    return Err(duplicate(handler, "success"));
+                }
             }
-            Registration::Failure { handler, callback }
-                if failures.insert(handler, *callback).is_some() =>
-            {
-                return Err(duplicate(handler, "failure"));
+            Registration::Failure { handler, callback } if ours(handler) => {
+                if failures.insert(handler, *callback).is_some() {
+                    return Err(duplicate(handler, "failure"));
+                }
             }
             Registration::DefaultSuccess {
                 namespace,
@@ -102,8 +122,7 @@ pub(crate) fn collect(
                 if let Some(first) = default_success.replace(id) {
                     return Err(duplicate_default(first, id, "success"));
                 }
-                let callback = *callback;
-                builder = builder.default_success(callback);
+                builder = builder.default_success(*callback);
             }
             Registration::DefaultFailure {
                 namespace,
@@ -120,22 +139,6 @@ pub(crate) fn collect(
     }
 
     let linker = builder.build();
-    let mut handlers: Vec<_> = inventory::iter::<Registration>
-        .into_iter()
-        .filter_map(|item| match item {
-            Registration::Handler {
-                namespace,
-                id,
-                keys,
-                once,
-                blocking,
-                callback,
-            } if in_namespace(*namespace, wanted) => Some((*id, keys, *once, *blocking, callback)),
-            _ => None,
-        })
-        .collect();
-    // Link order is the linker's choice; subscription order should not be.
-    handlers.sort_by_key(|h| h.0);
     for (id, keys, once, blocking, callback) in handlers {
         let parts = SubscriberParts {
             once,

@@ -101,7 +101,11 @@ impl<'a> Run<'a> {
             emission = ?self.delivery.cx.emission,
             "event callback failed: {err:#}"
         );
-        let failure = self.sub.failure.as_ref().or(self.delivery.cx.linker.default_failure.as_ref());
+        let failure =
+            self.sub
+                .failure
+                .as_ref()
+                .or(self.delivery.cx.linker.default_failure.as_ref());
         if let Some(failure) = failure {
             self.contain("failure callback", || failure(err));
         }

@@ -1,22 +1,41 @@
 //! Procedural macros of [pyventus](https://docs.rs/pyventus). Use them through the
-//! `pyventus` facade, which documents each one.
+//! `pyventus` facade, which re-exports each one.
 
 use proc_macro::TokenStream;
 use syn::{DeriveInput, parse_macro_input};
 
+mod args;
+mod callback;
 mod event;
+mod handler;
+mod linker;
 mod path;
+mod signature;
 
-/// Derives `Event` for a struct or enum: the event's name (its dispatch key) is
-/// the type's identifier, or `#[event(name = "...")]`.
+/// Derives `Event`: the event's name (its dispatch key) is the type's
+/// identifier, or `#[event(name = "...")]`.
 ///
-/// ```ignore
+/// Type parameters are asked to be `Debug + Send + Sync + 'static`, as `Event`
+/// needs.
+///
+/// # Examples
+///
+/// ```
+/// use pyventus::Event;
+///
 /// #[derive(Debug, Clone, Event)]
-/// struct OrderCreated { order_id: u64 }
+/// struct OrderCreated {
+///     order_id: u64,
+/// }
 ///
 /// #[derive(Debug, Event)]
 /// #[event(name = "order.cancelled")]
-/// struct OrderCancelled { order_id: u64 }
+/// struct OrderCancelled {
+///     order_id: u64,
+/// }
+///
+/// assert_eq!(OrderCreated::NAME, "OrderCreated");
+/// assert_eq!(OrderCancelled::NAME, "order.cancelled");
 /// ```
 #[proc_macro_derive(Event, attributes(event))]
 pub fn derive_event(input: TokenStream) -> TokenStream {
@@ -24,4 +43,215 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
     event::expand(input)
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
+}
+
+/// Derives `Linker`: the type names a namespace with a linker of its own, which
+/// holds the handlers declared with `linker = ThisType`. Options:
+/// `#[linker(max_subscribers = N, debug = bool, name = "...")]`.
+///
+/// The type gets an inherent `linker()` returning its `EventLinker`.
+///
+/// # Examples
+///
+/// ```
+/// use pyventus::{Event, EventEmitter, Linker, on};
+///
+/// #[derive(Linker)]
+/// #[linker(max_subscribers = 10)]
+/// struct UserLinker;
+///
+/// #[derive(Debug, Event)]
+/// struct PasswordReset {
+///     email: String,
+/// }
+///
+/// #[on(PasswordReset, linker = UserLinker)]
+/// fn users_only(e: &PasswordReset) {
+///     println!("user {} asked for a reset", e.email);
+/// }
+///
+/// let linker = UserLinker::linker();
+/// assert_eq!(linker.max_subscribers(), Some(10));
+/// assert_eq!(linker.subscriber_count(), 1);
+/// assert!(pyventus::EventLinker::global().handler("rust_out::users_only").is_empty());
+///
+/// let emitter = EventEmitter::builder().linker(linker).build();
+/// emitter.emit(PasswordReset { email: "user@example.com".into() })?;
+/// # Ok::<(), pyventus::Error>(())
+/// ```
+#[proc_macro_derive(Linker, attributes(linker))]
+pub fn derive_linker(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    linker::expand(&input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Links a function to events, at link time: each emission of one of them
+/// calls it. Pyventus's `@EventLinker.on(...)`.
+///
+/// Arguments: one or more events (a type `OrderCreated`, a name `"GreetEvent"`,
+/// or `...` for every event), then options: `linker = Path` (a
+/// `#[derive(Linker)]` namespace instead of the global linker) and `blocking`
+/// (a synchronous body runs off the async workers: Pyventus's `force_async`).
+///
+/// The function stays a plain function, callable and testable. It may be
+/// `async`, and take:
+///
+/// | events | parameter |
+/// | --- | --- |
+/// | one typed event `E` | `&E`, `E` (cloned), `Arc<E>`, `&AnyEvent`, or nothing |
+/// | one named event | `&T` (or `T`, cloned) for its payload `T`, `&AnyEvent`, or nothing |
+/// | several, or `...` | `&AnyEvent` (or `Arc<AnyEvent>` in an `async fn`), or nothing |
+///
+/// It returns `()`, a value, or `Result<T, E>` with `E: Into<anyhow::Error>`;
+/// `Ok` values go to its `#[on_success]` callback, errors and panics to its
+/// `#[on_failure]` callback. Its id, for `EventLinker::handler` and workers, is
+/// `module::path::function`.
+///
+/// # Examples
+///
+/// ```
+/// use pyventus::{AnyEvent, Event, EventEmitter, EventLinker, on};
+///
+/// #[derive(Debug, Clone, Event)]
+/// struct OrderCreated {
+///     order_id: u64,
+/// }
+///
+/// #[on(OrderCreated)]
+/// fn audit(e: &OrderCreated) {
+///     println!("order {} created", e.order_id);
+/// }
+///
+/// #[on(OrderCreated)]
+/// async fn send_email(e: &OrderCreated) -> anyhow::Result<u64> {
+///     Ok(e.order_id)
+/// }
+///
+/// #[on("GreetEvent")]
+/// fn greet(name: &String) {
+///     println!("Hello, {name}!");
+/// }
+///
+/// #[on(...)]
+/// fn log_everything(e: &AnyEvent) {
+///     println!("[log] {e:?}");
+/// }
+///
+/// // Still a plain function:
+/// audit(&OrderCreated { order_id: 1 });
+///
+/// let emitter = EventEmitter::builder().linker(EventLinker::global()).build();
+/// emitter.emit(OrderCreated { order_id: 2 })?;
+/// emitter.emit_named("GreetEvent", "Pyventus".to_string())?;
+/// # Ok::<(), pyventus::Error>(())
+/// ```
+#[proc_macro_attribute]
+pub fn on(args: TokenStream, item: TokenStream) -> TokenStream {
+    handler::expand(handler::Kind::On, args.into(), item.into()).into()
+}
+
+/// Like [`macro@on`], for a one-time subscription: the first emission of one of
+/// its events calls the function, which is then unlinked from all of them,
+/// however many threads emit at once. Pyventus's `@EventLinker.once(...)`.
+///
+/// # Examples
+///
+/// ```
+/// use pyventus::{Event, EventEmitter, EventLinker, once};
+///
+/// #[derive(Debug, Event)]
+/// struct AppStarted;
+///
+/// #[once(AppStarted)]
+/// fn warm_caches() {
+///     println!("warming caches, once");
+/// }
+///
+/// let emitter = EventEmitter::builder().linker(EventLinker::global()).build();
+/// emitter.emit(AppStarted)?; // prints
+/// emitter.emit(AppStarted)?; // does not
+/// # Ok::<(), pyventus::Error>(())
+/// ```
+#[proc_macro_attribute]
+pub fn once(args: TokenStream, item: TokenStream) -> TokenStream {
+    handler::expand(handler::Kind::Once, args.into(), item.into()).into()
+}
+
+/// A success callback: `#[on_success(handler)]` gets the `Ok` value of the
+/// handler `handler` each time it succeeds; a bare `#[on_success]` (or
+/// `#[on_success(linker = L)]`) is the linker's default success callback, for
+/// every handler without one, taking `&dyn Any`.
+///
+/// The callback takes the value by value (checked against the handler's `Ok`
+/// type at compile time), or nothing. It runs synchronously.
+///
+/// # Examples
+///
+/// ```
+/// use pyventus::{Event, EventEmitter, EventLinker, on, on_success};
+///
+/// #[derive(Debug, Event)]
+/// struct SignUp {
+///     email: String,
+/// }
+///
+/// #[derive(Debug)]
+/// struct Receipt(String);
+///
+/// #[on(SignUp)]
+/// fn send_welcome(e: &SignUp) -> anyhow::Result<Receipt> {
+///     Ok(Receipt(format!("welcome mail to {}", e.email)))
+/// }
+///
+/// #[on_success(send_welcome)]
+/// fn welcome_sent(receipt: Receipt) {
+///     println!("sent: {}", receipt.0);
+/// }
+///
+/// let emitter = EventEmitter::builder().linker(EventLinker::global()).build();
+/// emitter.emit(SignUp { email: "user@example.com".into() })?;
+/// # Ok::<(), pyventus::Error>(())
+/// ```
+#[proc_macro_attribute]
+pub fn on_success(args: TokenStream, item: TokenStream) -> TokenStream {
+    callback::expand(callback::Outcome::Success, args.into(), item.into()).into()
+}
+
+/// A failure callback: `#[on_failure(handler)]` gets the error (or panic) of
+/// the handler `handler` each time it fails; a bare `#[on_failure]` (or
+/// `#[on_failure(linker = L)]`) is the linker's default failure callback, for
+/// every handler without one.
+///
+/// The callback takes `&anyhow::Error`, or nothing. Every failure is also
+/// logged at error level, callback or not.
+///
+/// # Examples
+///
+/// ```
+/// use pyventus::{Event, EventEmitter, EventLinker, on, on_failure};
+///
+/// #[derive(Debug, Event)]
+/// struct PasswordResetRequested {
+///     email: String,
+/// }
+///
+/// #[on(PasswordResetRequested)]
+/// async fn send_reset_email(e: &PasswordResetRequested) -> anyhow::Result<()> {
+///     anyhow::bail!("SMTP service not available for {}", e.email)
+/// }
+///
+/// #[on_failure(send_reset_email)]
+/// fn reset_email_failed(err: &anyhow::Error) {
+///     println!("could not send the reset email: {err}");
+/// }
+///
+/// let emitter = EventEmitter::builder().linker(EventLinker::global()).build();
+/// emitter.emit(PasswordResetRequested { email: "user@example.com".into() })?;
+/// # Ok::<(), pyventus::Error>(())
+/// ```
+#[proc_macro_attribute]
+pub fn on_failure(args: TokenStream, item: TokenStream) -> TokenStream {
+    callback::expand(callback::Outcome::Failure, args.into(), item.into()).into()
 }

@@ -8,3 +8,8 @@ use quote::quote;
 pub(crate) fn runtime() -> TokenStream {
     quote!(::pyventus)
 }
+
+/// `::pyventus::__private`: what generated code needs that is not public API.
+pub(crate) fn private() -> TokenStream {
+    quote!(::pyventus::__private)
+}

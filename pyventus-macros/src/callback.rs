@@ -1,0 +1,205 @@
+//! `#[on_success(...)]` and `#[on_failure(...)]`: the callbacks of one handler,
+//! or (with no handler named) a linker's default callbacks.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{ItemFn, Path};
+
+use crate::args::CallbackArgs;
+use crate::handler::info_ident;
+use crate::path;
+use crate::signature::{Form, Signature};
+
+/// Which attribute.
+#[derive(Clone, Copy)]
+pub(crate) enum Outcome {
+    Success,
+    Failure,
+}
+
+impl Outcome {
+    fn attr(self) -> &'static str {
+        match self {
+            Outcome::Success => "on_success",
+            Outcome::Failure => "on_failure",
+        }
+    }
+
+    fn role(self) -> &'static str {
+        match self {
+            Outcome::Success => "a success callback",
+            Outcome::Failure => "a failure callback",
+        }
+    }
+}
+
+/// Expands `#[on_success]`/`#[on_failure]`; on error, the function is still
+/// emitted so the rest of the crate type-checks.
+pub(crate) fn expand(outcome: Outcome, args: TokenStream, item: TokenStream) -> TokenStream {
+    let func: ItemFn = match syn::parse2(item.clone()) {
+        Ok(func) => func,
+        Err(_) => {
+            let err = syn::Error::new(
+                Span::call_site(),
+                format!("`#[{}]` goes on a function: the callback", outcome.attr()),
+            );
+            return quote!(#item)
+                .into_iter()
+                .chain(err.into_compile_error())
+                .collect();
+        }
+    };
+    match expand_callback(outcome, args, &func) {
+        Ok(tokens) => tokens,
+        Err(err) => {
+            let err = err.into_compile_error();
+            quote!(#func #err)
+        }
+    }
+}
+
+fn expand_callback(outcome: Outcome, args: TokenStream, func: &ItemFn) -> syn::Result<TokenStream> {
+    let args: CallbackArgs = syn::parse2(args)?;
+    let sig = Signature::parse(func, outcome.role())?;
+    if let Some(asyncness) = &func.sig.asyncness {
+        return Err(syn::Error::new_spanned(
+            asyncness,
+            format!(
+                "{} runs synchronously, right after its handler; remove `async` \
+                 (and emit an event if it has async work to start)",
+                outcome.role()
+            ),
+        ));
+    }
+    check_param(outcome, &sig, matches!(args, CallbackArgs::Default { .. }))?;
+    let registration = match args {
+        CallbackArgs::Of(handler) => of_handler(outcome, &sig, &handler),
+        CallbackArgs::Default { linker } => default_of(outcome, &sig, linker.as_ref()),
+    };
+    Ok(quote! {
+        #func
+
+        const _: () = {
+            #registration
+        };
+    })
+}
+
+/// The parameter each callback may take.
+fn check_param(outcome: Outcome, sig: &Signature<'_>, default: bool) -> syn::Result<()> {
+    let Some(param) = &sig.param else {
+        return Ok(());
+    };
+    let message = match (outcome, default, &param.form) {
+        (Outcome::Success, false, Form::Value(_)) | (Outcome::Failure, _, Form::Ref(_)) => {
+            return Ok(());
+        }
+        (Outcome::Success, true, Form::Ref(_)) => return Ok(()),
+        (Outcome::Success, false, _) => {
+            "a success callback takes its handler's `Ok` value by value, or nothing"
+        }
+        (Outcome::Success, true, _) => {
+            "a default success callback takes `&dyn Any` (downcast it), or nothing"
+        }
+        (Outcome::Failure, _, _) => "a failure callback takes `&anyhow::Error`, or nothing",
+    };
+    Err(syn::Error::new_spanned(&param.ty, message))
+}
+
+/// The callback called with `arg`, spanned at its parameter so that a type
+/// mismatch points there.
+fn call(sig: &Signature<'_>, arg: TokenStream) -> TokenStream {
+    let ident = &sig.func.sig.ident;
+    match &sig.param {
+        Some(param) => quote_spanned!(param.ty.span()=> #ident(#arg)),
+        None => quote!(#ident()),
+    }
+}
+
+/// The hidden `HandlerInfo` type of the handler at `handler`.
+fn info_path(handler: &Path) -> Path {
+    let mut info = handler.clone();
+    if let Some(last) = info.segments.last_mut() {
+        last.ident = info_ident(&last.ident);
+    }
+    info
+}
+
+fn of_handler(outcome: Outcome, sig: &Signature<'_>, handler: &Path) -> TokenStream {
+    let private = path::private();
+    let info = info_path(handler);
+    let info = quote_spanned!(handler.span()=> <#info as #private::HandlerInfo>);
+    match outcome {
+        Outcome::Success => {
+            let closure = if sig.param.is_some() {
+                let called = call(sig, quote!(__value));
+                quote!(|__value: #info::Ok| { let _ = #called; })
+            } else {
+                let called = call(sig, quote!());
+                quote!(|| { let _ = #called; })
+            };
+            quote! {
+                fn __pyventus_success() -> #private::SuccessCallback {
+                    #private::success_callback(#closure)
+                }
+
+                #private::inventory::submit! {
+                    #private::Registration::Success {
+                        handler: #info::ID,
+                        callback: __pyventus_success,
+                    }
+                }
+            }
+        }
+        Outcome::Failure => {
+            let called = call(sig, quote!(__error));
+            quote! {
+                fn __pyventus_failure(__error: &#private::anyhow::Error) {
+                    let _ = #called;
+                }
+
+                #private::inventory::submit! {
+                    #private::Registration::Failure {
+                        handler: #info::ID,
+                        callback: __pyventus_failure,
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn default_of(outcome: Outcome, sig: &Signature<'_>, linker: Option<&Path>) -> TokenStream {
+    let private = path::private();
+    let ident = &sig.func.sig.ident;
+    let namespace = match linker {
+        Some(linker) => {
+            quote_spanned!(linker.span()=> ::core::option::Option::Some(#private::namespace::<#linker>))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let id = quote!(::core::concat!(
+        ::core::module_path!(),
+        "::",
+        ::core::stringify!(#ident)
+    ));
+    let (variant, param) = match outcome {
+        Outcome::Success => (quote!(DefaultSuccess), quote!(&dyn ::core::any::Any)),
+        Outcome::Failure => (quote!(DefaultFailure), quote!(&#private::anyhow::Error)),
+    };
+    let called = call(sig, quote!(__value));
+    quote! {
+        fn __pyventus_default(__value: #param) {
+            let _ = #called;
+        }
+
+        #private::inventory::submit! {
+            #private::Registration::#variant {
+                namespace: #namespace,
+                id: #id,
+                callback: __pyventus_default,
+            }
+        }
+    }
+}

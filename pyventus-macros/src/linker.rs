@@ -1,0 +1,109 @@
+//! `#[derive(Linker)]`: a namespace with a linker of its own.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::{DeriveInput, LitBool, LitInt, LitStr};
+
+use crate::path;
+use crate::signature::Errors;
+
+/// Options of `#[linker(...)]`.
+#[derive(Default)]
+struct LinkerAttrs {
+    name: Option<LitStr>,
+    max_subscribers: Option<LitInt>,
+    debug: Option<LitBool>,
+}
+
+fn parse_attrs(input: &DeriveInput) -> syn::Result<LinkerAttrs> {
+    let mut attrs = LinkerAttrs::default();
+    let mut errors = Errors::default();
+    for attr in input.attrs.iter().filter(|a| a.path().is_ident("linker")) {
+        let parsed = attr.parse_nested_meta(|meta| {
+            let duplicate = || meta.error("this option is given twice; give it once");
+            if meta.path.is_ident("max_subscribers") {
+                let limit: LitInt = meta.value()?.parse()?;
+                if limit.base10_parse::<usize>()? == 0 {
+                    return Err(syn::Error::new(
+                        limit.span(),
+                        "`max_subscribers` must be at least 1; leave it out for no limit",
+                    ));
+                }
+                if attrs.max_subscribers.replace(limit).is_some() {
+                    return Err(duplicate());
+                }
+            } else if meta.path.is_ident("debug") {
+                let debug: LitBool = meta.value()?.parse()?;
+                if attrs.debug.replace(debug).is_some() {
+                    return Err(duplicate());
+                }
+            } else if meta.path.is_ident("name") {
+                let name: LitStr = meta.value()?.parse()?;
+                if attrs.name.replace(name).is_some() {
+                    return Err(duplicate());
+                }
+            } else {
+                return Err(meta.error(
+                    "unknown `linker` option; expected `max_subscribers = N`, `debug = bool` or `name = \"...\"`",
+                ));
+            }
+            Ok(())
+        });
+        if let Err(err) = parsed {
+            errors.push(err);
+        }
+    }
+    errors.finish().map(|()| attrs)
+}
+
+pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
+    if !input.generics.params.is_empty() {
+        return Err(syn::Error::new_spanned(
+            &input.generics,
+            "a linker namespace cannot be generic: each namespace is one registry; \
+             declare one type per namespace",
+        ));
+    }
+    let attrs = parse_attrs(input)?;
+    let runtime = path::runtime();
+    let private = path::private();
+    let ident = &input.ident;
+    let vis = &input.vis;
+    let name = attrs
+        .name
+        .unwrap_or_else(|| LitStr::new(&ident.to_string(), ident.span()));
+    let max_subscribers = match attrs.max_subscribers {
+        Some(limit) => quote!(::core::option::Option::Some(#limit)),
+        None => quote!(::core::option::Option::None),
+    };
+    let debug = match attrs.debug {
+        Some(debug) => quote!(::core::option::Option::Some(#debug)),
+        None => quote!(::core::option::Option::None),
+    };
+    let doc = format!(
+        "The [`EventLinker`]({runtime}::EventLinker) of the `{ident}` namespace, with every \
+         link-time handler declared with `linker = {ident}`.\n\n# Panics\n\nOn first use, if \
+         those handlers cannot be linked; `<{ident} as Linker>::try_linker()` returns the error instead.",
+        runtime = "::pyventus",
+    );
+
+    Ok(quote! {
+        #[automatically_derived]
+        impl #runtime::Linker for #ident {
+            fn try_linker() -> ::core::result::Result<#runtime::EventLinker, #runtime::Error> {
+                static LINKER: ::std::sync::OnceLock<
+                    ::core::result::Result<#runtime::EventLinker, #runtime::Error>,
+                > = ::std::sync::OnceLock::new();
+                #private::namespace_linker::<Self>(&LINKER, #name, #max_subscribers, #debug)
+            }
+        }
+
+        #[automatically_derived]
+        impl #ident {
+            #[doc = #doc]
+            #vis fn linker() -> #runtime::EventLinker {
+                <Self as #runtime::Linker>::linker()
+            }
+        }
+    })
+}
