@@ -9,7 +9,7 @@ use syn::{ItemFn, Path};
 use crate::args::CallbackArgs;
 use crate::handler::info_ident;
 use crate::path;
-use crate::signature::{Form, Signature};
+use crate::signature::{Form, Signature, respan};
 
 /// Which attribute.
 #[derive(Clone, Copy)]
@@ -112,7 +112,10 @@ fn check_param(outcome: Outcome, sig: &Signature<'_>, default: bool) -> syn::Res
 fn call(sig: &Signature<'_>, arg: TokenStream) -> TokenStream {
     let ident = &sig.func.sig.ident;
     match &sig.param {
-        Some(param) => quote_spanned!(param.ty.span()=> #ident(#arg)),
+        Some(param) => {
+            let arg = respan(arg, param.ty.span());
+            quote_spanned!(param.ty.span()=> #ident(#arg))
+        }
         None => quote!(#ident()),
     }
 }

@@ -7,7 +7,7 @@ use syn::{Ident, ItemFn, Type};
 
 use crate::args::{EventArg, HandlerArgs};
 use crate::path;
-use crate::signature::{Form, Output, Signature};
+use crate::signature::{Form, Output, Signature, respan};
 
 /// Which attribute: a regular or a one-time subscription.
 #[derive(Clone, Copy)]
@@ -168,7 +168,12 @@ fn ok_type(output: &Output) -> TokenStream {
     let runtime = path::runtime();
     match output {
         Output::Unit => quote!(()),
-        Output::Result(ty) => quote_spanned!(ty.span()=> <#ty as #runtime::HandlerOutput>::Ok),
+        // Read off the type as written where possible: the callback's own bounds
+        // then report a bad error type once, at the return type.
+        Output::Result(_, Some(ok)) => quote!(#ok),
+        Output::Result(ty, None) => {
+            quote_spanned!(ty.span()=> <#ty as #runtime::HandlerOutput>::Ok)
+        }
         Output::Value(ty) => quote!(#ty),
     }
 }
@@ -177,7 +182,7 @@ fn ok_type(output: &Output) -> TokenStream {
 /// `Ok::<_, Infallible>(value)`.
 fn wrap_output(output: &Output, call: TokenStream) -> TokenStream {
     match output {
-        Output::Unit | Output::Result(_) => call,
+        Output::Unit | Output::Result(..) => call,
         Output::Value(_) => {
             quote!(::core::result::Result::Ok::<_, ::core::convert::Infallible>(#call))
         }
@@ -189,7 +194,10 @@ fn wrap_output(output: &Output, call: TokenStream) -> TokenStream {
 fn call(sig: &Signature<'_>, arg: Option<TokenStream>) -> TokenStream {
     let ident = &sig.func.sig.ident;
     match (&sig.param, arg) {
-        (Some(param), Some(arg)) => quote_spanned!(param.ty.span()=> #ident(#arg)),
+        (Some(param), Some(arg)) => {
+            let arg = respan(arg, param.ty.span());
+            quote_spanned!(param.ty.span()=> #ident(#arg))
+        }
         _ => quote!(#ident()),
     }
 }

@@ -1,8 +1,28 @@
 //! The signature of a function under a pyventus attribute, parsed into the forms
 //! pyventus knows, with the checks every attribute shares.
 
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use syn::spanned::Spanned;
 use syn::{FnArg, GenericArgument, ItemFn, PathArguments, ReturnType, Type};
+
+/// `tokens` with every token placed at `span`, so the errors the compiler finds
+/// in generated code point at the user's own tokens (`quote_spanned!` spans
+/// only the tokens it writes, not the ones it interpolates).
+pub(crate) fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut token| {
+            if let TokenTree::Group(group) = &token {
+                let mut inner = Group::new(group.delimiter(), respan(group.stream(), span));
+                inner.set_span(span);
+                token = TokenTree::Group(inner);
+            } else {
+                token.set_span(span);
+            }
+            token
+        })
+        .collect()
+}
 
 /// What a function's one parameter asks for.
 pub(crate) enum Form {
@@ -29,8 +49,9 @@ pub(crate) struct Param {
 pub(crate) enum Output {
     /// Nothing, or `()`.
     Unit,
-    /// `Result<T, E>` (any path ending in `Result`, like `anyhow::Result<T>`).
-    Result(Type),
+    /// `Result<T, E>` (any path ending in `Result`, like `anyhow::Result<T>`),
+    /// with its `T` when written out.
+    Result(Type, Option<Type>),
     /// Any other value.
     Value(Type),
 }
@@ -109,12 +130,23 @@ fn parse_param(ty: &Type) -> syn::Result<Form> {
     Ok(Form::Value(ty.clone()))
 }
 
+/// `Result<T, ..>`'s `T`.
+fn ok_of(ty: &Type) -> Option<Type> {
+    let PathArguments::AngleBracketed(args) = &last_segment(ty)?.arguments else {
+        return None;
+    };
+    match args.args.first() {
+        Some(GenericArgument::Type(ok)) => Some(ok.clone()),
+        _ => None,
+    }
+}
+
 fn parse_output(output: &ReturnType) -> Output {
     match output {
         ReturnType::Default => Output::Unit,
         ReturnType::Type(_, ty) => match &**ty {
             Type::Tuple(tuple) if tuple.elems.is_empty() => Output::Unit,
-            ty if is_named(ty, "Result") => Output::Result(ty.clone()),
+            ty if is_named(ty, "Result") => Output::Result(ty.clone(), ok_of(ty)),
             ty => Output::Value(ty.clone()),
         },
     }
@@ -154,7 +186,8 @@ impl<'a> Signature<'a> {
             ));
         }
         let mut param = None;
-        for (i, input) in sig.inputs.iter().enumerate() {
+        let mut typed_params = 0;
+        for input in &sig.inputs {
             match input {
                 FnArg::Receiver(receiver) => errors.push(syn::Error::new_spanned(
                     receiver,
@@ -164,12 +197,13 @@ impl<'a> Signature<'a> {
                          `linker.on::<E>().subscribe(...)`"
                     ),
                 )),
-                FnArg::Typed(_) if i > 0 => errors.push(syn::Error::new_spanned(
+                FnArg::Typed(_) if typed_params > 0 => errors.push(syn::Error::new_spanned(
                     input,
                     format!("{what} takes at most one parameter; remove this one"),
                 )),
                 FnArg::Typed(typed) => match parse_param(&typed.ty) {
                     Ok(form) => {
+                        typed_params += 1;
                         param = Some(Param {
                             form,
                             ty: (*typed.ty).clone(),

@@ -1,0 +1,7 @@
+use pyventus::Event;
+
+#[derive(Debug, Event)]
+#[event(name = "")]
+struct Nameless;
+
+fn main() {}

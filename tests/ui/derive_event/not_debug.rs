@@ -1,0 +1,6 @@
+use pyventus::Event;
+
+#[derive(Event)]
+struct OrderCreated;
+
+fn main() {}

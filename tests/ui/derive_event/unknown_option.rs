@@ -1,0 +1,7 @@
+use pyventus::Event;
+
+#[derive(Debug, Event)]
+#[event(topic = "orders")]
+struct OrderCreated;
+
+fn main() {}

@@ -1,0 +1,7 @@
+use pyventus::Linker;
+
+#[derive(Linker)]
+#[linker(max_subscribers = 0)]
+struct UserLinker;
+
+fn main() {}

@@ -1,0 +1,12 @@
+use pyventus::{Event, on};
+
+#[derive(Debug, Clone, Event)]
+struct OrderCreated {
+    order_id: u64,
+}
+
+struct NotAnEvent;
+
+#[on(NotAnEvent)]
+fn handler() {}
+fn main() {}

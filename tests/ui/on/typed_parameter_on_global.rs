@@ -1,0 +1,12 @@
+use pyventus::{Event, on};
+
+#[derive(Debug, Clone, Event)]
+struct OrderCreated {
+    order_id: u64,
+}
+
+#[on(...)]
+fn handler(event: &OrderCreated) {
+    let _ = event;
+}
+fn main() {}
