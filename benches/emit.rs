@@ -6,6 +6,9 @@
 //!
 //! Run with `cargo bench --bench emit`; `docs/benchmarks.md` has the figures.
 
+// criterion's macros generate undocumented items.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -21,6 +24,9 @@ use pyventus::{
 struct Measured {
     value: u64,
 }
+
+/// A baseline subscriber: a boxed closure.
+type Handler = Box<dyn Fn(&Measured)>;
 
 /// Emissions per batch in the task benchmarks, reported per emission.
 const BATCH: u64 = 1_000;
@@ -51,12 +57,12 @@ fn in_process(c: &mut Criterion) {
     let mut group = c.benchmark_group("emit");
     for n in [1_usize, 10] {
         let sum = Arc::new(AtomicU64::new(0));
-        let handlers: Vec<Box<dyn Fn(&Measured)>> = (0..n)
+        let handlers: Vec<Handler> = (0..n)
             .map(|_| {
                 let sum = sum.clone();
                 Box::new(move |e: &Measured| {
                     sum.fetch_add(e.value, Ordering::Relaxed);
-                }) as Box<dyn Fn(&Measured)>
+                }) as Handler
             })
             .collect();
         group.bench_function(BenchmarkId::new("direct_call", n), |b| {
@@ -110,7 +116,7 @@ fn in_process(c: &mut Criterion) {
         b.iter(|| {
             named
                 .emit_named("Measured.named", black_box(1_u64))
-                .unwrap()
+                .unwrap();
         });
     });
     group.finish();
@@ -127,7 +133,8 @@ struct Done {
 
 impl Done {
     fn arm(&self, n: u64) {
-        self.left.store(n as usize, Ordering::SeqCst);
+        self.left
+            .store(usize::try_from(n).unwrap(), Ordering::SeqCst);
         *self.lock.lock().unwrap() = false;
     }
 
@@ -236,7 +243,9 @@ fn on_tasks(c: &mut Criterion) {
         });
     });
     drop(sender);
-    pool.into_iter().for_each(|t| t.join().unwrap());
+    for thread in pool {
+        thread.join().unwrap();
+    }
 
     let executor = ExecutorProcessingService::with_threads(2);
     let emitter_pool = emitter(linker_with(1, &sum), executor.clone());

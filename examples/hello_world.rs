@@ -1,22 +1,19 @@
-//! The seeds' "Hello, World!": link a handler to `MyEvent`, then emit it.
+//! The seeds' "Hello, World!": a handler linked to `MyEvent`, then an emission.
 //!
 //! Run with `cargo run --example hello_world`.
 
-use pyventus::{EventEmitter, EventLinker, TokioProcessingService};
+use pyventus::{EventEmitter, TokioProcessingService, on};
+
+// The handler can be sync or async: `async fn event_callback()` works the same.
+#[on("MyEvent")]
+fn event_callback() {
+    println!("Hello, World!");
+}
 
 fn main() -> Result<(), pyventus::Error> {
-    let linker = EventLinker::new();
-    // The handler can be sync or async; `subscribe_async` takes the async kind.
-    linker
-        .on_named("MyEvent")
-        .subscribe(|| println!("Hello, World!"))?;
-
-    // Depend on `EventEmitter`, not on the processor: it can be swapped at runtime.
-    let emitter = EventEmitter::builder()
-        .processor(TokioProcessingService::default())
-        .linker(linker)
-        .build();
-    // Callable from sync and async code; outside a runtime, the tokio processor
-    // runs the emission to completion before returning.
-    emitter.emit_named("MyEvent", ())
+    // Depend on `EventEmitter`, not on its processor: it can be swapped at runtime.
+    let event_emitter = EventEmitter::new(TokioProcessingService::default());
+    // Callable from sync and async code alike. Outside a runtime, the tokio
+    // processor runs the emission to completion before returning.
+    event_emitter.emit_named("MyEvent", ())
 }

@@ -8,19 +8,22 @@
 //!
 //! # Hello, World!
 //!
-//! ```
-//! use pyventus::{EventEmitter, EventLinker, InlineProcessingService};
+//! ```rust,standalone_crate
+//! use pyventus::{EventEmitter, TokioProcessingService, on};
 //!
-//! let linker = EventLinker::new();
-//! linker.on_named("MyEvent").subscribe(|| println!("Hello, World!"))?;
+//! #[on("MyEvent")]
+//! fn event_callback() {
+//!     println!("Hello, World!");
+//! }
 //!
-//! let emitter = EventEmitter::builder()
-//!     .processor(InlineProcessingService::default())
-//!     .linker(linker)
-//!     .build();
-//! emitter.emit_named("MyEvent", ())?;
+//! let event_emitter = EventEmitter::new(TokioProcessingService::default());
+//! event_emitter.emit_named("MyEvent", ())?;
 //! # Ok::<(), pyventus::Error>(())
 //! ```
+//!
+//! Handlers declared with [`on`], [`once`], [`on_success`] and [`on_failure`] are
+//! registered at link time; the same subscriptions can be made at runtime on any
+//! [`EventLinker`].
 //!
 //! # Typed events
 //!
@@ -53,12 +56,23 @@
 //! # }
 //! ```
 //!
-//! The guide in `docs/` walks through each concept: events, linkers, the
-//! subscriber workflow, emitters and processing services.
+//! The guide in `docs/` walks through each concept: events, declarative handlers,
+//! linkers, the subscriber workflow, emitters and processing services.
 
 pub use pyventus_core::*;
 #[doc(inline)]
 pub use pyventus_macros::*;
+
+/// The names most programs use: `use pyventus::prelude::*;`.
+pub mod prelude {
+    #[cfg(feature = "tokio")]
+    pub use pyventus_core::TokioProcessingService;
+    pub use pyventus_core::{
+        AnyEvent, Error, Event, EventEmitter, EventKey, EventLinker, EventSubscriber,
+        ExecutorProcessingService, InlineProcessingService, Linker, ProcessingService,
+    };
+    pub use pyventus_macros::{Event, Linker, on, on_failure, on_success, once};
+}
 
 /// Not public API. Used by the code the macros generate.
 #[doc(hidden)]
@@ -79,4 +93,6 @@ mod guide {
     struct Workflow;
     #[doc = include_str!("../docs/emitters.md")]
     struct Emitters;
+    #[doc = include_str!("../docs/handlers.md")]
+    struct Handlers;
 }

@@ -120,9 +120,7 @@ fn notify_failed(err: &anyhow::Error) {
 
 #[on(Order, linker = Workflow)]
 fn explode(e: &Order) {
-    if e.id == 0 {
-        panic!("exploded on order 0");
-    }
+    assert!(e.id != 0, "exploded on order 0");
 }
 
 #[on_failure(explode)]
@@ -185,6 +183,7 @@ fn greet(name: &String) {
 
 #[on("Greet", linker = Shapes)]
 async fn greet_later(name: String) {
+    tokio::task::yield_now().await;
     log(format!("later {name}"));
 }
 
@@ -200,6 +199,7 @@ fn refund_by_value(e: Refund) -> u64 {
 
 #[on(Refund, linker = Shapes)]
 async fn refund_shared(e: Arc<Refund>) {
+    tokio::task::yield_now().await;
     log(format!("shared refund {}", e.id));
 }
 

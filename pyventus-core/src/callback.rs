@@ -123,7 +123,7 @@ impl EventCallback {
         f: impl Fn(&AnyEvent) -> R + Send + Sync + 'static,
     ) -> Self {
         EventCallback::Borrowed(Box::new(move |run: Run<'_>| {
-            run.deliver(|| f(run.delivery.event))
+            run.deliver(|| f(run.delivery.event));
         }))
     }
 
@@ -150,20 +150,27 @@ pub struct TypedCallback {
     /// An `Arc<TypedFn<E>>`.
     call: Arc<dyn Any + Send + Sync>,
     /// Builds the lane of a registry entry whose subscribers are all typed for `E`.
-    pub(crate) lane: fn(&[Arc<SubscriberInner>]) -> Option<Arc<dyn Any + Send + Sync>>,
+    pub(crate) lane: LaneBuilder,
 }
 
-struct TypedFn<E>(Box<dyn Fn(&E, Run<'_>) + Send + Sync>);
+/// A `Lane<E>`, erased.
+pub(crate) type ErasedLane = Arc<dyn Any + Send + Sync>;
+type LaneBuilder = fn(&[Arc<SubscriberInner>]) -> Option<ErasedLane>;
+type TypedFnOf<E> = Box<dyn Fn(&E, Run<'_>) + Send + Sync>;
+
+struct TypedFn<E>(TypedFnOf<E>);
 
 /// The subscribers of a registry entry owned by `E`, each with its typed callback:
 /// an emission of `E` downcasts the lane once, then calls every subscriber with
 /// `&E` directly instead of downcasting the event for each of them.
 pub(crate) struct Lane<E> {
-    subs: Box<[(Arc<SubscriberInner>, Arc<TypedFn<E>>)]>,
+    subs: Box<[LaneSubscriber<E>]>,
 }
 
+type LaneSubscriber<E> = (Arc<SubscriberInner>, Arc<TypedFn<E>>);
+
 impl<E: Any + Send + Sync> Lane<E> {
-    fn build(subs: &[Arc<SubscriberInner>]) -> Option<Arc<dyn Any + Send + Sync>> {
+    fn build(subs: &[Arc<SubscriberInner>]) -> Option<ErasedLane> {
         let subs = subs
             .iter()
             .map(|sub| match &sub.callback {

@@ -105,12 +105,14 @@ pub(crate) fn collect(
     for item in registrations() {
         match item {
             Registration::Success { handler, callback } if ours(handler) => {
-                if successes.insert(handler, callback()).is_some() {
+                let previous = successes.insert(handler, callback());
+                if previous.is_some() {
                     return Err(duplicate(handler, "success"));
                 }
             }
             Registration::Failure { handler, callback } if ours(handler) => {
-                if failures.insert(handler, *callback).is_some() {
+                let previous = failures.insert(handler, *callback);
+                if previous.is_some() {
                     return Err(duplicate(handler, "failure"));
                 }
             }

@@ -7,14 +7,13 @@
 //! subscriber linked to several events appears on, or disappears from, all of them
 //! at once. No user code ever runs under the mutex.
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use arc_swap::{ArcSwap, Guard};
 use hashbrown::HashTable;
 
-use crate::callback::EventCallback;
+use crate::callback::{ErasedLane, EventCallback};
 
 use crate::key::TypeInfo;
 use crate::subscriber::SubscriberInner;
@@ -38,7 +37,7 @@ pub(crate) struct Entry {
     pub(crate) plain: bool,
     /// A plain entry whose subscribers are all typed for its owner: a
     /// `Lane<owner>`, which runs them without downcasting.
-    pub(crate) lane: Option<Arc<dyn Any + Send + Sync>>,
+    pub(crate) lane: Option<ErasedLane>,
     /// Order in which the event was first linked, for stable listings.
     seq: u64,
 }

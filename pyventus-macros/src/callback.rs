@@ -44,10 +44,7 @@ pub(crate) fn expand(outcome: Outcome, args: TokenStream, item: TokenStream) -> 
                 Span::call_site(),
                 format!("`#[{}]` goes on a function: the callback", outcome.attr()),
             );
-            return quote!(#item)
-                .into_iter()
-                .chain(err.into_compile_error())
-                .collect();
+            return item.into_iter().chain(err.into_compile_error()).collect();
         }
     };
     match expand_callback(outcome, args, &func) {
@@ -77,6 +74,7 @@ fn expand_callback(outcome: Outcome, args: TokenStream, func: &ItemFn) -> syn::R
         CallbackArgs::Of(handler) => of_handler(outcome, &sig, &handler),
         CallbackArgs::Default { linker } => default_of(outcome, &sig, linker.as_ref()),
     };
+    let func = sig.emit();
     Ok(quote! {
         #func
 

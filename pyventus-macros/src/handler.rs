@@ -50,10 +50,7 @@ pub(crate) fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenS
                 Span::call_site(),
                 format!("`#[{}]` goes on a function: the handler", kind.attr()),
             );
-            return quote!(#item)
-                .into_iter()
-                .chain(err.into_compile_error())
-                .collect();
+            return item.into_iter().chain(err.into_compile_error()).collect();
         }
     };
     match expand_handler(kind, args, &func) {
@@ -106,6 +103,7 @@ fn expand_handler(kind: Kind, args: TokenStream, func: &ItemFn) -> syn::Result<T
     let once = matches!(kind, Kind::Once);
     let blocking = args.blocking.is_some();
 
+    let func = sig.emit();
     Ok(quote! {
         #func
 

@@ -53,7 +53,7 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 ///
 /// # Examples
 ///
-/// ```
+/// ```rust,standalone_crate
 /// use pyventus::{Event, EventEmitter, Linker, on};
 ///
 /// #[derive(Linker)]
@@ -111,7 +111,7 @@ pub fn derive_linker(input: TokenStream) -> TokenStream {
 ///
 /// # Examples
 ///
-/// ```
+/// ```rust,standalone_crate
 /// use pyventus::{AnyEvent, Event, EventEmitter, EventLinker, on};
 ///
 /// #[derive(Debug, Clone, Event)]
@@ -158,7 +158,7 @@ pub fn on(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// # Examples
 ///
-/// ```
+/// ```rust,standalone_crate
 /// use pyventus::{Event, EventEmitter, EventLinker, once};
 ///
 /// #[derive(Debug, Event)]
@@ -189,7 +189,7 @@ pub fn once(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// # Examples
 ///
-/// ```
+/// ```rust,standalone_crate
 /// use pyventus::{Event, EventEmitter, EventLinker, on, on_success};
 ///
 /// #[derive(Debug, Event)]
@@ -229,7 +229,7 @@ pub fn on_success(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// # Examples
 ///
-/// ```
+/// ```rust,standalone_crate
 /// use pyventus::{Event, EventEmitter, EventLinker, on, on_failure};
 ///
 /// #[derive(Debug, Event)]

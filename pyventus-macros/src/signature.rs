@@ -46,6 +46,8 @@ pub(crate) struct Param {
 }
 
 /// What a function returns.
+// Lives only while one attribute expands; boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Output {
     /// Nothing, or `()`.
     Unit,
@@ -220,5 +222,22 @@ impl<'a> Signature<'a> {
             output: parse_output(&sig.output),
             is_async: sig.asyncness.is_some(),
         })
+    }
+}
+
+impl Signature<'_> {
+    /// The function as written, with an allow for clippy's
+    /// `needless_pass_by_value` when its parameter is taken by value: pyventus
+    /// hands it an owned value by contract, so the lint would ask for a signature
+    /// pyventus cannot call.
+    pub(crate) fn emit(&self) -> TokenStream {
+        let func = self.func;
+        match self.param.as_ref().map(|p| &p.form) {
+            Some(Form::Value(_)) => quote::quote! {
+                #[allow(clippy::needless_pass_by_value)]
+                #func
+            },
+            _ => quote::quote!(#func),
+        }
     }
 }
