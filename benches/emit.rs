@@ -25,6 +25,18 @@ struct Measured {
     value: u64,
 }
 
+static DECLARATIVE_SUM: AtomicU64 = AtomicU64::new(0);
+
+/// The declarative twin of the `inline` subscribers.
+#[pyventus::on(Measured, linker = BenchLinker)]
+fn declarative_handler(e: &Measured) {
+    DECLARATIVE_SUM.fetch_add(e.value, Ordering::Relaxed);
+}
+
+#[derive(pyventus::Linker)]
+#[linker(debug = false)]
+struct BenchLinker;
+
 /// A baseline subscriber: a boxed closure.
 type Handler = Box<dyn Fn(&Measured)>;
 
@@ -93,14 +105,9 @@ fn in_process(c: &mut Criterion) {
         b.iter(|| large.emit(black_box(Measured { value: 1 })).unwrap());
     });
 
-    // Not a budget line: the lookup alone, to split `inline/1` into finding the
-    // subscribers and running them.
-    let nobody = emitter(
-        EventLinker::builder().debug(false).build(),
-        InlineProcessingService::default(),
-    );
-    group.bench_function(BenchmarkId::new("inline_no_subscriber", 0), |b| {
-        b.iter(|| nobody.emit(black_box(Measured { value: 1 })).unwrap());
+    let declarative = emitter(BenchLinker::linker(), InlineProcessingService::default());
+    group.bench_function(BenchmarkId::new("declarative", 1), |b| {
+        b.iter(|| declarative.emit(black_box(Measured { value: 1 })).unwrap());
     });
 
     let linker = EventLinker::builder().debug(false).build();
@@ -262,11 +269,72 @@ fn on_tasks(c: &mut Criterion) {
     group.finish();
 }
 
+/// Cost per emission from 1 to 1,000 subscribers, for the chart.
+fn scaling(c: &mut Criterion) {
+    let mut group = c.benchmark_group("scaling");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    for n in [1_usize, 10, 100, 1_000] {
+        let sum = Arc::new(AtomicU64::new(0));
+        let handlers: Vec<Handler> = (0..n)
+            .map(|_| {
+                let sum = sum.clone();
+                Box::new(move |e: &Measured| {
+                    sum.fetch_add(e.value, Ordering::Relaxed);
+                }) as Handler
+            })
+            .collect();
+        group.bench_function(BenchmarkId::new("direct_call", n), |b| {
+            b.iter(|| {
+                let event = black_box(Measured { value: 1 });
+                for handler in &handlers {
+                    handler(&event);
+                }
+            });
+        });
+        let inline = emitter(linker_with(n, &sum), InlineProcessingService::default());
+        group.bench_function(BenchmarkId::new("inline", n), |b| {
+            b.iter(|| inline.emit(black_box(Measured { value: 1 })).unwrap());
+        });
+        let tokio = TokioProcessingService::default();
+        let on_tokio = emitter(linker_with(n, &sum), tokio.clone());
+        group.bench_function(BenchmarkId::new("tokio", n), |b| {
+            b.iter_custom(|iters| {
+                per_emission(iters, || {
+                    runtime.block_on(async {
+                        for _ in 0..BATCH {
+                            on_tokio.emit(Measured { value: 1 }).unwrap();
+                        }
+                        tokio.wait_for_tasks().await;
+                    });
+                })
+            });
+        });
+    }
+    group.finish();
+}
+
+/// Not budget lines: the parts of `emit/inline/1`, to see where its time goes.
+fn diagnostics(c: &mut Criterion) {
+    let mut group = c.benchmark_group("diagnostics");
+    let nobody = emitter(
+        EventLinker::builder().debug(false).build(),
+        InlineProcessingService::default(),
+    );
+    group.bench_function("inline_no_subscriber", |b| {
+        b.iter(|| nobody.emit(black_box(Measured { value: 1 })).unwrap());
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = in_process, on_tasks
+    targets = in_process, on_tasks, scaling, diagnostics
 }
 criterion_main!(benches);
