@@ -81,7 +81,7 @@ def table(medians):
     return "\n".join(lines)
 
 
-def svg(medians, width=720, height=440):
+def svg(medians, width=800, height=440):
     """A log-log line chart: nanoseconds per emission against subscribers."""
     points = {}
     for key, _label, _color in SERIES:
@@ -98,7 +98,7 @@ def svg(medians, width=720, height=440):
     ys = [y for s in points.values() for _, y in s]
     x0, x1 = math.log10(min(xs)), math.log10(max(xs))
     y0, y1 = math.floor(math.log10(min(ys))), math.ceil(math.log10(max(ys)))
-    left, right, top, bottom = 80, 200, 40, 60
+    left, right, top, bottom = 80, 250, 40, 60
     pw, ph = width - left - right, height - top - bottom
 
     def px(x):
