@@ -174,6 +174,12 @@ impl EventEmission {
         self.blocking = blocking;
     }
 
+    /// Tells `tx` when the emission has run (replacing any waiter it had).
+    #[cfg(feature = "axum")]
+    pub(crate) fn set_completion(&mut self, tx: Completion) {
+        self.completion = Some(tx);
+    }
+
     /// Detaches whoever awaits this emission (`emit_and_wait`) with
     /// [`Error::NotAwaitable`](crate::Error::NotAwaitable): for processors that
     /// hand emissions to another process.

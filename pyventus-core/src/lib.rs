@@ -26,6 +26,8 @@
 //! # Ok::<(), pyventus_core::Error>(())
 //! ```
 
+#[cfg(feature = "axum")]
+pub mod axum;
 mod callback;
 mod emission;
 mod emitter;

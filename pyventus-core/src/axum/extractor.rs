@@ -1,0 +1,239 @@
+//! The per-request queue, the processing service that records into it, and the
+//! `BackgroundEmitter` extractor.
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+
+use super::layer::Shared;
+use crate::{Error, EventEmission, EventEmitter, ProcessingService};
+
+/// What happens to a request's emissions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fate {
+    /// Still recording: the handler has not returned.
+    Pending,
+    /// The response was accepted: they run once it is sent.
+    Committed,
+    /// `discard()`, or a response the policy refused: they never run.
+    Discarded,
+    /// They were handed to the layer's tracker; later emissions run at once.
+    Dispatched,
+}
+
+/// A request's recorded emissions.
+pub(crate) struct RequestQueue {
+    state: Mutex<(Fate, Vec<EventEmission>)>,
+    shared: Arc<Shared>,
+}
+
+impl RequestQueue {
+    pub(crate) fn new(shared: Arc<Shared>) -> Arc<Self> {
+        Arc::new(RequestQueue {
+            state: Mutex::new((Fate::Pending, Vec::new())),
+            shared,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Fate, Vec<EventEmission>)> {
+        // No user code runs under this lock.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn record(&self, emission: EventEmission) {
+        let mut state = self.lock();
+        match state.0 {
+            Fate::Pending | Fate::Committed => state.1.push(emission),
+            Fate::Discarded => drop(emission),
+            // The response is already on its way: an emission made later (from a
+            // task the handler spawned) runs right away.
+            Fate::Dispatched => {
+                drop(state);
+                self.shared.dispatch(vec![emission]);
+            }
+        }
+    }
+
+    /// Settles the queue once the handler returned a response with `status`.
+    pub(crate) fn settle(&self, status: StatusCode) {
+        let mut state = self.lock();
+        if state.0 == Fate::Pending {
+            state.0 = if (self.shared.policy)(status) {
+                Fate::Committed
+            } else {
+                Fate::Discarded
+            };
+        }
+        if state.0 == Fate::Discarded {
+            state.1.clear();
+        }
+    }
+
+    pub(crate) fn discard(&self) {
+        let mut state = self.lock();
+        if state.0 != Fate::Dispatched {
+            state.0 = Fate::Discarded;
+            state.1.clear();
+        }
+    }
+
+    /// Hands the committed emissions to the layer: the response was sent, or
+    /// will never be.
+    pub(crate) fn dispatch(&self) {
+        let emissions = {
+            let mut state = self.lock();
+            match state.0 {
+                Fate::Committed => {
+                    state.0 = Fate::Dispatched;
+                    std::mem::take(&mut state.1)
+                }
+                // The handler never returned (it panicked, or was cancelled
+                // without `detach_from_client`): nothing was accepted.
+                Fate::Pending | Fate::Discarded => {
+                    state.0 = Fate::Discarded;
+                    state.1.clear();
+                    return;
+                }
+                Fate::Dispatched => return,
+            }
+        };
+        self.shared.dispatch(emissions);
+    }
+}
+
+/// A processing service that records a request's emissions for
+/// [`BackgroundEmitterLayer`](super::BackgroundEmitterLayer) to run after the
+/// response. It is what makes a [`BackgroundEmitter`] an ordinary
+/// [`EventEmitter`]; it exists only inside a request.
+///
+/// One-time subscribers are claimed when the handler emits, as by any emitter,
+/// so an emission that is discarded does not give them back (Pyventus's FastAPI
+/// emitter behaves the same way).
+#[derive(Clone)]
+pub struct AxumProcessingService {
+    queue: Arc<RequestQueue>,
+}
+
+impl ProcessingService for AxumProcessingService {
+    fn submit(&self, emission: EventEmission) -> Result<(), Error> {
+        self.queue.record(emission);
+        Ok(())
+    }
+}
+
+impl fmt::Debug for AxumProcessingService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AxumProcessingService")
+            .finish_non_exhaustive()
+    }
+}
+
+/// The extractor of an [`EventEmitter`] whose emissions run after the response
+/// is sent. It derefs to `EventEmitter`, so code that takes `&EventEmitter` takes
+/// it too.
+///
+/// Needs [`BackgroundEmitterLayer`](super::BackgroundEmitterLayer) on the route;
+/// without it, extraction fails with a 500 that names the layer.
+///
+/// # Examples
+///
+/// ```
+/// use axum::http::StatusCode;
+/// use pyventus::EventEmitter;
+/// use pyventus::axum::BackgroundEmitter;
+///
+/// fn register_user(emitter: &EventEmitter, email: &str) -> Result<(), pyventus::Error> {
+///     emitter.emit_named("UserRegistered", email.to_string())
+/// }
+///
+/// async fn sign_up(emitter: BackgroundEmitter) -> StatusCode {
+///     if register_user(&emitter, "user@example.com").is_err() {
+///         emitter.discard(); // nothing this request emitted will run
+///         return StatusCode::INTERNAL_SERVER_ERROR;
+///     }
+///     StatusCode::CREATED
+/// }
+/// # drop(sign_up);
+/// ```
+#[derive(Clone)]
+pub struct BackgroundEmitter {
+    emitter: EventEmitter,
+    queue: Arc<RequestQueue>,
+}
+
+impl BackgroundEmitter {
+    /// Drops everything this request emitted so far, and anything it emits
+    /// later: none of it will run, whatever the response.
+    pub fn discard(&self) {
+        self.queue.discard();
+    }
+
+    /// The emitter.
+    pub fn emitter(&self) -> &EventEmitter {
+        &self.emitter
+    }
+}
+
+impl Deref for BackgroundEmitter {
+    type Target = EventEmitter;
+
+    fn deref(&self) -> &EventEmitter {
+        &self.emitter
+    }
+}
+
+impl fmt::Debug for BackgroundEmitter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackgroundEmitter")
+            .field("emitter", &self.emitter)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The rejection of a [`BackgroundEmitter`] on a route without
+/// `BackgroundEmitterLayer`: a 500 saying so.
+#[derive(Debug, Clone, Copy)]
+pub struct MissingLayer;
+
+impl fmt::Display for MissingLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "BackgroundEmitter needs BackgroundEmitterLayer on this route: \
+             add `.layer(BackgroundEmitterLayer::new())` to the router",
+        )
+    }
+}
+
+impl std::error::Error for MissingLayer {}
+
+impl IntoResponse for MissingLayer {
+    fn into_response(self) -> Response {
+        tracing::error!(target: "pyventus", "{self}");
+        (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for BackgroundEmitter {
+    type Rejection = MissingLayer;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let queue = parts
+            .extensions
+            .get::<Arc<RequestQueue>>()
+            .ok_or(MissingLayer)?
+            .clone();
+        let emitter = EventEmitter::builder()
+            .processor(AxumProcessingService {
+                queue: queue.clone(),
+            })
+            .linker(queue.shared.linker.clone())
+            .debug(queue.shared.debug)
+            .build();
+        Ok(BackgroundEmitter { emitter, queue })
+    }
+}

@@ -1,0 +1,43 @@
+//! axum integration: handlers that run after the response is sent (Pyventus's
+//! FastAPI emitter).
+//!
+//! [`BackgroundEmitterLayer`] gives each request a queue of emissions; the
+//! [`BackgroundEmitter`] extractor is an [`EventEmitter`](crate::EventEmitter)
+//! whose processing service ([`AxumProcessingService`]) only records into that
+//! queue. When the handler returns a response the layer's policy accepts (status
+//! below 400 by default; [`BackgroundEmitter::discard`] cancels), the emissions are
+//! committed, and they run once the response body has been handed to the server
+//! in full, or dropped because the client went away: one after the other, in
+//! emission order, through the layer's processing service, on a
+//! [`TaskTracker`](tokio_util::task::TaskTracker) the connection cannot cancel.
+//!
+//! With [`detach_from_client`](BackgroundEmitterLayer::detach_from_client) (on by
+//! default), the handler itself runs on its own task, so a client that
+//! disconnects mid-handler does not cancel it and its committed emissions still
+//! run. [`close`](BackgroundEmitterLayer::close) and
+//! [`wait`](BackgroundEmitterLayer::wait) drain everything at shutdown.
+//!
+//! # Examples
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use pyventus::axum::{BackgroundEmitter, BackgroundEmitterLayer};
+//!
+//! async fn send_email(emitter: BackgroundEmitter) -> &'static str {
+//!     // Recorded now; runs after the response is sent.
+//!     emitter.emit_named("SendEmail", "email@pyventus.com".to_string()).unwrap();
+//!     "Email sent!"
+//! }
+//!
+//! let layer = BackgroundEmitterLayer::new();
+//! let app: Router = Router::new().route("/", get(send_email)).layer(layer.clone());
+//! # drop(app);
+//! ```
+
+mod body;
+mod extractor;
+mod layer;
+
+pub use body::BackgroundBody;
+pub use extractor::{AxumProcessingService, BackgroundEmitter, MissingLayer};
+pub use layer::{BackgroundEmitterLayer, BackgroundEmitterService};
