@@ -95,4 +95,7 @@ mod guide {
     struct Emitters;
     #[doc = include_str!("../docs/handlers.md")]
     struct Handlers;
+    #[cfg(feature = "axum")]
+    #[doc = include_str!("../docs/axum.md")]
+    struct Axum;
 }

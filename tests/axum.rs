@@ -20,10 +20,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
 /// A linker whose three events append to `record`, each after `gate` opens (if any).
-fn linker(record: &Record, gate: Option<Arc<Notify>>) -> EventLinker {
+fn linker(record: &Record, gate: Option<&Arc<Notify>>) -> EventLinker {
     let linker = EventLinker::builder().debug(false).build();
     for name in ["first", "second", "third"] {
-        let (record, gate) = (record.clone(), gate.clone());
+        let (record, gate) = (record.clone(), gate.cloned());
         linker
             .on_named(name)
             .subscribe_async(move |n: u32| {
@@ -40,7 +40,7 @@ fn linker(record: &Record, gate: Option<Arc<Notify>>) -> EventLinker {
     linker
 }
 
-async fn emit_three(emitter: &BackgroundEmitter) {
+fn emit_three(emitter: &BackgroundEmitter) {
     for (i, name) in ["first", "second", "third"].into_iter().enumerate() {
         emitter.emit_named(name, u32::try_from(i).unwrap()).unwrap();
     }
@@ -107,7 +107,7 @@ async fn nothing_runs_before_the_body_is_sent_then_everything_runs_in_order() {
             get(move |emitter: BackgroundEmitter| {
                 let more = body_gate.clone();
                 async move {
-                    emit_three(&emitter).await;
+                    emit_three(&emitter);
                     slow_body(more)
                 }
             }),
@@ -148,12 +148,12 @@ async fn nothing_runs_before_the_body_is_sent_then_everything_runs_in_order() {
 async fn the_response_does_not_wait_for_slow_handlers() {
     let record = Record::default();
     let gate = Arc::new(Notify::new());
-    let layer = BackgroundEmitterLayer::new().linker(linker(&record, Some(gate.clone())));
+    let layer = BackgroundEmitterLayer::new().linker(linker(&record, Some(&gate)));
     let app = Router::new()
         .route(
             "/",
             get(|emitter: BackgroundEmitter| async move {
-                emit_three(&emitter).await;
+                emit_three(&emitter);
                 "sent"
             }),
         )
@@ -184,14 +184,14 @@ async fn an_error_response_or_a_discard_runs_nothing() {
         .route(
             "/error",
             get(|emitter: BackgroundEmitter| async move {
-                emit_three(&emitter).await;
+                emit_three(&emitter);
                 (StatusCode::INTERNAL_SERVER_ERROR, "failed")
             }),
         )
         .route(
             "/discard",
             get(|emitter: BackgroundEmitter| async move {
-                emit_three(&emitter).await;
+                emit_three(&emitter);
                 emitter.discard();
                 "ok, but never mind"
             }),
@@ -199,7 +199,7 @@ async fn an_error_response_or_a_discard_runs_nothing() {
         .route(
             "/teapot",
             get(|emitter: BackgroundEmitter| async move {
-                emit_three(&emitter).await;
+                emit_three(&emitter);
                 StatusCode::IM_A_TEAPOT
             }),
         )
@@ -225,7 +225,7 @@ async fn a_policy_decides_which_responses_commit() {
         .route(
             "/",
             get(|emitter: BackgroundEmitter| async move {
-                emit_three(&emitter).await;
+                emit_three(&emitter);
                 StatusCode::IM_A_TEAPOT
             }),
         )
@@ -247,7 +247,7 @@ async fn a_client_that_disconnects_mid_body_loses_nothing() {
             get(move |emitter: BackgroundEmitter| {
                 let never = never.clone();
                 async move {
-                    emit_three(&emitter).await;
+                    emit_three(&emitter);
                     slow_body(never)
                 }
             }),
@@ -292,7 +292,7 @@ async fn a_client_that_disconnects_mid_handler_loses_nothing_when_detached() {
             get(move |emitter: BackgroundEmitter| {
                 let (entered, proceed) = (entered_tx.clone(), proceed_rx.clone());
                 async move {
-                    emit_three(&emitter).await;
+                    emit_three(&emitter);
                     entered.notify_one();
                     proceed.notified().await; // the client leaves meanwhile
                     "done"
@@ -330,7 +330,7 @@ async fn without_detach_a_disconnect_mid_handler_cancels_it_and_its_emissions() 
             get(move |emitter: BackgroundEmitter| {
                 let entered = entered_tx.clone();
                 async move {
-                    emit_three(&emitter).await;
+                    emit_three(&emitter);
                     entered.notify_one();
                     std::future::pending::<()>().await; // until cancelled
                     "never"
@@ -399,7 +399,7 @@ async fn any_processing_service_runs_the_emissions() {
         .route(
             "/",
             get(|emitter: BackgroundEmitter| async move {
-                emit_three(&emitter).await;
+                emit_three(&emitter);
                 "ok"
             }),
         )

@@ -9,6 +9,11 @@ static BUILD: Once = Once::new();
 
 /// Runs an example, returning its standard output.
 fn run(name: &str) -> String {
+    run_with(name, &[])
+}
+
+/// Runs an example with arguments, returning its standard output.
+fn run_with(name: &str, args: &[&str]) -> String {
     // This test binary is target/<profile>/deps/examples-<hash>; the examples
     // are in target/<profile>/examples/.
     let mut path = std::env::current_exe().unwrap();
@@ -23,12 +28,15 @@ fn run(name: &str) -> String {
             .expect("cannot run cargo to build the examples");
         assert!(status.success(), "the examples do not build");
     });
-    let output = Command::new(&path).output().unwrap_or_else(|err| {
-        panic!(
-            "cannot run {}: {err} (built by `cargo test`?)",
-            path.display()
-        )
-    });
+    let output = Command::new(&path)
+        .args(args)
+        .output()
+        .unwrap_or_else(|err| {
+            panic!(
+                "cannot run {}: {err} (built by `cargo test`?)",
+                path.display()
+            )
+        });
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
@@ -75,4 +83,38 @@ fn runtime_flexibility() {
          Hello, TokioProcessingService!\n\
          Hello, ExecutorProcessingService!\n"
     );
+}
+
+#[cfg(feature = "axum")]
+#[test]
+fn axum_server() {
+    let out = run_with("axum_server", &["--smoke"]);
+    // When the handler starts relative to the smoke client's own print is a
+    // race (the client prints once the connection closes); that handlers start
+    // only after the body is handed over is tested in tests/axum.rs. Here:
+    // everything happened, and shutdown waited for the email.
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("Listening on http://127.0.0.1:"),
+        "{out}"
+    );
+    let mut rest = lines[1..].to_vec();
+    assert_eq!(
+        rest.pop(),
+        Some("Shut down after every queued email was sent."),
+        "{out}"
+    );
+    rest.sort_unstable();
+    assert_eq!(
+        rest,
+        [
+            "Email sent successfully!",
+            "Sending email to: email@pyventus.com",
+            r#"{"message": "Email sent!"}"#,
+        ],
+        "{out}"
+    );
+    let sent = lines.iter().position(|l| *l == "Email sent successfully!");
+    let started = lines.iter().position(|l| l.starts_with("Sending email to"));
+    assert!(started < sent, "{out}");
 }

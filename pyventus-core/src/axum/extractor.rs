@@ -112,7 +112,7 @@ impl RequestQueue {
 /// [`EventEmitter`]; it exists only inside a request.
 ///
 /// One-time subscribers are claimed when the handler emits, as by any emitter,
-/// so an emission that is discarded does not give them back (Pyventus's FastAPI
+/// so an emission that is discarded does not give them back (Pyventus's `FastAPI`
 /// emitter behaves the same way).
 #[derive(Clone)]
 pub struct AxumProcessingService {
@@ -144,10 +144,10 @@ impl fmt::Debug for AxumProcessingService {
 ///
 /// ```
 /// use axum::http::StatusCode;
-/// use pyventus::EventEmitter;
-/// use pyventus::axum::BackgroundEmitter;
+/// use pyventus_core::EventEmitter;
+/// use pyventus_core::axum::BackgroundEmitter;
 ///
-/// fn register_user(emitter: &EventEmitter, email: &str) -> Result<(), pyventus::Error> {
+/// fn register_user(emitter: &EventEmitter, email: &str) -> Result<(), pyventus_core::Error> {
 ///     emitter.emit_named("UserRegistered", email.to_string())
 /// }
 ///

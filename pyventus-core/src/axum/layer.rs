@@ -77,8 +77,8 @@ impl Shared {
 ///
 /// ```
 /// use axum::{Router, routing::post};
-/// use pyventus::axum::{BackgroundEmitter, BackgroundEmitterLayer};
-/// use pyventus::{EventLinker, ExecutorProcessingService};
+/// use pyventus_core::axum::{BackgroundEmitter, BackgroundEmitterLayer};
+/// use pyventus_core::{EventLinker, ExecutorProcessingService};
 ///
 /// async fn handler(emitter: BackgroundEmitter) {
 ///     emitter.emit_named("Audit", ()).unwrap();

@@ -1,5 +1,5 @@
 //! axum integration: handlers that run after the response is sent (Pyventus's
-//! FastAPI emitter).
+//! `FastAPI` emitter).
 //!
 //! [`BackgroundEmitterLayer`] gives each request a queue of emissions; the
 //! [`BackgroundEmitter`] extractor is an [`EventEmitter`](crate::EventEmitter)
@@ -21,7 +21,7 @@
 //!
 //! ```
 //! use axum::{Router, routing::get};
-//! use pyventus::axum::{BackgroundEmitter, BackgroundEmitterLayer};
+//! use pyventus_core::axum::{BackgroundEmitter, BackgroundEmitterLayer};
 //!
 //! async fn send_email(emitter: BackgroundEmitter) -> &'static str {
 //!     // Recorded now; runs after the response is sent.
