@@ -77,7 +77,39 @@ pub mod prelude {
 /// Not public API. Used by the code the macros generate.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::__pyventus_event_codec as event_codec;
     pub use pyventus_core::__private::*;
+}
+
+/// Registers an event type's codec (JSON, when it derives `Serialize` and
+/// `Deserialize`), so that it can cross a process. Not public API: written by
+/// `#[derive(Event)]`.
+#[cfg(feature = "redis")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __pyventus_event_codec {
+    ($ty:ty) => {
+        const _: () = {
+            #[allow(unused_imports)]
+            use $crate::__private::{ViaNothing as _, ViaSerde as _};
+
+            fn __pyventus_codec() -> ::core::option::Option<$crate::__private::Codec> {
+                (&&$crate::__private::Probe::<$ty>::new()).codec()
+            }
+
+            $crate::__private::inventory::submit! {
+                $crate::__private::CodecRegistration { codec: __pyventus_codec }
+            }
+        };
+    };
+}
+
+/// Without the `redis` feature, events stay in their process: nothing to register.
+#[cfg(not(feature = "redis"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __pyventus_event_codec {
+    ($ty:ty) => {};
 }
 
 /// The guide's pages, compiled as doctests so their snippets stay true.

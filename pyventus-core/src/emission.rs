@@ -16,7 +16,7 @@ use crate::callback::EventCallback;
 use crate::linker::LinkerShared;
 use crate::registry::Entry;
 use crate::subscriber::SubscriberInner;
-use crate::workflow::{RunContext, run_async, run_sync};
+use crate::workflow::{FailureLog, RunContext, run_async, run_sync};
 
 /// One emitted event, with the subscribers it goes to, ready to run.
 ///
@@ -59,6 +59,7 @@ pub struct EventEmission {
     debug: bool,
     blocking: bool,
     completion: Option<Completion>,
+    failures: Option<Arc<FailureLog>>,
 }
 
 /// The subscribers an emission runs.
@@ -129,7 +130,47 @@ impl EventEmission {
             debug,
             blocking: false,
             completion,
+            failures: None,
         }
+    }
+
+    /// The emission of an event that arrived from elsewhere (a worker's
+    /// delivery), on `linker`'s subscribers, or why there is none to run.
+    #[cfg(feature = "redis")]
+    pub(crate) fn resolve(
+        linker: &crate::EventLinker,
+        event: Arc<AnyEvent>,
+    ) -> Result<Self, String> {
+        let shared = &linker.shared;
+        let snapshot = shared.registry.load();
+        let name = event.name();
+        let entry = snapshot.find(name, crate::key::hash_name(name));
+        if let Some(owner) = entry.and_then(|e| e.owner.as_ref())
+            && owner.id != event.payload().type_id()
+        {
+            return Err(format!(
+                "event `{name}` belongs to `{}` in this worker, not `{}`",
+                owner.name,
+                event.payload_type_name()
+            ));
+        }
+        let subscribers = Subscribers::resolve(shared, entry, snapshot.global());
+        if subscribers.is_empty() {
+            return Err(format!("no handler for event `{name}` in this worker"));
+        }
+        Ok(EventEmission::new(
+            event,
+            subscribers,
+            shared.clone(),
+            shared.debug,
+            None,
+        ))
+    }
+
+    /// Records the failures of its subscribers in `log` as well.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn record_failures(&mut self, log: Arc<FailureLog>) {
+        self.failures = Some(log);
     }
 
     /// The emission's id, unique in this process.
@@ -200,7 +241,9 @@ impl EventEmission {
     }
 
     fn context(&self) -> RunContext<'_> {
-        RunContext::new(&self.linker, Some(self.id), self.debug)
+        let mut cx = RunContext::new(&self.linker, Some(self.id), self.debug);
+        cx.failures = self.failures.as_deref();
+        cx
     }
 
     fn async_run(&self, sub: &Arc<SubscriberInner>) -> BoxFuture<'static, ()> {
@@ -210,15 +253,17 @@ impl EventEmission {
             self.linker.clone(),
             self.id,
             self.debug,
+            self.failures.clone(),
         )
         .boxed()
     }
 
     fn blocking_run(&self, sub: &Arc<SubscriberInner>) -> impl FnOnce() + Send + 'static {
         let (sub, event, linker) = (sub.clone(), self.event.clone(), self.linker.clone());
-        let (emission, debug) = (self.id, self.debug);
+        let (emission, debug, failures) = (self.id, self.debug, self.failures.clone());
         move || {
-            let cx = RunContext::new(&linker, Some(emission), debug);
+            let mut cx = RunContext::new(&linker, Some(emission), debug);
+            cx.failures = failures.as_deref();
             let delivery = Delivery {
                 event: &*event,
                 payload: event.payload(),

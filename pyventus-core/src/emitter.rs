@@ -65,6 +65,8 @@ struct Inner {
     /// The processor runs emissions in the caller and nothing is logged: events
     /// whose subscribers are all synchronous can skip the `EventEmission`.
     borrow_fast_path: bool,
+    /// The processor runs emissions in other processes.
+    remote: bool,
 }
 
 /// Builds an [`EventEmitter`].
@@ -123,6 +125,7 @@ impl EventEmitterBuilder {
         EventEmitter {
             inner: Arc::new(Inner {
                 borrow_fast_path: processor.runs_inline() && !debug,
+                remote: processor.runs_remotely(),
                 processor,
                 linker: self.linker.unwrap_or_else(EventLinker::global),
                 debug,
@@ -286,8 +289,14 @@ impl EventEmitter {
         completion: Option<Completion>,
     ) -> Result<(), Error> {
         let shared: &Arc<LinkerShared> = &self.inner.linker.shared;
-        let subscribers = Subscribers::resolve(shared, entry, global);
-        if subscribers.is_empty() {
+        let subscribers = if self.inner.remote {
+            // The workers resolve the subscribers; the local ones only tell the
+            // processor what cannot run remotely.
+            Subscribers::Lists(entry.cloned(), global.cloned())
+        } else {
+            Subscribers::resolve(shared, entry, global)
+        };
+        if subscribers.is_empty() && !self.inner.remote {
             if self.inner.debug {
                 tracing::debug!(target: "pyventus", event = event.name(), "emitted with no subscribers");
             }

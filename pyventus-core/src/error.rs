@@ -116,6 +116,45 @@ pub enum Error {
     #[error("the processing service is shut down and takes no more emissions")]
     ProcessorClosed,
 
+    /// An event that cannot be sent to another process.
+    #[error(
+        "event `{event}` (`{type_name}`) cannot cross a process: derive `Serialize` and `Deserialize` \
+         beside `Event` on a typed event (named events stay in one process)"
+    )]
+    NotSerializable {
+        /// The event's name.
+        event: String,
+        /// Its payload's type.
+        type_name: &'static str,
+    },
+
+    /// An event whose serialization failed.
+    #[error("event `{event}` could not be serialized: {reason}")]
+    Encode {
+        /// The event's name.
+        event: String,
+        /// What serde said.
+        reason: String,
+    },
+
+    /// A closure subscribed at runtime cannot run in a worker process.
+    #[error(
+        "event `{event}` has a subscriber made at runtime, which a worker process cannot run; \
+         declare it with `#[on]`, or emit through a local processing service"
+    )]
+    RuntimeSubscriberRemote {
+        /// The event's name.
+        event: String,
+    },
+
+    /// A queue name that cannot name a stream.
+    #[error("invalid queue name `{0}`: use a non-empty name without braces")]
+    InvalidQueue(String),
+
+    /// Redis refused a command or could not be reached.
+    #[error("redis: {0}")]
+    Redis(String),
+
     /// The emission was dropped before its subscribers ran (its processor went away).
     #[error("the emission was dropped before its subscribers ran")]
     EmissionDropped,
@@ -125,6 +164,13 @@ pub enum Error {
         "this processing service runs emissions in another process; there is nothing to wait for here"
     )]
     NotAwaitable,
+}
+
+impl Error {
+    #[cfg(feature = "redis")]
+    pub(crate) fn redis(err: redis::RedisError) -> Self {
+        Error::Redis(err.to_string())
+    }
 }
 
 /// The error a failure callback receives when a handler panicked.

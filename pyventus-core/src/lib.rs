@@ -38,6 +38,8 @@ mod key;
 mod linker;
 mod namespace;
 mod processing;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod registration;
 mod registry;
 mod runtime;
@@ -74,6 +76,9 @@ pub mod __private {
     pub use crate::registration::{Namespace, Registration};
     pub use crate::workflow::Run;
     pub use {anyhow, inventory};
+
+    #[cfg(feature = "redis")]
+    pub use crate::redis::{Codec, CodecRegistration, Probe, ViaNothing, ViaSerde};
 
     use crate::{AnyEvent, HandlerOutput, SuccessHandler};
 

@@ -20,6 +20,21 @@ fn private_runtime() -> &'static Runtime {
     })
 }
 
+/// Runs `fut` on the private runtime, whose worker drives its I/O whatever the
+/// caller's runtime is doing (so a connection made here never waits on a
+/// runtime its user blocks).
+#[cfg(feature = "redis")]
+pub(crate) async fn on_private<F>(fut: F) -> F::Output
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match private_runtime().spawn(fut).await {
+        Ok(output) => output,
+        Err(err) => std::panic::resume_unwind(err.into_panic()),
+    }
+}
+
 /// Blocks the calling thread on `fut`.
 ///
 /// Outside a runtime it uses the private runtime. On a multi-thread runtime it

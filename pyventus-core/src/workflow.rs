@@ -24,11 +24,44 @@ pub(crate) struct RunContext<'a> {
     pub(crate) debug: bool,
     /// Whether the linker has a default success callback, read once per emission.
     has_default_success: bool,
+    /// Where failures are also recorded, for a caller that must know (a worker).
+    pub(crate) failures: Option<&'a FailureLog>,
+}
+
+/// The failures of one emission, for whoever must decide on them (a worker
+/// acknowledges an entry only if none of its handlers failed).
+#[derive(Default)]
+pub(crate) struct FailureLog {
+    count: std::sync::atomic::AtomicUsize,
+    first: std::sync::Mutex<Option<String>>,
+}
+
+impl FailureLog {
+    fn record(&self, handler: &str, err: &anyhow::Error) {
+        self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut first = self
+            .first
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        first.get_or_insert_with(|| format!("handler `{handler}` failed: {err:#}"));
+    }
+
+    /// How many subscribers failed, and the first failure.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn summary(&self) -> Option<(usize, String)> {
+        let count = self.count.load(std::sync::atomic::Ordering::SeqCst);
+        let first = self
+            .first
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (count > 0).then(|| (count, first.clone().unwrap_or_default()))
+    }
 }
 
 impl<'a> RunContext<'a> {
     pub(crate) fn new(linker: &'a LinkerShared, emission: Option<u64>, debug: bool) -> Self {
         RunContext {
+            failures: None,
             linker,
             emission,
             debug,
@@ -101,6 +134,9 @@ impl<'a> Run<'a> {
             emission = ?self.delivery.cx.emission,
             "event callback failed: {err:#}"
         );
+        if let Some(log) = self.delivery.cx.failures {
+            log.record(self.sub.handler_id.unwrap_or("<runtime>"), err);
+        }
         let failure =
             self.sub
                 .failure
@@ -150,8 +186,10 @@ pub(crate) async fn run_async(
     linker: Arc<LinkerShared>,
     emission: u64,
     debug: bool,
+    failures: Option<Arc<FailureLog>>,
 ) {
-    let cx = RunContext::new(&linker, Some(emission), debug);
+    let mut cx = RunContext::new(&linker, Some(emission), debug);
+    cx.failures = failures.as_deref();
     let delivery = Delivery {
         event: &*event,
         payload: event.payload(),

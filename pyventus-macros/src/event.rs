@@ -69,10 +69,21 @@ pub(crate) fn expand(mut input: DeriveInput) -> syn::Result<TokenStream> {
     }
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
 
+    // A concrete type registers its codec, so that it can cross a process when
+    // it also derives `Serialize` and `Deserialize` (a no-op without the
+    // facade's `redis` feature). A generic type has no single codec.
+    let codec = if input.generics.params.is_empty() {
+        quote!(#runtime::__private::event_codec!(#ident);)
+    } else {
+        quote!()
+    };
+
     Ok(quote! {
         #[automatically_derived]
         impl #impl_generics #runtime::Event for #ident #ty_generics #where_clause {
             const NAME: &'static str = #name;
         }
+
+        #codec
     })
 }

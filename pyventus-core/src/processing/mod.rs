@@ -68,6 +68,13 @@ pub trait ProcessingService: Send + Sync + 'static {
     fn runs_inline(&self) -> bool {
         false
     }
+
+    /// Whether the emissions run in other processes, which resolve the
+    /// subscribers themselves. The emitter then submits every emission, even one
+    /// with no local subscriber, and claims no one-time subscriber locally.
+    fn runs_remotely(&self) -> bool {
+        false
+    }
 }
 
 impl<P: ProcessingService + ?Sized> ProcessingService for Arc<P> {
@@ -77,6 +84,10 @@ impl<P: ProcessingService + ?Sized> ProcessingService for Arc<P> {
 
     fn runs_inline(&self) -> bool {
         (**self).runs_inline()
+    }
+
+    fn runs_remotely(&self) -> bool {
+        (**self).runs_remotely()
     }
 }
 

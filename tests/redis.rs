@@ -1,0 +1,600 @@
+//! Distributed processing against a real Redis (`PYVENTUS_REDIS_URL`, default
+//! 127.0.0.1:6379). Without one, these tests say so and pass, unless
+//! `PYVENTUS_REQUIRE_SERVICES=1` (CI) makes a missing Redis a failure.
+#![cfg(feature = "redis")]
+
+use std::collections::HashSet;
+use std::process::{Child, Command};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use pyventus::redis::{DeadLetters, Envelope, RedisProcessingService, Worker, current_delivery};
+use pyventus::{Error, Event, EventEmitter, EventLinker, Linker, on, on_success};
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+
+/// The Redis to test against, or `None` (and why) when it is not reachable and
+/// not required.
+async fn redis_url() -> Option<String> {
+    let url = pyventus::redis::url_from_env();
+    let reachable = async {
+        let client = redis::Client::open(url.as_str()).ok()?;
+        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .ok()
+    };
+    match tokio::time::timeout(Duration::from_secs(3), reachable).await {
+        Ok(Some(_)) => Some(url),
+        _ if std::env::var("PYVENTUS_REQUIRE_SERVICES").as_deref() == Ok("1") => {
+            panic!(
+                "Redis is required (PYVENTUS_REQUIRE_SERVICES=1) but not reachable at {url}; set PYVENTUS_REDIS_URL"
+            )
+        }
+        _ => {
+            eprintln!(
+                "skipping: no Redis reachable at {url} (set PYVENTUS_REDIS_URL to run this test)"
+            );
+            None
+        }
+    }
+}
+
+/// A queue name no other test uses.
+fn fresh_queue(name: &str) -> String {
+    format!("test-{name}-{}", uuid::Uuid::new_v4().simple())
+}
+
+async fn connection(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Deletes a queue's keys.
+async fn cleanup(url: &str, queue: &str) {
+    let mut conn = connection(url).await;
+    let keys = [
+        format!("pyventus:{{{queue}}}:stream"),
+        format!("pyventus:{{{queue}}}:dead"),
+        format!("test:{queue}:done"),
+    ];
+    let _: () = conn.del(&keys).await.unwrap();
+}
+
+/// Waits until `done` holds, or fails after `limit`.
+async fn until(limit: Duration, what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let start = Instant::now();
+    while !done().await {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn emitter(service: RedisProcessingService, linker: EventLinker) -> EventEmitter {
+    EventEmitter::builder()
+        .processor(service)
+        .linker(linker)
+        .build()
+}
+
+// --- The happy path: every emission is handled once, with its callbacks.
+
+#[derive(Debug, Clone, Event, Serialize, Deserialize)]
+struct Greeting {
+    n: u64,
+}
+
+#[derive(Linker)]
+struct HappyPath;
+
+static HAPPY_SUM: AtomicU64 = AtomicU64::new(0);
+static HAPPY_CALLBACKS: AtomicU64 = AtomicU64::new(0);
+static HAPPY_IDS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+#[on(Greeting, linker = HappyPath)]
+async fn greet(g: &Greeting) -> u64 {
+    let delivery = current_delivery().expect("a worker's handler sees its delivery");
+    HAPPY_IDS.lock().unwrap().push(delivery.envelope_id);
+    HAPPY_SUM.fetch_add(g.n, Ordering::SeqCst);
+    g.n
+}
+
+#[on_success(greet)]
+fn greeted(_n: u64) {
+    HAPPY_CALLBACKS.fetch_add(1, Ordering::SeqCst);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emissions_are_handled_by_a_worker_with_their_callbacks() {
+    let Some(url) = redis_url().await else { return };
+    let queue = fresh_queue("happy");
+    let service = RedisProcessingService::builder(&url)
+        .queue(&queue)
+        .connect()
+        .await
+        .unwrap();
+    let emitter = emitter(service, HappyPath::linker());
+    for n in 1..=100 {
+        emitter.emit(Greeting { n }).unwrap();
+    }
+    // Nothing ran here: the handlers run in the worker.
+    assert_eq!(HAPPY_SUM.load(Ordering::SeqCst), 0);
+
+    let worker = Worker::builder(&url)
+        .queue(&queue)
+        .linker(HappyPath::linker())
+        .connect()
+        .await
+        .unwrap();
+    let running = tokio::spawn({
+        let worker = worker.clone();
+        async move { worker.run().await }
+    });
+    until(Duration::from_secs(20), "100 greetings", async || {
+        worker.stats().processed == 100
+    })
+    .await;
+    worker.shutdown();
+    running.await.unwrap().unwrap();
+
+    assert_eq!(HAPPY_SUM.load(Ordering::SeqCst), 5050);
+    assert_eq!(
+        HAPPY_CALLBACKS.load(Ordering::SeqCst),
+        100,
+        "success callbacks run in the worker"
+    );
+    let ids: HashSet<_> = HAPPY_IDS.lock().unwrap().iter().cloned().collect();
+    assert_eq!(ids.len(), 100, "every envelope has its own id");
+    assert_eq!(worker.stats().retried + worker.stats().dead_lettered, 0);
+    let dead = DeadLetters::connect(&url, &queue).await.unwrap();
+    assert!(dead.is_empty().await.unwrap());
+    cleanup(&url, &queue).await;
+}
+
+// --- What cannot cross a process is refused at emit.
+
+#[derive(Debug, Clone, Event)]
+struct LocalOnly;
+
+#[derive(Linker)]
+struct Refusals;
+
+#[on(LocalOnly, linker = Refusals)]
+fn local_only() {}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_cannot_cross_a_process_is_a_clear_error() {
+    let Some(url) = redis_url().await else { return };
+    let queue = fresh_queue("refusals");
+    let service = RedisProcessingService::builder(&url)
+        .queue(&queue)
+        .connect()
+        .await
+        .unwrap();
+
+    let err = emitter(service.clone(), Refusals::linker())
+        .emit(LocalOnly)
+        .unwrap_err();
+    assert!(matches!(err, Error::NotSerializable { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("derive `Serialize` and `Deserialize`"),
+        "{err}"
+    );
+
+    let err = emitter(service.clone(), Refusals::linker())
+        .emit_named("Greet", "x".to_string())
+        .unwrap_err();
+    assert!(matches!(err, Error::NotSerializable { .. }), "{err}");
+
+    let linker = EventLinker::new();
+    linker.on::<Greeting>().subscribe(|| {}).unwrap();
+    let err = emitter(service, linker)
+        .emit(Greeting { n: 1 })
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::RuntimeSubscriberRemote {
+            event: "Greeting".into()
+        }
+    );
+
+    let mut conn = connection(&url).await;
+    let len: u64 = conn
+        .xlen(format!("pyventus:{{{queue}}}:stream"))
+        .await
+        .unwrap();
+    assert_eq!(len, 0, "nothing refused was enqueued");
+    cleanup(&url, &queue).await;
+}
+
+// --- A handler that always fails ends in the dead letters after exactly max deliveries.
+
+#[derive(Debug, Clone, Event, Serialize, Deserialize)]
+struct Doomed {
+    id: u64,
+}
+
+#[derive(Linker)]
+struct Failing;
+
+static DOOMED_ATTEMPTS: AtomicU64 = AtomicU64::new(0);
+
+#[on(Doomed, linker = Failing)]
+fn always_fails(d: &Doomed) -> anyhow::Result<()> {
+    DOOMED_ATTEMPTS.fetch_add(1, Ordering::SeqCst);
+    anyhow::bail!("doomed {} cannot succeed", d.id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_that_always_fails_is_dead_lettered_after_max_deliveries() {
+    let Some(url) = redis_url().await else { return };
+    let queue = fresh_queue("failing");
+    let service = RedisProcessingService::builder(&url)
+        .queue(&queue)
+        .connect()
+        .await
+        .unwrap();
+    emitter(service, Failing::linker())
+        .emit(Doomed { id: 7 })
+        .unwrap();
+
+    let worker = Worker::builder(&url)
+        .queue(&queue)
+        .linker(Failing::linker())
+        .visibility_timeout(Duration::from_millis(200))
+        .max_deliveries(3)
+        .block(Duration::from_millis(50))
+        .connect()
+        .await
+        .unwrap();
+    let running = tokio::spawn({
+        let worker = worker.clone();
+        async move { worker.run().await }
+    });
+    let dead = DeadLetters::connect(&url, &queue).await.unwrap();
+    until(Duration::from_secs(20), "the dead letter", async || {
+        dead.len().await.unwrap() == 1
+    })
+    .await;
+    worker.shutdown();
+    running.await.unwrap().unwrap();
+
+    assert_eq!(
+        DOOMED_ATTEMPTS.load(Ordering::SeqCst),
+        3,
+        "exactly max_deliveries attempts"
+    );
+    let stats = worker.stats();
+    assert_eq!(
+        (stats.retried, stats.dead_lettered, stats.processed),
+        (2, 1, 0)
+    );
+    let letter = &dead.list(10).await.unwrap()[0];
+    assert_eq!(letter.deliveries, 3);
+    assert_eq!(letter.event(), "Doomed");
+    assert!(
+        letter.reason.contains("doomed 7 cannot succeed"),
+        "{}",
+        letter.reason
+    );
+    assert!(
+        letter.reason.contains("always_fails"),
+        "the reason names the handler: {}",
+        letter.reason
+    );
+
+    // Fixed or not, a dead letter can be replayed onto the queue.
+    assert!(dead.replay(&letter.id).await.unwrap());
+    assert!(dead.is_empty().await.unwrap());
+    let mut conn = connection(&url).await;
+    let len: u64 = conn
+        .xlen(format!("pyventus:{{{queue}}}:stream"))
+        .await
+        .unwrap();
+    assert_eq!(len, 2, "the original entry and its replay");
+    cleanup(&url, &queue).await;
+}
+
+// --- Unknown events, malformed payloads and malformed envelopes end there too.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_events_and_malformed_payloads_are_dead_lettered_with_their_reason() {
+    let Some(url) = redis_url().await else { return };
+    let queue = fresh_queue("malformed");
+    let service = RedisProcessingService::builder(&url)
+        .queue(&queue)
+        .connect()
+        .await
+        .unwrap();
+    service
+        .enqueue(&Envelope::new("NoSuchEvent", "{}"))
+        .await
+        .unwrap();
+    service
+        .enqueue(&Envelope::new("Doomed", "this is not json"))
+        .await
+        .unwrap();
+    service
+        .enqueue(&Envelope::new("Doomed", r#"{"wrong":"shape"}"#))
+        .await
+        .unwrap();
+    let mut conn = connection(&url).await;
+    let _: String = conn
+        .xadd(
+            format!("pyventus:{{{queue}}}:stream"),
+            "*",
+            &[("garbage", "yes")],
+        )
+        .await
+        .unwrap();
+
+    let worker = Worker::builder(&url)
+        .queue(&queue)
+        .linker(Failing::linker())
+        .visibility_timeout(Duration::from_millis(100))
+        .max_deliveries(2)
+        .block(Duration::from_millis(50))
+        .connect()
+        .await
+        .unwrap();
+    let running = tokio::spawn({
+        let worker = worker.clone();
+        async move { worker.run().await }
+    });
+    let dead = DeadLetters::connect(&url, &queue).await.unwrap();
+    until(Duration::from_secs(20), "four dead letters", async || {
+        dead.len().await.unwrap() == 4
+    })
+    .await;
+    worker.shutdown();
+    running.await.unwrap().unwrap();
+
+    let mut reasons: Vec<String> = dead
+        .list(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.reason)
+        .collect();
+    reasons.sort();
+    assert!(
+        reasons[0].starts_with("malformed envelope: no `v` field"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[1].starts_with("malformed payload: expected"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[2].starts_with("malformed payload: missing field `id`"),
+        "{reasons:?}"
+    );
+    assert!(reasons[3].starts_with("unknown event"), "{reasons:?}");
+    assert_eq!(
+        DOOMED_ATTEMPTS.load(Ordering::SeqCst) % 3,
+        0,
+        "no handler ran on a bad payload"
+    );
+    cleanup(&url, &queue).await;
+}
+
+// --- Two workers share the load; graceful shutdown loses nothing.
+
+#[derive(Debug, Clone, Event, Serialize, Deserialize)]
+struct Chore {
+    id: u64,
+}
+
+#[derive(Linker)]
+struct Shared;
+
+static CHORES_DONE: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+
+#[on(Chore, linker = Shared)]
+async fn do_chore(c: &Chore) {
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    CHORES_DONE.lock().unwrap().push(c.id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_share_the_load_and_graceful_shutdown_loses_nothing() {
+    let Some(url) = redis_url().await else { return };
+    let queue = fresh_queue("shared");
+    let service = RedisProcessingService::builder(&url)
+        .queue(&queue)
+        .connect()
+        .await
+        .unwrap();
+    let emitter = emitter(service, Shared::linker());
+    for id in 0..400 {
+        emitter.emit(Chore { id }).unwrap();
+    }
+    let start = |consumer: &'static str| {
+        let (url, queue) = (url.clone(), queue.clone());
+        async move {
+            Worker::builder(&url)
+                .queue(&queue)
+                .linker(Shared::linker())
+                .consumer(consumer)
+                .concurrency(4)
+                .connect()
+                .await
+                .unwrap()
+        }
+    };
+    let (a, b) = (start("worker-a").await, start("worker-b").await);
+    let run_a = tokio::spawn({
+        let a = a.clone();
+        async move { a.run().await }
+    });
+    let run_b = tokio::spawn({
+        let b = b.clone();
+        async move { b.run().await }
+    });
+
+    // Stop worker a halfway: it finishes what it holds and takes no more.
+    until(Duration::from_secs(20), "a first half", async || {
+        CHORES_DONE.lock().unwrap().len() >= 200
+    })
+    .await;
+    a.shutdown();
+    run_a.await.unwrap().unwrap();
+    until(Duration::from_secs(20), "every chore", async || {
+        a.stats().processed + b.stats().processed == 400
+    })
+    .await;
+    b.shutdown();
+    run_b.await.unwrap().unwrap();
+
+    let (a, b) = (a.stats(), b.stats());
+    assert!(
+        a.processed > 0 && b.processed > 0,
+        "both took a share: {a:?} {b:?}"
+    );
+    let mut done = CHORES_DONE.lock().unwrap().clone();
+    done.sort_unstable();
+    assert_eq!(
+        done,
+        (0..400).collect::<Vec<_>>(),
+        "every chore exactly once"
+    );
+    cleanup(&url, &queue).await;
+}
+
+// --- A worker killed mid-handler (kill -9): another completes its entries.
+
+#[derive(Debug, Clone, Event, Serialize, Deserialize)]
+struct Payment {
+    id: u64,
+}
+
+#[derive(Linker)]
+struct Crash;
+
+/// Records each payment in a Redis set, so that every process's work is seen.
+#[on(Payment, linker = Crash)]
+async fn settle_payment(p: &Payment) -> anyhow::Result<()> {
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let queue =
+        std::env::var(CHILD_QUEUE).or_else(|_| CRASH_QUEUE.lock().unwrap().clone().ok_or(()));
+    let queue = queue.map_err(|()| anyhow::anyhow!("no queue set"))?;
+    let mut conn = connection(&pyventus::redis::url_from_env()).await;
+    let _: () = conn.sadd(format!("test:{queue}:done"), p.id).await?;
+    Ok(())
+}
+
+static CRASH_QUEUE: Mutex<Option<String>> = Mutex::new(None);
+const CHILD_QUEUE: &str = "PYVENTUS_TEST_CHILD_QUEUE";
+
+/// Not a test on its own: the worker process the crash test starts and kills.
+#[test]
+fn child_worker_process() {
+    let Ok(queue) = std::env::var(CHILD_QUEUE) else {
+        return;
+    };
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let worker = Worker::builder(&pyventus::redis::url_from_env())
+            .queue(&queue)
+            .linker(Crash::linker())
+            .consumer("doomed-child")
+            .concurrency(16)
+            .connect()
+            .await
+            .unwrap();
+        worker.run().await.unwrap();
+    });
+}
+
+fn spawn_child(queue: &str) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_worker_process", "--nocapture", "--quiet"])
+        .env(CHILD_QUEUE, queue)
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_handler_loses_nothing() {
+    const PAYMENTS: u64 = 2_000;
+    let Some(url) = redis_url().await else { return };
+    let queue = fresh_queue("crash");
+    *CRASH_QUEUE.lock().unwrap() = Some(queue.clone());
+    let service = RedisProcessingService::builder(&url)
+        .queue(&queue)
+        .connect()
+        .await
+        .unwrap();
+    let emitter = emitter(service, Crash::linker());
+    for id in 0..PAYMENTS {
+        emitter.emit(Payment { id }).unwrap();
+    }
+
+    let mut child = spawn_child(&queue);
+    let mut conn = connection(&url).await;
+    let done_key = format!("test:{queue}:done");
+    until(
+        Duration::from_secs(60),
+        "the child to be mid-run",
+        async || conn.scard::<_, u64>(&done_key).await.unwrap() >= PAYMENTS / 4,
+    )
+    .await;
+    child.kill().unwrap(); // SIGKILL: no shutdown, entries left mid-handler
+    child.wait().unwrap();
+    let pending: (
+        u64,
+        Option<String>,
+        Option<String>,
+        Option<Vec<(String, String)>>,
+    ) = redis::cmd("XPENDING")
+        .arg(format!("pyventus:{{{queue}}}:stream"))
+        .arg("pyventus")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(pending.0 > 0, "the child died holding entries");
+
+    let survivor = Worker::builder(&url)
+        .queue(&queue)
+        .linker(Crash::linker())
+        .visibility_timeout(Duration::from_millis(500))
+        .concurrency(16)
+        .connect()
+        .await
+        .unwrap();
+    let running = tokio::spawn({
+        let survivor = survivor.clone();
+        async move { survivor.run().await }
+    });
+    until(Duration::from_secs(120), "every payment", async || {
+        conn.scard::<_, u64>(&done_key).await.unwrap() == PAYMENTS
+    })
+    .await;
+    until(Duration::from_secs(20), "nothing pending", async || {
+        let pending: (
+            u64,
+            Option<String>,
+            Option<String>,
+            Option<Vec<(String, String)>>,
+        ) = redis::cmd("XPENDING")
+            .arg(format!("pyventus:{{{queue}}}:stream"))
+            .arg("pyventus")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        pending.0 == 0
+    })
+    .await;
+    survivor.shutdown();
+    running.await.unwrap().unwrap();
+    assert!(
+        survivor.stats().reclaimed > 0,
+        "the survivor completed the dead child's entries"
+    );
+    cleanup(&url, &queue).await;
+}
