@@ -130,4 +130,7 @@ mod guide {
     #[cfg(feature = "axum")]
     #[doc = include_str!("../docs/axum.md")]
     struct Axum;
+    #[cfg(feature = "redis")]
+    #[doc = include_str!("../docs/redis.md")]
+    struct Redis;
 }

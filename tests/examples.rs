@@ -14,6 +14,11 @@ fn run(name: &str) -> String {
 
 /// Runs an example with arguments, returning its standard output.
 fn run_with(name: &str, args: &[&str]) -> String {
+    run_with_env(name, args, &[])
+}
+
+/// Runs an example with arguments and environment, returning its standard output.
+fn run_with_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> String {
     // This test binary is target/<profile>/deps/examples-<hash>; the examples
     // are in target/<profile>/examples/.
     let mut path = std::env::current_exe().unwrap();
@@ -30,6 +35,7 @@ fn run_with(name: &str, args: &[&str]) -> String {
     });
     let output = Command::new(&path)
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .unwrap_or_else(|err| {
             panic!(
@@ -117,4 +123,43 @@ fn axum_server() {
     let sent = lines.iter().position(|l| *l == "Email sent successfully!");
     let started = lines.iter().position(|l| l.starts_with("Sending email to"));
     assert!(started < sent, "{out}");
+}
+
+/// The emitter and the worker, built from one handler crate, over a real Redis.
+#[cfg(feature = "redis")]
+#[test]
+fn redis_emitter_and_worker() {
+    let reachable = std::net::TcpStream::connect("127.0.0.1:6379").is_ok()
+        || std::env::var("PYVENTUS_REDIS_URL").is_ok();
+    if !reachable {
+        assert_ne!(
+            std::env::var("PYVENTUS_REQUIRE_SERVICES").as_deref(),
+            Ok("1"),
+            "Redis is required (PYVENTUS_REQUIRE_SERVICES=1) but not reachable"
+        );
+        eprintln!("skipping: no Redis at 127.0.0.1:6379 (set PYVENTUS_REDIS_URL)");
+        return;
+    }
+    let queue = format!("test-examples-{}", std::process::id());
+    let env = [("PYVENTUS_QUEUE", queue.as_str())];
+    assert_eq!(
+        run_with_env("redis_emitter", &["3"], &env),
+        format!("enqueued 3 orders on queue `{queue}`\n")
+    );
+    let out = run_with_env("redis_worker", &["--exit-after", "3"], &env);
+    for order in 1..=3 {
+        assert!(out.contains(&format!("order {order} recorded")), "{out}");
+        assert!(
+            out.contains(&format!(
+                "confirmation of order {order} sent to customer{order}@example.com"
+            )),
+            "{out}"
+        );
+    }
+    assert!(
+        out.ends_with("stopped: 3 processed, 0 retried, 0 dead-lettered\n"),
+        "{out}"
+    );
+    let out = run_with_env("redis_dead_letters", &["list"], &env);
+    assert_eq!(out, format!("no dead letters on queue `{queue}`\n"));
 }

@@ -97,7 +97,7 @@ static HAPPY_CALLBACKS: AtomicU64 = AtomicU64::new(0);
 static HAPPY_IDS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 #[on(Greeting, linker = HappyPath)]
-async fn greet(g: &Greeting) -> u64 {
+fn greet(g: &Greeting) -> u64 {
     let delivery = current_delivery().expect("a worker's handler sees its delivery");
     HAPPY_IDS.lock().unwrap().push(delivery.envelope_id);
     HAPPY_SUM.fetch_add(g.n, Ordering::SeqCst);
@@ -492,6 +492,15 @@ async fn settle_payment(p: &Payment) -> anyhow::Result<()> {
 static CRASH_QUEUE: Mutex<Option<String>> = Mutex::new(None);
 const CHILD_QUEUE: &str = "PYVENTUS_TEST_CHILD_QUEUE";
 
+/// `XPENDING`'s summary: the count, the smallest and largest ids, and each
+/// consumer's count.
+type PendingSummary = (
+    u64,
+    Option<String>,
+    Option<String>,
+    Option<Vec<(String, String)>>,
+);
+
 /// Not a test on its own: the worker process the crash test starts and kills.
 #[test]
 fn child_worker_process() {
@@ -539,19 +548,14 @@ async fn a_worker_killed_mid_handler_loses_nothing() {
     let mut conn = connection(&url).await;
     let done_key = format!("test:{queue}:done");
     until(
-        Duration::from_secs(60),
+        Duration::from_mins(1),
         "the child to be mid-run",
         async || conn.scard::<_, u64>(&done_key).await.unwrap() >= PAYMENTS / 4,
     )
     .await;
     child.kill().unwrap(); // SIGKILL: no shutdown, entries left mid-handler
     child.wait().unwrap();
-    let pending: (
-        u64,
-        Option<String>,
-        Option<String>,
-        Option<Vec<(String, String)>>,
-    ) = redis::cmd("XPENDING")
+    let pending: PendingSummary = redis::cmd("XPENDING")
         .arg(format!("pyventus:{{{queue}}}:stream"))
         .arg("pyventus")
         .query_async(&mut conn)
@@ -571,17 +575,12 @@ async fn a_worker_killed_mid_handler_loses_nothing() {
         let survivor = survivor.clone();
         async move { survivor.run().await }
     });
-    until(Duration::from_secs(120), "every payment", async || {
+    until(Duration::from_mins(2), "every payment", async || {
         conn.scard::<_, u64>(&done_key).await.unwrap() == PAYMENTS
     })
     .await;
     until(Duration::from_secs(20), "nothing pending", async || {
-        let pending: (
-            u64,
-            Option<String>,
-            Option<String>,
-            Option<Vec<(String, String)>>,
-        ) = redis::cmd("XPENDING")
+        let pending: PendingSummary = redis::cmd("XPENDING")
             .arg(format!("pyventus:{{{queue}}}:stream"))
             .arg("pyventus")
             .query_async(&mut conn)
@@ -596,5 +595,70 @@ async fn a_worker_killed_mid_handler_loses_nothing() {
         survivor.stats().reclaimed > 0,
         "the survivor completed the dead child's entries"
     );
+    cleanup(&url, &queue).await;
+}
+
+// --- A handler longer than the visibility timeout keeps its entry (heartbeat).
+
+#[derive(Debug, Clone, Event, Serialize, Deserialize)]
+struct LongJob {
+    id: u64,
+}
+
+#[derive(Linker)]
+struct Long;
+
+static LONG_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[on(LongJob, linker = Long)]
+async fn long_job() {
+    LONG_RUNS.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_handler_keeps_its_entry_with_heartbeats() {
+    let Some(url) = redis_url().await else { return };
+    let queue = fresh_queue("long");
+    let service = RedisProcessingService::builder(&url)
+        .queue(&queue)
+        .connect()
+        .await
+        .unwrap();
+    emitter(service, Long::linker())
+        .emit(LongJob { id: 1 })
+        .unwrap();
+    let start = |consumer: &'static str| {
+        let (url, queue) = (url.clone(), queue.clone());
+        async move {
+            Worker::builder(&url)
+                .queue(&queue)
+                .linker(Long::linker())
+                .consumer(consumer)
+                .visibility_timeout(Duration::from_millis(300))
+                .block(Duration::from_millis(50))
+                .connect()
+                .await
+                .unwrap()
+        }
+    };
+    let (a, b) = (start("long-a").await, start("long-b").await);
+    let runs: Vec<_> = [a.clone(), b.clone()]
+        .into_iter()
+        .map(|w| tokio::spawn(async move { w.run().await }))
+        .collect();
+    until(Duration::from_secs(20), "the long job", async || {
+        a.stats().processed + b.stats().processed == 1
+    })
+    .await;
+    // Four visibility timeouts passed while it ran; no one claimed it.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    a.shutdown();
+    b.shutdown();
+    for run in runs {
+        run.await.unwrap().unwrap();
+    }
+    assert_eq!(LONG_RUNS.load(Ordering::SeqCst), 1, "delivered once");
+    assert_eq!(a.stats().reclaimed + b.stats().reclaimed, 0);
     cleanup(&url, &queue).await;
 }

@@ -168,6 +168,7 @@ pub enum Error {
 
 impl Error {
     #[cfg(feature = "redis")]
+    #[allow(clippy::needless_pass_by_value)] // fits `map_err(Error::redis)`
     pub(crate) fn redis(err: redis::RedisError) -> Self {
         Error::Redis(err.to_string())
     }

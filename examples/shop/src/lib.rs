@@ -14,9 +14,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use pyventus::{Event, Linker, on, on_failure};
+use serde::{Deserialize, Serialize};
 
-/// A customer placed an order.
-#[derive(Debug, Clone, Event)]
+/// A customer placed an order. It derives serde's traits so it can cross a
+/// process (the `redis_emitter` and `redis_worker` examples).
+#[derive(Debug, Clone, Event, Serialize, Deserialize)]
 pub struct OrderPlaced {
     /// The order.
     pub order_id: u64,

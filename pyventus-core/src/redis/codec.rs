@@ -57,6 +57,12 @@ impl<E> Probe<E> {
     }
 }
 
+impl<E> Default for Probe<E> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 #[doc(hidden)]
 pub trait ViaSerde {
     fn codec(&self) -> Option<Codec>;
