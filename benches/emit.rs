@@ -65,26 +65,35 @@ fn emitter(linker: EventLinker, processor: impl ProcessingService) -> EventEmitt
         .build()
 }
 
+/// The floor: `n` boxed closures doing the subscribers' work, called in a loop.
+fn bench_direct_calls(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    n: usize,
+    sum: &Arc<AtomicU64>,
+) {
+    let handlers: Vec<Handler> = (0..n)
+        .map(|_| {
+            let sum = sum.clone();
+            Box::new(move |e: &Measured| {
+                sum.fetch_add(e.value, Ordering::Relaxed);
+            }) as Handler
+        })
+        .collect();
+    group.bench_function(BenchmarkId::new("direct_call", n), |b| {
+        b.iter(|| {
+            let event = black_box(Measured { value: 1 });
+            for handler in &handlers {
+                handler(&event);
+            }
+        });
+    });
+}
+
 fn in_process(c: &mut Criterion) {
     let mut group = c.benchmark_group("emit");
     for n in [1_usize, 10] {
         let sum = Arc::new(AtomicU64::new(0));
-        let handlers: Vec<Handler> = (0..n)
-            .map(|_| {
-                let sum = sum.clone();
-                Box::new(move |e: &Measured| {
-                    sum.fetch_add(e.value, Ordering::Relaxed);
-                }) as Handler
-            })
-            .collect();
-        group.bench_function(BenchmarkId::new("direct_call", n), |b| {
-            b.iter(|| {
-                let event = black_box(Measured { value: 1 });
-                for handler in &handlers {
-                    handler(&event);
-                }
-            });
-        });
+        bench_direct_calls(&mut group, n, &sum);
 
         let emitter = emitter(linker_with(n, &sum), InlineProcessingService::default());
         group.bench_function(BenchmarkId::new("inline", n), |b| {
@@ -279,22 +288,7 @@ fn scaling(c: &mut Criterion) {
         .unwrap();
     for n in [1_usize, 10, 100, 1_000] {
         let sum = Arc::new(AtomicU64::new(0));
-        let handlers: Vec<Handler> = (0..n)
-            .map(|_| {
-                let sum = sum.clone();
-                Box::new(move |e: &Measured| {
-                    sum.fetch_add(e.value, Ordering::Relaxed);
-                }) as Handler
-            })
-            .collect();
-        group.bench_function(BenchmarkId::new("direct_call", n), |b| {
-            b.iter(|| {
-                let event = black_box(Measured { value: 1 });
-                for handler in &handlers {
-                    handler(&event);
-                }
-            });
-        });
+        bench_direct_calls(&mut group, n, &sum);
         let inline = emitter(linker_with(n, &sum), InlineProcessingService::default());
         group.bench_function(BenchmarkId::new("inline", n), |b| {
             b.iter(|| inline.emit(black_box(Measured { value: 1 })).unwrap());

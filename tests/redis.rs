@@ -75,6 +75,12 @@ async fn until(limit: Duration, what: &str, mut done: impl AsyncFnMut() -> bool)
     }
 }
 
+/// Runs `worker` on a task of its own.
+fn spawn_run(worker: &Worker) -> tokio::task::JoinHandle<Result<(), Error>> {
+    let worker = worker.clone();
+    tokio::spawn(async move { worker.run().await })
+}
+
 fn emitter(service: RedisProcessingService, linker: EventLinker) -> EventEmitter {
     EventEmitter::builder()
         .processor(service)
@@ -131,10 +137,7 @@ async fn emissions_are_handled_by_a_worker_with_their_callbacks() {
         .connect()
         .await
         .unwrap();
-    let running = tokio::spawn({
-        let worker = worker.clone();
-        async move { worker.run().await }
-    });
+    let running = spawn_run(&worker);
     until(Duration::from_secs(20), "100 greetings", async || {
         worker.stats().processed == 100
     })
@@ -253,10 +256,7 @@ async fn a_handler_that_always_fails_is_dead_lettered_after_max_deliveries() {
         .connect()
         .await
         .unwrap();
-    let running = tokio::spawn({
-        let worker = worker.clone();
-        async move { worker.run().await }
-    });
+    let running = spawn_run(&worker);
     let dead = DeadLetters::connect(&url, &queue).await.unwrap();
     until(Duration::from_secs(20), "the dead letter", async || {
         dead.len().await.unwrap() == 1
@@ -343,10 +343,7 @@ async fn unknown_events_and_malformed_payloads_are_dead_lettered_with_their_reas
         .connect()
         .await
         .unwrap();
-    let running = tokio::spawn({
-        let worker = worker.clone();
-        async move { worker.run().await }
-    });
+    let running = spawn_run(&worker);
     let dead = DeadLetters::connect(&url, &queue).await.unwrap();
     until(Duration::from_secs(20), "four dead letters", async || {
         dead.len().await.unwrap() == 4
@@ -429,14 +426,8 @@ async fn two_workers_share_the_load_and_graceful_shutdown_loses_nothing() {
         }
     };
     let (a, b) = (start("worker-a").await, start("worker-b").await);
-    let run_a = tokio::spawn({
-        let a = a.clone();
-        async move { a.run().await }
-    });
-    let run_b = tokio::spawn({
-        let b = b.clone();
-        async move { b.run().await }
-    });
+    let run_a = spawn_run(&a);
+    let run_b = spawn_run(&b);
 
     // Stop worker a halfway: it finishes what it holds and takes no more.
     until(Duration::from_secs(20), "a first half", async || {
@@ -571,10 +562,7 @@ async fn a_worker_killed_mid_handler_loses_nothing() {
         .connect()
         .await
         .unwrap();
-    let running = tokio::spawn({
-        let survivor = survivor.clone();
-        async move { survivor.run().await }
-    });
+    let running = spawn_run(&survivor);
     until(Duration::from_mins(2), "every payment", async || {
         conn.scard::<_, u64>(&done_key).await.unwrap() == PAYMENTS
     })

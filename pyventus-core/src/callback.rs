@@ -55,6 +55,18 @@ pub struct Delivery<'a> {
     pub(crate) cx: &'a RunContext<'a>,
 }
 
+impl<'a> Delivery<'a> {
+    /// The delivery of an event an emission shares.
+    pub(crate) fn of_shared(event: &'a Arc<AnyEvent>, cx: &'a RunContext<'a>) -> Self {
+        Delivery {
+            event: &**event,
+            payload: event.payload(),
+            shared: Some(event),
+            cx,
+        }
+    }
+}
+
 type SyncFn = dyn Fn(Run<'_>) + Send + Sync;
 type AsyncFn = dyn Fn(Arc<AnyEvent>) -> BoxFuture<'static, Outcome> + Send + Sync;
 

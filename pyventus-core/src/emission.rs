@@ -232,12 +232,7 @@ impl EventEmission {
     }
 
     fn delivery<'a>(&'a self, cx: &'a RunContext<'a>) -> Delivery<'a> {
-        Delivery {
-            event: &*self.event,
-            payload: self.event.payload(),
-            shared: Some(&self.event),
-            cx,
-        }
+        Delivery::of_shared(&self.event, cx)
     }
 
     fn context(&self) -> RunContext<'_> {
@@ -264,13 +259,7 @@ impl EventEmission {
         move || {
             let mut cx = RunContext::new(&linker, Some(emission), debug);
             cx.failures = failures.as_deref();
-            let delivery = Delivery {
-                event: &*event,
-                payload: event.payload(),
-                shared: Some(&event),
-                cx: &cx,
-            };
-            run_sync(&sub, &delivery);
+            run_sync(&sub, &Delivery::of_shared(&event, &cx));
         }
     }
 

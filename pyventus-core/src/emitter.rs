@@ -229,9 +229,8 @@ impl EventEmitter {
         if E::NAME.is_empty() {
             return Err(Error::EmptyEventName);
         }
-        let (tx, rx) = oneshot::channel();
-        self.emit_object(event, KeyHash::<E>::HASH, Claim::Typed, Some(tx))?;
-        rx.await.unwrap_or(Err(Error::EmissionDropped))
+        self.emit_waiting(event, KeyHash::<E>::HASH, Claim::Typed)
+            .await
     }
 
     /// Emits a named event and waits until its subscribers have finished.
@@ -246,8 +245,18 @@ impl EventEmitter {
     ) -> Result<(), Error> {
         let named = named_event(name.into(), payload)?;
         let hash = hash_name(&named.name);
+        self.emit_waiting(named, hash, Claim::Payload).await
+    }
+
+    /// Emits, then waits for the emission's completion.
+    async fn emit_waiting<O: EventObject>(
+        &self,
+        event: O,
+        hash: u64,
+        claim: Claim,
+    ) -> Result<(), Error> {
         let (tx, rx) = oneshot::channel();
-        self.emit_object(named, hash, Claim::Payload, Some(tx))?;
+        self.emit_object(event, hash, claim, Some(tx))?;
         rx.await.unwrap_or(Err(Error::EmissionDropped))
     }
 

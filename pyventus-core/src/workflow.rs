@@ -190,12 +190,7 @@ pub(crate) async fn run_async(
 ) {
     let mut cx = RunContext::new(&linker, Some(emission), debug);
     cx.failures = failures.as_deref();
-    let delivery = Delivery {
-        event: &*event,
-        payload: event.payload(),
-        shared: Some(&event),
-        cx: &cx,
-    };
+    let delivery = Delivery::of_shared(&event, &cx);
     let EventCallback::Async(f) = &sub.callback else {
         run_sync(&sub, &delivery);
         return;
