@@ -95,26 +95,32 @@ fn slow_body(more: Arc<Notify>) -> Body {
     Body::from_stream(chunks)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nothing_runs_before_the_body_is_sent_then_everything_runs_in_order() {
-    let record = Record::default();
-    let layer = BackgroundEmitterLayer::new().linker(linker(&record, None));
-    let more = Arc::new(Notify::new());
-    let body_gate = more.clone();
+/// A layer on `record`'s linker, and a server whose one route emits the three
+/// events and answers with `slow_body(gate)`.
+async fn slow_body_server(
+    record: &Record,
+    gate: &Arc<Notify>,
+) -> (BackgroundEmitterLayer, std::net::SocketAddr) {
+    let layer = BackgroundEmitterLayer::new().linker(linker(record, None));
+    let gate = gate.clone();
     let app = Router::new()
         .route(
             "/",
             get(move |emitter: BackgroundEmitter| {
-                let more = body_gate.clone();
+                let gate = gate.clone();
                 async move {
                     emit_three(&emitter);
-                    slow_body(more)
+                    slow_body(gate)
                 }
             }),
         )
         .layer(layer.clone());
-    let addr = serve(app).await;
+    (layer, serve(app).await)
+}
 
+/// Sends a raw GET over a new connection and reads until the first chunk of the
+/// body has arrived; returns the connection, mid-body.
+async fn get_first_chunk(addr: std::net::SocketAddr) -> TcpStream {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream
         .write_all(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
@@ -124,8 +130,18 @@ async fn nothing_runs_before_the_body_is_sent_then_everything_runs_in_order() {
     while !String::from_utf8_lossy(&seen).contains("chunk 0") {
         let mut buf = [0; 1024];
         let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the server closed before the first chunk");
         seen.extend_from_slice(&buf[..n]);
     }
+    stream
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_runs_before_the_body_is_sent_then_everything_runs_in_order() {
+    let record = Record::default();
+    let more = Arc::new(Notify::new());
+    let (layer, addr) = slow_body_server(&record, &more).await;
+    let mut stream = get_first_chunk(addr).await;
     // The client holds part of the body: nothing may have run.
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(record.len(), 0, "an emission ran before the body was sent");
@@ -239,33 +255,9 @@ async fn a_policy_decides_which_responses_commit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_disconnects_mid_body_loses_nothing() {
     let record = Record::default();
-    let layer = BackgroundEmitterLayer::new().linker(linker(&record, None));
     let never = Arc::new(Notify::new());
-    let app = Router::new()
-        .route(
-            "/",
-            get(move |emitter: BackgroundEmitter| {
-                let never = never.clone();
-                async move {
-                    emit_three(&emitter);
-                    slow_body(never)
-                }
-            }),
-        )
-        .layer(layer.clone());
-    let addr = serve(app).await;
-
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = [0; 1024];
-    let mut seen = Vec::new();
-    while !String::from_utf8_lossy(&seen).contains("chunk 0") {
-        let n = stream.read(&mut buf).await.unwrap();
-        seen.extend_from_slice(&buf[..n]);
-    }
+    let (layer, addr) = slow_body_server(&record, &never).await;
+    let stream = get_first_chunk(addr).await;
     drop(stream); // gone mid-body; the body will never end
 
     // hyper notices, drops the body, and the emissions run.

@@ -53,8 +53,9 @@ fn inline_runs_sync_and_async_subscribers_before_emit_returns() {
     assert_eq!(record.take(), ["sync 1", "async 1"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn inline_inside_a_multi_thread_runtime_runs_async_subscribers_without_nesting_runtimes() {
+/// A linker with one async subscriber that awaits a timer (so it needs a
+/// runtime's driver), then records the job.
+fn sleepy_async_subscriber() -> (EventLinker, Record) {
     let linker = EventLinker::new();
     let record = Record::default();
     let r = record.clone();
@@ -68,25 +69,19 @@ async fn inline_inside_a_multi_thread_runtime_runs_async_subscribers_without_nes
             }
         })
         .unwrap();
+    (linker, record)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inline_inside_a_multi_thread_runtime_runs_async_subscribers_without_nesting_runtimes() {
+    let (linker, record) = sleepy_async_subscriber();
     inline(&linker).emit(Job { id: 2 }).unwrap();
     assert_eq!(record.take(), ["async 2"]);
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn inline_inside_a_current_thread_runtime_runs_async_subscribers_too() {
-    let linker = EventLinker::new();
-    let record = Record::default();
-    let r = record.clone();
-    linker
-        .on::<Job>()
-        .subscribe_async(move |e: Arc<Job>| {
-            let r = r.clone();
-            async move {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-                r.push(format!("async {}", e.id));
-            }
-        })
-        .unwrap();
+    let (linker, record) = sleepy_async_subscriber();
     inline(&linker).emit(Job { id: 3 }).unwrap();
     assert_eq!(record.take(), ["async 3"]);
 }

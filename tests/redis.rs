@@ -81,6 +81,34 @@ fn spawn_run(worker: &Worker) -> tokio::task::JoinHandle<Result<(), Error>> {
     tokio::spawn(async move { worker.run().await })
 }
 
+/// Runs a worker of the `Failing` namespace with a short visibility timeout
+/// until the queue has `letters` dead letters, then stops it.
+async fn run_until_dead_letters(
+    url: &str,
+    queue: &str,
+    max_deliveries: u64,
+    letters: u64,
+) -> (Worker, DeadLetters) {
+    let worker = Worker::builder(url)
+        .queue(queue)
+        .linker(Failing::linker())
+        .visibility_timeout(Duration::from_millis(150))
+        .max_deliveries(max_deliveries)
+        .block(Duration::from_millis(50))
+        .connect()
+        .await
+        .unwrap();
+    let running = spawn_run(&worker);
+    let dead = DeadLetters::connect(url, queue).await.unwrap();
+    until(Duration::from_secs(20), "the dead letters", async || {
+        dead.len().await.unwrap() == letters
+    })
+    .await;
+    worker.shutdown();
+    running.await.unwrap().unwrap();
+    (worker, dead)
+}
+
 fn emitter(service: RedisProcessingService, linker: EventLinker) -> EventEmitter {
     EventEmitter::builder()
         .processor(service)
@@ -247,23 +275,7 @@ async fn a_handler_that_always_fails_is_dead_lettered_after_max_deliveries() {
         .emit(Doomed { id: 7 })
         .unwrap();
 
-    let worker = Worker::builder(&url)
-        .queue(&queue)
-        .linker(Failing::linker())
-        .visibility_timeout(Duration::from_millis(200))
-        .max_deliveries(3)
-        .block(Duration::from_millis(50))
-        .connect()
-        .await
-        .unwrap();
-    let running = spawn_run(&worker);
-    let dead = DeadLetters::connect(&url, &queue).await.unwrap();
-    until(Duration::from_secs(20), "the dead letter", async || {
-        dead.len().await.unwrap() == 1
-    })
-    .await;
-    worker.shutdown();
-    running.await.unwrap().unwrap();
+    let (worker, dead) = run_until_dead_letters(&url, &queue, 3, 1).await;
 
     assert_eq!(
         DOOMED_ATTEMPTS.load(Ordering::SeqCst),
@@ -334,23 +346,7 @@ async fn unknown_events_and_malformed_payloads_are_dead_lettered_with_their_reas
         .await
         .unwrap();
 
-    let worker = Worker::builder(&url)
-        .queue(&queue)
-        .linker(Failing::linker())
-        .visibility_timeout(Duration::from_millis(100))
-        .max_deliveries(2)
-        .block(Duration::from_millis(50))
-        .connect()
-        .await
-        .unwrap();
-    let running = spawn_run(&worker);
-    let dead = DeadLetters::connect(&url, &queue).await.unwrap();
-    until(Duration::from_secs(20), "four dead letters", async || {
-        dead.len().await.unwrap() == 4
-    })
-    .await;
-    worker.shutdown();
-    running.await.unwrap().unwrap();
+    let (_worker, dead) = run_until_dead_letters(&url, &queue, 2, 4).await;
 
     let mut reasons: Vec<String> = dead
         .list(10)

@@ -1,7 +1,7 @@
 //! `#[on_success(...)]` and `#[on_failure(...)]`: the callbacks of one handler,
 //! or (with no handler named) a linker's default callbacks.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{ItemFn, Path};
@@ -9,7 +9,7 @@ use syn::{ItemFn, Path};
 use crate::args::CallbackArgs;
 use crate::handler::info_ident;
 use crate::path;
-use crate::signature::{Form, Signature, respan};
+use crate::signature::{Form, Signature, expand_fn, respan};
 
 /// Which attribute.
 #[derive(Clone, Copy)]
@@ -37,23 +37,9 @@ impl Outcome {
 /// Expands `#[on_success]`/`#[on_failure]`; on error, the function is still
 /// emitted so the rest of the crate type-checks.
 pub(crate) fn expand(outcome: Outcome, args: TokenStream, item: TokenStream) -> TokenStream {
-    let func: ItemFn = match syn::parse2(item.clone()) {
-        Ok(func) => func,
-        Err(_) => {
-            let err = syn::Error::new(
-                Span::call_site(),
-                format!("`#[{}]` goes on a function: the callback", outcome.attr()),
-            );
-            return item.into_iter().chain(err.into_compile_error()).collect();
-        }
-    };
-    match expand_callback(outcome, args, &func) {
-        Ok(tokens) => tokens,
-        Err(err) => {
-            let err = err.into_compile_error();
-            quote!(#func #err)
-        }
-    }
+    expand_fn(item, outcome.attr(), "the callback", |func| {
+        expand_callback(outcome, args, func)
+    })
 }
 
 fn expand_callback(outcome: Outcome, args: TokenStream, func: &ItemFn) -> syn::Result<TokenStream> {

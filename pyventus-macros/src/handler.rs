@@ -1,13 +1,13 @@
 //! `#[on(...)]` and `#[once(...)]`: a function linked to events at link time.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Ident, ItemFn, Type};
 
 use crate::args::{EventArg, HandlerArgs};
 use crate::path;
-use crate::signature::{Form, Output, Signature, respan};
+use crate::signature::{Form, Output, Signature, expand_fn, respan};
 
 /// Which attribute: a regular or a one-time subscription.
 #[derive(Clone, Copy)]
@@ -43,23 +43,9 @@ pub(crate) fn info_ident(handler: &Ident) -> Ident {
 /// Expands `#[on]`/`#[once]`; on error, the function is still emitted so the
 /// rest of the crate type-checks.
 pub(crate) fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
-    let func: ItemFn = match syn::parse2(item.clone()) {
-        Ok(func) => func,
-        Err(_) => {
-            let err = syn::Error::new(
-                Span::call_site(),
-                format!("`#[{}]` goes on a function: the handler", kind.attr()),
-            );
-            return item.into_iter().chain(err.into_compile_error()).collect();
-        }
-    };
-    match expand_handler(kind, args, &func) {
-        Ok(tokens) => tokens,
-        Err(err) => {
-            let err = err.into_compile_error();
-            quote!(#func #err)
-        }
-    }
+    expand_fn(item, kind.attr(), "the handler", |func| {
+        expand_handler(kind, args, func)
+    })
 }
 
 fn expand_handler(kind: Kind, args: TokenStream, func: &ItemFn) -> syn::Result<TokenStream> {

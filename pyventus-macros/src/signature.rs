@@ -66,6 +66,36 @@ pub(crate) struct Signature<'a> {
     pub(crate) is_async: bool,
 }
 
+/// Expands an attribute on a function with `expand`. On error the function is
+/// still emitted beside the error, so the rest of the crate type-checks
+/// (tokio's `entry.rs` does the same). `attr` and `role` name the attribute and
+/// what the function is, for the error on anything that is not a function.
+pub(crate) fn expand_fn(
+    item: TokenStream,
+    attr: &str,
+    role: &str,
+    expand: impl FnOnce(&ItemFn) -> syn::Result<TokenStream>,
+) -> TokenStream {
+    let func: ItemFn = match syn::parse2(item.clone()) {
+        Ok(func) => func,
+        Err(_) => {
+            let err = syn::Error::new(
+                Span::call_site(),
+                format!("`#[{attr}]` goes on a function: {role}"),
+            );
+            return item.into_iter().chain(err.into_compile_error()).collect();
+        }
+    };
+    match expand(&func) {
+        Ok(tokens) => tokens,
+        Err(err) => {
+            let mut tokens = quote::quote!(#func);
+            tokens.extend(err.into_compile_error());
+            tokens
+        }
+    }
+}
+
 /// Collects several errors, so a user fixes them in one round (serde's `Ctxt`).
 #[derive(Default)]
 pub(crate) struct Errors(Option<syn::Error>);
