@@ -646,3 +646,45 @@ async fn a_long_handler_keeps_its_entry_with_heartbeats() {
     assert_eq!(a.stats().reclaimed + b.stats().reclaimed, 0);
     cleanup(&url, &queue).await;
 }
+
+#[tokio::test]
+async fn settings_that_cannot_work_are_refused() {
+    let url = pyventus::redis::url_from_env();
+    let refused = |builder: pyventus::redis::WorkerBuilder| async move {
+        match builder.connect().await {
+            Err(Error::InvalidConfig(why)) => why,
+            other => panic!("expected InvalidConfig, got {other:?}"),
+        }
+    };
+    assert!(
+        refused(Worker::builder(&url).concurrency(0))
+            .await
+            .contains("concurrency")
+    );
+    assert!(
+        refused(Worker::builder(&url).max_deliveries(0))
+            .await
+            .contains("max_deliveries")
+    );
+    assert!(
+        refused(Worker::builder(&url).visibility_timeout(Duration::ZERO))
+            .await
+            .contains("visibility")
+    );
+    assert!(
+        refused(Worker::builder(&url).block(Duration::ZERO))
+            .await
+            .contains("block")
+    );
+    assert!(matches!(
+        Worker::builder(&url).queue("a{b}").connect().await,
+        Err(Error::InvalidQueue(_))
+    ));
+    assert!(matches!(
+        RedisProcessingService::builder(&url)
+            .queue("")
+            .connect()
+            .await,
+        Err(Error::InvalidQueue(_))
+    ));
+}

@@ -151,6 +151,10 @@ pub enum Error {
     #[error("invalid queue name `{0}`: use a non-empty name without braces")]
     InvalidQueue(String),
 
+    /// A setting that cannot work.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+
     /// Redis refused a command or could not be reached.
     #[error("redis: {0}")]
     Redis(String),

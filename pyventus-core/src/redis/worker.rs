@@ -133,7 +133,7 @@ impl WorkerBuilder {
 
     /// How many entries run at once (default 8).
     pub fn concurrency(mut self, n: usize) -> Self {
-        self.concurrency = n.max(1);
+        self.concurrency = n;
         self
     }
 
@@ -141,21 +141,21 @@ impl WorkerBuilder {
     /// before another worker claims it (default 30 s). Also the delay before a
     /// failed entry is retried.
     pub fn visibility_timeout(mut self, timeout: Duration) -> Self {
-        self.visibility = timeout.max(Duration::from_millis(10));
+        self.visibility = timeout;
         self
     }
 
     /// How many deliveries an entry gets before it moves to the dead letters
     /// (default 5).
     pub fn max_deliveries(mut self, n: u64) -> Self {
-        self.max_deliveries = n.max(1);
+        self.max_deliveries = n;
         self
     }
 
     /// How long one read waits for new entries (default 1 s); also the longest
     /// a shutdown waits for the loop to notice it.
     pub fn block(mut self, block: Duration) -> Self {
-        self.block = block.max(Duration::from_millis(1));
+        self.block = block;
         self
     }
 
@@ -166,8 +166,29 @@ impl WorkerBuilder {
     }
 
     /// Connects, and creates the consumer group if missing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for a concurrency or `max_deliveries` of 0, a
+    /// visibility timeout under 10 ms or a zero `block`; [`Error::InvalidQueue`];
+    /// [`Error::Redis`] if Redis cannot be reached.
     pub async fn connect(self) -> Result<Worker, Error> {
         check_queue(&self.queue)?;
+        let invalid = |what: &str| Err(Error::InvalidConfig(what.to_owned()));
+        if self.concurrency == 0 {
+            return invalid("a worker's concurrency must be at least 1");
+        }
+        if self.max_deliveries == 0 {
+            return invalid("max_deliveries must be at least 1 (1: no retry)");
+        }
+        if self.visibility < Duration::from_millis(10) {
+            return invalid(
+                "the visibility timeout must be at least 10 ms (heartbeats renew it every third)",
+            );
+        }
+        if self.block.is_zero() {
+            return invalid("block must be more than zero (a read without BLOCK would spin)");
+        }
         let client = self.client?;
         let mut conn = manager(&client).await?;
         let stream = stream_key(&self.queue);
