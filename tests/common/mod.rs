@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use pyventus::{EventEmitter, EventLinker, InlineProcessingService, ProcessingService};
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::util::SubscriberInitExt;
 
 /// An emitter on `linker` with the given processor.
 pub fn emitter(linker: &EventLinker, processor: impl ProcessingService) -> EventEmitter {
@@ -22,20 +21,55 @@ pub fn inline(linker: &EventLinker) -> EventEmitter {
 }
 
 /// What `tracing` printed on this thread while the guard lived.
+///
+/// One global subscriber, enabled at every level, writes each thread's output to
+/// the buffer that thread is capturing into. (Scoped per-thread subscribers race
+/// with tracing's per-callsite interest cache when tests run in parallel: a
+/// callsite first hit on a thread without one can stay disabled for all.)
 #[derive(Clone, Default)]
 pub struct Logs(Arc<Mutex<Vec<u8>>>);
 
+thread_local! {
+    static CAPTURING: std::cell::RefCell<Option<Logs>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Stops the calling thread's capture when dropped.
+pub struct Capturing(());
+
+impl Drop for Capturing {
+    fn drop(&mut self) {
+        CAPTURING.with(|c| c.borrow_mut().take());
+    }
+}
+
+/// Routes writes to the calling thread's capture, if any.
+struct ToCapture;
+
+impl<'a> MakeWriter<'a> for ToCapture {
+    type Writer = Box<dyn Write>;
+    fn make_writer(&'a self) -> Box<dyn Write> {
+        match CAPTURING.with(|c| c.borrow().clone()) {
+            Some(logs) => Box::new(logs),
+            None => Box::new(std::io::sink()),
+        }
+    }
+}
+
 impl Logs {
     /// Captures the calling thread's `tracing` output (all levels, no colour).
-    pub fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
+    pub fn capture() -> (Logs, Capturing) {
+        static GLOBAL: std::sync::Once = std::sync::Once::new();
+        GLOBAL.call_once(|| {
+            tracing_subscriber::fmt()
+                .with_writer(ToCapture)
+                .with_ansi(false)
+                .with_max_level(tracing::Level::TRACE)
+                .try_init()
+                .expect("no other global tracing subscriber in the tests");
+        });
         let logs = Logs::default();
-        let guard = tracing_subscriber::fmt()
-            .with_writer(logs.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::TRACE)
-            .finish()
-            .set_default();
-        (logs, guard)
+        CAPTURING.with(|c| *c.borrow_mut() = Some(logs.clone()));
+        (logs, Capturing(()))
     }
 
     pub fn text(&self) -> String {
@@ -54,13 +88,6 @@ impl Write for Logs {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Logs {
-    type Writer = Logs;
-    fn make_writer(&'a self) -> Logs {
-        self.clone()
     }
 }
 
