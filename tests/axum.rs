@@ -356,7 +356,9 @@ async fn shutdown_waits_for_every_dispatched_emission() {
         .subscribe_async(move |n: u32| {
             let r = r.clone();
             async move {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                // Long enough that five requests answered one after the other
+                // cannot all have had theirs finish yet.
+                tokio::time::sleep(Duration::from_millis(300)).await;
                 r.push(n.to_string());
             }
         })
