@@ -78,6 +78,22 @@ pub type AnyEvent = dyn EventObject;
 
 /// The object behind [`AnyEvent`]. Implemented by every [`Event`] and by named
 /// payloads; not meant to be implemented by hand.
+///
+/// # Examples
+///
+/// ```
+/// use pyventus_core::{AnyEvent, Event, EventObject};
+///
+/// #[derive(Debug)]
+/// struct Ping;
+/// impl Event for Ping {
+///     const NAME: &'static str = "Ping";
+/// }
+///
+/// let event: &AnyEvent = &Ping;
+/// assert_eq!(event.name(), "Ping");
+/// assert!(event.payload_type_name().ends_with("Ping"));
+/// ```
 pub trait EventObject: Any + Send + Sync {
     /// The event's name (its dispatch key).
     fn name(&self) -> &str;

@@ -104,7 +104,20 @@ impl<T: Send + 'static> HandlerOutput for Option<T> {
     }
 }
 
-/// Subscription kinds, which decide the parameter forms a handler may take.
+/// Subscription kinds, which decide the parameter forms a handler may take:
+/// `linker.on::<E>()` is a [`Subscription`](crate::Subscription) of
+/// [`Typed<E>`](kind::Typed), `linker.on_named(..)` of [`Named`](kind::Named),
+/// `linker.on_any()` and `linker.on_keys(..)` of [`Many`](kind::Many).
+///
+/// ```
+/// use pyventus_core::kind::Named;
+/// use pyventus_core::{EventLinker, Subscription};
+///
+/// let linker = EventLinker::new();
+/// let named: Subscription<'_, Named> = linker.on_named("Greet");
+/// named.subscribe(|name: &String| println!("{name}"))?;
+/// # Ok::<(), pyventus_core::Error>(())
+/// ```
 pub mod kind {
     use std::marker::PhantomData;
 
@@ -133,6 +146,29 @@ use kind::{Many, Named, Typed};
 ///
 /// Implemented for closures and functions of the forms listed in the
 /// [module docs](self); `M` only tells the forms apart.
+///
+/// # Examples
+///
+/// ```
+/// use pyventus_core::{AnyEvent, Event, EventLinker};
+/// use std::sync::Arc;
+///
+/// #[derive(Debug, Clone)]
+/// struct Ping(u32);
+/// impl Event for Ping {
+///     const NAME: &'static str = "Ping";
+/// }
+///
+/// fn audit(p: &Ping) -> Result<u32, std::io::Error> {
+///     Ok(p.0)
+/// }
+///
+/// let linker = EventLinker::new();
+/// linker.on::<Ping>().subscribe(audit)?; // a function
+/// linker.on::<Ping>().subscribe(|p: Arc<Ping>| p.0)?; // a closure taking `Arc<E>`
+/// linker.on::<Ping>().subscribe(|e: &AnyEvent| println!("{e:?}"))?;
+/// # Ok::<(), pyventus_core::Error>(())
+/// ```
 #[diagnostic::on_unimplemented(
     message = "this closure cannot handle the subscribed event",
     label = "expected a handler taking the event (`&E`, `E`, `Arc<E>`), `&AnyEvent`, or nothing",
@@ -148,6 +184,26 @@ pub trait Handler<K, M>: Send + Sync + 'static {
 }
 
 /// An asynchronous handler (a closure returning a future) for a subscription of kind `K`.
+///
+/// # Examples
+///
+/// ```
+/// use pyventus_core::{AnyEvent, Event, EventLinker};
+/// use std::sync::Arc;
+///
+/// #[derive(Debug, Clone)]
+/// struct Ping(u32);
+/// impl Event for Ping {
+///     const NAME: &'static str = "Ping";
+/// }
+///
+/// let linker = EventLinker::new();
+/// linker.on::<Ping>().subscribe_async(|p: Arc<Ping>| async move { p.0 })?;
+/// linker.on::<Ping>().subscribe_async(|p: Ping| async move { anyhow::Ok(p.0) })?;
+/// linker.on_any().subscribe_async(|e: Arc<AnyEvent>| async move { println!("{e:?}") })?;
+/// linker.on_named("Greet").subscribe_async(|name: String| async move { println!("{name}") })?;
+/// # Ok::<(), pyventus_core::Error>(())
+/// ```
 #[diagnostic::on_unimplemented(
     message = "this closure cannot be an async handler of the subscribed event",
     label = "expected a closure taking `Arc<E>`, `E`, `Arc<AnyEvent>` or nothing and returning a future",
@@ -338,6 +394,20 @@ where
 }
 
 /// A success callback: takes the handler's `Ok` value `T`, or nothing.
+///
+/// # Examples
+///
+/// ```
+/// use pyventus_core::EventLinker;
+///
+/// let linker = EventLinker::new();
+/// linker
+///     .on_named("Count")
+///     .on_success(|n: u64| println!("counted {n}"))
+///     .subscribe(|n: &u64| n + 1)?;
+/// linker.on_named("Tick").on_success(|| println!("done")).subscribe(|| ())?;
+/// # Ok::<(), pyventus_core::Error>(())
+/// ```
 #[diagnostic::on_unimplemented(
     message = "this closure cannot be a success callback",
     label = "expected a closure taking the handler's `Ok` value, or nothing",

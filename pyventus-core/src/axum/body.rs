@@ -10,7 +10,9 @@ use super::extractor::RequestQueue;
 
 /// A response body that dispatches its request's committed emissions once it
 /// has been handed to the server in full, or when it is dropped unsent (the
-/// client went away).
+/// client went away). The body type of every response behind
+/// [`BackgroundEmitterLayer`](super::BackgroundEmitterLayer); nothing to build
+/// by hand (see the layer's example).
 pub struct BackgroundBody {
     inner: Body,
     queue: Option<Arc<RequestQueue>>,

@@ -197,6 +197,17 @@ impl fmt::Debug for BackgroundEmitter {
 
 /// The rejection of a [`BackgroundEmitter`] on a route without
 /// `BackgroundEmitterLayer`: a 500 saying so.
+///
+/// # Examples
+///
+/// ```
+/// use axum::response::IntoResponse;
+/// use pyventus_core::axum::MissingLayer;
+///
+/// let response = MissingLayer.into_response();
+/// assert_eq!(response.status(), 500);
+/// assert!(MissingLayer.to_string().contains("BackgroundEmitterLayer"));
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct MissingLayer;
 

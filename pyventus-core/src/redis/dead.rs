@@ -33,7 +33,7 @@ pub struct DeadLetters {
     dead: String,
 }
 
-/// One dead letter.
+/// One dead letter, as [`DeadLetters::list`] returns it (see its example).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
     /// Its id in the dead-letter stream.

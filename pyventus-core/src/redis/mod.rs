@@ -64,7 +64,20 @@ pub(crate) fn check_queue(queue: &str) -> Result<(), crate::Error> {
     Ok(())
 }
 
-/// What a worker is delivering, for the handlers that want to know.
+/// What a worker is delivering, for the handlers that want to know: the
+/// envelope id is the same on every redelivery, so a handler can deduplicate.
+///
+/// # Examples
+///
+/// ```
+/// use pyventus_core::redis::{Delivery, current_delivery};
+///
+/// /// Inside a handler a worker runs: skip an envelope already handled.
+/// fn already_done(done: &std::collections::HashSet<String>) -> bool {
+///     current_delivery().is_some_and(|d: Delivery| done.contains(&d.envelope_id))
+/// }
+/// assert!(!already_done(&Default::default()));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     /// The envelope's id: the same across redeliveries, for deduplication.

@@ -85,6 +85,15 @@ struct Counters {
 }
 
 /// How many entries a worker has handled, since it started.
+///
+/// # Examples
+///
+/// ```
+/// use pyventus_core::redis::WorkerStats;
+///
+/// let stats = WorkerStats { processed: 10, retried: 1, ..WorkerStats::default() };
+/// assert_eq!(stats.dead_lettered, 0);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WorkerStats {
     /// Acknowledged after its handlers ran.
@@ -97,7 +106,7 @@ pub struct WorkerStats {
     pub reclaimed: u64,
 }
 
-/// Builds a [`Worker`].
+/// Builds a [`Worker`]; see [`Worker`]'s example.
 #[must_use]
 pub struct WorkerBuilder {
     client: Result<redis::Client, Error>,
