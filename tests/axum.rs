@@ -118,14 +118,20 @@ async fn slow_body_server(
     (layer, serve(app).await)
 }
 
-/// Sends a raw GET over a new connection and reads until the first chunk of the
-/// body has arrived; returns the connection, mid-body.
-async fn get_first_chunk(addr: std::net::SocketAddr) -> TcpStream {
+/// Sends a raw `GET /` over a new connection, without reading the answer.
+async fn send_get(addr: std::net::SocketAddr) -> TcpStream {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream
         .write_all(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
         .await
         .unwrap();
+    stream
+}
+
+/// Sends a raw GET over a new connection and reads until the first chunk of the
+/// body has arrived; returns the connection, mid-body.
+async fn get_first_chunk(addr: std::net::SocketAddr) -> TcpStream {
+    let mut stream = send_get(addr).await;
     let mut seen = Vec::new();
     while !String::from_utf8_lossy(&seen).contains("chunk 0") {
         let mut buf = [0; 1024];
@@ -294,11 +300,7 @@ async fn a_client_that_disconnects_mid_handler_loses_nothing_when_detached() {
         .layer(layer.clone());
     let addr = serve(app).await;
 
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
-        .await
-        .unwrap();
+    let stream = send_get(addr).await;
     entered.notified().await;
     drop(stream);
     tokio::time::sleep(Duration::from_millis(50)).await; // hyper sees the disconnect
@@ -331,11 +333,7 @@ async fn without_detach_a_disconnect_mid_handler_cancels_it_and_its_emissions() 
         )
         .layer(layer.clone());
     let addr = serve(app).await;
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
-        .await
-        .unwrap();
+    let stream = send_get(addr).await;
     entered.notified().await;
     drop(stream);
     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -32,23 +32,14 @@ fn counting(linker: &EventLinker) -> Arc<AtomicUsize> {
 
 #[test]
 fn inline_runs_sync_and_async_subscribers_before_emit_returns() {
-    let linker = EventLinker::new();
-    let record = Record::default();
-    let (a, b) = (record.clone(), record.clone());
+    let (linker, record) = sleepy_async_subscriber();
+    let sync = record.clone();
     linker
         .on::<Job>()
-        .subscribe(move |e: &Job| a.push(format!("sync {}", e.id)))
+        .subscribe(move |e: &Job| sync.push(format!("sync {}", e.id)))
         .unwrap();
-    linker
-        .on::<Job>()
-        .subscribe_async(move |e: Arc<Job>| {
-            let b = b.clone();
-            async move {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                b.push(format!("async {}", e.id));
-            }
-        })
-        .unwrap();
+    // Synchronous subscribers run first, then the asynchronous ones, all before
+    // `emit` returns.
     inline(&linker).emit(Job { id: 1 }).unwrap();
     assert_eq!(record.take(), ["sync 1", "async 1"]);
 }

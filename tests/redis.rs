@@ -109,6 +109,15 @@ async fn run_until_dead_letters(
     (worker, dead)
 }
 
+/// The processing service of `queue`.
+async fn service(url: &str, queue: &str) -> RedisProcessingService {
+    RedisProcessingService::builder(url)
+        .queue(queue)
+        .connect()
+        .await
+        .unwrap()
+}
+
 fn emitter(service: RedisProcessingService, linker: EventLinker) -> EventEmitter {
     EventEmitter::builder()
         .processor(service)
@@ -147,11 +156,7 @@ fn greeted(_n: u64) {
 async fn emissions_are_handled_by_a_worker_with_their_callbacks() {
     let Some(url) = redis_url().await else { return };
     let queue = fresh_queue("happy");
-    let service = RedisProcessingService::builder(&url)
-        .queue(&queue)
-        .connect()
-        .await
-        .unwrap();
+    let service = service(&url, &queue).await;
     let emitter = emitter(service, HappyPath::linker());
     for n in 1..=100 {
         emitter.emit(Greeting { n }).unwrap();
@@ -202,11 +207,7 @@ fn local_only() {}
 async fn what_cannot_cross_a_process_is_a_clear_error() {
     let Some(url) = redis_url().await else { return };
     let queue = fresh_queue("refusals");
-    let service = RedisProcessingService::builder(&url)
-        .queue(&queue)
-        .connect()
-        .await
-        .unwrap();
+    let service = service(&url, &queue).await;
 
     let err = emitter(service.clone(), Refusals::linker())
         .emit(LocalOnly)
@@ -266,11 +267,7 @@ fn always_fails(d: &Doomed) -> anyhow::Result<()> {
 async fn a_handler_that_always_fails_is_dead_lettered_after_max_deliveries() {
     let Some(url) = redis_url().await else { return };
     let queue = fresh_queue("failing");
-    let service = RedisProcessingService::builder(&url)
-        .queue(&queue)
-        .connect()
-        .await
-        .unwrap();
+    let service = service(&url, &queue).await;
     emitter(service, Failing::linker())
         .emit(Doomed { id: 7 })
         .unwrap();
@@ -319,11 +316,7 @@ async fn a_handler_that_always_fails_is_dead_lettered_after_max_deliveries() {
 async fn unknown_events_and_malformed_payloads_are_dead_lettered_with_their_reason() {
     let Some(url) = redis_url().await else { return };
     let queue = fresh_queue("malformed");
-    let service = RedisProcessingService::builder(&url)
-        .queue(&queue)
-        .connect()
-        .await
-        .unwrap();
+    let service = service(&url, &queue).await;
     service
         .enqueue(&Envelope::new("NoSuchEvent", "{}"))
         .await
@@ -399,11 +392,7 @@ async fn do_chore(c: &Chore) {
 async fn two_workers_share_the_load_and_graceful_shutdown_loses_nothing() {
     let Some(url) = redis_url().await else { return };
     let queue = fresh_queue("shared");
-    let service = RedisProcessingService::builder(&url)
-        .queue(&queue)
-        .connect()
-        .await
-        .unwrap();
+    let service = service(&url, &queue).await;
     let emitter = emitter(service, Shared::linker());
     for id in 0..400 {
         emitter.emit(Chore { id }).unwrap();
@@ -521,11 +510,7 @@ async fn a_worker_killed_mid_handler_loses_nothing() {
     let Some(url) = redis_url().await else { return };
     let queue = fresh_queue("crash");
     *CRASH_QUEUE.lock().unwrap() = Some(queue.clone());
-    let service = RedisProcessingService::builder(&url)
-        .queue(&queue)
-        .connect()
-        .await
-        .unwrap();
+    let service = service(&url, &queue).await;
     let emitter = emitter(service, Crash::linker());
     for id in 0..PAYMENTS {
         emitter.emit(Payment { id }).unwrap();
@@ -604,11 +589,7 @@ async fn long_job() {
 async fn a_long_handler_keeps_its_entry_with_heartbeats() {
     let Some(url) = redis_url().await else { return };
     let queue = fresh_queue("long");
-    let service = RedisProcessingService::builder(&url)
-        .queue(&queue)
-        .connect()
-        .await
-        .unwrap();
+    let service = service(&url, &queue).await;
     emitter(service, Long::linker())
         .emit(LongJob { id: 1 })
         .unwrap();

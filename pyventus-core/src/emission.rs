@@ -78,7 +78,7 @@ impl Subscribers {
         entry: Option<&Arc<Entry>>,
         global: Option<&Arc<Entry>>,
     ) -> Self {
-        if entry.is_none_or(|e| e.plain) && global.is_none_or(|g| g.plain) {
+        if Entry::all_plain(entry, global) {
             return Subscribers::Lists(entry.cloned(), global.cloned());
         }
         let capacity = entry.map_or(0, |e| e.subs.len()) + global.map_or(0, |g| g.subs.len());

@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 use crate::callback::{Delivery, Lane};
 use crate::emission::{Completion, Subscribers, select};
 use crate::event::{EventObject, Named};
-use crate::key::{ANY_NAME, KeyHash, TypeInfo, hash_name};
+use crate::key::{KeyHash, TypeInfo, check_event_name, hash_name};
 use crate::linker::LinkerShared;
 use crate::registry::Entry;
 use crate::subscriber::SubscriberInner;
@@ -212,8 +212,7 @@ impl EventEmitter {
         name: impl Into<Cow<'static, str>>,
         payload: T,
     ) -> Result<(), Error> {
-        let named = named_event(name.into(), payload)?;
-        let hash = hash_name(&named.name);
+        let (named, hash) = named_event(name.into(), payload)?;
         self.emit_object(named, hash, Claim::Payload, None)
     }
 
@@ -243,8 +242,7 @@ impl EventEmitter {
         name: impl Into<Cow<'static, str>>,
         payload: T,
     ) -> Result<(), Error> {
-        let named = named_event(name.into(), payload)?;
-        let hash = hash_name(&named.name);
+        let (named, hash) = named_event(name.into(), payload)?;
         self.emit_waiting(named, hash, Claim::Payload).await
     }
 
@@ -352,7 +350,7 @@ fn run_borrowed<O: EventObject>(
         cx: &cx,
     };
     let run = |sub: &Arc<SubscriberInner>| run_sync(sub, &delivery);
-    if entry.is_none_or(|e| e.plain) && global.is_none_or(|g| g.plain) {
+    if Entry::all_plain(entry, global) {
         if let Some(entry) = entry {
             match entry
                 .lane
@@ -371,14 +369,11 @@ fn run_borrowed<O: EventObject>(
     }
 }
 
-/// Checks a named event's name the way `EventKey::validate` does, without
-/// building a key.
-fn named_event<T>(name: Cow<'static, str>, payload: T) -> Result<Named<T>, Error> {
-    match &*name {
-        "" => Err(Error::EmptyEventName),
-        ANY_NAME => Err(Error::ReservedEventName),
-        _ => Ok(Named { name, payload }),
-    }
+/// A named event, checked, and its key's hash.
+fn named_event<T>(name: Cow<'static, str>, payload: T) -> Result<(Named<T>, u64), Error> {
+    check_event_name(&name)?;
+    let hash = hash_name(&name);
+    Ok((Named { name, payload }, hash))
 }
 
 #[inline]

@@ -140,9 +140,7 @@ impl EventKey {
     pub(crate) fn validate(&self) -> Result<(), Error> {
         match self.kind {
             Kind::Any => Ok(()),
-            _ if self.name().is_empty() => Err(Error::EmptyEventName),
-            _ if self.name() == ANY_NAME => Err(Error::ReservedEventName),
-            _ => Ok(()),
+            Kind::Typed(_) | Kind::Named => check_event_name(self.name()),
         }
     }
 
@@ -210,6 +208,16 @@ impl From<String> for EventKey {
 impl From<&EventKey> for EventKey {
     fn from(key: &EventKey) -> Self {
         key.clone()
+    }
+}
+
+/// Checks the name of a named or typed event: non-empty, and not the global
+/// event's.
+pub(crate) fn check_event_name(name: &str) -> Result<(), Error> {
+    match name {
+        "" => Err(Error::EmptyEventName),
+        ANY_NAME => Err(Error::ReservedEventName),
+        _ => Ok(()),
     }
 }
 

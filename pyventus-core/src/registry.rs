@@ -69,6 +69,12 @@ impl Entry {
         }
     }
 
+    /// Whether an emission of these lists runs every subscriber as listed.
+    #[inline]
+    pub(crate) fn all_plain(entry: Option<&Arc<Entry>>, global: Option<&Arc<Entry>>) -> bool {
+        entry.is_none_or(|e| e.plain) && global.is_none_or(|g| g.plain)
+    }
+
     pub(crate) fn contains(&self, id: u64) -> bool {
         self.subs.iter().any(|s| s.id == id)
     }
