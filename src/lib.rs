@@ -74,6 +74,13 @@ pub mod prelude {
     pub use pyventus_macros::{Event, Linker, on, on_failure, on_success, once};
 }
 
+#[cfg(feature = "axum")]
+#[doc(inline)]
+pub use pyventus_axum as axum;
+#[cfg(feature = "redis")]
+#[doc(inline)]
+pub use pyventus_redis as redis;
+
 /// Not public API. Used by the code the macros generate.
 #[doc(hidden)]
 pub mod __private {
@@ -84,7 +91,7 @@ pub mod __private {
 /// Registers an event type's codec (JSON, when it derives `Serialize` and
 /// `Deserialize`), so that it can cross a process. Not public API: written by
 /// `#[derive(Event)]`.
-#[cfg(feature = "redis")]
+#[cfg(feature = "serde")]
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __pyventus_event_codec {
@@ -104,8 +111,9 @@ macro_rules! __pyventus_event_codec {
     };
 }
 
-/// Without the `redis` feature, events stay in their process: nothing to register.
-#[cfg(not(feature = "redis"))]
+/// Without a backend that carries events to other processes, events stay in
+/// their process: nothing to register.
+#[cfg(not(feature = "serde"))]
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __pyventus_event_codec {

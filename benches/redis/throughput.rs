@@ -113,12 +113,11 @@ async fn main() -> Result<(), pyventus::Error> {
         );
     }
 
-    let client =
-        redis::Client::open(url.as_str()).map_err(|e| pyventus::Error::Redis(e.to_string()))?;
+    let client = redis::Client::open(url.as_str()).map_err(pyventus::redis::Error::from)?;
     let mut conn = client
         .get_multiplexed_async_connection()
         .await
-        .map_err(|e| pyventus::Error::Redis(e.to_string()))?;
+        .map_err(pyventus::redis::Error::from)?;
     let _: redis::RedisResult<()> = redis::cmd("DEL")
         .arg(format!("pyventus:{{{queue}}}:stream"))
         .arg(format!("pyventus:{{{queue}}}:dead"))

@@ -1,22 +1,27 @@
-//! Event emissions: one emitted event with its snapshot of subscribers.
+//! Event emissions: one emitted event with its subscribers, ready to run, and
+//! what running it reports.
 
-use std::cell::Cell;
+use std::any::Any;
 use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::sync::oneshot;
 
-use crate::AnyEvent;
-use crate::callback::Delivery;
-use crate::callback::EventCallback;
-use crate::linker::LinkerShared;
-use crate::registry::Entry;
-use crate::subscriber::SubscriberInner;
-use crate::workflow::{FailureLog, RunContext, run_async, run_sync};
+use crate::context::{self, CurrentEmission, InEmission};
+use crate::erased::EventCallback;
+use crate::key::hash_name;
+use crate::record::SubscriberInner;
+use crate::registry::{Entry, Registry, Route};
+use crate::workflow::{Delivery, Run, Settled, panic_error};
+use crate::{AnyEvent, Error, EventLinker, RunReport};
 
 /// One emitted event, with the subscribers it goes to, ready to run.
 ///
@@ -25,7 +30,14 @@ use crate::workflow::{FailureLog, RunContext, run_async, run_sync};
 /// [`ProcessingService`](crate::ProcessingService), which decides where and when
 /// it runs: [`run`](Self::run) on an async runtime, [`run_blocking`](Self::run_blocking)
 /// on a thread. Running never panics: each subscriber's failures and panics go
-/// through its workflow.
+/// through its workflow, and the [`RunReport`] says how each ended.
+///
+/// An emission accepted by a processing service either runs, or is handed off
+/// to another process ([`handed_off`](Self::handed_off)), or is discarded on
+/// purpose ([`discard`](Self::discard)). One dropped otherwise (its runtime shut
+/// down, its thread died) reports the loss: an error-level `tracing` event
+/// naming the emission and its event, and [`Error::EmissionDropped`] to whoever
+/// awaits it.
 ///
 /// # Examples
 ///
@@ -55,12 +67,17 @@ pub struct EventEmission {
     event: Arc<AnyEvent>,
     emitted_at: SystemTime,
     subscribers: Subscribers,
-    linker: Arc<LinkerShared>,
+    registry: Arc<Registry>,
     debug: bool,
     blocking: bool,
-    completion: Option<Completion>,
-    failures: Option<Arc<FailureLog>>,
+    waiters: Vec<Waiter>,
+    context: Option<Arc<dyn Any + Send + Sync>>,
+    /// Ran, handed off or discarded: dropping it loses nothing.
+    settled: bool,
 }
+
+/// Tells a [`Completion`] how its emission ended.
+type Waiter = oneshot::Sender<Result<(), Error>>;
 
 /// The subscribers an emission runs.
 pub(crate) enum Subscribers {
@@ -72,18 +89,15 @@ pub(crate) enum Subscribers {
 }
 
 impl Subscribers {
-    /// Resolves the subscribers of an emission of `entry`'s event.
-    pub(crate) fn resolve(
-        linker: &LinkerShared,
-        entry: Option<&Arc<Entry>>,
-        global: Option<&Arc<Entry>>,
-    ) -> Self {
-        if Entry::all_plain(entry, global) {
-            return Subscribers::Lists(entry.cloned(), global.cloned());
+    /// Resolves the subscribers of an emission routed to `route`.
+    pub(crate) fn resolve(registry: &Registry, route: Route<'_>) -> Self {
+        if route.all_plain() {
+            return Subscribers::Lists(route.entry.cloned(), route.global.cloned());
         }
-        let capacity = entry.map_or(0, |e| e.subs.len()) + global.map_or(0, |g| g.subs.len());
+        let capacity =
+            route.entry.map_or(0, |e| e.subs.len()) + route.global.map_or(0, |g| g.subs.len());
         let mut selected = Vec::with_capacity(capacity);
-        select(linker, entry, global, |sub| selected.push(sub.clone()));
+        select(registry, route, |sub| selected.push(sub.clone()));
         Subscribers::Selected(selected)
     }
 
@@ -110,67 +124,83 @@ impl Subscribers {
     }
 }
 
-/// Tells `emit_and_wait` how its emission ended.
-pub(crate) type Completion = oneshot::Sender<Result<(), crate::Error>>;
+/// Each subscriber's outcome, as the joined async runs hand them back.
+pub(crate) type Joined = Vec<(Arc<SubscriberInner>, Settled)>;
 
 impl EventEmission {
     pub(crate) fn new(
         event: Arc<AnyEvent>,
         subscribers: Subscribers,
-        linker: Arc<LinkerShared>,
+        registry: Arc<Registry>,
         debug: bool,
-        completion: Option<Completion>,
     ) -> Self {
         EventEmission {
             id: next_emission_id(),
             event,
             emitted_at: SystemTime::now(),
             subscribers,
-            linker,
+            registry,
             debug,
             blocking: false,
-            completion,
-            failures: None,
+            waiters: Vec::new(),
+            context: None,
+            settled: false,
         }
     }
 
-    /// The emission of an event that arrived from elsewhere (a worker's
-    /// delivery), on `linker`'s subscribers, or why there is none to run.
-    #[cfg(feature = "redis")]
-    pub(crate) fn resolve(
-        linker: &crate::EventLinker,
-        event: Arc<AnyEvent>,
-    ) -> Result<Self, String> {
-        let shared = &linker.shared;
-        let snapshot = shared.registry.load();
+    /// The emission of an event that arrived from elsewhere (a broker's worker
+    /// decoding a delivery), to the subscribers `linker` has for it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoHandler`] if nothing in `linker` handles the event;
+    /// [`Error::NameConflict`] if another type owns the event's name there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pyventus_core::{Error, Event, EventEmission, EventLinker};
+    /// use std::sync::Arc;
+    ///
+    /// #[derive(Debug)]
+    /// struct Shipped(u64);
+    /// impl Event for Shipped {
+    ///     const NAME: &'static str = "Shipped";
+    /// }
+    ///
+    /// let linker = EventLinker::new();
+    /// assert!(matches!(
+    ///     EventEmission::resolve(&linker, Arc::new(Shipped(1))),
+    ///     Err(Error::NoHandler { .. })
+    /// ));
+    /// linker.on::<Shipped>().subscribe(|s: &Shipped| println!("shipped {}", s.0))?;
+    /// let report = EventEmission::resolve(&linker, Arc::new(Shipped(1)))?.run_blocking();
+    /// assert!(report.is_success());
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn resolve(linker: &EventLinker, event: Arc<AnyEvent>) -> Result<Self, Error> {
+        let registry = &linker.registry;
+        let snapshot = registry.load();
         let name = event.name();
-        let entry = snapshot.find(name, crate::key::hash_name(name));
-        if let Some(owner) = entry.and_then(|e| e.owner.as_ref())
-            && owner.id != event.payload().type_id()
-        {
-            return Err(format!(
-                "event `{name}` belongs to `{}` in this worker, not `{}`",
-                owner.name,
-                event.payload_type_name()
-            ));
-        }
-        let subscribers = Subscribers::resolve(shared, entry, snapshot.global());
+        let route = snapshot
+            .lookup(name, hash_name(name), event.payload().type_id())
+            .map_err(|owner| Error::NameConflict {
+                name: name.to_owned(),
+                existing: owner.name,
+                new: event.payload_type_name(),
+            })?;
+        let subscribers = Subscribers::resolve(registry, route);
         if subscribers.is_empty() {
-            return Err(format!("no handler for event `{name}` in this worker"));
+            return Err(Error::NoHandler {
+                event: name.to_owned(),
+            });
         }
         Ok(EventEmission::new(
             event,
             subscribers,
-            shared.clone(),
-            shared.debug,
-            None,
+            registry.clone(),
+            registry.debug,
         ))
-    }
-
-    /// Records the failures of its subscribers in `log` as well.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn record_failures(&mut self, log: Arc<FailureLog>) {
-        self.failures = Some(log);
     }
 
     /// The emission's id, unique in this process.
@@ -200,13 +230,50 @@ impl EventEmission {
 
     /// The stable ids of the link-time handlers among the subscribers.
     pub fn handler_ids(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.subscribers.iter().filter_map(|s| s.handler_id)
+        self.subscribers.iter().filter_map(|s| s.handler_id())
     }
 
     /// Whether any subscriber is a closure subscribed at runtime (which only this
     /// process can run).
     pub fn has_runtime_subscribers(&self) -> bool {
-        self.subscribers.iter().any(|s| s.handler_id.is_none())
+        self.subscribers.iter().any(|s| s.handler_id().is_none())
+    }
+
+    /// Keeps only the subscribers made by these link-time handlers: a broker's
+    /// worker runs what the envelope targeted (a retry of the ones that failed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use pyventus_core::{Event, EventEmission, EventLinker};
+    /// # use std::sync::Arc;
+    /// # #[derive(Debug)] struct Ping;
+    /// # impl Event for Ping { const NAME: &'static str = "Ping"; }
+    /// let linker = EventLinker::new();
+    /// linker.on::<Ping>().subscribe(|| println!("runtime closure"))?;
+    /// let mut emission = EventEmission::resolve(&linker, Arc::new(Ping))?;
+    /// let missing = emission.retain_handlers(&["my_crate::audit"]); // a closure has no id
+    /// assert_eq!(emission.subscriber_count(), 0);
+    /// assert_eq!(missing, ["my_crate::audit"]);
+    /// # Ok::<(), pyventus_core::Error>(())
+    /// ```
+    ///
+    /// Returns the ids that match no subscriber here (a worker built without
+    /// that handler): the caller decides whether that is a failure.
+    pub fn retain_handlers<S: AsRef<str>>(&mut self, handler_ids: &[S]) -> Vec<String> {
+        let wanted = |sub: &&Arc<SubscriberInner>| {
+            sub.handler_id()
+                .is_some_and(|id| handler_ids.iter().any(|w| w.as_ref() == id))
+        };
+        let kept: Vec<_> = self.subscribers.iter().filter(wanted).cloned().collect();
+        let missing = handler_ids
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|id| !kept.iter().any(|s| s.handler_id() == Some(*id)))
+            .map(str::to_owned)
+            .collect();
+        self.subscribers = Subscribers::Selected(kept);
+        missing
     }
 
     /// Runs every synchronous subscriber off the async workers (`spawn_blocking`)
@@ -215,116 +282,284 @@ impl EventEmission {
         self.blocking = blocking;
     }
 
-    /// Tells `tx` when the emission has run (replacing any waiter it had).
-    #[cfg(feature = "axum")]
-    pub(crate) fn set_completion(&mut self, tx: Completion) {
-        self.completion = Some(tx);
+    /// Attaches a value the handlers can read while the emission runs, through
+    /// [`current_emission()`](crate::current_emission)`.context::<T>()`: a
+    /// broker's delivery (envelope id, attempt), for handlers that deduplicate.
+    pub fn set_context(&mut self, context: Arc<dyn Any + Send + Sync>) {
+        self.context = Some(context);
     }
 
-    /// Detaches whoever awaits this emission (`emit_and_wait`) with
-    /// [`Error::NotAwaitable`](crate::Error::NotAwaitable): for processors that
-    /// hand emissions to another process.
+    /// A future that resolves once the emission has run: `Ok(())` when every
+    /// subscriber has finished (failures included: they went to their
+    /// callbacks), [`Error::EmissionDropped`] if it was dropped without running,
+    /// [`Error::NotAwaitable`] if it was handed off to another process. Several
+    /// may wait on one emission.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use pyventus_core::{Event, EventEmission, EventLinker};
+    /// # use std::sync::Arc;
+    /// # #[derive(Debug)] struct Ping;
+    /// # impl Event for Ping { const NAME: &'static str = "Ping"; }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), pyventus_core::Error> {
+    /// let linker = EventLinker::new();
+    /// linker.on::<Ping>().subscribe(|| println!("ping"))?;
+    /// let mut emission = EventEmission::resolve(&linker, Arc::new(Ping))?;
+    /// let done = emission.completion();
+    /// tokio::spawn(emission.run());
+    /// done.await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn completion(&mut self) -> Completion {
+        let (tx, rx) = oneshot::channel();
+        self.waiters.push(tx);
+        Completion(rx)
+    }
+
+    /// Whether someone waits for this emission ([`completion`](Self::completion),
+    /// `emit_and_wait`): a processing service that cannot run it while its
+    /// caller waits refuses it instead of letting the wait hang.
+    pub fn is_awaited(&self) -> bool {
+        !self.waiters.is_empty()
+    }
+
+    /// Marks the emission as handed off to another process, which runs its
+    /// subscribers: its waiters get [`Error::NotAwaitable`], and dropping it
+    /// reports no loss. For processing services that ship emissions away.
+    pub fn handed_off(mut self) {
+        self.finish(|| Err(Error::NotAwaitable));
+    }
+
+    /// Drops the emission without running it, on purpose (a request whose
+    /// response was an error, say): its waiters get
+    /// [`Error::EmissionDropped`], and no loss is reported.
+    pub fn discard(mut self) {
+        self.finish(|| Err(Error::EmissionDropped));
+    }
+
+    /// Detaches whoever awaits this emission with [`Error::NotAwaitable`].
+    /// Returns whether anyone was waiting.
+    #[deprecated(note = "use `handed_off`, which also marks the emission as delivered elsewhere")]
     pub fn release_waiter(&mut self) -> bool {
-        self.completion
-            .take()
-            .map(|tx| tx.send(Err(crate::Error::NotAwaitable)))
-            .is_some()
+        let had = self.is_awaited();
+        for tx in self.waiters.drain(..) {
+            let _ = tx.send(Err(Error::NotAwaitable));
+        }
+        had
     }
 
-    fn delivery<'a>(&'a self, cx: &'a RunContext<'a>) -> Delivery<'a> {
-        Delivery::of_shared(&self.event, cx)
+    fn finish(&mut self, result: impl Fn() -> Result<(), Error>) {
+        self.settled = true;
+        for tx in self.waiters.drain(..) {
+            // A waiter may have stopped waiting; that is its choice.
+            let _ = tx.send(result());
+        }
     }
 
-    fn context(&self) -> RunContext<'_> {
-        let mut cx = RunContext::new(&self.linker, Some(self.id), self.debug);
-        cx.failures = self.failures.as_deref();
-        cx
+    fn current(&self) -> CurrentEmission {
+        CurrentEmission {
+            id: self.id,
+            event: self.event.clone(),
+            context: self.context.clone(),
+        }
     }
 
-    fn async_run(&self, sub: &Arc<SubscriberInner>) -> BoxFuture<'static, ()> {
-        run_async(
-            sub.clone(),
-            self.event.clone(),
-            self.linker.clone(),
+    fn delivery(&self) -> Delivery<'_> {
+        Delivery::shared(
+            &self.event,
+            &self.registry.defaults,
+            &self.registry.name,
             self.id,
             self.debug,
-            self.failures.clone(),
         )
-        .boxed()
     }
 
-    fn blocking_run(&self, sub: &Arc<SubscriberInner>) -> impl FnOnce() + Send + 'static {
-        let (sub, event, linker) = (sub.clone(), self.event.clone(), self.linker.clone());
-        let (emission, debug, failures) = (self.id, self.debug, self.failures.clone());
-        move || {
-            let mut cx = RunContext::new(&linker, Some(emission), debug);
-            cx.failures = failures.as_deref();
-            run_sync(&sub, &Delivery::of_shared(&event, &cx));
+    /// What running one subscriber away from the emission needs.
+    fn job(&self, sub: &Arc<SubscriberInner>, current: &CurrentEmission) -> Job {
+        Job {
+            sub: sub.clone(),
+            event: self.event.clone(),
+            registry: self.registry.clone(),
+            emission: self.id,
+            debug: self.debug,
+            current: current.clone(),
         }
     }
 
     /// Runs the subscribers and their success or failure callbacks. Synchronous
     /// subscribers run in order; asynchronous ones (and `blocking` ones, on
-    /// `spawn_blocking`) then run concurrently. Resolves when all have finished.
-    pub async fn run(mut self) {
+    /// `spawn_blocking`) then run concurrently. Resolves when all have finished,
+    /// with what each did.
+    pub async fn run(mut self) -> RunReport {
         let handle = tokio::runtime::Handle::try_current().ok();
-        let mut pending = Vec::new();
+        let current = self.current();
+        let mut report = RunReport::default();
+        let mut pending: Vec<BoxFuture<'static, (Arc<SubscriberInner>, Settled)>> = Vec::new();
         {
-            let cx = self.context();
-            let delivery = self.delivery(&cx);
+            let _entered = context::enter(&current);
+            let delivery = self.delivery();
             for sub in self.subscribers.iter() {
                 match (&sub.callback, &handle) {
-                    (EventCallback::Async(_), _) => pending.push(self.async_run(sub)),
-                    (_, Some(handle)) if sub.blocking || self.blocking => {
-                        let job = handle.spawn_blocking(self.blocking_run(sub));
-                        // The job contains its own panics; a join error can only
-                        // mean the runtime is shutting down.
-                        pending.push(async move { drop(job.await) }.boxed());
+                    (EventCallback::Async(_), _) => {
+                        pending.push(self.job(sub, &current).run_async().boxed());
                     }
-                    _ => run_sync(sub, &delivery),
+                    (_, Some(handle)) if sub.blocking || self.blocking => {
+                        let job = self.job(sub, &current);
+                        let sub = sub.clone();
+                        let task = handle.spawn_blocking(move || job.run_blocking());
+                        pending.push(
+                            async move {
+                                // The job contains its own panics; a join error can
+                                // only mean the runtime is shutting down.
+                                let settled = task.await.unwrap_or_else(|err| {
+                                    Err(anyhow::anyhow!("the blocking task did not finish: {err}"))
+                                });
+                                (sub, settled)
+                            }
+                            .boxed(),
+                        );
+                    }
+                    _ => report.record(
+                        sub.id(),
+                        sub.handler_id(),
+                        sub.callback.run_sync(Run::new(&sub.workflow, &delivery)),
+                    ),
                 }
             }
         }
         if !pending.is_empty() {
-            futures::future::join_all(pending).await;
+            for (sub, settled) in futures::future::join_all(pending).await {
+                report.record(sub.id(), sub.handler_id(), settled);
+            }
         }
-        self.complete();
+        self.finish(|| Ok(()));
+        report
     }
 
     /// Runs the subscribers to completion on the calling thread, blocking it.
     /// Asynchronous subscribers run concurrently on a runtime: the current one if
     /// the thread is in one (stepping out of its async context), a private one
     /// otherwise.
-    pub fn run_blocking(self) {
-        self.run_then_block_on(crate::runtime::block_on);
+    pub fn run_blocking(self) -> RunReport {
+        self.run_then_block_on(crate::runtime::block_on)
     }
 
     /// Runs the synchronous subscribers in order, then hands the asynchronous ones,
     /// joined, to `block_on` (which must run them to completion).
-    pub(crate) fn run_then_block_on(mut self, block_on: impl FnOnce(BoxFuture<'static, ()>)) {
+    pub(crate) fn run_then_block_on(
+        mut self,
+        block_on: impl FnOnce(BoxFuture<'static, Joined>) -> Joined,
+    ) -> RunReport {
+        let current = self.current();
+        let mut report = RunReport::default();
         let mut pending = Vec::new();
         {
-            let cx = self.context();
-            let delivery = self.delivery(&cx);
+            let _entered = context::enter(&current);
+            let delivery = self.delivery();
             for sub in self.subscribers.iter() {
                 if sub.callback.is_async() {
-                    pending.push(self.async_run(sub));
+                    pending.push(self.job(sub, &current).run_async());
                 } else {
-                    run_sync(sub, &delivery);
+                    let settled = sub.callback.run_sync(Run::new(&sub.workflow, &delivery));
+                    report.record(sub.id(), sub.handler_id(), settled);
                 }
             }
         }
         if !pending.is_empty() {
-            block_on(futures::future::join_all(pending).map(drop).boxed());
+            for (sub, settled) in block_on(futures::future::join_all(pending).boxed()) {
+                report.record(sub.id(), sub.handler_id(), settled);
+            }
         }
-        self.complete();
+        self.finish(|| Ok(()));
+        report
     }
+}
 
-    fn complete(&mut self) {
-        if let Some(tx) = self.completion.take() {
-            // The waiter may have stopped waiting; that is its choice.
-            let _ = tx.send(Ok(()));
+thread_local! {
+    /// The emission being submitted on this thread, and whether the processor
+    /// dropped it unsettled during `submit`.
+    static SUBMITTING: std::cell::Cell<Option<(u64, bool)>> = const { std::cell::Cell::new(None) };
+}
+
+impl EventEmission {
+    /// Hands the emission to `processor`. If the processor drops it without
+    /// running it or handing it off, that is its refusal when `submit` returns
+    /// an error (the caller learns), and a loss, reported, when it returns `Ok`.
+    ///
+    /// # Errors
+    ///
+    /// The processor's.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use pyventus_core::{Event, EventEmission, EventLinker, InlineProcessingService};
+    /// # use std::sync::Arc;
+    /// # #[derive(Debug)] struct Ping;
+    /// # impl Event for Ping { const NAME: &'static str = "Ping"; }
+    /// let linker = EventLinker::new();
+    /// linker.on::<Ping>().subscribe(|| println!("ping"))?;
+    /// let emission = EventEmission::resolve(&linker, Arc::new(Ping))?;
+    /// emission.submit_to(&InlineProcessingService::new())?;
+    /// # Ok::<(), pyventus_core::Error>(())
+    /// ```
+    pub fn submit_to<P: crate::ProcessingService + ?Sized>(
+        self,
+        processor: &P,
+    ) -> Result<(), Error> {
+        let (id, event) = (self.id, self.event.clone());
+        let previous = SUBMITTING.with(|s| s.replace(Some((id, false))));
+        let result = processor.submit(self);
+        let dropped = SUBMITTING
+            .with(|s| s.replace(previous))
+            .is_some_and(|(_, dropped)| dropped);
+        if dropped && result.is_ok() {
+            report_loss(
+                id,
+                event.name(),
+                "its processing service accepted it, then dropped it",
+            );
         }
+        result
+    }
+}
+
+/// Says, where the user looks, that an accepted emission will not run.
+#[cold]
+fn report_loss(id: u64, event: &str, why: &str) {
+    tracing::error!(
+        target: "pyventus",
+        emission = id,
+        event,
+        "an emission was lost before its subscribers finished: {why}"
+    );
+}
+
+impl Drop for EventEmission {
+    fn drop(&mut self) {
+        if self.settled || self.subscribers.is_empty() {
+            return;
+        }
+        let in_submit = SUBMITTING.with(|s| match s.get() {
+            Some((id, _)) if id == self.id => {
+                s.set(Some((id, true)));
+                true
+            }
+            _ => false,
+        });
+        if in_submit {
+            // `submit_to` knows whether this was a refusal or a loss.
+            self.finish(|| Err(Error::EmissionDropped));
+            return;
+        }
+        // Accepted, and neither run nor handed off: say so, where the user looks.
+        report_loss(
+            self.id,
+            self.event.name(),
+            "it was dropped (its runtime shut down, or its processing service dropped it)",
+        );
+        self.finish(|| Err(Error::EmissionDropped));
     }
 }
 
@@ -340,14 +575,90 @@ impl fmt::Debug for EventEmission {
     }
 }
 
-/// Picks the subscribers an emission of `entry`'s event runs: the event's, then
+/// Resolves when an emission has run; see [`EventEmission::completion`].
+#[must_use = "a completion does nothing unless awaited"]
+#[derive(Debug)]
+pub struct Completion(oneshot::Receiver<Result<(), Error>>);
+
+impl Future for Completion {
+    type Output = Result<(), Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|result| result.unwrap_or(Err(Error::EmissionDropped)))
+    }
+}
+
+/// One subscriber of an emission, run away from it: on a task of its own
+/// (async) or a blocking thread.
+struct Job {
+    sub: Arc<SubscriberInner>,
+    event: Arc<AnyEvent>,
+    registry: Arc<Registry>,
+    emission: u64,
+    debug: bool,
+    current: CurrentEmission,
+}
+
+impl Job {
+    fn delivery(&self) -> Delivery<'_> {
+        Delivery::shared(
+            &self.event,
+            &self.registry.defaults,
+            &self.registry.name,
+            self.emission,
+            self.debug,
+        )
+    }
+
+    /// Runs a synchronous subscriber on the calling (blocking) thread.
+    fn run_blocking(self) -> Settled {
+        let _entered = context::enter(&self.current);
+        let delivery = self.delivery();
+        self.sub
+            .callback
+            .run_sync(Run::new(&self.sub.workflow, &delivery))
+    }
+
+    /// Runs an asynchronous subscriber to completion.
+    async fn run_async(self) -> (Arc<SubscriberInner>, Settled) {
+        let settled = {
+            let delivery = self.delivery();
+            let run = Run::new(&self.sub.workflow, &delivery);
+            match &self.sub.callback {
+                EventCallback::Async(f) => {
+                    run.trace_start();
+                    let started = {
+                        let _entered = context::enter(&self.current);
+                        catch_unwind(AssertUnwindSafe(|| f(self.event.clone())))
+                    };
+                    let outcome = match started {
+                        Ok(fut) => AssertUnwindSafe(InEmission::new(self.current.clone(), fut))
+                            .catch_unwind()
+                            .await
+                            .unwrap_or_else(|panic| Err(panic_error(&*panic))),
+                        Err(panic) => Err(panic_error(&*panic)),
+                    };
+                    run.settle(outcome)
+                }
+                sync => {
+                    let _entered = context::enter(&self.current);
+                    sync.run_sync(run)
+                }
+            }
+        };
+        (self.sub, settled)
+    }
+}
+
+/// Picks the subscribers an emission routed to `route` runs: the event's, then
 /// the global event's that are not already among them, claiming one-time ones
 /// (exactly one emission wins each) and unlinking those it wins.
 #[inline]
 pub(crate) fn select(
-    linker: &LinkerShared,
-    entry: Option<&Arc<Entry>>,
-    global: Option<&Arc<Entry>>,
+    registry: &Registry,
+    route: Route<'_>,
     mut f: impl FnMut(&Arc<SubscriberInner>),
 ) {
     let mut visit = |sub: &Arc<SubscriberInner>| {
@@ -355,16 +666,16 @@ pub(crate) fn select(
             if !sub.claim() {
                 return;
             }
-            linker.registry.remove_subscriber(sub.id);
+            registry.remove_subscriber(sub.id());
         }
         f(sub);
     };
-    if let Some(entry) = entry {
+    if let Some(entry) = route.entry {
         entry.subs.iter().for_each(&mut visit);
     }
-    if let Some(global) = global {
+    if let Some(global) = route.global {
         for sub in &global.subs {
-            if sub.global_and_more && entry.is_some_and(|e| e.contains(sub.id)) {
+            if sub.global_and_more && route.entry.is_some_and(|e| e.contains(sub.id())) {
                 continue;
             }
             visit(sub);
@@ -378,7 +689,7 @@ pub(crate) fn next_emission_id() -> u64 {
     const BLOCK: u64 = 1024;
     static NEXT_BLOCK: AtomicU64 = AtomicU64::new(0);
     thread_local! {
-        static RANGE: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+        static RANGE: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
     }
     RANGE.with(|range| {
         let (mut next, mut end) = range.get();

@@ -5,19 +5,16 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use tokio::sync::oneshot;
-
-use crate::callback::{Delivery, Lane};
-use crate::emission::{Completion, Subscribers, select};
+use crate::emission::{Subscribers, select};
+use crate::erased::Lane;
 use crate::event::{EventObject, Named};
 use crate::key::{KeyHash, TypeInfo, check_event_name, hash_name};
-use crate::linker::LinkerShared;
-use crate::registry::Entry;
-use crate::subscriber::SubscriberInner;
-use crate::workflow::{RunContext, run_sync};
+use crate::record::SubscriberInner;
+use crate::registry::{Entry, Registry, Route};
+use crate::workflow::{Delivery, Run};
 use crate::{
-    AnyEvent, Error, Event, EventEmission, EventLinker, InlineProcessingService, ProcessingService,
-    debug_from_env,
+    AnyEvent, Completion, Error, Event, EventEmission, EventLinker, InlineProcessingService,
+    ProcessingService, debug_from_env,
 };
 
 /// Emits events to the subscribers of a linker, through a processing service:
@@ -186,7 +183,8 @@ impl EventEmitter {
         if E::NAME.is_empty() {
             return Err(Error::EmptyEventName);
         }
-        self.emit_object(event, KeyHash::<E>::HASH, Claim::Typed, None)
+        self.emit_object(event, KeyHash::<E>::HASH, Claim::Typed, false)
+            .map(drop)
     }
 
     /// Emits a named event with a payload (`()` for none).
@@ -213,7 +211,8 @@ impl EventEmitter {
         payload: T,
     ) -> Result<(), Error> {
         let (named, hash) = named_event(name.into(), payload)?;
-        self.emit_object(named, hash, Claim::Payload, None)
+        self.emit_object(named, hash, Claim::Payload, false)
+            .map(drop)
     }
 
     /// Emits a typed event and waits until every subscriber, with its success or
@@ -253,105 +252,86 @@ impl EventEmitter {
         hash: u64,
         claim: Claim,
     ) -> Result<(), Error> {
-        let (tx, rx) = oneshot::channel();
-        self.emit_object(event, hash, claim, Some(tx))?;
-        rx.await.unwrap_or(Err(Error::EmissionDropped))
+        match self.emit_object(event, hash, claim, true)? {
+            Some(completion) => completion.await,
+            None => Ok(()),
+        }
     }
 
+    /// Emits; with `wait`, returns the emission's completion (`None` when there
+    /// was nothing to run).
     #[inline]
     fn emit_object<O: EventObject>(
         &self,
         event: O,
         hash: u64,
         claim: Claim,
-        completion: Option<Completion>,
-    ) -> Result<(), Error> {
+        wait: bool,
+    ) -> Result<Option<Completion>, Error> {
         let inner = &*self.inner;
-        let shared = &*inner.linker.shared;
-        let snapshot = shared.registry.load();
-        let entry = snapshot.find(event.name(), hash);
-        if let Some(owner) = entry.and_then(|e| e.owner.as_ref())
-            && owner.id != event.payload().type_id()
-        {
-            return Err(claim_error(*owner, &event, claim));
-        }
-        let global = snapshot.global();
+        let registry = &*inner.linker.registry;
+        let snapshot = registry.load();
+        let route = snapshot
+            .lookup(event.name(), hash, event.payload().type_id())
+            .map_err(|owner| claim_error(owner, &event, claim))?;
 
-        if inner.borrow_fast_path
-            && completion.is_none()
-            && borrow_only(entry)
-            && borrow_only(global)
+        if inner.borrow_fast_path && !wait && borrow_only(route.entry) && borrow_only(route.global)
         {
-            run_borrowed(shared, &event, entry, global);
-            return Ok(());
+            run_borrowed(registry, &event, route);
+            return Ok(None);
         }
-        self.dispatch(Arc::new(event), entry, global, completion)
+        self.dispatch(Arc::new(event), route, wait)
     }
 
     fn dispatch(
         &self,
         event: Arc<AnyEvent>,
-        entry: Option<&Arc<Entry>>,
-        global: Option<&Arc<Entry>>,
-        completion: Option<Completion>,
-    ) -> Result<(), Error> {
-        let shared: &Arc<LinkerShared> = &self.inner.linker.shared;
+        route: Route<'_>,
+        wait: bool,
+    ) -> Result<Option<Completion>, Error> {
+        let registry: &Arc<Registry> = &self.inner.linker.registry;
         let subscribers = if self.inner.remote {
             // The workers resolve the subscribers; the local ones only tell the
             // processor what cannot run remotely.
-            Subscribers::Lists(entry.cloned(), global.cloned())
+            Subscribers::Lists(route.entry.cloned(), route.global.cloned())
         } else {
-            Subscribers::resolve(shared, entry, global)
+            Subscribers::resolve(registry, route)
         };
         if subscribers.is_empty() && !self.inner.remote {
             if self.inner.debug {
                 tracing::debug!(target: "pyventus", event = event.name(), "emitted with no subscribers");
             }
-            if let Some(tx) = completion {
-                let _ = tx.send(Ok(()));
-            }
-            return Ok(());
+            return Ok(None);
         }
-        let emission = EventEmission::new(
-            event,
-            subscribers,
-            shared.clone(),
-            self.inner.debug,
-            completion,
-        );
+        let mut emission =
+            EventEmission::new(event, subscribers, registry.clone(), self.inner.debug);
+        let completion = wait.then(|| emission.completion());
         if self.inner.debug {
             tracing::debug!(
                 target: "pyventus",
                 emission = emission.id(),
                 event = emission.event_name(),
                 subscribers = emission.subscriber_count(),
-                linker = %shared.name,
+                linker = %registry.name,
                 "emitting"
             );
         }
-        self.inner.processor.submit(emission)
+        emission.submit_to(&*self.inner.processor)?;
+        Ok(completion)
     }
 }
 
 /// The inline fast path: runs synchronous subscribers on the caller's borrowed
 /// event, with no emission, no allocation and no lock.
 #[inline]
-fn run_borrowed<O: EventObject>(
-    shared: &LinkerShared,
-    event: &O,
-    entry: Option<&Arc<Entry>>,
-    global: Option<&Arc<Entry>>,
-) {
-    let cx = RunContext::new(shared, None, false);
-    let delivery = Delivery {
-        event,
-        payload: event.payload(),
-        shared: None,
-        cx: &cx,
+fn run_borrowed<O: EventObject>(registry: &Registry, event: &O, route: Route<'_>) {
+    let delivery = Delivery::borrowed(event, &registry.defaults, &registry.name);
+    let run = |sub: &Arc<SubscriberInner>| {
+        // Failures were handed to the callbacks; nobody here needs them back.
+        let _ = sub.callback.run_sync(Run::new(&sub.workflow, &delivery));
     };
-    let run = |sub: &Arc<SubscriberInner>| run_sync(sub, &delivery);
-    if Entry::all_plain(entry, global) {
-        if let Some(entry) = entry {
+    if route.all_plain() {
+        if let Some(entry) = route.entry {
             match entry
                 .lane
                 .as_ref()
@@ -361,11 +341,11 @@ fn run_borrowed<O: EventObject>(
                 None => entry.subs.iter().for_each(run),
             }
         }
-        if let Some(global) = global {
+        if let Some(global) = route.global {
             global.subs.iter().for_each(run);
         }
     } else {
-        select(shared, entry, global, run);
+        select(registry, route, run);
     }
 }
 

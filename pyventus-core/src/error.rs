@@ -2,6 +2,7 @@
 
 use std::any::Any;
 use std::fmt;
+use std::sync::Arc;
 
 /// Everything that can go wrong when subscribing, emitting or processing.
 ///
@@ -147,17 +148,29 @@ pub enum Error {
         event: String,
     },
 
-    /// A queue name that cannot name a stream.
-    #[error("invalid queue name `{0}`: use a non-empty name without braces")]
-    InvalidQueue(String),
+    /// A processing service's backend (a broker, a database) failed to take the
+    /// emission; the source says why.
+    #[error("{processor}: {source}")]
+    Processor {
+        /// Which processing service: `"redis"`, `"amqp"`, ...
+        processor: &'static str,
+        /// The backend's own error.
+        #[source]
+        source: ProcessorSource,
+    },
 
-    /// A setting that cannot work.
-    #[error("invalid configuration: {0}")]
-    InvalidConfig(String),
+    /// An event that arrived from elsewhere, that nothing here handles.
+    #[error("no handler for event `{event}` in this process")]
+    NoHandler {
+        /// The event's name.
+        event: String,
+    },
 
-    /// Redis refused a command or could not be reached.
-    #[error("redis: {0}")]
-    Redis(String),
+    /// A wait that could never finish: waiting, from where it runs, on what
+    /// waits for it (a handler waiting for its own processing service, a
+    /// request waiting for emissions that run after its response).
+    #[error("{0}")]
+    WouldDeadlock(String),
 
     /// The emission was dropped before its subscribers ran (its processor went away).
     #[error("the emission was dropped before its subscribers ran")]
@@ -171,10 +184,62 @@ pub enum Error {
 }
 
 impl Error {
-    #[cfg(feature = "redis")]
-    #[allow(clippy::needless_pass_by_value)] // fits `map_err(Error::redis)`
-    pub(crate) fn redis(err: redis::RedisError) -> Self {
-        Error::Redis(err.to_string())
+    /// A backend's error, keeping it as the source.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pyventus_core::Error;
+    /// use std::error::Error as _;
+    ///
+    /// let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+    /// let err = Error::processor("my-queue", io);
+    /// assert_eq!(err.to_string(), "my-queue: refused");
+    /// assert!(err.source().unwrap().downcast_ref::<std::io::Error>().is_some());
+    /// ```
+    pub fn processor(
+        processor: &'static str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Processor {
+            processor,
+            source: ProcessorSource(Arc::new(source)),
+        }
+    }
+}
+
+/// A processing service backend's error, shared so that [`Error`] stays
+/// `Clone`. It derefs to the error itself, which is also what
+/// [`Error::source`](std::error::Error::source) returns. Two are equal when
+/// they are the same error (one failure, cloned), not merely alike.
+#[derive(Clone)]
+pub struct ProcessorSource(Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl PartialEq for ProcessorSource {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for ProcessorSource {}
+
+impl std::ops::Deref for ProcessorSource {
+    type Target = dyn std::error::Error + Send + Sync + 'static;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
+impl fmt::Debug for ProcessorSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for ProcessorSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
     }
 }
 

@@ -26,42 +26,47 @@
 //! # Ok::<(), pyventus_core::Error>(())
 //! ```
 
-#[cfg(feature = "axum")]
-pub mod axum;
-mod callback;
+mod context;
 mod emission;
 mod emitter;
+mod erased;
 mod error;
 mod event;
 mod handler;
 mod key;
+mod link_time;
 mod linker;
 mod namespace;
+mod output;
 mod processing;
-#[cfg(feature = "redis")]
-pub mod redis;
-mod registration;
+mod record;
 mod registry;
-mod runtime;
-mod subscribe;
+#[cfg(feature = "serde")]
+pub mod remote;
+mod report;
+pub mod runtime;
 mod subscriber;
+mod subscription;
 mod workflow;
 
-pub use emission::EventEmission;
+pub use context::{CurrentEmission, current_emission};
+pub use emission::{Completion, EventEmission};
 pub use emitter::{EventEmitter, EventEmitterBuilder};
-pub use error::{Error, HandlerPanic};
+pub use error::{Error, HandlerPanic, ProcessorSource};
 pub use event::{AnyEvent, Event, EventObject};
 #[doc(hidden)]
 pub use handler::marker;
-pub use handler::{AsyncHandler, Handler, HandlerOutput, SuccessHandler, kind};
+pub use handler::{AsyncHandler, Handler, SuccessHandler, kind};
 pub use key::EventKey;
 pub use linker::{EventLinker, EventLinkerBuilder};
 pub use namespace::Linker;
+pub use output::HandlerOutput;
 pub use processing::{ExecutorProcessingService, InlineProcessingService, ProcessingService};
 #[cfg(feature = "tokio")]
 pub use processing::{TokioProcessingService, TokioProcessingServiceBuilder};
-pub use subscribe::Subscription;
+pub use report::{FailureKind, RunReport, SubscriberFailure};
 pub use subscriber::EventSubscriber;
+pub use subscription::Subscription;
 
 /// Not public API. Used by the code the `pyventus` macros generate.
 #[doc(hidden)]
@@ -71,14 +76,14 @@ pub mod __private {
 
     use futures::FutureExt;
 
-    pub use crate::callback::{Delivery, EventCallback, OkValue, Outcome, SuccessCallback, ok};
+    pub use crate::erased::EventCallback;
+    pub use crate::link_time::{Namespace, Registration};
     pub use crate::namespace::{namespace, namespace_linker};
-    pub use crate::registration::{Namespace, Registration};
-    pub use crate::workflow::Run;
+    pub use crate::workflow::{Delivery, OkValue, Outcome, Run, SuccessCallback, ok};
     pub use {anyhow, inventory};
 
-    #[cfg(feature = "redis")]
-    pub use crate::redis::{Codec, CodecRegistration, Probe, ViaNothing, ViaSerde};
+    #[cfg(feature = "serde")]
+    pub use crate::remote::{Codec, CodecRegistration, Probe, ViaNothing, ViaSerde};
 
     use crate::{AnyEvent, HandlerOutput, SuccessHandler};
 
@@ -139,7 +144,7 @@ pub mod __private {
 
     /// The failure of a handler whose event does not carry the payload it takes.
     pub fn payload_mismatch<T>(event: &AnyEvent) -> anyhow::Error {
-        crate::callback::mismatch::<T>(event)
+        crate::erased::mismatch::<T>(event)
     }
 
     /// A success callback taking the handler's `Ok` value `T`, or nothing.
@@ -149,8 +154,16 @@ pub mod __private {
 }
 
 /// Whether `PYVENTUS_DEBUG` asks for debug logging (`1`, `true`, `yes`, `on`),
-/// read once per process.
-pub(crate) fn debug_from_env() -> bool {
+/// read once per process: the default of every linker's and emitter's debug
+/// mode, and of integrations that have one.
+///
+/// # Examples
+///
+/// ```
+/// // Unset in this test, so debug mode is off by default.
+/// assert!(!pyventus_core::debug_from_env() || std::env::var("PYVENTUS_DEBUG").is_ok());
+/// ```
+pub fn debug_from_env() -> bool {
     static DEBUG: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *DEBUG.get_or_init(|| {
         std::env::var("PYVENTUS_DEBUG").is_ok_and(|v| {

@@ -3,12 +3,12 @@
 use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use crate::callback::{DefaultSuccess, FailureCallback};
+use crate::record::{SubscriberInner, SubscriberParts};
 use crate::registry::Registry;
-use crate::subscriber::{EventSubscriber, SubscriberInner, SubscriberParts};
-use crate::{Error, EventKey, debug_from_env};
+use crate::workflow::{DefaultSuccess, Defaults, FailureCallback};
+use crate::{Error, EventKey, EventSubscriber, debug_from_env};
 
 /// A registry linking events to their subscribers: Pyventus's `EventLinker`.
 ///
@@ -43,16 +43,7 @@ use crate::{Error, EventKey, debug_from_env};
 /// ```
 #[derive(Clone)]
 pub struct EventLinker {
-    pub(crate) shared: Arc<LinkerShared>,
-}
-
-pub(crate) struct LinkerShared {
-    pub(crate) registry: Registry,
-    pub(crate) name: Cow<'static, str>,
-    pub(crate) max_subscribers: Option<usize>,
-    pub(crate) default_success: Option<DefaultSuccess>,
-    pub(crate) default_failure: Option<FailureCallback>,
-    pub(crate) debug: bool,
+    pub(crate) registry: Arc<Registry>,
 }
 
 /// Builds an [`EventLinker`] with settings.
@@ -117,14 +108,15 @@ impl EventLinkerBuilder {
     /// Builds the linker.
     pub fn build(self) -> EventLinker {
         EventLinker {
-            shared: Arc::new(LinkerShared {
-                registry: Registry::new(self.max_subscribers),
-                name: self.name.unwrap_or(Cow::Borrowed("linker")),
-                max_subscribers: self.max_subscribers,
-                default_success: self.default_success,
-                default_failure: self.default_failure,
-                debug: self.debug.unwrap_or_else(debug_from_env),
-            }),
+            registry: Arc::new(Registry::new(
+                self.name.unwrap_or(Cow::Borrowed("linker")),
+                self.max_subscribers,
+                Defaults {
+                    success: self.default_success,
+                    failure: self.default_failure,
+                },
+                self.debug.unwrap_or_else(debug_from_env),
+            )),
         }
     }
 }
@@ -140,46 +132,24 @@ impl EventLinker {
         EventLinkerBuilder::default()
     }
 
-    /// The global namespace: every link-time handler declared without
-    /// `linker = ...`, collected on first use.
-    ///
-    /// # Panics
-    ///
-    /// On first use, if the link-time handlers cannot be linked (two types claim
-    /// one event name). [`EventLinker::try_global`] returns the error instead.
-    pub fn global() -> EventLinker {
-        Self::try_global()
-            .unwrap_or_else(|err| panic!("pyventus: cannot build the global linker: {err}"))
-    }
-
-    /// The global namespace, or why its link-time handlers cannot be linked.
-    pub fn try_global() -> Result<EventLinker, Error> {
-        static GLOBAL: OnceLock<Result<EventLinker, Error>> = OnceLock::new();
-        GLOBAL
-            .get_or_init(|| {
-                crate::registration::collect(None, EventLinker::builder().name("global"))
-            })
-            .clone()
-    }
-
     /// The namespace's name (`"global"` for the global linker).
     pub fn name(&self) -> &str {
-        &self.shared.name
+        &self.registry.name
     }
 
     /// The most subscribers one event may have, if limited.
     pub fn max_subscribers(&self) -> Option<usize> {
-        self.shared.max_subscribers
+        self.registry.max_subscribers
     }
 
     /// Whether debug logging is on for this linker.
     pub fn is_debug(&self) -> bool {
-        self.shared.debug
+        self.registry.debug
     }
 
     /// Whether both handles are the same registry.
     pub fn ptr_eq(&self, other: &EventLinker) -> bool {
-        Arc::ptr_eq(&self.shared, &other.shared)
+        Arc::ptr_eq(&self.registry, &other.registry)
     }
 
     pub(crate) fn subscribe_parts(
@@ -187,26 +157,32 @@ impl EventLinker {
         keys: &[EventKey],
         parts: SubscriberParts,
     ) -> Result<EventSubscriber, Error> {
-        let inner = Arc::new(SubscriberInner::new(parts, keys, &self.shared));
-        self.shared.registry.add(&inner, keys)?;
-        let sub = EventSubscriber { inner };
-        if self.shared.debug {
-            tracing::debug!(target: "pyventus", linker = %self.shared.name, events = ?keys, subscriber = ?sub, "subscribed");
+        let inner = Arc::new(SubscriberInner::new(parts, keys));
+        self.registry.add(&inner, keys)?;
+        let sub = self.handle(inner);
+        if self.registry.debug {
+            tracing::debug!(target: "pyventus", linker = %self.registry.name, events = ?keys, subscriber = ?sub, "subscribed");
         }
         Ok(sub)
     }
 
-    fn trace_removal(&self, what: &str, detail: &dyn fmt::Debug) {
-        if self.shared.debug {
-            tracing::debug!(target: "pyventus", linker = %self.shared.name, "{what}: {detail:?}");
+    /// The handle of a subscriber of this linker.
+    fn handle(&self, inner: Arc<SubscriberInner>) -> EventSubscriber {
+        EventSubscriber {
+            inner,
+            registry: Arc::downgrade(&self.registry),
         }
+    }
+
+    fn trace_removal(&self, what: &str, detail: &dyn fmt::Debug) {
+        self.registry.trace(what, detail);
     }
 
     /// Unlinks `subscriber` from one event. A subscriber left with no events is
     /// unsubscribed. Returns whether they were linked.
     pub fn remove(&self, key: impl Into<EventKey>, subscriber: &EventSubscriber) -> bool {
         let key = key.into();
-        let removed = self.shared.registry.unlink(&key, subscriber.id());
+        let removed = self.registry.unlink(&key, subscriber.id());
         if removed {
             self.trace_removal("unlinked", &(&key, subscriber));
         }
@@ -217,7 +193,7 @@ impl EventLinker {
     /// it was registered.
     pub fn remove_event(&self, key: impl Into<EventKey>) -> bool {
         let key = key.into();
-        let removed = self.shared.registry.remove_event(&key);
+        let removed = self.registry.remove_event(&key);
         if removed {
             self.trace_removal("removed event", &key);
         }
@@ -226,7 +202,7 @@ impl EventLinker {
 
     /// Unlinks a subscriber from all its events. Returns whether it was subscribed.
     pub fn remove_subscriber(&self, subscriber: &EventSubscriber) -> bool {
-        let removed = self.shared.registry.remove_subscriber(subscriber.id());
+        let removed = self.registry.remove_subscriber(subscriber.id());
         if removed {
             self.trace_removal("removed subscriber", subscriber);
         }
@@ -235,7 +211,7 @@ impl EventLinker {
 
     /// Removes every event and subscriber. Returns whether there was any.
     pub fn remove_all(&self) -> bool {
-        let removed = self.shared.registry.clear();
+        let removed = self.registry.clear();
         if removed {
             self.trace_removal("removed", &"everything");
         }
@@ -244,13 +220,12 @@ impl EventLinker {
 
     /// Whether no event has a subscriber.
     pub fn is_empty(&self) -> bool {
-        self.shared.registry.load().is_empty()
+        self.registry.load().is_empty()
     }
 
     /// The events with at least one subscriber, in the order they were first linked.
     pub fn events(&self) -> Vec<EventKey> {
-        self.shared
-            .registry
+        self.registry
             .load()
             .entries()
             .into_iter()
@@ -260,29 +235,28 @@ impl EventLinker {
 
     /// Every subscriber, in subscription order.
     pub fn subscribers(&self) -> Vec<EventSubscriber> {
-        self.shared
-            .registry
+        self.registry
             .subscribers()
             .into_iter()
-            .map(|(inner, _)| EventSubscriber { inner })
+            .map(|(inner, _)| self.handle(inner))
             .collect()
     }
 
     /// How many events have subscribers.
     pub fn event_count(&self) -> usize {
-        self.shared.registry.load().entries().len()
+        self.registry.load().entries().len()
     }
 
     /// How many subscribers there are.
     pub fn subscriber_count(&self) -> usize {
-        self.shared.registry.subscriber_count()
+        self.registry.subscriber_count()
     }
 
     /// The events any of `subscribers` is linked to, without repeats.
     pub fn events_of(&self, subscribers: &[EventSubscriber]) -> Vec<EventKey> {
         let mut keys: Vec<EventKey> = Vec::new();
         for sub in subscribers {
-            for key in self.shared.registry.keys_of(sub.id()).unwrap_or_default() {
+            for key in self.registry.keys_of(sub.id()).unwrap_or_default() {
                 if !keys.contains(&key) {
                     keys.push(key);
                 }
@@ -296,15 +270,13 @@ impl EventLinker {
         &self,
         keys: impl IntoIterator<Item = K>,
     ) -> Vec<EventSubscriber> {
-        let snapshot = self.shared.registry.load();
+        let snapshot = self.registry.load();
         let mut subs: Vec<EventSubscriber> = Vec::new();
         for key in keys {
             if let Some(entry) = snapshot.get(&key.into()) {
                 for inner in &entry.subs {
-                    if !subs.iter().any(|s| s.id() == inner.id) {
-                        subs.push(EventSubscriber {
-                            inner: inner.clone(),
-                        });
+                    if !subs.iter().any(|s| s.id() == inner.id()) {
+                        subs.push(self.handle(inner.clone()));
                     }
                 }
             }
@@ -315,16 +287,14 @@ impl EventLinker {
 
     /// How many events `subscriber` is linked to.
     pub fn event_count_of(&self, subscriber: &EventSubscriber) -> usize {
-        self.shared
-            .registry
+        self.registry
             .keys_of(subscriber.id())
             .map_or(0, |k| k.len())
     }
 
     /// How many subscribers the event has.
     pub fn subscriber_count_of(&self, key: impl Into<EventKey>) -> usize {
-        self.shared
-            .registry
+        self.registry
             .load()
             .get(&key.into())
             .map_or(0, |e| e.subs.len())
@@ -332,18 +302,17 @@ impl EventLinker {
 
     /// Whether the event has subscribers.
     pub fn contains_event(&self, key: impl Into<EventKey>) -> bool {
-        self.shared.registry.load().get(&key.into()).is_some()
+        self.registry.load().get(&key.into()).is_some()
     }
 
     /// Whether `subscriber` is subscribed here.
     pub fn contains_subscriber(&self, subscriber: &EventSubscriber) -> bool {
-        self.shared.registry.keys_of(subscriber.id()).is_some()
+        self.registry.keys_of(subscriber.id()).is_some()
     }
 
     /// Whether `subscriber` is linked to the event.
     pub fn are_linked(&self, key: impl Into<EventKey>, subscriber: &EventSubscriber) -> bool {
-        self.shared
-            .registry
+        self.registry
             .load()
             .get(&key.into())
             .is_some_and(|e| e.contains(subscriber.id()))
@@ -359,6 +328,16 @@ impl EventLinker {
     }
 }
 
+/// The linker side of a subscriber's handle.
+impl EventSubscriber {
+    /// The linker this subscriber belongs to, while it exists.
+    pub fn linker(&self) -> Option<EventLinker> {
+        self.registry
+            .upgrade()
+            .map(|registry| EventLinker { registry })
+    }
+}
+
 impl Default for EventLinker {
     fn default() -> Self {
         Self::new()
@@ -368,11 +347,11 @@ impl Default for EventLinker {
 impl fmt::Debug for EventLinker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EventLinker")
-            .field("name", &self.shared.name)
+            .field("name", &self.registry.name)
             .field("events", &self.event_count())
             .field("subscribers", &self.subscriber_count())
-            .field("max_subscribers", &self.shared.max_subscribers)
-            .field("debug", &self.shared.debug)
+            .field("max_subscribers", &self.registry.max_subscribers)
+            .field("debug", &self.registry.debug)
             .finish()
     }
 }

@@ -78,7 +78,7 @@ pub fn namespace_linker<L: Linker>(
         if let Some(debug) = debug {
             builder = builder.debug(debug);
         }
-        crate::registration::collect(Some(TypeId::of::<L>()), builder)
+        crate::link_time::collect(Some(TypeId::of::<L>()), builder)
     })
     .clone()
 }

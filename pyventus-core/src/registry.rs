@@ -7,16 +7,18 @@
 //! subscriber linked to several events appears on, or disappears from, all of them
 //! at once. No user code ever runs under the mutex.
 
+use std::any::TypeId;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use arc_swap::{ArcSwap, Guard};
 use hashbrown::HashTable;
 
-use crate::callback::{ErasedLane, EventCallback};
-
+use crate::erased::{ErasedLane, EventCallback};
 use crate::key::TypeInfo;
-use crate::subscriber::SubscriberInner;
+use crate::record::SubscriberInner;
+use crate::workflow::Defaults;
 use crate::{Error, EventKey};
 
 /// Shards of the snapshot: a write copies one shard, so registering many events
@@ -54,7 +56,7 @@ impl Entry {
             (Some(owner), Some(EventCallback::Typed(_, typed)))
                 if plain && typed.type_id == owner.id =>
             {
-                (typed.lane)(&subs)
+                (typed.lane)(&mut subs.iter().map(|s| (&s.workflow, &s.callback)))
             }
             _ => None,
         };
@@ -76,7 +78,7 @@ impl Entry {
     }
 
     pub(crate) fn contains(&self, id: u64) -> bool {
-        self.subs.iter().any(|s| s.id == id)
+        self.subs.iter().any(|s| s.id() == id)
     }
 }
 
@@ -100,18 +102,32 @@ impl Snapshot {
         self.shards[Self::shard(hash)].find(hash, |e| e.key.names(name))
     }
 
+    /// Who handles an event of this name and payload type: the event's entry and
+    /// the global event's, or the type that owns the name when it is another.
+    /// The emitter and the workers resolve events through this one function.
+    #[inline]
+    pub(crate) fn lookup(
+        &self,
+        name: &str,
+        hash: u64,
+        payload: TypeId,
+    ) -> Result<Route<'_>, TypeInfo> {
+        let entry = self.find(name, hash);
+        match entry.and_then(|e| e.owner) {
+            Some(owner) if owner.id != payload => Err(owner),
+            _ => Ok(Route {
+                entry,
+                global: self.global.as_ref(),
+            }),
+        }
+    }
+
     pub(crate) fn get(&self, key: &EventKey) -> Option<&Arc<Entry>> {
         if key.is_any() {
             self.global.as_ref()
         } else {
             self.find(key.name(), key.hash_value())
         }
-    }
-
-    /// The global event's entry.
-    #[inline]
-    pub(crate) fn global(&self) -> Option<&Arc<Entry>> {
-        self.global.as_ref()
     }
 
     fn set(&mut self, key: &EventKey, entry: Option<Entry>) {
@@ -149,6 +165,21 @@ impl Snapshot {
     }
 }
 
+/// The subscribers an event goes to: its own and the global event's.
+#[derive(Clone, Copy)]
+pub(crate) struct Route<'a> {
+    pub(crate) entry: Option<&'a Arc<Entry>>,
+    pub(crate) global: Option<&'a Arc<Entry>>,
+}
+
+impl Route<'_> {
+    /// Whether an emission runs every subscriber as listed.
+    #[inline]
+    pub(crate) fn all_plain(self) -> bool {
+        Entry::all_plain(self.entry, self.global)
+    }
+}
+
 /// The writer's side: the reverse index (subscriber to events).
 #[derive(Default)]
 struct Links {
@@ -156,18 +187,37 @@ struct Links {
     next_seq: u64,
 }
 
+/// A linker's registry and settings: what every handle to one linker shares.
 pub(crate) struct Registry {
     snapshot: ArcSwap<Snapshot>,
     links: Mutex<Links>,
-    max_subscribers: Option<usize>,
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) max_subscribers: Option<usize>,
+    pub(crate) defaults: Defaults,
+    pub(crate) debug: bool,
 }
 
 impl Registry {
-    pub(crate) fn new(max_subscribers: Option<usize>) -> Self {
+    pub(crate) fn new(
+        name: Cow<'static, str>,
+        max_subscribers: Option<usize>,
+        defaults: Defaults,
+        debug: bool,
+    ) -> Self {
         Registry {
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
             links: Mutex::new(Links::default()),
+            name,
             max_subscribers,
+            defaults,
+            debug,
+        }
+    }
+
+    /// Logs a change, in debug mode.
+    pub(crate) fn trace(&self, what: &str, detail: &dyn std::fmt::Debug) {
+        if self.debug {
+            tracing::debug!(target: "pyventus", linker = %self.name, "{what}: {detail:?}");
         }
     }
 
@@ -231,7 +281,7 @@ impl Registry {
             };
             next.set(key, Some(Entry::new(stored_key, owner, subs, seq)));
         }
-        links.by_sub.insert(sub.id, (sub.clone(), keys));
+        links.by_sub.insert(sub.id(), (sub.clone(), keys));
         self.snapshot.store(Arc::new(next));
         Ok(())
     }
@@ -257,7 +307,7 @@ impl Registry {
         };
         next.set(key, None);
         for sub in &entry.subs {
-            forget_key(&mut links, sub.id, key);
+            forget_key(&mut links, sub.id(), key);
         }
         self.snapshot.store(Arc::new(next));
         true
@@ -295,7 +345,7 @@ impl Registry {
     pub(crate) fn subscribers(&self) -> Vec<(Arc<SubscriberInner>, Vec<EventKey>)> {
         let links = self.lock();
         let mut all: Vec<_> = links.by_sub.values().cloned().collect();
-        all.sort_by_key(|(s, _)| s.id);
+        all.sort_by_key(|(s, _)| s.id());
         all
     }
 
@@ -328,7 +378,12 @@ fn drop_from_entry(next: &mut Snapshot, key: &EventKey, id: u64) -> bool {
     if !entry.contains(id) {
         return false;
     }
-    let subs: Vec<_> = entry.subs.iter().filter(|s| s.id != id).cloned().collect();
+    let subs: Vec<_> = entry
+        .subs
+        .iter()
+        .filter(|s| s.id() != id)
+        .cloned()
+        .collect();
     let replacement =
         (!subs.is_empty()).then(|| Entry::new(entry.key.clone(), entry.owner, subs, entry.seq));
     next.set(key, replacement);

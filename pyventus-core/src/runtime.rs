@@ -1,4 +1,5 @@
-//! Running a future to completion from synchronous code, wherever that code is.
+//! Running a future to completion from synchronous code, wherever that code is,
+//! and pyventus's own runtime, for I/O that must not depend on the caller's.
 
 use std::future::Future;
 use std::sync::OnceLock;
@@ -20,11 +21,25 @@ fn private_runtime() -> &'static Runtime {
     })
 }
 
-/// Runs `fut` on the private runtime, whose worker drives its I/O whatever the
-/// caller's runtime is doing (so a connection made here never waits on a
-/// runtime its user blocks).
-#[cfg(feature = "redis")]
-pub(crate) async fn on_private<F>(fut: F) -> F::Output
+/// Runs `fut` on pyventus's own runtime and waits for its output, from any
+/// runtime. Its worker drives the I/O of what `fut` sets up whatever the
+/// caller's runtime is doing, so a connection made here keeps working while a
+/// synchronous `emit` blocks that runtime on it (see [`block_on`]). For
+/// backends: a broker's connection made here serves `submit` from anywhere.
+///
+/// # Panics
+///
+/// If `fut` panics (the panic is resumed in the caller).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let answer = pyventus_core::runtime::on_io_runtime(async { 40 + 2 }).await;
+/// assert_eq!(answer, 42);
+/// # }
+/// ```
+pub async fn on_io_runtime<F>(fut: F) -> F::Output
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
@@ -35,13 +50,21 @@ where
     }
 }
 
-/// Blocks the calling thread on `fut`.
+/// Blocks the calling thread on `fut`, wherever it is called from: what a
+/// processing service's synchronous `submit` needs to do asynchronous I/O.
 ///
-/// Outside a runtime it uses the private runtime. On a multi-thread runtime it
-/// steps out of the async context first (`block_in_place`), so the runtime keeps
-/// its other workers. On a current-thread runtime, whose only thread must not
-/// block on itself, it drives `fut` on a scoped helper thread.
-pub(crate) fn block_on<F>(fut: F) -> F::Output
+/// Outside a runtime it uses pyventus's own runtime. On a multi-thread runtime
+/// it steps out of the async context first (`block_in_place`), so the runtime
+/// keeps its other workers. On a current-thread runtime, whose only thread must
+/// not block on itself, it drives `fut` on a scoped helper thread; anything `fut`
+/// waits on must then be driven elsewhere (set it up with [`on_io_runtime`]).
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(pyventus_core::runtime::block_on(async { 1 + 1 }), 2);
+/// ```
+pub fn block_on<F>(fut: F) -> F::Output
 where
     F: Future + Send,
     F::Output: Send,

@@ -1,97 +1,173 @@
 //! The workflow of one subscriber: run the event callback; its `Ok` value goes to
 //! the success callback (or the linker's default), its error or panic to the
-//! failure callback (or the linker's default), and every failure is logged at
-//! error level. Nothing a callback does, panics included, escapes this module.
+//! failure callback (or the linker's default) and is logged. Nothing a callback
+//! does, panics included, escapes this module: the outcome comes back as a value.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use futures::FutureExt;
-
-use crate::callback::{Delivery, EventCallback, OkValue, Outcome, boxed_value, unbox};
-use crate::handler::HandlerOutput;
-use crate::linker::LinkerShared;
-use crate::subscriber::SubscriberInner;
+use crate::key::TypeInfo;
+use crate::output::HandlerOutput;
 use crate::{AnyEvent, HandlerPanic};
 
-/// Where a subscriber runs: its linker (for the default callbacks) and, for
-/// logging, the emission.
-pub(crate) struct RunContext<'a> {
-    pub(crate) linker: &'a LinkerShared,
-    /// The emission's id; `None` on the inline fast path, which builds no emission.
-    pub(crate) emission: Option<u64>,
-    pub(crate) debug: bool,
-    /// Whether the linker has a default success callback, read once per emission.
-    has_default_success: bool,
-    /// Where failures are also recorded, for a caller that must know (a worker).
-    pub(crate) failures: Option<&'a FailureLog>,
+/// A handler's `Ok` value, boxed for the success callback.
+pub type OkValue = Box<dyn Any + Send>;
+
+/// What an async event callback resolves to: its `Ok` value (`None` for `()`,
+/// which then costs nothing), or its error.
+pub type Outcome = Result<Option<OkValue>, anyhow::Error>;
+
+/// How one subscriber's run ended: `Err` carries the failure its callbacks
+/// already saw, for whoever must act on it (a worker deciding to retry).
+pub(crate) type Settled = Result<(), anyhow::Error>;
+
+/// The outcome of a handler that returned `value`.
+#[inline]
+pub fn ok<T: Send + 'static>(value: T) -> Outcome {
+    Ok(boxed_value(value))
 }
 
-/// The failures of one emission, for whoever must decide on them (a worker
-/// acknowledges an entry only if none of its handlers failed).
-#[derive(Default)]
-pub(crate) struct FailureLog {
-    count: std::sync::atomic::AtomicUsize,
-    first: std::sync::Mutex<Option<String>>,
-}
-
-impl FailureLog {
-    fn record(&self, handler: &str, err: &anyhow::Error) {
-        self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let mut first = self
-            .first
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        first.get_or_insert_with(|| format!("handler `{handler}` failed: {err:#}"));
-    }
-
-    /// How many subscribers failed, and the first failure.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn summary(&self) -> Option<(usize, String)> {
-        let count = self.count.load(std::sync::atomic::Ordering::SeqCst);
-        let first = self
-            .first
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        (count > 0).then(|| (count, first.clone().unwrap_or_default()))
+#[inline]
+fn boxed_value<T: Send + 'static>(value: T) -> Option<OkValue> {
+    if TypeId::of::<T>() == TypeId::of::<()>() {
+        None
+    } else {
+        Some(Box::new(value))
     }
 }
 
-impl<'a> RunContext<'a> {
-    pub(crate) fn new(linker: &'a LinkerShared, emission: Option<u64>, debug: bool) -> Self {
-        RunContext {
-            failures: None,
-            linker,
-            emission,
-            debug,
-            has_default_success: linker.default_success.is_some(),
+/// The `Ok` value as the success callbacks take it.
+fn unbox(value: Option<OkValue>) -> OkValue {
+    value.unwrap_or_else(|| Box::new(()))
+}
+
+/// A success callback, erased, with the `Ok` type it expects (`None`: it ignores
+/// the value). Not public API.
+#[doc(hidden)]
+#[derive(Clone)]
+pub struct SuccessCallback {
+    pub(crate) expects: Option<TypeInfo>,
+    call: Arc<dyn Fn(OkValue) + Send + Sync>,
+}
+
+impl SuccessCallback {
+    pub(crate) fn new(
+        expects: Option<TypeInfo>,
+        call: impl Fn(OkValue) + Send + Sync + 'static,
+    ) -> Self {
+        SuccessCallback {
+            expects,
+            call: Arc::new(call),
         }
     }
 }
 
-/// One subscriber running in one emission: what a callback reports its outcome
-/// to. Two pointers, passed in registers.
+/// A failure callback, erased.
+pub(crate) type FailureCallback = Arc<dyn Fn(&anyhow::Error) + Send + Sync>;
+
+/// A linker's default success callback: gets every `Ok` value that has no
+/// success callback of its own.
+pub(crate) type DefaultSuccess = Arc<dyn Fn(&dyn Any) + Send + Sync>;
+
+/// Who a subscriber is and where its outcomes go.
+pub(crate) struct Workflow {
+    pub(crate) id: u64,
+    pub(crate) handler_id: Option<&'static str>,
+    pub(crate) success: Option<SuccessCallback>,
+    pub(crate) failure: Option<FailureCallback>,
+}
+
+impl Workflow {
+    pub(crate) fn handler(&self) -> &'static str {
+        self.handler_id.unwrap_or("<runtime>")
+    }
+}
+
+/// A linker's default callbacks, for subscribers without their own.
+#[derive(Default, Clone)]
+pub(crate) struct Defaults {
+    pub(crate) success: Option<DefaultSuccess>,
+    pub(crate) failure: Option<FailureCallback>,
+}
+
+/// One event as the subscribers of one emission receive it, and where it runs.
+/// The payload is resolved once per emission, so each subscriber's downcast is a
+/// single type check. Not public API.
+#[doc(hidden)]
+pub struct Delivery<'a> {
+    pub(crate) event: &'a AnyEvent,
+    pub(crate) payload: &'a (dyn Any + Send + Sync),
+    /// The shared event, when the emission owns one (not on the inline fast path).
+    pub(crate) shared: Option<&'a Arc<AnyEvent>>,
+    pub(crate) defaults: &'a Defaults,
+    /// The emission's id; `None` on the inline fast path, which builds no emission.
+    pub(crate) emission: Option<u64>,
+    pub(crate) debug: bool,
+    /// The linker's name, for logs.
+    pub(crate) linker: &'a str,
+}
+
+impl<'a> Delivery<'a> {
+    /// The delivery of a borrowed event, outside any emission.
+    #[inline]
+    pub(crate) fn borrowed(event: &'a AnyEvent, defaults: &'a Defaults, linker: &'a str) -> Self {
+        Delivery {
+            event,
+            payload: event.payload(),
+            shared: None,
+            defaults,
+            emission: None,
+            debug: false,
+            linker,
+        }
+    }
+
+    /// The delivery of an event an emission shares.
+    pub(crate) fn shared(
+        event: &'a Arc<AnyEvent>,
+        defaults: &'a Defaults,
+        linker: &'a str,
+        emission: u64,
+        debug: bool,
+    ) -> Self {
+        Delivery {
+            event: &**event,
+            payload: event.payload(),
+            shared: Some(event),
+            defaults,
+            emission: Some(emission),
+            debug,
+            linker,
+        }
+    }
+}
+
+/// One subscriber running in one delivery: what a callback reports its outcome
+/// to. Two pointers, passed in registers. Not public API.
 #[doc(hidden)]
 #[derive(Clone, Copy)]
 pub struct Run<'a> {
-    sub: &'a SubscriberInner,
+    workflow: &'a Workflow,
     pub(crate) delivery: &'a Delivery<'a>,
 }
 
 impl<'a> Run<'a> {
     #[inline]
-    pub(crate) fn new(sub: &'a SubscriberInner, delivery: &'a Delivery<'a>) -> Self {
-        Run { sub, delivery }
+    pub(crate) fn new(workflow: &'a Workflow, delivery: &'a Delivery<'a>) -> Self {
+        Run { workflow, delivery }
     }
 
     /// Runs a handler call and settles its outcome.
     #[inline]
-    pub(crate) fn deliver<R: HandlerOutput>(self, call: impl FnOnce() -> R) {
+    pub(crate) fn deliver<R: HandlerOutput>(self, call: impl FnOnce() -> R) -> Settled {
         match catch_unwind(AssertUnwindSafe(|| call().into_result())) {
-            Ok(Ok(value)) => self.succeed(value),
-            Ok(Err(err)) => self.fail(&err),
-            Err(panic) => self.fail(&panic_error(&*panic)),
+            Ok(Ok(value)) => {
+                self.succeed(value);
+                Ok(())
+            }
+            Ok(Err(err)) => Err(self.fail(err)),
+            Err(panic) => Err(self.fail(panic_error(&*panic))),
         }
     }
 
@@ -99,15 +175,15 @@ impl<'a> Run<'a> {
     /// case) this is two checks; the value is never boxed.
     #[inline]
     fn succeed<T: Send + 'static>(self, value: T) {
-        if self.sub.success.is_some() || self.delivery.cx.has_default_success {
+        if self.workflow.success.is_some() || self.delivery.defaults.success.is_some() {
             self.succeed_boxed(boxed_value(value));
         }
     }
 
     fn succeed_boxed(self, value: Option<OkValue>) {
-        if let Some(success) = &self.sub.success {
+        if let Some(success) = &self.workflow.success {
             self.contain("success callback", || (success.call)(unbox(value)));
-        } else if let Some(default) = &self.delivery.cx.linker.default_success {
+        } else if let Some(default) = &self.delivery.defaults.success {
             self.contain("default success callback", || match &value {
                 Some(value) => default(&**value),
                 None => default(&()),
@@ -115,116 +191,77 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn settle(self, outcome: Outcome) {
+    /// Settles an async callback's outcome.
+    pub(crate) fn settle(self, outcome: Outcome) -> Settled {
         match outcome {
-            Ok(value) => self.succeed_boxed(value),
-            Err(err) => self.fail(&err),
+            Ok(value) => {
+                self.succeed_boxed(value);
+                Ok(())
+            }
+            Err(err) => Err(self.fail(err)),
         }
     }
 
-    /// Logs a failure and hands it to the failure callback (or the default).
+    /// Logs a failure and hands it to the failure callback (or the default),
+    /// then gives it back.
     #[cold]
     #[inline(never)]
-    pub(crate) fn fail(self, err: &anyhow::Error) {
+    pub(crate) fn fail(self, err: anyhow::Error) -> anyhow::Error {
         tracing::error!(
             target: "pyventus",
             event = self.delivery.event.name(),
-            subscriber = self.sub.id,
-            handler = self.sub.handler_id.unwrap_or("<runtime>"),
-            emission = ?self.delivery.cx.emission,
+            subscriber = self.workflow.id,
+            handler = self.workflow.handler(),
+            emission = ?self.delivery.emission,
             "event callback failed: {err:#}"
         );
-        if let Some(log) = self.delivery.cx.failures {
-            log.record(self.sub.handler_id.unwrap_or("<runtime>"), err);
-        }
-        let failure =
-            self.sub
-                .failure
-                .as_ref()
-                .or(self.delivery.cx.linker.default_failure.as_ref());
+        let failure = self
+            .workflow
+            .failure
+            .as_ref()
+            .or(self.delivery.defaults.failure.as_ref());
         if let Some(failure) = failure {
-            self.contain("failure callback", || failure(err));
+            self.contain("failure callback", || failure(&err));
         }
+        err
     }
 
     fn contain(self, what: &str, f: impl FnOnce()) {
         if let Err(panic) = catch_unwind(AssertUnwindSafe(f)) {
             tracing::error!(
                 target: "pyventus",
-                subscriber = self.sub.id,
-                emission = ?self.delivery.cx.emission,
+                subscriber = self.workflow.id,
+                handler = self.workflow.handler(),
+                emission = ?self.delivery.emission,
                 "{what} panicked: {}",
                 HandlerPanic::from_payload(&*panic).message()
             );
         }
     }
-}
 
-/// Runs a synchronous subscriber to completion.
-#[inline]
-pub(crate) fn run_sync(sub: &SubscriberInner, delivery: &Delivery<'_>) {
-    let run = Run { sub, delivery };
-    if delivery.cx.debug {
-        trace_start(sub, delivery.event, delivery.cx);
-    }
-    match &sub.callback {
-        EventCallback::Typed(f, _) | EventCallback::Borrowed(f) => f(run),
-        EventCallback::Shared(f) if delivery.shared.is_some() => f(run),
-        // The emitter only borrows when every subscriber can run on a borrow, and
-        // only calls this for synchronous ones; reaching here is a bug in pyventus.
-        EventCallback::Shared(_) | EventCallback::Async(_) => run.fail(&anyhow::anyhow!(
-            "pyventus internal error: subscriber {} was run on the wrong path",
-            sub.id
-        )),
+    /// Logs, in debug mode, that the subscriber starts.
+    #[inline]
+    pub(crate) fn trace_start(self) {
+        if self.delivery.debug {
+            trace_start(self.workflow, self.delivery);
+        }
     }
 }
 
-/// Runs an asynchronous subscriber to completion.
-pub(crate) async fn run_async(
-    sub: Arc<SubscriberInner>,
-    event: Arc<AnyEvent>,
-    linker: Arc<LinkerShared>,
-    emission: u64,
-    debug: bool,
-    failures: Option<Arc<FailureLog>>,
-) {
-    let mut cx = RunContext::new(&linker, Some(emission), debug);
-    cx.failures = failures.as_deref();
-    let delivery = Delivery::of_shared(&event, &cx);
-    let EventCallback::Async(f) = &sub.callback else {
-        run_sync(&sub, &delivery);
-        return;
-    };
-    if debug {
-        trace_start(&sub, &*event, &cx);
-    }
-    let run = Run {
-        sub: &sub,
-        delivery: &delivery,
-    };
-    let outcome = match catch_unwind(AssertUnwindSafe(|| f(event.clone()))) {
-        Ok(fut) => AssertUnwindSafe(fut)
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|panic| Err(panic_error(&*panic))),
-        Err(panic) => Err(panic_error(&*panic)),
-    };
-    run.settle(outcome);
-}
-
-fn panic_error(payload: &(dyn Any + Send)) -> anyhow::Error {
+/// The error a panic becomes.
+pub(crate) fn panic_error(payload: &(dyn Any + Send)) -> anyhow::Error {
     anyhow::Error::new(HandlerPanic::from_payload(payload))
 }
 
 #[cold]
-fn trace_start(sub: &SubscriberInner, event: &AnyEvent, cx: &RunContext<'_>) {
+fn trace_start(workflow: &Workflow, delivery: &Delivery<'_>) {
     tracing::debug!(
         target: "pyventus",
-        event = event.name(),
-        subscriber = sub.id,
-        handler = sub.handler_id.unwrap_or("<runtime>"),
-        emission = ?cx.emission,
-        linker = %cx.linker.name,
+        event = delivery.event.name(),
+        subscriber = workflow.id,
+        handler = workflow.handler(),
+        emission = ?delivery.emission,
+        linker = %delivery.linker,
         "executing subscriber"
     );
 }

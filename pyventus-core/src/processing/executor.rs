@@ -1,3 +1,5 @@
+//! The executor processing service: emissions run on a pool of threads.
+
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -181,7 +183,7 @@ fn work(receiver: &Receiver<EventEmission>, in_flight: &InFlight) {
                         panic!("pyventus: cannot start an executor thread's runtime: {err}")
                     })
             });
-            rt.block_on(pending);
+            rt.block_on(pending)
         });
     }
 }

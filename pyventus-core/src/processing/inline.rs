@@ -1,3 +1,5 @@
+//! The inline processing service: emissions run in the caller.
+
 use crate::{Error, EventEmission, ProcessingService};
 
 /// Runs each emission in the caller, to completion, before `emit` returns.
@@ -44,7 +46,9 @@ impl InlineProcessingService {
 
 impl ProcessingService for InlineProcessingService {
     fn submit(&self, emission: EventEmission) -> Result<(), Error> {
-        emission.run_blocking();
+        // The failures went to their callbacks; the caller of `emit` asked for
+        // nothing more.
+        drop(emission.run_blocking());
         Ok(())
     }
 

@@ -1,3 +1,5 @@
+//! The tokio processing service: emissions run as tokio tasks.
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 

@@ -1,3 +1,6 @@
+//! The tower layer that gives each request its queue, and runs the handler
+//! detached from its client.
+
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -7,68 +10,18 @@ use std::task::{Context, Poll};
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode};
 use axum::response::IntoResponse;
-use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::body::BackgroundBody;
-use super::extractor::RequestQueue;
-use crate::{
-    EventEmission, EventLinker, ProcessingService, TokioProcessingService, debug_from_env,
-};
+use pyventus_core::{EventLinker, ProcessingService, TokioProcessingService, debug_from_env};
 
-type Policy = Arc<dyn Fn(StatusCode) -> bool + Send + Sync>;
-
-/// What every request of one layer shares.
-#[derive(Clone)]
-pub(crate) struct Shared {
-    pub(crate) linker: EventLinker,
-    pub(crate) debug: bool,
-    pub(crate) policy: Policy,
-    processor: Arc<dyn ProcessingService>,
-    tracker: TaskTracker,
-    detach: bool,
-}
-
-impl Shared {
-    /// Runs `emissions` one after the other, in order, through the processor,
-    /// on the tracker (which the connection cannot cancel).
-    pub(crate) fn dispatch(self: &Arc<Self>, emissions: Vec<EventEmission>) {
-        if emissions.is_empty() {
-            return;
-        }
-        let shared = self.clone();
-        let run = async move {
-            for mut emission in emissions {
-                let (tx, rx) = oneshot::channel();
-                emission.set_completion(tx);
-                let (id, event) = (emission.id(), emission.event_name().to_owned());
-                if let Err(err) = shared.processor.submit(emission) {
-                    tracing::error!(
-                        target: "pyventus",
-                        emission = id,
-                        event,
-                        "a background emission was refused by its processing service: {err}"
-                    );
-                    continue;
-                }
-                // Ends when the subscribers have run (or the processor sent the
-                // emission elsewhere, or dropped it).
-                let _ = rx.await;
-            }
-        };
-        match Handle::try_current() {
-            Ok(handle) => drop(self.tracker.spawn_on(run, &handle)),
-            // A body dropped outside any runtime: nothing can run it later.
-            Err(_) => crate::runtime::block_on(self.tracker.track_future(run)),
-        }
-    }
-}
+use crate::body::BackgroundBody;
+use crate::request_queue::{RequestQueue, Shared};
 
 /// A tower layer that gives each request a queue of emissions, run after its
-/// response is sent. See [the module docs](super).
+/// response is sent. See [the module docs](crate).
 ///
 /// A cheap `Clone` handle: keep one to [`close`](Self::close) and
 /// [`wait`](Self::wait) at shutdown.
@@ -77,7 +30,7 @@ impl Shared {
 ///
 /// ```
 /// use axum::{Router, routing::post};
-/// use pyventus_core::axum::{BackgroundEmitter, BackgroundEmitterLayer};
+/// use pyventus_axum::{BackgroundEmitter, BackgroundEmitterLayer};
 /// use pyventus_core::{EventLinker, ExecutorProcessingService};
 ///
 /// async fn handler(emitter: BackgroundEmitter) {

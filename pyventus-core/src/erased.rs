@@ -1,9 +1,10 @@
-//! Type-erased callbacks: what a subscriber stores, whatever form its handler took.
+//! Type-erased event callbacks: what a subscriber stores, whatever form its
+//! handler took.
 //!
 //! A synchronous callback is one indirect call that downcasts the payload, runs
-//! the handler and hands a success to the workflow. The parts that are the same
-//! for every handler (failures, panics, callbacks, logging) live, non-generic and
-//! out of line, in `workflow`.
+//! the handler and settles its outcome. The parts that are the same for every
+//! handler (failures, panics, callbacks, logging) live, non-generic and out of
+//! line, in `workflow`.
 
 use std::any::{Any, TypeId};
 use std::fmt;
@@ -12,69 +13,17 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use crate::AnyEvent;
-use crate::handler::HandlerOutput;
-use crate::key::TypeInfo;
-use crate::subscriber::SubscriberInner;
-use crate::workflow::{Run, RunContext};
+use crate::output::HandlerOutput;
+use crate::workflow::{Delivery, Outcome, Run, Settled, Workflow};
 
-/// A handler's `Ok` value, boxed for the success callback.
-pub type OkValue = Box<dyn Any + Send>;
-
-/// What an async event callback resolves to: its `Ok` value (`None` for `()`,
-/// which then costs nothing), or its error.
-pub type Outcome = Result<Option<OkValue>, anyhow::Error>;
-
-/// The outcome of a handler that returned `value`.
-#[inline]
-pub fn ok<T: Send + 'static>(value: T) -> Outcome {
-    Ok(boxed_value(value))
-}
-
-#[inline]
-pub(crate) fn boxed_value<T: Send + 'static>(value: T) -> Option<OkValue> {
-    if TypeId::of::<T>() == TypeId::of::<()>() {
-        None
-    } else {
-        Some(Box::new(value))
-    }
-}
-
-/// The `Ok` value as the success callbacks take it.
-pub(crate) fn unbox(value: Option<OkValue>) -> OkValue {
-    value.unwrap_or_else(|| Box::new(()))
-}
-
-/// One event as a synchronous callback receives it. The payload is resolved
-/// once per emission, so each subscriber's downcast is a single type check.
-#[doc(hidden)]
-pub struct Delivery<'a> {
-    pub(crate) event: &'a AnyEvent,
-    pub(crate) payload: &'a (dyn Any + Send + Sync),
-    /// The shared event, when the emission owns one (not on the inline fast path).
-    pub(crate) shared: Option<&'a Arc<AnyEvent>>,
-    pub(crate) cx: &'a RunContext<'a>,
-}
-
-impl<'a> Delivery<'a> {
-    /// The delivery of an event an emission shares.
-    pub(crate) fn of_shared(event: &'a Arc<AnyEvent>, cx: &'a RunContext<'a>) -> Self {
-        Delivery {
-            event: &**event,
-            payload: event.payload(),
-            shared: Some(event),
-            cx,
-        }
-    }
-}
-
-type SyncFn = dyn Fn(Run<'_>) + Send + Sync;
+type SyncFn = dyn Fn(Run<'_>) -> Settled + Send + Sync;
 type AsyncFn = dyn Fn(Arc<AnyEvent>) -> BoxFuture<'static, Outcome> + Send + Sync;
 
 /// An event callback, erased. Not public API.
 #[doc(hidden)]
 pub enum EventCallback {
     /// Synchronous, for the typed event `E`: erased, and also typed so that a
-    /// registry entry of `E` can call it without downcasting (its [`Lane`]).
+    /// registry entry of `E` can call it without downcasting (its lane).
     Typed(Box<SyncFn>, TypedCallback),
     /// Synchronous, needs only a borrow of the event: can run on a borrowed event
     /// without the emission ever being moved to the heap.
@@ -88,7 +37,7 @@ pub enum EventCallback {
 impl EventCallback {
     /// A synchronous callback of the typed event `E`.
     pub(crate) fn typed<E: Any + Send + Sync>(
-        f: impl Fn(&E, Run<'_>) + Send + Sync + 'static,
+        f: impl Fn(&E, Run<'_>) -> Settled + Send + Sync + 'static,
     ) -> Self {
         let typed = Arc::new(TypedFn::<E>(Box::new(f)));
         let erased = typed.clone();
@@ -96,7 +45,7 @@ impl EventCallback {
             Box::new(
                 move |run: Run<'_>| match run.delivery.payload.downcast_ref::<E>() {
                     Some(event) => (erased.0)(event, run),
-                    None => run.fail(&mismatch::<E>(run.delivery.event)),
+                    None => Err(run.fail(mismatch::<E>(run.delivery.event))),
                 },
             ),
             TypedCallback {
@@ -125,7 +74,7 @@ impl EventCallback {
         EventCallback::Shared(Box::new(move |run: Run<'_>| {
             match run.delivery.shared.and_then(AnyEvent::downcast_arc::<E>) {
                 Some(event) => run.deliver(|| f(event)),
-                None => run.fail(&mismatch::<E>(run.delivery.event)),
+                None => Err(run.fail(mismatch::<E>(run.delivery.event))),
             }
         }))
     }
@@ -135,7 +84,7 @@ impl EventCallback {
         f: impl Fn(&AnyEvent) -> R + Send + Sync + 'static,
     ) -> Self {
         EventCallback::Borrowed(Box::new(move |run: Run<'_>| {
-            run.deliver(|| f(run.delivery.event));
+            run.deliver(|| f(run.delivery.event))
         }))
     }
 
@@ -143,6 +92,22 @@ impl EventCallback {
         f: impl Fn(Arc<AnyEvent>) -> BoxFuture<'static, Outcome> + Send + Sync + 'static,
     ) -> Self {
         EventCallback::Async(Box::new(f))
+    }
+
+    /// Runs a synchronous callback to completion.
+    #[inline]
+    pub(crate) fn run_sync(&self, run: Run<'_>) -> Settled {
+        run.trace_start();
+        match self {
+            EventCallback::Typed(f, _) | EventCallback::Borrowed(f) => f(run),
+            EventCallback::Shared(f) if run.delivery.shared.is_some() => f(run),
+            // The emitter only borrows when every subscriber can run on a borrow,
+            // and only calls this for synchronous ones; reaching here is a bug in
+            // pyventus.
+            EventCallback::Shared(_) | EventCallback::Async(_) => Err(run.fail(anyhow::anyhow!(
+                "pyventus internal error: a subscriber was run on the wrong path"
+            ))),
+        }
     }
 
     pub(crate) fn is_async(&self) -> bool {
@@ -165,12 +130,22 @@ pub struct TypedCallback {
     pub(crate) lane: LaneBuilder,
 }
 
-/// A `Lane<E>`, erased.
+/// A [`Lane<E>`], erased.
 pub(crate) type ErasedLane = Arc<dyn Any + Send + Sync>;
-type LaneBuilder = fn(&[Arc<SubscriberInner>]) -> Option<ErasedLane>;
-type TypedFnOf<E> = Box<dyn Fn(&E, Run<'_>) + Send + Sync>;
+/// The subscribers of a registry entry, as a lane is built from them.
+pub(crate) type LaneSource<'a> = dyn Iterator<Item = (&'a Arc<Workflow>, &'a EventCallback)> + 'a;
+type LaneBuilder = fn(&mut LaneSource<'_>) -> Option<ErasedLane>;
 
-struct TypedFn<E>(TypedFnOf<E>);
+/// A synchronous callback of `E`, typed.
+pub(crate) struct TypedFn<E>(pub(crate) Box<TypedFnOf<E>>);
+type TypedFnOf<E> = dyn Fn(&E, Run<'_>) -> Settled + Send + Sync;
+
+impl TypedCallback {
+    /// The typed callback, if it is one of `E`.
+    pub(crate) fn of<E: Any + Send + Sync>(&self) -> Option<Arc<TypedFn<E>>> {
+        self.call.clone().downcast::<TypedFn<E>>().ok()
+    }
+}
 
 /// The subscribers of a registry entry owned by `E`, each with its typed callback:
 /// an emission of `E` downcasts the lane once, then calls every subscriber with
@@ -179,19 +154,14 @@ pub(crate) struct Lane<E> {
     subs: Box<[LaneSubscriber<E>]>,
 }
 
-type LaneSubscriber<E> = (Arc<SubscriberInner>, Arc<TypedFn<E>>);
+type LaneSubscriber<E> = (Arc<Workflow>, Arc<TypedFn<E>>);
 
 impl<E: Any + Send + Sync> Lane<E> {
-    fn build(subs: &[Arc<SubscriberInner>]) -> Option<ErasedLane> {
+    /// The lane of these subscribers, if every one is a typed callback of `E`.
+    fn build(subs: &mut LaneSource<'_>) -> Option<ErasedLane> {
         let subs = subs
-            .iter()
-            .map(|sub| match &sub.callback {
-                EventCallback::Typed(_, typed) => typed
-                    .call
-                    .clone()
-                    .downcast::<TypedFn<E>>()
-                    .ok()
-                    .map(|f| (sub.clone(), f)),
+            .map(|(workflow, callback)| match callback {
+                EventCallback::Typed(_, typed) => typed.of::<E>().map(|f| (workflow.clone(), f)),
                 _ => None,
             })
             .collect::<Option<Box<[_]>>>()?;
@@ -201,8 +171,9 @@ impl<E: Any + Send + Sync> Lane<E> {
     /// Runs every subscriber of the lane on `event`.
     #[inline]
     pub(crate) fn run(&self, event: &E, delivery: &Delivery<'_>) {
-        for (sub, f) in &self.subs {
-            (f.0)(event, Run::new(sub, delivery));
+        for (workflow, f) in &self.subs {
+            // Failures were handed to the callbacks; nobody here needs them back.
+            let _ = (f.0)(event, Run::new(workflow, delivery));
         }
     }
 }
@@ -229,31 +200,3 @@ impl fmt::Debug for EventCallback {
         })
     }
 }
-
-/// A success callback, erased, with the `Ok` type it expects (`None`: it ignores
-/// the value). Not public API.
-#[doc(hidden)]
-#[derive(Clone)]
-pub struct SuccessCallback {
-    pub(crate) expects: Option<TypeInfo>,
-    pub(crate) call: Arc<dyn Fn(OkValue) + Send + Sync>,
-}
-
-impl SuccessCallback {
-    pub(crate) fn new(
-        expects: Option<TypeInfo>,
-        call: impl Fn(OkValue) + Send + Sync + 'static,
-    ) -> Self {
-        SuccessCallback {
-            expects,
-            call: Arc::new(call),
-        }
-    }
-}
-
-/// A failure callback, erased.
-pub(crate) type FailureCallback = Arc<dyn Fn(&anyhow::Error) + Send + Sync>;
-
-/// A linker's default success callback: gets every `Ok` value that has no
-/// success callback of its own.
-pub(crate) type DefaultSuccess = Arc<dyn Fn(&dyn Any) + Send + Sync>;

@@ -1,3 +1,5 @@
+//! `Worker`: takes a queue's entries and runs the handlers of their events.
+
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -12,12 +14,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::{
-    Delivery, Envelope, GROUP, check_queue, dead_key, ensure_group, in_delivery, manager,
-    stream_key,
+use pyventus_core::remote::{DecodeError, Envelope, EnvelopeError};
+use pyventus_core::{EventEmission, EventLinker, SubscriberFailure};
+
+use crate::{
+    Delivery, Error, GROUP, check_queue, dead_key, ensure_group, envelope, manager, stream_key,
 };
-use crate::workflow::FailureLog;
-use crate::{Error, EventEmission, EventLinker};
 
 /// A worker process's loop: takes the queue's envelopes and runs the link-time
 /// handlers of their events (Pyventus's RQ and Celery workers).
@@ -39,10 +41,10 @@ use crate::{Error, EventEmission, EventLinker};
 /// # Examples
 ///
 /// ```no_run
-/// use pyventus_core::redis::Worker;
+/// use pyventus_redis::Worker;
 /// use std::time::Duration;
 ///
-/// # #[tokio::main] async fn main() -> Result<(), pyventus_core::Error> {
+/// # #[tokio::main] async fn main() -> Result<(), pyventus_redis::Error> {
 /// let worker = Worker::builder("redis://127.0.0.1:6379")
 ///     .queue("orders")
 ///     .concurrency(16)
@@ -89,7 +91,7 @@ struct Counters {
 /// # Examples
 ///
 /// ```
-/// use pyventus_core::redis::WorkerStats;
+/// use pyventus_redis::WorkerStats;
 ///
 /// let stats = WorkerStats { processed: 10, retried: 1, ..WorkerStats::default() };
 /// assert_eq!(stats.dead_lettered, 0);
@@ -248,7 +250,7 @@ struct Taken {
 impl Worker {
     /// A builder connecting to `url`.
     pub fn builder(url: &str) -> WorkerBuilder {
-        Self::builder_with_client(redis::Client::open(url).map_err(Error::redis))
+        Self::builder_with_client(redis::Client::open(url).map_err(Error::from))
     }
 
     /// A builder on a client configured elsewhere.
@@ -319,7 +321,7 @@ impl Worker {
             .client
             .get_multiplexed_async_connection_with_config(&config)
             .await
-            .map_err(Error::redis)?;
+            .map_err(Error::from)?;
         let slots = Arc::new(Semaphore::new(inner.concurrency));
         let in_flight = TaskTracker::new();
         let claim_every = inner.visibility / 2;
@@ -393,7 +395,7 @@ impl Worker {
             .arg(">")
             .query_async(reader)
             .await
-            .map_err(Error::redis)?;
+            .map_err(Error::from)?;
         Ok(reply
             .into_iter()
             .flat_map(|reply| reply.keys)
@@ -416,7 +418,7 @@ impl Worker {
             .arg(count)
             .query_async(&mut conn)
             .await
-            .map_err(Error::redis)?;
+            .map_err(Error::from)?;
         if !reply.deleted_ids.is_empty() {
             // Trimmed by the stream's cap while pending: nothing left to deliver.
             tracing::warn!(
@@ -449,7 +451,7 @@ impl Worker {
             .arg(1)
             .query_async(&mut conn)
             .await
-            .map_err(Error::redis)?;
+            .map_err(Error::from)?;
         Ok(pending.first().map_or(1, |p| p.3))
     }
 
@@ -465,7 +467,7 @@ impl Worker {
             event = tracing::field::Empty,
         );
         async {
-            let envelope = Envelope::from_fields(&entry.map);
+            let envelope = envelope::from_fields(&entry.map);
             if let Ok(envelope) = &envelope {
                 tracing::Span::current()
                     .record("envelope", envelope.id.as_str())
@@ -473,7 +475,7 @@ impl Worker {
             }
             let outcome = match envelope {
                 Ok(envelope) => self.run_handlers(&entry.id, attempt, envelope).await,
-                Err(reason) => Err(reason),
+                Err(err) => Err(Failure::Envelope(err)),
             };
             if let Err(err) = self.settle(&entry, attempt, outcome).await {
                 // The entry stays pending: another delivery will settle it.
@@ -489,26 +491,34 @@ impl Worker {
         entry_id: &str,
         attempt: u64,
         envelope: Envelope,
-    ) -> Result<(), String> {
-        let event = super::codec::decode(&envelope.event, &envelope.payload)
-            .map_err(|err| err.to_string())?;
-        let mut emission = EventEmission::resolve(&self.inner.linker, event)?;
-        let failures = Arc::new(FailureLog::default());
-        emission.record_failures(failures.clone());
-        let delivery = Delivery {
+    ) -> Result<(), Failure> {
+        let event = pyventus_core::remote::decode(&envelope.event, &envelope.payload)
+            .map_err(Failure::Decode)?;
+        let mut emission =
+            EventEmission::resolve(&self.inner.linker, event).map_err(Failure::Resolve)?;
+        if !envelope.handlers.is_empty() {
+            let missing = emission.retain_handlers(&envelope.handlers);
+            if !missing.is_empty() {
+                // Runs nothing: the delivery fails, so a worker that has every
+                // handler it targets retries it (or it is dead-lettered).
+                emission.discard();
+                return Err(Failure::MissingHandlers(missing));
+            }
+        }
+        emission.set_context(Arc::new(Delivery {
             envelope_id: envelope.id,
             entry_id: entry_id.to_owned(),
             attempt,
-        };
+        }));
         let heartbeat = self.heartbeat(entry_id);
-        tokio::select! {
-            () = in_delivery(delivery, emission.run()) => {}
+        let report = tokio::select! {
+            report = emission.run() => report,
             () = heartbeat => unreachable!("the heartbeat runs until the handlers end"),
-        }
-        match failures.summary() {
-            None => Ok(()),
-            Some((1, first)) => Err(first),
-            Some((n, first)) => Err(format!("{n} handlers failed; the first: {first}")),
+        };
+        if report.is_success() {
+            Ok(())
+        } else {
+            Err(Failure::Handlers(report.into_failures()))
         }
     }
 
@@ -539,7 +549,7 @@ impl Worker {
         &self,
         entry: &StreamId,
         attempt: u64,
-        outcome: Result<(), String>,
+        outcome: Result<(), Failure>,
     ) -> Result<(), Error> {
         let inner = &self.inner;
         let mut conn = inner.conn.clone();
@@ -551,10 +561,11 @@ impl Worker {
                     .arg(&entry.id)
                     .query_async(&mut conn)
                     .await
-                    .map_err(Error::redis)?;
+                    .map_err(Error::from)?;
                 inner.stats.processed.fetch_add(1, Ordering::Relaxed);
             }
-            Err(reason) if attempt >= inner.max_deliveries => {
+            Err(failure) if attempt >= inner.max_deliveries => {
+                let reason = failure.to_string();
                 let mut dead = redis::cmd("XADD");
                 dead.arg(&inner.dead)
                     .arg("MAXLEN")
@@ -584,7 +595,7 @@ impl Worker {
                     .ignore()
                     .query_async::<()>(&mut conn)
                     .await
-                    .map_err(Error::redis)?;
+                    .map_err(Error::from)?;
                 inner.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(
                     target: "pyventus",
@@ -593,6 +604,7 @@ impl Worker {
                 );
             }
             Err(reason) => {
+                let reason = reason.to_string();
                 inner.stats.retried.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     target: "pyventus",
@@ -604,6 +616,38 @@ impl Worker {
             }
         }
         Ok(())
+    }
+}
+
+/// Why a delivery failed: what its dead letter's `reason` says.
+#[derive(Debug)]
+enum Failure {
+    Envelope(EnvelopeError),
+    Decode(DecodeError),
+    Resolve(pyventus_core::Error),
+    MissingHandlers(Vec<String>),
+    Handlers(Vec<SubscriberFailure>),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Envelope(err) => err.fmt(f),
+            Failure::Decode(err) => err.fmt(f),
+            Failure::Resolve(err) => err.fmt(f),
+            Failure::MissingHandlers(ids) => {
+                write!(
+                    f,
+                    "the handlers it targets are not in this worker: {}",
+                    ids.join(", ")
+                )
+            }
+            Failure::Handlers(failures) => match failures.as_slice() {
+                [one] => one.fmt(f),
+                [first, ..] => write!(f, "{} handlers failed; the first: {first}", failures.len()),
+                [] => f.write_str("no handler failed"),
+            },
+        }
     }
 }
 

@@ -1,113 +1,20 @@
-//! The per-request queue, the processing service that records into it, and the
-//! `BackgroundEmitter` extractor.
+//! The `BackgroundEmitter` extractor, and the processing service that records a
+//! request's emissions into its queue.
 
 use std::fmt;
 use std::ops::Deref;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use pyventus_core::{Error, EventEmission, EventEmitter, ProcessingService};
 
-use super::layer::Shared;
-use crate::{Error, EventEmission, EventEmitter, ProcessingService};
-
-/// What happens to a request's emissions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Fate {
-    /// Still recording: the handler has not returned.
-    Pending,
-    /// The response was accepted: they run once it is sent.
-    Committed,
-    /// `discard()`, or a response the policy refused: they never run.
-    Discarded,
-    /// They were handed to the layer's tracker; later emissions run at once.
-    Dispatched,
-}
-
-/// A request's recorded emissions.
-pub(crate) struct RequestQueue {
-    state: Mutex<(Fate, Vec<EventEmission>)>,
-    shared: Arc<Shared>,
-}
-
-impl RequestQueue {
-    pub(crate) fn new(shared: Arc<Shared>) -> Arc<Self> {
-        Arc::new(RequestQueue {
-            state: Mutex::new((Fate::Pending, Vec::new())),
-            shared,
-        })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, (Fate, Vec<EventEmission>)> {
-        // No user code runs under this lock.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn record(&self, emission: EventEmission) {
-        let mut state = self.lock();
-        match state.0 {
-            Fate::Pending | Fate::Committed => state.1.push(emission),
-            Fate::Discarded => drop(emission),
-            // The response is already on its way: an emission made later (from a
-            // task the handler spawned) runs right away.
-            Fate::Dispatched => {
-                drop(state);
-                self.shared.dispatch(vec![emission]);
-            }
-        }
-    }
-
-    /// Settles the queue once the handler returned a response with `status`.
-    pub(crate) fn settle(&self, status: StatusCode) {
-        let mut state = self.lock();
-        if state.0 == Fate::Pending {
-            state.0 = if (self.shared.policy)(status) {
-                Fate::Committed
-            } else {
-                Fate::Discarded
-            };
-        }
-        if state.0 == Fate::Discarded {
-            state.1.clear();
-        }
-    }
-
-    pub(crate) fn discard(&self) {
-        let mut state = self.lock();
-        if state.0 != Fate::Dispatched {
-            state.0 = Fate::Discarded;
-            state.1.clear();
-        }
-    }
-
-    /// Hands the committed emissions to the layer: the response was sent, or
-    /// will never be.
-    pub(crate) fn dispatch(&self) {
-        let emissions = {
-            let mut state = self.lock();
-            match state.0 {
-                Fate::Committed => {
-                    state.0 = Fate::Dispatched;
-                    std::mem::take(&mut state.1)
-                }
-                // The handler never returned (it panicked, or was cancelled
-                // without `detach_from_client`): nothing was accepted.
-                Fate::Pending | Fate::Discarded => {
-                    state.0 = Fate::Discarded;
-                    state.1.clear();
-                    return;
-                }
-                Fate::Dispatched => return,
-            }
-        };
-        self.shared.dispatch(emissions);
-    }
-}
+use crate::request_queue::RequestQueue;
 
 /// A processing service that records a request's emissions for
-/// [`BackgroundEmitterLayer`](super::BackgroundEmitterLayer) to run after the
+/// [`BackgroundEmitterLayer`](crate::BackgroundEmitterLayer) to run after the
 /// response. It is what makes a [`BackgroundEmitter`] an ordinary
 /// [`EventEmitter`]; it exists only inside a request.
 ///
@@ -121,8 +28,7 @@ pub struct AxumProcessingService {
 
 impl ProcessingService for AxumProcessingService {
     fn submit(&self, emission: EventEmission) -> Result<(), Error> {
-        self.queue.record(emission);
-        Ok(())
+        self.queue.record(emission)
     }
 }
 
@@ -137,7 +43,7 @@ impl fmt::Debug for AxumProcessingService {
 /// is sent. It derefs to `EventEmitter`, so code that takes `&EventEmitter` takes
 /// it too.
 ///
-/// Needs [`BackgroundEmitterLayer`](super::BackgroundEmitterLayer) on the route;
+/// Needs [`BackgroundEmitterLayer`](crate::BackgroundEmitterLayer) on the route;
 /// without it, extraction fails with a 500 that names the layer.
 ///
 /// # Examples
@@ -145,7 +51,7 @@ impl fmt::Debug for AxumProcessingService {
 /// ```
 /// use axum::http::StatusCode;
 /// use pyventus_core::EventEmitter;
-/// use pyventus_core::axum::BackgroundEmitter;
+/// use pyventus_axum::BackgroundEmitter;
 ///
 /// fn register_user(emitter: &EventEmitter, email: &str) -> Result<(), pyventus_core::Error> {
 ///     emitter.emit_named("UserRegistered", email.to_string())
@@ -202,7 +108,7 @@ impl fmt::Debug for BackgroundEmitter {
 ///
 /// ```
 /// use axum::response::IntoResponse;
-/// use pyventus_core::axum::MissingLayer;
+/// use pyventus_axum::MissingLayer;
 ///
 /// let response = MissingLayer.into_response();
 /// assert_eq!(response.status(), 500);

@@ -2,7 +2,7 @@
 //! `FastAPI` emitter).
 //!
 //! [`BackgroundEmitterLayer`] gives each request a queue of emissions; the
-//! [`BackgroundEmitter`] extractor is an [`EventEmitter`](crate::EventEmitter)
+//! [`BackgroundEmitter`] extractor is an [`EventEmitter`](pyventus_core::EventEmitter)
 //! whose processing service ([`AxumProcessingService`]) only records into that
 //! queue. When the handler returns a response the layer's policy accepts (status
 //! below 400 by default; [`BackgroundEmitter::discard`] cancels), the emissions are
@@ -21,7 +21,7 @@
 //!
 //! ```
 //! use axum::{Router, routing::get};
-//! use pyventus_core::axum::{BackgroundEmitter, BackgroundEmitterLayer};
+//! use pyventus_axum::{BackgroundEmitter, BackgroundEmitterLayer};
 //!
 //! async fn send_email(emitter: BackgroundEmitter) -> &'static str {
 //!     // Recorded now; runs after the response is sent.
@@ -37,6 +37,7 @@
 mod body;
 mod extractor;
 mod layer;
+mod request_queue;
 
 pub use body::BackgroundBody;
 pub use extractor::{AxumProcessingService, BackgroundEmitter, MissingLayer};

@@ -118,7 +118,27 @@ fn codecs() -> &'static Codecs {
 }
 
 /// The event as JSON, or why it cannot cross a process.
-pub(crate) fn encode(event: &AnyEvent) -> Result<String, Error> {
+///
+/// # Errors
+///
+/// [`Error::NotSerializable`] for a named event, or a typed event that does not
+/// derive `Serialize` and `Deserialize`; [`Error::Encode`] if serde fails.
+///
+/// # Examples
+///
+/// ```
+/// use pyventus_core::remote::encode;
+/// use pyventus_core::{Error, Event};
+///
+/// // Without `Serialize` and `Deserialize`, an event stays in its process.
+/// #[derive(Debug)]
+/// struct Local;
+/// impl Event for Local {
+///     const NAME: &'static str = "Local";
+/// }
+/// assert!(matches!(encode(&Local), Err(Error::NotSerializable { .. })));
+/// ```
+pub fn encode(event: &AnyEvent) -> Result<String, Error> {
     let codec = codecs().by_type.get(&event.payload().type_id());
     let not_serializable = || Error::NotSerializable {
         event: event.name().to_owned(),
@@ -139,35 +159,65 @@ pub(crate) fn encode(event: &AnyEvent) -> Result<String, Error> {
     }
 }
 
-/// Why an envelope could not become an event.
-#[derive(Debug)]
-pub(crate) enum DecodeError {
-    /// No type of that name derives `Deserialize` in this worker.
-    Unknown,
-    /// Two types claim the name in this worker.
-    Ambiguous(&'static str, &'static str),
+/// Why a payload could not become an event.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// No type of that name derives `Event` and `Deserialize` in this process.
+    #[error(
+        "unknown event `{0}`: no type of this name derives `Event`, `Serialize` and `Deserialize` in this process"
+    )]
+    Unknown(String),
+    /// Two types claim the name in this process.
+    #[error("ambiguous event `{name}`: both `{first}` and `{second}` claim this name")]
+    Ambiguous {
+        /// The event's name.
+        name: String,
+        /// One type.
+        first: &'static str,
+        /// The other.
+        second: &'static str,
+    },
     /// The payload is not what the type expects.
-    Malformed(serde_json::Error),
+    #[error("malformed payload: {source} (event `{event}`)")]
+    Malformed {
+        /// The event's name.
+        event: String,
+        /// What serde said.
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
-impl std::fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DecodeError::Unknown => f.write_str(
-                "unknown event: no type of this name derives `Event`, `Serialize` and `Deserialize` in this worker",
-            ),
-            DecodeError::Ambiguous(a, b) => write!(f, "ambiguous event: both `{a}` and `{b}` claim this name"),
-            DecodeError::Malformed(err) => write!(f, "malformed payload: {err}"),
-        }
-    }
-}
-
-/// The event named `name` with this JSON payload.
-pub(crate) fn decode(name: &str, payload: &str) -> Result<Arc<AnyEvent>, DecodeError> {
+/// The event named `name` with this JSON payload, decoded by the codec of the
+/// type that derives `Event` with that name.
+///
+/// # Errors
+///
+/// [`DecodeError`]: no such type, two such types, or a payload it cannot take.
+///
+/// # Examples
+///
+/// ```
+/// use pyventus_core::remote::{DecodeError, decode};
+///
+/// assert!(matches!(decode("NoSuchEvent", "{}"), Err(DecodeError::Unknown(_))));
+/// ```
+pub fn decode(name: &str, payload: &str) -> Result<Arc<AnyEvent>, DecodeError> {
     let codecs = codecs();
-    if let Some((a, b)) = codecs.conflicts.get(name) {
-        return Err(DecodeError::Ambiguous(a, b));
+    if let Some((first, second)) = codecs.conflicts.get(name) {
+        return Err(DecodeError::Ambiguous {
+            name: name.to_owned(),
+            first,
+            second,
+        });
     }
-    let codec = codecs.by_name.get(name).ok_or(DecodeError::Unknown)?;
-    (codec.decode)(payload).map_err(DecodeError::Malformed)
+    let codec = codecs
+        .by_name
+        .get(name)
+        .ok_or_else(|| DecodeError::Unknown(name.to_owned()))?;
+    (codec.decode)(payload).map_err(|source| DecodeError::Malformed {
+        event: name.to_owned(),
+        source,
+    })
 }

@@ -3,11 +3,12 @@
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use crate::callback::{EventCallback, SuccessCallback};
+use crate::erased::EventCallback;
 use crate::linker::EventLinkerBuilder;
-use crate::subscriber::SubscriberParts;
+use crate::record::SubscriberParts;
+use crate::workflow::SuccessCallback;
 use crate::{Error, EventKey, EventLinker};
 
 /// The namespace of a registration: `None` for the global linker, or the
@@ -67,6 +68,29 @@ pub enum Registration {
 }
 
 inventory::collect!(Registration);
+
+/// The global namespace, built from the link-time handlers.
+impl EventLinker {
+    /// The global namespace: every link-time handler declared without
+    /// `linker = ...`, collected on first use.
+    ///
+    /// # Panics
+    ///
+    /// On first use, if the link-time handlers cannot be linked (two types claim
+    /// one event name). [`EventLinker::try_global`] returns the error instead.
+    pub fn global() -> EventLinker {
+        Self::try_global()
+            .unwrap_or_else(|err| panic!("pyventus: cannot build the global linker: {err}"))
+    }
+
+    /// The global namespace, or why its link-time handlers cannot be linked.
+    pub fn try_global() -> Result<EventLinker, Error> {
+        static GLOBAL: OnceLock<Result<EventLinker, Error>> = OnceLock::new();
+        GLOBAL
+            .get_or_init(|| collect(None, EventLinker::builder().name("global")))
+            .clone()
+    }
+}
 
 fn in_namespace(namespace: Namespace, wanted: Option<TypeId>) -> bool {
     namespace.map(|f| f()) == wanted

@@ -18,16 +18,15 @@
 //!
 //! See `docs/redis.md` for the walk-through.
 
-mod codec;
 mod dead;
 mod envelope;
+mod error;
 mod service;
 mod worker;
 
-#[doc(hidden)]
-pub use codec::{Codec, CodecRegistration, Probe, ViaNothing, ViaSerde};
 pub use dead::{DeadLetter, DeadLetters};
-pub use envelope::{ENVELOPE_VERSION, Envelope};
+pub use error::Error;
+pub use pyventus_core::remote::{ENVELOPE_VERSION, Envelope};
 pub use service::{RedisProcessingService, RedisProcessingServiceBuilder};
 pub use worker::{Worker, WorkerBuilder, WorkerStats};
 
@@ -39,7 +38,7 @@ pub const GROUP: &str = "pyventus";
 /// # Examples
 ///
 /// ```
-/// let url = pyventus_core::redis::url_from_env();
+/// let url = pyventus_redis::url_from_env();
 /// assert!(url.starts_with("redis"));
 /// ```
 pub fn url_from_env() -> String {
@@ -57,9 +56,9 @@ pub(crate) fn dead_key(queue: &str) -> String {
 }
 
 /// Checks a queue name: non-empty, and no braces (they would break the hash tag).
-pub(crate) fn check_queue(queue: &str) -> Result<(), crate::Error> {
+pub(crate) fn check_queue(queue: &str) -> Result<(), Error> {
     if queue.is_empty() || queue.contains(['{', '}']) {
-        return Err(crate::Error::InvalidQueue(queue.to_owned()));
+        return Err(Error::InvalidQueue(queue.to_owned()));
     }
     Ok(())
 }
@@ -70,7 +69,7 @@ pub(crate) fn check_queue(queue: &str) -> Result<(), crate::Error> {
 /// # Examples
 ///
 /// ```
-/// use pyventus_core::redis::{Delivery, current_delivery};
+/// use pyventus_redis::{Delivery, current_delivery};
 ///
 /// /// Inside a handler a worker runs: skip an envelope already handled.
 /// fn already_done(done: &std::collections::HashSet<String>) -> bool {
@@ -88,34 +87,27 @@ pub struct Delivery {
     pub attempt: u64,
 }
 
-tokio::task_local! {
-    static CURRENT: Delivery;
-}
-
-/// The delivery the calling handler runs in, when a [`Worker`] runs it.
+/// The delivery the calling handler runs in, when a [`Worker`] runs it:
+/// asynchronous, synchronous and `blocking` handlers alike.
 ///
 /// # Examples
 ///
 /// ```
 /// // Outside a worker there is none.
-/// assert!(pyventus_core::redis::current_delivery().is_none());
+/// assert!(pyventus_redis::current_delivery().is_none());
 /// ```
 pub fn current_delivery() -> Option<Delivery> {
-    CURRENT.try_with(Clone::clone).ok()
-}
-
-pub(crate) async fn in_delivery<F: std::future::Future>(delivery: Delivery, fut: F) -> F::Output {
-    CURRENT.scope(delivery, fut).await
+    pyventus_core::current_emission()?
+        .context::<Delivery>()
+        .map(|delivery| (*delivery).clone())
 }
 
 /// Connects the ordinary way (a `ConnectionManager`, which reconnects), with the
 /// error a user can act on.
 pub(crate) async fn manager(
     client: &redis::Client,
-) -> Result<redis::aio::ConnectionManager, crate::Error> {
-    redis::aio::ConnectionManager::new(client.clone())
-        .await
-        .map_err(crate::Error::redis)
+) -> Result<redis::aio::ConnectionManager, Error> {
+    Ok(redis::aio::ConnectionManager::new(client.clone()).await?)
 }
 
 /// Creates the consumer group of a stream if it is missing, at the stream's
@@ -123,7 +115,7 @@ pub(crate) async fn manager(
 pub(crate) async fn ensure_group(
     conn: &mut redis::aio::ConnectionManager,
     stream: &str,
-) -> Result<(), crate::Error> {
+) -> Result<(), Error> {
     let created: redis::RedisResult<()> = redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(stream)
@@ -134,6 +126,6 @@ pub(crate) async fn ensure_group(
         .await;
     match created {
         Err(err) if err.code() == Some("BUSYGROUP") => Ok(()),
-        other => other.map_err(crate::Error::redis),
+        other => Ok(other?),
     }
 }

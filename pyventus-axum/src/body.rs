@@ -1,3 +1,5 @@
+//! The response body that dispatches its request's emissions once sent or dropped.
+
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -6,12 +8,12 @@ use std::task::{Context, Poll};
 use axum::body::{Body, Bytes};
 use http_body::{Frame, SizeHint};
 
-use super::extractor::RequestQueue;
+use crate::request_queue::RequestQueue;
 
 /// A response body that dispatches its request's committed emissions once it
 /// has been handed to the server in full, or when it is dropped unsent (the
 /// client went away). The body type of every response behind
-/// [`BackgroundEmitterLayer`](super::BackgroundEmitterLayer); nothing to build
+/// [`BackgroundEmitterLayer`](crate::BackgroundEmitterLayer); nothing to build
 /// by hand (see the layer's example).
 pub struct BackgroundBody {
     inner: Body,

@@ -5,10 +5,12 @@ use std::borrow::Cow;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::callback::{EventCallback, FailureCallback, SuccessCallback};
+use crate::erased::EventCallback;
 use crate::handler::kind::{Many, Named, Typed};
-use crate::handler::{AsyncHandler, Handler, HandlerOutput, SuccessHandler};
-use crate::subscriber::SubscriberParts;
+use crate::handler::{AsyncHandler, Handler, SuccessHandler};
+use crate::output::HandlerOutput;
+use crate::record::SubscriberParts;
+use crate::workflow::{FailureCallback, SuccessCallback};
 use crate::{Error, Event, EventKey, EventLinker, EventSubscriber};
 
 /// A subscription being built: its events, then (optionally) its success and

@@ -1,11 +1,12 @@
+//! Dead letters: the entries that failed their last allowed delivery.
+
 use std::collections::HashMap;
 use std::fmt;
 
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamId, StreamRangeReply};
 
-use super::{check_queue, dead_key, manager, stream_key};
-use crate::Error;
+use crate::{Error, check_queue, dead_key, manager, stream_key};
 
 /// The dead letters of a queue: the entries that failed their last allowed
 /// delivery. Inspect them, replay them onto the queue once the cause is fixed,
@@ -14,9 +15,9 @@ use crate::Error;
 /// # Examples
 ///
 /// ```no_run
-/// use pyventus_core::redis::DeadLetters;
+/// use pyventus_redis::DeadLetters;
 ///
-/// # #[tokio::main] async fn main() -> Result<(), pyventus_core::Error> {
+/// # #[tokio::main] async fn main() -> Result<(), pyventus_redis::Error> {
 /// let dead = DeadLetters::connect("redis://127.0.0.1:6379", "orders").await?;
 /// for letter in dead.list(100).await? {
 ///     println!("{} {}: {}", letter.id, letter.event(), letter.reason);
@@ -84,7 +85,7 @@ impl DeadLetters {
     /// Connects to the dead letters of `queue`.
     pub async fn connect(url: &str, queue: &str) -> Result<Self, Error> {
         check_queue(queue)?;
-        let client = redis::Client::open(url).map_err(Error::redis)?;
+        let client = redis::Client::open(url).map_err(Error::from)?;
         Ok(DeadLetters {
             conn: manager(&client).await?,
             queue: queue.to_owned(),
@@ -99,7 +100,7 @@ impl DeadLetters {
             .arg(&self.dead)
             .query_async(&mut self.conn.clone())
             .await
-            .map_err(Error::redis)
+            .map_err(Error::from)
     }
 
     /// Whether there are none.
@@ -117,7 +118,7 @@ impl DeadLetters {
             .arg(count)
             .query_async(&mut self.conn.clone())
             .await
-            .map_err(Error::redis)?;
+            .map_err(Error::from)?;
         Ok(reply.ids.iter().map(DeadLetter::from_entry).collect())
     }
 
@@ -131,7 +132,7 @@ impl DeadLetters {
             .arg(id)
             .query_async(&mut self.conn.clone())
             .await
-            .map_err(Error::redis)?;
+            .map_err(Error::from)?;
         let Some(entry) = reply.ids.first() else {
             return Ok(false);
         };
@@ -153,7 +154,7 @@ impl DeadLetters {
             .ignore()
             .query_async::<()>(&mut self.conn.clone())
             .await
-            .map_err(Error::redis)?;
+            .map_err(Error::from)?;
         Ok(true)
     }
 
@@ -180,7 +181,7 @@ impl DeadLetters {
             .arg(id)
             .query_async(&mut self.conn.clone())
             .await
-            .map_err(Error::redis)?;
+            .map_err(Error::from)?;
         Ok(removed > 0)
     }
 }

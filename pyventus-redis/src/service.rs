@@ -1,10 +1,13 @@
+//! `RedisProcessingService`: emissions enqueued on a Redis stream.
+
 use std::fmt;
 use std::sync::Arc;
 
+use pyventus_core::remote::Envelope;
+use pyventus_core::{EventEmission, ProcessingService};
 use redis::aio::ConnectionManager;
 
-use super::{Envelope, check_queue, ensure_group, manager, stream_key};
-use crate::{Error, EventEmission, ProcessingService};
+use crate::{Error, check_queue, ensure_group, envelope, manager, stream_key};
 
 /// Enqueues emissions on a Redis stream for [`Worker`](super::Worker) processes
 /// to handle: Pyventus's Redis Queue and Celery emitters.
@@ -13,7 +16,7 @@ use crate::{Error, EventEmission, ProcessingService};
 /// if it could not: nothing is dropped silently. It runs no handler locally;
 /// the workers run the link-time handlers of the event's name. A closure
 /// subscribed at runtime cannot run in a worker, so emitting an event that has
-/// one is an error ([`Error::RuntimeSubscriberRemote`]).
+/// one is an error ([`pyventus_core::Error::RuntimeSubscriberRemote`]).
 ///
 /// Submitting blocks the calling thread for the round trip when called outside
 /// a runtime, and steps out of the async context inside one; from async code,
@@ -22,10 +25,10 @@ use crate::{Error, EventEmission, ProcessingService};
 /// # Examples
 ///
 /// ```no_run
-/// use pyventus_core::redis::RedisProcessingService;
+/// use pyventus_redis::RedisProcessingService;
 /// use pyventus_core::EventEmitter;
 ///
-/// # #[tokio::main] async fn main() -> Result<(), pyventus_core::Error> {
+/// # #[tokio::main] async fn main() -> Result<(), pyventus_redis::Error> {
 /// let redis = RedisProcessingService::builder("redis://127.0.0.1:6379")
 ///     .queue("orders")
 ///     .stream_cap(1_000_000)
@@ -78,7 +81,7 @@ impl RedisProcessingServiceBuilder {
         // Made on pyventus's private runtime, so `emit` from sync code can block
         // on it even on a current-thread runtime.
         let group_stream = stream.clone();
-        let conn = crate::runtime::on_private(async move {
+        let conn = pyventus_core::runtime::on_io_runtime(async move {
             let mut conn = manager(&client).await?;
             ensure_group(&mut conn, &group_stream).await?;
             Ok::<_, Error>(conn)
@@ -99,7 +102,7 @@ impl RedisProcessingService {
     /// A builder connecting to `url` (`redis://host:port/db`, `rediss://` for TLS
     /// if the `redis` crate's TLS features are enabled).
     pub fn builder(url: &str) -> RedisProcessingServiceBuilder {
-        Self::builder_with_client(redis::Client::open(url).map_err(Error::redis))
+        Self::builder_with_client(redis::Client::open(url).map_err(Error::from))
     }
 
     /// A builder on a client configured elsewhere.
@@ -129,29 +132,22 @@ impl RedisProcessingService {
             .arg("~")
             .arg(self.inner.cap)
             .arg("*");
-        for (field, value) in envelope.to_fields() {
+        for (field, value) in envelope::to_fields(envelope) {
             cmd.arg(field).arg(value);
         }
-        cmd.query_async(&mut conn).await.map_err(Error::redis)
-    }
-
-    /// The envelope of `emission`, refusing what a worker could not run.
-    fn envelope_of(emission: &EventEmission) -> Result<Envelope, Error> {
-        if emission.has_runtime_subscribers() {
-            return Err(Error::RuntimeSubscriberRemote {
-                event: emission.event_name().to_owned(),
-            });
-        }
-        Envelope::of(emission)
+        Ok(cmd.query_async(&mut conn).await?)
     }
 }
 
 impl ProcessingService for RedisProcessingService {
-    fn submit(&self, mut emission: EventEmission) -> Result<(), Error> {
-        let envelope = Self::envelope_of(&emission)?;
-        // Whoever awaits it (`emit_and_wait`) learns it ran elsewhere.
-        emission.release_waiter();
-        crate::runtime::block_on(self.enqueue(&envelope)).map(drop)
+    fn submit(&self, emission: EventEmission) -> Result<(), pyventus_core::Error> {
+        // Refuses what a worker could not run before anything is sent.
+        let envelope = Envelope::of(&emission)?;
+        pyventus_core::runtime::block_on(self.enqueue(&envelope))?;
+        // Whoever awaits it (`emit_and_wait`) learns it runs elsewhere. (Had
+        // Redis refused it, dropping it would have been the refusal.)
+        emission.handed_off();
+        Ok(())
     }
 
     fn runs_remotely(&self) -> bool {

@@ -1,0 +1,17 @@
+//! What a backend needs to carry emissions to other processes: the codecs of
+//! event types (JSON, for every type that derives `Event`, `Serialize` and
+//! `Deserialize`) and the [`Envelope`] an emission travels in.
+//!
+//! A distributed processing service turns each emission into an envelope with
+//! [`Envelope::of`] and ships it; a worker [`decode`]s the envelope's event,
+//! resolves its subscribers with
+//! [`EventEmission::resolve`](crate::EventEmission::resolve), runs them and acts
+//! on the [`RunReport`](crate::RunReport). See `docs/architecture.md`.
+
+mod codec;
+mod envelope;
+
+#[doc(hidden)]
+pub use codec::{Codec, CodecRegistration, Probe, ViaNothing, ViaSerde};
+pub use codec::{DecodeError, decode, encode};
+pub use envelope::{ENVELOPE_VERSION, Envelope, EnvelopeError};
