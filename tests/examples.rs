@@ -53,6 +53,18 @@ fn run_with_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> String {
 }
 
 #[test]
+fn a_backend_on_the_public_seam_retries_only_the_handler_that_failed() {
+    assert_eq!(
+        run("custom_backend"),
+        "published 1 envelope(s)\n\
+         archived invoice 7 (attempt 1)\n\
+         retrying [\"custom_backend::email_customer\"]: handler `custom_backend::email_customer` failed: mail server unavailable\n\
+         emailed the customer about invoice 7\n\
+         acknowledged InvoiceIssued\n"
+    );
+}
+
+#[test]
 fn hello_world() {
     assert_eq!(run("hello_world"), "Hello, World!\n");
 }

@@ -1,0 +1,190 @@
+//! A backend written on pyventus's public seam, as a third party would write
+//! one: an in-memory "broker" (a queue of envelopes standing in for a message
+//! broker, a database outbox or a cloud queue), the processing service that
+//! publishes to it, and the worker loop that runs deliveries and acts on their
+//! reports: acknowledge, retry the handlers that failed, or dead-letter.
+//!
+//! ```sh
+//! cargo run --example custom_backend --features serde
+//! ```
+//!
+//! Nothing here uses a hidden or private item: `remote::Envelope`,
+//! `remote::decode`, `EventEmission::{resolve, retain_handlers, set_context,
+//! run, handed_off}` and `RunReport` are the whole seam. See
+//! `docs/architecture.md`.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use pyventus::remote::{self, Envelope};
+use pyventus::{
+    Error, Event, EventEmission, EventEmitter, EventLinker, ProcessingService, current_emission, on,
+};
+use serde::{Deserialize, Serialize};
+
+// --- The application: an event and its handlers, declared as usual.
+
+#[derive(Debug, Clone, Event, Serialize, Deserialize)]
+struct InvoiceIssued {
+    number: u32,
+    amount_cents: u64,
+}
+
+#[on(InvoiceIssued)]
+fn archive(e: &InvoiceIssued) {
+    let attempt = current_emission()
+        .and_then(|c| c.context::<Delivery>())
+        .map_or(0, |d| d.attempt);
+    println!("archived invoice {} (attempt {attempt})", e.number);
+}
+
+static MAILER_CALLS: AtomicU32 = AtomicU32::new(0);
+
+#[on(InvoiceIssued)]
+async fn email_customer(e: InvoiceIssued) -> anyhow::Result<()> {
+    // Talking to the mail server; it is down on the first try.
+    tokio::task::yield_now().await;
+    if MAILER_CALLS.fetch_add(1, Ordering::SeqCst) == 0 {
+        anyhow::bail!("mail server unavailable");
+    }
+    println!("emailed the customer about invoice {}", e.number);
+    Ok(())
+}
+
+// --- The backend: a broker, a processing service, a worker.
+
+/// The "broker": envelopes waiting for a worker, and dead letters.
+#[derive(Default)]
+struct Broker {
+    queue: Mutex<VecDeque<(Envelope, u32)>>,
+    dead: Mutex<Vec<(Envelope, String)>>,
+}
+
+impl Broker {
+    fn publish(&self, envelope: Envelope, attempt: u32) {
+        lock(&self.queue).push_back((envelope, attempt));
+    }
+
+    fn take(&self) -> Option<(Envelope, u32)> {
+        lock(&self.queue).pop_front()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Publishes each emission's envelope to the broker.
+#[derive(Clone)]
+struct BrokerProcessingService {
+    broker: Arc<Broker>,
+}
+
+impl ProcessingService for BrokerProcessingService {
+    fn submit(&self, emission: EventEmission) -> Result<(), Error> {
+        // Refuses, before anything is published, what a worker could not run:
+        // a closure subscribed at runtime, an event that is not serializable.
+        let envelope = Envelope::of(&emission)?;
+        self.broker.publish(envelope, 1);
+        // The subscribers run elsewhere: whoever awaits it learns so, and
+        // dropping the emission reports no loss.
+        emission.handed_off();
+        Ok(())
+    }
+
+    fn runs_remotely(&self) -> bool {
+        true
+    }
+}
+
+/// What a handler can learn about its delivery.
+#[derive(Debug)]
+struct Delivery {
+    attempt: u32,
+}
+
+const MAX_ATTEMPTS: u32 = 3;
+
+/// Runs every queued delivery until the queue is empty.
+async fn work(broker: &Broker, linker: &EventLinker) {
+    while let Some((envelope, attempt)) = broker.take() {
+        let outcome = deliver(linker, &envelope, attempt).await;
+        match outcome {
+            Ok(()) => println!("acknowledged {}", envelope.event),
+            Err(Retry { handlers, reason }) if attempt < MAX_ATTEMPTS => {
+                println!("retrying {handlers:?}: {reason}");
+                // Only the handlers that failed run again.
+                broker.publish(
+                    Envelope {
+                        handlers,
+                        ..envelope
+                    },
+                    attempt + 1,
+                );
+            }
+            Err(Retry { reason, .. }) => {
+                println!("dead-lettered: {reason}");
+                lock(&broker.dead).push((envelope, reason));
+            }
+        }
+    }
+}
+
+/// What to retry, and why.
+struct Retry {
+    handlers: Vec<String>,
+    reason: String,
+}
+
+async fn deliver(linker: &EventLinker, envelope: &Envelope, attempt: u32) -> Result<(), Retry> {
+    let fail = |reason: String| Retry {
+        handlers: envelope.handlers.clone(),
+        reason,
+    };
+    let event =
+        remote::decode(&envelope.event, &envelope.payload).map_err(|err| fail(err.to_string()))?;
+    let mut emission =
+        EventEmission::resolve(linker, event).map_err(|err| fail(err.to_string()))?;
+    if !envelope.handlers.is_empty() {
+        let missing = emission.retain_handlers(&envelope.handlers);
+        if !missing.is_empty() {
+            emission.discard();
+            return Err(fail(format!("handlers not in this worker: {missing:?}")));
+        }
+    }
+    emission.set_context(Arc::new(Delivery { attempt }));
+    let report = emission.run().await;
+    if report.is_success() {
+        return Ok(());
+    }
+    let failures = report.into_failures();
+    Err(Retry {
+        handlers: failures
+            .iter()
+            .filter_map(|f| f.handler_id().map(str::to_owned))
+            .collect(),
+        reason: failures[0].to_string(),
+    })
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    let broker = Arc::new(Broker::default());
+    let emitter = EventEmitter::new(BrokerProcessingService {
+        broker: broker.clone(),
+    });
+
+    // The emitting side: nothing runs here.
+    emitter.emit(InvoiceIssued {
+        number: 7,
+        amount_cents: 12_500,
+    })?;
+    println!("published {} envelope(s)", lock(&broker.queue).len());
+
+    // The worker side (another process, in real life): the same handlers,
+    // found by the event's name.
+    work(&broker, &EventLinker::global()).await;
+    assert!(lock(&broker.dead).is_empty());
+    Ok(())
+}
