@@ -1,0 +1,122 @@
+//! Instruction counts of one emission: runs one scenario `n` times, so that
+//! `benches/instructions/run.sh` can count instructions under valgrind for two
+//! run lengths and difference them (setup and teardown cancel out).
+//!
+//! ```sh
+//! bash benches/instructions/run.sh
+//! ```
+//!
+//! Every scenario delivers one `Tick` to its subscribers, which add its field
+//! into a plain static counter (no atomic read-modify-write, so the count is
+//! pyventus's own work plus the handler's few instructions).
+
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use pyventus::{Event, EventEmitter, EventLinker, InlineProcessingService};
+
+#[derive(Debug, Clone, Event)]
+struct Tick {
+    value: u64,
+}
+
+static SUM: AtomicU64 = AtomicU64::new(0);
+
+/// The handler every scenario runs: a relaxed load and store, no locked RMW.
+#[inline(never)]
+fn add(e: &Tick) {
+    SUM.store(SUM.load(Ordering::Relaxed).wrapping_add(e.value), Ordering::Relaxed);
+}
+
+#[pyventus::on(Tick, linker = Declared)]
+fn declared(e: &Tick) {
+    add(e);
+}
+
+#[derive(pyventus::Linker)]
+#[linker(debug = false)]
+struct Declared;
+
+fn emitter(linker: EventLinker) -> EventEmitter {
+    EventEmitter::builder()
+        .processor(InlineProcessingService::new())
+        .linker(linker)
+        .debug(false)
+        .build()
+}
+
+fn linker_with(subscribers: usize) -> EventLinker {
+    let linker = EventLinker::builder().debug(false).build();
+    for _ in 0..subscribers {
+        linker.on::<Tick>().subscribe(|e: &Tick| add(e)).unwrap();
+    }
+    linker
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let scenario = args.next().unwrap_or_else(|| "inline_1".to_owned());
+    let n: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(1_000_000);
+    match scenario.as_str() {
+        "direct_1" | "direct_10" => {
+            let count = if scenario == "direct_1" { 1 } else { 10 };
+            let handlers: Vec<Box<dyn Fn(&Tick)>> =
+                (0..count).map(|_| Box::new(add) as Box<dyn Fn(&Tick)>).collect();
+            for i in 0..n {
+                let event = black_box(Tick { value: i });
+                for handler in black_box(&handlers) {
+                    handler(&event);
+                }
+            }
+        }
+        "inline_1" | "inline_10" => {
+            let count = if scenario == "inline_1" { 1 } else { 10 };
+            let emitter = emitter(linker_with(count));
+            for i in 0..n {
+                black_box(&emitter).emit(Tick { value: i }).unwrap();
+            }
+        }
+        "inline_large_registry_1" => {
+            let linker = linker_with(1);
+            for j in 0..10_000 {
+                linker.on_named(format!("filler-{j}")).subscribe(|| ()).unwrap();
+            }
+            let emitter = emitter(linker);
+            for i in 0..n {
+                black_box(&emitter).emit(Tick { value: i }).unwrap();
+            }
+        }
+        "named_1" => {
+            let linker = EventLinker::builder().debug(false).build();
+            linker
+                .on_named("Named")
+                .subscribe(|value: &u64| add(&Tick { value: *value }))
+                .unwrap();
+            let emitter = emitter(linker);
+            for i in 0..n {
+                black_box(&emitter).emit_named("Named", i).unwrap();
+            }
+        }
+        "declarative_1" => {
+            let emitter = emitter(Declared::linker());
+            for i in 0..n {
+                black_box(&emitter).emit(Tick { value: i }).unwrap();
+            }
+        }
+        "runtime_same_fn_1" => {
+            let linker = EventLinker::builder().debug(false).build();
+            linker.on::<Tick>().subscribe(declared).unwrap();
+            let emitter = emitter(linker);
+            for i in 0..n {
+                black_box(&emitter).emit(Tick { value: i }).unwrap();
+            }
+        }
+        other => {
+            eprintln!("unknown scenario `{other}`");
+            std::process::exit(2);
+        }
+    }
+    black_box(SUM.load(Ordering::Relaxed));
+}
