@@ -5,10 +5,11 @@ use proc_macro::TokenStream;
 use syn::{DeriveInput, parse_macro_input};
 
 mod args;
-mod callback;
+mod diagnostics;
 mod event;
-mod handler;
 mod linker;
+mod on;
+mod on_outcome;
 mod path;
 mod signature;
 
@@ -149,7 +150,7 @@ pub fn derive_linker(input: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_attribute]
 pub fn on(args: TokenStream, item: TokenStream) -> TokenStream {
-    handler::expand(handler::Kind::On, args.into(), item.into()).into()
+    on::expand(on::Kind::On, args.into(), item.into()).into()
 }
 
 /// Like [`macro@on`], for a one-time subscription: the first emission of one of
@@ -176,7 +177,7 @@ pub fn on(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_attribute]
 pub fn once(args: TokenStream, item: TokenStream) -> TokenStream {
-    handler::expand(handler::Kind::Once, args.into(), item.into()).into()
+    on::expand(on::Kind::Once, args.into(), item.into()).into()
 }
 
 /// A success callback: `#[on_success(handler)]` gets the `Ok` value of the
@@ -216,7 +217,7 @@ pub fn once(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_attribute]
 pub fn on_success(args: TokenStream, item: TokenStream) -> TokenStream {
-    callback::expand(callback::Outcome::Success, args.into(), item.into()).into()
+    on_outcome::expand(on_outcome::Outcome::Success, args.into(), item.into()).into()
 }
 
 /// A failure callback: `#[on_failure(handler)]` gets the error (or panic) of
@@ -253,5 +254,5 @@ pub fn on_success(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_attribute]
 pub fn on_failure(args: TokenStream, item: TokenStream) -> TokenStream {
-    callback::expand(callback::Outcome::Failure, args.into(), item.into()).into()
+    on_outcome::expand(on_outcome::Outcome::Failure, args.into(), item.into()).into()
 }
