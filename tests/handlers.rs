@@ -197,6 +197,7 @@ fn aliased_anyhow_failed(err: &anyhow::Error) {
 
 #[on(Order, linker = Outputs)]
 async fn io_result(e: &Order) -> std::io::Result<u64> {
+    tokio::task::yield_now().await;
     if e.id == 0 {
         return Err(std::io::Error::other("io failed"));
     }
@@ -236,6 +237,7 @@ fn aliased_result_failed(err: &anyhow::Error) {
 
 #[on(Order, linker = Outputs)]
 async fn plain_value(e: &Order) -> Receipt {
+    tokio::task::yield_now().await;
     Receipt(e.id)
 }
 

@@ -22,8 +22,11 @@
 //! included), to [`ViaHandlerOutput`] for any other `R: HandlerOutput`, and to
 //! [`ViaValue`] for everything else. The first two read the value with
 //! `HandlerOutput` (so an `Err` is a failure); the last makes it an `Ok`. A
-//! `Result` whose error is not an `anyhow::Error` is never taken for a plain
-//! value: it fails to compile, as it does at runtime.
+//! `Result` whose error does not convert into `anyhow::Error` is never taken
+//! for a plain value: it fails to compile, as it does at runtime.
+//!
+//! The same probe gives `#[on_success(handler)]` the handler's `Ok` type, and
+//! [`success_value`] checks the callback's parameter against it.
 
 use std::any::TypeId;
 use std::convert::Infallible;
@@ -157,8 +160,8 @@ pub struct AsHandlerOutput<R>(PhantomData<fn() -> R>);
 pub struct AsValue<R>(PhantomData<fn() -> R>);
 
 /// First choice: any `Result`, whatever it is called. Its error must convert
-/// into `anyhow::Error` (checked where it is adapted), so that a `Result` is
-/// never mistaken for a plain value.
+/// into `anyhow::Error` (checked where it is read), so that a `Result` is never
+/// mistaken for a plain value.
 pub trait ViaResult {
     /// The declared return type.
     type Returned;
@@ -208,8 +211,9 @@ impl<R> ViaValue for OutputProbe<R> {
 }
 
 impl<R> AsHandlerOutput<R> {
-    /// The handler's result read with [`HandlerOutput`]. Split here, so that
-    /// an error type that is not an error is reported once, at this call.
+    /// The handler's result read with [`HandlerOutput`]. Split here (the
+    /// return type names `R::Ok`), so that an error type that is not an error
+    /// is reported once, at this call, which the macro spans at the return type.
     #[inline]
     pub fn read(self, returned: R) -> Result<R::Ok, anyhow::Error>
     where
@@ -219,8 +223,9 @@ impl<R> AsHandlerOutput<R> {
     }
 
     /// A success callback taking the handler's `Ok` value, `R::Ok`. The
-    /// generated closure leaves its parameter's type to inference, so a callback
-    /// taking another type fails to compile at its own parameter.
+    /// generated closure leaves its parameter's type to inference and hands it
+    /// on through [`success_value`], so a callback taking another type fails to
+    /// compile at its own parameter.
     pub fn success<F>(self, callback: F) -> SuccessCallback
     where
         R: HandlerOutput,
@@ -251,6 +256,8 @@ impl<R> AsValue<R> {
 }
 
 #[cfg(test)]
+// Autoref specialization: the borrows pick the impl, they are not needless.
+#[allow(clippy::needless_borrow)]
 mod tests {
     #[allow(unused_imports)]
     use super::{OutputProbe, ViaHandlerOutput as _, ViaResult as _, ViaValue as _};

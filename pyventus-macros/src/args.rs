@@ -198,7 +198,10 @@ impl HandlerArgs {
         {
             let ident: Ident = input.parse()?;
             if self.blocking.is_some() {
-                return Err(syn::Error::new(ident.span(), "duplicate `blocking`"));
+                return Err(syn::Error::new(
+                    ident.span(),
+                    "duplicate `blocking`; give it once",
+                ));
             }
             self.blocking = Some(ident);
             Ok(())

@@ -36,7 +36,8 @@ fn parse_attrs(input: &DeriveInput) -> syn::Result<EventAttrs> {
                 }
                 Ok(())
             } else {
-                Err(meta.error("unknown `event` option; expected `name = \"...\"` or `crate = path`"))
+                Err(meta
+                    .error("unknown `event` option; expected `name = \"...\"` or `crate = path`"))
             }
         });
     }

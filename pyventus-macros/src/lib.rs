@@ -14,7 +14,8 @@ mod path;
 mod signature;
 
 /// Derives `Event`: the event's name (its dispatch key) is the type's
-/// identifier, or `#[event(name = "...")]`.
+/// identifier, or `#[event(name = "...")]`. `#[event(crate = path)]` names the
+/// pyventus crate for a crate that renames the dependency (default `::pyventus`).
 ///
 /// Type parameters are asked to be `Debug + Send + Sync + 'static`, as `Event`
 /// needs.
@@ -48,7 +49,7 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 
 /// Derives `Linker`: the type names a namespace with a linker of its own, which
 /// holds the handlers declared with `linker = ThisType`. Options:
-/// `#[linker(max_subscribers = N, debug = bool, name = "...")]`.
+/// `#[linker(max_subscribers = N, debug = bool, name = "...", crate = path)]`.
 ///
 /// The type gets an inherent `linker()` returning its `EventLinker`.
 ///
@@ -93,8 +94,11 @@ pub fn derive_linker(input: TokenStream) -> TokenStream {
 ///
 /// Arguments: one or more events (a type `OrderCreated`, a name `"GreetEvent"`,
 /// or `...` for every event), then options: `linker = Path` (a
-/// `#[derive(Linker)]` namespace instead of the global linker) and `blocking`
-/// (a synchronous body runs off the async workers: Pyventus's `force_async`).
+/// `#[derive(Linker)]` namespace instead of the global linker), `blocking`
+/// (a synchronous body runs off the async workers: Pyventus's `force_async`)
+/// and `crate = path` (where pyventus is, for a crate that renames the
+/// dependency; every pyventus attribute and derive takes it). All mistakes in
+/// the arguments and the signature are reported together.
 ///
 /// The function stays a plain function, callable and testable. It may be
 /// `async`, and take:
@@ -105,10 +109,12 @@ pub fn derive_linker(input: TokenStream) -> TokenStream {
 /// | one named event | `&T` (or `T`, cloned) for its payload `T`, `&AnyEvent`, or nothing |
 /// | several, or `...` | `&AnyEvent` (or `Arc<AnyEvent>` in an `async fn`), or nothing |
 ///
-/// It returns `()`, a value, or `Result<T, E>` with `E: Into<anyhow::Error>`;
-/// `Ok` values go to its `#[on_success]` callback, errors and panics to its
-/// `#[on_failure]` callback. Its id, for `EventLinker::handler` and workers, is
-/// `module::path::function`.
+/// It returns `()`, a value of any type, or `Result<T, E>` with
+/// `E: Into<anyhow::Error>` under any name (`anyhow::Result<T>`, an alias): the
+/// declared type decides, as for runtime subscription. `Ok` values go to its
+/// `#[on_success]` callback, errors and panics to its `#[on_failure]` callback.
+/// Its id, for `EventLinker::handler` and workers, is `module::path::function`,
+/// and names one handler per linker.
 ///
 /// # Examples
 ///
@@ -186,7 +192,9 @@ pub fn once(args: TokenStream, item: TokenStream) -> TokenStream {
 /// every handler without one, taking `&dyn Any`.
 ///
 /// The callback takes the value by value (checked against the handler's `Ok`
-/// type at compile time), or nothing. It runs synchronously.
+/// type at compile time: `T` for a handler returning `Result<T, E>` under any
+/// name, the returned type itself otherwise), or nothing. It runs synchronously.
+/// It attaches to the handler it names, in that handler's linker.
 ///
 /// # Examples
 ///

@@ -204,7 +204,11 @@ fn call(sig: &Signature<'_>, arg: Option<TokenStream>) -> TokenStream {
     }
 }
 
-fn sync_callback(sig: &Signature<'_>, shape: &EventShape<'_>, generated: &Generated) -> TokenStream {
+fn sync_callback(
+    sig: &Signature<'_>,
+    shape: &EventShape<'_>,
+    generated: &Generated,
+) -> TokenStream {
     let public = generated.runtime.public();
     let private = generated.runtime.private();
     let clone = quote!(::core::clone::Clone::clone);
@@ -251,7 +255,11 @@ fn sync_callback(sig: &Signature<'_>, shape: &EventShape<'_>, generated: &Genera
     quote!(#private::#constructor(#closure))
 }
 
-fn async_callback(sig: &Signature<'_>, shape: &EventShape<'_>, generated: &Generated) -> TokenStream {
+fn async_callback(
+    sig: &Signature<'_>,
+    shape: &EventShape<'_>,
+    generated: &Generated,
+) -> TokenStream {
     let public = generated.runtime.public();
     let private = generated.runtime.private();
     let clone = quote!(::core::clone::Clone::clone);

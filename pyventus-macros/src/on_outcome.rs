@@ -121,7 +121,12 @@ fn info_path(handler: &Path) -> Path {
     info
 }
 
-fn of_handler(outcome: Outcome, sig: &Signature<'_>, handler: &Path, runtime: &Runtime) -> TokenStream {
+fn of_handler(
+    outcome: Outcome,
+    sig: &Signature<'_>,
+    handler: &Path,
+    runtime: &Runtime,
+) -> TokenStream {
     let private = runtime.private();
     let info = info_path(handler);
     let info = quote_spanned!(handler.span()=> <#info as #private::HandlerInfo>);
