@@ -44,6 +44,9 @@ pub(crate) struct CallbackArgs {
     pub(crate) linker: Option<Path>,
     /// `crate = path`: where the runtime is.
     pub(crate) krate: Option<Path>,
+    /// Whether an argument meant as the handler was malformed (then whether
+    /// this is a default callback is unknown).
+    pub(crate) bad_handler: bool,
 }
 
 mod kw {
@@ -294,6 +297,7 @@ impl CallbackArgs {
             unknown_option(input, CALLBACK_OPTIONS)
         } else {
             let path: Path = input.parse().map_err(|err| {
+                self.bad_handler = true;
                 syn::Error::new(
                     err.span(),
                     "expected the handler this callback belongs to (`#[on_success(send_email)]`), \

@@ -58,7 +58,9 @@ fn expand_callback(outcome: Outcome, args: TokenStream, func: &ItemFn) -> syn::R
             ),
         ));
     }
-    if let Err(err) = check_param(outcome, &sig, args.handler.is_none()) {
+    if !args.bad_handler
+        && let Err(err) = check_param(outcome, &sig, args.handler.is_none())
+    {
         errors.push(err);
     }
     errors.finish()?;
