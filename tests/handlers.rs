@@ -154,6 +154,152 @@ fn declared_workflows_run_their_callbacks_on_every_processor() {
     }
 }
 
+// --- Return types are read by what they are, not by how they are spelled: an
+// alias of a `Result` is fallible, any other type is a value.
+
+#[derive(Linker)]
+struct Outputs;
+
+/// An alias that does not end in `Result`.
+type Fallible = anyhow::Result<()>;
+
+#[derive(Debug)]
+struct Declined(u64);
+
+impl std::fmt::Display for Declined {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "order {} declined", self.0)
+    }
+}
+
+impl std::error::Error for Declined {}
+
+/// An alias of a `Result` with an error type of the user's.
+type Charged = Result<u32, Declined>;
+
+#[on(Order, linker = Outputs)]
+fn aliased_anyhow(e: &Order) -> Fallible {
+    if e.id == 0 {
+        anyhow::bail!("aliased anyhow failed");
+    }
+    Ok(())
+}
+
+#[on_success(aliased_anyhow)]
+fn aliased_anyhow_done() {
+    log("aliased_anyhow succeeded");
+}
+
+#[on_failure(aliased_anyhow)]
+fn aliased_anyhow_failed(err: &anyhow::Error) {
+    log(format!("aliased_anyhow failed: {err}"));
+}
+
+#[on(Order, linker = Outputs)]
+async fn io_result(e: &Order) -> std::io::Result<u64> {
+    tokio::task::yield_now().await;
+    if e.id == 0 {
+        return Err(std::io::Error::other("io failed"));
+    }
+    Ok(e.id + 1)
+}
+
+#[on_success(io_result)]
+fn io_result_done(n: u64) {
+    log(format!("io_result succeeded: {n}"));
+}
+
+#[on_failure(io_result)]
+fn io_result_failed(err: &anyhow::Error) {
+    log(format!("io_result failed: {err}"));
+}
+
+#[on(Order, linker = Outputs)]
+fn aliased_result(e: &Order) -> Charged {
+    match u32::try_from(e.id) {
+        Ok(0) | Err(_) => Err(Declined(e.id)),
+        Ok(id) => Ok(id * 2),
+    }
+}
+
+#[on_success(aliased_result)]
+fn aliased_result_done(n: u32) {
+    log(format!("aliased_result succeeded: {n}"));
+}
+
+#[on_failure(aliased_result)]
+fn aliased_result_failed(err: &anyhow::Error) {
+    let declined = err
+        .downcast_ref::<Declined>()
+        .expect("the handler's own error type arrives");
+    log(format!("aliased_result failed: {declined}"));
+}
+
+#[on(Order, linker = Outputs)]
+async fn plain_value(e: &Order) -> Receipt {
+    tokio::task::yield_now().await;
+    Receipt(e.id)
+}
+
+#[on_success(plain_value)]
+fn plain_value_done(receipt: Receipt) {
+    log(format!("plain_value succeeded: {}", receipt.0));
+}
+
+#[test]
+fn every_spelling_of_a_result_fails_and_any_other_type_succeeds() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let runtime = runtime();
+    for (name, processor) in processors(&runtime) {
+        let emitter = emitter(&Outputs::linker(), processor);
+        emit_and_wait(&runtime, &emitter, Order { id: 4 });
+        assert_eq!(
+            take_log(),
+            [
+                "aliased_anyhow succeeded",
+                "aliased_result succeeded: 8",
+                "io_result succeeded: 5",
+                "plain_value succeeded: 4"
+            ],
+            "{name}"
+        );
+        emit_and_wait(&runtime, &emitter, Order { id: 0 });
+        assert_eq!(
+            take_log(),
+            [
+                "aliased_anyhow failed: aliased anyhow failed",
+                "aliased_result failed: order 0 declined",
+                "io_result failed: io failed",
+                "plain_value succeeded: 0"
+            ],
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn the_failure_of_an_aliased_result_is_logged_once() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (logs, _capturing) = common::Logs::capture();
+    let emitter = emitter(&Outputs::linker(), InlineProcessingService::default());
+    let runtime = runtime();
+    emit_and_wait(&runtime, &emitter, Order { id: 0 });
+    take_log();
+    let text = logs.text();
+    let failures = |handler: &str| {
+        text.lines()
+            .filter(|line| line.contains("event callback failed") && line.contains(handler))
+            .count()
+    };
+    assert_eq!(failures("handlers::aliased_anyhow"), 1, "{text}");
+    assert_eq!(failures("handlers::aliased_result"), 1, "{text}");
+    assert_eq!(failures("handlers::plain_value"), 0, "{text}");
+}
+
 // --- One-time, multi-event, named and global handlers.
 
 #[derive(Linker)]

@@ -22,12 +22,18 @@ struct Tick {
     value: u64,
 }
 
+/// A baseline subscriber: a boxed closure.
+type Handler = Box<dyn Fn(&Tick)>;
+
 static SUM: AtomicU64 = AtomicU64::new(0);
 
 /// The handler every scenario runs: a relaxed load and store, no locked RMW.
 #[inline(never)]
 fn add(e: &Tick) {
-    SUM.store(SUM.load(Ordering::Relaxed).wrapping_add(e.value), Ordering::Relaxed);
+    SUM.store(
+        SUM.load(Ordering::Relaxed).wrapping_add(e.value),
+        Ordering::Relaxed,
+    );
 }
 
 #[pyventus::on(Tick, linker = Declared)]
@@ -58,12 +64,14 @@ fn linker_with(subscribers: usize) -> EventLinker {
 fn main() {
     let mut args = std::env::args().skip(1);
     let scenario = args.next().unwrap_or_else(|| "inline_1".to_owned());
-    let n: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(1_000_000);
+    let n: u64 = args
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000_000);
     match scenario.as_str() {
         "direct_1" | "direct_10" => {
             let count = if scenario == "direct_1" { 1 } else { 10 };
-            let handlers: Vec<Box<dyn Fn(&Tick)>> =
-                (0..count).map(|_| Box::new(add) as Box<dyn Fn(&Tick)>).collect();
+            let handlers: Vec<Handler> = (0..count).map(|_| Box::new(add) as Handler).collect();
             for i in 0..n {
                 let event = black_box(Tick { value: i });
                 for handler in black_box(&handlers) {
@@ -81,7 +89,10 @@ fn main() {
         "inline_large_registry_1" => {
             let linker = linker_with(1);
             for j in 0..10_000 {
-                linker.on_named(format!("filler-{j}")).subscribe(|| ()).unwrap();
+                linker
+                    .on_named(format!("filler-{j}"))
+                    .subscribe(|| ())
+                    .unwrap();
             }
             let emitter = emitter(linker);
             for i in 0..n {

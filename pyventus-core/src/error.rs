@@ -93,6 +93,17 @@ pub enum Error {
         callback: &'static str,
     },
 
+    /// Two link-time handlers with the same id in one linker: functions of one
+    /// name declared in two function bodies of one module.
+    #[error(
+        "two link-time handlers in one linker have the id `{id}` (functions of the same name \
+         in two function bodies of one module); rename one of them"
+    )]
+    DuplicateHandlerId {
+        /// The id both handlers have.
+        id: String,
+    },
+
     /// Two link-time default callbacks of the same kind in one linker.
     #[error(
         "`{first}` and `{second}` are both the default {callback} callback of one linker; keep one"

@@ -27,6 +27,7 @@
 //! ```
 
 mod context;
+mod declared;
 mod emission;
 mod emitter;
 mod erased;
@@ -71,11 +72,7 @@ pub use subscription::Subscription;
 /// Not public API. Used by the code the `pyventus` macros generate.
 #[doc(hidden)]
 pub mod __private {
-    use std::future::Future;
-    use std::sync::Arc;
-
-    use futures::FutureExt;
-
+    pub use crate::declared::*;
     pub use crate::erased::EventCallback;
     pub use crate::link_time::{Namespace, Registration};
     pub use crate::namespace::{namespace, namespace_linker};
@@ -84,73 +81,6 @@ pub mod __private {
 
     #[cfg(feature = "serde")]
     pub use crate::remote::{Codec, CodecRegistration, Probe, ViaNothing, ViaSerde};
-
-    use crate::{AnyEvent, HandlerOutput, SuccessHandler};
-
-    /// What `#[on]` tells `#[on_success(handler)]` about a handler.
-    pub trait HandlerInfo {
-        /// The handler's stable id.
-        const ID: &'static str;
-        /// What the handler hands its success callback.
-        type Ok;
-    }
-
-    /// The callback of a handler taking `&E` (a typed event or a named payload).
-    pub fn typed_callback<E, R>(handler: impl Fn(&E) -> R + Send + Sync + 'static) -> EventCallback
-    where
-        E: std::any::Any + Send + Sync,
-        R: HandlerOutput,
-    {
-        EventCallback::from_ref(handler)
-    }
-
-    /// The callback of a handler taking `Arc<E>`.
-    pub fn shared_callback<E, R>(
-        handler: impl Fn(Arc<E>) -> R + Send + Sync + 'static,
-    ) -> EventCallback
-    where
-        E: std::any::Any + Send + Sync,
-        R: HandlerOutput,
-    {
-        EventCallback::from_shared(handler)
-    }
-
-    /// The callback of a handler taking `&AnyEvent` or nothing.
-    pub fn any_callback<R: HandlerOutput>(
-        handler: impl Fn(&AnyEvent) -> R + Send + Sync + 'static,
-    ) -> EventCallback {
-        EventCallback::from_any(handler)
-    }
-
-    /// The shared event as `Arc<E>`, if it is an `E`.
-    pub fn shared_event<E: std::any::Any + Send + Sync>(event: &Arc<AnyEvent>) -> Option<Arc<E>> {
-        AnyEvent::downcast_arc(event)
-    }
-
-    /// The callback of an `async fn` handler: the generated closure owns the
-    /// event and borrows from it inside its future.
-    pub fn async_fn_callback<F, Fut>(handler: F) -> EventCallback
-    where
-        F: Fn(Arc<AnyEvent>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Outcome> + Send + 'static,
-    {
-        EventCallback::asynchronous(move |event| handler(event).boxed())
-    }
-
-    /// The outcome of an `async fn` handler's result.
-    pub fn outcome<R: HandlerOutput>(result: R) -> Outcome {
-        result.into_result().and_then(ok)
-    }
-
-    /// The failure of a handler whose event does not carry the payload it takes.
-    pub fn payload_mismatch<T>(event: &AnyEvent) -> anyhow::Error {
-        crate::erased::mismatch::<T>(event)
-    }
-
-    /// A success callback taking the handler's `Ok` value `T`, or nothing.
-    pub fn success_callback<T, M, F: SuccessHandler<T, M>>(callback: F) -> SuccessCallback {
-        callback.into_success()
-    }
 }
 
 /// Whether `PYVENTUS_DEBUG` asks for debug logging (`1`, `true`, `yes`, `on`),

@@ -35,6 +35,8 @@ pub enum Registration {
     },
     /// `#[on_success(handler)]`.
     Success {
+        /// The handler's linker.
+        namespace: Namespace,
         /// The handler's id.
         handler: &'static str,
         /// The callback.
@@ -42,6 +44,8 @@ pub enum Registration {
     },
     /// `#[on_failure(handler)]`.
     Failure {
+        /// The handler's linker.
+        namespace: Namespace,
         /// The handler's id.
         handler: &'static str,
         /// The callback.
@@ -118,9 +122,16 @@ pub(crate) fn collect(
         .collect();
     // Link order is the linker's choice; subscription order should not be.
     handlers.sort_by_key(|h| h.0);
+    // Callbacks find their handler by id: two handlers with one id would make
+    // that a guess (same-named functions in two function bodies of one module).
+    if let Some(pair) = handlers.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+        return Err(Error::DuplicateHandlerId {
+            id: pair[0].0.to_owned(),
+        });
+    }
 
-    // Callbacks name their handler, not a namespace: keep those of this one's
-    // handlers, so a mistake in one namespace fails that namespace only.
+    // Keep the callbacks of this namespace's handlers, so a mistake in one
+    // namespace fails that namespace only.
     let mut successes: HashMap<&'static str, SuccessCallback> = HashMap::new();
     let mut failures: HashMap<&'static str, fn(&anyhow::Error)> = HashMap::new();
     let mut default_success: Option<&'static str> = None;
@@ -128,13 +139,21 @@ pub(crate) fn collect(
     let ours = |handler: &str| handlers.iter().any(|h| h.0 == handler);
     for item in registrations() {
         match item {
-            Registration::Success { handler, callback } if ours(handler) => {
+            Registration::Success {
+                namespace,
+                handler,
+                callback,
+            } if in_namespace(*namespace, wanted) && ours(handler) => {
                 let previous = successes.insert(handler, callback());
                 if previous.is_some() {
                     return Err(duplicate(handler, "success"));
                 }
             }
-            Registration::Failure { handler, callback } if ours(handler) => {
+            Registration::Failure {
+                namespace,
+                handler,
+                callback,
+            } if in_namespace(*namespace, wanted) && ours(handler) => {
                 let previous = failures.insert(handler, *callback);
                 if previous.is_some() {
                     return Err(duplicate(handler, "failure"));

@@ -1,21 +1,26 @@
-//! `#[derive(Event)]`.
+//! `#[derive(Event)]`: an event type and its dispatch key.
 
 use proc_macro2::TokenStream;
 use quote::quote;
 use syn::ext::IdentExt;
-use syn::{DeriveInput, LitStr, parse_quote};
+use syn::{DeriveInput, LitStr, Path, parse_quote};
 
-use crate::path;
+use crate::args::{parse_crate_path, parse_options};
+use crate::diagnostics::Errors;
+use crate::path::Runtime;
 
 /// Options of `#[event(...)]`.
+#[derive(Default)]
 struct EventAttrs {
     name: Option<LitStr>,
+    krate: Option<Path>,
 }
 
 fn parse_attrs(input: &DeriveInput) -> syn::Result<EventAttrs> {
-    let mut attrs = EventAttrs { name: None };
+    let mut attrs = EventAttrs::default();
+    let mut errors = Errors::default();
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("event")) {
-        attr.parse_nested_meta(|meta| {
+        parse_options(attr, &mut errors, |meta| {
             if meta.path.is_ident("name") {
                 let name: LitStr = meta.value()?.parse()?;
                 if attrs.name.is_some() {
@@ -24,12 +29,19 @@ fn parse_attrs(input: &DeriveInput) -> syn::Result<EventAttrs> {
                 check_name(&name)?;
                 attrs.name = Some(name);
                 Ok(())
+            } else if meta.path.is_ident("crate") {
+                let path = parse_crate_path(meta.value()?)?;
+                if attrs.krate.replace(path).is_some() {
+                    return Err(meta.error("duplicate `crate`; give it once"));
+                }
+                Ok(())
             } else {
-                Err(meta.error("unknown `event` option; expected `name = \"...\"`"))
+                Err(meta
+                    .error("unknown `event` option; expected `name = \"...\"` or `crate = path`"))
             }
-        })?;
+        });
     }
-    Ok(attrs)
+    errors.finish().map(|()| attrs)
 }
 
 pub(crate) fn check_name(name: &LitStr) -> syn::Result<()> {
@@ -48,7 +60,9 @@ pub(crate) fn check_name(name: &LitStr) -> syn::Result<()> {
 
 pub(crate) fn expand(mut input: DeriveInput) -> syn::Result<TokenStream> {
     let attrs = parse_attrs(&input)?;
-    let runtime = path::runtime();
+    let runtime = Runtime::new(attrs.krate.as_ref());
+    let public = runtime.public();
+    let private = runtime.private();
     let ident = &input.ident;
     let name = attrs
         .name
@@ -73,14 +87,14 @@ pub(crate) fn expand(mut input: DeriveInput) -> syn::Result<TokenStream> {
     // it also derives `Serialize` and `Deserialize` (a no-op without the
     // facade's `redis` feature). A generic type has no single codec.
     let codec = if input.generics.params.is_empty() {
-        quote!(#runtime::__private::event_codec!(#ident);)
+        quote!(#private::event_codec!(#ident);)
     } else {
         quote!()
     };
 
     Ok(quote! {
         #[automatically_derived]
-        impl #impl_generics #runtime::Event for #ident #ty_generics #where_clause {
+        impl #impl_generics #public::Event for #ident #ty_generics #where_clause {
             const NAME: &'static str = #name;
         }
 

@@ -5,15 +5,17 @@ use proc_macro::TokenStream;
 use syn::{DeriveInput, parse_macro_input};
 
 mod args;
-mod callback;
+mod diagnostics;
 mod event;
-mod handler;
 mod linker;
+mod on;
+mod on_outcome;
 mod path;
 mod signature;
 
 /// Derives `Event`: the event's name (its dispatch key) is the type's
-/// identifier, or `#[event(name = "...")]`.
+/// identifier, or `#[event(name = "...")]`. `#[event(crate = path)]` names the
+/// pyventus crate for a crate that renames the dependency (default `::pyventus`).
 ///
 /// Type parameters are asked to be `Debug + Send + Sync + 'static`, as `Event`
 /// needs.
@@ -47,7 +49,7 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 
 /// Derives `Linker`: the type names a namespace with a linker of its own, which
 /// holds the handlers declared with `linker = ThisType`. Options:
-/// `#[linker(max_subscribers = N, debug = bool, name = "...")]`.
+/// `#[linker(max_subscribers = N, debug = bool, name = "...", crate = path)]`.
 ///
 /// The type gets an inherent `linker()` returning its `EventLinker`.
 ///
@@ -92,8 +94,11 @@ pub fn derive_linker(input: TokenStream) -> TokenStream {
 ///
 /// Arguments: one or more events (a type `OrderCreated`, a name `"GreetEvent"`,
 /// or `...` for every event), then options: `linker = Path` (a
-/// `#[derive(Linker)]` namespace instead of the global linker) and `blocking`
-/// (a synchronous body runs off the async workers: Pyventus's `force_async`).
+/// `#[derive(Linker)]` namespace instead of the global linker), `blocking`
+/// (a synchronous body runs off the async workers: Pyventus's `force_async`)
+/// and `crate = path` (where pyventus is, for a crate that renames the
+/// dependency; every pyventus attribute and derive takes it). All mistakes in
+/// the arguments and the signature are reported together.
 ///
 /// The function stays a plain function, callable and testable. It may be
 /// `async`, and take:
@@ -104,10 +109,12 @@ pub fn derive_linker(input: TokenStream) -> TokenStream {
 /// | one named event | `&T` (or `T`, cloned) for its payload `T`, `&AnyEvent`, or nothing |
 /// | several, or `...` | `&AnyEvent` (or `Arc<AnyEvent>` in an `async fn`), or nothing |
 ///
-/// It returns `()`, a value, or `Result<T, E>` with `E: Into<anyhow::Error>`;
-/// `Ok` values go to its `#[on_success]` callback, errors and panics to its
-/// `#[on_failure]` callback. Its id, for `EventLinker::handler` and workers, is
-/// `module::path::function`.
+/// It returns `()`, a value of any type, or `Result<T, E>` with
+/// `E: Into<anyhow::Error>` under any name (`anyhow::Result<T>`, an alias): the
+/// declared type decides, as for runtime subscription. `Ok` values go to its
+/// `#[on_success]` callback, errors and panics to its `#[on_failure]` callback.
+/// Its id, for `EventLinker::handler` and workers, is `module::path::function`,
+/// and names one handler per linker.
 ///
 /// # Examples
 ///
@@ -149,7 +156,7 @@ pub fn derive_linker(input: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_attribute]
 pub fn on(args: TokenStream, item: TokenStream) -> TokenStream {
-    handler::expand(handler::Kind::On, args.into(), item.into()).into()
+    on::expand(on::Kind::On, args.into(), item.into()).into()
 }
 
 /// Like [`macro@on`], for a one-time subscription: the first emission of one of
@@ -176,7 +183,7 @@ pub fn on(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_attribute]
 pub fn once(args: TokenStream, item: TokenStream) -> TokenStream {
-    handler::expand(handler::Kind::Once, args.into(), item.into()).into()
+    on::expand(on::Kind::Once, args.into(), item.into()).into()
 }
 
 /// A success callback: `#[on_success(handler)]` gets the `Ok` value of the
@@ -185,7 +192,9 @@ pub fn once(args: TokenStream, item: TokenStream) -> TokenStream {
 /// every handler without one, taking `&dyn Any`.
 ///
 /// The callback takes the value by value (checked against the handler's `Ok`
-/// type at compile time), or nothing. It runs synchronously.
+/// type at compile time: `T` for a handler returning `Result<T, E>` under any
+/// name, the returned type itself otherwise), or nothing. It runs synchronously.
+/// It attaches to the handler it names, in that handler's linker.
 ///
 /// # Examples
 ///
@@ -216,7 +225,7 @@ pub fn once(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_attribute]
 pub fn on_success(args: TokenStream, item: TokenStream) -> TokenStream {
-    callback::expand(callback::Outcome::Success, args.into(), item.into()).into()
+    on_outcome::expand(on_outcome::Outcome::Success, args.into(), item.into()).into()
 }
 
 /// A failure callback: `#[on_failure(handler)]` gets the error (or panic) of
@@ -253,5 +262,5 @@ pub fn on_success(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_attribute]
 pub fn on_failure(args: TokenStream, item: TokenStream) -> TokenStream {
-    callback::expand(callback::Outcome::Failure, args.into(), item.into()).into()
+    on_outcome::expand(on_outcome::Outcome::Failure, args.into(), item.into()).into()
 }

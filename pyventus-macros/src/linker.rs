@@ -2,10 +2,11 @@
 
 use proc_macro2::TokenStream;
 use quote::quote;
-use syn::{DeriveInput, LitBool, LitInt, LitStr};
+use syn::{DeriveInput, LitBool, LitInt, LitStr, Path};
 
-use crate::path;
-use crate::signature::Errors;
+use crate::args::{parse_crate_path, parse_options};
+use crate::diagnostics::Errors;
+use crate::path::Runtime;
 
 /// Options of `#[linker(...)]`.
 #[derive(Default)]
@@ -13,13 +14,13 @@ struct LinkerAttrs {
     name: Option<LitStr>,
     max_subscribers: Option<LitInt>,
     debug: Option<LitBool>,
+    krate: Option<Path>,
 }
 
-fn parse_attrs(input: &DeriveInput) -> syn::Result<LinkerAttrs> {
+fn parse_attrs(input: &DeriveInput, errors: &mut Errors) -> LinkerAttrs {
     let mut attrs = LinkerAttrs::default();
-    let mut errors = Errors::default();
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("linker")) {
-        let parsed = attr.parse_nested_meta(|meta| {
+        parse_options(attr, errors, |meta| {
             let duplicate = || meta.error("this option is given twice; give it once");
             if meta.path.is_ident("max_subscribers") {
                 let limit: LitInt = meta.value()?.parse()?;
@@ -42,31 +43,37 @@ fn parse_attrs(input: &DeriveInput) -> syn::Result<LinkerAttrs> {
                 if attrs.name.replace(name).is_some() {
                     return Err(duplicate());
                 }
+            } else if meta.path.is_ident("crate") {
+                let path = parse_crate_path(meta.value()?)?;
+                if attrs.krate.replace(path).is_some() {
+                    return Err(duplicate());
+                }
             } else {
                 return Err(meta.error(
-                    "unknown `linker` option; expected `max_subscribers = N`, `debug = bool` or `name = \"...\"`",
+                    "unknown `linker` option; expected `max_subscribers = N`, `debug = bool`, \
+                     `name = \"...\"` or `crate = path`",
                 ));
             }
             Ok(())
         });
-        if let Err(err) = parsed {
-            errors.push(err);
-        }
     }
-    errors.finish().map(|()| attrs)
+    attrs
 }
 
 pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
+    let mut errors = Errors::default();
     if !input.generics.params.is_empty() {
-        return Err(syn::Error::new_spanned(
+        errors.push(syn::Error::new_spanned(
             &input.generics,
             "a linker namespace cannot be generic: each namespace is one registry; \
              declare one type per namespace",
         ));
     }
-    let attrs = parse_attrs(input)?;
-    let runtime = path::runtime();
-    let private = path::private();
+    let attrs = parse_attrs(input, &mut errors);
+    errors.finish()?;
+    let runtime = Runtime::new(attrs.krate.as_ref());
+    let public = runtime.public();
+    let private = runtime.private();
     let ident = &input.ident;
     let vis = &input.vis;
     let name = attrs
@@ -84,15 +91,15 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
         "The [`EventLinker`]({runtime}::EventLinker) of the `{ident}` namespace, with every \
          link-time handler declared with `linker = {ident}`.\n\n# Panics\n\nOn first use, if \
          those handlers cannot be linked; `<{ident} as Linker>::try_linker()` returns the error instead.",
-        runtime = "::pyventus",
+        runtime = runtime.to_doc_path(),
     );
 
     Ok(quote! {
         #[automatically_derived]
-        impl #runtime::Linker for #ident {
-            fn try_linker() -> ::core::result::Result<#runtime::EventLinker, #runtime::Error> {
+        impl #public::Linker for #ident {
+            fn try_linker() -> ::core::result::Result<#public::EventLinker, #public::Error> {
                 static LINKER: ::std::sync::OnceLock<
-                    ::core::result::Result<#runtime::EventLinker, #runtime::Error>,
+                    ::core::result::Result<#public::EventLinker, #public::Error>,
                 > = ::std::sync::OnceLock::new();
                 #private::namespace_linker::<Self>(&LINKER, #name, #max_subscribers, #debug)
             }
@@ -101,8 +108,8 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
         #[automatically_derived]
         impl #ident {
             #[doc = #doc]
-            #vis fn linker() -> #runtime::EventLinker {
-                <Self as #runtime::Linker>::linker()
+            #vis fn linker() -> #public::EventLinker {
+                <Self as #public::Linker>::linker()
             }
         }
     })

@@ -1,28 +1,11 @@
 //! The signature of a function under a pyventus attribute, parsed into the forms
 //! pyventus knows, with the checks every attribute shares.
 
-use proc_macro2::{Group, Span, TokenStream, TokenTree};
+use proc_macro2::TokenStream;
 use syn::spanned::Spanned;
 use syn::{FnArg, GenericArgument, ItemFn, PathArguments, ReturnType, Type};
 
-/// `tokens` with every token placed at `span`, so the errors the compiler finds
-/// in generated code point at the user's own tokens (`quote_spanned!` spans
-/// only the tokens it writes, not the ones it interpolates).
-pub(crate) fn respan(tokens: TokenStream, span: Span) -> TokenStream {
-    tokens
-        .into_iter()
-        .map(|mut token| {
-            if let TokenTree::Group(group) = &token {
-                let mut inner = Group::new(group.delimiter(), respan(group.stream(), span));
-                inner.set_span(span);
-                token = TokenTree::Group(inner);
-            } else {
-                token.set_span(span);
-            }
-            token
-        })
-        .collect()
-}
+use crate::diagnostics::Errors;
 
 /// What a function's one parameter asks for.
 pub(crate) enum Form {
@@ -45,72 +28,15 @@ pub(crate) struct Param {
     pub(crate) ty: Type,
 }
 
-/// What a function returns.
-// Lives only while one attribute expands; boxing would buy nothing.
-#[allow(clippy::large_enum_variant)]
-pub(crate) enum Output {
-    /// Nothing, or `()`.
-    Unit,
-    /// `Result<T, E>` (any path ending in `Result`, like `anyhow::Result<T>`),
-    /// with its `T` when written out.
-    Result(Type, Option<Type>),
-    /// Any other value.
-    Value(Type),
-}
-
 /// A function under a pyventus attribute, checked.
 pub(crate) struct Signature<'a> {
     pub(crate) func: &'a ItemFn,
     pub(crate) param: Option<Param>,
-    pub(crate) output: Output,
+    /// The declared return type (`()` when none is written); for an `async fn`,
+    /// its future's output. Read at the type level by the generated code, so
+    /// any spelling (`anyhow::Result<T>`, an alias) means what the type is.
+    pub(crate) output: Type,
     pub(crate) is_async: bool,
-}
-
-/// Expands an attribute on a function with `expand`. On error the function is
-/// still emitted beside the error, so the rest of the crate type-checks
-/// (tokio's `entry.rs` does the same). `attr` and `role` name the attribute and
-/// what the function is, for the error on anything that is not a function.
-pub(crate) fn expand_fn(
-    item: TokenStream,
-    attr: &str,
-    role: &str,
-    expand: impl FnOnce(&ItemFn) -> syn::Result<TokenStream>,
-) -> TokenStream {
-    let func: ItemFn = match syn::parse2(item.clone()) {
-        Ok(func) => func,
-        Err(_) => {
-            let err = syn::Error::new(
-                Span::call_site(),
-                format!("`#[{attr}]` goes on a function: {role}"),
-            );
-            return item.into_iter().chain(err.into_compile_error()).collect();
-        }
-    };
-    match expand(&func) {
-        Ok(tokens) => tokens,
-        Err(err) => {
-            let mut tokens = quote::quote!(#func);
-            tokens.extend(err.into_compile_error());
-            tokens
-        }
-    }
-}
-
-/// Collects several errors, so a user fixes them in one round (serde's `Ctxt`).
-#[derive(Default)]
-pub(crate) struct Errors(Option<syn::Error>);
-
-impl Errors {
-    pub(crate) fn push(&mut self, err: syn::Error) {
-        match &mut self.0 {
-            Some(all) => all.combine(err),
-            None => self.0 = Some(err),
-        }
-    }
-
-    pub(crate) fn finish(self) -> syn::Result<()> {
-        self.0.map_or(Ok(()), Err)
-    }
 }
 
 /// The last segment of a type path, if the type is a path.
@@ -162,34 +88,19 @@ fn parse_param(ty: &Type) -> syn::Result<Form> {
     Ok(Form::Value(ty.clone()))
 }
 
-/// `Result<T, ..>`'s `T`.
-fn ok_of(ty: &Type) -> Option<Type> {
-    let PathArguments::AngleBracketed(args) = &last_segment(ty)?.arguments else {
-        return None;
-    };
-    match args.args.first() {
-        Some(GenericArgument::Type(ok)) => Some(ok.clone()),
-        _ => None,
-    }
-}
-
-fn parse_output(output: &ReturnType) -> Output {
+fn parse_output(output: &ReturnType) -> Type {
     match output {
-        ReturnType::Default => Output::Unit,
-        ReturnType::Type(_, ty) => match &**ty {
-            Type::Tuple(tuple) if tuple.elems.is_empty() => Output::Unit,
-            ty if is_named(ty, "Result") => Output::Result(ty.clone(), ok_of(ty)),
-            ty => Output::Value(ty.clone()),
-        },
+        ReturnType::Default => syn::parse_quote!(()),
+        ReturnType::Type(_, ty) => (**ty).clone(),
     }
 }
 
 impl<'a> Signature<'a> {
-    /// Parses `func`, reporting every shape pyventus cannot call. `what` names
-    /// the function's role in messages ("a handler", "a success callback").
-    pub(crate) fn parse(func: &'a ItemFn, what: &str) -> syn::Result<Self> {
+    /// Parses `func`, reporting to `errors` every shape pyventus cannot call
+    /// (a parameter it cannot read is left out). `what` names the function's
+    /// role in messages ("a handler", "a success callback").
+    pub(crate) fn parse(func: &'a ItemFn, what: &str, errors: &mut Errors) -> Self {
         let sig = &func.sig;
-        let mut errors = Errors::default();
         if let Some(unsafety) = &sig.unsafety {
             errors.push(syn::Error::new_spanned(
                 unsafety,
@@ -233,25 +144,23 @@ impl<'a> Signature<'a> {
                     input,
                     format!("{what} takes at most one parameter; remove this one"),
                 )),
-                FnArg::Typed(typed) => match parse_param(&typed.ty) {
-                    Ok(form) => {
-                        typed_params += 1;
+                FnArg::Typed(typed) => {
+                    typed_params += 1;
+                    if let Some(form) = errors.check(parse_param(&typed.ty)) {
                         param = Some(Param {
                             form,
                             ty: (*typed.ty).clone(),
                         });
                     }
-                    Err(err) => errors.push(err),
-                },
+                }
             }
         }
-        errors.finish()?;
-        Ok(Signature {
+        Signature {
             func,
             param,
             output: parse_output(&sig.output),
             is_async: sig.asyncness.is_some(),
-        })
+        }
     }
 }
 

@@ -4,12 +4,13 @@
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{ItemFn, Path};
+use syn::{ItemFn, Path, Type};
 
 use crate::args::CallbackArgs;
-use crate::handler::info_ident;
-use crate::path;
-use crate::signature::{Form, Signature, expand_fn, respan};
+use crate::diagnostics::{Errors, expand_fn, respan};
+use crate::on::info_ident;
+use crate::path::Runtime;
+use crate::signature::{Form, Signature};
 
 /// Which attribute.
 #[derive(Clone, Copy)]
@@ -43,10 +44,12 @@ pub(crate) fn expand(outcome: Outcome, args: TokenStream, item: TokenStream) -> 
 }
 
 fn expand_callback(outcome: Outcome, args: TokenStream, func: &ItemFn) -> syn::Result<TokenStream> {
-    let args: CallbackArgs = syn::parse2(args)?;
-    let sig = Signature::parse(func, outcome.role())?;
+    // Every mistake of the attribute and the signature, in one compile.
+    let mut errors = Errors::default();
+    let args = CallbackArgs::parse(args, &mut errors);
+    let sig = Signature::parse(func, outcome.role(), &mut errors);
     if let Some(asyncness) = &func.sig.asyncness {
-        return Err(syn::Error::new_spanned(
+        errors.push(syn::Error::new_spanned(
             asyncness,
             format!(
                 "{} runs synchronously, right after its handler; remove `async` \
@@ -55,10 +58,17 @@ fn expand_callback(outcome: Outcome, args: TokenStream, func: &ItemFn) -> syn::R
             ),
         ));
     }
-    check_param(outcome, &sig, matches!(args, CallbackArgs::Default { .. }))?;
-    let registration = match args {
-        CallbackArgs::Of(handler) => of_handler(outcome, &sig, &handler),
-        CallbackArgs::Default { linker } => default_of(outcome, &sig, linker.as_ref()),
+    if !args.bad_handler
+        && let Err(err) = check_param(outcome, &sig, args.handler.is_none())
+    {
+        errors.push(err);
+    }
+    errors.finish()?;
+
+    let runtime = Runtime::new(args.krate.as_ref());
+    let registration = match &args.handler {
+        Some(handler) => of_handler(outcome, &sig, handler, &runtime),
+        None => default_of(outcome, &sig, args.linker.as_ref(), &runtime),
     };
     let func = sig.emit();
     Ok(quote! {
@@ -113,26 +123,47 @@ fn info_path(handler: &Path) -> Path {
     info
 }
 
-fn of_handler(outcome: Outcome, sig: &Signature<'_>, handler: &Path) -> TokenStream {
-    let private = path::private();
+fn of_handler(
+    outcome: Outcome,
+    sig: &Signature<'_>,
+    handler: &Path,
+    runtime: &Runtime,
+) -> TokenStream {
+    let private = runtime.private();
     let info = info_path(handler);
     let info = quote_spanned!(handler.span()=> <#info as #private::HandlerInfo>);
     match outcome {
         Outcome::Success => {
-            let closure = if sig.param.is_some() {
-                let called = call(sig, quote!(__value));
-                quote!(|__value: #info::Ok| { let _ = #called; })
+            let callback = if let Some(param) = &sig.param {
+                // The closure's parameter is the handler's `Ok` type (read off
+                // its declared return type, as `#[on]` does); `success_value`
+                // checks it is the type the callback takes, at its parameter.
+                let ty = match &param.ty {
+                    // Generic: whatever the `Ok` type is.
+                    Type::ImplTrait(_) => quote!(_),
+                    ty => quote!(#ty),
+                };
+                let called = call(sig, quote!(#private::success_value::<_, #ty>(__value)));
+                quote! {
+                    (&&&#private::OutputProbe::<#info::Output>::new())
+                        .output_kind()
+                        .success(|__value| { let _ = #called; })
+                }
             } else {
                 let called = call(sig, quote!());
-                quote!(|| { let _ = #called; })
+                quote!(#private::success_callback(|| { let _ = #called; }))
             };
             quote! {
+                #[allow(unused_imports)]
+                use #private::{ViaHandlerOutput as _, ViaResult as _, ViaValue as _};
+
                 fn __pyventus_success() -> #private::SuccessCallback {
-                    #private::success_callback(#closure)
+                    #callback
                 }
 
                 #private::inventory::submit! {
                     #private::Registration::Success {
+                        namespace: #info::NAMESPACE,
                         handler: #info::ID,
                         callback: __pyventus_success,
                     }
@@ -148,6 +179,7 @@ fn of_handler(outcome: Outcome, sig: &Signature<'_>, handler: &Path) -> TokenStr
 
                 #private::inventory::submit! {
                     #private::Registration::Failure {
+                        namespace: #info::NAMESPACE,
                         handler: #info::ID,
                         callback: __pyventus_failure,
                     }
@@ -157,8 +189,13 @@ fn of_handler(outcome: Outcome, sig: &Signature<'_>, handler: &Path) -> TokenStr
     }
 }
 
-fn default_of(outcome: Outcome, sig: &Signature<'_>, linker: Option<&Path>) -> TokenStream {
-    let private = path::private();
+fn default_of(
+    outcome: Outcome,
+    sig: &Signature<'_>,
+    linker: Option<&Path>,
+    runtime: &Runtime,
+) -> TokenStream {
+    let private = runtime.private();
     let ident = &sig.func.sig.ident;
     let namespace = match linker {
         Some(linker) => {

@@ -1,13 +1,14 @@
 //! `#[on(...)]` and `#[once(...)]`: a function linked to events at link time.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Ident, ItemFn, Type};
 
 use crate::args::{EventArg, HandlerArgs};
-use crate::path;
-use crate::signature::{Form, Output, Signature, expand_fn, respan};
+use crate::diagnostics::{Errors, expand_fn, respan};
+use crate::path::Runtime;
+use crate::signature::{Form, Signature};
 
 /// Which attribute: a regular or a one-time subscription.
 #[derive(Clone, Copy)]
@@ -26,7 +27,7 @@ impl Kind {
 }
 
 /// What the handler's events make of its parameter.
-enum Subscription<'a> {
+enum EventShape<'a> {
     /// One typed event.
     Typed(&'a Type),
     /// One named event.
@@ -48,44 +49,68 @@ pub(crate) fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenS
     })
 }
 
+/// What the generated code needs besides the signature.
+struct Generated {
+    runtime: Runtime,
+    /// `<__pyventus_handler_x as HandlerInfo>`.
+    info: TokenStream,
+    /// Where errors about the return type point.
+    output_span: Span,
+}
+
 fn expand_handler(kind: Kind, args: TokenStream, func: &ItemFn) -> syn::Result<TokenStream> {
     let attr_span = if args.is_empty() {
         func.sig.ident.span()
     } else {
         args.span()
     };
-    let args: HandlerArgs = syn::parse2(args)?;
-    args.check(attr_span, kind.attr())?;
-    let sig = Signature::parse(func, "a handler")?;
-    let subscription = match args.events.as_slice() {
-        [EventArg::Typed(ty)] => Subscription::Typed(ty),
-        [EventArg::Named(_)] => Subscription::Named,
-        _ => Subscription::Many,
+    // Every mistake of the attribute and the signature, in one compile.
+    let mut errors = Errors::default();
+    let args = HandlerArgs::parse(args, &mut errors);
+    args.check(attr_span, kind.attr(), &mut errors);
+    let sig = Signature::parse(func, "a handler", &mut errors);
+    let shape = match args.events.as_slice() {
+        [EventArg::Typed(ty)] => EventShape::Typed(ty),
+        [EventArg::Named(_)] => EventShape::Named,
+        _ => EventShape::Many,
     };
-    check_param(&sig, &subscription)?;
+    if let Err(err) = check_param(&sig, &shape) {
+        errors.push(err);
+    }
+    errors.finish()?;
 
-    let runtime = path::runtime();
-    let private = path::private();
+    let runtime = Runtime::new(args.krate.as_ref());
+    let public = runtime.public();
+    let private = runtime.private();
     let ident = &func.sig.ident;
     let vis = &func.vis;
     let info = info_ident(ident);
-    let ok_type = ok_type(&sig.output);
+    let output = &sig.output;
     let keys = args.events.iter().map(|event| match event {
-        EventArg::Typed(ty) => quote_spanned!(ty.span()=> #runtime::EventKey::of::<#ty>()),
-        EventArg::Named(name) => quote!(#runtime::EventKey::named(#name)),
-        EventArg::Any(_) => quote!(#runtime::EventKey::any()),
+        EventArg::Typed(ty) => quote_spanned!(ty.span()=> #public::EventKey::of::<#ty>()),
+        EventArg::Named(name) => quote!(#public::EventKey::named(#name)),
+        EventArg::Any(_) => quote!(#public::EventKey::any()),
     });
-    let callback = if sig.is_async {
-        async_callback(&sig, &subscription)
-    } else {
-        sync_callback(&sig, &subscription)
-    };
     let namespace = match &args.linker {
         Some(linker) => {
             quote_spanned!(linker.span()=> ::core::option::Option::Some(#private::namespace::<#linker>))
         }
         None => quote!(::core::option::Option::None),
     };
+    let generated = Generated {
+        info: quote!(<#info as #private::HandlerInfo>),
+        output_span: match &func.sig.output {
+            syn::ReturnType::Default => Span::call_site(),
+            syn::ReturnType::Type(_, ty) => ty.span(),
+        },
+        runtime,
+    };
+    let callback = if sig.is_async {
+        async_callback(&sig, &shape, &generated)
+    } else {
+        sync_callback(&sig, &shape, &generated)
+    };
+    let info_of = &generated.info;
     let once = matches!(kind, Kind::Once);
     let blocking = args.blocking.is_some();
 
@@ -100,11 +125,16 @@ fn expand_handler(kind: Kind, args: TokenStream, func: &ItemFn) -> syn::Result<T
         #[automatically_derived]
         impl #private::HandlerInfo for #info {
             const ID: &'static str = ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident));
-            type Ok = #ok_type;
+            const NAMESPACE: ::core::option::Option<fn() -> ::core::any::TypeId> = #namespace;
+            type Output = #output;
         }
 
         const _: () = {
-            fn __pyventus_keys() -> ::std::vec::Vec<#runtime::EventKey> {
+            // Autoref specialization reads the return type; one of the three applies.
+            #[allow(unused_imports)]
+            use #private::{ViaHandlerOutput as _, ViaResult as _, ViaValue as _};
+
+            fn __pyventus_keys() -> ::std::vec::Vec<#public::EventKey> {
                 ::std::vec![#(#keys),*]
             }
 
@@ -114,8 +144,8 @@ fn expand_handler(kind: Kind, args: TokenStream, func: &ItemFn) -> syn::Result<T
 
             #private::inventory::submit! {
                 #private::Registration::Handler {
-                    namespace: #namespace,
-                    id: <#info as #private::HandlerInfo>::ID,
+                    namespace: #info_of::NAMESPACE,
+                    id: #info_of::ID,
                     keys: __pyventus_keys,
                     once: #once,
                     blocking: #blocking,
@@ -126,49 +156,37 @@ fn expand_handler(kind: Kind, args: TokenStream, func: &ItemFn) -> syn::Result<T
     })
 }
 
-/// The parameter forms each subscription allows.
-fn check_param(sig: &Signature<'_>, subscription: &Subscription<'_>) -> syn::Result<()> {
+/// The parameter forms each event shape allows.
+fn check_param(sig: &Signature<'_>, shape: &EventShape<'_>) -> syn::Result<()> {
     let Some(param) = &sig.param else {
         return Ok(());
     };
     let error = |message: &str| Err(syn::Error::new_spanned(&param.ty, message));
-    match (&param.form, subscription, sig.is_async) {
+    match (&param.form, shape, sig.is_async) {
         (Form::AnyShared, _, false) => error(
             "a synchronous handler borrows the event: take `&AnyEvent` (`Arc<AnyEvent>` is for `async fn`)",
         ),
-        (Form::Ref(_) | Form::Value(_) | Form::Shared(_), Subscription::Many, _) => error(
+        (Form::Ref(_) | Form::Value(_) | Form::Shared(_), EventShape::Many, _) => error(
             "a handler of several events, or of the global event, cannot know the event's type: \
              take `&AnyEvent` and downcast it (`e.downcast_ref::<T>()`), or nothing",
         ),
-        (Form::Shared(_), Subscription::Named, _) => {
+        (Form::Shared(_), EventShape::Named, _) => {
             error("a named event's payload is lent to its handlers: take `&T` (or `T`, cloned)")
         }
         _ => Ok(()),
     }
 }
 
-/// The type the handler hands its success callback.
-fn ok_type(output: &Output) -> TokenStream {
-    let runtime = path::runtime();
-    match output {
-        Output::Unit => quote!(()),
-        // Read off the type as written where possible: the callback's own bounds
-        // then report a bad error type once, at the return type.
-        Output::Result(_, Some(ok)) => quote!(#ok),
-        Output::Result(ty, None) => {
-            quote_spanned!(ty.span()=> <#ty as #runtime::HandlerOutput>::Ok)
-        }
-        Output::Value(ty) => quote!(#ty),
-    }
-}
-
-/// `call`, made a result pyventus understands: plain values become
-/// `Ok::<_, Infallible>(value)`.
-fn wrap_output(output: &Output, call: TokenStream) -> TokenStream {
-    match output {
-        Output::Unit | Output::Result(..) => call,
-        Output::Value(_) => {
-            quote!(::core::result::Result::Ok::<_, ::core::convert::Infallible>(#call))
+impl Generated {
+    /// `returned` (what the handler returned) made a `HandlerOutput`, decided by
+    /// its declared type: a `Result` (whatever its spelling) or another
+    /// `HandlerOutput` as it is, any other type as a success. Spanned at the
+    /// return type, where an error type that is not an error is reported.
+    fn read_output(&self, returned: &TokenStream) -> TokenStream {
+        let private = self.runtime.private();
+        let info = &self.info;
+        quote_spanned! {self.output_span=>
+            (&&&#private::OutputProbe::<#info::Output>::new()).output_kind().read(#returned)
         }
     }
 }
@@ -186,44 +204,49 @@ fn call(sig: &Signature<'_>, arg: Option<TokenStream>) -> TokenStream {
     }
 }
 
-fn sync_callback(sig: &Signature<'_>, subscription: &Subscription<'_>) -> TokenStream {
-    let runtime = path::runtime();
-    let private = path::private();
+fn sync_callback(
+    sig: &Signature<'_>,
+    shape: &EventShape<'_>,
+    generated: &Generated,
+) -> TokenStream {
+    let public = generated.runtime.public();
+    let private = generated.runtime.private();
     let clone = quote!(::core::clone::Clone::clone);
-    let (constructor, closure) = match (&sig.param, subscription) {
-        (None, _) => {
-            let body = wrap_output(&sig.output, call(sig, None));
-            (quote!(any_callback), quote!(|_: &#runtime::AnyEvent| #body))
+    let body = |arg: Option<TokenStream>| generated.read_output(&call(sig, arg));
+    let (constructor, closure) = match &sig.param {
+        None => {
+            let body = body(None);
+            (quote!(any_callback), quote!(|_: &#public::AnyEvent| #body))
         }
-        (Some(param), subscription) => {
-            let event = match (&param.form, subscription) {
-                (Form::Ref(ty) | Form::Value(ty) | Form::Shared(ty), Subscription::Named) => {
+        Some(param) => {
+            let event = match (&param.form, shape) {
+                (Form::Ref(ty) | Form::Value(ty) | Form::Shared(ty), EventShape::Named) => {
                     ty.clone()
                 }
-                (_, Subscription::Typed(event)) => (*event).clone(),
-                _ => syn::parse_quote!(#runtime::AnyEvent),
+                (_, EventShape::Typed(event)) => (*event).clone(),
+                _ => syn::parse_quote!(#public::AnyEvent),
             };
             match &param.form {
                 Form::Ref(_) => {
-                    let body = wrap_output(&sig.output, call(sig, Some(quote!(__e))));
+                    let body = body(Some(quote!(__e)));
                     (quote!(typed_callback), quote!(|__e: &#event| #body))
                 }
                 Form::Value(_) => {
-                    let body = wrap_output(&sig.output, call(sig, Some(quote!(#clone(__e)))));
+                    let body = body(Some(quote!(#clone(__e))));
                     (quote!(typed_callback), quote!(|__e: &#event| #body))
                 }
                 Form::Shared(_) => {
-                    let body = wrap_output(&sig.output, call(sig, Some(quote!(__e))));
+                    let body = body(Some(quote!(__e)));
                     (
                         quote!(shared_callback),
                         quote!(|__e: ::std::sync::Arc<#event>| #body),
                     )
                 }
                 Form::AnyRef | Form::AnyShared => {
-                    let body = wrap_output(&sig.output, call(sig, Some(quote!(__e))));
+                    let body = body(Some(quote!(__e)));
                     (
                         quote!(any_callback),
-                        quote!(|__e: &#runtime::AnyEvent| #body),
+                        quote!(|__e: &#public::AnyEvent| #body),
                     )
                 }
             }
@@ -232,23 +255,27 @@ fn sync_callback(sig: &Signature<'_>, subscription: &Subscription<'_>) -> TokenS
     quote!(#private::#constructor(#closure))
 }
 
-fn async_callback(sig: &Signature<'_>, subscription: &Subscription<'_>) -> TokenStream {
-    let runtime = path::runtime();
-    let private = path::private();
+fn async_callback(
+    sig: &Signature<'_>,
+    shape: &EventShape<'_>,
+    generated: &Generated,
+) -> TokenStream {
+    let public = generated.runtime.public();
+    let private = generated.runtime.private();
     let clone = quote!(::core::clone::Clone::clone);
     let settle = |arg: Option<TokenStream>| {
         let called = call(sig, arg);
-        let result = wrap_output(&sig.output, quote!(#called.await));
+        let result = generated.read_output(&quote!(#called.await));
         quote!(#private::outcome(#result))
     };
     let body = match &sig.param {
         None => settle(None),
         Some(param) => {
-            let payload = match (&param.form, subscription) {
-                (Form::Ref(ty) | Form::Value(ty) | Form::Shared(ty), Subscription::Named) => {
+            let payload = match (&param.form, shape) {
+                (Form::Ref(ty) | Form::Value(ty) | Form::Shared(ty), EventShape::Named) => {
                     Some(ty.clone())
                 }
-                (Form::Ref(_) | Form::Value(_) | Form::Shared(_), Subscription::Typed(event)) => {
+                (Form::Ref(_) | Form::Value(_) | Form::Shared(_), EventShape::Typed(event)) => {
                     Some((*event).clone())
                 }
                 _ => None,
@@ -283,6 +310,6 @@ fn async_callback(sig: &Signature<'_>, subscription: &Subscription<'_>) -> Token
         }
     };
     quote! {
-        #private::async_fn_callback(|__ev: ::std::sync::Arc<#runtime::AnyEvent>| async move { #body })
+        #private::async_fn_callback(|__ev: ::std::sync::Arc<#public::AnyEvent>| async move { #body })
     }
 }

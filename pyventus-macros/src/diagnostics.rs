@@ -1,0 +1,77 @@
+//! Diagnostics shared by every macro: collecting several errors, placing
+//! generated tokens at the user's own, and emitting the user's item on error.
+
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
+use syn::ItemFn;
+
+/// Collects several errors, so a user fixes them in one round (serde's `Ctxt`).
+#[derive(Default)]
+pub(crate) struct Errors(Option<syn::Error>);
+
+impl Errors {
+    pub(crate) fn push(&mut self, err: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(err),
+            None => self.0 = Some(err),
+        }
+    }
+
+    /// Records the error of `result`, if any, and hands back its value.
+    pub(crate) fn check<T>(&mut self, result: syn::Result<T>) -> Option<T> {
+        result.map_err(|err| self.push(err)).ok()
+    }
+
+    /// Every error collected, as one (syn prints each at its own span).
+    pub(crate) fn finish(self) -> syn::Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+/// `tokens` with every token placed at `span`, so the errors the compiler finds
+/// in generated code point at the user's own tokens (`quote_spanned!` spans
+/// only the tokens it writes, not the ones it interpolates).
+pub(crate) fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut token| {
+            if let TokenTree::Group(group) = &token {
+                let mut inner = Group::new(group.delimiter(), respan(group.stream(), span));
+                inner.set_span(span);
+                token = TokenTree::Group(inner);
+            } else {
+                token.set_span(span);
+            }
+            token
+        })
+        .collect()
+}
+
+/// Expands an attribute on a function with `expand`. On error the function is
+/// still emitted beside the error, so the rest of the crate type-checks
+/// (tokio's `entry.rs` does the same). `attr` and `role` name the attribute and
+/// what the function is, for the error on anything that is not a function.
+pub(crate) fn expand_fn(
+    item: TokenStream,
+    attr: &str,
+    role: &str,
+    expand: impl FnOnce(&ItemFn) -> syn::Result<TokenStream>,
+) -> TokenStream {
+    let func: ItemFn = match syn::parse2(item.clone()) {
+        Ok(func) => func,
+        Err(_) => {
+            let err = syn::Error::new(
+                Span::call_site(),
+                format!("`#[{attr}]` goes on a function: {role}"),
+            );
+            return item.into_iter().chain(err.into_compile_error()).collect();
+        }
+    };
+    match expand(&func) {
+        Ok(tokens) => tokens,
+        Err(err) => {
+            let mut tokens = quote::quote!(#func);
+            tokens.extend(err.into_compile_error());
+            tokens
+        }
+    }
+}
