@@ -94,29 +94,31 @@ impl Subscribers {
         if route.all_plain() {
             return Subscribers::Lists(route.entry.cloned(), route.global.cloned());
         }
-        let capacity =
-            route.entry.map_or(0, |e| e.subs.len()) + route.global.map_or(0, |g| g.subs.len());
+        let capacity = route.entry.map_or(0, |e| e.len()) + route.global.map_or(0, |g| g.len());
         let mut selected = Vec::with_capacity(capacity);
         select(registry, route, |sub| selected.push(sub.clone()));
         Subscribers::Selected(selected)
     }
 
-    fn as_slices(&self) -> [&[Arc<SubscriberInner>]; 2] {
-        match self {
-            Subscribers::Lists(entry, global) => [
-                entry.as_ref().map_or(&[][..], |e| &e.subs),
-                global.as_ref().map_or(&[][..], |g| &g.subs),
-            ],
-            Subscribers::Selected(selected) => [selected, &[]],
-        }
-    }
-
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<SubscriberInner>> {
-        self.as_slices().into_iter().flatten()
+        let (entry, global, selected) = match self {
+            Subscribers::Lists(entry, global) => (entry.as_deref(), global.as_deref(), &[][..]),
+            Subscribers::Selected(selected) => (None, None, &selected[..]),
+        };
+        entry
+            .into_iter()
+            .flat_map(Entry::iter)
+            .chain(global.into_iter().flat_map(Entry::iter))
+            .chain(selected)
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.as_slices().iter().map(|s| s.len()).sum()
+        match self {
+            Subscribers::Lists(entry, global) => {
+                entry.as_ref().map_or(0, |e| e.len()) + global.as_ref().map_or(0, |g| g.len())
+            }
+            Subscribers::Selected(selected) => selected.len(),
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -366,13 +368,7 @@ impl EventEmission {
     }
 
     fn delivery(&self) -> Delivery<'_> {
-        Delivery::shared(
-            &self.event,
-            &self.registry.defaults,
-            &self.registry.name,
-            self.id,
-            self.debug,
-        )
+        Delivery::shared(&self.event, &self.registry.settings, self.id, self.debug)
     }
 
     /// What running one subscriber away from the emission needs.
@@ -605,8 +601,7 @@ impl Job {
     fn delivery(&self) -> Delivery<'_> {
         Delivery::shared(
             &self.event,
-            &self.registry.defaults,
-            &self.registry.name,
+            &self.registry.settings,
             self.emission,
             self.debug,
         )
@@ -671,10 +666,10 @@ pub(crate) fn select(
         f(sub);
     };
     if let Some(entry) = route.entry {
-        entry.subs.iter().for_each(&mut visit);
+        entry.iter().for_each(&mut visit);
     }
     if let Some(global) = route.global {
-        for sub in &global.subs {
+        for sub in global.iter() {
             if sub.global_and_more && route.entry.is_some_and(|e| e.contains(sub.id())) {
                 continue;
             }

@@ -5,12 +5,12 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::any_event::{EventObject, Named};
 use crate::emission::{Subscribers, select};
-use crate::erased::Lane;
-use crate::event::{EventObject, Named};
 use crate::key::{KeyHash, TypeInfo, check_event_name, hash_name};
+use crate::lane::{self, Found, Lane, LaneSlot, Lookup};
 use crate::record::SubscriberInner;
-use crate::registry::{Entry, Registry, Route};
+use crate::registry::{Entry, Registry, Route, Snapshot};
 use crate::workflow::{Delivery, Run};
 use crate::{
     AnyEvent, Completion, Error, Event, EventEmission, EventLinker, InlineProcessingService,
@@ -183,6 +183,26 @@ impl EventEmitter {
         if E::NAME.is_empty() {
             return Err(Error::EmptyEventName);
         }
+        let inner = &*self.inner;
+        if inner.borrow_fast_path {
+            let registry = &*inner.linker.registry;
+            let ran = match E::__pyventus_lane_slot() {
+                Some(slot) => {
+                    let delivery = || Delivery::borrowed(&event, &registry.settings);
+                    match lane::run_cached(slot, registry.generation(), &event, delivery) {
+                        Lookup::Ran => true,
+                        Lookup::General => false,
+                        Lookup::Miss => fill_lane(registry, slot, &event),
+                    }
+                }
+                None => registry.with_snapshot(|snapshot| {
+                    run_lane(registry, snapshot, &event, KeyHash::<E>::HASH)
+                }),
+            };
+            if ran {
+                return Ok(());
+            }
+        }
         self.emit_object(event, KeyHash::<E>::HASH, Claim::Typed, false)
             .map(drop)
     }
@@ -258,9 +278,11 @@ impl EventEmitter {
         }
     }
 
-    /// Emits; with `wait`, returns the emission's completion (`None` when there
-    /// was nothing to run).
-    #[inline]
+    /// Emits (every emission the typed lane did not take): resolves its route,
+    /// runs it on the borrowed event where it can, builds an emission otherwise.
+    /// With `wait`, returns the emission's completion (`None` when there was
+    /// nothing to run).
+    #[inline(never)]
     fn emit_object<O: EventObject>(
         &self,
         event: O,
@@ -268,13 +290,23 @@ impl EventEmitter {
         claim: Claim,
         wait: bool,
     ) -> Result<Option<Completion>, Error> {
+        let registry = &*self.inner.linker.registry;
+        registry.with_snapshot(move |snapshot| self.emit_route(snapshot, event, hash, claim, wait))
+    }
+
+    fn emit_route<O: EventObject>(
+        &self,
+        snapshot: &Snapshot,
+        event: O,
+        hash: u64,
+        claim: Claim,
+        wait: bool,
+    ) -> Result<Option<Completion>, Error> {
         let inner = &*self.inner;
         let registry = &*inner.linker.registry;
-        let snapshot = registry.load();
         let route = snapshot
             .lookup(event.name(), hash, event.payload().type_id())
             .map_err(|owner| claim_error(owner, &event, claim))?;
-
         if inner.borrow_fast_path && !wait && borrow_only(route.entry) && borrow_only(route.global)
         {
             run_borrowed(registry, &event, route);
@@ -312,7 +344,7 @@ impl EventEmitter {
                 emission = emission.id(),
                 event = emission.event_name(),
                 subscribers = emission.subscriber_count(),
-                linker = %registry.name,
+                linker = %registry.name(),
                 "emitting"
             );
         }
@@ -321,11 +353,72 @@ impl EventEmitter {
     }
 }
 
+/// Reads what the current snapshot holds for `E` into this thread's lane cache,
+/// then runs the emission as [`run_lane`] would: whether it ran.
+#[cold]
+#[inline(never)]
+fn fill_lane<E: Event>(
+    registry: &Registry,
+    slot: &'static std::thread::LocalKey<LaneSlot<E>>,
+    event: &E,
+) -> bool {
+    registry.with_snapshot(|snapshot| {
+        let found = if snapshot.has_global() {
+            Found::General
+        } else {
+            match snapshot.find(E::NAME, KeyHash::<E>::HASH) {
+                None => Found::Nothing,
+                Some(entry) if entry.plain => entry
+                    .lane
+                    .clone()
+                    .and_then(|lane| lane.downcast::<Lane<E>>().ok())
+                    .map_or(Found::General, Found::Lane),
+                Some(_) => Found::General,
+            }
+        };
+        lane::remember(slot, snapshot.generation, found);
+        run_lane(registry, snapshot, event, KeyHash::<E>::HASH)
+    })
+}
+
+/// The fastest path, for an inline emitter: an event with no subscribers, or
+/// whose subscribers are all synchronous callbacks of its type (and nothing
+/// subscribes to the global event), runs here with one downcast per emission.
+/// Returns whether it ran; `false` leaves everything to the general path.
+#[inline]
+fn run_lane<O: EventObject>(
+    registry: &Registry,
+    snapshot: &Snapshot,
+    event: &O,
+    hash: u64,
+) -> bool {
+    if snapshot.has_global() {
+        return false;
+    }
+    let Some(entry) = snapshot.find(event.name(), hash) else {
+        return true;
+    };
+    if !entry.plain {
+        return false;
+    }
+    match entry
+        .lane
+        .as_ref()
+        .and_then(|lane| lane.downcast_ref::<Lane<O>>())
+    {
+        Some(lane) => {
+            lane.run(event, &Delivery::borrowed(event, &registry.settings));
+            true
+        }
+        None => false,
+    }
+}
+
 /// The inline fast path: runs synchronous subscribers on the caller's borrowed
 /// event, with no emission, no allocation and no lock.
 #[inline]
 fn run_borrowed<O: EventObject>(registry: &Registry, event: &O, route: Route<'_>) {
-    let delivery = Delivery::borrowed(event, &registry.defaults, &registry.name);
+    let delivery = Delivery::borrowed(event, &registry.settings);
     let run = |sub: &Arc<SubscriberInner>| {
         // Failures were handed to the callbacks; nobody here needs them back.
         let _ = sub.callback.run_sync(Run::new(&sub.workflow, &delivery));
@@ -338,11 +431,11 @@ fn run_borrowed<O: EventObject>(registry: &Registry, event: &O, route: Route<'_>
                 .and_then(|lane| lane.downcast_ref::<Lane<O>>())
             {
                 Some(lane) => lane.run(event, &delivery),
-                None => entry.subs.iter().for_each(run),
+                None => entry.iter().for_each(run),
             }
         }
         if let Some(global) = route.global {
-            global.subs.iter().for_each(run);
+            global.iter().for_each(run);
         }
     } else {
         select(registry, route, run);

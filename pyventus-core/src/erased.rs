@@ -13,8 +13,9 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use crate::AnyEvent;
+use crate::lane::{Call, ErasedLane, Lane, TypedFn, UnitFn};
 use crate::output::HandlerOutput;
-use crate::workflow::{Delivery, Outcome, Run, Settled, Workflow};
+use crate::workflow::{Outcome, Run, Settled, Workflow};
 
 type SyncFn = dyn Fn(Run<'_>) -> Settled + Send + Sync;
 type AsyncFn = dyn Fn(Arc<AnyEvent>) -> BoxFuture<'static, Outcome> + Send + Sync;
@@ -35,34 +36,48 @@ pub enum EventCallback {
 }
 
 impl EventCallback {
-    /// A synchronous callback of the typed event `E`.
-    pub(crate) fn typed<E: Any + Send + Sync>(
-        f: impl Fn(&E, Run<'_>) -> Settled + Send + Sync + 'static,
-    ) -> Self {
-        let typed = Arc::new(TypedFn::<E>(Box::new(f)));
-        let erased = typed.clone();
+    /// A synchronous callback of the typed event `E`, as a lane calls it.
+    fn typed<E: Any + Send + Sync>(call: Call<E>) -> Self {
+        let erased = call.clone();
         EventCallback::Typed(
             Box::new(
-                move |run: Run<'_>| match run.delivery.payload.downcast_ref::<E>() {
-                    Some(event) => (erased.0)(event, run),
+                move |run: Run<'_>| match run.delivery.payload().downcast_ref::<E>() {
+                    Some(event) => erased.call(event, run),
                     None => Err(run.fail(mismatch::<E>(run.delivery.event))),
                 },
             ),
             TypedCallback {
                 type_id: TypeId::of::<E>(),
-                call: typed,
+                call: Box::new(call),
                 lane: Lane::<E>::build,
+                push: Lane::<E>::pushed,
             },
         )
     }
 
-    /// A handler taking `&E`, for the typed event (or named payload) `E`.
+    /// The typed callback, erased, for a lane to take.
+    pub(crate) fn typed_call(&self) -> Option<&(dyn Any + Send + Sync)> {
+        match self {
+            EventCallback::Typed(_, typed) => Some(&*typed.call),
+            _ => None,
+        }
+    }
+
+    /// A handler taking `&E`, for the typed event (or named payload) `E`. One
+    /// that returns `()` is called by lanes directly (nothing to settle but a
+    /// panic), any other through its workflow.
     pub(crate) fn from_ref<E, R>(f: impl Fn(&E) -> R + Send + Sync + 'static) -> Self
     where
         E: Any + Send + Sync,
         R: HandlerOutput,
     {
-        EventCallback::typed(move |event: &E, run: Run<'_>| run.deliver(|| f(event)))
+        if TypeId::of::<R>() == TypeId::of::<()>() {
+            // `R` is `()`: dropping the result drops nothing.
+            let unit = move |event: &E| drop(f(event));
+            return EventCallback::typed(Call::Unit(Arc::new(UnitFn(Box::new(unit)))));
+        }
+        let settling = move |event: &E, run: Run<'_>| run.deliver(|| f(event));
+        EventCallback::typed(Call::Settling(Arc::new(TypedFn(Box::new(settling)))))
     }
 
     /// A handler taking `Arc<E>`.
@@ -124,59 +139,19 @@ impl EventCallback {
 #[doc(hidden)]
 pub struct TypedCallback {
     pub(crate) type_id: TypeId,
-    /// An `Arc<TypedFn<E>>`.
-    call: Arc<dyn Any + Send + Sync>,
+    /// A `Call<E>`.
+    call: Box<dyn Any + Send + Sync>,
     /// Builds the lane of a registry entry whose subscribers are all typed for `E`.
     pub(crate) lane: LaneBuilder,
+    /// Appends a subscriber to such a lane.
+    pub(crate) push: LanePusher,
 }
 
-/// A [`Lane<E>`], erased.
-pub(crate) type ErasedLane = Arc<dyn Any + Send + Sync>;
-/// The subscribers of a registry entry, as a lane is built from them.
-pub(crate) type LaneSource<'a> = dyn Iterator<Item = (&'a Arc<Workflow>, &'a EventCallback)> + 'a;
-type LaneBuilder = fn(&mut LaneSource<'_>) -> Option<ErasedLane>;
-
-/// A synchronous callback of `E`, typed.
-pub(crate) struct TypedFn<E>(pub(crate) Box<TypedFnOf<E>>);
-type TypedFnOf<E> = dyn Fn(&E, Run<'_>) -> Settled + Send + Sync;
-
-impl TypedCallback {
-    /// The typed callback, if it is one of `E`.
-    pub(crate) fn of<E: Any + Send + Sync>(&self) -> Option<Arc<TypedFn<E>>> {
-        self.call.clone().downcast::<TypedFn<E>>().ok()
-    }
-}
-
-/// The subscribers of a registry entry owned by `E`, each with its typed callback:
-/// an emission of `E` downcasts the lane once, then calls every subscriber with
-/// `&E` directly instead of downcasting the event for each of them.
-pub(crate) struct Lane<E> {
-    subs: Box<[LaneSubscriber<E>]>,
-}
-
-type LaneSubscriber<E> = (Arc<Workflow>, Arc<TypedFn<E>>);
-
-impl<E: Any + Send + Sync> Lane<E> {
-    /// The lane of these subscribers, if every one is a typed callback of `E`.
-    fn build(subs: &mut LaneSource<'_>) -> Option<ErasedLane> {
-        let subs = subs
-            .map(|(workflow, callback)| match callback {
-                EventCallback::Typed(_, typed) => typed.of::<E>().map(|f| (workflow.clone(), f)),
-                _ => None,
-            })
-            .collect::<Option<Box<[_]>>>()?;
-        Some(Arc::new(Lane { subs }))
-    }
-
-    /// Runs every subscriber of the lane on `event`.
-    #[inline]
-    pub(crate) fn run(&self, event: &E, delivery: &Delivery<'_>) {
-        for (workflow, f) in &self.subs {
-            // Failures were handed to the callbacks; nobody here needs them back.
-            let _ = (f.0)(event, Run::new(workflow, delivery));
-        }
-    }
-}
+type LaneBuilder = fn(
+    &mut dyn Iterator<Item = (&Arc<Workflow>, Option<&(dyn Any + Send + Sync)>)>,
+) -> Option<ErasedLane>;
+type LanePusher =
+    fn(&ErasedLane, &Arc<Workflow>, Option<&(dyn Any + Send + Sync)>) -> Option<ErasedLane>;
 
 /// The failure of a subscriber handed a payload of another type. Kept out of
 /// line: the hot path is the successful downcast.

@@ -1,9 +1,11 @@
-//! Events: the `Event` trait, named payloads, and the type-erased `AnyEvent` view.
+//! Typed events: the `Event` trait, and how every event becomes an `AnyEvent`.
 
 use std::any::{Any, type_name};
-use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
+use std::thread::LocalKey;
+
+use crate::EventObject;
+use crate::lane::LaneSlot;
 
 /// A typed event: a value whose type is its identity, dispatched by [`Event::NAME`].
 ///
@@ -36,76 +38,18 @@ use std::sync::Arc;
 pub trait Event: fmt::Debug + Send + Sync + 'static {
     /// The dispatch key: the name subscribers and workers know this event by.
     const NAME: &'static str;
-}
 
-/// A type-erased event, as the subscribers of the global event (and multi-event
-/// subscribers) see it. Always used behind a reference: `&AnyEvent` or `Arc<AnyEvent>`.
-///
-/// # Examples
-///
-/// ```
-/// use pyventus_core::{AnyEvent, Event, EventEmitter, EventLinker, InlineProcessingService};
-/// use std::sync::{Arc, Mutex};
-///
-/// #[derive(Debug)]
-/// struct Ping(u32);
-/// impl Event for Ping {
-///     const NAME: &'static str = "Ping";
-/// }
-///
-/// let linker = EventLinker::new();
-/// let seen = Arc::new(Mutex::new(Vec::new()));
-/// let log = seen.clone();
-/// linker.on_any().subscribe(move |e: &AnyEvent| {
-///     let n = e.downcast_ref::<Ping>().map(|p| p.0);
-///     log.lock().unwrap().push((e.name().to_owned(), n, format!("{e:?}")));
-/// })?;
-///
-/// let emitter = EventEmitter::builder()
-///     .processor(InlineProcessingService::default())
-///     .linker(linker)
-///     .build();
-/// emitter.emit(Ping(7))?;
-/// emitter.emit_named("Greet", "hi".to_string())?;
-///
-/// let seen = seen.lock().unwrap();
-/// assert_eq!(seen[0], ("Ping".to_owned(), Some(7), "Ping(7)".to_owned()));
-/// assert_eq!(seen[1].0, "Greet");
-/// assert_eq!(seen[1].1, None);
-/// # Ok::<(), pyventus_core::Error>(())
-/// ```
-pub type AnyEvent = dyn EventObject;
-
-/// The object behind [`AnyEvent`]. Implemented by every [`Event`] and by named
-/// payloads; not meant to be implemented by hand.
-///
-/// # Examples
-///
-/// ```
-/// use pyventus_core::{AnyEvent, Event, EventObject};
-///
-/// #[derive(Debug)]
-/// struct Ping;
-/// impl Event for Ping {
-///     const NAME: &'static str = "Ping";
-/// }
-///
-/// let event: &AnyEvent = &Ping;
-/// assert_eq!(event.name(), "Ping");
-/// assert!(event.payload_type_name().ends_with("Ping"));
-/// ```
-pub trait EventObject: Any + Send + Sync {
-    /// The event's name (its dispatch key).
-    fn name(&self) -> &str;
-
-    /// The payload: the typed event itself, or a named event's payload.
-    fn payload(&self) -> &(dyn Any + Send + Sync);
-
-    /// The payload's type name, for error messages.
-    fn payload_type_name(&self) -> &'static str;
-
-    /// Formats the event for `Debug`.
-    fn fmt_event(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result;
+    /// This type's per-thread cache of its subscribers, which makes emitting
+    /// it inline cost one thread-local read and the calls. `#[derive(Event)]`
+    /// gives each concrete type one; a hand-written implementation need not
+    /// (its emissions take the general path). Not public API.
+    #[doc(hidden)]
+    fn __pyventus_lane_slot() -> Option<&'static LocalKey<LaneSlot<Self>>>
+    where
+        Self: Sized,
+    {
+        None
+    }
 }
 
 impl<E: Event> EventObject for E {
@@ -123,70 +67,5 @@ impl<E: Event> EventObject for E {
 
     fn fmt_event(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self, f)
-    }
-}
-
-impl AnyEvent {
-    /// The payload as a `T`, if it is one. For a typed event `T` is the event type;
-    /// for a named event it is the payload's type.
-    pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
-        self.payload().downcast_ref()
-    }
-
-    /// Whether the payload is a `T`.
-    pub fn is<T: Any>(&self) -> bool {
-        self.payload().is::<T>()
-    }
-
-    /// The payload as a `T`, or an [`Error::PayloadType`](crate::Error::PayloadType)
-    /// naming both types.
-    pub fn payload_as<T: Any>(&self) -> Result<&T, crate::Error> {
-        self.downcast_ref()
-            .ok_or_else(|| crate::Error::PayloadType {
-                event: self.name().to_owned(),
-                expected: type_name::<T>(),
-                found: self.payload_type_name(),
-            })
-    }
-
-    /// The shared event as `Arc<E>`, when it is a typed event `E`.
-    pub(crate) fn downcast_arc<E: Any + Send + Sync>(event: &Arc<Self>) -> Option<Arc<E>> {
-        let any: Arc<dyn Any + Send + Sync> = event.clone();
-        any.downcast().ok()
-    }
-}
-
-impl fmt::Debug for AnyEvent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.fmt_event(f)
-    }
-}
-
-/// A named event: a string key and a payload of any `Send + Sync + 'static` type.
-pub(crate) struct Named<T> {
-    pub(crate) name: Cow<'static, str>,
-    pub(crate) payload: T,
-}
-
-impl<T: Send + Sync + 'static> EventObject for Named<T> {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn payload(&self) -> &(dyn Any + Send + Sync) {
-        &self.payload
-    }
-
-    fn payload_type_name(&self) -> &'static str {
-        type_name::<T>()
-    }
-
-    fn fmt_event(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The payload need not be `Debug`; its type is what can always be shown.
-        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<()>() {
-            f.write_str(&self.name)
-        } else {
-            write!(f, "{}({})", self.name, type_name::<T>())
-        }
     }
 }

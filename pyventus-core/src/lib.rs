@@ -26,6 +26,7 @@
 //! # Ok::<(), pyventus_core::Error>(())
 //! ```
 
+mod any_event;
 mod context;
 mod declared;
 mod emission;
@@ -35,8 +36,10 @@ mod error;
 mod event;
 mod handler;
 mod key;
+mod lane;
 mod link_time;
 mod linker;
+mod list;
 mod namespace;
 mod output;
 mod processing;
@@ -46,15 +49,17 @@ mod registry;
 pub mod remote;
 mod report;
 pub mod runtime;
+mod snapshot;
 mod subscriber;
 mod subscription;
 mod workflow;
 
+pub use any_event::{AnyEvent, EventObject};
 pub use context::{CurrentEmission, current_emission};
 pub use emission::{Completion, EventEmission};
 pub use emitter::{EventEmitter, EventEmitterBuilder};
 pub use error::{Error, HandlerPanic, ProcessorSource};
-pub use event::{AnyEvent, Event, EventObject};
+pub use event::Event;
 #[doc(hidden)]
 pub use handler::marker;
 pub use handler::{AsyncHandler, Handler, SuccessHandler, kind};
@@ -74,6 +79,7 @@ pub use subscription::Subscription;
 pub mod __private {
     pub use crate::declared::*;
     pub use crate::erased::EventCallback;
+    pub use crate::lane::LaneSlot;
     pub use crate::link_time::{Namespace, Registration};
     pub use crate::namespace::{namespace, namespace_linker};
     pub use crate::workflow::{Delivery, OkValue, Outcome, Run, SuccessCallback, ok};

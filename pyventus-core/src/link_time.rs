@@ -184,17 +184,22 @@ pub(crate) fn collect(
     }
 
     let linker = builder.build();
-    for (id, keys, once, blocking, callback) in handlers {
-        let parts = SubscriberParts {
-            once,
-            blocking,
-            handler_id: Some(id),
-            callback: callback(),
-            success: successes.remove(id),
-            failure: failures.remove(id).map(|f| Arc::new(f) as _),
-        };
-        linker.subscribe_parts(&keys(), parts)?;
-    }
+    // One publication for every handler: collecting N handlers costs O(N).
+    let all = handlers
+        .into_iter()
+        .map(|(id, keys, once, blocking, callback)| {
+            let parts = SubscriberParts {
+                once,
+                blocking,
+                handler_id: Some(id),
+                callback: callback(),
+                success: successes.remove(id),
+                failure: failures.remove(id).map(|f| Arc::new(f) as _),
+            };
+            (keys(), parts)
+        })
+        .collect();
+    linker.subscribe_all(all)?;
     Ok(linker)
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::record::{SubscriberInner, SubscriberParts};
 use crate::registry::Registry;
-use crate::workflow::{DefaultSuccess, Defaults, FailureCallback};
+use crate::workflow::{DefaultSuccess, FailureCallback, LinkerSettings};
 use crate::{Error, EventKey, EventSubscriber, debug_from_env};
 
 /// A registry linking events to their subscribers: Pyventus's `EventLinker`.
@@ -109,12 +109,12 @@ impl EventLinkerBuilder {
     pub fn build(self) -> EventLinker {
         EventLinker {
             registry: Arc::new(Registry::new(
-                self.name.unwrap_or(Cow::Borrowed("linker")),
-                self.max_subscribers,
-                Defaults {
-                    success: self.default_success,
-                    failure: self.default_failure,
+                LinkerSettings {
+                    name: self.name.unwrap_or(Cow::Borrowed("linker")),
+                    default_success: self.default_success,
+                    default_failure: self.default_failure,
                 },
+                self.max_subscribers,
                 self.debug.unwrap_or_else(debug_from_env),
             )),
         }
@@ -134,7 +134,7 @@ impl EventLinker {
 
     /// The namespace's name (`"global"` for the global linker).
     pub fn name(&self) -> &str {
-        &self.registry.name
+        self.registry.name()
     }
 
     /// The most subscribers one event may have, if limited.
@@ -157,13 +157,35 @@ impl EventLinker {
         keys: &[EventKey],
         parts: SubscriberParts,
     ) -> Result<EventSubscriber, Error> {
-        let inner = Arc::new(SubscriberInner::new(parts, keys));
+        let default_success = self.registry.settings.default_success.is_some();
+        let inner = Arc::new(SubscriberInner::new(parts, keys, default_success));
         self.registry.add(&inner, keys)?;
         let sub = self.handle(inner);
         if self.registry.debug {
-            tracing::debug!(target: "pyventus", linker = %self.registry.name, events = ?keys, subscriber = ?sub, "subscribed");
+            tracing::debug!(target: "pyventus", linker = %self.registry.name(), events = ?keys, subscriber = ?sub, "subscribed");
         }
         Ok(sub)
+    }
+
+    /// Subscribes many at once, with one publication; all or none.
+    pub(crate) fn subscribe_all(
+        &self,
+        all: Vec<(Vec<EventKey>, SubscriberParts)>,
+    ) -> Result<(), Error> {
+        let default_success = self.registry.settings.default_success.is_some();
+        let subs: Vec<_> = all
+            .into_iter()
+            .map(|(keys, parts)| {
+                let inner = Arc::new(SubscriberInner::new(parts, &keys, default_success));
+                (inner, keys)
+            })
+            .collect();
+        let count = subs.len();
+        self.registry.add_all(subs)?;
+        if self.registry.debug {
+            tracing::debug!(target: "pyventus", linker = %self.registry.name(), handlers = count, "subscribed the link-time handlers");
+        }
+        Ok(())
     }
 
     /// The handle of a subscriber of this linker.
@@ -274,7 +296,7 @@ impl EventLinker {
         let mut subs: Vec<EventSubscriber> = Vec::new();
         for key in keys {
             if let Some(entry) = snapshot.get(&key.into()) {
-                for inner in &entry.subs {
+                for inner in entry.iter() {
                     if !subs.iter().any(|s| s.id() == inner.id()) {
                         subs.push(self.handle(inner.clone()));
                     }
@@ -294,10 +316,7 @@ impl EventLinker {
 
     /// How many subscribers the event has.
     pub fn subscriber_count_of(&self, key: impl Into<EventKey>) -> usize {
-        self.registry
-            .load()
-            .get(&key.into())
-            .map_or(0, |e| e.subs.len())
+        self.registry.load().get(&key.into()).map_or(0, |e| e.len())
     }
 
     /// Whether the event has subscribers.
@@ -347,7 +366,7 @@ impl Default for EventLinker {
 impl fmt::Debug for EventLinker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EventLinker")
-            .field("name", &self.registry.name)
+            .field("name", &self.registry.name())
             .field("events", &self.event_count())
             .field("subscribers", &self.subscriber_count())
             .field("max_subscribers", &self.registry.max_subscribers)

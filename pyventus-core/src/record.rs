@@ -1,20 +1,13 @@
 //! A subscriber's record: its callbacks and kind, as the registry stores it and
-//! emissions run it, and its state.
-//!
-//! Concurrency: a record is immutable once built except for its state, one
-//! atomic byte. A one-time subscriber is claimed with a compare-and-swap, so
-//! exactly one emission wins it however many threads emit at once.
+//! emissions run it. Its state lives in its `Workflow`, which lanes share.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::EventKey;
 use crate::erased::EventCallback;
+use crate::list::Live;
 use crate::workflow::{FailureCallback, SuccessCallback, Workflow};
-
-const ACTIVE: u8 = 0;
-const CLAIMED: u8 = 1;
-const REMOVED: u8 = 2;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -26,7 +19,6 @@ pub(crate) struct SubscriberInner {
     pub(crate) global_and_more: bool,
     pub(crate) blocking: bool,
     pub(crate) callback: EventCallback,
-    state: AtomicU8,
 }
 
 /// What goes into a subscriber, gathered by a subscription builder.
@@ -40,19 +32,20 @@ pub(crate) struct SubscriberParts {
 }
 
 impl SubscriberInner {
-    pub(crate) fn new(parts: SubscriberParts, keys: &[EventKey]) -> Self {
+    /// A subscriber of a linker that has (or not) a default success callback.
+    pub(crate) fn new(parts: SubscriberParts, keys: &[EventKey], default_success: bool) -> Self {
         SubscriberInner {
-            workflow: Arc::new(Workflow {
-                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-                handler_id: parts.handler_id,
-                success: parts.success,
-                failure: parts.failure,
-            }),
+            workflow: Arc::new(Workflow::new(
+                NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                parts.handler_id,
+                parts.success,
+                parts.failure,
+                default_success,
+            )),
             once: parts.once,
             global_and_more: keys.len() > 1 && keys.iter().any(EventKey::is_any),
             blocking: parts.blocking,
             callback: parts.callback,
-            state: AtomicU8::new(ACTIVE),
         }
     }
 
@@ -70,16 +63,21 @@ impl SubscriberInner {
     /// ever gets `true`.
     #[inline]
     pub(crate) fn claim(&self) -> bool {
-        self.state
-            .compare_exchange(ACTIVE, CLAIMED, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
+        self.workflow.claim()
     }
 
     pub(crate) fn deactivate(&self) {
-        self.state.store(REMOVED, Ordering::Release);
+        self.workflow.deactivate();
     }
 
     pub(crate) fn is_active(&self) -> bool {
-        self.state.load(Ordering::Acquire) == ACTIVE
+        self.workflow.is_live()
+    }
+}
+
+impl Live for Arc<SubscriberInner> {
+    #[inline]
+    fn is_live(&self) -> bool {
+        self.workflow.is_live()
     }
 }

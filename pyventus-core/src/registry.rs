@@ -1,183 +1,36 @@
-//! The registry behind a linker: which subscribers are linked to which events.
+//! The registry behind a linker: which subscribers are linked to which events,
+//! published as snapshots for emitters, and changed by one writer at a time.
 //!
-//! Concurrency: emitters read an immutable [`Snapshot`] through `ArcSwap` (one
-//! atomic load, no lock, no allocation). Writers (subscribe, remove, and the pop of
-//! a one-time subscriber) serialize on a mutex, build the next snapshot by copying
-//! only the shard they touch, and publish it with one atomic store, so a
-//! subscriber linked to several events appears on, or disappears from, all of them
-//! at once. No user code ever runs under the mutex.
+//! Concurrency: emitters read an immutable [`Snapshot`], from a per-thread
+//! cache while it is current (one atomic load of the generation, no
+//! read-modify-write, no lock), else through `ArcSwap`. Writers (subscribe,
+//! remove, and the removal of a claimed one-time subscriber) serialize on a
+//! mutex, build the next snapshot sharing everything they do not touch, and
+//! publish it with one atomic store, so a subscriber linked to several events
+//! appears on, or disappears from, all of them at once. No user code ever runs
+//! under the mutex.
 
-use std::any::TypeId;
-use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use arc_swap::{ArcSwap, Guard};
-use hashbrown::HashTable;
 
-use crate::erased::{ErasedLane, EventCallback};
-use crate::key::TypeInfo;
 use crate::record::SubscriberInner;
-use crate::workflow::Defaults;
+pub(crate) use crate::snapshot::{Entry, Route, Snapshot};
+use crate::workflow::LinkerSettings;
 use crate::{Error, EventKey};
 
-/// Shards of the snapshot: a write copies one shard, so registering many events
-/// costs `O(events / SHARDS)` per subscription instead of `O(events)`.
-const SHARDS: usize = 32;
-
-/// One event's subscribers, in subscription order.
-pub(crate) struct Entry {
-    /// The event's key; typed when a type owns the name.
-    pub(crate) key: EventKey,
-    /// The type that owns the name in this linker, if a typed subscription made it.
-    pub(crate) owner: Option<TypeInfo>,
-    pub(crate) subs: Box<[Arc<SubscriberInner>]>,
-    /// Whether every subscriber can run on a borrowed event (sync, no `Arc<E>`).
-    pub(crate) borrow_only: bool,
-    /// Whether an emission runs every subscriber as listed: none is one-time (to
-    /// be claimed) or also linked to the global event (to be deduplicated).
-    pub(crate) plain: bool,
-    /// A plain entry whose subscribers are all typed for its owner: a
-    /// `Lane<owner>`, which runs them without downcasting.
-    pub(crate) lane: Option<ErasedLane>,
-    /// Order in which the event was first linked, for stable listings.
-    seq: u64,
+thread_local! {
+    /// The snapshot this thread used last (see `Registry::with_snapshot`).
+    static CACHED: RefCell<Option<Arc<Snapshot>>> = const { RefCell::new(None) };
 }
 
-impl Entry {
-    fn new(
-        key: EventKey,
-        owner: Option<TypeInfo>,
-        subs: Vec<Arc<SubscriberInner>>,
-        seq: u64,
-    ) -> Self {
-        let plain = subs.iter().all(|s| !s.once && !s.global_and_more);
-        let lane = match (owner, subs.first().map(|s| &s.callback)) {
-            (Some(owner), Some(EventCallback::Typed(_, typed)))
-                if plain && typed.type_id == owner.id =>
-            {
-                (typed.lane)(&mut subs.iter().map(|s| (&s.workflow, &s.callback)))
-            }
-            _ => None,
-        };
-        Entry {
-            key,
-            owner,
-            lane,
-            borrow_only: subs.iter().all(|s| !s.callback.needs_shared()),
-            plain,
-            subs: subs.into_boxed_slice(),
-            seq,
-        }
-    }
-
-    /// Whether an emission of these lists runs every subscriber as listed.
-    #[inline]
-    pub(crate) fn all_plain(entry: Option<&Arc<Entry>>, global: Option<&Arc<Entry>>) -> bool {
-        entry.is_none_or(|e| e.plain) && global.is_none_or(|g| g.plain)
-    }
-
-    pub(crate) fn contains(&self, id: u64) -> bool {
-        self.subs.iter().any(|s| s.id() == id)
-    }
-}
-
-/// An immutable view of the registry, as emitters see it.
-#[derive(Clone, Default)]
-pub(crate) struct Snapshot {
-    shards: [Arc<HashTable<Arc<Entry>>>; SHARDS],
-    global: Option<Arc<Entry>>,
-}
-
-impl Snapshot {
-    fn shard(hash: u64) -> usize {
-        // Middle bits: the table itself uses the low bits for buckets and the top
-        // seven as tags, so the shard index must not correlate with either.
-        ((hash >> 32) as usize) % SHARDS
-    }
-
-    /// The entry of the named event with this precomputed hash.
-    #[inline]
-    pub(crate) fn find(&self, name: &str, hash: u64) -> Option<&Arc<Entry>> {
-        self.shards[Self::shard(hash)].find(hash, |e| e.key.names(name))
-    }
-
-    /// Who handles an event of this name and payload type: the event's entry and
-    /// the global event's, or the type that owns the name when it is another.
-    /// The emitter and the workers resolve events through this one function.
-    #[inline]
-    pub(crate) fn lookup(
-        &self,
-        name: &str,
-        hash: u64,
-        payload: TypeId,
-    ) -> Result<Route<'_>, TypeInfo> {
-        let entry = self.find(name, hash);
-        match entry.and_then(|e| e.owner) {
-            Some(owner) if owner.id != payload => Err(owner),
-            _ => Ok(Route {
-                entry,
-                global: self.global.as_ref(),
-            }),
-        }
-    }
-
-    pub(crate) fn get(&self, key: &EventKey) -> Option<&Arc<Entry>> {
-        if key.is_any() {
-            self.global.as_ref()
-        } else {
-            self.find(key.name(), key.hash_value())
-        }
-    }
-
-    fn set(&mut self, key: &EventKey, entry: Option<Entry>) {
-        if key.is_any() {
-            self.global = entry.map(Arc::new);
-            return;
-        }
-        let hash = key.hash_value();
-        let shard = Arc::make_mut(&mut self.shards[Self::shard(hash)]);
-        let found = shard.find_entry(hash, |e| e.key.names(key.name()));
-        match (found, entry) {
-            (Ok(mut slot), Some(entry)) => *slot.get_mut() = Arc::new(entry),
-            (Ok(slot), None) => drop(slot.remove()),
-            (Err(_), Some(entry)) => {
-                shard.insert_unique(hash, Arc::new(entry), |e| e.key.hash_value());
-            }
-            (Err(_), None) => {}
-        }
-    }
-
-    /// Every entry, in the order the events were first linked.
-    pub(crate) fn entries(&self) -> Vec<&Arc<Entry>> {
-        let mut all: Vec<_> = self
-            .shards
-            .iter()
-            .flat_map(|s| s.iter())
-            .chain(self.global.iter())
-            .collect();
-        all.sort_by_key(|e| e.seq);
-        all
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.global.is_none() && self.shards.iter().all(|s| s.is_empty())
-    }
-}
-
-/// The subscribers an event goes to: its own and the global event's.
-#[derive(Clone, Copy)]
-pub(crate) struct Route<'a> {
-    pub(crate) entry: Option<&'a Arc<Entry>>,
-    pub(crate) global: Option<&'a Arc<Entry>>,
-}
-
-impl Route<'_> {
-    /// Whether an emission runs every subscriber as listed.
-    #[inline]
-    pub(crate) fn all_plain(self) -> bool {
-        Entry::all_plain(self.entry, self.global)
-    }
+/// A process-unique snapshot generation.
+fn next_generation() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// The writer's side: the reverse index (subscriber to events).
@@ -190,40 +43,111 @@ struct Links {
 /// A linker's registry and settings: what every handle to one linker shares.
 pub(crate) struct Registry {
     snapshot: ArcSwap<Snapshot>,
+    /// The generation of the published snapshot: a thread whose cached
+    /// snapshot has it uses the cache, with no atomic read-modify-write.
+    generation: AtomicU64,
     links: Mutex<Links>,
-    pub(crate) name: Cow<'static, str>,
+    pub(crate) settings: LinkerSettings,
     pub(crate) max_subscribers: Option<usize>,
-    pub(crate) defaults: Defaults,
     pub(crate) debug: bool,
 }
 
 impl Registry {
     pub(crate) fn new(
-        name: Cow<'static, str>,
+        settings: LinkerSettings,
         max_subscribers: Option<usize>,
-        defaults: Defaults,
         debug: bool,
     ) -> Self {
+        let generation = next_generation();
         Registry {
-            snapshot: ArcSwap::from_pointee(Snapshot::default()),
+            snapshot: ArcSwap::from_pointee(Snapshot::empty(generation)),
+            generation: AtomicU64::new(generation),
             links: Mutex::new(Links::default()),
-            name,
+            settings,
             max_subscribers,
-            defaults,
             debug,
         }
+    }
+
+    /// The linker's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.settings.name
     }
 
     /// Logs a change, in debug mode.
     pub(crate) fn trace(&self, what: &str, detail: &dyn std::fmt::Debug) {
         if self.debug {
-            tracing::debug!(target: "pyventus", linker = %self.name, "{what}: {detail:?}");
+            tracing::debug!(target: "pyventus", linker = %self.name(), "{what}: {detail:?}");
         }
     }
 
+    /// The current snapshot, for callers that keep it (queries, emissions
+    /// built off the fast path).
     #[inline]
     pub(crate) fn load(&self) -> Guard<Arc<Snapshot>> {
         self.snapshot.load()
+    }
+
+    /// Runs `f` on the current snapshot, from this thread's cache when it is
+    /// current: one atomic load and no read-modify-write, where `ArcSwap`'s
+    /// load takes two. The cache keeps one snapshot per thread (the last one
+    /// this thread used, of any linker) until the thread uses another or exits,
+    /// so what a removed subscriber captured may be dropped that much later.
+    #[inline]
+    pub(crate) fn with_snapshot<R>(&self, f: impl FnOnce(&Snapshot) -> R) -> R {
+        let generation = self.generation.load(Ordering::Acquire);
+        let mut f = Some(f);
+        if let Ok(Some(result)) = CACHED.try_with(|cell| match cell.try_borrow() {
+            Ok(cached) => match (&*cached, f.take()) {
+                (Some(snapshot), Some(f)) if snapshot.generation == generation => Some(f(snapshot)),
+                (_, back) => {
+                    f = back;
+                    None
+                }
+            },
+            Err(_) => None,
+        }) {
+            return result;
+        }
+        match f {
+            Some(f) => self.with_fresh_snapshot(f),
+            None => unreachable!("`f` runs at most once, and returns when it does"),
+        }
+    }
+
+    /// Loads the snapshot, caches it for this thread when the cache is free
+    /// (not borrowed by an emission running further up this thread's stack),
+    /// and runs `f` on it.
+    #[cold]
+    #[inline(never)]
+    fn with_fresh_snapshot<R>(&self, f: impl FnOnce(&Snapshot) -> R) -> R {
+        let snapshot = self.snapshot.load_full();
+        let previous = CACHED
+            .try_with(|cell| {
+                cell.try_borrow_mut()
+                    .ok()
+                    .map(|mut slot| slot.replace(snapshot.clone()))
+            })
+            .ok()
+            .flatten();
+        // The previous snapshot may hold the last reference to a removed
+        // subscriber, whose closure's captures drop now: outside the borrow.
+        drop(previous);
+        f(&snapshot)
+    }
+
+    /// The generation of the published snapshot.
+    #[inline]
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Publishes the next snapshot.
+    fn publish(&self, mut next: Snapshot) {
+        let generation = next_generation();
+        next.generation = generation;
+        self.snapshot.store(Arc::new(next));
+        self.generation.store(generation, Ordering::Release);
     }
 
     fn lock(&self) -> MutexGuard<'_, Links> {
@@ -234,17 +158,49 @@ impl Registry {
 
     /// Links `sub` to every key, or to none: all checks run before anything changes.
     pub(crate) fn add(&self, sub: &Arc<SubscriberInner>, keys: &[EventKey]) -> Result<(), Error> {
-        if keys.is_empty() {
-            return Err(Error::NoEvents);
-        }
-        let mut keys = keys.to_vec();
-        dedup_keys(&mut keys);
-        for key in &keys {
-            key.validate()?;
-        }
-
+        let keys = checked_keys(keys)?;
         let mut links = self.lock();
         let mut next = Snapshot::clone(&self.snapshot.load());
+        self.link(&mut links, &mut next, sub, keys)?;
+        self.publish(next);
+        Ok(())
+    }
+
+    /// Links many subscribers with one publication (a linker's link-time
+    /// handlers, collected on first use): the whole batch costs O(subscribers).
+    /// On an error, nothing is linked.
+    pub(crate) fn add_all(
+        &self,
+        subs: Vec<(Arc<SubscriberInner>, Vec<EventKey>)>,
+    ) -> Result<(), Error> {
+        let mut checked = Vec::with_capacity(subs.len());
+        for (sub, keys) in subs {
+            checked.push((sub, checked_keys(&keys)?));
+        }
+        let mut links = self.lock();
+        let mut next = Snapshot::clone(&self.snapshot.load());
+        let mut linked = Vec::with_capacity(checked.len());
+        for (sub, keys) in checked {
+            if let Err(err) = self.link(&mut links, &mut next, &sub, keys) {
+                for id in linked {
+                    links.by_sub.remove(&id);
+                }
+                return Err(err);
+            }
+            linked.push(sub.id());
+        }
+        self.publish(next);
+        Ok(())
+    }
+
+    /// Links `sub` to `keys` in `next`, or to none.
+    fn link(
+        &self,
+        links: &mut Links,
+        next: &mut Snapshot,
+        sub: &Arc<SubscriberInner>,
+        keys: Vec<EventKey>,
+    ) -> Result<(), Error> {
         for key in &keys {
             let entry = next.get(key);
             if let (Some(owner), Some(new)) = (entry.and_then(|e| e.owner), key.type_info())
@@ -257,7 +213,7 @@ impl Registry {
                 });
             }
             if let Some(limit) = self.max_subscribers
-                && entry.map_or(0, |e| e.subs.len()) >= limit
+                && entry.map_or(0, |e| e.len()) >= limit
             {
                 return Err(Error::MaxSubscribers {
                     event: key.name().to_owned(),
@@ -265,36 +221,52 @@ impl Registry {
                 });
             }
         }
-
         for key in &keys {
-            let (mut subs, owner, seq, stored_key) = if let Some(e) = next.get(key) {
-                (e.subs.to_vec(), e.owner, e.seq, e.key.clone())
-            } else {
-                links.next_seq += 1;
-                (Vec::new(), None, links.next_seq, key.clone())
+            let entry = match next.get(key) {
+                // A name first linked by name, then by its type: the type owns it.
+                Some(e) if e.owner.is_none() && key.type_info().is_some() => {
+                    let mut subs: Vec<_> = e.iter().cloned().collect();
+                    subs.push(sub.clone());
+                    Entry::new(key.clone(), key.type_info(), subs, e.seq)
+                }
+                Some(e) => e.with(sub),
+                None => {
+                    links.next_seq += 1;
+                    Entry::new(
+                        key.clone(),
+                        key.type_info(),
+                        vec![sub.clone()],
+                        links.next_seq,
+                    )
+                }
             };
-            subs.push(sub.clone());
-            let (owner, stored_key) = match owner {
-                Some(owner) => (Some(owner), stored_key),
-                None if key.type_info().is_some() => (key.type_info(), key.clone()),
-                None => (None, stored_key),
-            };
-            next.set(key, Some(Entry::new(stored_key, owner, subs, seq)));
+            next.set(key, Some(entry));
         }
         links.by_sub.insert(sub.id(), (sub.clone(), keys));
-        self.snapshot.store(Arc::new(next));
         Ok(())
     }
 
     /// Unlinks `id` from `key`; a subscriber left with no events is unsubscribed.
     pub(crate) fn unlink(&self, key: &EventKey, id: u64) -> bool {
         let mut links = self.lock();
-        let mut next = Snapshot::clone(&self.snapshot.load());
-        if !drop_from_entry(&mut next, key, id) {
+        let linked = links
+            .by_sub
+            .get(&id)
+            .is_some_and(|(_, keys)| keys.contains(key));
+        if !linked {
             return false;
         }
+        let gone = links
+            .by_sub
+            .get(&id)
+            .is_some_and(|(_, keys)| keys.len() == 1);
+        if gone && let Some((sub, _)) = links.by_sub.get(&id) {
+            sub.deactivate();
+        }
+        let mut next = Snapshot::clone(&self.snapshot.load());
+        drop_from_entry(&mut next, key, id, gone);
         forget_key(&mut links, id, key);
-        self.snapshot.store(Arc::new(next));
+        self.publish(next);
         true
     }
 
@@ -306,10 +278,10 @@ impl Registry {
             return false;
         };
         next.set(key, None);
-        for sub in &entry.subs {
+        for sub in entry.iter() {
             forget_key(&mut links, sub.id(), key);
         }
-        self.snapshot.store(Arc::new(next));
+        self.publish(next);
         true
     }
 
@@ -319,12 +291,13 @@ impl Registry {
         let Some((sub, keys)) = links.by_sub.remove(&id) else {
             return false;
         };
+        // A tombstone first: large lists skip it from now on.
+        sub.deactivate();
         let mut next = Snapshot::clone(&self.snapshot.load());
         for key in &keys {
-            drop_from_entry(&mut next, key, id);
+            drop_from_entry(&mut next, key, id, true);
         }
-        sub.deactivate();
-        self.snapshot.store(Arc::new(next));
+        self.publish(next);
         true
     }
 
@@ -337,7 +310,7 @@ impl Registry {
             sub.deactivate();
         }
         links.by_sub.clear();
-        self.snapshot.store(Arc::new(Snapshot::default()));
+        self.publish(Snapshot::empty(0));
         true
     }
 
@@ -359,35 +332,29 @@ impl Registry {
     }
 }
 
-fn dedup_keys(keys: &mut Vec<EventKey>) {
-    let mut seen = Vec::with_capacity(keys.len());
-    keys.retain(|k| {
-        if seen.contains(k) {
-            false
-        } else {
-            seen.push(k.clone());
-            true
+/// The keys of a subscription, deduplicated and checked.
+fn checked_keys(keys: &[EventKey]) -> Result<Vec<EventKey>, Error> {
+    if keys.is_empty() {
+        return Err(Error::NoEvents);
+    }
+    let mut unique: Vec<EventKey> = Vec::with_capacity(keys.len());
+    for key in keys {
+        key.validate()?;
+        if !unique.contains(key) {
+            unique.push(key.clone());
         }
-    });
+    }
+    Ok(unique)
 }
 
-fn drop_from_entry(next: &mut Snapshot, key: &EventKey, id: u64) -> bool {
+/// Removes the linked subscriber `id` from `key`'s entry (`gone`: from all its
+/// events, so a large list may keep a tombstone).
+fn drop_from_entry(next: &mut Snapshot, key: &EventKey, id: u64, gone: bool) {
     let Some(entry) = next.get(key) else {
-        return false;
+        return;
     };
-    if !entry.contains(id) {
-        return false;
-    }
-    let subs: Vec<_> = entry
-        .subs
-        .iter()
-        .filter(|s| s.id() != id)
-        .cloned()
-        .collect();
-    let replacement =
-        (!subs.is_empty()).then(|| Entry::new(entry.key.clone(), entry.owner, subs, entry.seq));
+    let replacement = entry.without(id, gone);
     next.set(key, replacement);
-    true
 }
 
 fn forget_key(links: &mut Links, id: u64, key: &EventKey) {

@@ -6,6 +6,7 @@
 use std::any::{Any, TypeId};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::key::TypeInfo;
 use crate::output::HandlerOutput;
@@ -70,76 +71,125 @@ pub(crate) type FailureCallback = Arc<dyn Fn(&anyhow::Error) + Send + Sync>;
 /// success callback of its own.
 pub(crate) type DefaultSuccess = Arc<dyn Fn(&dyn Any) + Send + Sync>;
 
-/// Who a subscriber is and where its outcomes go.
+const ACTIVE: u8 = 0;
+const CLAIMED: u8 = 1;
+const REMOVED: u8 = 2;
+
+/// Who a subscriber is, where its outcomes go, and whether it is still
+/// subscribed.
+///
+/// Concurrency: immutable once built except for its state, one atomic byte. A
+/// one-time subscriber is claimed with a compare-and-swap, so exactly one
+/// emission wins it however many threads emit at once; a removed subscriber is
+/// a tombstone in the large lists that still hold it.
 pub(crate) struct Workflow {
     pub(crate) id: u64,
     pub(crate) handler_id: Option<&'static str>,
     pub(crate) success: Option<SuccessCallback>,
     pub(crate) failure: Option<FailureCallback>,
+    /// Whether an `Ok` value goes anywhere (its own success callback, or the
+    /// linker's default): read once per call instead of two options.
+    pub(crate) notify_success: bool,
+    state: AtomicU8,
 }
 
 impl Workflow {
+    pub(crate) fn new(
+        id: u64,
+        handler_id: Option<&'static str>,
+        success: Option<SuccessCallback>,
+        failure: Option<FailureCallback>,
+        default_success: bool,
+    ) -> Self {
+        Workflow {
+            id,
+            handler_id,
+            notify_success: success.is_some() || default_success,
+            success,
+            failure,
+            state: AtomicU8::new(ACTIVE),
+        }
+    }
+
+    /// Wins a one-time subscriber for the calling emission. Exactly one caller
+    /// ever gets `true`.
+    #[inline]
+    pub(crate) fn claim(&self) -> bool {
+        self.state
+            .compare_exchange(ACTIVE, CLAIMED, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Marks the subscriber removed.
+    pub(crate) fn deactivate(&self) {
+        self.state.store(REMOVED, Ordering::Release);
+    }
+
+    /// Whether the subscriber is neither removed nor claimed.
+    #[inline]
+    pub(crate) fn is_live(&self) -> bool {
+        self.state.load(Ordering::Acquire) == ACTIVE
+    }
+
     pub(crate) fn handler(&self) -> &'static str {
         self.handler_id.unwrap_or("<runtime>")
     }
 }
 
-/// A linker's default callbacks, for subscribers without their own.
-#[derive(Default, Clone)]
-pub(crate) struct Defaults {
-    pub(crate) success: Option<DefaultSuccess>,
-    pub(crate) failure: Option<FailureCallback>,
+/// What the workflow needs of a linker: its name (for logs) and its default
+/// callbacks, for subscribers without their own.
+pub(crate) struct LinkerSettings {
+    pub(crate) name: std::borrow::Cow<'static, str>,
+    pub(crate) default_success: Option<DefaultSuccess>,
+    pub(crate) default_failure: Option<FailureCallback>,
 }
 
 /// One event as the subscribers of one emission receive it, and where it runs.
-/// The payload is resolved once per emission, so each subscriber's downcast is a
-/// single type check. Not public API.
+/// Not public API.
 #[doc(hidden)]
 pub struct Delivery<'a> {
     pub(crate) event: &'a AnyEvent,
-    pub(crate) payload: &'a (dyn Any + Send + Sync),
     /// The shared event, when the emission owns one (not on the inline fast path).
     pub(crate) shared: Option<&'a Arc<AnyEvent>>,
-    pub(crate) defaults: &'a Defaults,
+    pub(crate) linker: &'a LinkerSettings,
     /// The emission's id; `None` on the inline fast path, which builds no emission.
     pub(crate) emission: Option<u64>,
     pub(crate) debug: bool,
-    /// The linker's name, for logs.
-    pub(crate) linker: &'a str,
 }
 
 impl<'a> Delivery<'a> {
     /// The delivery of a borrowed event, outside any emission.
     #[inline]
-    pub(crate) fn borrowed(event: &'a AnyEvent, defaults: &'a Defaults, linker: &'a str) -> Self {
+    pub(crate) fn borrowed(event: &'a AnyEvent, linker: &'a LinkerSettings) -> Self {
         Delivery {
             event,
-            payload: event.payload(),
             shared: None,
-            defaults,
+            linker,
             emission: None,
             debug: false,
-            linker,
         }
     }
 
     /// The delivery of an event an emission shares.
     pub(crate) fn shared(
         event: &'a Arc<AnyEvent>,
-        defaults: &'a Defaults,
-        linker: &'a str,
+        linker: &'a LinkerSettings,
         emission: u64,
         debug: bool,
     ) -> Self {
         Delivery {
             event: &**event,
-            payload: event.payload(),
             shared: Some(event),
-            defaults,
+            linker,
             emission: Some(emission),
             debug,
-            linker,
         }
+    }
+
+    /// The event's payload: the typed event itself, or a named event's payload.
+    #[inline]
+    pub(crate) fn payload(&self) -> &'a (dyn Any + Send + Sync) {
+        self.event.payload()
     }
 }
 
@@ -175,15 +225,21 @@ impl<'a> Run<'a> {
     /// case) this is two checks; the value is never boxed.
     #[inline]
     fn succeed<T: Send + 'static>(self, value: T) {
-        if self.workflow.success.is_some() || self.delivery.defaults.success.is_some() {
+        if self.workflow.notify_success {
             self.succeed_boxed(boxed_value(value));
         }
+    }
+
+    /// Hands `()` on (a lane's handler that returned nothing).
+    #[cold]
+    pub(crate) fn succeed_unit(self) {
+        self.succeed_boxed(None);
     }
 
     fn succeed_boxed(self, value: Option<OkValue>) {
         if let Some(success) = &self.workflow.success {
             self.contain("success callback", || (success.call)(unbox(value)));
-        } else if let Some(default) = &self.delivery.defaults.success {
+        } else if let Some(default) = &self.delivery.linker.default_success {
             self.contain("default success callback", || match &value {
                 Some(value) => default(&**value),
                 None => default(&()),
@@ -215,11 +271,11 @@ impl<'a> Run<'a> {
             emission = ?self.delivery.emission,
             "event callback failed: {err:#}"
         );
-        let failure = self
-            .workflow
-            .failure
-            .as_ref()
-            .or(self.delivery.defaults.failure.as_ref());
+        let failure = self.workflow.failure.as_ref().or(self
+            .delivery
+            .linker
+            .default_failure
+            .as_ref());
         if let Some(failure) = failure {
             self.contain("failure callback", || failure(&err));
         }
@@ -261,7 +317,7 @@ fn trace_start(workflow: &Workflow, delivery: &Delivery<'_>) {
         subscriber = workflow.id,
         handler = workflow.handler(),
         emission = ?delivery.emission,
-        linker = %delivery.linker,
+        linker = %delivery.linker.name,
         "executing subscriber"
     );
 }

@@ -1,0 +1,247 @@
+//! Typed lanes: the subscribers of an event that are all synchronous callbacks
+//! of its type, called with `&E` directly, and each thread's cache of the lane
+//! of each event type (what makes an inline emit cost one thread-local read,
+//! one atomic load and the calls).
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::thread::LocalKey;
+
+use crate::list::{Live, SubList};
+use crate::workflow::{Delivery, Run, Settled, Workflow, panic_error};
+
+/// A synchronous callback of `E`, typed: what a lane calls.
+pub(crate) type TypedFnOf<E> = dyn Fn(&E, Run<'_>) -> Settled + Send + Sync;
+
+/// A typed callback, shared by a subscriber's record and the lanes that hold
+/// it. (A sized box inside the `Arc`: calling it is two loads, where an
+/// `Arc<dyn Fn>` would also compute its data's offset from the vtable.)
+pub(crate) struct TypedFn<E>(pub(crate) Box<TypedFnOf<E>>);
+
+/// A typed callback that returns nothing: a lane calls it directly and only
+/// catches its panic.
+pub(crate) struct UnitFn<E>(pub(crate) Box<dyn Fn(&E) + Send + Sync>);
+
+/// How a lane calls one subscriber.
+pub(crate) enum Call<E> {
+    /// A handler that returns `()`: called directly, its panic caught by the
+    /// lane (catching costs nothing unless it panics).
+    Unit(Arc<UnitFn<E>>),
+    /// Any other: its callback settles its own outcome.
+    Settling(Arc<TypedFn<E>>),
+}
+
+impl<E> Clone for Call<E> {
+    fn clone(&self) -> Self {
+        match self {
+            Call::Unit(f) => Call::Unit(f.clone()),
+            Call::Settling(f) => Call::Settling(f.clone()),
+        }
+    }
+}
+
+impl<E> Call<E> {
+    /// Calls the subscriber and settles its outcome.
+    #[inline]
+    pub(crate) fn call(&self, event: &E, run: Run<'_>) -> Settled {
+        match self {
+            Call::Unit(f) => run.deliver(|| (f.0)(event)),
+            Call::Settling(f) => (f.0)(event, run),
+        }
+    }
+}
+
+/// One subscriber of a lane.
+pub(crate) struct LaneSubscriber<E> {
+    workflow: Arc<Workflow>,
+    call: Call<E>,
+}
+
+impl<E> Clone for LaneSubscriber<E> {
+    fn clone(&self) -> Self {
+        LaneSubscriber {
+            workflow: self.workflow.clone(),
+            call: self.call.clone(),
+        }
+    }
+}
+
+impl<E> Live for LaneSubscriber<E> {
+    #[inline]
+    fn is_live(&self) -> bool {
+        self.workflow.is_live()
+    }
+}
+
+/// A lane, erased, as a registry entry keeps it.
+pub(crate) type ErasedLane = Arc<dyn Any + Send + Sync>;
+
+/// The subscribers of a registry entry owned by `E`, each with its typed
+/// callback: an emission of `E` calls every one with `&E` directly instead of
+/// downcasting the event for each.
+pub(crate) struct Lane<E> {
+    subs: SubList<LaneSubscriber<E>>,
+}
+
+impl<E: Any + Send + Sync> Lane<E> {
+    /// The lane of these subscribers (a workflow and, if it is one, its typed
+    /// callback of `E` erased), or `None` if one is not a typed callback of `E`.
+    pub(crate) fn build(
+        subs: &mut dyn Iterator<Item = (&Arc<Workflow>, Option<&(dyn Any + Send + Sync)>)>,
+    ) -> Option<ErasedLane> {
+        let subs = subs
+            .map(|(workflow, call)| {
+                Some(LaneSubscriber {
+                    workflow: workflow.clone(),
+                    call: call?.downcast_ref::<Call<E>>()?.clone(),
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Arc::new(Lane {
+            subs: SubList::of(subs),
+        }))
+    }
+
+    /// This lane with one more subscriber, or `None` if it is not a typed
+    /// callback of `E`.
+    pub(crate) fn pushed(
+        lane: &ErasedLane,
+        workflow: &Arc<Workflow>,
+        call: Option<&(dyn Any + Send + Sync)>,
+    ) -> Option<ErasedLane> {
+        let lane = lane.downcast_ref::<Lane<E>>()?;
+        let call = call?.downcast_ref::<Call<E>>()?.clone();
+        Some(Arc::new(Lane {
+            subs: lane.subs.pushed(LaneSubscriber {
+                workflow: workflow.clone(),
+                call,
+            }),
+        }))
+    }
+
+    /// Runs every subscriber of the lane on `event`.
+    #[inline]
+    pub(crate) fn run(&self, event: &E, delivery: &Delivery<'_>) {
+        self.subs.for_each(|sub| match &sub.call {
+            Call::Unit(f) => match catch_unwind(AssertUnwindSafe(|| (f.0)(event))) {
+                Ok(()) if sub.workflow.notify_success => {
+                    Run::new(&sub.workflow, delivery).succeed_unit();
+                }
+                Ok(()) => {}
+                Err(panic) => {
+                    // Handed to the callbacks; nobody here needs it back.
+                    drop(Run::new(&sub.workflow, delivery).fail(panic_error(&*panic)));
+                }
+            },
+            // Failures were handed to the callbacks; nobody here needs them back.
+            Call::Settling(f) => drop((f.0)(event, Run::new(&sub.workflow, delivery))),
+        });
+    }
+}
+
+/// What one thread knows of the lane of one event type in one snapshot.
+enum Cached<E> {
+    /// Nothing cached yet.
+    Unknown,
+    /// No subscriber: emitting it does nothing.
+    Empty(u64),
+    /// These subscribers, all typed callbacks of `E`.
+    Lane(u64, Arc<Lane<E>>),
+    /// Anything else (global subscribers, one-time ones, mixed callbacks):
+    /// the general path.
+    General(u64),
+}
+
+/// A thread's cache of the lane of the event type `E`, keyed by the snapshot
+/// generation it was read from (generations are unique across linkers).
+/// `#[derive(Event)]` gives each event type one. Not public API.
+///
+/// It keeps one lane per event type and thread alive until that thread emits
+/// the type again after the registry changed, or exits: a removed subscriber's
+/// closure may be dropped that much later.
+#[doc(hidden)]
+pub struct LaneSlot<E>(RefCell<Cached<E>>);
+
+impl<E> LaneSlot<E> {
+    /// An empty cache.
+    pub const fn new() -> Self {
+        LaneSlot(RefCell::new(Cached::Unknown))
+    }
+}
+
+impl<E> Default for LaneSlot<E> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What the lane cache decided.
+pub(crate) enum Lookup {
+    /// Ran (or there was nothing to run).
+    Ran,
+    /// Not a lane's job: take the general path.
+    General,
+    /// The cache does not know this snapshot.
+    Miss,
+}
+
+/// Runs `event` on its cached lane if this thread's cache knows `generation`.
+#[inline]
+pub(crate) fn run_cached<'d, E: Any + Send + Sync>(
+    slot: &'static LocalKey<LaneSlot<E>>,
+    generation: u64,
+    event: &E,
+    delivery: impl FnOnce() -> Delivery<'d>,
+) -> Lookup {
+    let hit = slot.try_with(|slot| {
+        let cached = slot.0.try_borrow().ok()?;
+        match &*cached {
+            Cached::Empty(g) if *g == generation => Some(true),
+            Cached::Lane(g, lane) if *g == generation => {
+                lane.run(event, &delivery());
+                Some(true)
+            }
+            Cached::General(g) if *g == generation => Some(false),
+            _ => None,
+        }
+    });
+    match hit {
+        Ok(Some(true)) => Lookup::Ran,
+        Ok(Some(false)) => Lookup::General,
+        _ => Lookup::Miss,
+    }
+}
+
+/// What a snapshot holds for an event type, as the lane cache keeps it.
+pub(crate) enum Found<E> {
+    /// No subscriber.
+    Nothing,
+    /// A lane.
+    Lane(Arc<Lane<E>>),
+    /// Something only the general path runs.
+    General,
+}
+
+/// Remembers what the snapshot of `generation` holds for `E` on this thread,
+/// unless an emission further up this thread's stack is using the cache.
+pub(crate) fn remember<E>(slot: &'static LocalKey<LaneSlot<E>>, generation: u64, found: Found<E>) {
+    let next = match found {
+        Found::General => Cached::General(generation),
+        Found::Nothing => Cached::Empty(generation),
+        Found::Lane(lane) => Cached::Lane(generation, lane),
+    };
+    let previous = slot
+        .try_with(|slot| {
+            slot.0
+                .try_borrow_mut()
+                .ok()
+                .map(|mut cached| std::mem::replace(&mut *cached, next))
+        })
+        .ok()
+        .flatten();
+    // What the previous lane held may drop now (a removed subscriber's
+    // captures): outside the borrow.
+    drop(previous);
+}

@@ -1,0 +1,265 @@
+//! Immutable views of a registry, as emitters read them: which subscribers each
+//! event has, and who handles an emitted event.
+//!
+//! A snapshot is a two-level table: 256 shards of hash tables keyed by the
+//! event name's precomputed hash. A write copies the shard array (256
+//! pointers) and the one shard it touches, so the cost of linking a new event
+//! grows with the square root of the events at the sizes that matter, not
+//! with all of them; a subscriber list is shared between versions (see
+//! `list`).
+
+use std::any::TypeId;
+use std::sync::Arc;
+
+use hashbrown::HashTable;
+
+use crate::EventKey;
+use crate::erased::EventCallback;
+use crate::key::TypeInfo;
+use crate::lane::ErasedLane;
+use crate::list::{Iter, SubList};
+use crate::record::SubscriberInner;
+
+/// Shards of a snapshot.
+const SHARDS: usize = 256;
+
+/// One event's subscribers, in subscription order.
+pub(crate) struct Entry {
+    /// The event's key; typed when a type owns the name.
+    pub(crate) key: EventKey,
+    /// The type that owns the name in this linker, if a typed subscription made it.
+    pub(crate) owner: Option<TypeInfo>,
+    subs: SubList<Arc<SubscriberInner>>,
+    /// How many subscribers are live; the list may hold as many tombstones.
+    live: usize,
+    /// How many tombstones the list holds.
+    dead: usize,
+    /// Whether every subscriber can run on a borrowed event (sync, no `Arc<E>`).
+    pub(crate) borrow_only: bool,
+    /// Whether an emission runs every subscriber as listed: none is one-time (to
+    /// be claimed) or also linked to the global event (to be deduplicated).
+    pub(crate) plain: bool,
+    /// A plain entry whose subscribers are all typed for its owner: a
+    /// `Lane<owner>`, which runs them without downcasting.
+    pub(crate) lane: Option<ErasedLane>,
+    /// Order in which the event was first linked, for stable listings.
+    pub(crate) seq: u64,
+}
+
+impl Entry {
+    /// The entry of these subscribers, every property computed afresh.
+    pub(crate) fn new(
+        key: EventKey,
+        owner: Option<TypeInfo>,
+        subs: Vec<Arc<SubscriberInner>>,
+        seq: u64,
+    ) -> Self {
+        let plain = subs.iter().all(|s| !s.once && !s.global_and_more);
+        let lane = match (owner, subs.first().map(|s| &s.callback)) {
+            (Some(owner), Some(EventCallback::Typed(_, typed)))
+                if plain && typed.type_id == owner.id =>
+            {
+                (typed.lane)(&mut subs.iter().map(|s| (&s.workflow, s.callback.typed_call())))
+            }
+            _ => None,
+        };
+        Entry {
+            key,
+            owner,
+            lane,
+            borrow_only: subs.iter().all(|s| !s.callback.needs_shared()),
+            plain,
+            live: subs.len(),
+            dead: 0,
+            subs: SubList::of(subs),
+            seq,
+        }
+    }
+
+    /// This entry with `sub` appended: O(1) for a large list.
+    pub(crate) fn with(&self, sub: &Arc<SubscriberInner>) -> Self {
+        let plain = self.plain && !sub.once && !sub.global_and_more;
+        let lane = match (&self.lane, &sub.callback) {
+            (Some(lane), EventCallback::Typed(_, typed)) if plain => {
+                (typed.push)(lane, &sub.workflow, sub.callback.typed_call())
+            }
+            _ => None,
+        };
+        Entry {
+            key: self.key.clone(),
+            owner: self.owner,
+            subs: self.subs.pushed(sub.clone()),
+            live: self.live + 1,
+            dead: self.dead,
+            borrow_only: self.borrow_only && !sub.callback.needs_shared(),
+            plain,
+            lane,
+            seq: self.seq,
+        }
+    }
+
+    /// This entry without the subscriber `id`, or `None` when none is left.
+    /// A subscriber removed from all its events (`gone`) leaves a tombstone in
+    /// a large list, swept once tombstones outnumber the live subscribers, so
+    /// removals cost O(1) amortized; otherwise the list is copied.
+    pub(crate) fn without(&self, id: u64, gone: bool) -> Option<Self> {
+        if self.live <= 1 {
+            return None;
+        }
+        if gone && self.subs.is_large() && self.dead < self.live - 1 {
+            return Some(Entry {
+                key: self.key.clone(),
+                owner: self.owner,
+                subs: self.subs.clone(),
+                live: self.live - 1,
+                dead: self.dead + 1,
+                borrow_only: self.borrow_only,
+                plain: self.plain,
+                lane: self.lane.clone(),
+                seq: self.seq,
+            });
+        }
+        let subs: Vec<_> = self.iter().filter(|s| s.id() != id).cloned().collect();
+        Some(Entry::new(self.key.clone(), self.owner, subs, self.seq))
+    }
+
+    /// Whether an emission of these lists runs every subscriber as listed.
+    #[inline]
+    pub(crate) fn all_plain(entry: Option<&Arc<Entry>>, global: Option<&Arc<Entry>>) -> bool {
+        entry.is_none_or(|e| e.plain) && global.is_none_or(|g| g.plain)
+    }
+
+    /// The live subscribers, in subscription order.
+    #[inline]
+    pub(crate) fn iter(&self) -> Iter<'_, Arc<SubscriberInner>> {
+        self.subs.iter()
+    }
+
+    /// How many subscribers the event has.
+    pub(crate) fn len(&self) -> usize {
+        self.live
+    }
+
+    pub(crate) fn contains(&self, id: u64) -> bool {
+        self.iter().any(|s| s.id() == id)
+    }
+}
+
+/// An immutable view of the registry, as emitters see it.
+#[derive(Clone)]
+pub(crate) struct Snapshot {
+    shards: Arc<[Arc<HashTable<Arc<Entry>>>; SHARDS]>,
+    global: Option<Arc<Entry>>,
+    /// Process-unique: which publication this is, for the per-thread caches.
+    pub(crate) generation: u64,
+}
+
+impl Snapshot {
+    /// A snapshot with no entries.
+    pub(crate) fn empty(generation: u64) -> Self {
+        Snapshot {
+            shards: Arc::new(std::array::from_fn(|_| Arc::default())),
+            global: None,
+            generation,
+        }
+    }
+
+    #[inline]
+    fn shard(hash: u64) -> usize {
+        // Middle bits: the table itself uses the low bits for buckets and the top
+        // seven as tags, so the shard index must not correlate with either.
+        ((hash >> 32) as usize) % SHARDS
+    }
+
+    /// The entry of the named event with this precomputed hash.
+    #[inline]
+    pub(crate) fn find(&self, name: &str, hash: u64) -> Option<&Arc<Entry>> {
+        self.shards[Self::shard(hash)].find(hash, |e| e.key.names(name))
+    }
+
+    /// Who handles an event of this name and payload type: the event's entry and
+    /// the global event's, or the type that owns the name when it is another.
+    /// The emitter and the workers resolve events through this one function.
+    #[inline]
+    pub(crate) fn lookup(
+        &self,
+        name: &str,
+        hash: u64,
+        payload: TypeId,
+    ) -> Result<Route<'_>, TypeInfo> {
+        let entry = self.find(name, hash);
+        match entry.and_then(|e| e.owner) {
+            Some(owner) if owner.id != payload => Err(owner),
+            _ => Ok(Route {
+                entry,
+                global: self.global.as_ref(),
+            }),
+        }
+    }
+
+    /// Whether anything subscribes to the global event.
+    #[inline]
+    pub(crate) fn has_global(&self) -> bool {
+        self.global.is_some()
+    }
+
+    pub(crate) fn get(&self, key: &EventKey) -> Option<&Arc<Entry>> {
+        if key.is_any() {
+            self.global.as_ref()
+        } else {
+            self.find(key.name(), key.hash_value())
+        }
+    }
+
+    /// Replaces (or removes) the entry of `key`: copies the shard array and the
+    /// one shard, unless this snapshot already owns them (a batch of writes).
+    pub(crate) fn set(&mut self, key: &EventKey, entry: Option<Entry>) {
+        if key.is_any() {
+            self.global = entry.map(Arc::new);
+            return;
+        }
+        let hash = key.hash_value();
+        let shards = Arc::make_mut(&mut self.shards);
+        let shard = Arc::make_mut(&mut shards[Self::shard(hash)]);
+        let found = shard.find_entry(hash, |e| e.key.names(key.name()));
+        match (found, entry) {
+            (Ok(mut slot), Some(entry)) => *slot.get_mut() = Arc::new(entry),
+            (Ok(slot), None) => drop(slot.remove()),
+            (Err(_), Some(entry)) => {
+                shard.insert_unique(hash, Arc::new(entry), |e| e.key.hash_value());
+            }
+            (Err(_), None) => {}
+        }
+    }
+
+    /// Every entry, in the order the events were first linked.
+    pub(crate) fn entries(&self) -> Vec<&Arc<Entry>> {
+        let mut all: Vec<_> = self
+            .shards
+            .iter()
+            .flat_map(|s| s.iter())
+            .chain(self.global.iter())
+            .collect();
+        all.sort_by_key(|e| e.seq);
+        all
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.global.is_none() && self.shards.iter().all(|s| s.is_empty())
+    }
+}
+
+/// The subscribers an event goes to: its own and the global event's.
+#[derive(Clone, Copy)]
+pub(crate) struct Route<'a> {
+    pub(crate) entry: Option<&'a Arc<Entry>>,
+    pub(crate) global: Option<&'a Arc<Entry>>,
+}
+
+impl Route<'_> {
+    /// Whether an emission runs every subscriber as listed.
+    #[inline]
+    pub(crate) fn all_plain(self) -> bool {
+        Entry::all_plain(self.entry, self.global)
+    }
+}
