@@ -311,6 +311,37 @@ fn scaling(c: &mut Criterion) {
     group.finish();
 }
 
+/// The cost per subscribe while registering `n` subscribers: all on one event
+/// (`scaling/subscribe`), or one on each of `n` events
+/// (`scaling/subscribe_events`). Linear registration keeps both flat.
+fn registration(c: &mut Criterion) {
+    let mut group = c.benchmark_group("scaling");
+    group.sample_size(10);
+    for n in [1_000_u64, 10_000, 100_000] {
+        let names: Vec<String> = (0..n).map(|i| format!("event-{i}")).collect();
+        for (id, one_event) in [("subscribe", true), ("subscribe_events", false)] {
+            group.bench_function(BenchmarkId::new(id, n), |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let linker = EventLinker::builder().debug(false).build();
+                        let started = Instant::now();
+                        for name in &names {
+                            let name = if one_event { "One" } else { name.as_str() };
+                            linker.on_named(name.to_owned()).subscribe(|| ()).unwrap();
+                        }
+                        total += started.elapsed();
+                        drop(linker);
+                    }
+                    // Reported per subscribe.
+                    total / u32::try_from(n).unwrap_or(u32::MAX)
+                });
+            });
+        }
+    }
+    group.finish();
+}
+
 /// Not budget lines: the parts of `emit/inline/1`, to see where its time goes.
 fn diagnostics(c: &mut Criterion) {
     let mut group = c.benchmark_group("diagnostics");
@@ -329,6 +360,6 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = in_process, on_tasks, scaling, diagnostics
+    targets = in_process, on_tasks, scaling, registration, diagnostics
 }
 criterion_main!(benches);

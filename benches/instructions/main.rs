@@ -15,7 +15,7 @@
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use pyventus::{Event, EventEmitter, EventLinker, InlineProcessingService};
+use pyventus::{Event, EventEmitter, EventKey, EventLinker, InlineProcessingService};
 
 #[derive(Debug, Clone, Event)]
 struct Tick {
@@ -45,6 +45,8 @@ fn declared(e: &Tick) {
 #[linker(debug = false)]
 struct Declared;
 
+const NAMED: EventKey = EventKey::named_static("Named");
+
 fn emitter(linker: EventLinker) -> EventEmitter {
     EventEmitter::builder()
         .processor(InlineProcessingService::new())
@@ -61,6 +63,32 @@ fn linker_with(subscribers: usize) -> EventLinker {
     linker
 }
 
+fn named_linker() -> EventLinker {
+    let linker = EventLinker::builder().debug(false).build();
+    linker
+        .on_named("Named")
+        .subscribe(|value: &u64| add(&Tick { value: *value }))
+        .unwrap();
+    linker
+}
+
+/// Emits `Tick { value: i }` for `i` in `0..n`.
+fn emit_ticks(emitter: &EventEmitter, n: u64) {
+    for i in 0..n {
+        black_box(emitter).emit(Tick { value: i }).unwrap();
+    }
+}
+
+fn direct(count: usize, n: u64) {
+    let handlers: Vec<Handler> = (0..count).map(|_| Box::new(add) as Handler).collect();
+    for i in 0..n {
+        let event = black_box(Tick { value: i });
+        for handler in black_box(&handlers) {
+            handler(&event);
+        }
+    }
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let scenario = args.next().unwrap_or_else(|| "inline_1".to_owned());
@@ -69,23 +97,10 @@ fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(1_000_000);
     match scenario.as_str() {
-        "direct_1" | "direct_10" => {
-            let count = if scenario == "direct_1" { 1 } else { 10 };
-            let handlers: Vec<Handler> = (0..count).map(|_| Box::new(add) as Handler).collect();
-            for i in 0..n {
-                let event = black_box(Tick { value: i });
-                for handler in black_box(&handlers) {
-                    handler(&event);
-                }
-            }
-        }
-        "inline_1" | "inline_10" => {
-            let count = if scenario == "inline_1" { 1 } else { 10 };
-            let emitter = emitter(linker_with(count));
-            for i in 0..n {
-                black_box(&emitter).emit(Tick { value: i }).unwrap();
-            }
-        }
+        "direct_1" => direct(1, n),
+        "direct_10" => direct(10, n),
+        "inline_1" => emit_ticks(&emitter(linker_with(1)), n),
+        "inline_10" => emit_ticks(&emitter(linker_with(10)), n),
         "inline_large_registry_1" => {
             let linker = linker_with(1);
             for j in 0..10_000 {
@@ -94,35 +109,25 @@ fn main() {
                     .subscribe(|| ())
                     .unwrap();
             }
-            let emitter = emitter(linker);
-            for i in 0..n {
-                black_box(&emitter).emit(Tick { value: i }).unwrap();
-            }
+            emit_ticks(&emitter(linker), n);
         }
         "named_1" => {
-            let linker = EventLinker::builder().debug(false).build();
-            linker
-                .on_named("Named")
-                .subscribe(|value: &u64| add(&Tick { value: *value }))
-                .unwrap();
-            let emitter = emitter(linker);
+            let emitter = emitter(named_linker());
             for i in 0..n {
                 black_box(&emitter).emit_named("Named", i).unwrap();
             }
         }
-        "declarative_1" => {
-            let emitter = emitter(Declared::linker());
+        "named_key_1" => {
+            let emitter = emitter(named_linker());
             for i in 0..n {
-                black_box(&emitter).emit(Tick { value: i }).unwrap();
+                black_box(&emitter).emit_to(&NAMED, i).unwrap();
             }
         }
+        "declarative_1" => emit_ticks(&emitter(Declared::linker()), n),
         "runtime_same_fn_1" => {
             let linker = EventLinker::builder().debug(false).build();
             linker.on::<Tick>().subscribe(declared).unwrap();
-            let emitter = emitter(linker);
-            for i in 0..n {
-                black_box(&emitter).emit(Tick { value: i }).unwrap();
-            }
+            emit_ticks(&emitter(linker), n);
         }
         other => {
             eprintln!("unknown scenario `{other}`");

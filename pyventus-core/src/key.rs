@@ -100,6 +100,26 @@ impl EventKey {
         }
     }
 
+    /// The key of a named event, built at compile time: its name is hashed once,
+    /// so emitting through it ([`EventEmitter::emit_to`](crate::EventEmitter::emit_to))
+    /// skips the hashing `emit_named` does at each call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pyventus_core::EventKey;
+    ///
+    /// const GREET: EventKey = EventKey::named_static("Greet");
+    /// assert_eq!(GREET, EventKey::named("Greet"));
+    /// ```
+    pub const fn named_static(name: &'static str) -> Self {
+        EventKey {
+            name: Name::Static(name),
+            hash: hash_name(name),
+            kind: Kind::Named,
+        }
+    }
+
     /// The key of the global event (Pyventus's `...`): its subscribers receive every
     /// event emitted through the linker.
     pub fn any() -> Self {
@@ -110,12 +130,23 @@ impl EventKey {
         }
     }
 
+    /// The name, as a named event carries it (a shared name is copied).
+    #[inline]
+    pub(crate) fn name_cow(&self) -> Cow<'static, str> {
+        match &self.name {
+            Name::Static(s) => Cow::Borrowed(s),
+            Name::Shared(s) => Cow::Owned(s.to_string()),
+        }
+    }
+
     /// The event's name (`"..."` for the global event).
+    #[inline]
     pub fn name(&self) -> &str {
         self.name.as_str()
     }
 
     /// Whether this is the global event's key.
+    #[inline]
     pub fn is_any(&self) -> bool {
         matches!(self.kind, Kind::Any)
     }
@@ -132,11 +163,13 @@ impl EventKey {
         }
     }
 
+    #[inline]
     pub(crate) fn hash_value(&self) -> u64 {
         self.hash
     }
 
     /// Checks the name: non-empty, and not the global event's unless this is it.
+    #[inline]
     pub(crate) fn validate(&self) -> Result<(), Error> {
         match self.kind {
             Kind::Any => Ok(()),
@@ -155,6 +188,7 @@ impl EventKey {
 }
 
 impl Name {
+    #[inline]
     fn as_str(&self) -> &str {
         match self {
             Name::Static(s) => s,
@@ -213,6 +247,7 @@ impl From<&EventKey> for EventKey {
 
 /// Checks the name of a named or typed event: non-empty, and not the global
 /// event's.
+#[inline]
 pub(crate) fn check_event_name(name: &str) -> Result<(), Error> {
     match name {
         "" => Err(Error::EmptyEventName),

@@ -52,6 +52,7 @@ pub mod runtime;
 mod snapshot;
 mod subscriber;
 mod subscription;
+mod trie;
 mod workflow;
 
 pub use any_event::{AnyEvent, EventObject};

@@ -1,17 +1,13 @@
 //! Immutable views of a registry, as emitters read them: which subscribers each
 //! event has, and who handles an emitted event.
 //!
-//! A snapshot is a two-level table: 256 shards of hash tables keyed by the
-//! event name's precomputed hash. A write copies the shard array (256
-//! pointers) and the one shard it touches, so the cost of linking a new event
-//! grows with the square root of the events at the sizes that matter, not
-//! with all of them; a subscriber list is shared between versions (see
-//! `list`).
+//! A snapshot's events are a persistent hash trie (see `trie`): a write copies
+//! the path to one leaf, so linking an event costs about the same in a registry
+//! of ten events or of 100,000. A subscriber list is shared between versions
+//! (see `list`).
 
 use std::any::TypeId;
 use std::sync::Arc;
-
-use hashbrown::HashTable;
 
 use crate::EventKey;
 use crate::erased::EventCallback;
@@ -19,9 +15,7 @@ use crate::key::TypeInfo;
 use crate::lane::ErasedLane;
 use crate::list::{Iter, SubList};
 use crate::record::SubscriberInner;
-
-/// Shards of a snapshot.
-const SHARDS: usize = 256;
+use crate::trie::{Hashed, Trie};
 
 /// One event's subscribers, in subscription order.
 pub(crate) struct Entry {
@@ -55,9 +49,11 @@ impl Entry {
         seq: u64,
     ) -> Self {
         let plain = subs.iter().all(|s| !s.once && !s.global_and_more);
-        let lane = match (owner, subs.first().map(|s| &s.callback)) {
-            (Some(owner), Some(EventCallback::Typed(_, typed)))
-                if plain && typed.type_id == owner.id =>
+        // A lane of the owner's type, or of a named event's payload type when
+        // every subscriber takes the same one.
+        let lane = match subs.first().map(|s| &s.callback) {
+            Some(EventCallback::Typed(_, typed))
+                if plain && owner.is_none_or(|owner| owner.id == typed.type_id) =>
             {
                 (typed.lane)(&mut subs.iter().map(|s| (&s.workflow, s.callback.typed_call())))
             }
@@ -145,10 +141,17 @@ impl Entry {
     }
 }
 
+impl Hashed for Entry {
+    #[inline]
+    fn hash(&self) -> u64 {
+        self.key.hash_value()
+    }
+}
+
 /// An immutable view of the registry, as emitters see it.
 #[derive(Clone)]
 pub(crate) struct Snapshot {
-    shards: Arc<[Arc<HashTable<Arc<Entry>>>; SHARDS]>,
+    events: Trie<Entry>,
     global: Option<Arc<Entry>>,
     /// Process-unique: which publication this is, for the per-thread caches.
     pub(crate) generation: u64,
@@ -158,23 +161,16 @@ impl Snapshot {
     /// A snapshot with no entries.
     pub(crate) fn empty(generation: u64) -> Self {
         Snapshot {
-            shards: Arc::new(std::array::from_fn(|_| Arc::default())),
+            events: Trie::new(),
             global: None,
             generation,
         }
     }
 
-    #[inline]
-    fn shard(hash: u64) -> usize {
-        // Middle bits: the table itself uses the low bits for buckets and the top
-        // seven as tags, so the shard index must not correlate with either.
-        ((hash >> 32) as usize) % SHARDS
-    }
-
     /// The entry of the named event with this precomputed hash.
     #[inline]
     pub(crate) fn find(&self, name: &str, hash: u64) -> Option<&Arc<Entry>> {
-        self.shards[Self::shard(hash)].find(hash, |e| e.key.names(name))
+        self.events.find(hash, |e| e.key.names(name))
     }
 
     /// Who handles an event of this name and payload type: the event's entry and
@@ -211,41 +207,27 @@ impl Snapshot {
         }
     }
 
-    /// Replaces (or removes) the entry of `key`: copies the shard array and the
-    /// one shard, unless this snapshot already owns them (a batch of writes).
+    /// Replaces (or removes) the entry of `key`: copies the path to its leaf,
+    /// unless this snapshot already owns it (a batch of writes).
     pub(crate) fn set(&mut self, key: &EventKey, entry: Option<Entry>) {
         if key.is_any() {
             self.global = entry.map(Arc::new);
             return;
         }
-        let hash = key.hash_value();
-        let shards = Arc::make_mut(&mut self.shards);
-        let shard = Arc::make_mut(&mut shards[Self::shard(hash)]);
-        let found = shard.find_entry(hash, |e| e.key.names(key.name()));
-        match (found, entry) {
-            (Ok(mut slot), Some(entry)) => *slot.get_mut() = Arc::new(entry),
-            (Ok(slot), None) => drop(slot.remove()),
-            (Err(_), Some(entry)) => {
-                shard.insert_unique(hash, Arc::new(entry), |e| e.key.hash_value());
-            }
-            (Err(_), None) => {}
-        }
+        let name = key.name();
+        self.events
+            .set(key.hash_value(), |e| e.key.names(name), entry.map(Arc::new));
     }
 
     /// Every entry, in the order the events were first linked.
     pub(crate) fn entries(&self) -> Vec<&Arc<Entry>> {
-        let mut all: Vec<_> = self
-            .shards
-            .iter()
-            .flat_map(|s| s.iter())
-            .chain(self.global.iter())
-            .collect();
+        let mut all: Vec<_> = self.events.iter().chain(self.global.iter()).collect();
         all.sort_by_key(|e| e.seq);
         all
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.global.is_none() && self.shards.iter().all(|s| s.is_empty())
+        self.global.is_none() && self.events.len() == 0
     }
 }
 

@@ -1,0 +1,224 @@
+//! A persistent hash trie: the event table of a registry snapshot.
+//!
+//! Keyed by the event name's precomputed 64-bit hash, sixteen ways per level.
+//! A small table is one leaf (a short list scanned by hash); a leaf that grows
+//! past [`LEAF`] entries splits into a branch. A write copies only the path to
+//! the leaf it touches (at most sixteen pointers per level), and every other
+//! node is shared with the previous version, so linking the 100,000th event
+//! costs about what linking the 100th does, while a lookup walks a few levels.
+
+use std::sync::Arc;
+
+/// Entries a leaf holds before it splits.
+const LEAF: usize = 8;
+
+/// Bits of the hash each level consumes (sixteen children).
+const BITS: u32 = 4;
+
+/// Levels a 64-bit hash can feed; past them leaves grow (equal hashes).
+const MAX_DEPTH: u32 = u64::BITS / BITS;
+
+/// Something the trie holds: it knows its hash.
+pub(crate) trait Hashed {
+    /// The precomputed hash it is filed under.
+    fn hash(&self) -> u64;
+}
+
+/// One node of the trie.
+enum Node<T> {
+    /// A few items, scanned by hash.
+    Leaf(Vec<Arc<T>>),
+    /// Sixteen children, by the next four bits of the hash.
+    Branch(Box<[Arc<Node<T>>; 16]>),
+}
+
+/// A version of the trie.
+pub(crate) struct Trie<T> {
+    root: Arc<Node<T>>,
+    len: usize,
+}
+
+impl<T> Clone for Trie<T> {
+    fn clone(&self) -> Self {
+        Trie {
+            root: self.root.clone(),
+            len: self.len,
+        }
+    }
+}
+
+impl<T> Clone for Node<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Node::Leaf(items) => Node::Leaf(items.clone()),
+            Node::Branch(children) => Node::Branch(children.clone()),
+        }
+    }
+}
+
+#[inline]
+fn index(hash: u64, depth: u32) -> usize {
+    ((hash >> (depth * BITS)) & 0xf) as usize
+}
+
+impl<T: Hashed> Trie<T> {
+    /// An empty trie.
+    pub(crate) fn new() -> Self {
+        Trie {
+            root: Arc::new(Node::Leaf(Vec::new())),
+            len: 0,
+        }
+    }
+
+    /// How many items it holds.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The item with this hash that `matches`.
+    #[inline]
+    pub(crate) fn find(&self, hash: u64, mut matches: impl FnMut(&T) -> bool) -> Option<&Arc<T>> {
+        let mut node = &*self.root;
+        let mut depth = 0;
+        loop {
+            match node {
+                Node::Leaf(items) => {
+                    return items
+                        .iter()
+                        .find(|item| item.hash() == hash && matches(item));
+                }
+                Node::Branch(children) => {
+                    node = &children[index(hash, depth)];
+                    depth += 1;
+                }
+            }
+        }
+    }
+
+    /// Replaces the item with this hash that `matches` by `item`, inserts it,
+    /// or (with `None`) removes it. Copies the path to its leaf.
+    pub(crate) fn set(&mut self, hash: u64, matches: impl FnMut(&T) -> bool, item: Option<Arc<T>>) {
+        let delta = set_in(&mut self.root, hash, 0, matches, item);
+        self.len = self.len.checked_add_signed(delta).unwrap_or(0);
+    }
+
+    /// Every item, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<T>> {
+        let mut stack = vec![&*self.root];
+        let mut leaf: std::slice::Iter<'_, Arc<T>> = [].iter();
+        std::iter::from_fn(move || {
+            loop {
+                if let Some(item) = leaf.next() {
+                    return Some(item);
+                }
+                match stack.pop()? {
+                    Node::Leaf(items) => leaf = items.iter(),
+                    Node::Branch(children) => stack.extend(children.iter().map(|c| &**c)),
+                }
+            }
+        })
+    }
+}
+
+/// [`Trie::set`] at `node`, `depth` levels down: how the count changed.
+fn set_in<T: Hashed>(
+    node: &mut Arc<Node<T>>,
+    hash: u64,
+    depth: u32,
+    mut matches: impl FnMut(&T) -> bool,
+    item: Option<Arc<T>>,
+) -> isize {
+    let (delta, overflow) = match Arc::make_mut(node) {
+        Node::Branch(children) => {
+            let child = &mut children[index(hash, depth)];
+            return set_in(child, hash, depth + 1, matches, item);
+        }
+        Node::Leaf(items) => {
+            let found = items.iter().position(|i| i.hash() == hash && matches(i));
+            match (found, item) {
+                (Some(at), Some(item)) => {
+                    items[at] = item;
+                    (0, None)
+                }
+                (Some(at), None) => {
+                    items.remove(at);
+                    (-1, None)
+                }
+                (None, None) => (0, None),
+                (None, Some(item)) => {
+                    items.push(item);
+                    let full = items.len() > LEAF && depth < MAX_DEPTH;
+                    (1, full.then(|| std::mem::take(items)))
+                }
+            }
+        }
+    };
+    if let Some(items) = overflow {
+        *node = Arc::new(split(items, depth));
+    }
+    delta
+}
+
+/// A branch holding `items`, spread by the hash bits of `depth`.
+fn split<T: Hashed>(items: Vec<Arc<T>>, depth: u32) -> Node<T> {
+    let mut groups: [Vec<Arc<T>>; 16] = std::array::from_fn(|_| Vec::new());
+    for item in items {
+        groups[index(item.hash(), depth)].push(item);
+    }
+    let children = groups.map(|group| {
+        Arc::new(if group.len() > LEAF && depth + 1 < MAX_DEPTH {
+            split(group, depth + 1)
+        } else {
+            Node::Leaf(group)
+        })
+    });
+    Node::Branch(Box::new(children))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Item(u64, u32);
+
+    impl Hashed for Item {
+        fn hash(&self) -> u64 {
+            self.0
+        }
+    }
+
+    fn mix(n: u64) -> u64 {
+        n.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17)
+    }
+
+    #[test]
+    fn items_are_found_replaced_and_removed_across_splits() {
+        let mut trie = Trie::new();
+        for n in 0..2_000 {
+            trie.set(mix(n), |_| true, Some(Arc::new(Item(mix(n), 0))));
+        }
+        assert_eq!(trie.len(), 2_000);
+        let before = trie.clone();
+        trie.set(mix(7), |_| true, Some(Arc::new(Item(mix(7), 1))));
+        trie.set(mix(8), |_| true, None);
+        assert_eq!(trie.find(mix(7), |_| true).map(|i| i.1), Some(1));
+        assert!(trie.find(mix(8), |_| true).is_none());
+        assert_eq!(trie.len(), 1_999);
+        // The previous version is untouched.
+        assert_eq!(before.find(mix(7), |_| true).map(|i| i.1), Some(0));
+        assert!(before.find(mix(8), |_| true).is_some());
+        assert_eq!(trie.iter().count(), 1_999);
+    }
+
+    #[test]
+    fn equal_hashes_are_told_apart_by_the_match() {
+        let mut trie = Trie::new();
+        for n in 0..20 {
+            trie.set(42, |i: &Item| i.1 == n, Some(Arc::new(Item(42, n))));
+        }
+        assert_eq!(trie.len(), 20);
+        for n in 0..20 {
+            assert_eq!(trie.find(42, |i| i.1 == n).map(|i| i.1), Some(n));
+        }
+    }
+}
