@@ -63,6 +63,8 @@ pub use pyventus_core::*;
 #[doc(inline)]
 pub use pyventus_macros::*;
 
+pub mod testing;
+
 /// The names most programs use: `use pyventus::prelude::*;`.
 pub mod prelude {
     #[cfg(feature = "tokio")]
@@ -137,6 +139,8 @@ mod guide {
     struct Handlers;
     #[doc = include_str!("../docs/architecture.md")]
     struct Architecture;
+    #[doc = include_str!("../docs/testing.md")]
+    struct Testing;
     #[cfg(feature = "axum")]
     #[doc = include_str!("../docs/axum.md")]
     struct Axum;

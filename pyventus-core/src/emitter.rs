@@ -56,6 +56,8 @@ pub struct EventEmitter {
     inner: Arc<Inner>,
 }
 
+// Each flag is read on its own hot path; packing them would buy nothing.
+#[allow(clippy::struct_excessive_bools)]
 struct Inner {
     processor: Arc<dyn ProcessingService>,
     linker: EventLinker,
@@ -65,6 +67,8 @@ struct Inner {
     borrow_fast_path: bool,
     /// The processor runs emissions in other processes.
     remote: bool,
+    /// The processor wants emissions that have no subscriber too.
+    every: bool,
 }
 
 /// Builds an [`EventEmitter`].
@@ -124,6 +128,7 @@ impl EventEmitterBuilder {
             inner: Arc::new(Inner {
                 borrow_fast_path: processor.runs_inline() && !debug,
                 remote: processor.runs_remotely(),
+                every: processor.runs_remotely() || processor.wants_every_emission(),
                 processor,
                 linker: self.linker.unwrap_or_else(EventLinker::global),
                 debug,
@@ -389,7 +394,7 @@ impl EventEmitter {
         } else {
             Subscribers::resolve(registry, route)
         };
-        if subscribers.is_empty() && !self.inner.remote {
+        if subscribers.is_empty() && !self.inner.every {
             if self.inner.debug {
                 tracing::debug!(target: "pyventus", event = event.name(), "emitted with no subscribers");
             }

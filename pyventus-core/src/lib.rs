@@ -52,6 +52,7 @@ pub mod runtime;
 mod snapshot;
 mod subscriber;
 mod subscription;
+pub mod testing;
 mod trie;
 mod workflow;
 

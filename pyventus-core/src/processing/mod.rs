@@ -75,6 +75,13 @@ pub trait ProcessingService: Send + Sync + 'static {
     fn runs_remotely(&self) -> bool {
         false
     }
+
+    /// Whether the service wants emissions that have no subscriber here too
+    /// (a recorder in tests, a metrics tap); services that run emissions
+    /// [remotely](Self::runs_remotely) always get them.
+    fn wants_every_emission(&self) -> bool {
+        false
+    }
 }
 
 impl<P: ProcessingService + ?Sized> ProcessingService for Arc<P> {
@@ -88,6 +95,10 @@ impl<P: ProcessingService + ?Sized> ProcessingService for Arc<P> {
 
     fn runs_remotely(&self) -> bool {
         (**self).runs_remotely()
+    }
+
+    fn wants_every_emission(&self) -> bool {
+        (**self).wants_every_emission()
     }
 }
 
