@@ -56,13 +56,22 @@
 //! # }
 //! ```
 //!
-//! The guide in `docs/` walks through each concept: events, declarative handlers,
-//! linkers, the subscriber workflow, emitters and processing services.
+//! The [`guide`] walks through each concept: events, declarative handlers,
+//! linkers, emitters and processing services, the subscriber workflow, testing,
+//! the axum and Redis integrations, and how it is all built.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use pyventus_core::*;
 #[doc(inline)]
 pub use pyventus_macros::*;
 
+/// [`anyhow`](https://docs.rs/anyhow), the error type of handlers and failure
+/// callbacks: re-exported so that `use pyventus::anyhow;` is all a handler
+/// returning `anyhow::Result` needs.
+pub use anyhow;
+
+pub mod guide;
 pub mod testing;
 
 /// The names most programs use: `use pyventus::prelude::*;`.
@@ -77,9 +86,11 @@ pub mod prelude {
 }
 
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 #[doc(inline)]
 pub use pyventus_axum as axum;
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 #[doc(inline)]
 pub use pyventus_redis as redis;
 
@@ -122,29 +133,7 @@ macro_rules! __pyventus_event_codec {
     ($ty:ty) => {};
 }
 
-/// The guide's pages, compiled as doctests so their snippets stay true.
+/// The README, compiled as a doctest so its snippets stay true.
 #[cfg(doctest)]
-mod guide {
-    #[doc = include_str!("../README.md")]
-    struct Readme;
-    #[doc = include_str!("../docs/events.md")]
-    struct Events;
-    #[doc = include_str!("../docs/linkers.md")]
-    struct Linkers;
-    #[doc = include_str!("../docs/workflow.md")]
-    struct Workflow;
-    #[doc = include_str!("../docs/emitters.md")]
-    struct Emitters;
-    #[doc = include_str!("../docs/handlers.md")]
-    struct Handlers;
-    #[doc = include_str!("../docs/architecture.md")]
-    struct Architecture;
-    #[doc = include_str!("../docs/testing.md")]
-    struct Testing;
-    #[cfg(feature = "axum")]
-    #[doc = include_str!("../docs/axum.md")]
-    struct Axum;
-    #[cfg(feature = "redis")]
-    #[doc = include_str!("../docs/redis.md")]
-    struct Redis;
-}
+#[doc = include_str!("../README.md")]
+struct Readme;

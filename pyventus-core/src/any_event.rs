@@ -44,7 +44,7 @@ use std::sync::Arc;
 /// ```
 pub type AnyEvent = dyn EventObject;
 
-/// The object behind [`AnyEvent`]. Implemented by every [`Event`] and by named
+/// The object behind [`AnyEvent`]. Implemented by every [`Event`](crate::Event) and by named
 /// payloads; not meant to be implemented by hand.
 ///
 /// # Examples

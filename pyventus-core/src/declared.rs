@@ -137,7 +137,7 @@ impl<T> SuccessValue<T> for T {
     }
 }
 
-/// Probes a handler's declared return type `R`; see the [module docs](self).
+/// Probes a handler's declared return type `R` (see `declared.rs`).
 pub struct OutputProbe<R>(PhantomData<fn() -> R>);
 
 impl<R> OutputProbe<R> {

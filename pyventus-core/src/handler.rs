@@ -62,8 +62,11 @@ use kind::{Many, Named, Typed};
 
 /// A synchronous handler for a subscription of kind `K`.
 ///
-/// Implemented for closures and functions of the forms listed in the
-/// [module docs](self); `M` only tells the forms apart.
+/// Implemented for closures and functions taking, for `linker.on::<E>()`, `&E`,
+/// `E` (when `E: Clone`), `Arc<E>`, `&AnyEvent` or nothing; for a named event,
+/// `&T` of its payload, `&AnyEvent` or nothing; for the global event and
+/// multi-event subscriptions, `&AnyEvent` or nothing. `M` only tells the forms
+/// apart.
 ///
 /// # Examples
 ///

@@ -26,6 +26,8 @@
 //! # Ok::<(), pyventus_core::Error>(())
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod any_event;
 mod context;
 mod declared;
@@ -46,6 +48,7 @@ mod processing;
 mod record;
 mod registry;
 #[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub mod remote;
 mod report;
 pub mod runtime;
@@ -71,6 +74,7 @@ pub use namespace::Linker;
 pub use output::HandlerOutput;
 pub use processing::{ExecutorProcessingService, InlineProcessingService, ProcessingService};
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use processing::{TokioProcessingService, TokioProcessingServiceBuilder};
 pub use report::{FailureKind, RunReport, SubscriberFailure};
 pub use subscriber::EventSubscriber;

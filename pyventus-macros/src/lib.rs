@@ -75,7 +75,8 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 /// let linker = UserLinker::linker();
 /// assert_eq!(linker.max_subscribers(), Some(10));
 /// assert_eq!(linker.subscriber_count(), 1);
-/// assert!(pyventus::EventLinker::global().handler("rust_out::users_only").is_empty());
+/// let id = concat!(module_path!(), "::users_only"); // `<crate>::<module>::users_only`
+/// assert!(pyventus::EventLinker::global().handler(id).is_empty());
 ///
 /// let emitter = EventEmitter::builder().linker(linker).build();
 /// emitter.emit(PasswordReset { email: "user@example.com".into() })?;

@@ -1,0 +1,56 @@
+//! The user guide: one page per concept, in the order a newcomer meets them.
+//! Every snippet on these pages is compiled and run as a doctest.
+//!
+//! 1. [`events`]: typed events, named events, the global event.
+//! 2. [`handlers`]: `#[on]`, `#[once]`, `#[on_success]`, `#[on_failure]`,
+//!    namespaces, and how handler ids are formed.
+//! 3. [`linkers`]: the registry, runtime subscription, queries and removal.
+//! 4. [`emitters`]: emitting, and the processing services that run emissions.
+//! 5. [`workflow`]: success and failure callbacks, panics, logging.
+//! 6. [`testing`]: asserting what code emits; running handlers in tests.
+//! 7. Integrations: [`axum`] (handlers after the response) and [`redis`]
+//!    (worker processes over Redis Streams), behind their features.
+//! 8. [`architecture`]: the crates, the path of an emission, the registry,
+//!    and writing a backend; [`compile_errors`]: every diagnostic and its fix;
+//!    [`benchmarks`]: what it all costs.
+
+#[doc = include_str!("../docs/events.md")]
+pub mod events {}
+
+#[doc = include_str!("../docs/handlers.md")]
+pub mod handlers {}
+
+#[doc = include_str!("../docs/linkers.md")]
+pub mod linkers {}
+
+#[doc = include_str!("../docs/emitters.md")]
+pub mod emitters {}
+
+#[doc = include_str!("../docs/workflow.md")]
+pub mod workflow {}
+
+#[doc = include_str!("../docs/testing.md")]
+pub mod testing {}
+
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+#[doc = include_str!("../docs/axum.md")]
+pub mod axum {}
+
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+#[doc = include_str!("../docs/redis.md")]
+pub mod redis {}
+
+#[doc = include_str!("../docs/architecture.md")]
+pub mod architecture {}
+
+/// Every mistake the macros report, as the compiler prints it, and its fix.
+///
+/// The page's snippets are compiler output, not programs, so they are not
+/// doctests here; `tests/ui/` checks each one.
+#[doc = include_str!("../docs/compile-errors.md")]
+pub mod compile_errors {}
+
+#[doc = include_str!("../docs/benchmarks.md")]
+pub mod benchmarks {}
