@@ -61,7 +61,7 @@ fn allocations_per_emission() {
     inline_one.emit(Measured { value: 1 }).unwrap();
     runtime.block_on(async {
         on_tokio.emit(Measured { value: 1 }).unwrap();
-        tokio.wait_for_tasks().await;
+        tokio.wait_for_tasks().await.unwrap();
     });
 
     let _profiler = dhat::Profiler::builder()
@@ -88,7 +88,7 @@ fn allocations_per_emission() {
             }
         }) + {
             let before = dhat::HeapStats::get().total_blocks;
-            tokio.wait_for_tasks().await;
+            tokio.wait_for_tasks().await.unwrap();
             dhat::HeapStats::get().total_blocks - before
         }
     });

@@ -15,8 +15,9 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::sync::oneshot;
 
-use crate::context::{self, CurrentEmission, InEmission};
+use crate::context::{self, CurrentEmission, InEmission, Lineage};
 use crate::erased::EventCallback;
+use crate::in_flight::Ticket;
 use crate::key::hash_name;
 use crate::record::SubscriberInner;
 use crate::registry::{Entry, Registry, Route};
@@ -72,6 +73,11 @@ pub struct EventEmission {
     blocking: bool,
     waiters: Vec<Waiter>,
     context: Option<Arc<dyn Any + Send + Sync>>,
+    /// Who runs it and who waits for it, as its handlers' context carries it.
+    lineage: Lineage,
+    /// Its count among the unfinished emissions of its processing service (and
+    /// of the process), held until it finishes.
+    ticket: Option<Ticket>,
     /// Ran, handed off or discarded: dropping it loses nothing.
     settled: bool,
 }
@@ -144,6 +150,8 @@ impl EventEmission {
             blocking: false,
             waiters: Vec::new(),
             context: None,
+            lineage: Lineage::default(),
+            ticket: None,
             settled: false,
         }
     }
@@ -349,8 +357,18 @@ impl EventEmission {
         had
     }
 
+    /// Places the emission among the processing services (`lineage`) and counts
+    /// it unfinished until it finishes (`ticket`): what a service that accepts
+    /// it records before running it.
+    pub(crate) fn track(&mut self, lineage: Lineage, ticket: Option<Ticket>) {
+        self.lineage = lineage;
+        self.ticket = ticket;
+    }
+
     fn finish(&mut self, result: impl Fn() -> Result<(), Error>) {
         self.settled = true;
+        // Uncounted before anyone wakes: a waiter sees its service idle.
+        drop(self.ticket.take());
         for tx in self.waiters.drain(..) {
             // A waiter may have stopped waiting; that is its choice.
             let _ = tx.send(result());
@@ -362,6 +380,7 @@ impl EventEmission {
             id: self.id,
             event: self.event.clone(),
             context: self.context.clone(),
+            lineage: self.lineage.clone(),
         }
     }
 
@@ -554,11 +573,16 @@ impl Drop for EventEmission {
             return;
         }
         // Accepted, and neither run nor handed off: say so, where the user looks.
-        report_loss(
-            self.id,
-            self.event.name(),
-            "it was dropped (its runtime shut down, or its processing service dropped it)",
-        );
+        // A counted emission joins its service's batch (a runtime that shuts
+        // down drops all its tasks at once: one report says how many).
+        match &self.ticket {
+            Some(ticket) => ticket.lose(self.event.name()),
+            None => report_loss(
+                self.id,
+                self.event.name(),
+                "it was dropped (its runtime shut down, or its processing service dropped it)",
+            ),
+        }
         self.finish(|| Err(Error::EmissionDropped));
     }
 }
