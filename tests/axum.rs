@@ -442,37 +442,46 @@ async fn the_extractor_is_an_event_emitter() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emit_and_wait_inside_a_route_is_a_clear_error_and_the_layer_still_drains() {
-    let record = Record::default();
-    let layer = BackgroundEmitterLayer::new().linker(linker(&record, None));
-    let app = Router::new()
-        .route(
-            "/",
-            get(|emitter: BackgroundEmitter| async move {
-                // The emission would run after this response, which waits for this route.
-                let waited = tokio::time::timeout(
-                    Duration::from_secs(5),
-                    emitter.emit_named_and_wait("first", 1_u32),
-                )
-                .await;
-                emitter.emit_named("second", 2_u32).unwrap();
-                match waited {
-                    Err(_) => "hung".to_owned(),
-                    Ok(Ok(())) => "waited".to_owned(),
-                    Ok(Err(err @ pyventus::Error::WouldDeadlock(_))) => format!("refused: {err}"),
-                    Ok(Err(err)) => format!("other error: {err}"),
-                }
-            }),
-        )
-        .layer(layer.clone());
-    let addr = serve(app).await;
-    let (status, body) = get_full(addr, "/").await;
-    assert_eq!(status, StatusCode::OK);
-    let body = String::from_utf8_lossy(&body);
-    assert!(body.starts_with("refused: "), "{body}");
-    assert!(body.contains("use `emit`"), "the error says what to do: {body}");
-    drain(&layer).await;
-    // The refused emission never runs; the others still do.
-    assert_eq!(record.take(), ["second 2"]);
+    for detach in [true, false] {
+        let record = Record::default();
+        let layer = BackgroundEmitterLayer::new()
+            .linker(linker(&record, None))
+            .detach_from_client(detach);
+        let app = Router::new()
+            .route(
+                "/",
+                get(|emitter: BackgroundEmitter| async move {
+                    // The emission would run after this response, which waits for this route.
+                    let waited = tokio::time::timeout(
+                        Duration::from_secs(5),
+                        emitter.emit_named_and_wait("first", 1_u32),
+                    )
+                    .await;
+                    emitter.emit_named("second", 2_u32).unwrap();
+                    match waited {
+                        Err(_) => "hung".to_owned(),
+                        Ok(Ok(())) => "waited".to_owned(),
+                        Ok(Err(err @ pyventus::Error::WouldDeadlock(_))) => {
+                            format!("refused: {err}")
+                        }
+                        Ok(Err(err)) => format!("other error: {err}"),
+                    }
+                }),
+            )
+            .layer(layer.clone());
+        let addr = serve(app).await;
+        let (status, body) = get_full(addr, "/").await;
+        assert_eq!(status, StatusCode::OK);
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.starts_with("refused: "), "detach {detach}: {body}");
+        assert!(
+            body.contains("use `emit`"),
+            "the error says what to do: {body}"
+        );
+        drain(&layer).await;
+        // The refused emission never runs; the others still do.
+        assert_eq!(record.take(), ["second 2"]);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -508,7 +517,11 @@ async fn emit_and_wait_after_the_response_waits_for_the_handlers_and_succeeds() 
         .expect("emit_and_wait after the response hung")
         .unwrap();
     assert_eq!(waited, Ok(()));
-    assert_eq!(record.take(), ["first 0", "second 1"], "the wait returned once its handler ran");
+    assert_eq!(
+        record.take(),
+        ["first 0", "second 1"],
+        "the wait returned once its handler ran"
+    );
     drain(&layer).await;
 }
 

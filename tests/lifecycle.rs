@@ -57,7 +57,12 @@ fn an_emission_dropped_unrun_reports_its_loss_and_fails_every_waiter() {
         pyventus::runtime::block_on(second),
         Err(Error::EmissionDropped)
     );
-    assert_eq!(errors_mentioning(&logs.text(), "Ping"), 1, "{}", logs.text());
+    assert_eq!(
+        errors_mentioning(&logs.text(), "Ping"),
+        1,
+        "{}",
+        logs.text()
+    );
 }
 
 #[test]
@@ -202,7 +207,12 @@ fn emissions_lost_at_runtime_shutdown_are_reported_once_with_their_count_and_eve
 
 /// A linker where `outer` emits `inner` through `emitter` (set later), and each
 /// records when it ends; `inner` first sleeps, so a pending one is seen.
-fn causal_chain(record: &Record) -> (EventLinker, Arc<std::sync::OnceLock<pyventus::EventEmitter>>) {
+fn causal_chain(
+    record: &Record,
+) -> (
+    EventLinker,
+    Arc<std::sync::OnceLock<pyventus::EventEmitter>>,
+) {
     let linker = EventLinker::new();
     let slot = Arc::new(std::sync::OnceLock::<pyventus::EventEmitter>::new());
     let (r, s) = (record.clone(), slot.clone());
@@ -243,7 +253,9 @@ fn outside_a_runtime_emit_returns_after_everything_its_handlers_emitted() {
     let record = Record::default();
     let (linker, slot) = causal_chain(&record);
     let service = TokioProcessingService::default();
-    let emitter = slot.get_or_init(|| emitter(&linker, service.clone())).clone();
+    let emitter = slot
+        .get_or_init(|| emitter(&linker, service.clone()))
+        .clone();
     common::within(Duration::from_secs(10), "emit", move || {
         emitter.emit_named("outer", ()).unwrap();
     });
@@ -263,7 +275,9 @@ fn ordered_outside_a_runtime_runs_nested_emissions_after_their_cause_in_emission
     let service = TokioProcessingService::builder()
         .enforce_submission_order(true)
         .build();
-    let emitter = slot.get_or_init(|| emitter(&linker, service.clone())).clone();
+    let emitter = slot
+        .get_or_init(|| emitter(&linker, service.clone()))
+        .clone();
     common::within(Duration::from_secs(10), "emit", move || {
         emitter.emit_named("outer", ()).unwrap();
     });
@@ -292,5 +306,61 @@ async fn ordered_inside_a_runtime_runs_nested_emissions_after_their_cause_in_emi
     );
 }
 
-#[allow(dead_code)]
-fn unused(_: ExecutorProcessingService) {}
+// Defect 4: Pyventus's guard, one wait for every emission of the process.
+
+#[test]
+fn wait_for_all_waits_for_every_service_before_the_runtime_shuts_down() {
+    let linker = EventLinker::new();
+    let record = Record::default();
+    for name in ["on tokio", "on the pool"] {
+        let r = record.clone();
+        linker
+            .on_named(name)
+            .subscribe_async(move || {
+                let r = r.clone();
+                async move {
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                    r.push(name);
+                }
+            })
+            .unwrap();
+    }
+    let tokio = emitter(&linker, TokioProcessingService::default());
+    let pool = emitter(&linker, ExecutorProcessingService::with_threads(2));
+    // What `#[tokio::main]` does: build a runtime, run main, drop the runtime.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        for _ in 0..10 {
+            tokio.emit_named("on tokio", ()).unwrap();
+            pool.emit_named("on the pool", ()).unwrap();
+        }
+        tokio::time::timeout(Duration::from_secs(10), pyventus::wait_for_all())
+            .await
+            .expect("wait_for_all hung")
+            .unwrap();
+    });
+    drop(runtime);
+    assert_eq!(
+        record.len(),
+        20,
+        "everything ran before the runtime shut down"
+    );
+}
+
+#[test]
+fn wait_for_all_waits_for_work_a_backend_holds() {
+    let held = pyventus::Unfinished::new();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        tx.send(pyventus::wait_for_all_blocking()).unwrap();
+    });
+    assert!(
+        rx.recv_timeout(Duration::from_millis(50)).is_err(),
+        "it waits while the work is held"
+    );
+    drop(held);
+    assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(Ok(())));
+}

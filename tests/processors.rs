@@ -447,7 +447,10 @@ fn a_panic_escaping_an_emission_neither_shrinks_nor_closes_the_executor() {
     // as many jobs arrive together as the pool has live threads.
     let (arrived_tx, arrived) = std::sync::mpsc::channel::<()>();
     let (go, go_rx) = std::sync::mpsc::channel::<()>();
-    let (arrived_tx, go_rx) = (std::sync::Mutex::new(arrived_tx), Arc::new(std::sync::Mutex::new(go_rx)));
+    let (arrived_tx, go_rx) = (
+        std::sync::Mutex::new(arrived_tx),
+        Arc::new(std::sync::Mutex::new(go_rx)),
+    );
     linker
         .on::<Job>()
         .subscribe(move |_: &Job| {

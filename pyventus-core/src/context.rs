@@ -165,13 +165,21 @@ pub(crate) fn inherited(awaited: bool) -> Lineage {
 
 /// Whether the emission running here is run by, or waited for by, service `id`.
 pub(crate) fn involves(id: usize) -> bool {
-    CURRENT.with(|c| c.borrow().as_ref().is_some_and(|cur| cur.lineage.involves(id)))
+    CURRENT.with(|c| {
+        c.borrow()
+            .as_ref()
+            .is_some_and(|cur| cur.lineage.involves(id))
+    })
 }
 
 /// Whether the emission running here is counted by a processing service (so
 /// waiting for every emission would wait for it).
 pub(crate) fn is_counted() -> bool {
-    CURRENT.with(|c| c.borrow().as_ref().is_some_and(|cur| cur.lineage.is_counted()))
+    CURRENT.with(|c| {
+        c.borrow()
+            .as_ref()
+            .is_some_and(|cur| cur.lineage.is_counted())
+    })
 }
 
 /// The emission the calling handler runs in, if it runs in one.

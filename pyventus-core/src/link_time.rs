@@ -164,7 +164,7 @@ pub(crate) fn collect(
         }
     }
 
-    let linker = builder.build();
+    let linker = builder.try_build()?;
     for (id, keys, once, blocking, callback) in handlers {
         let parts = SubscriberParts {
             once,

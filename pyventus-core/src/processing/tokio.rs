@@ -188,7 +188,12 @@ impl TokioProcessingService {
     }
 
     /// Counts the emission, and records who runs it and who waits for it.
-    fn track(&self, emission: &mut EventEmission, mut lineage: Lineage, scope: Option<Arc<InFlight>>) {
+    fn track(
+        &self,
+        emission: &mut EventEmission,
+        mut lineage: Lineage,
+        scope: Option<Arc<InFlight>>,
+    ) {
         lineage.runner = Some(self.id());
         let ticket = Ticket::new(&self.inner.in_flight, scope);
         emission.track(lineage, Some(ticket));
@@ -255,7 +260,11 @@ impl Drain {
     async fn run(mut self) {
         loop {
             let next = {
-                let mut queue = self.inner.queue.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut queue = self
+                    .inner
+                    .queue
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
                 if let Some(next) = queue.emissions.pop_front() {
                     next
                 } else {
@@ -275,7 +284,11 @@ impl Drop for Drain {
             return;
         }
         let lost = {
-            let mut queue = self.inner.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut queue = self
+                .inner
+                .queue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             queue.draining = false;
             std::mem::take(&mut queue.emissions)
         };
