@@ -135,6 +135,8 @@ mod guide {
     struct Emitters;
     #[doc = include_str!("../docs/handlers.md")]
     struct Handlers;
+    #[doc = include_str!("../docs/lifecycle.md")]
+    struct Lifecycle;
     #[cfg(feature = "axum")]
     #[doc = include_str!("../docs/axum.md")]
     struct Axum;

@@ -174,11 +174,11 @@ fn emissions_lost_at_runtime_shutdown_are_reported_once_with_their_count_and_eve
     let linker = EventLinker::new();
     linker
         .on_named("LostAtShutdown")
-        .subscribe_async(|| async { tokio::time::sleep(Duration::from_secs(60)).await })
+        .subscribe_async(|| async { tokio::time::sleep(Duration::from_mins(1)).await })
         .unwrap();
     linker
         .on_named("AlsoLost")
-        .subscribe_async(|| async { tokio::time::sleep(Duration::from_secs(60)).await })
+        .subscribe_async(|| async { tokio::time::sleep(Duration::from_mins(1)).await })
         .unwrap();
     let service = TokioProcessingService::default();
     let emitter = emitter(&linker, service.clone());

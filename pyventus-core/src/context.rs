@@ -82,7 +82,7 @@ impl fmt::Debug for CurrentEmission {
             .field("id", &self.id)
             .field("event", &self.event.name())
             .field("has_context", &self.context.is_some())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
