@@ -496,9 +496,11 @@ impl EventEmission {
 }
 
 thread_local! {
-    /// The emission being submitted on this thread, and whether the processor
-    /// dropped it unsettled during `submit`.
-    static SUBMITTING: std::cell::Cell<Option<(u64, bool)>> = const { std::cell::Cell::new(None) };
+    /// The emission being submitted on this thread, and, if the processor
+    /// dropped it unsettled during `submit`, its event's name (the submitter
+    /// does not keep the event: its last owner drops it, wherever that runs).
+    static SUBMITTING: std::cell::RefCell<Option<(u64, Option<String>)>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 impl EventEmission {
@@ -527,16 +529,16 @@ impl EventEmission {
         self,
         processor: &P,
     ) -> Result<(), Error> {
-        let (id, event) = (self.id, self.event.clone());
-        let previous = SUBMITTING.with(|s| s.replace(Some((id, false))));
+        let id = self.id;
+        let previous = SUBMITTING.with(|s| s.replace(Some((id, None))));
         let result = processor.submit(self);
         let dropped = SUBMITTING
             .with(|s| s.replace(previous))
-            .is_some_and(|(_, dropped)| dropped);
-        if dropped && result.is_ok() {
+            .and_then(|(_, dropped)| dropped);
+        if let (Some(event), Ok(())) = (dropped, &result) {
             report_loss(
                 id,
-                event.name(),
+                &event,
                 "its processing service accepted it, then dropped it",
             );
         }
@@ -560,9 +562,9 @@ impl Drop for EventEmission {
         if self.settled || self.subscribers.is_empty() {
             return;
         }
-        let in_submit = SUBMITTING.with(|s| match s.get() {
-            Some((id, _)) if id == self.id => {
-                s.set(Some((id, true)));
+        let in_submit = SUBMITTING.with(|s| match &mut *s.borrow_mut() {
+            Some((id, dropped)) if *id == self.id => {
+                *dropped = Some(self.event.name().to_owned());
                 true
             }
             _ => false,
