@@ -167,6 +167,40 @@ fn an_ordered_service_recovers_when_its_drain_task_is_dropped_before_it_first_ru
     assert_eq!(record.take(), ["Job"]);
 }
 
+#[test]
+fn an_emit_outside_a_runtime_takes_over_an_ordered_queue_left_on_an_idle_runtime() {
+    let linker = EventLinker::new();
+    let record = Record::default();
+    let r = record.clone();
+    linker
+        .on_named("Job")
+        .subscribe(move |n: &u32| r.push(n.to_string()))
+        .unwrap();
+    let service = TokioProcessingService::builder()
+        .enforce_submission_order(true)
+        .build();
+    let emitter = emitter(&linker, service.clone());
+    // A current-thread runtime runs its tasks only inside `block_on`: this one
+    // keeps a drain task it will not run until it is driven again.
+    let idle = current_thread_runtime();
+    idle.block_on(async { emitter.emit_named("Job", 1_u32).unwrap() });
+    let outside = emitter.clone();
+    common::within(
+        Duration::from_secs(5),
+        "emit outside a runtime",
+        move || {
+            outside.emit_named("Job", 2_u32).unwrap();
+        },
+    );
+    assert_eq!(record.take(), ["1", "2"], "in submission order");
+    // The old drain, driven at last, finds nothing left to do.
+    idle.block_on(async {
+        emitter.emit_named("Job", 3_u32).unwrap();
+        service.wait_for_tasks().await.unwrap();
+    });
+    assert_eq!(record.take(), ["3"]);
+}
+
 // Defect 4: emissions lost when their runtime shuts down.
 
 #[test]

@@ -79,7 +79,13 @@ struct Inner {
 #[derive(Default)]
 struct Queue {
     emissions: VecDeque<EventEmission>,
+    /// A drain task is on its way or running.
     draining: bool,
+    /// Which drain task owns the queue; an older one that wakes up leaves.
+    generation: u64,
+    /// The owning drain has started: until then, it may sit on a runtime that
+    /// is not running, and a caller that must not wait for it takes over.
+    started: bool,
 }
 
 /// Builds a [`TokioProcessingService`] with options.
@@ -211,7 +217,10 @@ impl TokioProcessingService {
         self.track(&mut emission, lineage, ordered.then(|| scope.clone()));
         crate::runtime::block_on(async {
             if ordered {
-                self.enqueue(&Handle::current(), emission);
+                // Blocking here for a drain queued on a runtime that may not be
+                // running (a current-thread one between two `block_on`s) could
+                // be forever: a drain that has not started yet is taken over.
+                self.enqueue(&Handle::current(), emission, true);
             } else {
                 // Nested emissions find the scope in their handlers' context.
                 drop(emission.run().await);
@@ -221,38 +230,49 @@ impl TokioProcessingService {
         Ok(())
     }
 
-    fn enqueue(&self, handle: &Handle, emission: EventEmission) {
-        let start = {
+    /// Queues the emission, and starts a drain on `handle` if none is on its
+    /// way, or (with `take_over`) if the one on its way has not started.
+    fn enqueue(&self, handle: &Handle, emission: EventEmission, take_over: bool) {
+        let generation = {
             let mut queue = self
                 .inner
                 .queue
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             queue.emissions.push_back(emission);
-            !std::mem::replace(&mut queue.draining, true)
+            if queue.draining && (queue.started || !take_over) {
+                None
+            } else {
+                queue.draining = true;
+                queue.started = false;
+                queue.generation += 1;
+                Some(queue.generation)
+            }
         };
-        if start {
+        if let Some(generation) = generation {
             // The drain owns its reset guard from the start: a task dropped before
             // it first runs (its runtime shut down) still frees the queue. Spawned
             // without the lock, which the guard takes if the spawn drops it at once.
-            handle.spawn(Drain::new(self.inner.clone()).run());
+            handle.spawn(Drain::new(self.inner.clone(), generation).run());
         }
     }
 }
 
-/// The task that runs an ordered service's queue until it is empty. If it is
-/// dropped before that (its runtime shut down), it marks the queue as not
-/// draining, so that the next submission starts a new drain, and drops what
-/// was queued, which reports the loss.
+/// The task that runs an ordered service's queue until it is empty, while it
+/// owns it. If it is dropped before that (its runtime shut down), it marks the
+/// queue as not draining, so that the next submission starts a new drain, and
+/// drops what was queued, which reports the loss.
 struct Drain {
     inner: Arc<Inner>,
+    generation: u64,
     finished: bool,
 }
 
 impl Drain {
-    fn new(inner: Arc<Inner>) -> Self {
+    fn new(inner: Arc<Inner>, generation: u64) -> Self {
         Drain {
             inner,
+            generation,
             finished: false,
         }
     }
@@ -265,6 +285,12 @@ impl Drain {
                     .queue
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner);
+                if queue.generation != self.generation {
+                    // Taken over before it started.
+                    self.finished = true;
+                    return;
+                }
+                queue.started = true;
                 if let Some(next) = queue.emissions.pop_front() {
                     next
                 } else {
@@ -289,6 +315,9 @@ impl Drop for Drain {
                 .queue
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
+            if queue.generation != self.generation {
+                return;
+            }
             queue.draining = false;
             std::mem::take(&mut queue.emissions)
         };
@@ -311,7 +340,7 @@ impl ProcessingService for TokioProcessingService {
         let scope = lineage.scope.clone();
         self.track(&mut emission, lineage, scope);
         if self.inner.enforce_submission_order {
-            self.enqueue(&handle, emission);
+            self.enqueue(&handle, emission, false);
         } else {
             drop(handle.spawn(emission.run()));
         }
