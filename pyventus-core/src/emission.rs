@@ -37,8 +37,9 @@ use crate::{AnyEvent, Error, EventLinker, RunReport};
 /// to another process ([`handed_off`](Self::handed_off)), or is discarded on
 /// purpose ([`discard`](Self::discard)). One dropped otherwise (its runtime shut
 /// down, its thread died) reports the loss: an error-level `tracing` event
-/// naming the emission and its event, and [`Error::EmissionDropped`] to whoever
-/// awaits it.
+/// naming the emission and its event (for the tokio and executor services, one
+/// event per batch of losses, with how many and which events), and
+/// [`Error::EmissionDropped`] to whoever awaits it.
 ///
 /// # Examples
 ///

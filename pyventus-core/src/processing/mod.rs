@@ -19,6 +19,9 @@ pub use tokio::{TokioProcessingService, TokioProcessingServiceBuilder};
 /// The emitter resolves an event's subscribers into an [`EventEmission`] and
 /// submits it here. Implement this trait for a strategy of your own; returning
 /// an error hands it back to the caller of `emit`, so nothing is lost silently.
+/// An emission accepted (`Ok`) and later dropped without running reports its
+/// own loss. Work held before it reaches a processing service can be counted
+/// for [`wait_for_all`](crate::wait_for_all) with [`Unfinished`](crate::Unfinished).
 ///
 /// # Examples
 ///
