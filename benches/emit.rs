@@ -223,7 +223,7 @@ fn on_tasks(c: &mut Criterion) {
                     for _ in 0..BATCH {
                         emitter_tokio.emit(Measured { value: 1 }).unwrap();
                     }
-                    tokio.wait_for_tasks().await;
+                    tokio.wait_for_tasks().await.unwrap();
                 });
             })
         });
@@ -271,7 +271,7 @@ fn on_tasks(c: &mut Criterion) {
                 for _ in 0..BATCH {
                     emitter_pool.emit(Measured { value: 1 }).unwrap();
                 }
-                executor.wait_for_tasks();
+                executor.wait_for_tasks().unwrap();
             })
         });
     });
@@ -302,7 +302,7 @@ fn scaling(c: &mut Criterion) {
                         for _ in 0..BATCH {
                             on_tokio.emit(Measured { value: 1 }).unwrap();
                         }
-                        tokio.wait_for_tasks().await;
+                        tokio.wait_for_tasks().await.unwrap();
                     });
                 })
             });

@@ -7,12 +7,18 @@
 //! 3. [`linkers`]: the registry, runtime subscription, queries and removal.
 //! 4. [`emitters`]: emitting, and the processing services that run emissions.
 //! 5. [`workflow`]: success and failure callbacks, panics, logging.
-//! 6. [`testing`]: asserting what code emits; running handlers in tests.
-//! 7. Integrations: [`axum`] (handlers after the response) and [`redis`]
+//! 6. [`lifecycle`]: what happens to an emission on each processing service,
+//!    what waiting and shutting down guarantee, and what is reported.
+//! 7. [`testing`]: asserting what code emits; running handlers in tests.
+//! 8. Integrations: [`axum`] (handlers after the response) and [`redis`]
 //!    (worker processes over Redis Streams), behind their features.
-//! 8. [`architecture`]: the crates, the path of an emission, the registry,
+//! 9. [`architecture`]: the crates, the path of an emission, the registry,
 //!    and writing a backend; [`compile_errors`]: every diagnostic and its fix;
 //!    [`benchmarks`]: what it all costs.
+
+// The pages are prose that names products (RabbitMQ, FastAPI, AsyncIO), not
+// code items to put in backticks.
+#![allow(clippy::doc_markdown)]
 
 #[doc = include_str!("../docs/events.md")]
 pub mod events {}
@@ -28,6 +34,9 @@ pub mod emitters {}
 
 #[doc = include_str!("../docs/workflow.md")]
 pub mod workflow {}
+
+#[doc = include_str!("../docs/lifecycle.md")]
+pub mod lifecycle {}
 
 #[doc = include_str!("../docs/testing.md")]
 pub mod testing {}

@@ -51,7 +51,7 @@
 //! let tokio = TokioProcessingService::default();
 //! let emitter = EventEmitter::builder().processor(tokio.clone()).linker(linker).build();
 //! emitter.emit(OrderCreated { order_id: 42 })?;
-//! tokio.wait_for_tasks().await;
+//! tokio.wait_for_tasks().await?;
 //! # Ok(())
 //! # }
 //! ```

@@ -61,7 +61,7 @@ fn allocations_per_emission() {
     inline_one.emit(Measured { value: 1 }).unwrap();
     runtime.block_on(async {
         on_tokio.emit(Measured { value: 1 }).unwrap();
-        tokio.wait_for_tasks().await;
+        tokio.wait_for_tasks().await.unwrap();
     });
 
     let _profiler = dhat::Profiler::builder()
@@ -69,13 +69,21 @@ fn allocations_per_emission() {
         .file_name(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dhat-heap.json"))
         .build();
 
-    // Inline, typed event, sync subscribers: no allocation at all.
-    let inline = blocks_during(|| {
-        for _ in 0..EMISSIONS {
-            inline_one.emit(Measured { value: 1 }).unwrap();
-            inline_ten.emit(Measured { value: 1 }).unwrap();
-        }
-    });
+    // Inline, typed event, sync subscribers: no allocation at all. dhat counts
+    // the whole process, and a background thread (a runtime's worker) may
+    // allocate now and then: the least of three windows is the emissions' own
+    // count (one allocation per emission would show in every window).
+    let inline = (0..3)
+        .map(|_| {
+            blocks_during(|| {
+                for _ in 0..EMISSIONS {
+                    inline_one.emit(Measured { value: 1 }).unwrap();
+                    inline_ten.emit(Measured { value: 1 }).unwrap();
+                }
+            })
+        })
+        .min()
+        .unwrap_or(u64::MAX);
     dhat::assert_eq!(inline, 0);
 
     // Tokio: two per emission, the shared event (`Arc<E>`) and the spawned task;
@@ -88,11 +96,14 @@ fn allocations_per_emission() {
             }
         }) + {
             let before = dhat::HeapStats::get().total_blocks;
-            tokio.wait_for_tasks().await;
+            tokio.wait_for_tasks().await.unwrap();
             dhat::HeapStats::get().total_blocks - before
         }
     });
     println!("tokio: {on_tasks} allocations for {EMISSIONS} emissions");
     dhat::assert!((2 * EMISSIONS..=2 * EMISSIONS + 16).contains(&on_tasks));
-    dhat::assert_eq!(sum.load(Ordering::Relaxed), 2 + 11 * EMISSIONS + EMISSIONS);
+    dhat::assert_eq!(
+        sum.load(Ordering::Relaxed),
+        2 + 3 * 11 * EMISSIONS + EMISSIONS
+    );
 }

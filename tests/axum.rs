@@ -439,3 +439,129 @@ async fn the_extractor_is_an_event_emitter() {
     drain(&layer).await;
     assert_eq!(record.take(), ["first 7"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emit_and_wait_inside_a_route_is_a_clear_error_and_the_layer_still_drains() {
+    for detach in [true, false] {
+        let record = Record::default();
+        let layer = BackgroundEmitterLayer::new()
+            .linker(linker(&record, None))
+            .detach_from_client(detach);
+        let app = Router::new()
+            .route(
+                "/",
+                get(|emitter: BackgroundEmitter| async move {
+                    // The emission would run after this response, which waits for this route.
+                    let waited = tokio::time::timeout(
+                        Duration::from_secs(5),
+                        emitter.emit_named_and_wait("first", 1_u32),
+                    )
+                    .await;
+                    emitter.emit_named("second", 2_u32).unwrap();
+                    match waited {
+                        Err(_) => "hung".to_owned(),
+                        Ok(Ok(())) => "waited".to_owned(),
+                        Ok(Err(err @ pyventus::Error::WouldDeadlock(_))) => {
+                            format!("refused: {err}")
+                        }
+                        Ok(Err(err)) => format!("other error: {err}"),
+                    }
+                }),
+            )
+            .layer(layer.clone());
+        let addr = serve(app).await;
+        let (status, body) = get_full(addr, "/").await;
+        assert_eq!(status, StatusCode::OK);
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.starts_with("refused: "), "detach {detach}: {body}");
+        assert!(
+            body.contains("use `emit`"),
+            "the error says what to do: {body}"
+        );
+        drain(&layer).await;
+        // The refused emission never runs; the others still do.
+        assert_eq!(record.take(), ["second 2"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emit_and_wait_after_the_response_waits_for_the_handlers_and_succeeds() {
+    let record = Record::default();
+    let layer = BackgroundEmitterLayer::new().linker(linker(&record, None));
+    let (tx, rx) = tokio::sync::oneshot::channel::<Result<(), pyventus::Error>>();
+    let tx = Arc::new(std::sync::Mutex::new(Some(tx)));
+    let app = Router::new()
+        .route(
+            "/",
+            get(move |emitter: BackgroundEmitter| {
+                let tx = tx.clone();
+                async move {
+                    emitter.emit_named("first", 0_u32).unwrap();
+                    // A task of the route's, that outlives the response.
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        let waited = emitter.emit_named_and_wait("second", 1_u32).await;
+                        if let Some(tx) = tx.lock().unwrap().take() {
+                            let _ = tx.send(waited);
+                        }
+                    });
+                    "ok"
+                }
+            }),
+        )
+        .layer(layer.clone());
+    let addr = serve(app).await;
+    assert_eq!(get_full(addr, "/").await.0, StatusCode::OK);
+    let waited = tokio::time::timeout(Duration::from_secs(5), rx)
+        .await
+        .expect("emit_and_wait after the response hung")
+        .unwrap();
+    assert_eq!(waited, Ok(()));
+    assert_eq!(
+        record.take(),
+        ["first 0", "second 1"],
+        "the wait returned once its handler ran"
+    );
+    drain(&layer).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emit_and_wait_from_a_task_the_route_spawned_waits_for_the_response_instead_of_failing() {
+    let record = Record::default();
+    let layer = BackgroundEmitterLayer::new().linker(linker(&record, None));
+    let (tx, rx) = tokio::sync::oneshot::channel::<Result<(), pyventus::Error>>();
+    let tx = Arc::new(std::sync::Mutex::new(Some(tx)));
+    let app = Router::new()
+        .route(
+            "/",
+            get(move |emitter: BackgroundEmitter| {
+                let tx = tx.clone();
+                async move {
+                    let (started_tx, started) = tokio::sync::oneshot::channel();
+                    // Not the route itself: its wait does not hold up the response.
+                    tokio::spawn(async move {
+                        let waiting = emitter.emit_named_and_wait("first", 0_u32);
+                        let _ = started_tx.send(());
+                        let waited = waiting.await;
+                        if let Some(tx) = tx.lock().unwrap().take() {
+                            let _ = tx.send(waited);
+                        }
+                    });
+                    // The task emits while the route is still running.
+                    started.await.unwrap();
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    "ok"
+                }
+            }),
+        )
+        .layer(layer.clone());
+    let addr = serve(app).await;
+    assert_eq!(get_full(addr, "/").await.0, StatusCode::OK);
+    let waited = tokio::time::timeout(Duration::from_secs(5), rx)
+        .await
+        .expect("the task's wait hung")
+        .unwrap();
+    assert_eq!(waited, Ok(()));
+    assert_eq!(record.take(), ["first 0"]);
+    drain(&layer).await;
+}

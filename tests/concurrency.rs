@@ -94,7 +94,7 @@ fn one_time_subscribers_fire_once_on_async_processors_too() {
         let pool = ExecutorProcessingService::with_threads(2);
         let emitter = emitter(&linker, pool.clone());
         race(|_| emitter.emit(Tick).unwrap());
-        pool.wait_for_tasks();
+        pool.wait_for_tasks().unwrap();
         assert_eq!(count.load(Ordering::SeqCst), 1);
     }
 }
@@ -186,7 +186,7 @@ fn a_handler_can_reenter_the_linker_and_emitter_inline() {
 fn a_handler_can_reenter_the_linker_and_emitter_on_the_executor() {
     let pool = ExecutorProcessingService::with_threads(1);
     let waiter = pool.clone();
-    assert_reentrant(pool, move || waiter.wait_for_tasks());
+    assert_reentrant(pool, move || waiter.wait_for_tasks().unwrap());
 }
 
 #[test]
@@ -205,7 +205,8 @@ fn a_handler_can_reenter_the_linker_and_emitter_on_tokio() {
         emitter.emit(Tick).unwrap();
         tokio::time::timeout(Duration::from_secs(10), waiter.wait_for_tasks())
             .await
-            .expect("deadlocked");
+            .expect("deadlocked")
+            .unwrap();
         assert_eq!(tocks.load(Ordering::SeqCst), 1);
     });
 }
@@ -247,9 +248,9 @@ fn a_panicking_handler_never_stops_the_others_or_the_processor() {
             for _ in 0..EMITS {
                 emitter.emit(Tick).unwrap();
             }
-            tokio.wait_for_tasks().await;
+            tokio.wait_for_tasks().await.unwrap();
         });
-        pool.wait_for_tasks();
+        pool.wait_for_tasks().unwrap();
         assert_eq!(count.load(Ordering::SeqCst), EMITS);
     }
 }

@@ -201,3 +201,52 @@ fn an_event_with_no_subscribers_is_fine() {
     emitter.emit(OrderCreated { order_id: 1 }).unwrap();
     emitter.emit_named("Nobody", 1_u8).unwrap();
 }
+
+/// A hand-written `Event` that claims the global event's name.
+#[derive(Debug)]
+struct Impostor;
+
+impl Event for Impostor {
+    const NAME: &'static str = "...";
+}
+
+#[test]
+fn an_event_type_named_like_the_global_event_is_refused_at_emit() {
+    let linker = EventLinker::new();
+    let record = Record::default();
+    let r = record.clone();
+    linker
+        .on_any()
+        .subscribe(move |e: &AnyEvent| r.push(e.name().to_owned()))
+        .unwrap();
+    let emitter = inline(&linker);
+    assert_eq!(
+        emitter.emit(Impostor).unwrap_err(),
+        pyventus::Error::ReservedEventName
+    );
+    assert_eq!(
+        pyventus::runtime::block_on(emitter.emit_and_wait(Impostor)).unwrap_err(),
+        pyventus::Error::ReservedEventName
+    );
+    assert!(
+        record.take().is_empty(),
+        "nothing reached the global subscribers"
+    );
+}
+
+#[test]
+fn emitting_the_global_event_itself_runs_only_its_subscribers() {
+    let linker = EventLinker::new();
+    let record = Record::default();
+    let (global, own) = (record.clone(), record.clone());
+    linker
+        .on_any()
+        .subscribe(move |e: &AnyEvent| global.push(format!("global {}", e.name())))
+        .unwrap();
+    linker
+        .on::<OrderCreated>()
+        .subscribe(move || own.push("own"))
+        .unwrap();
+    inline(&linker).emit_global().unwrap();
+    assert_eq!(record.take(), ["global ..."]);
+}

@@ -527,7 +527,7 @@ fn a_blocking_handler_runs_on_the_blocking_pool() {
     let emitter = emitter(&Blocking::linker(), tokio.clone());
     runtime.block_on(async {
         emitter.emit(Order { id: 3 }).unwrap();
-        tokio.wait_for_tasks().await;
+        tokio.wait_for_tasks().await.unwrap();
     });
     assert_eq!(take_log(), ["blocking 3 on blocking-pool"]);
 }

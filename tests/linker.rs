@@ -226,12 +226,33 @@ fn max_subscribers_is_enforced_per_event_and_leaves_the_registry_as_it_was() {
 }
 
 #[test]
-fn a_zero_limit_refuses_every_subscription() {
-    let linker = EventLinker::builder().max_subscribers(0).build();
+fn a_zero_limit_is_refused_when_the_linker_is_built() {
+    let err = EventLinker::builder()
+        .max_subscribers(0)
+        .try_build()
+        .unwrap_err();
     assert!(matches!(
-        linker.on_named("X").subscribe(noop),
-        Err(Error::MaxSubscribers { limit: 0, .. })
+        err,
+        Error::InvalidSetting {
+            setting: "max_subscribers",
+            ..
+        }
     ));
+    assert_eq!(
+        err.to_string(),
+        "`max_subscribers` is 0, so no event could ever have a subscriber; \
+         set at least 1, or leave it out for no limit"
+    );
+    let panic = std::panic::catch_unwind(|| EventLinker::builder().max_subscribers(0).build())
+        .expect_err("build() refuses it too");
+    let message = panic.downcast_ref::<String>().unwrap();
+    assert!(message.contains("`max_subscribers` is 0"), "{message}");
+    assert!(
+        EventLinker::builder()
+            .max_subscribers(1)
+            .try_build()
+            .is_ok()
+    );
 }
 
 #[test]

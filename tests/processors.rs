@@ -93,7 +93,7 @@ async fn tokio_inside_a_runtime_returns_at_once_and_runs_the_emission_as_a_task(
         rx.try_recv().is_err(),
         "emit returned before the subscriber ran"
     );
-    tokio.wait_for_tasks().await;
+    tokio.wait_for_tasks().await.unwrap();
     assert!(rx.try_recv().is_ok());
 }
 
@@ -120,7 +120,8 @@ async fn the_async_subscribers_of_one_emission_run_concurrently_on_tokio() {
     emitter(&linker, tokio.clone()).emit(Job { id: 0 }).unwrap();
     tokio::time::timeout(Duration::from_secs(5), tokio.wait_for_tasks())
         .await
-        .expect("the subscribers ran one after the other");
+        .expect("the subscribers ran one after the other")
+        .unwrap();
     assert_eq!(record.len(), 2);
 }
 
@@ -168,7 +169,7 @@ async fn enforce_submission_order_runs_emissions_one_by_one_in_order() {
     for id in 0..10 {
         emitter.emit(Job { id }).unwrap();
     }
-    tokio.wait_for_tasks().await;
+    tokio.wait_for_tasks().await.unwrap();
     let expected: Vec<String> = (0..10).map(|i| i.to_string()).collect();
     assert_eq!(record.take(), expected);
 }
@@ -210,7 +211,7 @@ async fn blocking_runs_sync_subscribers_off_the_async_workers() {
         emitter(&linker, service.clone())
             .emit(Job { id: 0 })
             .unwrap();
-        service.wait_for_tasks().await;
+        service.wait_for_tasks().await.unwrap();
         assert_eq!(record.take(), ["sync got it"]);
     }
 }
@@ -236,13 +237,13 @@ async fn wait_for_tasks_includes_emissions_submitted_while_waiting() {
         })
         .unwrap();
     emitter.emit(Job { id: 0 }).unwrap();
-    tokio.wait_for_tasks().await;
+    tokio.wait_for_tasks().await.unwrap();
     assert_eq!(record.take(), ["0", "1", "2", "3", "4", "5"]);
     assert_eq!(tokio.pending(), 0);
 }
 
 #[test]
-fn the_executor_runs_emissions_on_its_threads_and_async_handlers_on_their_runtimes() {
+fn the_executor_runs_emissions_on_its_threads_and_async_handlers_to_completion() {
     let linker = EventLinker::new();
     let record = Record::default();
     let (a, b) = (record.clone(), record.clone());
@@ -263,7 +264,7 @@ fn the_executor_runs_emissions_on_its_threads_and_async_handlers_on_their_runtim
     let pool = ExecutorProcessingService::with_threads(2);
     assert_eq!(pool.threads(), 2);
     emitter(&linker, pool.clone()).emit(Job { id: 0 }).unwrap();
-    pool.wait_for_tasks();
+    pool.wait_for_tasks().unwrap();
     let ran = record.take();
     assert!(ran[0].starts_with("pyventus-executor-"), "{ran:?}");
     assert_eq!(ran[1], "async done");
@@ -426,4 +427,121 @@ fn a_custom_processor_sees_the_emission_metadata() {
         .unwrap();
     assert_eq!(record.take(), ["Job 1 true Job { id: 7 }"]);
     assert_eq!(count.load(Ordering::SeqCst), 1);
+}
+
+/// An event whose drop panics: a panic that escapes every handler's workflow.
+#[derive(Debug, Event)]
+struct DropBomb;
+
+impl Drop for DropBomb {
+    fn drop(&mut self) {
+        panic!("DropBomb went off");
+    }
+}
+
+#[test]
+fn a_panic_escaping_an_emission_neither_shrinks_nor_closes_the_executor() {
+    let linker = EventLinker::new();
+    linker.on::<DropBomb>().subscribe(|| ()).unwrap();
+    // Each job says it arrived, then holds its pool thread until told to go:
+    // as many jobs arrive together as the pool has live threads.
+    let (arrived_tx, arrived) = std::sync::mpsc::channel::<()>();
+    let (go, go_rx) = std::sync::mpsc::channel::<()>();
+    let (arrived_tx, go_rx) = (
+        std::sync::Mutex::new(arrived_tx),
+        Arc::new(std::sync::Mutex::new(go_rx)),
+    );
+    linker
+        .on::<Job>()
+        .subscribe(move |_: &Job| {
+            arrived_tx.lock().unwrap().send(()).unwrap();
+            let _ = go_rx.lock().unwrap().recv_timeout(Duration::from_secs(5));
+        })
+        .unwrap();
+    for threads in [1, 2] {
+        let pool = ExecutorProcessingService::with_threads(threads);
+        let emitter = emitter(&linker, pool.clone());
+        for _ in 0..threads {
+            emitter.emit(DropBomb).unwrap();
+        }
+        for id in 0..threads {
+            emitter
+                .emit(Job { id })
+                .expect("the pool is not shut down, so it takes emissions");
+        }
+        for _ in 0..threads {
+            arrived
+                .recv_timeout(Duration::from_secs(5))
+                .expect("a pool thread died with the panic");
+        }
+        for _ in 0..threads {
+            go.send(()).unwrap();
+        }
+        let waiting = pool.clone();
+        common::within(Duration::from_secs(5), "wait_for_tasks", move || {
+            waiting.wait_for_tasks().unwrap();
+        });
+        assert_eq!(pool.pending(), 0);
+        assert!(!pool.is_shutdown());
+    }
+}
+
+#[test]
+fn tasks_spawned_by_async_handlers_on_the_executor_keep_running() {
+    let linker = EventLinker::new();
+    let (tx, rx) = std::sync::mpsc::channel::<&str>();
+    let tx = std::sync::Mutex::new(tx);
+    linker
+        .on::<Job>()
+        .subscribe_async(move || {
+            let tx = tx.lock().unwrap().clone();
+            async move {
+                // The handler returns at once; the task it spawned carries on.
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    tx.send("spawned task done").unwrap();
+                });
+            }
+        })
+        .unwrap();
+    let pool = ExecutorProcessingService::with_threads(1);
+    emitter(&linker, pool.clone()).emit(Job { id: 0 }).unwrap();
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5)),
+        Ok("spawned task done"),
+        "the spawned task froze once its emission had run"
+    );
+}
+
+#[test]
+fn concurrent_executor_shutdowns_both_return_after_all_queued_work_ran() {
+    let linker = EventLinker::new();
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    linker
+        .on::<Job>()
+        .subscribe(move |_: &Job| {
+            std::thread::sleep(Duration::from_micros(200));
+            c.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    let pool = ExecutorProcessingService::with_threads(2);
+    let emitter = emitter(&linker, pool.clone());
+    for id in 0..500 {
+        emitter.emit(Job { id }).unwrap();
+    }
+    let start = Arc::new(std::sync::Barrier::new(2));
+    let callers: Vec<_> = (0..2)
+        .map(|_| {
+            let (pool, count, start) = (pool.clone(), count.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                pool.shutdown(true);
+                count.load(Ordering::SeqCst)
+            })
+        })
+        .collect();
+    for caller in callers {
+        assert_eq!(caller.join().unwrap(), 500, "shutdown(true) returned early");
+    }
 }

@@ -62,7 +62,10 @@ fn a_failed_assert_emitted_says_what_it_wanted_and_what_was_emitted() {
         ),
         "{message}"
     );
-    assert!(message.contains("OrderCreated { id: 42, total: 10 }"), "{message}");
+    assert!(
+        message.contains("OrderCreated { id: 42, total: 10 }"),
+        "{message}"
+    );
     assert!(message.contains("Refunded(42)"), "{message}");
 
     let message = failure(|| assert_emitted!(recorder, OrderCreated, times = 3));
@@ -77,12 +80,17 @@ fn a_failed_assert_not_emitted_names_the_match() {
     let recorder = recorded();
     let message = failure(|| assert_not_emitted!(recorder, Refunded));
     assert!(
-        message.starts_with("assert_not_emitted! failed: expected no emission matching `Refunded`, found 1;"),
+        message.starts_with(
+            "assert_not_emitted! failed: expected no emission matching `Refunded`, found 1;"
+        ),
         "{message}"
     );
     let empty = Recorder::new();
     let message = failure(|| assert_emitted!(empty, "Audit"));
-    assert!(message.ends_with("found 0; nothing was emitted"), "{message}");
+    assert!(
+        message.ends_with("found 0; nothing was emitted"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -116,7 +124,11 @@ fn a_passthrough_recorder_runs_a_namespaces_declared_handlers_inline() {
     let recorder = Recorder::passthrough();
     let emitter = recorder.emitter_on(Shop::linker());
     emitter.emit(OrderCreated { id: 5, total: 1 }).unwrap();
-    assert_eq!(CONFIRMED.load(Ordering::SeqCst), 5, "ran before emit returned");
+    assert_eq!(
+        CONFIRMED.load(Ordering::SeqCst),
+        5,
+        "ran before emit returned"
+    );
     assert_emitted!(recorder, OrderCreated { id: 5, .. });
     assert_eq!(
         recorder.events()[0].handler_ids(),
@@ -137,8 +149,14 @@ fn a_recording_only_recorder_runs_nothing_and_claims_no_one_time_subscriber() {
         })
         .unwrap();
     let recorder = Recorder::new();
-    recorder.emitter_on(linker.clone()).emit(Refunded(1)).unwrap();
+    recorder
+        .emitter_on(linker.clone())
+        .emit(Refunded(1))
+        .unwrap();
     assert_emitted!(recorder, Refunded);
     assert_eq!(ran.load(Ordering::SeqCst), 0);
-    assert!(once.is_subscribed(), "the one-time subscriber is still there");
+    assert!(
+        once.is_subscribed(),
+        "the one-time subscriber is still there"
+    );
 }

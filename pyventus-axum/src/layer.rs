@@ -208,8 +208,9 @@ where
         // The ready service answers this call; a clone waits for the next one.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        let route = queue.route(async move { inner.call(request).await });
         let handled = async move {
-            let response = inner.call(request).await?;
+            let response = route.await?;
             Ok(finish(response, queue))
         };
         if !self.shared.detach {

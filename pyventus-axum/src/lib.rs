@@ -17,6 +17,10 @@
 //! run. [`close`](BackgroundEmitterLayer::close) and
 //! [`wait`](BackgroundEmitterLayer::wait) drain everything at shutdown.
 //!
+//! `emit_and_wait` in the route itself would wait for its own response: it
+//! returns `Error::WouldDeadlock` at once. Anywhere else (a task the route
+//! spawned), it waits until the response is sent and the emission has run.
+//!
 //! # Examples
 //!
 //! ```

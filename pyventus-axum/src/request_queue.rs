@@ -3,10 +3,11 @@
 //! dispatched once the response is sent), and the layer's shared settings that
 //! dispatch runs on.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::http::StatusCode;
-use pyventus_core::{Error, EventEmission, EventLinker, ProcessingService};
+use pyventus_core::{Error, EventEmission, EventLinker, ProcessingService, Unfinished};
 use tokio::runtime::Handle;
 use tokio_util::task::TaskTracker;
 
@@ -31,7 +32,11 @@ impl Shared {
             return;
         }
         let shared = self.clone();
+        // `pyventus::wait_for_all` waits for these until the last has run, even
+        // between two of them (they are submitted one at a time).
+        let unfinished = Unfinished::new();
         let run = async move {
+            let _unfinished = unfinished;
             for mut emission in emissions {
                 let done = emission.completion();
                 let (id, event) = (emission.id(), emission.event_name().to_owned());
@@ -70,6 +75,12 @@ enum Fate {
     Dispatched,
 }
 
+tokio::task_local! {
+    /// The queue of the request whose route (the handler's own future) is being
+    /// polled: a task the route spawns does not inherit it.
+    static ROUTE: usize;
+}
+
 /// A request's recorded emissions.
 pub(crate) struct RequestQueue {
     state: Mutex<(Fate, Vec<EventEmission>)>,
@@ -84,23 +95,40 @@ impl RequestQueue {
         })
     }
 
+    /// Runs `route`, the request's handler, marked as this queue's route.
+    pub(crate) fn route<F: Future>(&self, route: F) -> impl Future<Output = F::Output> + use<F> {
+        ROUTE.scope(self.id(), route)
+    }
+
+    fn id(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
+    /// Whether the caller is this request's route itself, whose response waits
+    /// for it to return.
+    fn inside_route(&self) -> bool {
+        ROUTE.try_with(|id| *id == self.id()).unwrap_or(false)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, (Fate, Vec<EventEmission>)> {
         // No user code runs under this lock.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Records an emission of the request, or refuses one whose caller waits
-    /// for it before the response is sent: it would wait for its own response.
+    /// Records an emission of the request, or refuses one the route itself
+    /// would wait for: it runs after the response, which waits for the route.
+    /// Anyone else (a task the route spawned) may wait: until the response is
+    /// sent and the emission has run.
     pub(crate) fn record(&self, emission: EventEmission) -> Result<(), Error> {
         let mut state = self.lock();
         match state.0 {
-            Fate::Pending | Fate::Committed if emission.is_awaited() => {
+            Fate::Pending if emission.is_awaited() && self.inside_route() => {
                 drop(state);
                 emission.discard();
                 Err(Error::WouldDeadlock(
-                    "`emit_and_wait` through a `BackgroundEmitter` inside its request would wait \
-                     for the response, which waits for the request: use `emit` (it runs after \
-                     the response), or an `EventEmitter` with another processing service to wait now"
+                    "`emit_and_wait` through a `BackgroundEmitter` in its own route would wait for \
+                     the response, which waits for the route: use `emit` (it runs after the \
+                     response), or an `EventEmitter` with another processing service to wait now"
                         .to_owned(),
                 ))
             }

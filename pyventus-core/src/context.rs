@@ -4,6 +4,10 @@
 //! The emission is current on the thread that runs a synchronous subscriber
 //! (`blocking` ones on their `spawn_blocking` thread included) and inside every
 //! poll of an asynchronous subscriber's future, whatever thread polls it.
+//!
+//! It also carries the emission's [`Lineage`]: which processing service runs it
+//! and which ones wait for it, so that a wait that could never finish (a handler
+//! waiting for the service that runs it) is refused instead of hanging.
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -14,6 +18,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::AnyEvent;
+use crate::in_flight::InFlight;
 
 /// The emission a handler runs in, as [`current_emission`] returns it.
 ///
@@ -44,6 +49,7 @@ pub struct CurrentEmission {
     pub(crate) id: u64,
     pub(crate) event: Arc<AnyEvent>,
     pub(crate) context: Option<Arc<dyn Any + Send + Sync>>,
+    pub(crate) lineage: Lineage,
 }
 
 impl CurrentEmission {
@@ -76,12 +82,104 @@ impl fmt::Debug for CurrentEmission {
             .field("id", &self.id)
             .field("event", &self.event.name())
             .field("has_context", &self.context.is_some())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
 thread_local! {
     static CURRENT: RefCell<Option<CurrentEmission>> = const { RefCell::new(None) };
+}
+
+/// Where an emission stands among the processing services: who runs it, who
+/// waits for it. Empty (and free) for an emission nobody counts.
+#[derive(Clone, Default)]
+pub(crate) struct Lineage {
+    /// The service that counts the emission as unfinished (its counter's id).
+    pub(crate) runner: Option<usize>,
+    /// The services running emissions that wait for this one to finish: they
+    /// cannot finish, or go idle, before it does.
+    pub(crate) waited_by: Option<Arc<Waiters>>,
+    /// The run outside any runtime that waits for this emission and everything
+    /// it causes (a tokio service's `emit` from synchronous code).
+    pub(crate) scope: Option<Arc<InFlight>>,
+}
+
+/// A chain of services waiting, each through an emission of theirs, on the next.
+pub(crate) struct Waiters {
+    service: usize,
+    next: Option<Arc<Waiters>>,
+}
+
+impl Lineage {
+    /// Whether the service `id` runs this emission or waits for it.
+    pub(crate) fn involves(&self, id: usize) -> bool {
+        if self.runner == Some(id) {
+            return true;
+        }
+        let mut link = self.waited_by.as_deref();
+        while let Some(waiter) = link {
+            if waiter.service == id {
+                return true;
+            }
+            link = waiter.next.as_deref();
+        }
+        false
+    }
+
+    /// Whether a processing service counts this emission, or one waiting for it.
+    fn is_counted(&self) -> bool {
+        self.runner.is_some() || self.waited_by.is_some()
+    }
+
+    /// The services an emission waited for by this one is waited by.
+    fn as_waiters(&self) -> Option<Arc<Waiters>> {
+        match self.runner {
+            Some(service) => Some(Arc::new(Waiters {
+                service,
+                next: self.waited_by.clone(),
+            })),
+            None => self.waited_by.clone(),
+        }
+    }
+}
+
+/// The lineage of an emission submitted from here (a handler, or nowhere):
+/// it belongs to the current emission's run outside a runtime, if any, and,
+/// when the current emission will wait for it (`awaited`, or run before
+/// `submit` returns), it is waited by whoever waits for the current one. The
+/// processing service then sets its own `runner`.
+pub(crate) fn inherited(awaited: bool) -> Lineage {
+    CURRENT.with(|c| match &*c.borrow() {
+        None => Lineage::default(),
+        Some(current) => Lineage {
+            runner: None,
+            waited_by: if awaited {
+                current.lineage.as_waiters()
+            } else {
+                None
+            },
+            scope: current.lineage.scope.clone(),
+        },
+    })
+}
+
+/// Whether the emission running here is run by, or waited for by, service `id`.
+pub(crate) fn involves(id: usize) -> bool {
+    CURRENT.with(|c| {
+        c.borrow()
+            .as_ref()
+            .is_some_and(|cur| cur.lineage.involves(id))
+    })
+}
+
+/// Whether the emission running here is counted by a processing service (so
+/// waiting for every emission would wait for it).
+pub(crate) fn is_counted() -> bool {
+    CURRENT.with(|c| {
+        c.borrow()
+            .as_ref()
+            .is_some_and(|cur| cur.lineage.is_counted())
+    })
 }
 
 /// The emission the calling handler runs in, if it runs in one.

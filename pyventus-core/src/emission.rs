@@ -15,8 +15,9 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::sync::oneshot;
 
-use crate::context::{self, CurrentEmission, InEmission};
+use crate::context::{self, CurrentEmission, InEmission, Lineage};
 use crate::erased::EventCallback;
+use crate::in_flight::Ticket;
 use crate::key::hash_name;
 use crate::record::SubscriberInner;
 use crate::registry::{Entry, Registry, Route};
@@ -36,8 +37,9 @@ use crate::{AnyEvent, Error, EventLinker, RunReport};
 /// to another process ([`handed_off`](Self::handed_off)), or is discarded on
 /// purpose ([`discard`](Self::discard)). One dropped otherwise (its runtime shut
 /// down, its thread died) reports the loss: an error-level `tracing` event
-/// naming the emission and its event, and [`Error::EmissionDropped`] to whoever
-/// awaits it.
+/// naming the emission and its event (for the tokio and executor services, one
+/// event per batch of losses, with how many and which events), and
+/// [`Error::EmissionDropped`] to whoever awaits it.
 ///
 /// # Examples
 ///
@@ -72,6 +74,11 @@ pub struct EventEmission {
     blocking: bool,
     waiters: Vec<Waiter>,
     context: Option<Arc<dyn Any + Send + Sync>>,
+    /// Who runs it and who waits for it, as its handlers' context carries it.
+    lineage: Lineage,
+    /// Its count among the unfinished emissions of its processing service (and
+    /// of the process), held until it finishes.
+    ticket: Option<Ticket>,
     /// Ran, handed off or discarded: dropping it loses nothing.
     settled: bool,
 }
@@ -146,6 +153,8 @@ impl EventEmission {
             blocking: false,
             waiters: Vec::new(),
             context: None,
+            lineage: Lineage::default(),
+            ticket: None,
             settled: false,
         }
     }
@@ -351,8 +360,18 @@ impl EventEmission {
         had
     }
 
+    /// Places the emission among the processing services (`lineage`) and counts
+    /// it unfinished until it finishes (`ticket`): what a service that accepts
+    /// it records before running it.
+    pub(crate) fn track(&mut self, lineage: Lineage, ticket: Option<Ticket>) {
+        self.lineage = lineage;
+        self.ticket = ticket;
+    }
+
     fn finish(&mut self, result: impl Fn() -> Result<(), Error>) {
         self.settled = true;
+        // Uncounted before anyone wakes: a waiter sees its service idle.
+        drop(self.ticket.take());
         for tx in self.waiters.drain(..) {
             // A waiter may have stopped waiting; that is its choice.
             let _ = tx.send(result());
@@ -364,6 +383,7 @@ impl EventEmission {
             id: self.id,
             event: self.event.clone(),
             context: self.context.clone(),
+            lineage: self.lineage.clone(),
         }
     }
 
@@ -473,9 +493,11 @@ impl EventEmission {
 }
 
 thread_local! {
-    /// The emission being submitted on this thread, and whether the processor
-    /// dropped it unsettled during `submit`.
-    static SUBMITTING: std::cell::Cell<Option<(u64, bool)>> = const { std::cell::Cell::new(None) };
+    /// The emission being submitted on this thread, and, if the processor
+    /// dropped it unsettled during `submit`, its event's name (the submitter
+    /// does not keep the event: its last owner drops it, wherever that runs).
+    static SUBMITTING: std::cell::RefCell<Option<(u64, Option<String>)>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 impl EventEmission {
@@ -504,16 +526,16 @@ impl EventEmission {
         self,
         processor: &P,
     ) -> Result<(), Error> {
-        let (id, event) = (self.id, self.event.clone());
-        let previous = SUBMITTING.with(|s| s.replace(Some((id, false))));
+        let id = self.id;
+        let previous = SUBMITTING.with(|s| s.replace(Some((id, None))));
         let result = processor.submit(self);
         let dropped = SUBMITTING
             .with(|s| s.replace(previous))
-            .is_some_and(|(_, dropped)| dropped);
-        if dropped && result.is_ok() {
+            .and_then(|(_, dropped)| dropped);
+        if let (Some(event), Ok(())) = (dropped, &result) {
             report_loss(
                 id,
-                event.name(),
+                &event,
                 "its processing service accepted it, then dropped it",
             );
         }
@@ -537,9 +559,9 @@ impl Drop for EventEmission {
         if self.settled || self.subscribers.is_empty() {
             return;
         }
-        let in_submit = SUBMITTING.with(|s| match s.get() {
-            Some((id, _)) if id == self.id => {
-                s.set(Some((id, true)));
+        let in_submit = SUBMITTING.with(|s| match &mut *s.borrow_mut() {
+            Some((id, dropped)) if *id == self.id => {
+                *dropped = Some(self.event.name().to_owned());
                 true
             }
             _ => false,
@@ -550,11 +572,16 @@ impl Drop for EventEmission {
             return;
         }
         // Accepted, and neither run nor handed off: say so, where the user looks.
-        report_loss(
-            self.id,
-            self.event.name(),
-            "it was dropped (its runtime shut down, or its processing service dropped it)",
-        );
+        // A counted emission joins its service's batch (a runtime that shuts
+        // down drops all its tasks at once: one report says how many).
+        match &self.ticket {
+            Some(ticket) => ticket.lose(self.event.name()),
+            None => report_loss(
+                self.id,
+                self.event.name(),
+                "it was dropped (its runtime shut down, or its processing service dropped it)",
+            ),
+        }
         self.finish(|| Err(Error::EmissionDropped));
     }
 }

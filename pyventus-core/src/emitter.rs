@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::any_event::{EventObject, Named};
 use crate::emission::{Subscribers, select};
-use crate::key::{KeyHash, TypeInfo, check_event_name, hash_name};
+use crate::key::{ANY_NAME, KeyHash, TypeInfo, check_event_name, hash_name};
 use crate::lane::{self, Found, Lane, LaneSlot, Lookup};
 use crate::record::SubscriberInner;
 use crate::registry::{Entry, Registry, Route, Snapshot};
@@ -181,14 +181,12 @@ impl EventEmitter {
     /// # Errors
     ///
     /// [`Error::NameConflict`] if another type owns `E::NAME` in the linker;
-    /// [`Error::EmptyEventName`] if `E::NAME` is empty; the processor's error if it
-    /// refuses the emission. Handler failures are not errors here: they go to
-    /// the failure callbacks.
+    /// [`Error::EmptyEventName`] if `E::NAME` is empty, [`Error::ReservedEventName`]
+    /// if it is `"..."`; the processor's error if it refuses the emission.
+    /// Handler failures are not errors here: they go to the failure callbacks.
     #[inline]
     pub fn emit<E: Event>(&self, event: E) -> Result<(), Error> {
-        if E::NAME.is_empty() {
-            return Err(Error::EmptyEventName);
-        }
+        KeyHash::<E>::NAME.result()?;
         let inner = &*self.inner;
         if inner.borrow_fast_path {
             let registry = &*inner.linker.registry;
@@ -300,6 +298,33 @@ impl EventEmitter {
             .map(drop)
     }
 
+    /// Emits the global event itself, as Pyventus's `emit(...)` does: only the
+    /// subscribers of the global event run, and they receive an [`AnyEvent`]
+    /// named `"..."` with no payload.
+    ///
+    /// # Errors
+    ///
+    /// The processor's, if it refuses the emission.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use pyventus_core::{AnyEvent, EventEmitter, EventLinker};
+    /// let linker = EventLinker::new();
+    /// linker.on_any().subscribe(|e: &AnyEvent| assert_eq!(e.name(), "..."))?;
+    /// linker.on_named("Other").subscribe(|| println!("not this one"))?;
+    /// EventEmitter::builder().linker(linker).build().emit_global()?;
+    /// # Ok::<(), pyventus_core::Error>(())
+    /// ```
+    pub fn emit_global(&self) -> Result<(), Error> {
+        let global = Named {
+            name: Cow::Borrowed(ANY_NAME),
+            payload: (),
+        };
+        self.emit_object(global, hash_name(ANY_NAME), Claim::Payload, false)
+            .map(drop)
+    }
+
     /// Emits a typed event and waits until every subscriber, with its success or
     /// failure callback, has finished.
     ///
@@ -309,9 +334,7 @@ impl EventEmitter {
     /// dropped the emission without running it, and [`Error::NotAwaitable`] if it
     /// sent it to another process.
     pub async fn emit_and_wait<E: Event>(&self, event: E) -> Result<(), Error> {
-        if E::NAME.is_empty() {
-            return Err(Error::EmptyEventName);
-        }
+        KeyHash::<E>::NAME.result()?;
         self.emit_waiting(event, KeyHash::<E>::HASH, Claim::Typed)
             .await
     }

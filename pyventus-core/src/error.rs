@@ -27,9 +27,22 @@ pub enum Error {
     #[error("event name is empty; name the event with a non-empty string")]
     EmptyEventName,
 
-    /// `"..."` was used as a named event; it is the global event's name.
-    #[error("`...` names the global event; use `EventKey::any()` or `linker.on_any()` for it")]
+    /// `"..."` was used as a named event, or as an `Event`'s `NAME`; it is the
+    /// global event's name.
+    #[error(
+        "`...` names the global event; use `EventKey::any()` or `linker.on_any()` to subscribe \
+         to it, `emitter.emit_global()` to emit it, and another name for your own event"
+    )]
     ReservedEventName,
+
+    /// A builder setting that cannot work.
+    #[error("`{setting}` {problem}")]
+    InvalidSetting {
+        /// The setting, as the builder method names it.
+        setting: &'static str,
+        /// What is wrong with it, and what to do instead.
+        problem: &'static str,
+    },
 
     /// A subscription listed no events.
     #[error("no events to subscribe to; give at least one event key")]

@@ -249,10 +249,43 @@ impl From<&EventKey> for EventKey {
 /// event's.
 #[inline]
 pub(crate) fn check_event_name(name: &str) -> Result<(), Error> {
-    match name {
-        "" => Err(Error::EmptyEventName),
-        ANY_NAME => Err(Error::ReservedEventName),
-        _ => Ok(()),
+    NameCheck::of(name).result()
+}
+
+/// Whether an event name is usable, decided at compile time for `E::NAME`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NameCheck {
+    Valid,
+    Empty,
+    Reserved,
+}
+
+impl NameCheck {
+    const fn of(name: &str) -> Self {
+        let (bytes, any) = (name.as_bytes(), ANY_NAME.as_bytes());
+        if bytes.is_empty() {
+            return NameCheck::Empty;
+        }
+        if bytes.len() != any.len() {
+            return NameCheck::Valid;
+        }
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] != any[i] {
+                return NameCheck::Valid;
+            }
+            i += 1;
+        }
+        NameCheck::Reserved
+    }
+
+    #[inline]
+    pub(crate) fn result(self) -> Result<(), Error> {
+        match self {
+            NameCheck::Valid => Ok(()),
+            NameCheck::Empty => Err(Error::EmptyEventName),
+            NameCheck::Reserved => Err(Error::ReservedEventName),
+        }
     }
 }
 
@@ -261,6 +294,8 @@ pub(crate) struct KeyHash<E>(PhantomData<E>);
 
 impl<E: Event> KeyHash<E> {
     pub(crate) const HASH: u64 = hash_name(E::NAME);
+    /// Whether `E::NAME` is usable: checking it at emit costs nothing.
+    pub(crate) const NAME: NameCheck = NameCheck::of(E::NAME);
 }
 
 /// FNV-1a over the name, finished with a 64-bit mixer so every bit of the result

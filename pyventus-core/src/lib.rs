@@ -9,6 +9,7 @@
 //! - [`EventEmitter`]: emits events through a [`ProcessingService`]:
 //!   [`InlineProcessingService`], [`TokioProcessingService`],
 //!   [`ExecutorProcessingService`], or one of your own.
+//! - [`wait_for_all`]: waits for every emission of the process before shutdown.
 //!
 //! # Examples
 //!
@@ -37,8 +38,10 @@ mod erased;
 mod error;
 mod event;
 mod handler;
+mod in_flight;
 mod key;
 mod lane;
+mod lifecycle;
 mod link_time;
 mod linker;
 mod list;
@@ -69,6 +72,7 @@ pub use event::Event;
 pub use handler::marker;
 pub use handler::{AsyncHandler, Handler, SuccessHandler, kind};
 pub use key::EventKey;
+pub use lifecycle::{Unfinished, wait_for_all, wait_for_all_blocking};
 pub use linker::{EventLinker, EventLinkerBuilder};
 pub use namespace::Linker;
 pub use output::HandlerOutput;

@@ -183,7 +183,7 @@ pub(crate) fn collect(
         }
     }
 
-    let linker = builder.build();
+    let linker = builder.try_build()?;
     // One publication for every handler: collecting N handlers costs O(N).
     let all = handlers
         .into_iter()

@@ -79,7 +79,8 @@ impl EventLinkerBuilder {
     }
 
     /// The most subscribers one event may have; one more is an
-    /// [`Error::MaxSubscribers`]. Unlimited by default.
+    /// [`Error::MaxSubscribers`]. Unlimited by default. Zero, which would refuse
+    /// every subscription, is refused when the linker is built.
     pub fn max_subscribers(mut self, limit: usize) -> Self {
         self.max_subscribers = Some(limit);
         self
@@ -106,8 +107,42 @@ impl EventLinkerBuilder {
     }
 
     /// Builds the linker.
+    ///
+    /// # Panics
+    ///
+    /// If a setting cannot work (`max_subscribers(0)`), with the message of
+    /// [`try_build`](Self::try_build)'s error: a limit written in the code is a
+    /// bug to fix there. Use `try_build` for settings read at run time.
     pub fn build(self) -> EventLinker {
-        EventLinker {
+        self.try_build()
+            .unwrap_or_else(|err| panic!("pyventus: cannot build the linker: {err}"))
+    }
+
+    /// Builds the linker, or says which setting cannot work.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSetting`] for `max_subscribers(0)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pyventus_core::{Error, EventLinker};
+    ///
+    /// let limit = "0".parse::<usize>().unwrap(); // from a configuration file
+    /// let err = EventLinker::builder().max_subscribers(limit).try_build().unwrap_err();
+    /// assert!(matches!(err, Error::InvalidSetting { setting: "max_subscribers", .. }));
+    /// assert!(err.to_string().starts_with("`max_subscribers` is 0"));
+    /// ```
+    pub fn try_build(self) -> Result<EventLinker, Error> {
+        if self.max_subscribers == Some(0) {
+            return Err(Error::InvalidSetting {
+                setting: "max_subscribers",
+                problem: "is 0, so no event could ever have a subscriber; \
+                          set at least 1, or leave it out for no limit",
+            });
+        }
+        Ok(EventLinker {
             registry: Arc::new(Registry::new(
                 LinkerSettings {
                     name: self.name.unwrap_or(Cow::Borrowed("linker")),
@@ -117,7 +152,7 @@ impl EventLinkerBuilder {
                 self.max_subscribers,
                 self.debug.unwrap_or_else(debug_from_env),
             )),
-        }
+        })
     }
 }
 

@@ -6,14 +6,22 @@ use std::sync::OnceLock;
 
 use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
 
-/// The private runtime of emissions that must finish outside any runtime (the
-/// inline processor's async handlers, the tokio processor called from sync code).
-/// Futures are polled on the calling thread; its one worker drives timers and I/O.
+/// Most workers pyventus's runtime starts (fewer on fewer cores).
+const MAX_WORKERS: usize = 4;
+
+/// The shared runtime of emissions that run outside any runtime: the inline
+/// processor's async handlers, the tokio processor called from sync code, the
+/// executor's async handlers. Futures given to `block_on` are polled on the
+/// calling thread; its workers drive timers and I/O and run the tasks those
+/// futures spawn, which keep running after the call returns.
 fn private_runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
+        let workers = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .min(MAX_WORKERS);
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
+            .worker_threads(workers)
             .thread_name("pyventus-runtime")
             .enable_all()
             .build()

@@ -171,10 +171,7 @@ impl Recorder {
 
     /// How many emissions carried a `T`.
     pub fn count<T: std::any::Any>(&self) -> usize {
-        self.lock()
-            .iter()
-            .filter(|r| r.event.is::<T>())
-            .count()
+        self.lock().iter().filter(|r| r.event.is::<T>()).count()
     }
 
     /// The first emission of the event named `name`.

@@ -111,3 +111,26 @@ impl Record {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).len()
     }
 }
+
+/// Runs `f` on its own thread and returns its result, or panics with `what` if
+/// it has not finished within `limit`: a hang fails the test instead of stalling
+/// it (the stuck thread is left behind). A panic in `f` is the test's panic.
+pub fn within<T: Send + 'static>(
+    limit: std::time::Duration,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(value) => value,
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            std::panic::resume_unwind(thread.join().expect_err("it sent nothing, so it panicked"))
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what} did not finish within {limit:?}")
+        }
+    }
+}

@@ -1,24 +1,40 @@
 //! The executor processing service: emissions run on a pool of threads.
 
+use std::cell::Cell;
 use std::fmt;
 use std::num::NonZeroUsize;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::{self, JoinHandle};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, SendError, Sender};
 
-use super::InFlight;
-use crate::{Error, EventEmission, ProcessingService};
+use crate::context;
+use crate::in_flight::{InFlight, Ticket};
+use crate::{Error, EventEmission, HandlerPanic, ProcessingService};
 
 /// Runs emissions on a pool of threads: Pyventus's Executor processing service.
 ///
 /// Each emission runs on one pool thread: synchronous subscribers on the thread
-/// itself, asynchronous ones on a current-thread runtime that each pool thread
-/// keeps for them. [`shutdown`](Self::shutdown) stops taking emissions (and can
-/// wait for the queued ones); dropping the last handle shuts down and waits.
+/// itself; asynchronous ones are polled there too, on pyventus's shared runtime,
+/// whose workers drive their timers and I/O and run the tasks they spawn (which
+/// keep running after the emission). [`shutdown`](Self::shutdown) stops taking
+/// emissions (and can wait for the queued ones); dropping the last handle shuts
+/// down and waits.
+///
+/// A panic that escapes an emission (an event whose `Drop` panics, say) is
+/// logged, and the thread carries on: the pool keeps its size.
+///
+/// A handler that waits for an emission of its own pool holds its thread while
+/// it waits. When every thread would be held so (a one-thread pool at once, four
+/// threads four levels deep), nothing would be left to run what they wait for:
+/// that last wait is refused with [`Error::WouldDeadlock`].
 ///
 /// Concurrency: submitting sends on a lock-free channel under a read lock that
-/// only `shutdown` ever takes for writing.
+/// only `shutdown` ever takes for writing. `shutdown(true)` holds a mutex while
+/// it joins the threads, so that a concurrent `shutdown(true)` returns only once
+/// they have finished too; pool threads never take it.
 ///
 /// # Examples
 ///
@@ -53,7 +69,13 @@ struct Inner {
     sender: RwLock<Option<Sender<EventEmission>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     in_flight: Arc<InFlight>,
+    held: Arc<HeldThreads>,
     size: usize,
+}
+
+thread_local! {
+    /// On a pool thread: its pool's id and its index there.
+    static POOL_THREAD: Cell<Option<(usize, usize)>> = const { Cell::new(None) };
 }
 
 impl ExecutorProcessingService {
@@ -68,13 +90,14 @@ impl ExecutorProcessingService {
             "an ExecutorProcessingService needs at least one thread"
         );
         let (sender, receiver) = crossbeam_channel::unbounded();
-        let in_flight = Arc::<InFlight>::default();
+        let in_flight = Arc::new(InFlight::new("an ExecutorProcessingService"));
+        let pool = in_flight.id();
         let handles = (0..threads)
-            .map(|i| {
-                let (receiver, in_flight) = (receiver.clone(), in_flight.clone());
+            .map(|index| {
+                let receiver = receiver.clone();
                 thread::Builder::new()
-                    .name(format!("pyventus-executor-{i}"))
-                    .spawn(move || work(&receiver, &in_flight))
+                    .name(format!("pyventus-executor-{index}"))
+                    .spawn(move || work(&receiver, pool, index))
                     .unwrap_or_else(|err| {
                         panic!("pyventus: cannot start an executor thread: {err}")
                     })
@@ -85,6 +108,7 @@ impl ExecutorProcessingService {
                 sender: RwLock::new(Some(sender)),
                 threads: Mutex::new(handles),
                 in_flight,
+                held: Arc::new(HeldThreads::new(threads)),
                 size: threads,
             }),
         }
@@ -102,13 +126,33 @@ impl ExecutorProcessingService {
 
     /// Blocks until every submitted emission has finished, including emissions
     /// submitted while waiting.
-    pub fn wait_for_tasks(&self) {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WouldDeadlock`] when called from a handler of an emission this
+    /// pool runs (or from one such an emission waits for): it would wait for
+    /// itself.
+    pub fn wait_for_tasks(&self) -> Result<(), Error> {
+        if self.inner.waits_for_itself() {
+            return Err(Error::WouldDeadlock(
+                "`wait_for_tasks` inside a handler of its own `ExecutorProcessingService` would \
+                 wait for the emission running that handler: wait where the emissions are \
+                 started, outside handlers"
+                    .to_owned(),
+            ));
+        }
         self.inner.in_flight.wait_blocking();
+        Ok(())
     }
 
     /// Stops taking emissions; later `emit`s return
     /// [`Error::ProcessorClosed`]. Queued emissions still run. With `wait`,
-    /// blocks until they have and the threads have exited.
+    /// blocks until they have and the threads have exited, however many callers
+    /// shut the pool down at once.
+    ///
+    /// From a handler of this pool (or one its emissions wait for), it cannot
+    /// wait for itself: it stops the pool and returns at once, and the queued
+    /// emissions still run.
     pub fn shutdown(&self, wait: bool) {
         self.inner.shutdown(wait);
     }
@@ -131,6 +175,22 @@ impl Default for ExecutorProcessingService {
 }
 
 impl Inner {
+    fn id(&self) -> usize {
+        self.in_flight.id()
+    }
+
+    /// The index of the calling thread in this pool, if it is one of its threads.
+    fn own_thread(&self) -> Option<usize> {
+        POOL_THREAD
+            .get()
+            .and_then(|(pool, index)| (pool == self.id()).then_some(index))
+    }
+
+    /// Whether waiting for this pool from here would wait for the caller itself.
+    fn waits_for_itself(&self) -> bool {
+        self.own_thread().is_some() || context::involves(self.id())
+    }
+
     fn shutdown(&self, wait: bool) {
         // Dropping the sender disconnects the channel: the threads finish what is
         // queued, then exit.
@@ -140,17 +200,14 @@ impl Inner {
                 .unwrap_or_else(PoisonError::into_inner)
                 .take(),
         );
-        if wait {
-            let handles =
-                std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
-            let me = thread::current().id();
-            for handle in handles {
-                // A handler that drops the last handle runs on a pool thread,
-                // which cannot wait for itself.
-                if handle.thread().id() != me {
-                    let _ = handle.join();
-                }
-            }
+        if !wait || self.waits_for_itself() {
+            return;
+        }
+        // Held while joining: a concurrent caller waits here for the same end.
+        let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
+        for handle in threads.drain(..) {
+            // The loop catches what escapes an emission; a thread cannot panic.
+            let _ = handle.join();
         }
     }
 }
@@ -161,35 +218,25 @@ impl Drop for Inner {
     }
 }
 
-fn work(receiver: &Receiver<EventEmission>, in_flight: &InFlight) {
-    /// Counts the emission finished however its run ends.
-    struct End<'a>(&'a InFlight);
-    impl Drop for End<'_> {
-        fn drop(&mut self) {
-            self.0.end();
-        }
-    }
-
-    // Built on first need: a pool that only runs sync handlers never pays for it.
-    let mut runtime: Option<tokio::runtime::Runtime> = None;
+fn work(receiver: &Receiver<EventEmission>, pool: usize, index: usize) {
+    POOL_THREAD.set(Some((pool, index)));
     while let Ok(emission) = receiver.recv() {
-        let _end = End(in_flight);
-        emission.run_then_block_on(|pending| {
-            let rt = runtime.get_or_insert_with(|| {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap_or_else(|err| {
-                        panic!("pyventus: cannot start an executor thread's runtime: {err}")
-                    })
-            });
-            rt.block_on(pending)
-        });
+        // The workflow contains the handlers' panics; what still escapes (an
+        // event's `Drop`, say) must not take the thread, or the pool, with it.
+        // The emission has then settled, or reported its loss while unwinding.
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| drop(emission.run_blocking()))) {
+            tracing::error!(
+                target: "pyventus",
+                thread = index,
+                "a panic escaped an emission on an executor thread, which carries on: {}",
+                HandlerPanic::from_payload(&*panic).message()
+            );
+        }
     }
 }
 
 impl ProcessingService for ExecutorProcessingService {
-    fn submit(&self, emission: EventEmission) -> Result<(), Error> {
+    fn submit(&self, mut emission: EventEmission) -> Result<(), Error> {
         let sender = self
             .inner
             .sender
@@ -198,11 +245,80 @@ impl ProcessingService for ExecutorProcessingService {
         let Some(sender) = sender.as_ref() else {
             return Err(Error::ProcessorClosed);
         };
-        self.inner.in_flight.begin();
-        sender.send(emission).map_err(|_| {
-            self.inner.in_flight.end();
-            Error::ProcessorClosed
+        let awaited = emission.is_awaited();
+        // A pool thread that waits for this emission is held until it has run.
+        let held = match self.inner.own_thread() {
+            Some(index) if awaited => Some(self.inner.held.hold(index).ok_or_else(|| {
+                Error::WouldDeadlock(format!(
+                    "waiting (`emit_and_wait`) from a handler for an emission of its own \
+                     `ExecutorProcessingService` would hold its last free thread ({} of {} \
+                     already wait), leaving none to run it: use `emit`, give the pool more \
+                     threads, or emit through another processing service to wait for it",
+                    self.inner.size - 1,
+                    self.inner.size
+                ))
+            })?),
+            _ => None,
+        };
+        let mut lineage = context::inherited(awaited);
+        lineage.runner = Some(self.inner.id());
+        lineage.scope = None;
+        let mut ticket = Ticket::new(&self.inner.in_flight, None);
+        if let Some(held) = held {
+            ticket.hold(Box::new(held));
+        }
+        emission.track(lineage, Some(ticket));
+        sender.send(emission).map_err(|SendError(emission)| {
+            // Every thread is gone, though the pool was not shut down.
+            emission.discard();
+            Error::ProcessorRefused {
+                reason: "every thread of the executor has stopped".to_owned(),
+            }
         })
+    }
+}
+
+/// Which pool threads are held by a handler waiting for an emission of the pool.
+struct HeldThreads {
+    /// Per thread: how many emissions it waits for.
+    waits: Box<[AtomicUsize]>,
+    /// How many threads wait for at least one.
+    held: AtomicUsize,
+}
+
+impl HeldThreads {
+    fn new(threads: usize) -> Self {
+        HeldThreads {
+            waits: (0..threads).map(|_| AtomicUsize::new(0)).collect(),
+            held: AtomicUsize::new(0),
+        }
+    }
+
+    /// Counts thread `index` waiting for one more emission, unless that would
+    /// hold every thread of the pool.
+    fn hold(self: &Arc<Self>, index: usize) -> Option<HeldThread> {
+        // Only thread `index` adds to its own count, so no one else can take it
+        // from zero to one between these two steps.
+        if self.waits[index].fetch_add(1, SeqCst) == 0
+            && self.held.fetch_add(1, SeqCst) + 1 >= self.waits.len()
+        {
+            self.held.fetch_sub(1, SeqCst);
+            self.waits[index].fetch_sub(1, SeqCst);
+            return None;
+        }
+        Some(HeldThread(self.clone(), index))
+    }
+}
+
+/// One emission a pool thread waits for; the wait ends when it finishes.
+struct HeldThread(Arc<HeldThreads>, usize);
+
+impl Drop for HeldThread {
+    fn drop(&mut self) {
+        let HeldThread(threads, index) = self;
+        if threads.waits[*index].fetch_sub(1, SeqCst) == 1 {
+            threads.held.fetch_sub(1, SeqCst);
+        }
     }
 }
 

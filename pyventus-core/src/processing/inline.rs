@@ -1,5 +1,6 @@
 //! The inline processing service: emissions run in the caller.
 
+use crate::context;
 use crate::{Error, EventEmission, ProcessingService};
 
 /// Runs each emission in the caller, to completion, before `emit` returns.
@@ -45,7 +46,9 @@ impl InlineProcessingService {
 }
 
 impl ProcessingService for InlineProcessingService {
-    fn submit(&self, emission: EventEmission) -> Result<(), Error> {
+    fn submit(&self, mut emission: EventEmission) -> Result<(), Error> {
+        // The caller waits for it: whoever waits for the caller waits for it too.
+        emission.track(context::inherited(true), None);
         // The failures went to their callbacks; the caller of `emit` asked for
         // nothing more.
         drop(emission.run_blocking());

@@ -1,10 +1,6 @@
 //! Processing services: where and how an emission's subscribers run.
 
-use std::pin::pin;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
-
-use ::tokio::sync::Notify;
+use std::sync::Arc;
 
 use crate::{Error, EventEmission};
 
@@ -23,6 +19,9 @@ pub use tokio::{TokioProcessingService, TokioProcessingServiceBuilder};
 /// The emitter resolves an event's subscribers into an [`EventEmission`] and
 /// submits it here. Implement this trait for a strategy of your own; returning
 /// an error hands it back to the caller of `emit`, so nothing is lost silently.
+/// An emission accepted (`Ok`) and later dropped without running reports its
+/// own loss. Work held before it reaches a processing service can be counted
+/// for [`wait_for_all`](crate::wait_for_all) with [`Unfinished`](crate::Unfinished).
 ///
 /// # Examples
 ///
@@ -99,92 +98,5 @@ impl<P: ProcessingService + ?Sized> ProcessingService for Arc<P> {
 
     fn wants_every_emission(&self) -> bool {
         (**self).wants_every_emission()
-    }
-}
-
-/// Counts a processor's unfinished emissions, and wakes whoever waits for none.
-/// Finishing an emission takes no lock unless someone is waiting.
-#[derive(Default)]
-pub(crate) struct InFlight {
-    count: AtomicUsize,
-    waiters: AtomicUsize,
-    notify: Notify,
-    lock: Mutex<()>,
-    idle: Condvar,
-}
-
-/// One unfinished emission; finishing it (or dropping it) counts it done.
-pub(crate) struct Ticket(Arc<InFlight>);
-
-impl InFlight {
-    /// Counts one more emission that the returned ticket will finish, wherever
-    /// it goes.
-    pub(crate) fn start(self: &Arc<Self>) -> Ticket {
-        self.begin();
-        Ticket(self.clone())
-    }
-
-    /// Counts one more emission; the caller must `end` it.
-    pub(crate) fn begin(&self) {
-        self.count.fetch_add(1, SeqCst);
-    }
-
-    /// Counts one emission finished.
-    pub(crate) fn end(&self) {
-        // Pairs with `wait*`: a waiter registers, then reads the count; a finisher
-        // decrements, then reads the waiters. SeqCst means one sees the other.
-        if self.count.fetch_sub(1, SeqCst) == 1 && self.waiters.load(SeqCst) > 0 {
-            self.notify.notify_waiters();
-            let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
-            self.idle.notify_all();
-        }
-    }
-
-    pub(crate) fn count(&self) -> usize {
-        self.count.load(SeqCst)
-    }
-
-    pub(crate) async fn wait(&self) {
-        let _waiting = Waiting::new(self);
-        loop {
-            let mut notified = pin!(self.notify.notified());
-            notified.as_mut().enable();
-            if self.count.load(SeqCst) == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-
-    pub(crate) fn wait_blocking(&self) {
-        let _waiting = Waiting::new(self);
-        let mut guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
-        while self.count.load(SeqCst) > 0 {
-            guard = self
-                .idle
-                .wait(guard)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-    }
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        self.0.end();
-    }
-}
-
-struct Waiting<'a>(&'a InFlight);
-
-impl<'a> Waiting<'a> {
-    fn new(in_flight: &'a InFlight) -> Self {
-        in_flight.waiters.fetch_add(1, SeqCst);
-        Waiting(in_flight)
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.waiters.fetch_sub(1, SeqCst);
     }
 }

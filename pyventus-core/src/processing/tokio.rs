@@ -5,16 +5,31 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::runtime::Handle;
 
-use super::{InFlight, Ticket};
+use crate::context::{self, Lineage};
+use crate::in_flight::{InFlight, Ticket};
 use crate::{Error, EventEmission, ProcessingService};
 
 /// Runs emissions as tokio tasks: Pyventus's `AsyncIO` processing service.
 ///
 /// Inside a runtime, `emit` spawns a task and returns at once; the subscribers of
 /// one emission run concurrently in it. Outside any runtime, `emit` runs the
-/// emission to completion before returning (Pyventus's `asyncio.run` case).
-/// [`wait_for_tasks`](Self::wait_for_tasks) waits for everything this service
-/// started. The service is a cheap `Clone` handle: keep one to wait on.
+/// emission to completion before returning, with everything its handlers emit
+/// through tokio services meanwhile (Pyventus's `asyncio.run` case), on
+/// pyventus's own runtime. [`wait_for_tasks`](Self::wait_for_tasks) waits for
+/// everything this service started. The service is a cheap `Clone` handle: keep
+/// one to wait on.
+///
+/// With [`enforce_submission_order`](TokioProcessingServiceBuilder::enforce_submission_order),
+/// emissions run one at a time in the order they were submitted. An emission
+/// emitted by a handler (nested) is queued like any other: it starts after the
+/// emission that caused it has finished, and after everything submitted before
+/// it. A handler that awaits such a nested emission (`emit_and_wait`) would wait
+/// for its own end: that is refused with [`Error::WouldDeadlock`].
+///
+/// Tasks die with their runtime: emissions still running or queued when it shuts
+/// down are lost, and reported at error level (one report per batch, with how
+/// many and which events). Wait for them first with
+/// [`wait_for_all`](crate::wait_for_all) or `wait_for_tasks`.
 ///
 /// Concurrency: submitting takes no lock, except with
 /// `enforce_submission_order`, where a short-lived mutex guards the queue
@@ -44,17 +59,16 @@ use crate::{Error, EventEmission, ProcessingService};
 /// for _ in 0..3 {
 ///     emitter.emit_named("Tick", ())?; // spawns and returns
 /// }
-/// tokio.wait_for_tasks().await;
+/// tokio.wait_for_tasks().await?;
 /// assert_eq!(count.load(Ordering::Relaxed), 3);
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct TokioProcessingService {
     inner: Arc<Inner>,
 }
 
-#[derive(Default)]
 struct Inner {
     enforce_submission_order: bool,
     blocking: bool,
@@ -64,8 +78,14 @@ struct Inner {
 
 #[derive(Default)]
 struct Queue {
-    emissions: VecDeque<(EventEmission, Ticket)>,
+    emissions: VecDeque<EventEmission>,
+    /// A drain task is on its way or running.
     draining: bool,
+    /// Which drain task owns the queue; an older one that wakes up leaves.
+    generation: u64,
+    /// The owning drain has started: until then, it may sit on a runtime that
+    /// is not running, and a caller that must not wait for it takes over.
+    started: bool,
 }
 
 /// Builds a [`TokioProcessingService`] with options.
@@ -90,7 +110,7 @@ pub struct TokioProcessingServiceBuilder {
 
 impl TokioProcessingServiceBuilder {
     /// Runs emissions one at a time, in the order they were submitted, instead of
-    /// as concurrent tasks.
+    /// as concurrent tasks. Nested emissions run after the one that caused them.
     pub fn enforce_submission_order(mut self, enforce: bool) -> Self {
         self.enforce_submission_order = enforce;
         self
@@ -109,9 +129,16 @@ impl TokioProcessingServiceBuilder {
             inner: Arc::new(Inner {
                 enforce_submission_order: self.enforce_submission_order,
                 blocking: self.blocking,
-                ..Inner::default()
+                in_flight: Arc::new(InFlight::new("a TokioProcessingService")),
+                queue: Mutex::default(),
             }),
         }
+    }
+}
+
+impl Default for TokioProcessingService {
+    fn default() -> Self {
+        Self::builder().build()
     }
 }
 
@@ -123,8 +150,23 @@ impl TokioProcessingService {
 
     /// Waits until every emission this service started has finished, including
     /// emissions submitted while waiting.
-    pub async fn wait_for_tasks(&self) {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WouldDeadlock`] when called from a handler of an emission this
+    /// service runs (or from one such an emission waits for): it would wait for
+    /// itself.
+    pub async fn wait_for_tasks(&self) -> Result<(), Error> {
+        if context::involves(self.inner.in_flight.id()) {
+            return Err(Error::WouldDeadlock(
+                "`wait_for_tasks` inside a handler of its own `TokioProcessingService` would wait \
+                 for the emission running that handler: wait where the emissions are started, \
+                 outside handlers, or await the emission itself with `emit_and_wait`"
+                    .to_owned(),
+            ));
+        }
         self.inner.in_flight.wait().await;
+        Ok(())
     }
 
     /// How many emissions have started and not finished.
@@ -132,47 +174,155 @@ impl TokioProcessingService {
         self.inner.in_flight.count()
     }
 
-    fn enqueue(&self, handle: &Handle, emission: EventEmission, ticket: Ticket) {
-        let mut queue = self
-            .inner
-            .queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        queue.emissions.push_back((emission, ticket));
-        if !queue.draining {
-            queue.draining = true;
-            handle.spawn(drain(self.inner.clone()));
+    fn id(&self) -> usize {
+        self.inner.in_flight.id()
+    }
+
+    /// Refuses an emission its caller will wait for, when an ordered service
+    /// would run it only after the emission that waits for it.
+    fn refuse_self_wait(&self, awaited: bool) -> Result<(), Error> {
+        if self.inner.enforce_submission_order && awaited && context::involves(self.id()) {
+            return Err(Error::WouldDeadlock(
+                "waiting (`emit_and_wait`) from a handler for an emission of the \
+                 `TokioProcessingService` with `enforce_submission_order` that runs it: the \
+                 emission would start only after the one waiting for it ends; use `emit` (it \
+                 runs next), or emit through another processing service to wait for it"
+                    .to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Counts the emission, and records who runs it and who waits for it.
+    fn track(
+        &self,
+        emission: &mut EventEmission,
+        mut lineage: Lineage,
+        scope: Option<Arc<InFlight>>,
+    ) {
+        lineage.runner = Some(self.id());
+        let ticket = Ticket::new(&self.inner.in_flight, scope);
+        emission.track(lineage, Some(ticket));
+    }
+
+    /// Outside any runtime: runs the emission, and everything its handlers emit
+    /// through tokio services meanwhile, to completion on pyventus's runtime.
+    fn run_to_completion(&self, mut emission: EventEmission) -> Result<(), Error> {
+        // The caller waits for it, as for an awaited emission.
+        self.refuse_self_wait(true)?;
+        let ordered = self.inner.enforce_submission_order;
+        let scope = Arc::new(InFlight::new("a run outside any runtime"));
+        let mut lineage = context::inherited(true);
+        lineage.scope = Some(scope.clone());
+        self.track(&mut emission, lineage, ordered.then(|| scope.clone()));
+        crate::runtime::block_on(async {
+            if ordered {
+                // Blocking here for a drain queued on a runtime that may not be
+                // running (a current-thread one between two `block_on`s) could
+                // be forever: a drain that has not started yet is taken over.
+                self.enqueue(&Handle::current(), emission, true);
+            } else {
+                // Nested emissions find the scope in their handlers' context.
+                drop(emission.run().await);
+            }
+            scope.wait().await;
+        });
+        Ok(())
+    }
+
+    /// Queues the emission, and starts a drain on `handle` if none is on its
+    /// way, or (with `take_over`) if the one on its way has not started.
+    fn enqueue(&self, handle: &Handle, emission: EventEmission, take_over: bool) {
+        let generation = {
+            let mut queue = self
+                .inner
+                .queue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            queue.emissions.push_back(emission);
+            if queue.draining && (queue.started || !take_over) {
+                None
+            } else {
+                queue.draining = true;
+                queue.started = false;
+                queue.generation += 1;
+                Some(queue.generation)
+            }
+        };
+        if let Some(generation) = generation {
+            // The drain owns its reset guard from the start: a task dropped before
+            // it first runs (its runtime shut down) still frees the queue. Spawned
+            // without the lock, which the guard takes if the spawn drops it at once.
+            handle.spawn(Drain::new(self.inner.clone(), generation).run());
         }
     }
 }
 
-/// Runs queued emissions in order until the queue is empty.
-async fn drain(inner: Arc<Inner>) {
-    // If the runtime drops this task midway, the queue must not stay marked as
-    // draining, or later submissions would wait forever.
-    struct Reset<'a>(&'a Inner);
-    impl Drop for Reset<'_> {
-        fn drop(&mut self) {
-            let mut queue = self.0.queue.lock().unwrap_or_else(PoisonError::into_inner);
-            if queue.draining {
-                queue.draining = false;
-                queue.emissions.clear();
-            }
+/// The task that runs an ordered service's queue until it is empty, while it
+/// owns it. If it is dropped before that (its runtime shut down), it marks the
+/// queue as not draining, so that the next submission starts a new drain, and
+/// drops what was queued, which reports the loss.
+struct Drain {
+    inner: Arc<Inner>,
+    generation: u64,
+    finished: bool,
+}
+
+impl Drain {
+    fn new(inner: Arc<Inner>, generation: u64) -> Self {
+        Drain {
+            inner,
+            generation,
+            finished: false,
         }
     }
-    let _reset = Reset(&inner);
-    loop {
-        let next = {
-            let mut queue = inner.queue.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(next) = queue.emissions.pop_front() {
-                next
-            } else {
-                queue.draining = false;
+
+    async fn run(mut self) {
+        loop {
+            let next = {
+                let mut queue = self
+                    .inner
+                    .queue
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if queue.generation != self.generation {
+                    // Taken over before it started.
+                    self.finished = true;
+                    return;
+                }
+                queue.started = true;
+                if let Some(next) = queue.emissions.pop_front() {
+                    next
+                } else {
+                    queue.draining = false;
+                    self.finished = true;
+                    return;
+                }
+            };
+            drop(next.run().await);
+        }
+    }
+}
+
+impl Drop for Drain {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let lost = {
+            let mut queue = self
+                .inner
+                .queue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if queue.generation != self.generation {
                 return;
             }
+            queue.draining = false;
+            std::mem::take(&mut queue.emissions)
         };
-        let (emission, _ticket) = next;
-        emission.run().await;
+        // Outside the lock: dropping them reports their loss.
+        drop(lost);
     }
 }
 
@@ -181,21 +331,18 @@ impl ProcessingService for TokioProcessingService {
         if self.inner.blocking {
             emission.set_blocking(true);
         }
-        let ticket = self.inner.in_flight.start();
-        match Handle::try_current() {
-            Ok(handle) if self.inner.enforce_submission_order => {
-                self.enqueue(&handle, emission, ticket);
-            }
-            Ok(handle) => {
-                handle.spawn(async move {
-                    emission.run().await;
-                    drop(ticket);
-                });
-            }
-            Err(_) => {
-                emission.run_blocking();
-                drop(ticket);
-            }
+        let Ok(handle) = Handle::try_current() else {
+            return self.run_to_completion(emission);
+        };
+        let awaited = emission.is_awaited();
+        self.refuse_self_wait(awaited)?;
+        let lineage = context::inherited(awaited);
+        let scope = lineage.scope.clone();
+        self.track(&mut emission, lineage, scope);
+        if self.inner.enforce_submission_order {
+            self.enqueue(&handle, emission, false);
+        } else {
+            drop(handle.spawn(emission.run()));
         }
         Ok(())
     }
