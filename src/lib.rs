@@ -74,6 +74,9 @@ pub mod prelude {
     pub use pyventus_macros::{Event, Linker, on, on_failure, on_success, once};
 }
 
+#[cfg(feature = "amqp")]
+#[doc(inline)]
+pub use pyventus_amqp as amqp;
 #[cfg(feature = "axum")]
 #[doc(inline)]
 pub use pyventus_axum as axum;
@@ -141,4 +144,7 @@ mod guide {
     #[cfg(feature = "redis")]
     #[doc = include_str!("../docs/redis.md")]
     struct Redis;
+    #[cfg(feature = "amqp")]
+    #[doc = include_str!("../docs/amqp.md")]
+    struct Amqp;
 }

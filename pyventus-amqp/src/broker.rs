@@ -155,15 +155,16 @@ pub(crate) fn soft_error(err: &lapin::Error) -> Option<AMQPSoftError> {
     }
 }
 
-/// Connects to `url`, within `timeout`, naming the connection for the
-/// broker's management UI. The connection's I/O runs on the current runtime.
+/// Connects to `url`, within `timeout`, naming the connection
+/// `pyventus <role>` for the broker's management UI and `rabbitmqctl`. The
+/// connection's I/O runs on the current runtime.
 pub(crate) async fn connect(url: &str, role: &str, timeout: Duration) -> Result<Connection, Error> {
     if url.starts_with("amqps:") && !cfg!(feature = "tls") {
         return Err(Error::InvalidConfig(
             "an `amqps://` URL needs the `tls` feature of pyventus-amqp".to_owned(),
         ));
     }
-    let name = format!("pyventus {role} {}", process_name());
+    let name = format!("pyventus {role}");
     let properties = ConnectionProperties::default().with_connection_name(name.into());
     match tokio::time::timeout(timeout, Connection::connect(url, properties)).await {
         Ok(connection) => Ok(connection?),
@@ -265,10 +266,7 @@ mod tests {
         assert_eq!(topology.dlx, "pyventus.orders.dlx");
         assert_eq!(topology.dead, "pyventus.orders.dead");
         for bad in ["", "a\nb", &"x".repeat(201)] {
-            assert!(matches!(
-                Topology::new(bad, 5),
-                Err(Error::InvalidQueue(_))
-            ));
+            assert!(matches!(Topology::new(bad, 5), Err(Error::InvalidQueue(_))));
         }
     }
 

@@ -52,7 +52,10 @@ pub(crate) fn letter_properties(
         .map(|(name, value)| (name.clone(), value.clone()))
         .collect::<std::collections::BTreeMap<_, _>>()
         .into();
-    kept.insert(REASON.into(), AMQPValue::LongString(truncate(reason).into()));
+    kept.insert(
+        REASON.into(),
+        AMQPValue::LongString(truncate(reason).into()),
+    );
     kept.insert(
         DELIVERIES.into(),
         AMQPValue::LongLongInt(i64::try_from(deliveries).unwrap_or(i64::MAX)),
@@ -72,7 +75,13 @@ fn replay_properties(letter: &BasicProperties) -> BasicProperties {
     let Some(headers) = letter.headers() else {
         return letter.clone();
     };
-    let ours = [REASON, DELIVERIES, FAILED_AT, LETTER, envelope::DELIVERY_COUNT];
+    let ours = [
+        REASON,
+        DELIVERIES,
+        FAILED_AT,
+        LETTER,
+        envelope::DELIVERY_COUNT,
+    ];
     let kept: std::collections::BTreeMap<_, _> = headers
         .inner()
         .iter()
@@ -197,7 +206,12 @@ impl DeadLetters {
     /// Connects to the dead letters of `queue`, declaring them if missing.
     pub async fn connect(url: &str, queue: &str) -> Result<Self, Error> {
         let topology = Topology::new(queue, 1)?;
-        let connection = broker::connect(url, "dead letters", Duration::from_secs(10)).await?;
+        let connection = broker::connect(
+            url,
+            &format!("dead letters {}", broker::process_name()),
+            Duration::from_secs(10),
+        )
+        .await?;
         let channel = connection.create_channel().await?;
         topology.declare_dead(&channel).await?;
         broker::close(&channel).await;
@@ -240,7 +254,10 @@ impl DeadLetters {
                 break;
             };
             let delivery = message.delivery;
-            letters.push(DeadLetter::from_message(&delivery.properties, delivery.data));
+            letters.push(DeadLetter::from_message(
+                &delivery.properties,
+                delivery.data,
+            ));
         }
         // Closing the channel returns what it held, unacknowledged.
         broker::close(&channel).await;
@@ -265,7 +282,11 @@ impl DeadLetters {
                 break;
             };
             self.republish(&channel, &message.delivery).await?;
-            message.delivery.acker.ack(BasicAckOptions::default()).await?;
+            message
+                .delivery
+                .acker
+                .ack(BasicAckOptions::default())
+                .await?;
             replayed += 1;
         }
         broker::close(&channel).await;
@@ -300,7 +321,11 @@ impl DeadLetters {
         Ok(found)
     }
 
-    async fn republish(&self, channel: &Channel, letter: &lapin::message::Delivery) -> Result<(), Error> {
+    async fn republish(
+        &self,
+        channel: &Channel,
+        letter: &lapin::message::Delivery,
+    ) -> Result<(), Error> {
         broker::publish_confirmed(
             channel,
             "",
@@ -318,7 +343,10 @@ impl DeadLetters {
         channel: &Channel,
     ) -> Result<Option<lapin::message::BasicGetMessage>, Error> {
         Ok(channel
-            .basic_get(self.topology.dead.as_str().into(), BasicGetOptions::default())
+            .basic_get(
+                self.topology.dead.as_str().into(),
+                BasicGetOptions::default(),
+            )
             .await?)
     }
 
@@ -382,13 +410,19 @@ mod tests {
         assert_eq!(letter.id.len(), 36, "a letter id of its own");
 
         // Replayed as first published: no dead-letter or delivery-count header.
-        assert_eq!(replay_properties(&letter_props), envelope::properties(&envelope));
+        assert_eq!(
+            replay_properties(&letter_props),
+            envelope::properties(&envelope)
+        );
     }
 
     #[test]
     fn a_letter_the_broker_wrote_has_its_reason() {
         let mut death = FieldTable::default();
-        death.insert("reason".into(), AMQPValue::LongString("delivery_limit".into()));
+        death.insert(
+            "reason".into(),
+            AMQPValue::LongString("delivery_limit".into()),
+        );
         death.insert("time".into(), AMQPValue::Timestamp(1_700_000_000));
         let mut headers = FieldTable::default();
         headers.insert(
@@ -400,7 +434,11 @@ mod tests {
             .with_headers(headers);
         let letter = DeadLetter::from_message(&properties, b"raw".to_vec());
         assert_eq!(letter.id, "m-1");
-        assert!(letter.reason.contains("delivery limit"), "{}", letter.reason);
+        assert!(
+            letter.reason.contains("delivery limit"),
+            "{}",
+            letter.reason
+        );
         assert_eq!(letter.failed_at, 1_700_000_000_000);
         assert!(letter.envelope.is_err());
         assert_eq!(letter.event(), "<none>");

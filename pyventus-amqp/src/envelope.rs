@@ -42,7 +42,10 @@ pub(crate) fn properties(envelope: &Envelope) -> BasicProperties {
             .iter()
             .map(|id| AMQPValue::LongString(id.as_str().into()))
             .collect();
-        headers.insert(HANDLERS.into(), AMQPValue::FieldArray(FieldArray::from(ids)));
+        headers.insert(
+            HANDLERS.into(),
+            AMQPValue::FieldArray(FieldArray::from(ids)),
+        );
     }
     BasicProperties::default()
         .with_content_type(CONTENT_TYPE.into())
@@ -73,7 +76,9 @@ pub(crate) fn from_message(
     }
     let empty = FieldTable::default();
     let headers = properties.headers().as_ref().unwrap_or(&empty).inner();
-    let v = headers.get(VERSION).ok_or(EnvelopeError::Missing(VERSION))?;
+    let v = headers
+        .get(VERSION)
+        .ok_or(EnvelopeError::Missing(VERSION))?;
     let v = integer(v)
         .and_then(|v| u32::try_from(v).ok())
         .ok_or(EnvelopeError::Invalid {
@@ -89,18 +94,19 @@ pub(crate) fn from_message(
         .kind()
         .as_ref()
         .ok_or(EnvelopeError::Missing("type"))?;
-    let emitted_at = match headers.get(EMITTED_AT) {
-        Some(value) => integer(value)
-            .and_then(|ms| u64::try_from(ms).ok())
-            .ok_or(EnvelopeError::Invalid {
-                field: EMITTED_AT,
-                expected: "a number of milliseconds",
-            })?,
-        None => properties
-            .timestamp()
-            .map(|seconds| seconds.saturating_mul(1000))
-            .ok_or(EnvelopeError::Missing(EMITTED_AT))?,
-    };
+    let emitted_at =
+        match headers.get(EMITTED_AT) {
+            Some(value) => integer(value).and_then(|ms| u64::try_from(ms).ok()).ok_or(
+                EnvelopeError::Invalid {
+                    field: EMITTED_AT,
+                    expected: "a number of milliseconds",
+                },
+            )?,
+            None => properties
+                .timestamp()
+                .map(|seconds| seconds.saturating_mul(1000))
+                .ok_or(EnvelopeError::Missing(EMITTED_AT))?,
+        };
     let handlers = match headers.get(HANDLERS) {
         None => Vec::new(),
         Some(value) => text_array(value).ok_or(EnvelopeError::Invalid {
@@ -237,6 +243,9 @@ mod tests {
         assert_eq!(attempt(&BasicProperties::default()), 1);
         let mut headers = FieldTable::default();
         headers.insert(DELIVERY_COUNT.into(), AMQPValue::LongLongInt(2));
-        assert_eq!(attempt(&BasicProperties::default().with_headers(headers)), 3);
+        assert_eq!(
+            attempt(&BasicProperties::default().with_headers(headers)),
+            3
+        );
     }
 }

@@ -217,7 +217,12 @@ impl AmqpProcessingService {
         // Made on pyventus's own runtime, so that a synchronous `emit` can block
         // on it from any runtime, a current-thread one included.
         let link = pyventus_core::runtime::on_io_runtime(async move {
-            let connection = broker::connect(&url, "emitter", timeout).await?;
+            let connection = broker::connect(
+                &url,
+                &format!("emitter {}", broker::process_name()),
+                timeout,
+            )
+            .await?;
             if !topology.exists(&connection).await? {
                 topology.declare(&connection).await?;
             }
@@ -254,7 +259,10 @@ impl AmqpProcessingService {
     }
 
     fn slot(&self) -> std::sync::MutexGuard<'_, Option<Link>> {
-        self.inner.link.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .link
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -67,7 +67,10 @@ impl Worker {
             let attempt = match self.open().await {
                 Ok((session, consumer)) => {
                     if down_since.take().is_some() {
-                        shared.stats.reconnects.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        shared
+                            .stats
+                            .reconnects
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         tracing::info!(target: "pyventus", queue = %shared.queue, "reconnected to RabbitMQ");
                     }
                     backoff.reset();
@@ -119,7 +122,12 @@ impl Worker {
     /// Connects, declares the topology, and starts consuming.
     async fn open(&self) -> Result<(Session, Consumer), Error> {
         let shared = &self.shared;
-        let connection = broker::connect(&shared.url, "worker", shared.connect_timeout).await?;
+        let connection = broker::connect(
+            &shared.url,
+            &format!("worker {}", shared.consumer),
+            shared.connect_timeout,
+        )
+        .await?;
         shared.topology.declare(&connection).await?;
         let channel = connection.create_channel().await?;
         channel
@@ -168,10 +176,14 @@ impl Worker {
             }
         }
         // Stop the deliveries, and run those the broker already sent.
-        let cancel = session
-            .channel
-            .basic_cancel(shared.consumer.as_str().into(), BasicCancelOptions::default());
-        if tokio::time::timeout(Duration::from_secs(5), cancel).await.is_ok() {
+        let cancel = session.channel.basic_cancel(
+            shared.consumer.as_str().into(),
+            BasicCancelOptions::default(),
+        );
+        if tokio::time::timeout(Duration::from_secs(5), cancel)
+            .await
+            .is_ok()
+        {
             while let Ok(Some(Ok(message))) =
                 tokio::time::timeout(Duration::from_secs(1), consumer.next()).await
             {

@@ -308,7 +308,13 @@ impl WorkerBuilder {
             Some(linker) => linker,
             None => EventLinker::try_global()?,
         };
-        let connection = broker::connect(&self.url, "worker", self.connect_timeout).await?;
+        let consumer = self.consumer.unwrap_or_else(broker::process_name);
+        let connection = broker::connect(
+            &self.url,
+            &format!("worker {consumer}"),
+            self.connect_timeout,
+        )
+        .await?;
         let declared = topology.declare(&connection).await;
         let _ = connection.close(200, "OK".into()).await;
         declared?;
@@ -318,7 +324,7 @@ impl WorkerBuilder {
                 queue: self.queue,
                 topology,
                 linker,
-                consumer: self.consumer.unwrap_or_else(broker::process_name),
+                consumer,
                 concurrency,
                 max_deliveries: self.max_deliveries,
                 handler_timeout: self.handler_timeout,
