@@ -34,7 +34,7 @@ async fn main() -> Result<(), pyventus::Error> {
         .queue(&queue)
         .concurrency(8)
         .max_deliveries(5)
-        .handler_timeout(Duration::from_secs(60))
+        .handler_timeout(Duration::from_mins(1))
         .connect()
         .await?;
     println!(

@@ -132,7 +132,7 @@ async fn two_workers_share_a_thousand_jobs_and_a_killed_one_loses_nothing() {
         .unwrap();
     let running = spawn_run(&survivor);
     until(
-        Duration::from_secs(60),
+        Duration::from_mins(1),
         "the child to be mid-run",
         async || {
             log_lines(&log)
@@ -146,7 +146,7 @@ async fn two_workers_share_a_thousand_jobs_and_a_killed_one_loses_nothing() {
     child.kill().unwrap(); // SIGKILL: no shutdown, messages left mid-handler
     child.wait().unwrap();
 
-    until(Duration::from_secs(60), "every payment", async || {
+    until(Duration::from_mins(1), "every payment", async || {
         let done: HashSet<u64> = log_lines(&log).into_iter().map(|(_, id)| id).collect();
         done.len() == usize::try_from(PAYMENTS).unwrap()
     })
