@@ -69,22 +69,8 @@ async fn main() -> Result<()> {
     // Every variant runs ROUNDS times, interleaved with its floor and in a
     // rotating order, and the medians are compared: the machine is shared and
     // noisy, and the broker's commit latency drifts.
-    let mut rates = [Vec::new(), Vec::new(), Vec::new()];
-    for round in 0..ROUNDS {
-        for variant in rotated(3, round) {
-            let start = Instant::now();
-            for n in 0..ONE_AT_A_TIME {
-                match variant {
-                    0 => raw.publish().await?,
-                    1 => emitter.emit(Tick { n: n + 1 })?,
-                    _ => service.publish(&envelope).await?,
-                }
-            }
-            rates[variant].push(per_second(ONE_AT_A_TIME, start.elapsed()));
-        }
-        drain(&url, &queue).await?;
-    }
-    let [floor, emit, publish] = rates.map(median);
+    let [floor, emit, publish] =
+        one_at_a_time(&raw, &emitter, &service, &envelope, &url, &queue).await?;
     rows.push(("publish with confirms, one at a time (`emit`)", floor, emit));
     rows.push((
         "publish with confirms, one at a time (`publish`, async)",
@@ -92,35 +78,37 @@ async fn main() -> Result<()> {
         publish,
     ));
 
-    let mut rates = [Vec::new(), Vec::new()];
+    let mut cpu_rows = Vec::new();
+    let (mut rates, mut cpu) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
     for round in 0..ROUNDS {
         for variant in rotated(2, round) {
-            let start = Instant::now();
+            let (start, ticks) = (Instant::now(), cpu_ticks());
             if variant == 0 {
                 raw.publish_pipelined(N).await?;
             } else {
                 publish_pipelined(&service, &envelope, N).await?;
             }
             rates[variant].push(per_second(N, start.elapsed()));
+            cpu[variant].push(cpu_micros_per_message(ticks));
             drain(&url, &queue).await?;
         }
     }
+    let what = "publish with confirms, 64 in flight (`publish`)";
     let [floor, ours] = rates.map(median);
-    rows.push((
-        "publish with confirms, 64 in flight (`publish`)",
-        floor,
-        ours,
-    ));
+    rows.push((what, floor, ours));
+    let [floor, ours] = cpu.map(median);
+    cpu_rows.push((what, floor, ours));
 
     for (workers, blocking, what) in [
         (1, true, "end to end, 1 worker (prefetch 64)"),
         (1, false, "end to end, 1 worker, `blocking(false)`"),
         (2, true, "end to end, 2 workers (prefetch 64 each)"),
     ] {
-        let mut rates = [Vec::new(), Vec::new()];
+        let (mut rates, mut cpu) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
         for round in 0..ROUNDS {
             for variant in rotated(2, round) {
                 publish_pipelined(&service, &envelope, N).await?;
+                let ticks = cpu_ticks();
                 let rate = if variant == 0 {
                     let start = Instant::now();
                     raw_consume(&url, &rabbit, workers, N).await?;
@@ -129,11 +117,14 @@ async fn main() -> Result<()> {
                     pyventus_consume(&url, &queue, workers, blocking).await?
                 };
                 rates[variant].push(rate);
+                cpu[variant].push(cpu_micros_per_message(ticks));
                 drain(&url, &queue).await?; // what a consumer held and returned
             }
         }
         let [floor, ours] = rates.map(median);
         rows.push((what, floor, ours));
+        let [floor, ours] = cpu.map(median);
+        cpu_rows.push((what, floor, ours));
     }
 
     println!("| what | raw lapin (floor) | pyventus | floor / pyventus |");
@@ -145,7 +136,41 @@ async fn main() -> Result<()> {
         );
     }
 
+    println!();
+    println!("| what | CPU per message, raw lapin | pyventus | difference |");
+    println!("| --- | ---: | ---: | ---: |");
+    for (what, floor, ours) in cpu_rows {
+        println!(
+            "| {what} | {floor:.1} µs | {ours:.1} µs | {:+.1} µs |",
+            ours - floor
+        );
+    }
+
     delete(&url, &rabbit).await
+}
+
+/// This process's CPU time so far (user and system, every thread), in clock
+/// ticks, from `/proc/self/stat`; 0 where there is none.
+fn cpu_ticks() -> u64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0;
+    };
+    // The fields after the command's closing parenthesis: utime and stime are
+    // the 12th and 13th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    fields.iter().sum()
+}
+
+/// CPU microseconds per message since `ticks`, at Linux's 100 ticks a second.
+#[allow(clippy::cast_precision_loss)]
+fn cpu_micros_per_message(ticks: u64) -> f64 {
+    (cpu_ticks().saturating_sub(ticks) * 10_000) as f64 / N as f64
 }
 
 /// pyventus workers handling `N` messages: the rate.
@@ -195,6 +220,34 @@ async fn delete(url: &str, rabbit: &str) -> Result<()> {
         .await?;
     connection.close(200, "OK".into()).await?;
     Ok(())
+}
+
+/// Publishes one at a time with confirms: the raw floor, `emit`, and
+/// `publish`; their median rates.
+async fn one_at_a_time(
+    raw: &RawPublisher,
+    emitter: &EventEmitter,
+    service: &AmqpProcessingService,
+    envelope: &Envelope,
+    url: &str,
+    queue: &str,
+) -> Result<[f64; 3]> {
+    let mut rates = [Vec::new(), Vec::new(), Vec::new()];
+    for round in 0..ROUNDS {
+        for variant in rotated(3, round) {
+            let start = Instant::now();
+            for n in 0..ONE_AT_A_TIME {
+                match variant {
+                    0 => raw.publish().await?,
+                    1 => emitter.emit(Tick { n: n + 1 })?,
+                    _ => service.publish(envelope).await?,
+                }
+            }
+            rates[variant].push(per_second(ONE_AT_A_TIME, start.elapsed()));
+        }
+        drain(url, queue).await?;
+    }
+    Ok(rates.map(median))
 }
 
 /// `0..n`, rotated by `round`.
