@@ -1,8 +1,9 @@
 //! Distributed processing against a real RabbitMQ (`PYVENTUS_AMQP_URL`, default
 //! `amqp://guest:guest@127.0.0.1:5672/%2f`): the happy path, refusals, dead
-//! letters and poison messages. Faults (a killed worker, a closed connection)
-//! are in `amqp_faults.rs`. Without a broker, these tests say so and pass,
-//! unless `PYVENTUS_REQUIRE_SERVICES=1` (CI) makes a missing broker a failure.
+//! letters and poison messages. Crashes and deadlines are in `amqp_crash.rs`,
+//! a lost broker in `amqp_reconnect.rs`. Without a broker, these tests say so
+//! and pass, unless `PYVENTUS_REQUIRE_SERVICES=1` (CI) makes a missing broker a
+//! failure.
 #![cfg(feature = "amqp")]
 
 mod common;
