@@ -119,7 +119,19 @@ async fn two_workers_share_a_thousand_jobs_and_a_killed_one_loses_nothing() {
         emitter.emit(Payment { id }).unwrap();
     }
 
+    let by_child = |log: &std::path::Path| {
+        log_lines(log)
+            .iter()
+            .filter(|(who, _)| who == "child")
+            .count()
+    };
+    // The child first (a process starts slower than a task), then both share
+    // the queue until the child is killed.
     let mut child = spawn_child(&queue, &log);
+    until(Duration::from_mins(1), "the child to start", async || {
+        by_child(&log) >= 50
+    })
+    .await;
     let survivor = Worker::builder(&url)
         .queue(&queue)
         .linker(Crash::linker())
@@ -128,17 +140,9 @@ async fn two_workers_share_a_thousand_jobs_and_a_killed_one_loses_nothing() {
         .await
         .unwrap();
     let running = spawn_run(&survivor);
-    until(
-        Duration::from_mins(1),
-        "the child to be mid-run",
-        async || {
-            log_lines(&log)
-                .iter()
-                .filter(|(who, _)| who == "child")
-                .count()
-                >= 150
-        },
-    )
+    until(Duration::from_mins(1), "both to be mid-run", async || {
+        by_child(&log) >= 150 && survivor.stats().processed > 0
+    })
     .await;
     child.kill().unwrap(); // SIGKILL: no shutdown, messages left mid-handler
     child.wait().unwrap();
@@ -191,17 +195,29 @@ struct Sleepy;
 
 static NAPS_STARTED: AtomicU64 = AtomicU64::new(0);
 static NAPS_DONE: AtomicU64 = AtomicU64::new(0);
-static NAP_ATTEMPTS: Mutex<Vec<u64>> = Mutex::new(Vec::new());
 
 #[on(Nap, linker = Sleepy)]
 async fn nap(n: &Nap) {
     NAPS_STARTED.fetch_add(1, Ordering::SeqCst);
-    NAP_ATTEMPTS
+    tokio::time::sleep(Duration::from_millis(n.millis)).await;
+    NAPS_DONE.fetch_add(1, Ordering::SeqCst);
+}
+
+#[derive(Debug, Clone, Event, Serialize, Deserialize)]
+struct Hang;
+
+#[derive(Linker)]
+struct Hung;
+
+static HANG_ATTEMPTS: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+
+#[on(Hang, linker = Hung)]
+async fn hang() {
+    HANG_ATTEMPTS
         .lock()
         .unwrap()
         .push(current_delivery().map_or(0, |d| d.attempt));
-    tokio::time::sleep(Duration::from_millis(n.millis)).await;
-    NAPS_DONE.fetch_add(1, Ordering::SeqCst);
+    std::future::pending::<()>().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,13 +232,13 @@ async fn a_hung_handler_fails_its_delivery_at_the_handler_timeout() {
         .unwrap();
     EventEmitter::builder()
         .processor(service)
-        .linker(Sleepy::linker())
+        .linker(Hung::linker())
         .build()
-        .emit(Nap { millis: 3_600_000 })
+        .emit(Hang)
         .unwrap();
     let worker = Worker::builder(&url)
         .queue(&queue)
-        .linker(Sleepy::linker())
+        .linker(Hung::linker())
         .max_deliveries(2)
         .retry_delay(Duration::ZERO)
         .handler_timeout(Duration::from_millis(200))
@@ -244,6 +260,7 @@ async fn a_hung_handler_fails_its_delivery_at_the_handler_timeout() {
     );
     assert_eq!(letter.deliveries, 2);
     assert_eq!(worker.stats().retried, 1);
+    assert_eq!(*HANG_ATTEMPTS.lock().unwrap(), [1, 2], "one retry, counted");
     cleanup(&url, &queue).await;
 }
 

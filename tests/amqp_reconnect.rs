@@ -228,7 +228,7 @@ async fn a_worker_reconnects_when_the_network_comes_back_and_gives_up_when_it_do
         .queue(&queue)
         .linker(Resilient::linker())
         .reconnect_delay(Duration::from_millis(50), Duration::from_millis(200))
-        .give_up_after(Duration::from_secs(2))
+        .give_up_after(Duration::from_secs(3))
         .connect()
         .await
         .unwrap();

@@ -11,7 +11,9 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use lapin::options::{BasicAckOptions, BasicGetOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicAckOptions, BasicGetOptions, BasicNackOptions, ConfirmSelectOptions, QueueDeclareOptions,
+};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection};
 use pyventus_core::remote::{Envelope, EnvelopeError};
@@ -100,8 +102,10 @@ fn replay_properties(letter: &BasicProperties) -> BasicProperties {
 ///
 /// A queue gives no random access, so each call reads the dead-letter queue
 /// from its head on a channel of its own, holding the messages it read
-/// (unacknowledged, so invisible to other readers) until it is done: two
-/// concurrent replays never replay one letter twice.
+/// (unacknowledged, so invisible to other readers) until it is done, then gives
+/// back the ones it keeps and waits a moment for the broker to count them
+/// again: two concurrent replays never replay one letter twice, and a call
+/// right after another finds what the first one read.
 ///
 /// # Examples
 ///
@@ -247,20 +251,22 @@ impl DeadLetters {
 
     /// The oldest `count` dead letters (they stay dead letters).
     pub async fn list(&self, count: usize) -> Result<Vec<DeadLetter>, Error> {
+        let before = self.len().await?;
         let channel = self.connection.create_channel().await?;
         let mut letters = Vec::new();
+        let mut last_tag = None;
         while letters.len() < count {
             let Some(message) = self.take(&channel).await? else {
                 break;
             };
             let delivery = message.delivery;
+            last_tag = Some(delivery.delivery_tag);
             letters.push(DeadLetter::from_message(
                 &delivery.properties,
                 delivery.data,
             ));
         }
-        // Closing the channel returns what it held, unacknowledged.
-        broker::close(&channel).await;
+        self.give_back(&channel, last_tag, before).await?;
         Ok(letters)
     }
 
@@ -301,7 +307,9 @@ impl DeadLetters {
     /// Finds the letter `id`, replays it or not, and acknowledges it; the
     /// letters read before it go back when the channel closes.
     async fn settle_one(&self, id: &str, replay: bool) -> Result<bool, Error> {
+        let before = self.len().await?;
         let channel = self.confirming_channel().await?;
+        let mut last_tag = None;
         let found = loop {
             let Some(message) = self.take(&channel).await? else {
                 break false;
@@ -309,6 +317,8 @@ impl DeadLetters {
             let delivery = message.delivery;
             let letter = DeadLetter::from_message(&delivery.properties, delivery.data.clone());
             if letter.id != id {
+                // Held until given back; the one found is acknowledged instead.
+                last_tag = Some(delivery.delivery_tag);
                 continue;
             }
             if replay {
@@ -317,8 +327,35 @@ impl DeadLetters {
             delivery.acker.ack(BasicAckOptions::default()).await?;
             break true;
         };
-        broker::close(&channel).await;
+        self.give_back(&channel, last_tag, before.saturating_sub(u64::from(found)))
+            .await?;
         Ok(found)
+    }
+
+    /// Returns the letters `channel` holds (every one up to `last_tag` not
+    /// acknowledged), and waits, a moment at most, until the queue counts
+    /// `expected` again: the broker applies returns asynchronously, and a call
+    /// right after this one must find them.
+    async fn give_back(
+        &self,
+        channel: &Channel,
+        last_tag: Option<u64>,
+        expected: u64,
+    ) -> Result<(), Error> {
+        if let Some(tag) = last_tag {
+            let options = BasicNackOptions {
+                multiple: true,
+                requeue: true,
+            };
+            // Closing the channel returns them anyway, should this fail.
+            let _ = channel.basic_nack(tag, options).await;
+        }
+        broker::close(channel).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while self.len().await? < expected && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
     }
 
     async fn republish(
