@@ -85,9 +85,13 @@ async fn close_connection_of(consumer: &str) -> bool {
                 &pid,
                 "closed by the pyventus test suite",
             ])
-            .status()
+            .output()
             .expect("rabbitmqctl runs");
-        assert!(closed.success(), "rabbitmqctl close_connection {pid}");
+        assert!(
+            closed.status.success(),
+            "rabbitmqctl close_connection {pid}: {}",
+            String::from_utf8_lossy(&closed.stderr)
+        );
         true
     })
     .await
@@ -318,5 +322,49 @@ async fn a_worker_declares_its_queue_again_when_it_is_deleted() {
     })
     .await;
     stop(&worker, running).await;
+    cleanup(&url, &queue).await;
+}
+
+// --- The emitter's side: while the broker is away `emit` fails (never a silent
+// loss), and the next `emit` after it is back reconnects by itself.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emitter_fails_while_the_broker_is_away_and_reconnects_on_the_next_emit() {
+    let Some(url) = amqp_url().await else { return };
+    let queue = fresh_queue("emitter-cut");
+    let mut proxy = Proxy::start(&broker_addr(&url)).await;
+    let service = AmqpProcessingService::builder(&proxy.url(&url))
+        .queue(&queue)
+        .connect_timeout(Duration::from_secs(2))
+        .confirm_timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .unwrap();
+    let emitter = EventEmitter::builder()
+        .processor(service)
+        .linker(Resilient::linker())
+        .build();
+    emitter.emit(Parcel { id: 3_000 }).unwrap();
+
+    proxy.cut().await;
+    let err = emitter.emit(Parcel { id: 3_001 }).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            pyventus::Error::Processor {
+                processor: "amqp",
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    proxy.restore().await;
+    emitter.emit(Parcel { id: 3_002 }).unwrap();
+    assert_eq!(
+        common::amqp::ready(&url, &queue_of(&queue)).await,
+        2,
+        "what `emit` confirmed is on the queue, and only that"
+    );
     cleanup(&url, &queue).await;
 }
