@@ -10,8 +10,9 @@
 //! 6. [`lifecycle`]: what happens to an emission on each processing service,
 //!    what waiting and shutting down guarantee, and what is reported.
 //! 7. [`testing`]: asserting what code emits; running handlers in tests.
-//! 8. Integrations: [`axum`] (handlers after the response) and [`redis`]
-//!    (worker processes over Redis Streams), behind their features.
+//! 8. Integrations: [`axum`] (handlers after the response), [`redis`] and
+//!    [`amqp`] (worker processes over Redis Streams or RabbitMQ), behind their
+//!    features.
 //! 9. [`architecture`]: the crates, the path of an emission, the registry,
 //!    and writing a backend; [`compile_errors`]: every diagnostic and its fix;
 //!    [`benchmarks`]: what it all costs.
@@ -50,6 +51,11 @@ pub mod axum {}
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 #[doc = include_str!("../docs/redis.md")]
 pub mod redis {}
+
+#[cfg(feature = "amqp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "amqp")))]
+#[doc = include_str!("../docs/amqp.md")]
+pub mod amqp {}
 
 #[doc = include_str!("../docs/architecture.md")]
 pub mod architecture {}

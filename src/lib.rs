@@ -85,6 +85,10 @@ pub mod prelude {
     pub use pyventus_macros::{Event, Linker, on, on_failure, on_success, once};
 }
 
+#[cfg(feature = "amqp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "amqp")))]
+#[doc(inline)]
+pub use pyventus_amqp as amqp;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 #[doc(inline)]

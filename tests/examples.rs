@@ -175,3 +175,70 @@ fn redis_emitter_and_worker() {
     let out = run_with_env("redis_dead_letters", &["list"], &env);
     assert_eq!(out, format!("no dead letters on queue `{queue}`\n"));
 }
+
+/// The emitter and the worker, built from the same handler crate as the Redis
+/// ones, over a real RabbitMQ.
+#[cfg(feature = "amqp")]
+#[test]
+fn amqp_emitter_and_worker() {
+    let reachable = std::net::TcpStream::connect("127.0.0.1:5672").is_ok()
+        || std::env::var("PYVENTUS_AMQP_URL").is_ok();
+    if !reachable {
+        assert_ne!(
+            std::env::var("PYVENTUS_REQUIRE_SERVICES").as_deref(),
+            Ok("1"),
+            "RabbitMQ is required (PYVENTUS_REQUIRE_SERVICES=1) but not reachable"
+        );
+        eprintln!("skipping: no RabbitMQ at 127.0.0.1:5672 (set PYVENTUS_AMQP_URL)");
+        return;
+    }
+    let queue = format!("test-examples-{}", std::process::id());
+    let env = [("PYVENTUS_QUEUE", queue.as_str())];
+    assert_eq!(
+        run_with_env("amqp_emitter", &["3"], &env),
+        format!("published 3 orders on queue `{queue}`\n")
+    );
+    let out = run_with_env("amqp_worker", &["--exit-after", "3"], &env);
+    for order in 1..=3 {
+        assert!(out.contains(&format!("order {order} recorded")), "{out}");
+        assert!(
+            out.contains(&format!(
+                "confirmation of order {order} sent to customer{order}@example.com"
+            )),
+            "{out}"
+        );
+    }
+    assert!(
+        out.ends_with("stopped: 3 processed, 0 retried, 0 dead-lettered\n"),
+        "{out}"
+    );
+    let out = run_with_env("amqp_dead_letters", &["list"], &env);
+    assert_eq!(out, format!("no dead letters on queue `{queue}`\n"));
+    delete_amqp_queue(&queue);
+}
+
+/// Deletes a pyventus queue's broker objects.
+#[cfg(feature = "amqp")]
+fn delete_amqp_queue(queue: &str) {
+    use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+    let url = pyventus::amqp::url_from_env();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let connection = lapin::Connection::connect(&url, lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        for name in [
+            format!("pyventus.{queue}"),
+            format!("pyventus.{queue}.dead"),
+        ] {
+            let _ = channel
+                .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
+                .await;
+        }
+        let dlx = format!("pyventus.{queue}.dlx");
+        let _ = channel
+            .exchange_delete(dlx.as_str().into(), ExchangeDeleteOptions::default())
+            .await;
+        let _ = connection.close(200, "OK".into()).await;
+    });
+}

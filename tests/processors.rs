@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{Record, emitter, inline};
+use common::{Logs, Record, emitter, inline};
 use pyventus::{
     Error, Event, EventEmission, EventLinker, ExecutorProcessingService, InlineProcessingService,
     ProcessingService, TokioProcessingService,
@@ -544,4 +544,40 @@ fn concurrent_executor_shutdowns_both_return_after_all_queued_work_ran() {
     for caller in callers {
         assert_eq!(caller.join().unwrap(), 500, "shutdown(true) returned early");
     }
+}
+
+/// A broker's worker cancels a run at its handler timeout and leaves the message
+/// to be delivered again: that is no loss, and must not be reported as one
+/// (an emission dropped unfinished otherwise is).
+#[test]
+fn a_run_cancelled_by_a_backend_that_redelivers_reports_no_loss() {
+    let (logs, _guard) = Logs::capture();
+    let linker = EventLinker::new();
+    linker
+        .on::<Job>()
+        .subscribe_async(|_: Arc<Job>| std::future::pending::<()>())
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let cancel = |redelivered: bool| {
+        let mut emission = EventEmission::resolve(&linker, Arc::new(Job { id: 1 })).unwrap();
+        emission.set_redelivered_if_dropped(redelivered);
+        let waiter = emission.completion();
+        runtime.block_on(async {
+            let run = tokio::time::timeout(Duration::from_millis(10), emission.run()).await;
+            assert!(run.is_err(), "the handler never ends: the run is cancelled");
+            assert_eq!(waiter.await, Err(Error::EmissionDropped));
+        });
+    };
+
+    cancel(true);
+    assert!(!logs.text().contains("was lost"), "{}", logs.text());
+    cancel(false);
+    assert!(
+        logs.text().contains("an emission was lost"),
+        "{}",
+        logs.text()
+    );
 }

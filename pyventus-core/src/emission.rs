@@ -64,6 +64,9 @@ use crate::{AnyEvent, Error, EventLinker, RunReport};
 /// emitter.emit_named("Tick", ())?;
 /// # Ok::<(), Error>(())
 /// ```
+// Four independent switches (debug, blocking, settled, redelivered if dropped),
+// not the states of one machine.
+#[allow(clippy::struct_excessive_bools)]
 pub struct EventEmission {
     id: u64,
     event: Arc<AnyEvent>,
@@ -81,6 +84,8 @@ pub struct EventEmission {
     ticket: Option<Ticket>,
     /// Ran, handed off or discarded: dropping it loses nothing.
     settled: bool,
+    /// Whoever submitted it delivers it again if it is dropped unfinished.
+    redelivered_if_dropped: bool,
 }
 
 /// Tells a [`Completion`] how its emission ended.
@@ -156,6 +161,7 @@ impl EventEmission {
             lineage: Lineage::default(),
             ticket: None,
             settled: false,
+            redelivered_if_dropped: false,
         }
     }
 
@@ -347,6 +353,33 @@ impl EventEmission {
     /// [`Error::EmissionDropped`], and no loss is reported.
     pub fn discard(mut self) {
         self.finish(|| Err(Error::EmissionDropped));
+    }
+
+    /// Says that dropping the emission before it finishes loses nothing,
+    /// because whoever submitted it delivers it again: a broker's worker that
+    /// cancels a run at its handler timeout or shutdown deadline, leaving the
+    /// message unacknowledged. Dropped unfinished, it then reports no loss (its
+    /// waiters still get [`Error::EmissionDropped`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use pyventus_core::{Event, EventEmission, EventLinker};
+    /// # use std::sync::Arc;
+    /// # use std::time::Duration;
+    /// # #[derive(Debug)] struct Job;
+    /// # impl Event for Job { const NAME: &'static str = "Job"; }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), pyventus_core::Error> {
+    /// let linker = EventLinker::new();
+    /// linker.on::<Job>().subscribe_async(|_: Arc<Job>| std::future::pending::<()>())?;
+    /// let mut emission = EventEmission::resolve(&linker, Arc::new(Job))?;
+    /// emission.set_redelivered_if_dropped(true); // the broker delivers it again
+    /// let timed_out = tokio::time::timeout(Duration::from_millis(10), emission.run()).await;
+    /// assert!(timed_out.is_err()); // cancelled, and no loss reported
+    /// # Ok(()) }
+    /// ```
+    pub fn set_redelivered_if_dropped(&mut self, redelivered: bool) {
+        self.redelivered_if_dropped = redelivered;
     }
 
     /// Detaches whoever awaits this emission with [`Error::NotAwaitable`].
@@ -557,6 +590,11 @@ fn report_loss(id: u64, event: &str, why: &str) {
 impl Drop for EventEmission {
     fn drop(&mut self) {
         if self.settled || self.subscribers.is_empty() {
+            return;
+        }
+        if self.redelivered_if_dropped {
+            // Not a loss: its backend delivers it again.
+            self.finish(|| Err(Error::EmissionDropped));
             return;
         }
         let in_submit = SUBMITTING.with(|s| match &mut *s.borrow_mut() {

@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code, unreachable_pub)]
 
+#[cfg(feature = "amqp")]
+pub mod amqp;
+
 use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
 

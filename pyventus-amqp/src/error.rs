@@ -1,0 +1,111 @@
+//! The RabbitMQ backend's error type.
+
+use std::time::Duration;
+
+/// What can go wrong setting up or running the RabbitMQ backend.
+///
+/// `emit` through an [`AmqpProcessingService`](crate::AmqpProcessingService)
+/// returns pyventus's own [`pyventus_core::Error`]; when RabbitMQ is the cause,
+/// it is [`pyventus_core::Error::Processor`] with this error as its source.
+///
+/// # Examples
+///
+/// ```
+/// use pyventus_amqp::{AmqpProcessingService, Error};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let err = AmqpProcessingService::builder("amqp://127.0.0.1:5672/%2f")
+///     .queue("")
+///     .connect()
+///     .await
+///     .unwrap_err();
+/// assert!(matches!(err, Error::InvalidQueue(_)));
+/// # }
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A queue name that cannot name a RabbitMQ queue.
+    #[error(
+        "invalid queue name `{0}`: use a non-empty name of at most 200 bytes, without control characters"
+    )]
+    InvalidQueue(String),
+
+    /// A setting that cannot work.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+
+    /// RabbitMQ refused an operation or could not be reached.
+    #[error("rabbitmq: {0}")]
+    Amqp(#[from] lapin::Error),
+
+    /// The queue exists with other arguments than this process declares (a
+    /// different `max_deliveries`, or a queue that is not a quorum queue).
+    #[error(
+        "queue `{queue}` exists with other arguments: give every worker and emitter of a queue the same `max_deliveries` (its `x-delivery-limit`), or delete the queue so that it is declared anew"
+    )]
+    TopologyMismatch {
+        /// The RabbitMQ queue.
+        queue: String,
+        /// The broker's refusal.
+        #[source]
+        source: lapin::Error,
+    },
+
+    /// The broker refused a message it was sent (a negative publisher confirm).
+    #[error("the broker refused a message for queue `{queue}` (nack): it was not stored")]
+    Nacked {
+        /// The RabbitMQ queue.
+        queue: String,
+    },
+
+    /// No queue took a message (it was returned as unroutable).
+    #[error(
+        "no queue took a message for `{queue}` ({reply}): the queue was deleted; connect a worker or a processing service to declare it again"
+    )]
+    Unroutable {
+        /// The RabbitMQ queue.
+        queue: String,
+        /// The broker's reply text.
+        reply: String,
+    },
+
+    /// The broker cancelled the worker's consumer (its queue was deleted).
+    #[error("the broker cancelled the consumer of queue `{queue}` (was it deleted?)")]
+    ConsumerCancelled {
+        /// The RabbitMQ queue.
+        queue: String,
+    },
+
+    /// An operation took longer than allowed.
+    #[error("timed out after {after:?} {what}")]
+    Timeout {
+        /// What timed out.
+        what: &'static str,
+        /// The limit.
+        after: Duration,
+    },
+
+    /// A worker could not reach RabbitMQ for longer than its give-up time.
+    #[error("gave up after {down_for:?} without a working connection to RabbitMQ: {source}")]
+    GaveUp {
+        /// How long it had tried.
+        down_for: Duration,
+        /// The last failure.
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// pyventus refused something (the global linker cannot be built, ...).
+    #[error(transparent)]
+    Pyventus(#[from] pyventus_core::Error),
+}
+
+impl From<Error> for pyventus_core::Error {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::Pyventus(err) => err,
+            other => pyventus_core::Error::processor("amqp", other),
+        }
+    }
+}

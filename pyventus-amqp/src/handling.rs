@@ -1,0 +1,217 @@
+//! One delivery, from message to settlement: read the envelope, run the
+//! handlers through the normal workflow, then acknowledge the message, return
+//! it for another delivery, or dead-letter it with its reason.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use lapin::Channel;
+use lapin::message::Delivery as Message;
+use lapin::options::{BasicAckOptions, BasicNackOptions};
+use pyventus_core::remote::{DecodeError, Envelope, EnvelopeError};
+use pyventus_core::{EventEmission, SubscriberFailure};
+use tracing::Instrument;
+
+use crate::worker::Shared;
+use crate::{Delivery, broker, dead, envelope};
+
+/// Why a delivery failed: what its dead letter's reason says.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// Not an envelope: no delivery can fix it, so it is dead-lettered at once.
+    Envelope(EnvelopeError),
+    Decode(DecodeError),
+    Resolve(pyventus_core::Error),
+    MissingHandlers(Vec<String>),
+    Handlers(Vec<SubscriberFailure>),
+    Timeout(Duration),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Envelope(err) => err.fmt(f),
+            Failure::Decode(err) => err.fmt(f),
+            Failure::Resolve(err) => err.fmt(f),
+            Failure::MissingHandlers(ids) => write!(
+                f,
+                "the handlers it targets are not in this worker: {}",
+                ids.join(", ")
+            ),
+            Failure::Handlers(failures) => match failures.as_slice() {
+                [one] => one.fmt(f),
+                [first, ..] => write!(f, "{} handlers failed; the first: {first}", failures.len()),
+                [] => f.write_str("no handler failed"),
+            },
+            Failure::Timeout(after) => write!(
+                f,
+                "the handlers did not finish within the handler timeout ({after:?}) and were cancelled"
+            ),
+        }
+    }
+}
+
+/// Handles one message delivered on `channel`, in a `pyventus.delivery` span.
+pub(crate) async fn handle(shared: &Shared, channel: &Channel, message: Message) {
+    let attempt = envelope::attempt(&message.properties);
+    let span = tracing::info_span!(
+        "pyventus.delivery",
+        queue = %shared.queue,
+        delivery_tag = message.delivery_tag,
+        attempt,
+        envelope = tracing::field::Empty,
+        event = tracing::field::Empty,
+    );
+    async {
+        if attempt > 1 {
+            shared.stats.redelivered.fetch_add(1, Ordering::Relaxed);
+        }
+        let outcome = match envelope::from_message(&message.properties, &message.data) {
+            Ok(envelope) => {
+                tracing::Span::current()
+                    .record("envelope", envelope.id.as_str())
+                    .record("event", envelope.event.as_str());
+                run_handlers(shared, message.delivery_tag, attempt, envelope).await
+            }
+            Err(err) => Err(Failure::Envelope(err)),
+        };
+        settle(shared, channel, &message, attempt, outcome).await;
+    }
+    .instrument(span)
+    .await;
+}
+
+async fn run_handlers(
+    shared: &Shared,
+    delivery_tag: u64,
+    attempt: u64,
+    envelope: Envelope,
+) -> Result<(), Failure> {
+    let event = pyventus_core::remote::decode(&envelope.event, &envelope.payload)
+        .map_err(Failure::Decode)?;
+    let mut emission = EventEmission::resolve(&shared.linker, event).map_err(Failure::Resolve)?;
+    if !envelope.handlers.is_empty() {
+        let missing = emission.retain_handlers(&envelope.handlers);
+        if !missing.is_empty() {
+            // Runs nothing: the delivery fails, so a worker that has every
+            // handler it targets takes it (or it is dead-lettered).
+            emission.discard();
+            return Err(Failure::MissingHandlers(missing));
+        }
+    }
+    emission.set_context(Arc::new(Delivery {
+        envelope_id: envelope.id,
+        delivery_tag,
+        attempt,
+    }));
+    emission.set_blocking(shared.blocking);
+    // Cancelled at the handler timeout or the shutdown deadline, the message is
+    // left for another delivery: not a loss.
+    emission.set_redelivered_if_dropped(true);
+    let report = match shared.handler_timeout {
+        Some(limit) => tokio::time::timeout(limit, emission.run())
+            .await
+            .map_err(|_| Failure::Timeout(limit))?,
+        None => emission.run().await,
+    };
+    if report.is_success() {
+        Ok(())
+    } else {
+        Err(Failure::Handlers(report.into_failures()))
+    }
+}
+
+/// Acknowledges, returns or dead-letters the message. A failure to reach the
+/// broker here leaves the message unacknowledged: the broker delivers it again
+/// once this channel is gone, so nothing is lost (it may run twice).
+async fn settle(
+    shared: &Shared,
+    channel: &Channel,
+    message: &Message,
+    attempt: u64,
+    outcome: Result<(), Failure>,
+) {
+    let stats = &shared.stats;
+    match outcome {
+        Ok(()) => match message.acker.ack(BasicAckOptions::default()).await {
+            Ok(_) => {
+                stats.processed.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(err) => unsettled("acknowledge", &err),
+        },
+        Err(failure)
+            if attempt >= shared.max_deliveries || matches!(failure, Failure::Envelope(_)) =>
+        {
+            let reason = failure.to_string();
+            let letter = dead::letter_properties(&message.properties, &reason, attempt);
+            let moved = broker::publish_confirmed(
+                channel,
+                &shared.topology.dlx,
+                &shared.topology.dead,
+                &message.data,
+                letter,
+                shared.confirm_timeout,
+            )
+            .await;
+            match moved {
+                Ok(()) => match message.acker.ack(BasicAckOptions::default()).await {
+                    Ok(_) => {
+                        stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(
+                            target: "pyventus",
+                            deliveries = attempt,
+                            "moved to the dead letters: {reason}"
+                        );
+                    }
+                    // Dead-lettered, and delivered again: it may be dead-lettered twice.
+                    Err(err) => unsettled("acknowledge a dead-lettered message", &err),
+                },
+                Err(err) => {
+                    tracing::error!(
+                        target: "pyventus",
+                        "cannot move a message to the dead letters ({err}); returning it to the queue, where the broker dead-letters it at its delivery limit. It failed: {reason}"
+                    );
+                    nack(message).await;
+                }
+            }
+        }
+        Err(failure) => {
+            stats.retried.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                target: "pyventus",
+                deliveries = attempt,
+                max_deliveries = shared.max_deliveries,
+                "delivery failed, will be retried: {failure}"
+            );
+            if !shared.retry_delay.is_zero() {
+                // Holds the message (and its slot) before returning it, so a
+                // failing message does not loop hot; a shutdown cuts it short.
+                tokio::select! {
+                    () = tokio::time::sleep(shared.retry_delay) => {}
+                    () = shared.shutdown.cancelled() => {}
+                }
+            }
+            nack(message).await;
+        }
+    }
+}
+
+/// Returns the message to its queue; the broker counts the delivery.
+async fn nack(message: &Message) {
+    let options = BasicNackOptions {
+        requeue: true,
+        multiple: false,
+    };
+    if let Err(err) = message.acker.nack(options).await {
+        unsettled("return", &err);
+    }
+}
+
+fn unsettled(what: &str, err: &lapin::Error) {
+    tracing::warn!(
+        target: "pyventus",
+        "cannot {what} the message ({err}): the broker will deliver it again once the channel is gone"
+    );
+}

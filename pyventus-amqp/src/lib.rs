@@ -1,0 +1,95 @@
+//! Distributed processing on RabbitMQ: emissions published by
+//! [`AmqpProcessingService`], handled by [`Worker`] processes built from the
+//! same crates (Pyventus's Celery emitter, on Celery's usual broker).
+//!
+//! A worker knows every link-time handler by its event's name, so an emission
+//! crosses the network as an [`Envelope`]: the event's name and its JSON
+//! payload, the same envelope the Redis backend carries. Events that cross a
+//! process derive `Serialize` and `Deserialize` beside `Event`.
+//!
+//! - Topology, per queue `<q>`: a durable quorum queue `pyventus.<q>` with a
+//!   delivery limit and a dead-letter exchange `pyventus.<q>.dlx` (fanout) bound
+//!   to the quorum queue `pyventus.<q>.dead`. Messages are persistent and
+//!   published with confirms: `emit` returns once the broker has them.
+//! - Delivery is at least once (Celery's `acks_late`): a message is acknowledged
+//!   only after its handlers ran without failing. A failure returns it to the
+//!   queue (`nack` with requeue) for another delivery; the broker counts the
+//!   deliveries. After `max_deliveries` the worker moves it to the dead letters
+//!   with its reason; a message whose worker died on every delivery is
+//!   dead-lettered by the broker itself (`x-delivery-limit`). Handlers must
+//!   tolerate a repeat: the envelope id ([`current_delivery`]) lets them
+//!   deduplicate.
+//!
+//! This crate is written against `pyventus-core`'s public API alone, as any
+//! third-party backend could be. See `docs/amqp.md` for the walk-through.
+
+mod backoff;
+mod broker;
+mod dead;
+mod envelope;
+mod error;
+mod handling;
+mod service;
+mod supervisor;
+mod worker;
+
+pub use dead::{DeadLetter, DeadLetters};
+pub use error::Error;
+pub use pyventus_core::remote::{ENVELOPE_VERSION, Envelope, EnvelopeError};
+pub use service::{AmqpProcessingService, AmqpProcessingServiceBuilder};
+pub use worker::{Health, Worker, WorkerBuilder, WorkerStats};
+
+/// The RabbitMQ URL in `PYVENTUS_AMQP_URL`, or the local default
+/// (`amqp://guest:guest@127.0.0.1:5672/%2f`, the default virtual host).
+///
+/// # Examples
+///
+/// ```
+/// let url = pyventus_amqp::url_from_env();
+/// assert!(url.starts_with("amqp"));
+/// ```
+pub fn url_from_env() -> String {
+    std::env::var("PYVENTUS_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+/// What a worker is delivering, for the handlers that want to know: the
+/// envelope id is the same on every redelivery, so a handler can deduplicate.
+///
+/// # Examples
+///
+/// ```
+/// use pyventus_amqp::{Delivery, current_delivery};
+///
+/// /// Inside a handler a worker runs: skip an envelope already handled.
+/// fn already_done(done: &std::collections::HashSet<String>) -> bool {
+///     current_delivery().is_some_and(|d: Delivery| done.contains(&d.envelope_id))
+/// }
+/// assert!(!already_done(&Default::default()));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The envelope's id (the message's `message_id`): the same across
+    /// redeliveries, for deduplication.
+    pub envelope_id: String,
+    /// The delivery's tag on the worker's channel.
+    pub delivery_tag: u64,
+    /// How many times the message has been delivered, this time included
+    /// (the broker's `x-delivery-count`, plus one).
+    pub attempt: u64,
+}
+
+/// The delivery the calling handler runs in, when a [`Worker`] runs it:
+/// asynchronous, synchronous and `blocking` handlers alike.
+///
+/// # Examples
+///
+/// ```
+/// // Outside a worker there is none.
+/// assert!(pyventus_amqp::current_delivery().is_none());
+/// ```
+pub fn current_delivery() -> Option<Delivery> {
+    pyventus_core::current_emission()?
+        .context::<Delivery>()
+        .map(|delivery| (*delivery).clone())
+}

@@ -1,0 +1,370 @@
+//! RabbitMQ workers that lose their broker, on a real one: the broker closing
+//! the worker's connection, the network cut (and not coming back), the queue
+//! deleted. The worker reconnects and declares everything again by itself, or
+//! gives up with an error from `run`. Each wait is bounded, so a hang fails the
+//! test within seconds.
+#![cfg(feature = "amqp")]
+
+mod common;
+
+use std::collections::HashSet;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common::amqp::{amqp_url, cleanup, fresh_queue, queue_of, raw, spawn_run, stop, until};
+use lapin::options::QueueDeleteOptions;
+use pyventus::amqp::{AmqpProcessingService, Health, Worker};
+use pyventus::{Event, EventEmitter, EventLinker, Linker, on};
+use serde::{Deserialize, Serialize};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+async fn emitter(url: &str, queue: &str, linker: EventLinker) -> EventEmitter {
+    let service = AmqpProcessingService::builder(url)
+        .queue(queue)
+        .connect()
+        .await
+        .unwrap();
+    EventEmitter::builder()
+        .processor(service)
+        .linker(linker)
+        .build()
+}
+
+// --- The broker closes the worker's connection; the worker resumes by itself.
+
+#[derive(Debug, Clone, Event, Serialize, Deserialize)]
+struct Parcel {
+    id: u64,
+}
+
+#[derive(Linker)]
+struct Resilient;
+
+static PARCELS: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+
+#[on(Parcel, linker = Resilient)]
+async fn ship(p: &Parcel) {
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    PARCELS.lock().unwrap().push(p.id);
+}
+
+fn parcels_done(ids: std::ops::Range<u64>) -> bool {
+    let done: HashSet<u64> = PARCELS.lock().unwrap().iter().copied().collect();
+    ids.into_iter().all(|id| done.contains(&id))
+}
+
+/// Asks `rabbitmqctl` to close the connection named `pyventus worker <consumer>`.
+/// `false` if `rabbitmqctl` cannot be run here.
+async fn close_connection_of(consumer: &str) -> bool {
+    let needle = format!("\"pyventus worker {consumer}\"");
+    tokio::task::spawn_blocking(move || {
+        let Ok(listed) = Command::new("rabbitmqctl")
+            .args([
+                "list_connections",
+                "pid",
+                "client_properties",
+                "-q",
+                "--no-table-headers",
+            ])
+            .output()
+        else {
+            return false;
+        };
+        let listed = String::from_utf8_lossy(&listed.stdout);
+        let pid = listed
+            .lines()
+            .find(|line| line.contains(&needle))
+            .and_then(|line| line.split('\t').next())
+            .unwrap_or_else(|| panic!("no connection {needle} in:\n{listed}"))
+            .to_owned();
+        let closed = Command::new("rabbitmqctl")
+            .args([
+                "close_connection",
+                &pid,
+                "closed by the pyventus test suite",
+            ])
+            .output()
+            .expect("rabbitmqctl runs");
+        assert!(
+            closed.status.success(),
+            "rabbitmqctl close_connection {pid}: {}",
+            String::from_utf8_lossy(&closed.stderr)
+        );
+        true
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_resumes_by_itself_after_the_broker_closes_its_connection() {
+    let Some(url) = amqp_url().await else { return };
+    let queue = fresh_queue("closed");
+    let emitter = emitter(&url, &queue, Resilient::linker()).await;
+    for id in 0..100 {
+        emitter.emit(Parcel { id }).unwrap();
+    }
+    let consumer = format!("closed-{}", uuid::Uuid::new_v4().simple());
+    let worker = Worker::builder(&url)
+        .queue(&queue)
+        .linker(Resilient::linker())
+        .consumer(&consumer)
+        .concurrency(4)
+        .reconnect_delay(Duration::from_millis(50), Duration::from_millis(500))
+        .connect()
+        .await
+        .unwrap();
+    let running = spawn_run(&worker);
+    until(Duration::from_secs(20), "some parcels", async || {
+        worker.stats().processed >= 10
+    })
+    .await;
+    if !close_connection_of(&consumer).await {
+        assert_ne!(
+            std::env::var("PYVENTUS_REQUIRE_SERVICES").as_deref(),
+            Ok("1"),
+            "rabbitmqctl is required (PYVENTUS_REQUIRE_SERVICES=1) to close a connection"
+        );
+        eprintln!("skipping: rabbitmqctl cannot be run here");
+        stop(&worker, running).await;
+        cleanup(&url, &queue).await;
+        return;
+    }
+    // Published after the close: only a worker that came back can take them.
+    for id in 100..200 {
+        emitter.emit(Parcel { id }).unwrap();
+    }
+    until(Duration::from_secs(30), "every parcel", async || {
+        parcels_done(0..200)
+    })
+    .await;
+    assert!(
+        !running.is_finished(),
+        "run() did not return: no restart needed"
+    );
+    assert_eq!(worker.stats().reconnects, 1, "{:?}", worker.stats());
+    assert!(worker.health().is_ready());
+    stop(&worker, running).await;
+    cleanup(&url, &queue).await;
+}
+
+// --- The network between worker and broker is cut: the worker reconnects when
+// it comes back, and gives up (an error from `run`) when it does not.
+
+/// A TCP proxy to the broker that the test can cut (closing every connection
+/// and refusing new ones) and restore.
+struct Proxy {
+    addr: std::net::SocketAddr,
+    upstream: String,
+    running: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Proxy {
+    async fn start(upstream: &str) -> Proxy {
+        let mut proxy = Proxy {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            upstream: upstream.to_owned(),
+            running: None,
+        };
+        proxy.restore().await;
+        proxy
+    }
+
+    /// `url` with its host and port replaced by the proxy's.
+    fn url(&self, url: &str) -> String {
+        let (scheme, rest) = url.split_once("://").unwrap();
+        let (auth, rest) = rest.rsplit_once('@').map_or(("", rest), |(a, r)| (a, r));
+        let path = rest.find('/').map_or("", |at| &rest[at..]);
+        let at = if auth.is_empty() { "" } else { "@" };
+        format!("{scheme}://{auth}{at}{}{path}", self.addr)
+    }
+
+    async fn restore(&mut self) {
+        let listener = TcpListener::bind(self.addr).await.unwrap();
+        self.addr = listener.local_addr().unwrap();
+        let upstream = self.upstream.clone();
+        self.running = Some(tokio::spawn(async move {
+            let mut links = JoinSet::new();
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                let upstream = upstream.clone();
+                links.spawn(async move {
+                    if let Ok(mut broker) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
+                    }
+                });
+            }
+            // Dropping `links` (when this task is aborted) closes every link.
+        }));
+    }
+
+    async fn cut(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.abort();
+            let _ = running.await;
+        }
+    }
+}
+
+/// The broker's `host:port` in an AMQP URL.
+fn broker_addr(url: &str) -> String {
+    let rest = url.split_once("://").unwrap().1;
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    let hostport = rest.split('/').next().unwrap();
+    if hostport.contains(':') {
+        hostport.to_owned()
+    } else {
+        format!("{hostport}:5672")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_reconnects_when_the_network_comes_back_and_gives_up_when_it_does_not() {
+    let Some(url) = amqp_url().await else { return };
+    let queue = fresh_queue("cut");
+    let emitter = emitter(&url, &queue, Resilient::linker()).await;
+    let mut proxy = Proxy::start(&broker_addr(&url)).await;
+    let worker = Worker::builder(&proxy.url(&url))
+        .queue(&queue)
+        .linker(Resilient::linker())
+        .reconnect_delay(Duration::from_millis(50), Duration::from_millis(200))
+        .give_up_after(Duration::from_secs(3))
+        .connect()
+        .await
+        .unwrap();
+    let running = spawn_run(&worker);
+    for id in 1_000..1_010 {
+        emitter.emit(Parcel { id }).unwrap();
+    }
+    until(Duration::from_secs(20), "the first parcels", async || {
+        parcels_done(1_000..1_010)
+    })
+    .await;
+
+    // A short cut: back within the give-up time, the worker resumes.
+    proxy.cut().await;
+    until(
+        Duration::from_secs(10),
+        "the worker to notice",
+        async || matches!(worker.health(), Health::Reconnecting { .. }),
+    )
+    .await;
+    for id in 1_010..1_020 {
+        emitter.emit(Parcel { id }).unwrap();
+    }
+    proxy.restore().await;
+    until(
+        Duration::from_secs(20),
+        "the parcels sent meanwhile",
+        async || parcels_done(1_010..1_020),
+    )
+    .await;
+    assert!(worker.health().is_ready());
+    assert_eq!(worker.stats().reconnects, 1);
+
+    // A long one: `run` returns an error a supervisor can act on.
+    proxy.cut().await;
+    let ended = tokio::time::timeout(Duration::from_secs(20), running)
+        .await
+        .expect("run() returns once it gives up")
+        .unwrap();
+    let err = ended.unwrap_err();
+    assert!(matches!(err, pyventus::amqp::Error::GaveUp { .. }), "{err}");
+    assert!(err.to_string().starts_with("gave up after"), "{err}");
+    assert_eq!(worker.health(), Health::Failed);
+    cleanup(&url, &queue).await;
+}
+
+// --- The queue is deleted under a running worker: it declares it again.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_declares_its_queue_again_when_it_is_deleted() {
+    let Some(url) = amqp_url().await else { return };
+    let queue = fresh_queue("deleted");
+    let worker = Worker::builder(&url)
+        .queue(&queue)
+        .linker(Resilient::linker())
+        .reconnect_delay(Duration::from_millis(50), Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap();
+    let running = spawn_run(&worker);
+    until(
+        Duration::from_secs(10),
+        "the worker to consume",
+        async || worker.health().is_ready(),
+    )
+    .await;
+    let (connection, channel) = raw(&url).await;
+    channel
+        .queue_delete(
+            queue_of(&queue).as_str().into(),
+            QueueDeleteOptions::default(),
+        )
+        .await
+        .unwrap();
+    let _ = connection.close(200, "OK".into()).await;
+    until(
+        Duration::from_secs(10),
+        "the worker to come back",
+        async || worker.stats().reconnects == 1 && worker.health().is_ready(),
+    )
+    .await;
+    // The emitter finds the queue the worker declared again.
+    let emitter = emitter(&url, &queue, Resilient::linker()).await;
+    emitter.emit(Parcel { id: 2_000 }).unwrap();
+    until(Duration::from_secs(10), "the parcel", async || {
+        parcels_done(2_000..2_001)
+    })
+    .await;
+    stop(&worker, running).await;
+    cleanup(&url, &queue).await;
+}
+
+// --- The emitter's side: while the broker is away `emit` fails (never a silent
+// loss), and the next `emit` after it is back reconnects by itself.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emitter_fails_while_the_broker_is_away_and_reconnects_on_the_next_emit() {
+    let Some(url) = amqp_url().await else { return };
+    let queue = fresh_queue("emitter-cut");
+    let mut proxy = Proxy::start(&broker_addr(&url)).await;
+    let service = AmqpProcessingService::builder(&proxy.url(&url))
+        .queue(&queue)
+        .connect_timeout(Duration::from_secs(2))
+        .confirm_timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .unwrap();
+    let emitter = EventEmitter::builder()
+        .processor(service)
+        .linker(Resilient::linker())
+        .build();
+    emitter.emit(Parcel { id: 3_000 }).unwrap();
+
+    proxy.cut().await;
+    let err = emitter.emit(Parcel { id: 3_001 }).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            pyventus::Error::Processor {
+                processor: "amqp",
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    proxy.restore().await;
+    emitter.emit(Parcel { id: 3_002 }).unwrap();
+    assert_eq!(
+        common::amqp::ready(&url, &queue_of(&queue)).await,
+        2,
+        "what `emit` confirmed is on the queue, and only that"
+    );
+    cleanup(&url, &queue).await;
+}
