@@ -427,3 +427,26 @@ fn a_custom_processor_sees_the_emission_metadata() {
     assert_eq!(record.take(), ["Job 1 true Job { id: 7 }"]);
     assert_eq!(count.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_redeliverable_emission_cut_short_reports_no_loss() {
+    let (logs, _guard) = common::Logs::capture();
+    let linker = EventLinker::new();
+    linker
+        .on::<Job>()
+        .subscribe_async(std::future::pending::<()>)
+        .unwrap();
+    let cut_short = async |redeliverable: bool| {
+        let mut emission = EventEmission::resolve(&linker, Arc::new(Job { id: 0 })).unwrap();
+        emission.set_redeliverable(redeliverable);
+        let done = emission.completion();
+        let run = tokio::time::timeout(Duration::from_millis(10), emission.run()).await;
+        assert!(run.is_err(), "the run never finishes");
+        assert_eq!(done.await, Err(Error::EmissionDropped));
+    };
+    cut_short(true).await;
+    assert!(!logs.text().contains("was lost"), "{}", logs.text());
+    // Without a broker behind it, the same drop is a loss.
+    cut_short(false).await;
+    assert!(logs.text().contains("was lost"), "{}", logs.text());
+}

@@ -74,6 +74,17 @@ pub struct EventEmission {
     context: Option<Arc<dyn Any + Send + Sync>>,
     /// Ran, handed off or discarded: dropping it loses nothing.
     settled: bool,
+    /// What dropping it unsettled means.
+    if_dropped: IfDropped,
+}
+
+/// What dropping an emission before it has run means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IfDropped {
+    /// It is lost: say so.
+    Lost,
+    /// A broker redelivers it: nothing is lost.
+    Redelivered,
 }
 
 /// Tells a [`Completion`] how its emission ended.
@@ -145,6 +156,7 @@ impl EventEmission {
             waiters: Vec::new(),
             context: None,
             settled: false,
+            if_dropped: IfDropped::Lost,
         }
     }
 
@@ -287,6 +299,37 @@ impl EventEmission {
     /// broker's delivery (envelope id, attempt), for handlers that deduplicate.
     pub fn set_context(&mut self, context: Arc<dyn Any + Send + Sync>) {
         self.context = Some(context);
+    }
+
+    /// Says that a broker keeps this emission's delivery until it is
+    /// acknowledged, and redelivers it otherwise: dropping the emission before
+    /// its subscribers finished (a worker's handler timeout or shutdown
+    /// deadline cutting [`run`](Self::run) short, a runtime shutting down) then
+    /// loses nothing, so no loss is reported. Its waiters still get
+    /// [`Error::EmissionDropped`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use pyventus_core::{Event, EventEmission, EventLinker};
+    /// # use std::{sync::Arc, time::Duration};
+    /// # #[derive(Debug)] struct Job;
+    /// # impl Event for Job { const NAME: &'static str = "Job"; }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), pyventus_core::Error> {
+    /// let linker = EventLinker::new();
+    /// linker.on::<Job>().subscribe_async(std::future::pending::<()>)?; // never finishes
+    /// let mut emission = EventEmission::resolve(&linker, Arc::new(Job))?;
+    /// emission.set_redeliverable(true); // the broker still holds the delivery
+    /// let cut_short = tokio::time::timeout(Duration::from_millis(10), emission.run()).await;
+    /// assert!(cut_short.is_err()); // dropped mid-run: no loss reported
+    /// # Ok(()) }
+    /// ```
+    pub fn set_redeliverable(&mut self, redeliverable: bool) {
+        self.if_dropped = if redeliverable {
+            IfDropped::Redelivered
+        } else {
+            IfDropped::Lost
+        };
     }
 
     /// A future that resolves once the emission has run: `Ok(())` when every
@@ -548,8 +591,9 @@ impl Drop for EventEmission {
             }
             _ => false,
         });
-        if in_submit {
-            // `submit_to` knows whether this was a refusal or a loss.
+        if in_submit || self.if_dropped == IfDropped::Redelivered {
+            // `submit_to` knows whether this was a refusal or a loss; a broker
+            // redelivers what did not finish.
             self.finish(|| Err(Error::EmissionDropped));
             return;
         }
