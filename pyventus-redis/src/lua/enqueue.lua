@@ -1,0 +1,43 @@
+-- Adds an entry unless the group's backlog (entries no worker has taken) has
+-- reached the cap. KEYS[1]: the stream. ARGV: group, cap, 'reject' or 'drop',
+-- then the entry's field names and values.
+-- Returns {id or false, backlog, dropped}: with 'drop', a full queue skips its
+-- oldest waiting entries (moves the group past them) to make room, and counts
+-- them.
+local stream, group, cap, overflow = KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local info = group_info(stream, group)
+if not info then
+  -- Gone with the server's data, or never created: entries enqueued from now
+  -- on wait for a worker either way.
+  redis.call('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
+  info = group_info(stream, group)
+end
+local backlog = info['lag']
+if not backlog then
+  -- Redis cannot tell (entries deleted past the group's position): count
+  -- every entry not pending, an overestimate.
+  backlog = redis.call('XLEN', stream) - redis.call('XPENDING', stream, group)[1]
+end
+local dropped = 0
+if backlog >= cap then
+  if overflow ~= 'drop' then
+    return {false, backlog, 0}
+  end
+  local oldest = redis.call('XRANGE', stream, '(' .. info['last-delivered-id'], '+', 'COUNT', backlog - cap + 1)
+  if #oldest > 0 then
+    local skip_to = oldest[#oldest][1]
+    if info['entries-read'] then
+      redis.call('XGROUP', 'SETID', stream, group, skip_to, 'ENTRIESREAD', info['entries-read'] + #oldest)
+    else
+      redis.call('XGROUP', 'SETID', stream, group, skip_to)
+    end
+    dropped = #oldest
+    backlog = backlog - dropped
+    trim_handled(stream, group)
+  end
+end
+local add = {'XADD', stream, '*'}
+for i = 4, #ARGV do
+  add[#add + 1] = ARGV[i]
+end
+return {redis.call(unpack(add)), backlog + 1, dropped}
