@@ -56,10 +56,10 @@ pub(super) async fn run(worker: &Worker) -> Result<(), Error> {
     });
     match &result {
         Ok(()) => {
-            tracing::info!(target: "pyventus", queue = %worker.queue(), consumer = %inner.consumer, stats = ?worker.stats(), "worker stopped")
+            tracing::info!(target: "pyventus", queue = %worker.queue(), consumer = %inner.consumer, stats = ?worker.stats(), "worker stopped");
         }
         Err(err) => {
-            tracing::error!(target: "pyventus", queue = %worker.queue(), consumer = %inner.consumer, stats = ?worker.stats(), "worker stopped: {err}")
+            tracing::error!(target: "pyventus", queue = %worker.queue(), consumer = %inner.consumer, stats = ?worker.stats(), "worker stopped: {err}");
         }
     }
     inner.running.store(false, Ordering::Release);
