@@ -176,9 +176,11 @@ async fn a_worker_that_cannot_reach_redis_gives_up_and_says_so() {
     );
     assert!(started.elapsed() >= Duration::from_millis(1_500));
     assert_eq!(worker.health(), Health::Failed);
-    until(Duration::from_secs(2), "the watcher to see it", async || {
-        seen.lock().unwrap().last() == Some(&Health::Failed)
-    })
+    until(
+        Duration::from_secs(2),
+        "the watcher to see it",
+        async || seen.lock().unwrap().last() == Some(&Health::Failed),
+    )
     .await;
     let seen = seen.lock().unwrap().clone();
     assert!(
