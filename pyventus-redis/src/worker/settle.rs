@@ -1,10 +1,13 @@
 //! Settling a delivery: acknowledge it, leave it for a retry after a backoff,
 //! move it to the dead letters, or leave it pending for another worker.
 //!
-//! Each step but the acknowledgement checks, in the same script, that this
-//! consumer still holds the entry: a worker whose lease was lost never takes
-//! an entry back, retries it or dead-letters it; the new holder decides. A
-//! success is acknowledged whoever holds the entry: the work is done.
+//! Only the entry's holder settles it. A worker whose lease was lost (another
+//! worker claimed the entry while this one stalled) settles nothing, whatever
+//! its handlers did: the new holder acknowledges, retries or dead-letters the
+//! entry when its own run ends. Each step but the acknowledgement checks, in
+//! the same script, that this consumer still holds the entry, so a loss not
+//! noticed yet cannot take the entry back either. (An acknowledgement racing
+//! such a loss is harmless: the handlers did succeed once.)
 
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -28,9 +31,27 @@ pub(super) enum Outcome {
     Abandoned,
 }
 
+impl Outcome {
+    fn kind(&self) -> &'static str {
+        match self {
+            Outcome::Done => "done",
+            Outcome::Failed(_) => "failed",
+            Outcome::Abandoned => "cut short",
+        }
+    }
+}
+
 pub(super) async fn settle(worker: &Worker, taken: &Taken, lease: &Lease, outcome: Outcome) {
     let inner = &worker.inner;
     let (id, deliveries) = (taken.id(), taken.deliveries);
+    if lease.is_lost() {
+        tracing::warn!(
+            target: "pyventus",
+            outcome = %outcome.kind(),
+            "finished after another worker took the entry over; leaving it to that worker"
+        );
+        return;
+    }
     match outcome {
         Outcome::Done => {
             if persist(worker, id, || inner.stream.ack(id)).await.is_some() {
@@ -52,13 +73,6 @@ pub(super) async fn settle(worker: &Worker, taken: &Taken, lease: &Lease, outcom
                 Counters::add(&inner.stats.abandoned, 1);
                 tracing::warn!(target: "pyventus", "cut short at the shutdown deadline: left pending for another worker");
             }
-        }
-        Outcome::Failed(failure) if lease.is_lost() => {
-            tracing::warn!(
-                target: "pyventus",
-                "delivery failed after another worker took the entry over; its holder settles it: {}",
-                truncated(&failure.to_string(), LOGGED_REASON)
-            );
         }
         Outcome::Failed(failure)
             if failure.is_permanent() || deliveries >= inner.config.max_deliveries =>
