@@ -26,11 +26,18 @@ if backlog >= cap then
   local oldest = redis.call('XRANGE', stream, '(' .. info['last-delivered-id'], '+', 'COUNT', backlog - cap + 1)
   if #oldest > 0 then
     local skip_to = oldest[#oldest][1]
-    if info['entries-read'] then
-      redis.call('XGROUP', 'SETID', stream, group, skip_to, 'ENTRIESREAD', info['entries-read'] + #oldest)
-    else
-      redis.call('XGROUP', 'SETID', stream, group, skip_to)
+    -- The group's read counter must stay known, or Redis cannot tell its lag
+    -- next time (it forgets it for a position inside the stream).
+    local read = info['entries-read']
+    if not read then
+      local stream_info = redis.call('XINFO', 'STREAM', stream)
+      for i = 1, #stream_info, 2 do
+        if stream_info[i] == 'entries-added' then
+          read = stream_info[i + 1] - backlog
+        end
+      end
     end
+    redis.call('XGROUP', 'SETID', stream, group, skip_to, 'ENTRIESREAD', read + #oldest)
     dropped = #oldest
     backlog = backlog - dropped
     trim_handled(stream, group)
