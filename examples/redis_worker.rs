@@ -38,8 +38,8 @@ async fn main() -> Result<(), pyventus::Error> {
         .concurrency(8)
         .visibility_timeout(Duration::from_secs(30))
         .max_deliveries(5)
-        .handler_timeout(Duration::from_secs(60))
-        .give_up_after(Duration::from_secs(60))
+        .handler_timeout(Duration::from_mins(1))
+        .give_up_after(Duration::from_mins(1))
         .connect()
         .await?;
     println!(

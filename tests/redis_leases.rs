@@ -51,9 +51,10 @@ fn slow_sync() {
     std::thread::sleep(Duration::from_millis(1_200));
 }
 
-/// Asynchronous, but never yields: it holds its runtime's thread.
+/// Asynchronous, but never yields while it works: it holds its runtime's thread.
 #[on(SlowCpu, linker = Hogs)]
 async fn slow_cpu() {
+    tokio::task::yield_now().await;
     CPU_RUNS.fetch_add(1, Ordering::SeqCst);
     std::thread::sleep(Duration::from_millis(1_200));
 }
