@@ -61,10 +61,10 @@ impl Leases {
     }
 }
 
-/// The running lease keeper.
+/// The running lease keeper; dropping it (a `run` future dropped) stops it.
 pub(super) struct Keeper {
     stop: CancellationToken,
-    task: JoinHandle<()>,
+    task: Option<JoinHandle<()>>,
 }
 
 impl Keeper {
@@ -77,15 +77,26 @@ impl Keeper {
             pyventus_core::runtime::on_io_runtime(async { tokio::runtime::Handle::current() })
                 .await;
         let task = io_runtime.spawn(async move { keep(&worker, &until).await });
-        Keeper { stop, task }
+        Keeper {
+            stop,
+            task: Some(task),
+        }
     }
 
     /// Stops renewing, and waits for the keeper to end.
-    pub(super) async fn stop(self) {
+    pub(super) async fn stop(mut self) {
         self.stop.cancel();
-        if let Err(err) = self.task.await {
+        if let Some(task) = self.task.take()
+            && let Err(err) = task.await
+        {
             tracing::error!(target: "pyventus", "the lease keeper ended abnormally: {err}");
         }
+    }
+}
+
+impl Drop for Keeper {
+    fn drop(&mut self) {
+        self.stop.cancel();
     }
 }
 

@@ -62,6 +62,15 @@ use stats::Counters;
 /// returns [`Error::GaveUp`] from [`run`](Self::run). A refused password
 /// returns [`Error::Authentication`] at once.
 ///
+/// Concurrency: a `Worker` is a cheap handle (clone it to stop the worker from
+/// elsewhere or to read its stats and health); its counters are atomics, its
+/// health a `watch` channel, and the set of leases a mutex held only to add,
+/// remove or copy ids. No lock is held while handlers run: asynchronous ones
+/// run on tasks of the runtime that calls [`run`](Self::run), up to
+/// [`concurrency`](WorkerBuilder::concurrency) at once, synchronous ones on
+/// its blocking threads. One worker runs one loop at a time
+/// ([`Error::AlreadyRunning`]).
+///
 /// [`shutdown`](Self::shutdown) (or a signal, with
 /// [`run_until_signal`](Self::run_until_signal)) stops taking entries and
 /// waits for those in flight up to the

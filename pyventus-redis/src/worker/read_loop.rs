@@ -11,7 +11,7 @@
 //! the entries the group is done with when it ends.
 
 use std::cmp::Reverse;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,7 @@ pub(super) async fn run(worker: &Worker) -> Result<(), Error> {
     if inner.running.swap(true, Ordering::AcqRel) {
         return Err(Error::AlreadyRunning);
     }
+    let _running = Running(&inner.running);
     let keeper = Keeper::start(worker).await;
     let slots = Arc::new(Semaphore::new(inner.config.concurrency));
     let in_flight = TaskTracker::new();
@@ -62,8 +63,16 @@ pub(super) async fn run(worker: &Worker) -> Result<(), Error> {
             tracing::error!(target: "pyventus", queue = %worker.queue(), consumer = %inner.consumer, stats = ?worker.stats(), "worker stopped: {err}");
         }
     }
-    inner.running.store(false, Ordering::Release);
     result
+}
+
+/// Marks the worker as not running when `run` returns or is dropped.
+struct Running<'a>(&'a AtomicBool);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 /// The loop's state between batches.
