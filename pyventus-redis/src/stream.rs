@@ -174,9 +174,17 @@ impl Stream {
             call.arg(name).arg(value);
         }
         let reply: Vec<Value> = call.invoke_async(&mut self.conn()).await?;
-        let [id, backlog, dropped] = <[Value; 3]>::try_from(reply)
+        let [id, backlog, dropped, created] = <[Value; 4]>::try_from(reply)
             .map_err(|_| Error::UnexpectedReply { command: COMMAND })?;
         let backlog = entry::int(&backlog, COMMAND)?;
+        if entry::int(&created, COMMAND)? == 1 {
+            tracing::warn!(
+                target: "pyventus",
+                queue = %self.queue(),
+                "the consumer group was missing (Redis restarted without its data?): created it \
+                 again; entries enqueued before may have been lost with it"
+            );
+        }
         Ok(match entry::text(id) {
             Some(id) => Added::Enqueued {
                 id,

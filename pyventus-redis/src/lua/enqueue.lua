@@ -1,12 +1,14 @@
 -- Adds an entry unless the group's backlog (entries no worker has taken) has
 -- reached the cap. KEYS[1]: the stream. ARGV: group, cap, 'reject' or 'drop',
 -- then the entry's field names and values.
--- Returns {id or false, backlog, dropped}: with 'drop', a full queue skips its
--- oldest waiting entries (moves the group past them) to make room, and counts
--- them.
+-- Returns {id or false, backlog, dropped, created}: with 'drop', a full queue
+-- skips its oldest waiting entries (moves the group past them) to make room,
+-- and counts them; created is 1 if the consumer group was missing.
 local stream, group, cap, overflow = KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local info = group_info(stream, group)
+local created = 0
 if not info then
+  created = 1
   -- Gone with the server's data, or never created: entries enqueued from now
   -- on wait for a worker either way.
   redis.call('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
@@ -21,7 +23,7 @@ end
 local dropped = 0
 if backlog >= cap then
   if overflow ~= 'drop' then
-    return {false, backlog, 0}
+    return {false, backlog, 0, created}
   end
   local oldest = redis.call('XRANGE', stream, '(' .. info['last-delivered-id'], '+', 'COUNT', backlog - cap + 1)
   if #oldest > 0 then
@@ -47,4 +49,4 @@ local add = {'XADD', stream, '*'}
 for i = 4, #ARGV do
   add[#add + 1] = ARGV[i]
 end
-return {redis.call(unpack(add)), backlog + 1, dropped}
+return {redis.call(unpack(add)), backlog + 1, dropped, created}
