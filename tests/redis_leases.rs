@@ -42,12 +42,23 @@ struct SlowCpu;
 struct Hogs;
 
 static SYNC_RUNS: AtomicU64 = AtomicU64::new(0);
+static INLINE_RUNS: AtomicU64 = AtomicU64::new(0);
 static CPU_RUNS: AtomicU64 = AtomicU64::new(0);
 
 /// A plain synchronous handler four visibility timeouts long.
 #[on(SlowSync, linker = Hogs)]
 fn slow_sync() {
     SYNC_RUNS.fetch_add(1, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(1_200));
+}
+
+#[derive(Debug, Clone, Event, Serialize, Deserialize)]
+struct SlowInline;
+
+/// The same, for a worker told to run synchronous handlers inline.
+#[on(SlowInline, linker = Hogs)]
+fn slow_inline() {
+    INLINE_RUNS.fetch_add(1, Ordering::SeqCst);
     std::thread::sleep(Duration::from_millis(1_200));
 }
 
@@ -85,6 +96,35 @@ async fn a_blocking_sync_handler_keeps_its_entry_past_the_visibility_timeout() {
     stop(&b, run_b).await;
     assert_eq!(SYNC_RUNS.load(Ordering::SeqCst), 1, "ran once");
     assert_eq!(a.stats().reclaimed + b.stats().reclaimed, 0);
+    cleanup(&url, &queue).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_handler_run_inline_still_keeps_its_entry() {
+    let Some(url) = redis_url().await else { return };
+    let queue = fresh_queue("slow-inline");
+    emitter(service(&url, &queue).await, Hogs::linker())
+        .emit(SlowInline)
+        .unwrap();
+    let start = |name: &'static str| {
+        worker(&url, &queue, Hogs::linker())
+            .consumer(name)
+            .sync_handlers_inline(true)
+            .connect()
+    };
+    let (a, b) = (
+        start("inline-a").await.unwrap(),
+        start("inline-b").await.unwrap(),
+    );
+    let (run_a, run_b) = (spawn_run(&a), spawn_run(&b));
+    until(Duration::from_secs(10), "the slow job", async || {
+        a.stats().processed + b.stats().processed == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    stop(&a, run_a).await;
+    stop(&b, run_b).await;
+    assert_eq!(INLINE_RUNS.load(Ordering::SeqCst), 1, "ran once");
     cleanup(&url, &queue).await;
 }
 

@@ -1,5 +1,6 @@
 //! Throughput over Redis Streams, run by `benches/redis/run.sh`: emissions
-//! enqueued per second, and processed end to end by one and two workers.
+//! enqueued per second, and processed end to end by one and two workers (and
+//! one running its synchronous handler inline).
 //! Measures only when given `--measure` (a plain `cargo bench` skips it).
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,11 +65,13 @@ async fn main() -> Result<(), pyventus::Error> {
     }
     report("enqueue, 64 in flight", N, start.elapsed());
 
-    for workers in [1_usize, 2] {
-        let before = HANDLED.load(Ordering::Relaxed);
-        let goal = before + if workers == 1 { 2 * N } else { 0 };
-        if workers == 2 {
-            // Refill: the first run drained both batches.
+    // Each run drains 2 N entries: the first, those the two phases above
+    // enqueued; the others, a refill.
+    for (run, (workers, inline)) in [(1_usize, false), (2, false), (1, true)]
+        .into_iter()
+        .enumerate()
+    {
+        if run > 0 {
             let mut pending = futures::stream::FuturesUnordered::new();
             for _ in 0..2 * N {
                 if pending.len() >= 64 {
@@ -80,7 +83,7 @@ async fn main() -> Result<(), pyventus::Error> {
                 result?;
             }
         }
-        let goal = if workers == 2 { before + 2 * N } else { goal };
+        let goal = HANDLED.load(Ordering::Relaxed) + 2 * N;
         let start = Instant::now();
         let mut running = Vec::new();
         let mut handles = Vec::new();
@@ -88,8 +91,9 @@ async fn main() -> Result<(), pyventus::Error> {
             let worker = Worker::builder(&url)
                 .queue(&queue)
                 .linker(Bench::linker())
-                .consumer(format!("bench-{workers}-{i}"))
+                .consumer(format!("bench-{run}-{i}"))
                 .concurrency(64)
+                .sync_handlers_inline(inline)
                 .block(Duration::from_millis(100))
                 .connect()
                 .await?;
@@ -106,8 +110,9 @@ async fn main() -> Result<(), pyventus::Error> {
         for run in running {
             run.await.expect("worker task")?;
         }
+        let inline = if inline { ", sync handlers inline" } else { "" };
         report(
-            &format!("processed end to end, {workers} worker(s)"),
+            &format!("processed end to end, {workers} worker(s){inline}"),
             2 * N,
             elapsed,
         );

@@ -81,8 +81,9 @@ async fn execute(worker: &Worker, taken: &Taken, lease: &Lease) -> Result<(), Fa
             return Err(Failure::MissingHandlers(missing));
         }
     }
-    // Synchronous handlers on blocking threads, off the worker's runtime.
-    emission.set_blocking(true);
+    // Synchronous handlers on blocking threads, off the worker's runtime
+    // (unless they were declared quick).
+    emission.set_blocking(!config.sync_inline);
     // Cut short (timeout, shutdown deadline), it stays pending: not a loss.
     emission.set_redeliverable(true);
     emission.set_context(Arc::new(Delivery::new(
