@@ -184,7 +184,8 @@ impl WorkerBuilder {
     /// measured at about a third of a worker's CPU per entry with a trivial
     /// handler (see `docs/benchmarks.md`). A synchronous handler that blocks
     /// then holds a runtime thread while it runs, delaying the other
-    /// deliveries on it; leases are renewed regardless. Handlers declared
+    /// deliveries on it, and a handler timeout cannot interrupt it until it
+    /// returns; leases are renewed regardless. Handlers declared
     /// `#[on(Event, blocking)]` always run on blocking threads.
     pub fn sync_handlers_inline(mut self, inline: bool) -> Self {
         self.config.sync_inline = inline;
