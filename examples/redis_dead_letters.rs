@@ -28,14 +28,17 @@ async fn main() -> Result<(), pyventus::Error> {
                 println!("no dead letters on queue `{queue}`");
             }
             for letter in letters {
+                // Payloads may be huge or binary: show the start, as text.
+                let payload = letter.payload().unwrap_or_default();
+                let shown = String::from_utf8_lossy(&payload[..payload.len().min(200)]);
                 println!(
-                    "{}  {}  after {} deliveries: {}\n    envelope {}  payload {}",
+                    "{}  {}  after {} deliveries: {}\n    envelope {}  payload ({} bytes) {shown}",
                     letter.id,
                     letter.event(),
                     letter.deliveries,
                     letter.reason,
-                    letter.envelope.get("id").map_or("?", String::as_str),
-                    letter.envelope.get("payload").map_or("?", String::as_str),
+                    letter.envelope_id().unwrap_or_default(),
+                    payload.len(),
                 );
             }
         }

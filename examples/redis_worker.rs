@@ -1,10 +1,14 @@
 //! A worker process: takes the orders `redis_emitter` enqueued and runs the
 //! handlers of `examples/shop` on them, until Ctrl-C (or SIGTERM), then finishes
-//! what it holds and stops.
+//! what it holds and stops (a second Ctrl-C stops at once).
 //!
 //! ```sh
 //! cargo run --example redis_worker --features redis
 //! ```
+//!
+//! It reports its health on stderr as it changes (what a readiness probe would
+//! read), and if Redis stays unreachable for a minute it gives up and exits
+//! with an error, for its supervisor (systemd, Kubernetes) to act on.
 //!
 //! Redis: `PYVENTUS_REDIS_URL` (default `redis://127.0.0.1:6379`); queue:
 //! `PYVENTUS_QUEUE` (default `shop`). `--exit-after N` stops after N entries
@@ -34,6 +38,8 @@ async fn main() -> Result<(), pyventus::Error> {
         .concurrency(8)
         .visibility_timeout(Duration::from_secs(30))
         .max_deliveries(5)
+        .handler_timeout(Duration::from_mins(1))
+        .give_up_after(Duration::from_mins(1))
         .connect()
         .await?;
     println!(
@@ -41,6 +47,12 @@ async fn main() -> Result<(), pyventus::Error> {
         worker.consumer()
     );
 
+    let mut health = worker.watch_health();
+    tokio::spawn(async move {
+        while health.changed().await.is_ok() {
+            eprintln!("health: {:?}", *health.borrow_and_update());
+        }
+    });
     if let Some(limit) = exit_after {
         let watcher = worker.clone();
         tokio::spawn(async move {
@@ -50,11 +62,13 @@ async fn main() -> Result<(), pyventus::Error> {
             watcher.shutdown();
         });
     }
-    worker.run_until_signal().await?;
+    // An error here (Redis gone for a minute, a refused password) ends the
+    // process with a failure status: the supervisor restarts it, or pages.
+    let outcome = worker.run_until_signal().await;
     let stats = worker.stats();
     println!(
         "stopped: {} processed, {} retried, {} dead-lettered",
         stats.processed, stats.retried, stats.dead_lettered
     );
-    Ok(())
+    Ok(outcome?)
 }

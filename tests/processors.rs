@@ -563,7 +563,7 @@ fn a_run_cancelled_by_a_backend_that_redelivers_reports_no_loss() {
         .unwrap();
     let cancel = |redelivered: bool| {
         let mut emission = EventEmission::resolve(&linker, Arc::new(Job { id: 1 })).unwrap();
-        emission.set_redelivered_if_dropped(redelivered);
+        emission.set_redeliverable(redelivered);
         let waiter = emission.completion();
         runtime.block_on(async {
             let run = tokio::time::timeout(Duration::from_millis(10), emission.run()).await;

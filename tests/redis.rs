@@ -3,83 +3,21 @@
 //! `PYVENTUS_REQUIRE_SERVICES=1` (CI) makes a missing Redis a failure.
 #![cfg(feature = "redis")]
 
+mod common;
+
 use std::collections::HashSet;
-use std::process::{Child, Command};
+use std::process::Child;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::redis::{
+    cleanup, connection, emitter, fresh_queue, redis_url, service, spawn_run, until,
+};
 use pyventus::redis::{DeadLetters, Envelope, RedisProcessingService, Worker, current_delivery};
-use pyventus::{Error, Event, EventEmitter, EventLinker, Linker, on, on_success};
+use pyventus::{Error, Event, EventLinker, Linker, on, on_success};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
-
-/// The Redis to test against, or `None` (and why) when it is not reachable and
-/// not required.
-async fn redis_url() -> Option<String> {
-    let url = pyventus::redis::url_from_env();
-    let reachable = async {
-        let client = redis::Client::open(url.as_str()).ok()?;
-        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
-            .await
-            .ok()
-    };
-    match tokio::time::timeout(Duration::from_secs(3), reachable).await {
-        Ok(Some(_)) => Some(url),
-        _ if std::env::var("PYVENTUS_REQUIRE_SERVICES").as_deref() == Ok("1") => {
-            panic!(
-                "Redis is required (PYVENTUS_REQUIRE_SERVICES=1) but not reachable at {url}; set PYVENTUS_REDIS_URL"
-            )
-        }
-        _ => {
-            eprintln!(
-                "skipping: no Redis reachable at {url} (set PYVENTUS_REDIS_URL to run this test)"
-            );
-            None
-        }
-    }
-}
-
-/// A queue name no other test uses.
-fn fresh_queue(name: &str) -> String {
-    format!("test-{name}-{}", uuid::Uuid::new_v4().simple())
-}
-
-async fn connection(url: &str) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(url)
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
-}
-
-/// Deletes a queue's keys.
-async fn cleanup(url: &str, queue: &str) {
-    let mut conn = connection(url).await;
-    let keys = [
-        format!("pyventus:{{{queue}}}:stream"),
-        format!("pyventus:{{{queue}}}:dead"),
-        format!("test:{queue}:done"),
-    ];
-    let _: () = conn.del(&keys).await.unwrap();
-}
-
-/// Waits until `done` holds, or fails after `limit`.
-async fn until(limit: Duration, what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let start = Instant::now();
-    while !done().await {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Runs `worker` on a task of its own.
-fn spawn_run(worker: &Worker) -> tokio::task::JoinHandle<Result<(), pyventus::redis::Error>> {
-    let worker = worker.clone();
-    tokio::spawn(async move { worker.run().await })
-}
 
 /// Runs a worker of the `Failing` namespace with a short visibility timeout
 /// until the queue has `letters` dead letters, then stops it.
@@ -107,22 +45,6 @@ async fn run_until_dead_letters(
     worker.shutdown();
     running.await.unwrap().unwrap();
     (worker, dead)
-}
-
-/// The processing service of `queue`.
-async fn service(url: &str, queue: &str) -> RedisProcessingService {
-    RedisProcessingService::builder(url)
-        .queue(queue)
-        .connect()
-        .await
-        .unwrap()
-}
-
-fn emitter(service: RedisProcessingService, linker: EventLinker) -> EventEmitter {
-    EventEmitter::builder()
-        .processor(service)
-        .linker(linker)
-        .build()
 }
 
 // --- The happy path: every emission is handled once, with its callbacks.
@@ -495,11 +417,7 @@ fn child_worker_process() {
 }
 
 fn spawn_child(queue: &str) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_worker_process", "--nocapture", "--quiet"])
-        .env(CHILD_QUEUE, queue)
-        .spawn()
-        .unwrap()
+    common::redis::spawn_child("child_worker_process", &[(CHILD_QUEUE, queue)])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -109,7 +109,7 @@ async fn run_handlers(
     emission.set_blocking(shared.blocking);
     // Cancelled at the handler timeout or the shutdown deadline, the message is
     // left for another delivery: not a loss.
-    emission.set_redelivered_if_dropped(true);
+    emission.set_redeliverable(true);
     let report = match shared.handler_timeout {
         Some(limit) => tokio::time::timeout(limit, emission.run())
             .await

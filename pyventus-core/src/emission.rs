@@ -84,8 +84,17 @@ pub struct EventEmission {
     ticket: Option<Ticket>,
     /// Ran, handed off or discarded: dropping it loses nothing.
     settled: bool,
-    /// Whoever submitted it delivers it again if it is dropped unfinished.
-    redelivered_if_dropped: bool,
+    /// What dropping it unsettled means.
+    if_dropped: IfDropped,
+}
+
+/// What dropping an emission before it has run means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IfDropped {
+    /// It is lost: say so.
+    Lost,
+    /// A broker redelivers it: nothing is lost.
+    Redelivered,
 }
 
 /// Tells a [`Completion`] how its emission ended.
@@ -161,7 +170,7 @@ impl EventEmission {
             lineage: Lineage::default(),
             ticket: None,
             settled: false,
-            redelivered_if_dropped: false,
+            if_dropped: IfDropped::Lost,
         }
     }
 
@@ -306,6 +315,37 @@ impl EventEmission {
         self.context = Some(context);
     }
 
+    /// Says that a broker keeps this emission's delivery until it is
+    /// acknowledged, and redelivers it otherwise: dropping the emission before
+    /// its subscribers finished (a worker's handler timeout or shutdown
+    /// deadline cutting [`run`](Self::run) short, a runtime shutting down) then
+    /// loses nothing, so no loss is reported. Its waiters still get
+    /// [`Error::EmissionDropped`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use pyventus_core::{Event, EventEmission, EventLinker};
+    /// # use std::{sync::Arc, time::Duration};
+    /// # #[derive(Debug)] struct Job;
+    /// # impl Event for Job { const NAME: &'static str = "Job"; }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), pyventus_core::Error> {
+    /// let linker = EventLinker::new();
+    /// linker.on::<Job>().subscribe_async(std::future::pending::<()>)?; // never finishes
+    /// let mut emission = EventEmission::resolve(&linker, Arc::new(Job))?;
+    /// emission.set_redeliverable(true); // the broker still holds the delivery
+    /// let cut_short = tokio::time::timeout(Duration::from_millis(10), emission.run()).await;
+    /// assert!(cut_short.is_err()); // dropped mid-run: no loss reported
+    /// # Ok(()) }
+    /// ```
+    pub fn set_redeliverable(&mut self, redeliverable: bool) {
+        self.if_dropped = if redeliverable {
+            IfDropped::Redelivered
+        } else {
+            IfDropped::Lost
+        };
+    }
+
     /// A future that resolves once the emission has run: `Ok(())` when every
     /// subscriber has finished (failures included: they went to their
     /// callbacks), [`Error::EmissionDropped`] if it was dropped without running,
@@ -353,33 +393,6 @@ impl EventEmission {
     /// [`Error::EmissionDropped`], and no loss is reported.
     pub fn discard(mut self) {
         self.finish(|| Err(Error::EmissionDropped));
-    }
-
-    /// Says that dropping the emission before it finishes loses nothing,
-    /// because whoever submitted it delivers it again: a broker's worker that
-    /// cancels a run at its handler timeout or shutdown deadline, leaving the
-    /// message unacknowledged. Dropped unfinished, it then reports no loss (its
-    /// waiters still get [`Error::EmissionDropped`]).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use pyventus_core::{Event, EventEmission, EventLinker};
-    /// # use std::sync::Arc;
-    /// # use std::time::Duration;
-    /// # #[derive(Debug)] struct Job;
-    /// # impl Event for Job { const NAME: &'static str = "Job"; }
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), pyventus_core::Error> {
-    /// let linker = EventLinker::new();
-    /// linker.on::<Job>().subscribe_async(|_: Arc<Job>| std::future::pending::<()>())?;
-    /// let mut emission = EventEmission::resolve(&linker, Arc::new(Job))?;
-    /// emission.set_redelivered_if_dropped(true); // the broker delivers it again
-    /// let timed_out = tokio::time::timeout(Duration::from_millis(10), emission.run()).await;
-    /// assert!(timed_out.is_err()); // cancelled, and no loss reported
-    /// # Ok(()) }
-    /// ```
-    pub fn set_redelivered_if_dropped(&mut self, redelivered: bool) {
-        self.redelivered_if_dropped = redelivered;
     }
 
     /// Detaches whoever awaits this emission with [`Error::NotAwaitable`].
@@ -592,11 +605,6 @@ impl Drop for EventEmission {
         if self.settled || self.subscribers.is_empty() {
             return;
         }
-        if self.redelivered_if_dropped {
-            // Not a loss: its backend delivers it again.
-            self.finish(|| Err(Error::EmissionDropped));
-            return;
-        }
         let in_submit = SUBMITTING.with(|s| match &mut *s.borrow_mut() {
             Some((id, dropped)) if *id == self.id => {
                 *dropped = Some(self.event.name().to_owned());
@@ -604,8 +612,9 @@ impl Drop for EventEmission {
             }
             _ => false,
         });
-        if in_submit {
-            // `submit_to` knows whether this was a refusal or a loss.
+        if in_submit || self.if_dropped == IfDropped::Redelivered {
+            // `submit_to` knows whether this was a refusal or a loss; a broker
+            // redelivers what did not finish.
             self.finish(|| Err(Error::EmissionDropped));
             return;
         }

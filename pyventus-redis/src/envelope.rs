@@ -1,9 +1,8 @@
 //! The envelope as a stream entry's fields: written and read here only.
 
-use std::collections::HashMap;
-
 use pyventus_core::remote::{Envelope, EnvelopeError};
-use redis::Value;
+
+use crate::entry::Entry;
 
 /// The stream entry's fields of an envelope; `handlers` is a comma-separated
 /// list, left out when the envelope targets every handler.
@@ -21,18 +20,20 @@ pub(crate) fn to_fields(envelope: &Envelope) -> Vec<(&'static str, String)> {
     fields
 }
 
-/// The envelope in a stream entry's fields, or what is wrong with them.
-pub(crate) fn from_fields(fields: &HashMap<String, Value>) -> Result<Envelope, EnvelopeError> {
+/// The size of an entry with these fields, in bytes (names and values).
+pub(crate) fn size(fields: &[(&str, String)]) -> usize {
+    fields.iter().map(|(k, v)| k.len() + v.len()).sum()
+}
+
+/// The envelope in a stream entry, or what is wrong with it. Fields it does not
+/// know are ignored, whatever their names.
+pub(crate) fn from_entry(entry: &Entry) -> Result<Envelope, EnvelopeError> {
     let text = |name: &'static str| -> Result<String, EnvelopeError> {
-        match fields.get(name) {
-            Some(value) => {
-                redis::from_redis_value(value.clone()).map_err(|_| EnvelopeError::Invalid {
-                    field: name,
-                    expected: "UTF-8 text",
-                })
-            }
-            None => Err(EnvelopeError::Missing(name)),
-        }
+        let value = entry.get(name).ok_or(EnvelopeError::Missing(name))?;
+        String::from_utf8(value.to_vec()).map_err(|_| EnvelopeError::Invalid {
+            field: name,
+            expected: "UTF-8 text",
+        })
     };
     let number = |name: &'static str| -> Result<u64, EnvelopeError> {
         text(name)?.parse().map_err(|_| EnvelopeError::Invalid {
@@ -45,7 +46,7 @@ pub(crate) fn from_fields(fields: &HashMap<String, Value>) -> Result<Envelope, E
         expected: "a version number",
     })?;
     Envelope::check_version(v)?;
-    let handlers = match fields.get("handlers") {
+    let handlers = match entry.get("handlers") {
         Some(_) => text("handlers")?
             .split(',')
             .filter(|id| !id.is_empty())
@@ -67,31 +68,48 @@ pub(crate) fn from_fields(fields: &HashMap<String, Value>) -> Result<Envelope, E
 mod tests {
     use super::*;
 
-    fn as_values(fields: Vec<(&'static str, String)>) -> HashMap<String, Value> {
-        fields
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), Value::BulkString(v.into_bytes())))
-            .collect()
+    fn as_entry(fields: Vec<(&'static str, String)>) -> Entry {
+        Entry {
+            id: "1-0".to_owned(),
+            fields: fields
+                .into_iter()
+                .map(|(k, v)| (k.as_bytes().to_vec(), v.into_bytes()))
+                .collect(),
+        }
     }
 
     #[test]
     fn an_envelope_survives_its_fields() {
         let mut envelope = Envelope::new("OrderPlaced", r#"{"order_id":7}"#);
         envelope.handlers = vec!["shop::audit".to_owned(), "shop::email".to_owned()];
-        let back = from_fields(&as_values(to_fields(&envelope))).unwrap();
+        let fields = to_fields(&envelope);
+        assert_eq!(size(&fields), as_entry(fields.clone()).size());
+        let back = from_entry(&as_entry(fields)).unwrap();
         assert_eq!(back, envelope);
     }
 
     #[test]
     fn malformed_fields_say_what_is_wrong() {
-        let mut fields = as_values(to_fields(&Envelope::new("E", "{}")));
-        fields.remove("payload");
-        assert_eq!(from_fields(&fields), Err(EnvelopeError::Missing("payload")));
-        fields.insert("payload".into(), Value::BulkString(b"{}".to_vec()));
-        fields.insert("v".into(), Value::BulkString(b"2".to_vec()));
+        let mut entry = as_entry(to_fields(&Envelope::new("E", "{}")));
+        entry.fields.retain(|(k, _)| k != b"payload");
+        assert_eq!(from_entry(&entry), Err(EnvelopeError::Missing("payload")));
+        entry.fields.push((b"payload".to_vec(), vec![0xff, 0x00]));
         assert_eq!(
-            from_fields(&fields),
-            Err(EnvelopeError::Version { found: 2 })
+            from_entry(&entry),
+            Err(EnvelopeError::Invalid {
+                field: "payload",
+                expected: "UTF-8 text"
+            })
         );
+        entry.fields.retain(|(k, _)| k != b"v");
+        entry.fields.insert(0, (b"v".to_vec(), b"2".to_vec()));
+        assert_eq!(from_entry(&entry), Err(EnvelopeError::Version { found: 2 }));
+    }
+
+    #[test]
+    fn a_field_it_does_not_know_is_ignored_whatever_its_name() {
+        let mut entry = as_entry(to_fields(&Envelope::new("E", "{}")));
+        entry.fields.push((vec![0xff, 0xfe], b"extra".to_vec()));
+        assert_eq!(from_entry(&entry).unwrap().event, "E");
     }
 }

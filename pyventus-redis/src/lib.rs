@@ -9,29 +9,48 @@
 //!
 //! - Keys: the stream `pyventus:{<queue>}:stream`, the dead letters
 //!   `pyventus:{<queue>}:dead` (the hash tag keeps both on one Cluster slot);
-//!   consumer group `pyventus`.
+//!   consumer group `pyventus`. Redis 7.0 or newer.
 //! - Delivery is at least once: an entry is acknowledged only after its handlers
-//!   ran without failing; a failure leaves it pending for a retry once the
-//!   visibility timeout has passed; after `max_deliveries` it moves to the dead
-//!   letters, with its reason. Handlers must tolerate a repeat: the envelope id
+//!   ran without failing; a failure leaves it pending for a retry after a
+//!   backoff; after `max_deliveries` it moves to the dead letters, with its
+//!   reason. Handlers must tolerate a repeat: the envelope id
 //!   ([`current_delivery`]) lets them deduplicate.
+//! - The queue is bounded ([`Overflow`]), entries are size-capped, workers
+//!   reconnect after an outage and report their [`Health`].
 //!
-//! See `docs/redis.md` for the walk-through.
+//! See `docs/redis.md` for the walk-through, and its "Operating workers"
+//! section for restarts, timeouts, backoff and health signals.
 
-mod dead;
+mod backlog;
+mod backoff;
+mod connection;
+mod dead_letter;
+mod dead_letters;
+mod delivery;
+mod entry;
 mod envelope;
 mod error;
 mod service;
+mod stream;
 mod worker;
 
-pub use dead::{DeadLetter, DeadLetters};
+use std::borrow::Cow;
+
+pub use backlog::Overflow;
+pub use backoff::{Backoff, InvalidBackoff};
+pub use dead_letter::DeadLetter;
+pub use dead_letters::DeadLetters;
+pub use delivery::{Delivery, current_delivery};
 pub use error::Error;
 pub use pyventus_core::remote::{ENVELOPE_VERSION, Envelope};
-pub use service::{RedisProcessingService, RedisProcessingServiceBuilder};
-pub use worker::{Worker, WorkerBuilder, WorkerStats};
+pub use service::{RedisProcessingService, RedisProcessingServiceBuilder, ServiceStats};
+pub use worker::{Health, Worker, WorkerBuilder, WorkerStats};
 
 /// The consumer group every worker of a queue joins.
 pub const GROUP: &str = "pyventus";
+
+/// The largest entry sent or run by default, in bytes: 1 MiB.
+pub const DEFAULT_MAX_ENTRY_SIZE: usize = 1024 * 1024;
 
 /// The Redis URL in `PYVENTUS_REDIS_URL`, or the local default.
 ///
@@ -63,69 +82,27 @@ pub(crate) fn check_queue(queue: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// What a worker is delivering, for the handlers that want to know: the
-/// envelope id is the same on every redelivery, so a handler can deduplicate.
-///
-/// # Examples
-///
-/// ```
-/// use pyventus_redis::{Delivery, current_delivery};
-///
-/// /// Inside a handler a worker runs: skip an envelope already handled.
-/// fn already_done(done: &std::collections::HashSet<String>) -> bool {
-///     current_delivery().is_some_and(|d: Delivery| done.contains(&d.envelope_id))
-/// }
-/// assert!(!already_done(&Default::default()));
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery {
-    /// The envelope's id: the same across redeliveries, for deduplication.
-    pub envelope_id: String,
-    /// The stream entry's id.
-    pub entry_id: String,
-    /// How many times the entry has been delivered, this time included.
-    pub attempt: u64,
+/// `text` cut to at most about `max` bytes (on a character boundary), saying
+/// how long it was: what logs and letters keep of texts that may be huge (a
+/// handler's error quoting a payload).
+pub(crate) fn truncated(text: &str, max: usize) -> Cow<'_, str> {
+    if text.len() <= max {
+        return Cow::Borrowed(text);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}… ({} bytes in all)", &text[..end], text.len()))
 }
 
-/// The delivery the calling handler runs in, when a [`Worker`] runs it:
-/// asynchronous, synchronous and `blocking` handlers alike.
-///
-/// # Examples
-///
-/// ```
-/// // Outside a worker there is none.
-/// assert!(pyventus_redis::current_delivery().is_none());
-/// ```
-pub fn current_delivery() -> Option<Delivery> {
-    pyventus_core::current_emission()?
-        .context::<Delivery>()
-        .map(|delivery| (*delivery).clone())
-}
+#[cfg(test)]
+mod tests {
+    use super::truncated;
 
-/// Connects the ordinary way (a `ConnectionManager`, which reconnects), with the
-/// error a user can act on.
-pub(crate) async fn manager(
-    client: &redis::Client,
-) -> Result<redis::aio::ConnectionManager, Error> {
-    Ok(redis::aio::ConnectionManager::new(client.clone()).await?)
-}
-
-/// Creates the consumer group of a stream if it is missing, at the stream's
-/// start, so entries enqueued before any worker existed are delivered.
-pub(crate) async fn ensure_group(
-    conn: &mut redis::aio::ConnectionManager,
-    stream: &str,
-) -> Result<(), Error> {
-    let created: redis::RedisResult<()> = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(stream)
-        .arg(GROUP)
-        .arg("0")
-        .arg("MKSTREAM")
-        .query_async(conn)
-        .await;
-    match created {
-        Err(err) if err.code() == Some("BUSYGROUP") => Ok(()),
-        other => Ok(other?),
+    #[test]
+    fn long_texts_are_cut_on_a_character_boundary() {
+        assert_eq!(truncated("short", 10), "short");
+        assert_eq!(truncated("ééé", 3), "é… (6 bytes in all)");
     }
 }

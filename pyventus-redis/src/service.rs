@@ -2,21 +2,36 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use pyventus_core::remote::Envelope;
 use pyventus_core::{EventEmission, ProcessingService};
-use redis::aio::ConnectionManager;
 
-use crate::{Error, check_queue, ensure_group, envelope, manager, stream_key};
+use crate::backlog::{Gauge, Overflow};
+use crate::connection::{self, Timeouts};
+use crate::stream::{Added, Stream};
+use crate::{DEFAULT_MAX_ENTRY_SIZE, Error, check_queue, envelope};
 
-/// Enqueues emissions on a Redis stream for [`Worker`](super::Worker) processes
-/// to handle: Pyventus's Redis Queue and Celery emitters.
+/// Enqueues emissions on a Redis stream for [`Worker`](crate::Worker)
+/// processes to handle: Pyventus's Redis Queue and Celery emitters.
 ///
 /// `emit` returns once Redis has taken the envelope (`XADD`), or with an error
-/// if it could not: nothing is dropped silently. It runs no handler locally;
-/// the workers run the link-time handlers of the event's name. A closure
-/// subscribed at runtime cannot run in a worker, so emitting an event that has
-/// one is an error ([`pyventus_core::Error::RuntimeSubscriberRemote`]).
+/// if it could not: nothing is dropped silently. Errors come back within the
+/// [connect](RedisProcessingServiceBuilder::connect_timeout) or
+/// [response](RedisProcessingServiceBuilder::response_timeout) timeout (one
+/// second each by default) when Redis is unreachable; a connection that Redis
+/// closed (a restart) is opened again and the command sent once more. It runs no
+/// handler locally; the workers run the link-time handlers of the event's
+/// name. A closure subscribed at runtime cannot run in a worker, so emitting an
+/// event that has one is an error ([`pyventus_core::Error::RuntimeSubscriberRemote`]).
+///
+/// The queue is bounded: when the entries no worker has taken yet reach the
+/// [`stream_cap`](RedisProcessingServiceBuilder::stream_cap), `emit` fails
+/// with [`Error::QueueFull`] as its source, unless the service was built to
+/// drop the oldest instead ([`Overflow::DropOldest`]). Entries larger than
+/// [`max_entry_size`](RedisProcessingServiceBuilder::max_entry_size) are
+/// refused ([`Error::EntryTooLarge`]).
 ///
 /// Submitting blocks the calling thread for the round trip when called outside
 /// a runtime, and steps out of the async context inside one; from async code,
@@ -25,9 +40,11 @@ use crate::{Error, check_queue, ensure_group, envelope, manager, stream_key};
 /// # Examples
 ///
 /// ```no_run
-/// use pyventus_redis::RedisProcessingService;
+/// use pyventus_redis::{Error, RedisProcessingService};
 /// use pyventus_core::EventEmitter;
 ///
+/// # #[derive(Debug)] struct OrderPlaced;
+/// # impl pyventus_core::Event for OrderPlaced { const NAME: &'static str = "OrderPlaced"; }
 /// # #[tokio::main] async fn main() -> Result<(), pyventus_redis::Error> {
 /// let redis = RedisProcessingService::builder("redis://127.0.0.1:6379")
 ///     .queue("orders")
@@ -35,6 +52,12 @@ use crate::{Error, check_queue, ensure_group, envelope, manager, stream_key};
 ///     .connect()
 ///     .await?;
 /// let emitter = EventEmitter::new(redis);
+/// match emitter.emit(OrderPlaced) {
+///     Err(err) if matches!(Error::of(&err), Some(Error::QueueFull { .. })) => {
+///         // Shed load: answer 503, try again later...
+///     }
+///     other => other?,
+/// }
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -43,18 +66,50 @@ pub struct RedisProcessingService {
 }
 
 struct Inner {
-    conn: ConnectionManager,
-    queue: String,
-    stream: String,
-    cap: usize,
+    stream: Stream,
+    cap: u64,
+    overflow: Overflow,
+    max_entry_size: usize,
+    gauge: Gauge,
+    enqueued: AtomicU64,
+    rejected: AtomicU64,
+    dropped: AtomicU64,
+    /// Milliseconds since `started` of the last drop warning (they are
+    /// summarized at most once a second).
+    warned_at: AtomicU64,
+    started: Instant,
 }
 
-/// Builds a [`RedisProcessingService`].
+/// What a [`RedisProcessingService`] has done since it was built.
+///
+/// # Examples
+///
+/// ```
+/// use pyventus_redis::ServiceStats;
+///
+/// let stats = ServiceStats { enqueued: 10, ..ServiceStats::default() };
+/// assert_eq!(stats.dropped, 0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServiceStats {
+    /// Entries enqueued.
+    pub enqueued: u64,
+    /// Emissions refused because the queue was full ([`Error::QueueFull`]).
+    pub rejected: u64,
+    /// Entries no worker had taken, dropped to make room
+    /// ([`Overflow::DropOldest`]).
+    pub dropped: u64,
+}
+
+/// Builds a [`RedisProcessingService`]; see its example.
 #[must_use]
 pub struct RedisProcessingServiceBuilder {
     client: Result<redis::Client, Error>,
     queue: String,
-    cap: usize,
+    cap: u64,
+    overflow: Overflow,
+    max_entry_size: usize,
+    timeouts: Timeouts,
 }
 
 impl RedisProcessingServiceBuilder {
@@ -64,43 +119,86 @@ impl RedisProcessingServiceBuilder {
         self
     }
 
-    /// About how many entries the stream keeps (`XADD ... MAXLEN ~ cap`);
-    /// default one million. Entries past it are trimmed, handled or not: size
-    /// it above the backlog the workers may face.
-    pub fn stream_cap(mut self, cap: usize) -> Self {
+    /// How many entries may wait for a worker (default one million): past it,
+    /// what [`when_full`](Self::when_full) says. Entries the workers have
+    /// handled do not count; the workers trim them from the stream.
+    pub fn stream_cap(mut self, cap: u64) -> Self {
         self.cap = cap;
+        self
+    }
+
+    /// What a full queue does to an emission (default [`Overflow::Reject`]).
+    pub fn when_full(mut self, overflow: Overflow) -> Self {
+        self.overflow = overflow;
+        self
+    }
+
+    /// The largest entry `emit` sends, in bytes of field names and values
+    /// (default 1 MiB); larger ones are refused with [`Error::EntryTooLarge`].
+    /// Workers refuse larger entries too (see
+    /// [`WorkerBuilder::max_entry_size`](crate::WorkerBuilder::max_entry_size)).
+    pub fn max_entry_size(mut self, bytes: usize) -> Self {
+        self.max_entry_size = bytes;
+        self
+    }
+
+    /// How long opening a connection may take (default 1 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.connect = timeout;
+        self
+    }
+
+    /// How long Redis may take to answer a command (default 1 s): the longest
+    /// an `emit` waits when Redis does not answer.
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.response = timeout;
         self
     }
 
     /// Connects, and creates the consumer group if missing (so entries enqueued
     /// before any worker exists wait for one).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidQueue`]; [`Error::InvalidConfig`] for a cap, an entry
+    /// size or a timeout of zero; [`Error::Authentication`] if Redis refuses
+    /// the credentials; [`Error::Redis`] if it cannot be reached.
     pub async fn connect(self) -> Result<RedisProcessingService, Error> {
         check_queue(&self.queue)?;
+        if self.cap == 0 || self.max_entry_size == 0 {
+            return Err(Error::InvalidConfig(
+                "stream_cap and max_entry_size must be more than zero".to_owned(),
+            ));
+        }
+        self.timeouts.check()?;
         let client = self.client?;
-        let stream = stream_key(&self.queue);
         // Made on pyventus's private runtime, so `emit` from sync code can block
         // on it even on a current-thread runtime.
-        let group_stream = stream.clone();
-        let conn = pyventus_core::runtime::on_io_runtime(async move {
-            let mut conn = manager(&client).await?;
-            ensure_group(&mut conn, &group_stream).await?;
-            Ok::<_, Error>(conn)
-        })
-        .await?;
+        let stream = Stream::new(
+            connection::manager_on_io_runtime(&client, self.timeouts).await?,
+            &self.queue,
+        );
+        stream.ensure_group().await?;
         Ok(RedisProcessingService {
             inner: Arc::new(Inner {
-                conn,
-                queue: self.queue,
                 stream,
                 cap: self.cap,
+                overflow: self.overflow,
+                max_entry_size: self.max_entry_size,
+                gauge: Gauge::new(self.cap),
+                enqueued: AtomicU64::new(0),
+                rejected: AtomicU64::new(0),
+                dropped: AtomicU64::new(0),
+                warned_at: AtomicU64::new(0),
+                started: Instant::now(),
             }),
         })
     }
 }
 
 impl RedisProcessingService {
-    /// A builder connecting to `url` (`redis://host:port/db`, `rediss://` for TLS
-    /// if the `redis` crate's TLS features are enabled).
+    /// A builder connecting to `url` (`redis://[user:password@]host:port/db`,
+    /// `rediss://` for TLS if the `redis` crate's TLS features are enabled).
     pub fn builder(url: &str) -> RedisProcessingServiceBuilder {
         Self::builder_with_client(redis::Client::open(url).map_err(Error::from))
     }
@@ -115,27 +213,107 @@ impl RedisProcessingService {
             client,
             queue: "default".to_owned(),
             cap: 1_000_000,
+            overflow: Overflow::Reject,
+            max_entry_size: DEFAULT_MAX_ENTRY_SIZE,
+            timeouts: Timeouts::DEFAULT,
         }
     }
 
     /// The queue's name.
     pub fn queue(&self) -> &str {
-        &self.inner.queue
+        self.inner.stream.queue()
+    }
+
+    /// What the service has done so far.
+    pub fn stats(&self) -> ServiceStats {
+        let inner = &self.inner;
+        ServiceStats {
+            enqueued: inner.enqueued.load(Ordering::Relaxed),
+            rejected: inner.rejected.load(Ordering::Relaxed),
+            dropped: inner.dropped.load(Ordering::Relaxed),
+        }
     }
 
     /// Enqueues an envelope, returning its stream entry's id.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::EntryTooLarge`], [`Error::QueueFull`], or Redis's.
     pub async fn enqueue(&self, envelope: &Envelope) -> Result<String, Error> {
-        let mut conn = self.inner.conn.clone();
-        let mut cmd = redis::cmd("XADD");
-        cmd.arg(&self.inner.stream)
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(self.inner.cap)
-            .arg("*");
-        for (field, value) in envelope::to_fields(envelope) {
-            cmd.arg(field).arg(value);
+        let fields = envelope::to_fields(envelope);
+        let size = envelope::size(&fields);
+        if size > self.inner.max_entry_size {
+            return Err(Error::EntryTooLarge {
+                size,
+                max: self.inner.max_entry_size,
+            });
         }
-        Ok(cmd.query_async(&mut conn).await?)
+        match self.add(&fields).await {
+            // Redis closed the connection (a restart): the manager opens a new
+            // one for the next command. A repeat is harmless (same envelope id).
+            Err(Error::Redis(err)) if err.is_connection_dropped() => self.add(&fields).await,
+            other => other,
+        }
+    }
+
+    async fn add(&self, fields: &[(&str, String)]) -> Result<String, Error> {
+        let inner = &self.inner;
+        if !inner.gauge.must_check() {
+            let id = inner.stream.add(fields).await?;
+            inner.gauge.added();
+            inner.enqueued.fetch_add(1, Ordering::Relaxed);
+            return Ok(id);
+        }
+        match inner
+            .stream
+            .add_checked(fields, inner.cap, inner.overflow)
+            .await?
+        {
+            Added::Enqueued {
+                id,
+                backlog,
+                dropped,
+            } => {
+                inner.gauge.checked(backlog);
+                inner.enqueued.fetch_add(1, Ordering::Relaxed);
+                if dropped > 0 {
+                    self.dropped(dropped);
+                }
+                Ok(id)
+            }
+            Added::Full { backlog } => {
+                inner.gauge.checked(backlog);
+                inner.rejected.fetch_add(1, Ordering::Relaxed);
+                Err(Error::QueueFull {
+                    queue: self.queue().to_owned(),
+                    backlog,
+                    cap: inner.cap,
+                })
+            }
+        }
+    }
+
+    /// Counts entries dropped to make room, and says so (once a second at most).
+    fn dropped(&self, dropped: u64) {
+        let inner = &self.inner;
+        let total = inner.dropped.fetch_add(dropped, Ordering::Relaxed) + dropped;
+        let now = u64::try_from(inner.started.elapsed().as_millis()).unwrap_or(u64::MAX) + 1_000;
+        let last = inner.warned_at.load(Ordering::Relaxed);
+        if now - last >= 1_000
+            && inner
+                .warned_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                target: "pyventus",
+                queue = %self.queue(),
+                dropped,
+                dropped_total = total,
+                cap = inner.cap,
+                "queue full: dropped the oldest entries no worker had taken (Overflow::DropOldest)"
+            );
+        }
     }
 }
 
@@ -158,8 +336,10 @@ impl ProcessingService for RedisProcessingService {
 impl fmt::Debug for RedisProcessingService {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisProcessingService")
-            .field("queue", &self.inner.queue)
+            .field("queue", &self.queue())
             .field("stream_cap", &self.inner.cap)
+            .field("when_full", &self.inner.overflow)
+            .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
 }

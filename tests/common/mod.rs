@@ -10,6 +10,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use pyventus::{EventEmitter, EventLinker, InlineProcessingService, ProcessingService};
 use tracing_subscriber::fmt::MakeWriter;
 
+#[cfg(feature = "redis")]
+pub mod redis;
+
 /// An emitter on `linker` with the given processor.
 pub fn emitter(linker: &EventLinker, processor: impl ProcessingService) -> EventEmitter {
     EventEmitter::builder()

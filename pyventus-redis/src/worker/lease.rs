@@ -1,0 +1,139 @@
+//! The lease keeper: one task per worker renews every entry in flight, apart
+//! from the handlers.
+//!
+//! It runs on pyventus's own runtime with a connection of its own, so handlers
+//! that block a thread or hog the CPU of the worker's runtime cannot starve it
+//! (they once could: the heartbeat ran in the handler's own task). Each round
+//! renews only the entries this consumer still holds, in one script call per
+//! thousand: an entry another worker claimed meanwhile (this process was
+//! paused, or cut off from Redis, past the visibility timeout) is not taken
+//! back; its lease is marked lost, which its handlers can see
+//! ([`Delivery::lease_lost`](crate::Delivery::lease_lost)), and the worker
+//! leaves its outcome to the new holder.
+//!
+//! Concurrency: the set of leases is a mutex-guarded map, locked briefly to add,
+//! remove or copy ids; no user code runs under it.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::Worker;
+use super::stats::Counters;
+use crate::delivery::Lease;
+
+/// The entries this worker holds, by id.
+#[derive(Debug, Default)]
+pub(super) struct Leases {
+    held: Mutex<HashMap<String, Lease>>,
+}
+
+impl Leases {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Lease>> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts renewing `id`'s lease.
+    pub(super) fn hold(&self, id: &str) -> Lease {
+        let lease = Lease::default();
+        self.lock().insert(id.to_owned(), lease.clone());
+        lease
+    }
+
+    /// Stops renewing `id`'s lease.
+    pub(super) fn release(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
+    fn ids(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
+    /// Marks these leases lost and stops renewing them; returns those still
+    /// held (the others were settled meanwhile).
+    fn lose(&self, ids: Vec<String>) -> Vec<String> {
+        let mut held = self.lock();
+        ids.into_iter()
+            .filter(|id| held.remove(id).inspect(Lease::lose).is_some())
+            .collect()
+    }
+}
+
+/// The running lease keeper; dropping it (a `run` future dropped) stops it.
+pub(super) struct Keeper {
+    stop: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Keeper {
+    /// Starts renewing the worker's leases every third of its visibility
+    /// timeout, on pyventus's own runtime.
+    pub(super) async fn start(worker: &Worker) -> Keeper {
+        let stop = CancellationToken::new();
+        let (worker, until) = (worker.clone(), stop.clone());
+        let io_runtime =
+            pyventus_core::runtime::on_io_runtime(async { tokio::runtime::Handle::current() })
+                .await;
+        let task = io_runtime.spawn(async move { keep(&worker, &until).await });
+        Keeper {
+            stop,
+            task: Some(task),
+        }
+    }
+
+    /// Stops renewing, and waits for the keeper to end.
+    pub(super) async fn stop(mut self) {
+        self.stop.cancel();
+        if let Some(task) = self.task.take()
+            && let Err(err) = task.await
+        {
+            tracing::error!(target: "pyventus", "the lease keeper ended abnormally: {err}");
+        }
+    }
+}
+
+impl Drop for Keeper {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+async fn keep(worker: &Worker, stop: &CancellationToken) {
+    let inner = &worker.inner;
+    let every = inner.config.visibility / 3;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        let ids = inner.leases.ids();
+        if ids.is_empty() {
+            continue;
+        }
+        match inner.keeper_stream.renew(&inner.consumer, &ids).await {
+            Ok(lost) => {
+                let lost = inner.leases.lose(lost);
+                if lost.is_empty() {
+                    continue;
+                }
+                Counters::add(&inner.stats.leases_lost, lost.len() as u64);
+                tracing::warn!(
+                    target: "pyventus",
+                    queue = %worker.queue(),
+                    entries = ?lost,
+                    "lease lost: another worker claimed these entries while this one ran them \
+                     (this process stalled or lost Redis past the visibility timeout); \
+                     no longer renewing them, and leaving their outcome to the new holder"
+                );
+            }
+            Err(err) => tracing::warn!(
+                target: "pyventus",
+                queue = %worker.queue(),
+                entries = ids.len(),
+                "cannot renew the leases of the entries in flight: {err}"
+            ),
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! Settling a delivery: acknowledge it, leave it for a retry after a backoff,
+//! move it to the dead letters, or leave it pending for another worker.
+//!
+//! Only the entry's holder settles it. A worker whose lease was lost (another
+//! worker claimed the entry while this one stalled) settles nothing, whatever
+//! its handlers did: the new holder acknowledges, retries or dead-letters the
+//! entry when its own run ends. Each step but the acknowledgement checks, in
+//! the same script, that this consumer still holds the entry, so a loss not
+//! noticed yet cannot take the entry back either. (An acknowledgement racing
+//! such a loss is harmless: the handlers did succeed once.)
+
+use std::future::Future;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::Worker;
+use super::failure::Failure;
+use super::stats::Counters;
+use crate::delivery::Lease;
+use crate::stream::{DeadLetterArgs, Taken};
+use crate::{Error, truncated};
+
+/// How much of a failure's reason a log line keeps.
+const LOGGED_REASON: usize = 1024;
+
+/// How a delivery ended.
+#[derive(Debug)]
+pub(super) enum Outcome {
+    Done,
+    Failed(Failure),
+    /// Cut short at the shutdown deadline.
+    Abandoned,
+}
+
+impl Outcome {
+    fn kind(&self) -> &'static str {
+        match self {
+            Outcome::Done => "done",
+            Outcome::Failed(_) => "failed",
+            Outcome::Abandoned => "cut short",
+        }
+    }
+}
+
+pub(super) async fn settle(worker: &Worker, taken: &Taken, lease: &Lease, outcome: Outcome) {
+    let inner = &worker.inner;
+    let (id, deliveries) = (taken.id(), taken.deliveries);
+    if lease.is_lost() {
+        tracing::warn!(
+            target: "pyventus",
+            outcome = %outcome.kind(),
+            "finished after another worker took the entry over; leaving it to that worker"
+        );
+        return;
+    }
+    match outcome {
+        Outcome::Done => {
+            if persist(worker, id, || inner.stream.ack(id)).await.is_some() {
+                Counters::add(&inner.stats.processed, 1);
+            }
+        }
+        Outcome::Abandoned => {
+            let ids = [id];
+            let released = persist(worker, id, || {
+                inner.stream.release(
+                    &inner.consumer,
+                    &ids,
+                    Duration::ZERO,
+                    inner.config.visibility,
+                )
+            })
+            .await;
+            if released == Some(1) {
+                Counters::add(&inner.stats.abandoned, 1);
+                tracing::warn!(target: "pyventus", "cut short at the shutdown deadline: left pending for another worker");
+            }
+        }
+        Outcome::Failed(failure)
+            if failure.is_permanent() || deliveries >= inner.config.max_deliveries =>
+        {
+            dead_letter(worker, taken, &failure).await;
+        }
+        Outcome::Failed(failure) => retry_later(worker, id, deliveries, &failure).await,
+    }
+}
+
+/// Leaves a failed entry pending, claimable once its backoff has passed.
+async fn retry_later(worker: &Worker, id: &str, deliveries: u64, failure: &Failure) {
+    let inner = &worker.inner;
+    let config = &inner.config;
+    let attempt = u32::try_from(deliveries.saturating_sub(1)).unwrap_or(u32::MAX);
+    let delay = config.retry_backoff.delay(attempt);
+    let ids = [id];
+    let released = persist(worker, id, || {
+        inner
+            .stream
+            .release(&inner.consumer, &ids, delay, config.visibility)
+    })
+    .await;
+    match released {
+        Some(1) => {
+            worker.push_retry(Instant::now() + delay);
+            Counters::add(&inner.stats.retried, 1);
+            tracing::warn!(
+                target: "pyventus",
+                deliveries,
+                max_deliveries = config.max_deliveries,
+                retry_in = ?delay,
+                "delivery failed, will be retried: {}",
+                truncated(&failure.to_string(), LOGGED_REASON)
+            );
+        }
+        Some(_) => lost(failure),
+        None => {}
+    }
+}
+
+/// Moves the entry to the dead letters, acknowledging it in the same step.
+async fn dead_letter(worker: &Worker, taken: &Taken, failure: &Failure) {
+    let inner = &worker.inner;
+    let reason = failure.to_string();
+    let fields = taken.entry.as_ref().map_or(&[][..], |entry| &entry.fields);
+    let letter = DeadLetterArgs {
+        entry_id: taken.id(),
+        fields,
+        reason: &reason,
+        deliveries: taken.deliveries,
+        failed_at: now_millis(),
+    };
+    let moved = persist(worker, taken.id(), || {
+        inner
+            .stream
+            .dead_letter(&inner.consumer, &letter, inner.config.dead_cap)
+    })
+    .await;
+    match moved {
+        Some(Some(trimmed)) => {
+            Counters::add(&inner.stats.dead_lettered, 1);
+            tracing::error!(
+                target: "pyventus",
+                deliveries = taken.deliveries,
+                "moved to the dead letters: {}",
+                truncated(&reason, LOGGED_REASON)
+            );
+            if trimmed > 0 {
+                tracing::warn!(
+                    target: "pyventus",
+                    trimmed,
+                    cap = inner.config.dead_cap,
+                    "the oldest dead letters were trimmed to keep the dead-letter stream under its cap"
+                );
+            }
+        }
+        Some(None) => lost(failure),
+        None => {}
+    }
+}
+
+fn lost(failure: &Failure) {
+    tracing::warn!(
+        target: "pyventus",
+        "delivery failed, but another worker holds the entry now; it settles it: {}",
+        truncated(&failure.to_string(), LOGGED_REASON)
+    );
+}
+
+/// Runs a settling command, again after a short pause if Redis blinked (up to
+/// three tries); `None` if it failed, which is logged: the entry stays
+/// pending, to be delivered again.
+async fn persist<T, F: Future<Output = Result<T, Error>>>(
+    worker: &Worker,
+    id: &str,
+    mut command: impl FnMut() -> F,
+) -> Option<T> {
+    const TRIES: u32 = 3;
+    let backoff = worker.inner.config.reconnect_backoff;
+    for attempt in 0..TRIES {
+        match command().await {
+            Ok(done) => return Some(done),
+            Err(err) if err.is_transient() && attempt + 1 < TRIES => {
+                tokio::time::sleep(backoff.delay(attempt)).await;
+            }
+            Err(err) => {
+                tracing::error!(
+                    target: "pyventus",
+                    entry = id,
+                    "cannot settle the entry; it stays pending and will be delivered again: {err}"
+                );
+                return None;
+            }
+        }
+    }
+    None
+}
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
