@@ -69,6 +69,15 @@ fn logging(event: &AnyEvent) {
 }
 
 fn main() -> Result<(), pyventus::Error> {
+    // pyventus logs through `tracing`: `RUST_LOG=pyventus=debug` shows each
+    // emission and delivery (on stderr here), `PYVENTUS_DEBUG=1` raises them to INFO.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let event_emitter = EventEmitter::new(TokioProcessingService::default());
     event_emitter.emit(PasswordResetRequested {
         user_id: "33171591-5a4e-42ae-b719-8e7b525337e5".into(),

@@ -1,5 +1,6 @@
-//! Debug mode: per linker and per emitter, defaulting to `PYVENTUS_DEBUG`, logging
-//! subscribe, remove, emit and execute through `tracing`.
+//! Logging: levels and targets decide what is shown (`pyventus=debug` shows
+//! subscribe, remove, emit and execute); debug mode, per linker and per
+//! emitter and defaulting to `PYVENTUS_DEBUG`, raises those to `INFO`.
 
 mod common;
 
@@ -17,8 +18,8 @@ fn a_debug_linker_logs_subscriptions_and_removals() {
     linker.remove_subscriber(&sub);
     let text = logs.text();
     assert!(
-        text.contains("DEBUG") && text.contains("subscribed"),
-        "{text}"
+        text.contains(" INFO") && text.contains("subscribed"),
+        "debug mode logs at INFO: {text}"
     );
     assert!(text.contains("linker=users"), "{text}");
     assert!(text.contains("removed subscriber"), "{text}");
@@ -43,19 +44,48 @@ fn a_debug_emitter_logs_each_emission_and_execution() {
     assert!(text.contains("emission="), "{text}");
     assert!(text.contains("executing subscriber"), "{text}");
     assert!(
-        !text.contains("subscribed"),
+        text.contains("pyventus.delivery{event=\"Ping\""),
+        "each delivery runs in a span: {text}"
+    );
+    assert!(
+        !text.contains(" INFO pyventus: subscribed"),
         "the linker is not in debug mode: {text}"
     );
 }
 
 #[test]
-fn without_debug_nothing_is_logged_on_success() {
+fn without_debug_mode_nothing_above_debug_is_logged_on_success() {
     let (logs, _guard) = Logs::capture();
     let linker = EventLinker::builder().debug(false).build();
     linker.on::<Ping>().subscribe(|| {}).unwrap();
     let emitter = EventEmitter::builder().linker(linker).debug(false).build();
     emitter.emit(Ping).unwrap();
-    assert_eq!(logs.text(), "");
+    let text = logs.text();
+    for level in [" INFO", " WARN", " ERROR"] {
+        assert!(!text.contains(level), "{text}");
+    }
+}
+
+#[test]
+fn a_debug_filter_alone_shows_subscriptions_emissions_and_deliveries() {
+    // This capture records every level, as `RUST_LOG=pyventus=debug` would:
+    // no debug mode is needed for pyventus's debug events to show.
+    let (logs, _guard) = Logs::capture();
+    let linker = EventLinker::builder().name("orders").debug(false).build();
+    linker
+        .on::<Ping>()
+        .subscribe(|| tracing::info!("in the handler"))
+        .unwrap();
+    emitter(&linker, InlineProcessingService::default())
+        .emit(Ping)
+        .unwrap();
+    let text = logs.text();
+    assert!(text.contains("DEBUG pyventus: subscribed"), "{text}");
+    assert!(text.contains("DEBUG pyventus: emitting"), "{text}");
+    assert!(
+        text.contains("pyventus.delivery{event=\"Ping\" handler=\"<runtime>\""),
+        "the handler's own log carries its delivery's span: {text}"
+    );
 }
 
 #[test]

@@ -125,7 +125,11 @@ fn a_refusal_is_the_callers_error_while_an_accepted_then_dropped_emission_is_a_r
     let (logs, _capturing) = Logs::capture();
     let refused = emitter(&linker, Dropping { accept: false }).emit(Ping);
     assert!(matches!(refused, Err(Error::ProcessorRefused { .. })));
-    assert_eq!(logs.text(), "", "a refusal is no loss");
+    assert!(
+        !logs.text().contains("ERROR"),
+        "a refusal is no loss: {}",
+        logs.text()
+    );
 
     emitter(&linker, Dropping { accept: true })
         .emit(Ping)

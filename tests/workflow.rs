@@ -43,7 +43,7 @@ fn the_ok_value_goes_to_the_success_callback() {
 }
 
 #[test]
-fn an_error_goes_to_the_failure_callback_and_is_logged() {
+fn an_error_goes_to_the_failure_callback_and_is_logged_once_as_handled() {
     let linker = EventLinker::new();
     let record = Record::default();
     let (ok, failed) = (record.clone(), record.clone());
@@ -60,10 +60,14 @@ fn an_error_goes_to_the_failure_callback_and_is_logged() {
     inline(&linker).emit(Ping { n: 1 }).unwrap();
     assert_eq!(record.take(), ["failed: oops (true)"]);
     let text = logs.text();
+    // Handled by its callback: logged once, at the linker's level for handled
+    // failures (`DEBUG` by default), not as an error.
+    assert_eq!(text.matches("oops").count(), 1, "{text}");
     assert!(
-        text.contains("ERROR") && text.contains("event callback failed: oops"),
+        text.contains("DEBUG") && text.contains("event callback failed (handled): oops"),
         "{text}"
     );
+    assert!(!text.contains("ERROR"), "{text}");
     assert!(text.contains("event=\"Ping\""), "{text}");
 }
 

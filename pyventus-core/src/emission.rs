@@ -14,6 +14,7 @@ use std::time::SystemTime;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use crate::context::{self, CurrentEmission, InEmission, Lineage};
 use crate::erased::EventCallback;
@@ -86,6 +87,9 @@ pub struct EventEmission {
     settled: bool,
     /// What dropping it unsettled means.
     if_dropped: IfDropped,
+    /// The span current where it was emitted: the parent of its deliveries'
+    /// spans, wherever they run.
+    parent: tracing::Span,
 }
 
 /// What dropping an emission before it has run means.
@@ -171,6 +175,7 @@ impl EventEmission {
             ticket: None,
             settled: false,
             if_dropped: IfDropped::Lost,
+            parent: tracing::Span::current(),
         }
     }
 
@@ -434,7 +439,13 @@ impl EventEmission {
     }
 
     fn delivery(&self) -> Delivery<'_> {
-        Delivery::shared(&self.event, &self.registry.settings, self.id, self.debug)
+        Delivery::shared(
+            &self.event,
+            &self.registry.settings,
+            self.id,
+            self.debug,
+            &self.parent,
+        )
     }
 
     /// What running one subscriber away from the emission needs.
@@ -446,6 +457,7 @@ impl EventEmission {
             emission: self.id,
             debug: self.debug,
             current: current.clone(),
+            parent: self.parent.clone(),
         }
     }
 
@@ -669,6 +681,7 @@ struct Job {
     emission: u64,
     debug: bool,
     current: CurrentEmission,
+    parent: tracing::Span,
 }
 
 impl Job {
@@ -678,6 +691,7 @@ impl Job {
             &self.registry.settings,
             self.emission,
             self.debug,
+            &self.parent,
         )
     }
 
@@ -697,19 +711,23 @@ impl Job {
             let run = Run::new(&self.sub.workflow, &delivery);
             match &self.sub.callback {
                 EventCallback::Async(f) => {
-                    run.trace_start();
+                    let span = run.span();
                     let started = {
                         let _entered = context::enter(&self.current);
+                        let _in_span = span.enter();
+                        crate::trace::started(&delivery);
                         catch_unwind(AssertUnwindSafe(|| f(self.event.clone())))
                     };
                     let outcome = match started {
-                        Ok(fut) => AssertUnwindSafe(InEmission::new(self.current.clone(), fut))
-                            .catch_unwind()
-                            .await
-                            .unwrap_or_else(|panic| Err(panic_error(&*panic))),
+                        Ok(fut) => AssertUnwindSafe(
+                            InEmission::new(self.current.clone(), fut).instrument(span.clone()),
+                        )
+                        .catch_unwind()
+                        .await
+                        .unwrap_or_else(|panic| Err(panic_error(&*panic))),
                         Err(panic) => Err(panic_error(&*panic)),
                     };
-                    run.settle(outcome)
+                    span.in_scope(|| run.settle(outcome))
                 }
                 sync => {
                     let _entered = context::enter(&self.current);

@@ -12,6 +12,7 @@ use crate::key::{ANY_NAME, KeyHash, TypeInfo, check_event_name, hash_name};
 use crate::lane::{self, Found, Lane, LaneSlot, Lookup};
 use crate::record::SubscriberInner;
 use crate::registry::{Entry, Registry, Route, Snapshot};
+use crate::trace::{self, debug_event};
 use crate::workflow::{Delivery, Run};
 use crate::{
     AnyEvent, Completion, Error, Event, EventEmission, EventKey, EventLinker,
@@ -188,7 +189,8 @@ impl EventEmitter {
     pub fn emit<E: Event>(&self, event: E) -> Result<(), Error> {
         KeyHash::<E>::NAME.result()?;
         let inner = &*self.inner;
-        if inner.borrow_fast_path {
+        // With `pyventus` debug spans wanted, the general path makes them.
+        if inner.borrow_fast_path && !trace::debug_enabled() {
             let registry = &*inner.linker.registry;
             let ran = match E::__pyventus_lane_slot() {
                 Some(slot) => {
@@ -285,7 +287,7 @@ impl EventEmitter {
         hash: u64,
     ) -> Result<(), Error> {
         let inner = &*self.inner;
-        if inner.borrow_fast_path {
+        if inner.borrow_fast_path && !trace::debug_enabled() {
             let registry = &*inner.linker.registry;
             let ran = registry.with_snapshot(|snapshot| {
                 run_payload_lane(registry, snapshot, &named, &named.payload, hash)
@@ -397,6 +399,7 @@ impl EventEmitter {
             .map_err(|owner| claim_error(owner, &event, claim))?;
         if inner.borrow_fast_path && !wait && borrow_only(route.entry) && borrow_only(route.global)
         {
+            debug_event!(inner.debug, event = event.name(), linker = %registry.name(), "emitting inline");
             run_borrowed(registry, &event, route);
             return Ok(None);
         }
@@ -418,24 +421,20 @@ impl EventEmitter {
             Subscribers::resolve(registry, route)
         };
         if subscribers.is_empty() && !self.inner.every {
-            if self.inner.debug {
-                tracing::debug!(target: "pyventus", event = event.name(), "emitted with no subscribers");
-            }
+            debug_event!(self.inner.debug, event = event.name(), linker = %registry.name(), "emitted with no subscribers");
             return Ok(None);
         }
         let mut emission =
             EventEmission::new(event, subscribers, registry.clone(), self.inner.debug);
         let completion = wait.then(|| emission.completion());
-        if self.inner.debug {
-            tracing::debug!(
-                target: "pyventus",
-                emission = emission.id(),
-                event = emission.event_name(),
-                subscribers = emission.subscriber_count(),
-                linker = %registry.name(),
-                "emitting"
-            );
-        }
+        debug_event!(
+            self.inner.debug,
+            emission = emission.id(),
+            event = emission.event_name(),
+            subscribers = emission.subscriber_count(),
+            linker = %registry.name(),
+            "emitting"
+        );
         emission.submit_to(&*self.inner.processor)?;
         Ok(completion)
     }
@@ -526,11 +525,9 @@ fn run_borrowed<O: EventObject>(registry: &Registry, event: &O, route: Route<'_>
     };
     if route.all_plain() {
         if let Some(entry) = route.entry {
-            match entry
-                .lane
-                .as_ref()
-                .and_then(|lane| lane.downcast_ref::<Lane<O>>())
-            {
+            // A lane makes no spans: with them wanted, each subscriber runs in its own.
+            let lane = entry.lane.as_ref().filter(|_| !trace::debug_enabled());
+            match lane.and_then(|lane| lane.downcast_ref::<Lane<O>>()) {
                 Some(lane) => lane.run(event, &delivery),
                 None => entry.iter().for_each(run),
             }

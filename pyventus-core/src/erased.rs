@@ -112,7 +112,7 @@ impl EventCallback {
     /// Runs a synchronous callback to completion.
     #[inline]
     pub(crate) fn run_sync(&self, run: Run<'_>) -> Settled {
-        run.trace_start();
+        let _span = run.start();
         match self {
             EventCallback::Typed(f, _) | EventCallback::Borrowed(f) => f(run),
             EventCallback::Shared(f) if run.delivery.shared.is_some() => f(run),

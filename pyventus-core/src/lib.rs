@@ -59,6 +59,7 @@ mod snapshot;
 mod subscriber;
 mod subscription;
 pub mod testing;
+mod trace;
 mod trie;
 mod workflow;
 

@@ -69,6 +69,15 @@ pub struct EventLinkerBuilder {
     default_success: Option<DefaultSuccess>,
     default_failure: Option<FailureCallback>,
     debug: Option<bool>,
+    handled_failures: HandledFailures,
+}
+
+/// How handled failures are logged, as the builder was told.
+#[derive(Clone, Copy, Default)]
+enum HandledFailures {
+    #[default]
+    Default,
+    At(Option<tracing::Level>),
 }
 
 impl EventLinkerBuilder {
@@ -99,10 +108,33 @@ impl EventLinkerBuilder {
         self
     }
 
-    /// Logs subscriptions and removals through `tracing` (at debug level, target
-    /// `pyventus`). Defaults to the `PYVENTUS_DEBUG` environment variable.
+    /// Pyventus's debug mode: its subscriptions, removals, emissions and
+    /// deliveries are logged at `INFO` instead of `DEBUG` (target `pyventus`),
+    /// so they show under the usual filters. Defaults to the `PYVENTUS_DEBUG`
+    /// environment variable. (`RUST_LOG=pyventus=debug` shows them either way.)
     pub fn debug(mut self, debug: bool) -> Self {
         self.debug = Some(debug);
+        self
+    }
+
+    /// The level a failure is logged at when a failure callback (the
+    /// subscriber's or the linker's default) handled it; `None` logs handled
+    /// failures not at all. Default: `DEBUG`. A failure no callback handled is
+    /// always logged, once, at `ERROR`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pyventus_core::EventLinker;
+    ///
+    /// let linker = EventLinker::builder()
+    ///     .default_failure(|err: &anyhow::Error| eprintln!("reported elsewhere: {err:#}"))
+    ///     .handled_failures(Some(tracing::Level::WARN))
+    ///     .build();
+    /// # drop(linker);
+    /// ```
+    pub fn handled_failures(mut self, level: Option<tracing::Level>) -> Self {
+        self.handled_failures = HandledFailures::At(level);
         self
     }
 
@@ -148,6 +180,10 @@ impl EventLinkerBuilder {
                     name: self.name.unwrap_or(Cow::Borrowed("linker")),
                     default_success: self.default_success,
                     default_failure: self.default_failure,
+                    handled_failures: match self.handled_failures {
+                        HandledFailures::Default => Some(tracing::Level::DEBUG),
+                        HandledFailures::At(level) => level,
+                    },
                 },
                 self.max_subscribers,
                 self.debug.unwrap_or_else(debug_from_env),
@@ -196,9 +232,7 @@ impl EventLinker {
         let inner = Arc::new(SubscriberInner::new(parts, keys, default_success));
         self.registry.add(&inner, keys)?;
         let sub = self.handle(inner);
-        if self.registry.debug {
-            tracing::debug!(target: "pyventus", linker = %self.registry.name(), events = ?keys, subscriber = ?sub, "subscribed");
-        }
+        crate::trace::debug_event!(self.registry.debug, linker = %self.registry.name(), events = ?keys, subscriber = ?sub, "subscribed");
         Ok(sub)
     }
 
@@ -217,9 +251,7 @@ impl EventLinker {
             .collect();
         let count = subs.len();
         self.registry.add_all(subs)?;
-        if self.registry.debug {
-            tracing::debug!(target: "pyventus", linker = %self.registry.name(), handlers = count, "subscribed the link-time handlers");
-        }
+        crate::trace::debug_event!(self.registry.debug, linker = %self.registry.name(), handlers = count, "subscribed the link-time handlers");
         Ok(())
     }
 

@@ -76,9 +76,7 @@ impl Registry {
 
     /// Logs a change, in debug mode.
     pub(crate) fn trace(&self, what: &str, detail: &dyn std::fmt::Debug) {
-        if self.debug {
-            tracing::debug!(target: "pyventus", linker = %self.name(), "{what}: {detail:?}");
-        }
+        crate::trace::debug_event!(self.debug, linker = %self.name(), "{what}: {detail:?}");
     }
 
     /// The current snapshot, for callers that keep it (queries, emissions

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::key::TypeInfo;
 use crate::output::HandlerOutput;
+use crate::trace::Handled;
 use crate::{AnyEvent, HandlerPanic};
 
 /// A handler's `Ok` value, boxed for the success callback.
@@ -142,6 +143,9 @@ pub(crate) struct LinkerSettings {
     pub(crate) name: std::borrow::Cow<'static, str>,
     pub(crate) default_success: Option<DefaultSuccess>,
     pub(crate) default_failure: Option<FailureCallback>,
+    /// The level a failure a callback handled is logged at (`None`: not at
+    /// all); one no callback handled is always an error.
+    pub(crate) handled_failures: Option<tracing::Level>,
 }
 
 /// One event as the subscribers of one emission receive it, and where it runs.
@@ -155,6 +159,9 @@ pub struct Delivery<'a> {
     /// The emission's id; `None` on the inline fast path, which builds no emission.
     pub(crate) emission: Option<u64>,
     pub(crate) debug: bool,
+    /// The span current where the event was emitted, when the delivery runs
+    /// elsewhere (a task, a thread); `None`: the current span, here.
+    pub(crate) parent: Option<&'a tracing::Span>,
 }
 
 impl<'a> Delivery<'a> {
@@ -167,6 +174,7 @@ impl<'a> Delivery<'a> {
             linker,
             emission: None,
             debug: false,
+            parent: None,
         }
     }
 
@@ -176,6 +184,7 @@ impl<'a> Delivery<'a> {
         linker: &'a LinkerSettings,
         emission: u64,
         debug: bool,
+        parent: &'a tracing::Span,
     ) -> Self {
         Delivery {
             event: &**event,
@@ -183,6 +192,7 @@ impl<'a> Delivery<'a> {
             linker,
             emission: Some(emission),
             debug,
+            parent: Some(parent),
         }
     }
 
@@ -263,19 +273,18 @@ impl<'a> Run<'a> {
     #[cold]
     #[inline(never)]
     pub(crate) fn fail(self, err: anyhow::Error) -> anyhow::Error {
-        tracing::error!(
-            target: "pyventus",
-            event = self.delivery.event.name(),
-            subscriber = self.workflow.id,
-            handler = self.workflow.handler(),
-            emission = ?self.delivery.emission,
-            "event callback failed: {err:#}"
-        );
         let failure = self.workflow.failure.as_ref().or(self
             .delivery
             .linker
             .default_failure
             .as_ref());
+        // Reported once: as an error when nothing handles it, at the linker's
+        // level for handled failures when a callback does.
+        let handled = match failure {
+            Some(_) => Handled::Yes(self.delivery.linker.handled_failures),
+            None => Handled::No,
+        };
+        crate::trace::failure(handled, self.workflow, self.delivery, &err);
         if let Some(failure) = failure {
             self.contain("failure callback", || failure(&err));
         }
@@ -295,29 +304,20 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Logs, in debug mode, that the subscriber starts.
-    #[inline]
-    pub(crate) fn trace_start(self) {
-        if self.delivery.debug {
-            trace_start(self.workflow, self.delivery);
-        }
+    /// The span this subscriber's delivery runs in.
+    pub(crate) fn span(self) -> tracing::Span {
+        crate::trace::delivery_span(self.workflow, self.delivery)
+    }
+
+    /// Enters the delivery's span and says the subscriber starts.
+    pub(crate) fn start(self) -> tracing::span::EnteredSpan {
+        let span = self.span().entered();
+        crate::trace::started(self.delivery);
+        span
     }
 }
 
 /// The error a panic becomes.
 pub(crate) fn panic_error(payload: &(dyn Any + Send)) -> anyhow::Error {
     anyhow::Error::new(HandlerPanic::from_payload(payload))
-}
-
-#[cold]
-fn trace_start(workflow: &Workflow, delivery: &Delivery<'_>) {
-    tracing::debug!(
-        target: "pyventus",
-        event = delivery.event.name(),
-        subscriber = workflow.id,
-        handler = workflow.handler(),
-        emission = ?delivery.emission,
-        linker = %delivery.linker.name,
-        "executing subscriber"
-    );
 }

@@ -48,14 +48,39 @@ impl Drop for Capturing {
     }
 }
 
+/// Captures of the threads pyventus starts, by thread name prefix.
+static BY_THREAD_NAME: Mutex<Vec<(String, Logs)>> = Mutex::new(Vec::new());
+
+/// Stops a capture by thread name when dropped.
+pub struct CapturingThreads(String);
+
+impl Drop for CapturingThreads {
+    fn drop(&mut self) {
+        BY_THREAD_NAME
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(prefix, _)| *prefix != self.0);
+    }
+}
+
 /// Routes writes to the calling thread's capture, if any.
 struct ToCapture;
 
 impl<'a> MakeWriter<'a> for ToCapture {
     type Writer = Box<dyn Write>;
     fn make_writer(&'a self) -> Box<dyn Write> {
-        match CAPTURING.with(|c| c.borrow().clone()) {
-            Some(logs) => Box::new(logs),
+        if let Some(logs) = CAPTURING.with(|c| c.borrow().clone()) {
+            return Box::new(logs);
+        }
+        let name = std::thread::current().name().unwrap_or_default().to_owned();
+        let by_name = BY_THREAD_NAME
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match by_name
+            .iter()
+            .find(|(prefix, _)| name.starts_with(prefix.as_str()))
+        {
+            Some((_, logs)) => Box::new(logs.clone()),
             None => Box::new(std::io::sink()),
         }
     }
@@ -76,6 +101,16 @@ impl Logs {
         let logs = Logs::default();
         CAPTURING.with(|c| *c.borrow_mut() = Some(logs.clone()));
         (logs, Capturing(()))
+    }
+
+    /// Also captures what threads whose name starts with `prefix` print (the
+    /// threads a processing service starts), until the guard drops.
+    pub fn capture_threads(&self, prefix: &str) -> CapturingThreads {
+        BY_THREAD_NAME
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((prefix.to_owned(), self.clone()));
+        CapturingThreads(prefix.to_owned())
     }
 
     pub fn text(&self) -> String {
