@@ -39,6 +39,7 @@ mod link_time;
 mod linker;
 mod namespace;
 mod output;
+mod probe;
 mod processing;
 mod record;
 mod registry;
@@ -74,7 +75,8 @@ pub use subscription::Subscription;
 pub mod __private {
     pub use crate::declared::*;
     pub use crate::erased::EventCallback;
-    pub use crate::link_time::{Namespace, Registration};
+    pub use crate::link_time::{KeySpec, Namespace, Registration};
+    pub use crate::probe::*;
     pub use crate::namespace::{namespace, namespace_linker};
     pub use crate::workflow::{Delivery, OkValue, Outcome, Run, SuccessCallback, ok};
     pub use {anyhow, inventory};

@@ -77,6 +77,13 @@ fn expand_handler(kind: Kind, args: TokenStream, func: &ItemFn) -> syn::Result<T
     if let Err(err) = check_param(&sig, &shape) {
         errors.push(err);
     }
+    if let (Some(inline), true) = (&args.inline, sig.is_async) {
+        errors.push(syn::Error::new(
+            inline.span(),
+            "`inline` is for synchronous handlers: an `async fn` handler is always \
+             compiled into a future of its own; remove `inline`",
+        ));
+    }
     errors.finish()?;
 
     let runtime = Runtime::new(args.krate.as_ref());
@@ -87,9 +94,11 @@ fn expand_handler(kind: Kind, args: TokenStream, func: &ItemFn) -> syn::Result<T
     let info = info_ident(ident);
     let output = &sig.output;
     let keys = args.events.iter().map(|event| match event {
-        EventArg::Typed(ty) => quote_spanned!(ty.span()=> #public::EventKey::of::<#ty>()),
-        EventArg::Named(name) => quote!(#public::EventKey::named(#name)),
-        EventArg::Any(_) => quote!(#public::EventKey::any()),
+        EventArg::Typed(ty) => {
+            quote_spanned!(ty.span()=> #private::KeySpec::Typed(#public::EventKey::of::<#ty>))
+        }
+        EventArg::Named(name) => quote!(#private::KeySpec::Named(#name)),
+        EventArg::Any(_) => quote!(#private::KeySpec::Any),
     });
     let namespace = match &args.linker {
         Some(linker) => {
@@ -105,10 +114,12 @@ fn expand_handler(kind: Kind, args: TokenStream, func: &ItemFn) -> syn::Result<T
         },
         runtime,
     };
-    let callback = if sig.is_async {
-        async_callback(&sig, &shape, &generated)
+    let Handler { check, callback } = if sig.is_async {
+        async_handler(&sig, &shape, &generated)
+    } else if args.inline.is_some() {
+        inline_handler(&sig, &shape, &generated)
     } else {
-        sync_callback(&sig, &shape, &generated)
+        sync_handler(&sig, &shape, &generated)
     };
     let info_of = &generated.info;
     let once = matches!(kind, Kind::Once);
@@ -134,22 +145,16 @@ fn expand_handler(kind: Kind, args: TokenStream, func: &ItemFn) -> syn::Result<T
             #[allow(unused_imports)]
             use #private::{ViaHandlerOutput as _, ViaResult as _, ViaValue as _};
 
-            fn __pyventus_keys() -> ::std::vec::Vec<#public::EventKey> {
-                ::std::vec![#(#keys),*]
-            }
-
-            fn __pyventus_callback() -> #private::EventCallback {
-                #callback
-            }
+            #check
 
             #private::inventory::submit! {
                 #private::Registration::Handler {
                     namespace: #info_of::NAMESPACE,
                     id: #info_of::ID,
-                    keys: __pyventus_keys,
+                    keys: &[#(#keys),*],
                     once: #once,
                     blocking: #blocking,
-                    callback: __pyventus_callback,
+                    callback: &#callback,
                 }
             }
         };
@@ -189,6 +194,25 @@ impl Generated {
             (&&&#private::OutputProbe::<#info::Output>::new()).output_kind().read(#returned)
         }
     }
+
+    /// The read probe: a closure reading the declared return type as
+    /// [`read_output`](Self::read_output) does. Only its type is used (by the
+    /// `const fn` building the handler's data), so it is never compiled to code.
+    fn read_probe(&self) -> TokenStream {
+        let info = &self.info;
+        let read = self.read_output(&quote!(__r));
+        quote!(|__r: #info::Output| #read)
+    }
+}
+
+/// What a handler's registration is made of.
+struct Handler {
+    /// Statements type-checking what the data alone does not (the parameter
+    /// against the attribute's event), so that a mistake is reported at the
+    /// user's parameter; never run.
+    check: TokenStream,
+    /// A constant: the handler's `DeclaredHandler` data.
+    callback: TokenStream,
 }
 
 /// The handler called with `arg`, spanned at the user's parameter so that a type
@@ -204,11 +228,67 @@ fn call(sig: &Signature<'_>, arg: Option<TokenStream>) -> TokenStream {
     }
 }
 
-fn sync_callback(
-    sig: &Signature<'_>,
-    shape: &EventShape<'_>,
-    generated: &Generated,
-) -> TokenStream {
+/// The type of the event (or named payload) a parameter of one event is read
+/// from: the attribute's event for a typed event, the parameter's own type for
+/// a named event's payload.
+fn event_type(form: &Form, shape: &EventShape<'_>, public: &TokenStream) -> Type {
+    match (form, shape) {
+        (Form::Ref(ty) | Form::Value(ty) | Form::Shared(ty), EventShape::Named) => ty.clone(),
+        (_, EventShape::Typed(event)) => (*event).clone(),
+        _ => syn::parse_quote!(#public::AnyEvent),
+    }
+}
+
+/// A synchronous handler, as data: its `fn` pointer in the form its parameter
+/// takes, for an adapter shared by every handler of its event and return type.
+fn sync_handler(sig: &Signature<'_>, shape: &EventShape<'_>, generated: &Generated) -> Handler {
+    let public = generated.runtime.public();
+    let private = generated.runtime.private();
+    let ident = &sig.func.sig.ident;
+    let read = generated.read_probe();
+    let Some(param) = &sig.param else {
+        return Handler {
+            check: TokenStream::new(),
+            callback: quote!(#private::NoArgFn::new(#ident, #read)),
+        };
+    };
+    // The handler itself, coerced to a `fn` pointer: where a mismatch the check
+    // did not report would point.
+    let handler = quote_spanned!(param.ty.span()=> #ident);
+    let event = event_type(&param.form, shape, &public);
+    // The call pyventus makes, type-checked only: a parameter that does not
+    // match the event is reported at the parameter, as a call would report it.
+    let check = |ty: TokenStream| {
+        let called = call(sig, Some(quote!(__e)));
+        quote!(let _ = |__e: #ty| #called;)
+    };
+    match &param.form {
+        Form::Ref(_) => Handler {
+            check: check(quote!(&#event)),
+            callback: quote!(#private::RefFn::new(#handler, #read)),
+        },
+        // The clone is the one line of code of its own this form needs.
+        Form::Value(_) => {
+            let called = call(sig, Some(quote!(::core::clone::Clone::clone(__e))));
+            Handler {
+                check: TokenStream::new(),
+                callback: quote!(#private::RefFn::new(|__e: &#event| #called, #read)),
+            }
+        }
+        Form::Shared(_) => Handler {
+            check: check(quote!(::std::sync::Arc<#event>)),
+            callback: quote!(#private::SharedFn::new(#handler, #read)),
+        },
+        Form::AnyRef | Form::AnyShared => Handler {
+            check: TokenStream::new(),
+            callback: quote!(#private::AnyFn::new(#handler, #read)),
+        },
+    }
+}
+
+/// A synchronous handler with `inline`: a closure of its own, which calls the
+/// handler directly (so it can be inlined into its adapter).
+fn inline_handler(sig: &Signature<'_>, shape: &EventShape<'_>, generated: &Generated) -> Handler {
     let public = generated.runtime.public();
     let private = generated.runtime.private();
     let clone = quote!(::core::clone::Clone::clone);
@@ -219,13 +299,7 @@ fn sync_callback(
             (quote!(any_callback), quote!(|_: &#public::AnyEvent| #body))
         }
         Some(param) => {
-            let event = match (&param.form, shape) {
-                (Form::Ref(ty) | Form::Value(ty) | Form::Shared(ty), EventShape::Named) => {
-                    ty.clone()
-                }
-                (_, EventShape::Typed(event)) => (*event).clone(),
-                _ => syn::parse_quote!(#public::AnyEvent),
-            };
+            let event = event_type(&param.form, shape, &public);
             match &param.form {
                 Form::Ref(_) => {
                     let body = body(Some(quote!(__e)));
@@ -252,14 +326,19 @@ fn sync_callback(
             }
         }
     };
-    quote!(#private::#constructor(#closure))
+    Handler {
+        check: quote! {
+            fn __pyventus_callback() -> #private::EventCallback {
+                #private::#constructor(#closure)
+            }
+        },
+        callback: quote!(#private::BuiltFn(__pyventus_callback)),
+    }
 }
 
-fn async_callback(
-    sig: &Signature<'_>,
-    shape: &EventShape<'_>,
-    generated: &Generated,
-) -> TokenStream {
+/// An `async fn` handler: one function of its own, which calls it and boxes
+/// its future (a type only this handler has); the rest is shared.
+fn async_handler(sig: &Signature<'_>, shape: &EventShape<'_>, generated: &Generated) -> Handler {
     let public = generated.runtime.public();
     let private = generated.runtime.private();
     let clone = quote!(::core::clone::Clone::clone);
@@ -309,7 +388,12 @@ fn async_callback(
             }
         }
     };
-    quote! {
-        #private::async_fn_callback(|__ev: ::std::sync::Arc<#public::AnyEvent>| async move { #body })
+    Handler {
+        check: TokenStream::new(),
+        callback: quote! {
+            #private::AsyncFn(|__ev: ::std::sync::Arc<#public::AnyEvent>| {
+                #private::boxed(async move { #body })
+            })
+        },
     }
 }
