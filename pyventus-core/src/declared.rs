@@ -59,6 +59,24 @@ pub trait DeclaredHandler: Sync {
     fn callback(&self) -> EventCallback;
 }
 
+/// `Self`, the event a handler's parameter takes, is `A`, the event its
+/// attribute names: checked where the handler's data is built, with a message
+/// at the parameter.
+#[diagnostic::on_unimplemented(
+    message = "this handler takes the event `{Self}`, but its attribute links it to `{A}`",
+    label = "expected `{A}` here",
+    note = "a handler of one typed event takes it as `&{A}`, `{A}` (cloned) or `Arc<{A}>`, \
+            or takes `&AnyEvent`, or nothing"
+)]
+pub trait TakesEvent<A> {}
+
+impl<A> TakesEvent<A> for A {}
+
+/// The read probe of a handler declaring no return type: `()` is a success.
+pub const fn read_unit(value: ()) -> Result<(), anyhow::Error> {
+    Ok(value)
+}
+
 /// A synchronous handler taking `&E`, read as `O`.
 pub struct RefFn<E, R, O> {
     handler: fn(&E) -> R,
@@ -66,8 +84,12 @@ pub struct RefFn<E, R, O> {
 }
 
 impl<E, R, O> RefFn<E, R, O> {
-    /// The handler; `read` is the read probe, only its type is used.
-    pub const fn new(handler: fn(&E) -> R, read: fn(R) -> O) -> Self {
+    /// The handler, of the event `A` its attribute names; `read` is the read
+    /// probe, only its type is used.
+    pub const fn new<A>(handler: fn(&E) -> R, read: fn(R) -> O) -> Self
+    where
+        E: TakesEvent<A>,
+    {
         let _ = read;
         RefFn {
             handler,
@@ -94,8 +116,12 @@ pub struct SharedFn<E, R, O> {
 }
 
 impl<E, R, O> SharedFn<E, R, O> {
-    /// The handler; `read` is the read probe, only its type is used.
-    pub const fn new(handler: fn(Arc<E>) -> R, read: fn(R) -> O) -> Self {
+    /// The handler, of the event `A` its attribute names; `read` is the read
+    /// probe, only its type is used.
+    pub const fn new<A>(handler: fn(Arc<E>) -> R, read: fn(R) -> O) -> Self
+    where
+        E: TakesEvent<A>,
+    {
         let _ = read;
         SharedFn {
             handler,

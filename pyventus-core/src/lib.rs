@@ -76,8 +76,8 @@ pub mod __private {
     pub use crate::declared::*;
     pub use crate::erased::EventCallback;
     pub use crate::link_time::{KeySpec, Namespace, Registration};
-    pub use crate::probe::*;
     pub use crate::namespace::{namespace, namespace_linker};
+    pub use crate::probe::*;
     pub use crate::workflow::{Delivery, OkValue, Outcome, Run, SuccessCallback, ok};
     pub use {anyhow, inventory};
 

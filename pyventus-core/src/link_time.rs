@@ -142,7 +142,9 @@ pub(crate) fn collect(
                 once,
                 blocking,
                 callback,
-            } if in_namespace(*namespace, wanted) => Some((*id, *keys, *once, *blocking, *callback)),
+            } if in_namespace(*namespace, wanted) => {
+                Some((*id, *keys, *once, *blocking, *callback))
+            }
             _ => None,
         })
         .collect();

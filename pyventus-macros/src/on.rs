@@ -44,8 +44,8 @@ pub(crate) fn info_ident(handler: &Ident) -> Ident {
 /// Expands `#[on]`/`#[once]`; on error, the function is still emitted so the
 /// rest of the crate type-checks.
 pub(crate) fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
-    expand_fn(item, kind.attr(), "the handler", |func| {
-        expand_handler(kind, args, func)
+    expand_fn(item, kind.attr(), "the handler", |func, item| {
+        expand_handler(kind, args, func, item)
     })
 }
 
@@ -58,7 +58,12 @@ struct Generated {
     output_span: Span,
 }
 
-fn expand_handler(kind: Kind, args: TokenStream, func: &ItemFn) -> syn::Result<TokenStream> {
+fn expand_handler(
+    kind: Kind,
+    args: TokenStream,
+    func: &ItemFn,
+    item: &TokenStream,
+) -> syn::Result<TokenStream> {
     let attr_span = if args.is_empty() {
         func.sig.ident.span()
     } else {
@@ -125,7 +130,7 @@ fn expand_handler(kind: Kind, args: TokenStream, func: &ItemFn) -> syn::Result<T
     let once = matches!(kind, Kind::Once);
     let blocking = args.blocking.is_some();
 
-    let func = sig.emit();
+    let func = sig.emit(item);
     Ok(quote! {
         #func
 
@@ -241,48 +246,49 @@ fn event_type(form: &Form, shape: &EventShape<'_>, public: &TokenStream) -> Type
 
 /// A synchronous handler, as data: its `fn` pointer in the form its parameter
 /// takes, for an adapter shared by every handler of its event and return type.
+/// Nothing here is compiled to code of its own, except the clone of a handler
+/// taking its event by value.
 fn sync_handler(sig: &Signature<'_>, shape: &EventShape<'_>, generated: &Generated) -> Handler {
     let public = generated.runtime.public();
     let private = generated.runtime.private();
     let ident = &sig.func.sig.ident;
-    let read = generated.read_probe();
+    // A handler declaring no return type returns `()`: nothing to probe.
+    let read = match &sig.func.sig.output {
+        syn::ReturnType::Default => quote!(#private::read_unit),
+        syn::ReturnType::Type(..) => generated.read_probe(),
+    };
     let Some(param) = &sig.param else {
         return Handler {
             check: TokenStream::new(),
             callback: quote!(#private::NoArgFn::new(#ident, #read)),
         };
     };
-    // The handler itself, coerced to a `fn` pointer: where a mismatch the check
-    // did not report would point.
-    let handler = quote_spanned!(param.ty.span()=> #ident);
+    let span = param.ty.span();
     let event = event_type(&param.form, shape, &public);
-    // The call pyventus makes, type-checked only: a parameter that does not
-    // match the event is reported at the parameter, as a call would report it.
-    let check = |ty: TokenStream| {
-        let called = call(sig, Some(quote!(__e)));
-        quote!(let _ = |__e: #ty| #called;)
-    };
-    match &param.form {
-        Form::Ref(_) => Handler {
-            check: check(quote!(&#event)),
-            callback: quote!(#private::RefFn::new(#handler, #read)),
-        },
+    // Built at the parameter, where a parameter of another event is reported
+    // (`TakesEvent`), and where the handler is coerced to its `fn` pointer.
+    let handler = respan(quote!(#ident), span);
+    let data = |form: TokenStream| respan(quote!(#private::#form::new::<#event>), span);
+    let callback = match &param.form {
+        Form::Ref(_) => {
+            let new = data(quote!(RefFn));
+            quote!(#new(#handler, #read))
+        }
         // The clone is the one line of code of its own this form needs.
         Form::Value(_) => {
+            let new = data(quote!(RefFn));
             let called = call(sig, Some(quote!(::core::clone::Clone::clone(__e))));
-            Handler {
-                check: TokenStream::new(),
-                callback: quote!(#private::RefFn::new(|__e: &#event| #called, #read)),
-            }
+            quote!(#new(|__e: &#event| #called, #read))
         }
-        Form::Shared(_) => Handler {
-            check: check(quote!(::std::sync::Arc<#event>)),
-            callback: quote!(#private::SharedFn::new(#handler, #read)),
-        },
-        Form::AnyRef | Form::AnyShared => Handler {
-            check: TokenStream::new(),
-            callback: quote!(#private::AnyFn::new(#handler, #read)),
-        },
+        Form::Shared(_) => {
+            let new = data(quote!(SharedFn));
+            quote!(#new(#handler, #read))
+        }
+        Form::AnyRef | Form::AnyShared => quote!(#private::AnyFn::new(#handler, #read)),
+    };
+    Handler {
+        check: TokenStream::new(),
+        callback,
     }
 }
 

@@ -38,12 +38,17 @@ impl Outcome {
 /// Expands `#[on_success]`/`#[on_failure]`; on error, the function is still
 /// emitted so the rest of the crate type-checks.
 pub(crate) fn expand(outcome: Outcome, args: TokenStream, item: TokenStream) -> TokenStream {
-    expand_fn(item, outcome.attr(), "the callback", |func| {
-        expand_callback(outcome, args, func)
+    expand_fn(item, outcome.attr(), "the callback", |func, item| {
+        expand_callback(outcome, args, func, item)
     })
 }
 
-fn expand_callback(outcome: Outcome, args: TokenStream, func: &ItemFn) -> syn::Result<TokenStream> {
+fn expand_callback(
+    outcome: Outcome,
+    args: TokenStream,
+    func: &ItemFn,
+    item: &TokenStream,
+) -> syn::Result<TokenStream> {
     // Every mistake of the attribute and the signature, in one compile.
     let mut errors = Errors::default();
     let args = CallbackArgs::parse(args, &mut errors);
@@ -70,7 +75,7 @@ fn expand_callback(outcome: Outcome, args: TokenStream, func: &ItemFn) -> syn::R
         Some(handler) => of_handler(outcome, &sig, handler, &runtime),
         None => default_of(outcome, &sig, args.linker.as_ref(), &runtime),
     };
-    let func = sig.emit();
+    let func = sig.emit(item);
     Ok(quote! {
         #func
 
