@@ -119,7 +119,11 @@ fn expand_handler(
         },
         runtime,
     };
-    let Handler { check, callback } = if sig.is_async {
+    let Handler {
+        items,
+        callback,
+        probes,
+    } = if sig.is_async {
         async_handler(&sig, &shape, &generated)
     } else if args.inline.is_some() {
         inline_handler(&sig, &shape, &generated)
@@ -129,6 +133,36 @@ fn expand_handler(
     let info_of = &generated.info;
     let once = matches!(kind, Kind::Once);
     let blocking = args.blocking.is_some();
+
+    let registration = quote! {
+        #items
+
+        #private::inventory::submit! {
+            #private::Registration::Handler {
+                namespace: #info_of::NAMESPACE,
+                id: #info_of::ID,
+                keys: &[#(#keys),*],
+                once: #once,
+                blocking: #blocking,
+                callback: &#callback,
+            }
+        }
+    };
+    // A scope for the probe's traits, when something reads the return type; a
+    // handler returning `()` passed as data needs none (one item less to build).
+    let registration = if probes {
+        quote! {
+            const _: () = {
+                // Autoref specialization reads the return type; one of the three applies.
+                #[allow(unused_imports)]
+                use #private::{ViaHandlerOutput as _, ViaResult as _, ViaValue as _};
+
+                #registration
+            };
+        }
+    } else {
+        registration
+    };
 
     let func = sig.emit(item);
     Ok(quote! {
@@ -145,24 +179,7 @@ fn expand_handler(
             type Output = #output;
         }
 
-        const _: () = {
-            // Autoref specialization reads the return type; one of the three applies.
-            #[allow(unused_imports)]
-            use #private::{ViaHandlerOutput as _, ViaResult as _, ViaValue as _};
-
-            #check
-
-            #private::inventory::submit! {
-                #private::Registration::Handler {
-                    namespace: #info_of::NAMESPACE,
-                    id: #info_of::ID,
-                    keys: &[#(#keys),*],
-                    once: #once,
-                    blocking: #blocking,
-                    callback: &#callback,
-                }
-            }
-        };
+        #registration
     })
 }
 
@@ -212,12 +229,12 @@ impl Generated {
 
 /// What a handler's registration is made of.
 struct Handler {
-    /// Statements type-checking what the data alone does not (the parameter
-    /// against the attribute's event), so that a mistake is reported at the
-    /// user's parameter; never run.
-    check: TokenStream,
+    /// Items the data refers to (the function of an `inline` handler).
+    items: TokenStream,
     /// A constant: the handler's `DeclaredHandler` data.
     callback: TokenStream,
+    /// Whether it reads the return type with the probe.
+    probes: bool,
 }
 
 /// The handler called with `arg`, spanned at the user's parameter so that a type
@@ -253,14 +270,17 @@ fn sync_handler(sig: &Signature<'_>, shape: &EventShape<'_>, generated: &Generat
     let private = generated.runtime.private();
     let ident = &sig.func.sig.ident;
     // A handler declaring no return type returns `()`: nothing to probe.
-    let read = match &sig.func.sig.output {
-        syn::ReturnType::Default => quote!(#private::read_unit),
-        syn::ReturnType::Type(..) => generated.read_probe(),
+    let probes = !matches!(sig.func.sig.output, syn::ReturnType::Default);
+    let read = if probes {
+        generated.read_probe()
+    } else {
+        quote!(#private::read_unit)
     };
     let Some(param) = &sig.param else {
         return Handler {
-            check: TokenStream::new(),
+            items: TokenStream::new(),
             callback: quote!(#private::NoArgFn::new(#ident, #read)),
+            probes,
         };
     };
     let span = param.ty.span();
@@ -287,8 +307,9 @@ fn sync_handler(sig: &Signature<'_>, shape: &EventShape<'_>, generated: &Generat
         Form::AnyRef | Form::AnyShared => quote!(#private::AnyFn::new(#handler, #read)),
     };
     Handler {
-        check: TokenStream::new(),
+        items: TokenStream::new(),
         callback,
+        probes,
     }
 }
 
@@ -333,12 +354,13 @@ fn inline_handler(sig: &Signature<'_>, shape: &EventShape<'_>, generated: &Gener
         }
     };
     Handler {
-        check: quote! {
+        items: quote! {
             fn __pyventus_callback() -> #private::EventCallback {
                 #private::#constructor(#closure)
             }
         },
         callback: quote!(#private::BuiltFn(__pyventus_callback)),
+        probes: true,
     }
 }
 
@@ -395,7 +417,8 @@ fn async_handler(sig: &Signature<'_>, shape: &EventShape<'_>, generated: &Genera
         }
     };
     Handler {
-        check: TokenStream::new(),
+        items: TokenStream::new(),
+        probes: true,
         callback: quote! {
             #private::AsyncFn(|__ev: ::std::sync::Arc<#public::AnyEvent>| {
                 #private::boxed(async move { #body })
