@@ -10,15 +10,18 @@
 //! # Handlers as data
 //!
 //! A thousand handlers should build like a thousand functions. So `#[on]` emits
-//! no code of its own for a synchronous handler: its registration holds the
+//! no code of its own for a synchronous handler (beyond the constructor
+//! `inventory` links each registration with): its registration holds the
 //! handler's `fn` pointer in a [`RefFn`], [`SharedFn`], [`AnyFn`] or
 //! [`NoArgFn`], and the adapter that calls it ([`by_ref`], [`by_shared`],
 //! [`by_any`], [`by_nothing`]) is generic only over the event type and the
 //! return type: it is compiled once for all the handlers that share them. Each
-//! data form is built by a `const fn` that also takes the *read probe*, a
-//! closure that reads the handler's return type (see [`crate::probe`]): only
-//! its type is used, to pick how the value is read; it is never called, so
-//! never compiled to code.
+//! data form is built by a `const fn` that also takes the *read probe*: a
+//! closure reading the handler's declared return type (the probe of
+//! `probe.rs`), or [`read_unit`] for a handler returning `()`. Only its type is
+//! used, to pick how the value is read; it is never called, so never compiled
+//! to code. The event the parameter takes is checked against the attribute's
+//! ([`TakesEvent`]) by the same `const fn`.
 //!
 //! An `async fn` has a future type of its own, so its handler keeps one
 //! function per handler ([`AsyncFn`]), which boxes that future; the rest is

@@ -33,9 +33,7 @@
 use std::convert::Infallible;
 use std::marker::PhantomData;
 
-use crate::handler::marker;
-use crate::workflow::SuccessCallback;
-use crate::{HandlerOutput, SuccessHandler};
+use crate::HandlerOutput;
 
 /// The `Ok` value a success callback is called with, as the type its parameter
 /// declares: the two must be the same type, which this checks at compile time
@@ -150,18 +148,6 @@ impl<R> AsHandlerOutput<R> {
     {
         returned.into_result()
     }
-
-    /// A success callback taking the handler's `Ok` value, `R::Ok`. The
-    /// generated closure leaves its parameter's type to inference and hands it
-    /// on through [`success_value`], so a callback taking another type fails to
-    /// compile at its own parameter.
-    pub fn success<F>(self, callback: F) -> SuccessCallback
-    where
-        R: HandlerOutput,
-        F: Fn(R::Ok) + Send + Sync + 'static,
-    {
-        SuccessHandler::<R::Ok, marker::Val>::into_success(callback)
-    }
 }
 
 impl<R> AsValue<R> {
@@ -172,15 +158,6 @@ impl<R> AsValue<R> {
         R: Send + 'static,
     {
         Ok(returned)
-    }
-
-    /// A success callback taking the handler's value, `R` itself.
-    pub fn success<F>(self, callback: F) -> SuccessCallback
-    where
-        R: Send + 'static,
-        F: Fn(R) + Send + Sync + 'static,
-    {
-        SuccessHandler::<R, marker::Val>::into_success(callback)
     }
 }
 
@@ -212,7 +189,7 @@ impl<R> ReadAs<Result<R, Infallible>> for R {
 #[allow(clippy::needless_borrow)]
 mod tests {
     #[allow(unused_imports)]
-    use super::{OutputProbe, ViaHandlerOutput as _, ViaResult as _, ViaValue as _};
+    use super::{OutputProbe, ReadAs, ViaHandlerOutput as _, ViaResult as _, ViaValue as _};
     use crate::HandlerOutput;
 
     #[derive(Debug, PartialEq)]
@@ -244,5 +221,17 @@ mod tests {
 
         let read = (&&&OutputProbe::<u64>::new()).output_kind().read(5);
         assert_eq!(read.into_result().unwrap(), 5);
+    }
+
+    #[test]
+    fn a_value_is_read_as_the_probe_read_it() {
+        // What `read` returned picks how a handler passed as data is read.
+        let failed: Result<u8, anyhow::Error> =
+            Err::<u8, _>(std::io::Error::other("declined")).read_as();
+        assert!(failed.is_err(), "a Result is read with HandlerOutput");
+        let value: Result<Receipt, std::convert::Infallible> = Receipt(2).read_as();
+        assert!(matches!(value, Ok(Receipt(2))), "any other type is a value");
+        let unit: Result<(), anyhow::Error> = ().read_as();
+        assert!(unit.is_ok());
     }
 }

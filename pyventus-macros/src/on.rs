@@ -92,19 +92,11 @@ fn expand_handler(
     errors.finish()?;
 
     let runtime = Runtime::new(args.krate.as_ref());
-    let public = runtime.public();
     let private = runtime.private();
     let ident = &func.sig.ident;
     let vis = &func.vis;
     let info = info_ident(ident);
     let output = &sig.output;
-    let keys = args.events.iter().map(|event| match event {
-        EventArg::Typed(ty) => {
-            quote_spanned!(ty.span()=> #private::KeySpec::Typed(#public::EventKey::of::<#ty>))
-        }
-        EventArg::Named(name) => quote!(#private::KeySpec::Named(#name)),
-        EventArg::Any(_) => quote!(#private::KeySpec::Any),
-    });
     let namespace = match &args.linker {
         Some(linker) => {
             quote_spanned!(linker.span()=> ::core::option::Option::Some(#private::namespace::<#linker>))
@@ -119,51 +111,14 @@ fn expand_handler(
         },
         runtime,
     };
-    let Handler {
-        items,
-        callback,
-        probes,
-    } = if sig.is_async {
+    let handler = if sig.is_async {
         async_handler(&sig, &shape, &generated)
     } else if args.inline.is_some() {
         inline_handler(&sig, &shape, &generated)
     } else {
         sync_handler(&sig, &shape, &generated)
     };
-    let info_of = &generated.info;
-    let once = matches!(kind, Kind::Once);
-    let blocking = args.blocking.is_some();
-
-    let registration = quote! {
-        #items
-
-        #private::inventory::submit! {
-            #private::Registration::Handler {
-                namespace: #info_of::NAMESPACE,
-                id: #info_of::ID,
-                keys: &[#(#keys),*],
-                once: #once,
-                blocking: #blocking,
-                callback: &#callback,
-            }
-        }
-    };
-    // A scope for the probe's traits, when something reads the return type; a
-    // handler returning `()` passed as data needs none (one item less to build).
-    let registration = if probes {
-        quote! {
-            const _: () = {
-                // Autoref specialization reads the return type; one of the three applies.
-                #[allow(unused_imports)]
-                use #private::{ViaHandlerOutput as _, ViaResult as _, ViaValue as _};
-
-                #registration
-            };
-        }
-    } else {
-        registration
-    };
-
+    let registration = registration(kind, &args, handler, &generated);
     let func = sig.emit(item);
     Ok(quote! {
         #func
@@ -181,6 +136,61 @@ fn expand_handler(
 
         #registration
     })
+}
+
+/// The handler's registration: its data, submitted to `inventory`.
+fn registration(
+    kind: Kind,
+    args: &HandlerArgs,
+    handler: Handler,
+    generated: &Generated,
+) -> TokenStream {
+    let public = generated.runtime.public();
+    let private = generated.runtime.private();
+    let keys = args.events.iter().map(|event| match event {
+        EventArg::Typed(ty) => {
+            quote_spanned!(ty.span()=> #private::KeySpec::Typed(#public::EventKey::of::<#ty>))
+        }
+        EventArg::Named(name) => quote!(#private::KeySpec::Named(#name)),
+        EventArg::Any(_) => quote!(#private::KeySpec::Any),
+    });
+    let Handler {
+        items,
+        callback,
+        probes,
+    } = handler;
+    let info = &generated.info;
+    let once = matches!(kind, Kind::Once);
+    let blocking = args.blocking.is_some();
+    let registration = quote! {
+        #items
+
+        #private::inventory::submit! {
+            #private::Registration::Handler {
+                namespace: #info::NAMESPACE,
+                id: #info::ID,
+                keys: &[#(#keys),*],
+                once: #once,
+                blocking: #blocking,
+                callback: &#callback,
+            }
+        }
+    };
+    // A scope for the probe's traits, when something reads the return type; a
+    // handler returning `()` passed as data needs none (one item less to build).
+    if probes {
+        quote! {
+            const _: () = {
+                // Autoref specialization reads the return type; one of the three applies.
+                #[allow(unused_imports)]
+                use #private::{ViaHandlerOutput as _, ViaResult as _, ViaValue as _};
+
+                #registration
+            };
+        }
+    } else {
+        registration
+    }
 }
 
 /// The parameter forms each event shape allows.
