@@ -13,7 +13,7 @@ over 10 event types (N = 200 by default):
   the cost into a part per handler and a part paid once (the adapters, compiled
   once per event type).
 
-Usage: python3 benches/build_cost/breakdown.py [--handlers N]
+Usage: python3 benches/build_cost/breakdown.py [--handlers N] [--release]
 Standard library only; installs valgrind with apt-get if it is missing (or says
 how to). Prints Markdown for docs/benchmarks.md.
 """
@@ -74,13 +74,14 @@ def inventory_only(n):
     return crate
 
 
-def instructions(crate):
+def instructions(crate, profile):
     name = os.path.basename(crate)
     env = dict(os.environ, CARGO_TARGET_DIR=os.path.join(run.WORK, "target"))
-    subprocess.run(["cargo", "build", "--quiet"], cwd=crate, env=env, check=True)
-    subprocess.run(["cargo", "clean", "--quiet", "-p", name], cwd=crate, env=env, check=True)
+    subprocess.run(["cargo", "build", "--quiet", *profile], cwd=crate, env=env, check=True)
+    subprocess.run(["cargo", "clean", "--quiet", "-p", name, *profile], cwd=crate, env=env,
+                   check=True)
     env.update(RUSTC_WRAPPER=os.path.abspath(__file__), BREAKDOWN_CRATE=name)
-    subprocess.run(["cargo", "build", "--quiet"], cwd=crate, env=env, check=True,
+    subprocess.run(["cargo", "build", "--quiet", *profile], cwd=crate, env=env, check=True,
                    capture_output=True)
     with open(LOG) as f:
         count = re.search(r"I\s+refs:\s+([\d,]+)", f.read()).group(1)
@@ -90,21 +91,24 @@ def instructions(crate):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--handlers", type=int, default=200)
+    parser.add_argument("--release", action="store_true")
     args = parser.parse_args()
     n = args.handlers
+    profile = ["--release"] if args.release else []
     ensure_valgrind()
 
-    plain = instructions(run.generate("build_cost_plain", n, False))
-    inventory = instructions(inventory_only(n))
-    on = instructions(run.generate("build_cost_with_on", n, True))
-    on_twice = instructions(run.generate("build_cost_with_on", 2 * n, True))
+    plain = instructions(run.generate("build_cost_plain", n, False), profile)
+    inventory = instructions(inventory_only(n), profile)
+    on = instructions(run.generate("build_cost_with_on", n, True), profile)
+    on_twice = instructions(run.generate("build_cost_with_on", 2 * n, True), profile)
     per_handler = (on_twice - on) / n
     once = on - plain - per_handler * n
     per_plain = plain / n
     per_inventory = (inventory - plain) / n
 
     g = 1e9
-    print(f"| rustc instructions, clean build of the crate, {n} functions | total | per function |")
+    label = "release" if args.release else "dev"
+    print(f"| rustc instructions ({label}), clean build of the crate, {n} functions | total | per function |")
     print("| --- | ---: | ---: |")
     print(f"| plain functions | {plain / g:.2f} G | {per_plain / 1e6:.2f} M |")
     print(f"| + a bare `inventory::submit!` each | {inventory / g:.2f} G | +{per_inventory / 1e6:.2f} M |")
