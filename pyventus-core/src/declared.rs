@@ -1,43 +1,44 @@
-//! What declarative handlers are made of: the adapters and compile-time probes
-//! the macros' generated code calls.
+//! What declarative handlers are made of: each handler as constant data (its
+//! function pointer in a form pyventus knows), and the adapters that make an
+//! event callback of it.
 //!
 //! Not public API: `#[on]`, `#[once]`, `#[on_success]` and `#[on_failure]`
-//! reach these items through `__private`. Everything here is a thin, generic
-//! shim over the same machinery runtime subscription uses, so that a declared
-//! handler behaves exactly like the same function subscribed at runtime.
+//! reach these items through `__private`. Everything here is a thin shim over
+//! the same machinery runtime subscription uses, so that a declared handler
+//! behaves exactly like the same function subscribed at runtime.
 //!
-//! # How a handler's return type is read
+//! # Handlers as data
 //!
-//! Runtime subscription asks the handler's return type to implement
-//! [`HandlerOutput`]; the declarative macros also accept any other value type
-//! (a user's `Receipt`), which a blanket impl cannot cover. They decide from the
-//! declared type itself, never from how it is spelled, by autoref
-//! specialization on [`OutputProbe`]:
+//! A thousand handlers should build like a thousand functions. So `#[on]` emits
+//! no code of its own for a synchronous handler (beyond the constructor
+//! `inventory` links each registration with): its registration holds the
+//! handler's `fn` pointer in a [`RefFn`], [`SharedFn`], [`AnyFn`] or
+//! [`NoArgFn`], and the adapter that calls it ([`by_ref`], [`by_shared`],
+//! [`by_any`], [`by_nothing`]) is generic only over the event type and the
+//! return type: it is compiled once for all the handlers that share them. Each
+//! data form is built by a `const fn` that also takes the *read probe*: a
+//! closure reading the handler's declared return type (the probe of
+//! `probe.rs`), or [`read_unit`] for a handler returning `()`. Only its type is
+//! used, to pick how the value is read; it is never called, so never compiled
+//! to code. The event the parameter takes is checked against the attribute's
+//! ([`TakesEvent`]) by the same `const fn`.
 //!
-//! ```text
-//! (&&&OutputProbe::<R>::new()).output_kind()
-//! ```
-//!
-//! resolves, in this order, to [`ViaResult`] for any `Result<T, E>` (aliases
-//! included), to [`ViaHandlerOutput`] for any other `R: HandlerOutput`, and to
-//! [`ViaValue`] for everything else. The first two read the value with
-//! `HandlerOutput` (so an `Err` is a failure); the last makes it an `Ok`. A
-//! `Result` whose error does not convert into `anyhow::Error` is never taken
-//! for a plain value: it fails to compile, as it does at runtime.
-//!
-//! The same probe gives `#[on_success(handler)]` the handler's `Ok` type, and
-//! [`success_value`] checks the callback's parameter against it.
+//! An `async fn` has a future type of its own, so its handler keeps one
+//! function per handler ([`AsyncFn`]), which boxes that future; the rest is
+//! shared. `#[on(E, inline)]` keeps a closure per handler ([`BuiltFn`]), where
+//! the handler can be inlined into its adapter.
 
-use std::any::TypeId;
-use std::convert::Infallible;
+use std::any::{Any, TypeId};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 use futures::FutureExt;
+use futures::future::BoxFuture;
 
 use crate::erased::EventCallback;
 use crate::handler::marker;
+use crate::probe::ReadAs;
 use crate::workflow::{Outcome, SuccessCallback, ok};
 use crate::{AnyEvent, HandlerOutput, SuccessHandler};
 
@@ -54,25 +55,242 @@ pub trait HandlerInfo {
     type Output;
 }
 
-/// The callback of a handler taking `&E` (a typed event or a named payload).
+/// A declared handler, as constant data: makes its event callback when its
+/// linker is collected.
+pub trait DeclaredHandler: Sync {
+    /// The handler's event callback.
+    fn callback(&self) -> EventCallback;
+}
+
+/// `Self`, the event a handler's parameter takes, is `A`, the event its
+/// attribute names: checked where the handler's data is built, with a message
+/// at the parameter.
+#[diagnostic::on_unimplemented(
+    message = "this handler takes the event `{Self}`, but its attribute links it to `{A}`",
+    label = "expected `{A}` here",
+    note = "a handler of one typed event takes it as `&{A}`, `{A}` (cloned) or `Arc<{A}>`, \
+            or takes `&AnyEvent`, or nothing"
+)]
+pub trait TakesEvent<A> {}
+
+impl<A> TakesEvent<A> for A {}
+
+/// The read probe of a handler declaring no return type: `()` is a success.
+pub const fn read_unit(value: ()) -> Result<(), anyhow::Error> {
+    Ok(value)
+}
+
+/// A synchronous handler taking `&E`, read as `O`.
+pub struct RefFn<E, R, O> {
+    handler: fn(&E) -> R,
+    read: PhantomData<fn() -> O>,
+}
+
+impl<E, R, O> RefFn<E, R, O> {
+    /// The handler, of the event `A` its attribute names; `read` is the read
+    /// probe, only its type is used.
+    pub const fn new<A>(handler: fn(&E) -> R, read: fn(R) -> O) -> Self
+    where
+        E: TakesEvent<A>,
+    {
+        let _ = read;
+        RefFn {
+            handler,
+            read: PhantomData,
+        }
+    }
+}
+
+impl<E, R, O> DeclaredHandler for RefFn<E, R, O>
+where
+    E: Any + Send + Sync,
+    R: ReadAs<O> + 'static,
+    O: HandlerOutput,
+{
+    fn callback(&self) -> EventCallback {
+        by_ref::<E, R, O>(self.handler)
+    }
+}
+
+/// A synchronous handler taking `Arc<E>`, read as `O`.
+pub struct SharedFn<E, R, O> {
+    handler: fn(Arc<E>) -> R,
+    read: PhantomData<fn() -> O>,
+}
+
+impl<E, R, O> SharedFn<E, R, O> {
+    /// The handler, of the event `A` its attribute names; `read` is the read
+    /// probe, only its type is used.
+    pub const fn new<A>(handler: fn(Arc<E>) -> R, read: fn(R) -> O) -> Self
+    where
+        E: TakesEvent<A>,
+    {
+        let _ = read;
+        SharedFn {
+            handler,
+            read: PhantomData,
+        }
+    }
+}
+
+impl<E, R, O> DeclaredHandler for SharedFn<E, R, O>
+where
+    E: Any + Send + Sync,
+    R: ReadAs<O> + 'static,
+    O: HandlerOutput,
+{
+    fn callback(&self) -> EventCallback {
+        by_shared::<E, R, O>(self.handler)
+    }
+}
+
+/// A synchronous handler taking `&AnyEvent`, read as `O`.
+pub struct AnyFn<R, O> {
+    handler: fn(&AnyEvent) -> R,
+    read: PhantomData<fn() -> O>,
+}
+
+impl<R, O> AnyFn<R, O> {
+    /// The handler; `read` is the read probe, only its type is used.
+    pub const fn new(handler: fn(&AnyEvent) -> R, read: fn(R) -> O) -> Self {
+        let _ = read;
+        AnyFn {
+            handler,
+            read: PhantomData,
+        }
+    }
+}
+
+impl<R, O> DeclaredHandler for AnyFn<R, O>
+where
+    R: ReadAs<O> + 'static,
+    O: HandlerOutput,
+{
+    fn callback(&self) -> EventCallback {
+        by_any::<R, O>(self.handler)
+    }
+}
+
+/// A synchronous handler taking nothing, read as `O`.
+pub struct NoArgFn<R, O> {
+    handler: fn() -> R,
+    read: PhantomData<fn() -> O>,
+}
+
+impl<R, O> NoArgFn<R, O> {
+    /// The handler; `read` is the read probe, only its type is used.
+    pub const fn new(handler: fn() -> R, read: fn(R) -> O) -> Self {
+        let _ = read;
+        NoArgFn {
+            handler,
+            read: PhantomData,
+        }
+    }
+}
+
+impl<R, O> DeclaredHandler for NoArgFn<R, O>
+where
+    R: ReadAs<O> + 'static,
+    O: HandlerOutput,
+{
+    fn callback(&self) -> EventCallback {
+        by_nothing::<R, O>(self.handler)
+    }
+}
+
+/// An `async fn` handler: its function takes the shared event and boxes the
+/// handler's future, which owns the event and borrows from it.
+pub struct AsyncFn(pub fn(Arc<AnyEvent>) -> BoxFuture<'static, Outcome>);
+
+impl DeclaredHandler for AsyncFn {
+    fn callback(&self) -> EventCallback {
+        EventCallback::asynchronous(self.0)
+    }
+}
+
+/// A handler whose callback is built by a function of its own (`inline`).
+pub struct BuiltFn(pub fn() -> EventCallback);
+
+impl DeclaredHandler for BuiltFn {
+    fn callback(&self) -> EventCallback {
+        (self.0)()
+    }
+}
+
+/// The callback of a declared handler taking `&E` (a typed event or a named
+/// payload), whose value is read as `O`. Every declared handler of this form
+/// reaches the runtime here, so how it is called can change without the macros.
+pub fn by_ref<E, R, O>(handler: fn(&E) -> R) -> EventCallback
+where
+    E: Any + Send + Sync,
+    R: ReadAs<O> + 'static,
+    O: HandlerOutput,
+{
+    // A handler returning `()` is called through its own pointer, as a
+    // subscribed function would be: nothing to read.
+    if let Some(unit) = (&handler as &dyn Any).downcast_ref::<fn(&E)>() {
+        return EventCallback::from_unit_fn(*unit);
+    }
+    EventCallback::from_ref(move |event: &E| handler(event).read_as())
+}
+
+/// The callback of a declared handler taking `Arc<E>`.
+pub fn by_shared<E, R, O>(handler: fn(Arc<E>) -> R) -> EventCallback
+where
+    E: Any + Send + Sync,
+    R: ReadAs<O> + 'static,
+    O: HandlerOutput,
+{
+    EventCallback::from_shared(move |event: Arc<E>| handler(event).read_as())
+}
+
+/// The callback of a declared handler taking `&AnyEvent`.
+pub fn by_any<R, O>(handler: fn(&AnyEvent) -> R) -> EventCallback
+where
+    R: ReadAs<O> + 'static,
+    O: HandlerOutput,
+{
+    EventCallback::from_any(move |event: &AnyEvent| handler(event).read_as())
+}
+
+/// The callback of a declared handler taking nothing.
+pub fn by_nothing<R, O>(handler: fn() -> R) -> EventCallback
+where
+    R: ReadAs<O> + 'static,
+    O: HandlerOutput,
+{
+    EventCallback::from_any(move |_: &AnyEvent| handler().read_as())
+}
+
+/// An `async fn` handler's future, boxed. Generic over the future, so compiled
+/// once per handler: the least an unnameable future type allows.
+pub fn boxed<F>(future: F) -> BoxFuture<'static, Outcome>
+where
+    F: Future<Output = Outcome> + Send + 'static,
+{
+    future.boxed()
+}
+
+/// The callback of a handler taking `&E`, with the handler inlined (`inline`).
 pub fn typed_callback<E, R>(handler: impl Fn(&E) -> R + Send + Sync + 'static) -> EventCallback
 where
-    E: std::any::Any + Send + Sync,
+    E: Any + Send + Sync,
     R: HandlerOutput,
 {
     EventCallback::from_ref(handler)
 }
 
-/// The callback of a handler taking `Arc<E>`.
+/// The callback of a handler taking `Arc<E>`, with the handler inlined.
 pub fn shared_callback<E, R>(handler: impl Fn(Arc<E>) -> R + Send + Sync + 'static) -> EventCallback
 where
-    E: std::any::Any + Send + Sync,
+    E: Any + Send + Sync,
     R: HandlerOutput,
 {
     EventCallback::from_shared(handler)
 }
 
-/// The callback of a handler taking `&AnyEvent` or nothing.
+/// The callback of a handler taking `&AnyEvent` or nothing, with the handler
+/// inlined.
 pub fn any_callback<R: HandlerOutput>(
     handler: impl Fn(&AnyEvent) -> R + Send + Sync + 'static,
 ) -> EventCallback {
@@ -80,18 +298,8 @@ pub fn any_callback<R: HandlerOutput>(
 }
 
 /// The shared event as `Arc<E>`, if it is an `E`.
-pub fn shared_event<E: std::any::Any + Send + Sync>(event: &Arc<AnyEvent>) -> Option<Arc<E>> {
+pub fn shared_event<E: Any + Send + Sync>(event: &Arc<AnyEvent>) -> Option<Arc<E>> {
     AnyEvent::downcast_arc(event)
-}
-
-/// The callback of an `async fn` handler: the generated closure owns the
-/// event and borrows from it inside its future.
-pub fn async_fn_callback<F, Fut>(handler: F) -> EventCallback
-where
-    F: Fn(Arc<AnyEvent>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Outcome> + Send + 'static,
-{
-    EventCallback::asynchronous(move |event| handler(event).boxed())
 }
 
 /// The outcome of an `async fn` handler's result.
@@ -104,194 +312,38 @@ pub fn payload_mismatch<T>(event: &AnyEvent) -> anyhow::Error {
     crate::erased::mismatch::<T>(event)
 }
 
-/// A success callback that ignores the handler's `Ok` value.
-pub fn success_callback<T, M, F: SuccessHandler<T, M>>(callback: F) -> SuccessCallback {
-    callback.into_success()
+/// A declared success callback, as constant data.
+pub trait DeclaredSuccess: Sync {
+    /// The success callback.
+    fn callback(&self) -> SuccessCallback;
 }
 
-/// The `Ok` value a success callback is called with, as the type its parameter
-/// declares: the two must be the same type, which this checks at compile time
-/// with a message in the callback's terms.
-#[inline]
-pub fn success_value<Ok: SuccessValue<P>, P>(value: Ok) -> P {
-    value.into_param()
-}
+/// A success callback taking its handler's `Ok` value, `T`.
+pub struct SuccessFn<T>(fn(T));
 
-/// `Self`, the handler's `Ok` type, can be passed as a success callback's
-/// parameter `P`: only when they are the same type.
-#[diagnostic::on_unimplemented(
-    message = "this success callback takes `{P}`, but its handler succeeds with `{Self}`",
-    label = "take `{Self}` here, or nothing",
-    note = "a success callback takes its handler's `Ok` value by value: `T` for a handler returning \
-            `Result<T, E>` (however it is spelled, aliases included), the returned type itself otherwise"
-)]
-pub trait SuccessValue<P> {
-    /// `self`, as the parameter.
-    fn into_param(self) -> P;
-}
-
-impl<T> SuccessValue<T> for T {
-    #[inline]
-    fn into_param(self) -> T {
-        self
-    }
-}
-
-/// Probes a handler's declared return type `R` (see `declared.rs`).
-pub struct OutputProbe<R>(PhantomData<fn() -> R>);
-
-impl<R> OutputProbe<R> {
-    /// The probe of `R`.
-    #[inline]
-    pub const fn new() -> Self {
-        OutputProbe(PhantomData)
-    }
-}
-
-impl<R> Default for OutputProbe<R> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// `R` is read with [`HandlerOutput`]: an `Err` is a failure.
-pub struct AsHandlerOutput<R>(PhantomData<fn() -> R>);
-
-/// `R` is a plain value: always a success.
-pub struct AsValue<R>(PhantomData<fn() -> R>);
-
-/// First choice: any `Result`, whatever it is called. Its error must convert
-/// into `anyhow::Error` (checked where it is read), so that a `Result` is never
-/// mistaken for a plain value.
-pub trait ViaResult {
-    /// The declared return type.
-    type Returned;
-    /// How to read it.
-    fn output_kind(&self) -> AsHandlerOutput<Self::Returned>;
-}
-
-impl<T, E> ViaResult for &&OutputProbe<Result<T, E>> {
-    type Returned = Result<T, E>;
-    #[inline]
-    fn output_kind(&self) -> AsHandlerOutput<Result<T, E>> {
-        AsHandlerOutput(PhantomData)
-    }
-}
-
-/// Second choice: any other [`HandlerOutput`] (`()`, and the types a user
-/// implements it for).
-pub trait ViaHandlerOutput {
-    /// The declared return type.
-    type Returned;
-    /// How to read it.
-    fn output_kind(&self) -> AsHandlerOutput<Self::Returned>;
-}
-
-impl<R: HandlerOutput> ViaHandlerOutput for &OutputProbe<R> {
-    type Returned = R;
-    #[inline]
-    fn output_kind(&self) -> AsHandlerOutput<R> {
-        AsHandlerOutput(PhantomData)
-    }
-}
-
-/// Last choice: any other type is a plain value.
-pub trait ViaValue {
-    /// The declared return type.
-    type Returned;
-    /// How to read it.
-    fn output_kind(&self) -> AsValue<Self::Returned>;
-}
-
-impl<R> ViaValue for OutputProbe<R> {
-    type Returned = R;
-    #[inline]
-    fn output_kind(&self) -> AsValue<R> {
-        AsValue(PhantomData)
-    }
-}
-
-impl<R> AsHandlerOutput<R> {
-    /// The handler's result read with [`HandlerOutput`]. Split here (the
-    /// return type names `R::Ok`), so that an error type that is not an error
-    /// is reported once, at this call, which the macro spans at the return type.
-    #[inline]
-    pub fn read(self, returned: R) -> Result<R::Ok, anyhow::Error>
+impl<T> SuccessFn<T> {
+    /// The callback, called with the `Ok` value of a handler read as `O` (the
+    /// read probe of the handler's declared return type; only its type is used).
+    pub const fn new<R, O>(read: fn(R) -> O, callback: fn(T)) -> Self
     where
-        R: HandlerOutput,
+        O: HandlerOutput<Ok = T>,
     {
-        returned.into_result()
-    }
-
-    /// A success callback taking the handler's `Ok` value, `R::Ok`. The
-    /// generated closure leaves its parameter's type to inference and hands it
-    /// on through [`success_value`], so a callback taking another type fails to
-    /// compile at its own parameter.
-    pub fn success<F>(self, callback: F) -> SuccessCallback
-    where
-        R: HandlerOutput,
-        F: Fn(R::Ok) + Send + Sync + 'static,
-    {
-        SuccessHandler::<R::Ok, marker::Val>::into_success(callback)
+        let _ = read;
+        SuccessFn(callback)
     }
 }
 
-impl<R> AsValue<R> {
-    /// The handler's value, as a success.
-    #[inline]
-    pub fn read(self, returned: R) -> Result<R, Infallible>
-    where
-        R: Send + 'static,
-    {
-        Ok(returned)
-    }
-
-    /// A success callback taking the handler's value, `R` itself.
-    pub fn success<F>(self, callback: F) -> SuccessCallback
-    where
-        R: Send + 'static,
-        F: Fn(R) + Send + Sync + 'static,
-    {
-        SuccessHandler::<R, marker::Val>::into_success(callback)
+impl<T: Send + 'static> DeclaredSuccess for SuccessFn<T> {
+    fn callback(&self) -> SuccessCallback {
+        SuccessHandler::<T, marker::Val>::into_success(self.0)
     }
 }
 
-#[cfg(test)]
-// Autoref specialization: the borrows pick the impl, they are not needless.
-#[allow(clippy::needless_borrow)]
-mod tests {
-    #[allow(unused_imports)]
-    use super::{OutputProbe, ViaHandlerOutput as _, ViaResult as _, ViaValue as _};
-    use crate::HandlerOutput;
+/// A success callback that ignores its handler's `Ok` value.
+pub struct IgnoreFn(pub fn());
 
-    #[derive(Debug, PartialEq)]
-    struct Receipt(u32);
-
-    type Fallible = anyhow::Result<u32>;
-
-    #[test]
-    fn a_result_is_read_whatever_it_is_called() {
-        let returned: Fallible = Err(anyhow::anyhow!("declined"));
-        let read = (&&&OutputProbe::<Fallible>::new())
-            .output_kind()
-            .read(returned);
-        assert_eq!(read.unwrap_err().to_string(), "declined");
-
-        let io: std::io::Result<u8> = Ok(3);
-        let read = (&&&OutputProbe::<std::io::Result<u8>>::new())
-            .output_kind()
-            .read(io);
-        assert_eq!(read.unwrap(), 3);
-    }
-
-    #[test]
-    fn any_other_type_is_a_plain_value() {
-        let read = (&&&OutputProbe::<Receipt>::new())
-            .output_kind()
-            .read(Receipt(7));
-        assert_eq!(read.into_result().unwrap(), Receipt(7));
-
-        let read = (&&&OutputProbe::<u64>::new()).output_kind().read(5);
-        assert_eq!(read.into_result().unwrap(), 5);
+impl DeclaredSuccess for IgnoreFn {
+    fn callback(&self) -> SuccessCallback {
+        SuccessHandler::<crate::handler::IgnoredValue, marker::Nothing>::into_success(self.0)
     }
 }

@@ -80,6 +80,12 @@ impl EventCallback {
         EventCallback::typed(Call::Settling(Arc::new(TypedFn(Box::new(settling)))))
     }
 
+    /// A function taking `&E` and returning nothing (a declared handler): lanes
+    /// call it as a unit handler, with nothing to read.
+    pub(crate) fn from_unit_fn<E: Any + Send + Sync>(f: fn(&E)) -> Self {
+        EventCallback::typed(Call::Unit(Arc::new(UnitFn(Box::new(f)))))
+    }
+
     /// A handler taking `Arc<E>`.
     pub(crate) fn from_shared<E, R>(f: impl Fn(Arc<E>) -> R + Send + Sync + 'static) -> Self
     where

@@ -68,6 +68,21 @@ impl<E> Clone for LaneSubscriber<E> {
     }
 }
 
+impl<E> LaneSubscriber<E> {
+    /// Tells the success callback (a unit handler returned).
+    #[cold]
+    fn succeeded(&self, delivery: &Delivery<'_>) {
+        Run::new(&self.workflow, delivery).succeed_unit();
+    }
+
+    /// Hands a unit handler's panic to its failure callback.
+    #[cold]
+    fn panicked(&self, delivery: &Delivery<'_>, panic: &(dyn Any + Send)) {
+        // Handed to the callbacks; nobody here needs it back.
+        drop(Run::new(&self.workflow, delivery).fail(panic_error(panic)));
+    }
+}
+
 impl<E> Live for LaneSubscriber<E> {
     #[inline]
     fn is_live(&self) -> bool {
@@ -124,16 +139,13 @@ impl<E: Any + Send + Sync> Lane<E> {
     /// Runs every subscriber of the lane on `event`.
     #[inline]
     pub(crate) fn run(&self, event: &E, delivery: &Delivery<'_>) {
+        // A unit handler's outcome is only its panic: caught here (which costs
+        // nothing unless it panics), its success told only to who wants it.
         self.subs.for_each(|sub| match &sub.call {
             Call::Unit(f) => match catch_unwind(AssertUnwindSafe(|| (f.0)(event))) {
-                Ok(()) if sub.workflow.notify_success => {
-                    Run::new(&sub.workflow, delivery).succeed_unit();
-                }
+                Ok(()) if sub.workflow.notify_success => sub.succeeded(delivery),
                 Ok(()) => {}
-                Err(panic) => {
-                    // Handed to the callbacks; nobody here needs it back.
-                    drop(Run::new(&sub.workflow, delivery).fail(panic_error(&*panic)));
-                }
+                Err(panic) => sub.panicked(delivery, &*panic),
             },
             // Failures were handed to the callbacks; nobody here needs them back.
             Call::Settling(f) => drop((f.0)(event, Run::new(&sub.workflow, delivery))),

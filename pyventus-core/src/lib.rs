@@ -47,6 +47,7 @@ mod linker;
 mod list;
 mod namespace;
 mod output;
+mod probe;
 mod processing;
 mod record;
 mod registry;
@@ -91,8 +92,9 @@ pub mod __private {
     pub use crate::declared::*;
     pub use crate::erased::EventCallback;
     pub use crate::lane::LaneSlot;
-    pub use crate::link_time::{Namespace, Registration};
+    pub use crate::link_time::{KeySpec, Namespace, Registration};
     pub use crate::namespace::{namespace, namespace_linker};
+    pub use crate::probe::*;
     pub use crate::workflow::{Delivery, OkValue, Outcome, Run, SuccessCallback, ok};
     pub use {anyhow, inventory};
 

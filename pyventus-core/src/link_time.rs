@@ -5,7 +5,7 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use crate::erased::EventCallback;
+use crate::declared::{DeclaredHandler, DeclaredSuccess};
 use crate::linker::EventLinkerBuilder;
 use crate::record::SubscriberParts;
 use crate::workflow::SuccessCallback;
@@ -15,8 +15,34 @@ use crate::{Error, EventKey, EventLinker};
 /// `TypeId` of a `#[derive(Linker)]` type.
 pub type Namespace = Option<fn() -> TypeId>;
 
+/// One event a link-time handler is linked to, as constant data: a typed key
+/// is built by `EventKey::of::<E>`, one function per event type whichever
+/// handlers share it.
+#[derive(Clone, Copy)]
+pub enum KeySpec {
+    /// A typed event: `EventKey::of::<E>`.
+    Typed(fn() -> EventKey),
+    /// A named event.
+    Named(&'static str),
+    /// The global event.
+    Any,
+}
+
+impl KeySpec {
+    /// The key.
+    pub fn key(self) -> EventKey {
+        match self {
+            KeySpec::Typed(of) => of(),
+            KeySpec::Named(name) => EventKey::named(name),
+            KeySpec::Any => EventKey::any(),
+        }
+    }
+}
+
 /// One item submitted at link time by the declarative macros. Everything in it
-/// is a constant or a function pointer, as `inventory::submit!` requires.
+/// is a constant, a function pointer or a reference to constant data, as
+/// `inventory::submit!` requires: a handler costs no code of its own beyond
+/// what `inventory` needs to link it.
 pub enum Registration {
     /// A handler (`#[on]`, `#[once]`).
     Handler {
@@ -25,13 +51,13 @@ pub enum Registration {
         /// Its stable id: `module::path::function`.
         id: &'static str,
         /// The events it is linked to.
-        keys: fn() -> Vec<EventKey>,
+        keys: &'static [KeySpec],
         /// Whether it is one-time.
         once: bool,
         /// Whether a sync body runs off the async workers.
         blocking: bool,
-        /// Its event callback.
-        callback: fn() -> EventCallback,
+        /// The handler, which makes its event callback.
+        callback: &'static dyn DeclaredHandler,
     },
     /// `#[on_success(handler)]`.
     Success {
@@ -40,7 +66,7 @@ pub enum Registration {
         /// The handler's id.
         handler: &'static str,
         /// The callback.
-        callback: fn() -> SuccessCallback,
+        callback: &'static dyn DeclaredSuccess,
     },
     /// `#[on_failure(handler)]`.
     Failure {
@@ -116,7 +142,9 @@ pub(crate) fn collect(
                 once,
                 blocking,
                 callback,
-            } if in_namespace(*namespace, wanted) => Some((*id, keys, *once, *blocking, callback)),
+            } if in_namespace(*namespace, wanted) => {
+                Some((*id, *keys, *once, *blocking, *callback))
+            }
             _ => None,
         })
         .collect();
@@ -144,7 +172,7 @@ pub(crate) fn collect(
                 handler,
                 callback,
             } if in_namespace(*namespace, wanted) && ours(handler) => {
-                let previous = successes.insert(handler, callback());
+                let previous = successes.insert(handler, callback.callback());
                 if previous.is_some() {
                     return Err(duplicate(handler, "success"));
                 }
@@ -192,11 +220,12 @@ pub(crate) fn collect(
                 once,
                 blocking,
                 handler_id: Some(id),
-                callback: callback(),
+                callback: callback.callback(),
                 success: successes.remove(id),
                 failure: failures.remove(id).map(|f| Arc::new(f) as _),
             };
-            (keys(), parts)
+            let keys: Vec<EventKey> = keys.iter().map(|key| key.key()).collect();
+            (keys, parts)
         })
         .collect();
     linker.subscribe_all(all)?;

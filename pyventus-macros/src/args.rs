@@ -28,6 +28,8 @@ pub(crate) struct HandlerArgs {
     pub(crate) events: Vec<EventArg>,
     pub(crate) linker: Option<Path>,
     pub(crate) blocking: Option<Ident>,
+    /// `inline`: a closure of its own, with the handler inlined into it.
+    pub(crate) inline: Option<Ident>,
     /// `crate = path`: where the runtime is.
     pub(crate) krate: Option<Path>,
     /// Whether an argument meant as an event was malformed (then "no event"
@@ -52,9 +54,10 @@ pub(crate) struct CallbackArgs {
 mod kw {
     syn::custom_keyword!(linker);
     syn::custom_keyword!(blocking);
+    syn::custom_keyword!(inline);
 }
 
-const HANDLER_OPTIONS: &str = "`linker = Path`, `blocking` or `crate = path`";
+const HANDLER_OPTIONS: &str = "`linker = Path`, `blocking`, `inline` or `crate = path`";
 const CALLBACK_OPTIONS: &str =
     "a handler's name, `linker = Path` for a linker's default callback, or `crate = path`";
 
@@ -174,6 +177,25 @@ fn peek_crate(input: ParseStream<'_>) -> bool {
     input.peek(Token![crate]) && input.peek2(Token![=])
 }
 
+/// Whether the item is a single token (a flag such as `blocking`), not the
+/// start of a type named like one.
+fn ends_item(input: ParseStream<'_>) -> bool {
+    input.peek2(Token![,]) || input.peek2(syn::parse::End)
+}
+
+/// A flag (`blocking`, `inline`) given at most once.
+fn flag(input: ParseStream<'_>, slot: &mut Option<Ident>) -> syn::Result<()> {
+    let ident: Ident = input.parse()?;
+    if slot.is_some() {
+        return Err(syn::Error::new(
+            ident.span(),
+            format!("duplicate `{ident}`; give it once"),
+        ));
+    }
+    *slot = Some(ident);
+    Ok(())
+}
+
 /// An `ident = ...` that is not an option we know.
 fn unknown_option(input: ParseStream<'_>, expected: &str) -> syn::Result<()> {
     let ident: Ident = input.parse()?;
@@ -196,18 +218,10 @@ impl HandlerArgs {
             parse_linker(input, &mut self.linker)
         } else if peek_crate(input) {
             parse_crate(input, &mut self.krate)
-        } else if input.peek(kw::blocking)
-            && (input.peek2(Token![,]) || input.peek2(syn::parse::End))
-        {
-            let ident: Ident = input.parse()?;
-            if self.blocking.is_some() {
-                return Err(syn::Error::new(
-                    ident.span(),
-                    "duplicate `blocking`; give it once",
-                ));
-            }
-            self.blocking = Some(ident);
-            Ok(())
+        } else if input.peek(kw::blocking) && ends_item(input) {
+            flag(input, &mut self.blocking)
+        } else if input.peek(kw::inline) && ends_item(input) {
+            flag(input, &mut self.inline)
         } else if input.peek(Ident) && input.peek2(Token![=]) {
             unknown_option(input, HANDLER_OPTIONS)
         } else if input.peek(Token![...]) {

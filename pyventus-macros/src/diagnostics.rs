@@ -1,8 +1,9 @@
 //! Diagnostics shared by every macro: collecting several errors, placing
 //! generated tokens at the user's own, and emitting the user's item on error.
 
-use proc_macro2::{Group, Span, TokenStream, TokenTree};
-use syn::ItemFn;
+use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
+use syn::parse::{ParseStream, Parser};
+use syn::{Attribute, Block, ItemFn, Visibility};
 
 /// Collects several errors, so a user fixes them in one round (serde's `Ctxt`).
 #[derive(Default)]
@@ -46,32 +47,59 @@ pub(crate) fn respan(tokens: TokenStream, span: Span) -> TokenStream {
         .collect()
 }
 
-/// Expands an attribute on a function with `expand`. On error the function is
-/// still emitted beside the error, so the rest of the crate type-checks
-/// (tokio's `entry.rs` does the same). `attr` and `role` name the attribute and
-/// what the function is, for the error on anything that is not a function.
+/// Expands an attribute on a function with `expand`, which gets the function
+/// (its body left unparsed) and the item's own tokens, to emit as they are. On
+/// error the function is still emitted beside the error, so the rest of the
+/// crate type-checks (tokio's `entry.rs` does the same). `attr` and `role` name
+/// the attribute and what the function is, for the error on anything that is
+/// not a function.
 pub(crate) fn expand_fn(
     item: TokenStream,
     attr: &str,
     role: &str,
-    expand: impl FnOnce(&ItemFn) -> syn::Result<TokenStream>,
+    expand: impl FnOnce(&ItemFn, &TokenStream) -> syn::Result<TokenStream>,
 ) -> TokenStream {
-    let func: ItemFn = match syn::parse2(item.clone()) {
-        Ok(func) => func,
-        Err(_) => {
-            let err = syn::Error::new(
-                Span::call_site(),
-                format!("`#[{attr}]` goes on a function: {role}"),
-            );
-            return item.into_iter().chain(err.into_compile_error()).collect();
-        }
+    let Ok(func) = parse_fn.parse2(item.clone()) else {
+        let err = syn::Error::new(
+            Span::call_site(),
+            format!("`#[{attr}]` goes on a function: {role}"),
+        );
+        return item.into_iter().chain(err.into_compile_error()).collect();
     };
-    match expand(&func) {
+    match expand(&func, &item) {
         Ok(tokens) => tokens,
         Err(err) => {
-            let mut tokens = quote::quote!(#func);
+            let mut tokens = item;
             tokens.extend(err.into_compile_error());
             tokens
         }
     }
+}
+
+/// A function item, its signature parsed and its body skipped: the macros read
+/// only the signature and emit the item's own tokens, and a proc macro runs
+/// unoptimized in most builds, where parsing every handler's body would be a
+/// cost paid per handler for nothing (tokio's `entry.rs` skips it too).
+fn parse_fn(input: ParseStream<'_>) -> syn::Result<ItemFn> {
+    let attrs = input.call(Attribute::parse_outer)?;
+    let vis: Visibility = input.parse()?;
+    let sig: syn::Signature = input.parse()?;
+    let body = match input.parse::<TokenTree>()? {
+        TokenTree::Group(body) if body.delimiter() == Delimiter::Brace => body,
+        other => {
+            return Err(syn::Error::new(
+                other.span(),
+                "expected the function's body",
+            ));
+        }
+    };
+    Ok(ItemFn {
+        attrs,
+        vis,
+        sig,
+        block: Box::new(Block {
+            brace_token: syn::token::Brace(body.delim_span()),
+            stmts: Vec::new(),
+        }),
+    })
 }

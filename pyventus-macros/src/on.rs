@@ -44,8 +44,8 @@ pub(crate) fn info_ident(handler: &Ident) -> Ident {
 /// Expands `#[on]`/`#[once]`; on error, the function is still emitted so the
 /// rest of the crate type-checks.
 pub(crate) fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
-    expand_fn(item, kind.attr(), "the handler", |func| {
-        expand_handler(kind, args, func)
+    expand_fn(item, kind.attr(), "the handler", |func, item| {
+        expand_handler(kind, args, func, item)
     })
 }
 
@@ -58,7 +58,12 @@ struct Generated {
     output_span: Span,
 }
 
-fn expand_handler(kind: Kind, args: TokenStream, func: &ItemFn) -> syn::Result<TokenStream> {
+fn expand_handler(
+    kind: Kind,
+    args: TokenStream,
+    func: &ItemFn,
+    item: &TokenStream,
+) -> syn::Result<TokenStream> {
     let attr_span = if args.is_empty() {
         func.sig.ident.span()
     } else {
@@ -77,20 +82,21 @@ fn expand_handler(kind: Kind, args: TokenStream, func: &ItemFn) -> syn::Result<T
     if let Err(err) = check_param(&sig, &shape) {
         errors.push(err);
     }
+    if let (Some(inline), true) = (&args.inline, sig.is_async) {
+        errors.push(syn::Error::new(
+            inline.span(),
+            "`inline` is for synchronous handlers: an `async fn` handler is always \
+             compiled into a future of its own; remove `inline`",
+        ));
+    }
     errors.finish()?;
 
     let runtime = Runtime::new(args.krate.as_ref());
-    let public = runtime.public();
     let private = runtime.private();
     let ident = &func.sig.ident;
     let vis = &func.vis;
     let info = info_ident(ident);
     let output = &sig.output;
-    let keys = args.events.iter().map(|event| match event {
-        EventArg::Typed(ty) => quote_spanned!(ty.span()=> #public::EventKey::of::<#ty>()),
-        EventArg::Named(name) => quote!(#public::EventKey::named(#name)),
-        EventArg::Any(_) => quote!(#public::EventKey::any()),
-    });
     let namespace = match &args.linker {
         Some(linker) => {
             quote_spanned!(linker.span()=> ::core::option::Option::Some(#private::namespace::<#linker>))
@@ -105,16 +111,15 @@ fn expand_handler(kind: Kind, args: TokenStream, func: &ItemFn) -> syn::Result<T
         },
         runtime,
     };
-    let callback = if sig.is_async {
-        async_callback(&sig, &shape, &generated)
+    let handler = if sig.is_async {
+        async_handler(&sig, &shape, &generated)
+    } else if args.inline.is_some() {
+        inline_handler(&sig, &shape, &generated)
     } else {
-        sync_callback(&sig, &shape, &generated)
+        sync_handler(&sig, &shape, &generated)
     };
-    let info_of = &generated.info;
-    let once = matches!(kind, Kind::Once);
-    let blocking = args.blocking.is_some();
-
-    let func = sig.emit();
+    let registration = registration(kind, &args, handler, &generated);
+    let func = sig.emit(item);
     Ok(quote! {
         #func
 
@@ -129,31 +134,63 @@ fn expand_handler(kind: Kind, args: TokenStream, func: &ItemFn) -> syn::Result<T
             type Output = #output;
         }
 
-        const _: () = {
-            // Autoref specialization reads the return type; one of the three applies.
-            #[allow(unused_imports)]
-            use #private::{ViaHandlerOutput as _, ViaResult as _, ViaValue as _};
-
-            fn __pyventus_keys() -> ::std::vec::Vec<#public::EventKey> {
-                ::std::vec![#(#keys),*]
-            }
-
-            fn __pyventus_callback() -> #private::EventCallback {
-                #callback
-            }
-
-            #private::inventory::submit! {
-                #private::Registration::Handler {
-                    namespace: #info_of::NAMESPACE,
-                    id: #info_of::ID,
-                    keys: __pyventus_keys,
-                    once: #once,
-                    blocking: #blocking,
-                    callback: __pyventus_callback,
-                }
-            }
-        };
+        #registration
     })
+}
+
+/// The handler's registration: its data, submitted to `inventory`.
+fn registration(
+    kind: Kind,
+    args: &HandlerArgs,
+    handler: Handler,
+    generated: &Generated,
+) -> TokenStream {
+    let public = generated.runtime.public();
+    let private = generated.runtime.private();
+    let keys = args.events.iter().map(|event| match event {
+        EventArg::Typed(ty) => {
+            quote_spanned!(ty.span()=> #private::KeySpec::Typed(#public::EventKey::of::<#ty>))
+        }
+        EventArg::Named(name) => quote!(#private::KeySpec::Named(#name)),
+        EventArg::Any(_) => quote!(#private::KeySpec::Any),
+    });
+    let Handler {
+        items,
+        callback,
+        probes,
+    } = handler;
+    let info = &generated.info;
+    let once = matches!(kind, Kind::Once);
+    let blocking = args.blocking.is_some();
+    let registration = quote! {
+        #items
+
+        #private::inventory::submit! {
+            #private::Registration::Handler {
+                namespace: #info::NAMESPACE,
+                id: #info::ID,
+                keys: &[#(#keys),*],
+                once: #once,
+                blocking: #blocking,
+                callback: &#callback,
+            }
+        }
+    };
+    // A scope for the probe's traits, when something reads the return type; a
+    // handler returning `()` passed as data needs none (one item less to build).
+    if probes {
+        quote! {
+            const _: () = {
+                // Autoref specialization reads the return type; one of the three applies.
+                #[allow(unused_imports)]
+                use #private::{ViaHandlerOutput as _, ViaResult as _, ViaValue as _};
+
+                #registration
+            };
+        }
+    } else {
+        registration
+    }
 }
 
 /// The parameter forms each event shape allows.
@@ -189,6 +226,25 @@ impl Generated {
             (&&&#private::OutputProbe::<#info::Output>::new()).output_kind().read(#returned)
         }
     }
+
+    /// The read probe: a closure reading the declared return type as
+    /// [`read_output`](Self::read_output) does. Only its type is used (by the
+    /// `const fn` building the handler's data), so it is never compiled to code.
+    fn read_probe(&self) -> TokenStream {
+        let info = &self.info;
+        let read = self.read_output(&quote!(__r));
+        quote!(|__r: #info::Output| #read)
+    }
+}
+
+/// What a handler's registration is made of.
+struct Handler {
+    /// Items the data refers to (the function of an `inline` handler).
+    items: TokenStream,
+    /// A constant: the handler's `DeclaredHandler` data.
+    callback: TokenStream,
+    /// Whether it reads the return type with the probe.
+    probes: bool,
 }
 
 /// The handler called with `arg`, spanned at the user's parameter so that a type
@@ -204,11 +260,72 @@ fn call(sig: &Signature<'_>, arg: Option<TokenStream>) -> TokenStream {
     }
 }
 
-fn sync_callback(
-    sig: &Signature<'_>,
-    shape: &EventShape<'_>,
-    generated: &Generated,
-) -> TokenStream {
+/// The type of the event (or named payload) a parameter of one event is read
+/// from: the attribute's event for a typed event, the parameter's own type for
+/// a named event's payload.
+fn event_type(form: &Form, shape: &EventShape<'_>, public: &TokenStream) -> Type {
+    match (form, shape) {
+        (Form::Ref(ty) | Form::Value(ty) | Form::Shared(ty), EventShape::Named) => ty.clone(),
+        (_, EventShape::Typed(event)) => (*event).clone(),
+        _ => syn::parse_quote!(#public::AnyEvent),
+    }
+}
+
+/// A synchronous handler, as data: its `fn` pointer in the form its parameter
+/// takes, for an adapter shared by every handler of its event and return type.
+/// Nothing here is compiled to code of its own, except the clone of a handler
+/// taking its event by value.
+fn sync_handler(sig: &Signature<'_>, shape: &EventShape<'_>, generated: &Generated) -> Handler {
+    let public = generated.runtime.public();
+    let private = generated.runtime.private();
+    let ident = &sig.func.sig.ident;
+    // A handler declaring no return type returns `()`: nothing to probe.
+    let probes = !matches!(sig.func.sig.output, syn::ReturnType::Default);
+    let read = if probes {
+        generated.read_probe()
+    } else {
+        quote!(#private::read_unit)
+    };
+    let Some(param) = &sig.param else {
+        return Handler {
+            items: TokenStream::new(),
+            callback: quote!(#private::NoArgFn::new(#ident, #read)),
+            probes,
+        };
+    };
+    let span = param.ty.span();
+    let event = event_type(&param.form, shape, &public);
+    // Built at the parameter, where a parameter of another event is reported
+    // (`TakesEvent`), and where the handler is coerced to its `fn` pointer.
+    let handler = respan(quote!(#ident), span);
+    let data = |form: TokenStream| respan(quote!(#private::#form::new::<#event>), span);
+    let callback = match &param.form {
+        Form::Ref(_) => {
+            let new = data(quote!(RefFn));
+            quote!(#new(#handler, #read))
+        }
+        // The clone is the one line of code of its own this form needs.
+        Form::Value(_) => {
+            let new = data(quote!(RefFn));
+            let called = call(sig, Some(quote!(::core::clone::Clone::clone(__e))));
+            quote!(#new(|__e: &#event| #called, #read))
+        }
+        Form::Shared(_) => {
+            let new = data(quote!(SharedFn));
+            quote!(#new(#handler, #read))
+        }
+        Form::AnyRef | Form::AnyShared => quote!(#private::AnyFn::new(#handler, #read)),
+    };
+    Handler {
+        items: TokenStream::new(),
+        callback,
+        probes,
+    }
+}
+
+/// A synchronous handler with `inline`: a closure of its own, which calls the
+/// handler directly (so it can be inlined into its adapter).
+fn inline_handler(sig: &Signature<'_>, shape: &EventShape<'_>, generated: &Generated) -> Handler {
     let public = generated.runtime.public();
     let private = generated.runtime.private();
     let clone = quote!(::core::clone::Clone::clone);
@@ -219,13 +336,7 @@ fn sync_callback(
             (quote!(any_callback), quote!(|_: &#public::AnyEvent| #body))
         }
         Some(param) => {
-            let event = match (&param.form, shape) {
-                (Form::Ref(ty) | Form::Value(ty) | Form::Shared(ty), EventShape::Named) => {
-                    ty.clone()
-                }
-                (_, EventShape::Typed(event)) => (*event).clone(),
-                _ => syn::parse_quote!(#public::AnyEvent),
-            };
+            let event = event_type(&param.form, shape, &public);
             match &param.form {
                 Form::Ref(_) => {
                     let body = body(Some(quote!(__e)));
@@ -252,14 +363,20 @@ fn sync_callback(
             }
         }
     };
-    quote!(#private::#constructor(#closure))
+    Handler {
+        items: quote! {
+            fn __pyventus_callback() -> #private::EventCallback {
+                #private::#constructor(#closure)
+            }
+        },
+        callback: quote!(#private::BuiltFn(__pyventus_callback)),
+        probes: true,
+    }
 }
 
-fn async_callback(
-    sig: &Signature<'_>,
-    shape: &EventShape<'_>,
-    generated: &Generated,
-) -> TokenStream {
+/// An `async fn` handler: one function of its own, which calls it and boxes
+/// its future (a type only this handler has); the rest is shared.
+fn async_handler(sig: &Signature<'_>, shape: &EventShape<'_>, generated: &Generated) -> Handler {
     let public = generated.runtime.public();
     let private = generated.runtime.private();
     let clone = quote!(::core::clone::Clone::clone);
@@ -309,7 +426,13 @@ fn async_callback(
             }
         }
     };
-    quote! {
-        #private::async_fn_callback(|__ev: ::std::sync::Arc<#public::AnyEvent>| async move { #body })
+    Handler {
+        items: TokenStream::new(),
+        probes: true,
+        callback: quote! {
+            #private::AsyncFn(|__ev: ::std::sync::Arc<#public::AnyEvent>| {
+                #private::boxed(async move { #body })
+            })
+        },
     }
 }

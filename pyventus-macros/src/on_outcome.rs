@@ -38,12 +38,17 @@ impl Outcome {
 /// Expands `#[on_success]`/`#[on_failure]`; on error, the function is still
 /// emitted so the rest of the crate type-checks.
 pub(crate) fn expand(outcome: Outcome, args: TokenStream, item: TokenStream) -> TokenStream {
-    expand_fn(item, outcome.attr(), "the callback", |func| {
-        expand_callback(outcome, args, func)
+    expand_fn(item, outcome.attr(), "the callback", |func, item| {
+        expand_callback(outcome, args, func, item)
     })
 }
 
-fn expand_callback(outcome: Outcome, args: TokenStream, func: &ItemFn) -> syn::Result<TokenStream> {
+fn expand_callback(
+    outcome: Outcome,
+    args: TokenStream,
+    func: &ItemFn,
+    item: &TokenStream,
+) -> syn::Result<TokenStream> {
     // Every mistake of the attribute and the signature, in one compile.
     let mut errors = Errors::default();
     let args = CallbackArgs::parse(args, &mut errors);
@@ -70,7 +75,7 @@ fn expand_callback(outcome: Outcome, args: TokenStream, func: &ItemFn) -> syn::R
         Some(handler) => of_handler(outcome, &sig, handler, &runtime),
         None => default_of(outcome, &sig, args.linker.as_ref(), &runtime),
     };
-    let func = sig.emit();
+    let func = sig.emit(item);
     Ok(quote! {
         #func
 
@@ -135,37 +140,37 @@ fn of_handler(
     match outcome {
         Outcome::Success => {
             let callback = if let Some(param) = &sig.param {
-                // The closure's parameter is the handler's `Ok` type (read off
-                // its declared return type, as `#[on]` does); `success_value`
-                // checks it is the type the callback takes, at its parameter.
+                // The closure's parameter is the handler's `Ok` type, read off
+                // its declared return type by the read probe (as `#[on]` reads
+                // it); `success_value` checks it is the type the callback
+                // takes, at its parameter.
                 let ty = match &param.ty {
                     // Generic: whatever the `Ok` type is.
                     Type::ImplTrait(_) => quote!(_),
                     ty => quote!(#ty),
                 };
                 let called = call(sig, quote!(#private::success_value::<_, #ty>(__value)));
-                quote! {
-                    (&&&#private::OutputProbe::<#info::Output>::new())
-                        .output_kind()
-                        .success(|__value| { let _ = #called; })
-                }
+                let read = quote!(|__r: #info::Output| {
+                    (&&&#private::OutputProbe::<#info::Output>::new()).output_kind().read(__r)
+                });
+                quote!(#private::SuccessFn::new(#read, |__value| { let _ = #called; }))
+            } else if matches!(sig.func.sig.output, syn::ReturnType::Default) {
+                // Nothing to adapt: the callback itself is the `fn()`.
+                let ident = &sig.func.sig.ident;
+                quote!(#private::IgnoreFn(#ident))
             } else {
                 let called = call(sig, quote!());
-                quote!(#private::success_callback(|| { let _ = #called; }))
+                quote!(#private::IgnoreFn(|| { let _ = #called; }))
             };
             quote! {
                 #[allow(unused_imports)]
                 use #private::{ViaHandlerOutput as _, ViaResult as _, ViaValue as _};
 
-                fn __pyventus_success() -> #private::SuccessCallback {
-                    #callback
-                }
-
                 #private::inventory::submit! {
                     #private::Registration::Success {
                         namespace: #info::NAMESPACE,
                         handler: #info::ID,
-                        callback: __pyventus_success,
+                        callback: &#callback,
                     }
                 }
             }

@@ -165,18 +165,17 @@ impl<'a> Signature<'a> {
 }
 
 impl Signature<'_> {
-    /// The function as written, with an allow for clippy's
-    /// `needless_pass_by_value` when its parameter is taken by value: pyventus
-    /// hands it an owned value by contract, so the lint would ask for a signature
-    /// pyventus cannot call.
-    pub(crate) fn emit(&self) -> TokenStream {
-        let func = self.func;
+    /// The function as written (`item`, its own tokens), with an allow for
+    /// clippy's `needless_pass_by_value` when its parameter is taken by value:
+    /// pyventus hands it an owned value by contract, so the lint would ask for a
+    /// signature pyventus cannot call.
+    pub(crate) fn emit(&self, item: &TokenStream) -> TokenStream {
         match self.param.as_ref().map(|p| &p.form) {
             Some(Form::Value(_)) => quote::quote! {
                 #[allow(clippy::needless_pass_by_value)]
-                #func
+                #item
             },
-            _ => quote::quote!(#func),
+            _ => item.clone(),
         }
     }
 }
