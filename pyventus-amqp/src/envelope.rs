@@ -9,10 +9,19 @@
 //! | `v` | header `x-pyventus-v` |
 //! | `emitted_at` | header `x-pyventus-emitted-at` (milliseconds); `timestamp` (seconds) |
 //! | `handlers` | header `x-pyventus-handlers` (an array of strings), left out when empty |
+//! | `context` | one text header each, under its own name (`traceparent`, `tracestate`) |
+//!
+//! Propagation headers keep their own names, as OpenTelemetry's messaging
+//! conventions have them on RabbitMQ, so any instrumented consumer reads them.
+//! On reading, every text header whose name does not start with `x-` is one
+//! (`x-` is for the broker's and pyventus's own); on writing, a name that
+//! starts with `x-`, or is longer than a header name can be, is left out.
 //!
 //! Messages are persistent (`delivery_mode` 2). The broker adds
 //! `x-delivery-count` to a redelivered message (a quorum queue's count of its
 //! returns), which gives the attempt.
+
+use std::collections::BTreeMap;
 
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldArray, FieldTable, ShortString};
@@ -47,6 +56,14 @@ pub(crate) fn properties(envelope: &Envelope) -> BasicProperties {
             AMQPValue::FieldArray(FieldArray::from(ids)),
         );
     }
+    for (name, value) in &envelope.context {
+        if is_context(name) && name.len() <= lapin::types::MAX_SHORT_STRING_LENGTH {
+            headers.insert(
+                name.as_str().into(),
+                AMQPValue::LongString(value.as_str().into()),
+            );
+        }
+    }
     BasicProperties::default()
         .with_content_type(CONTENT_TYPE.into())
         .with_content_encoding("utf-8".into())
@@ -56,6 +73,29 @@ pub(crate) fn properties(envelope: &Envelope) -> BasicProperties {
         .with_timestamp(envelope.emitted_at / 1000)
         .with_app_id("pyventus".into())
         .with_headers(headers)
+}
+
+/// Whether a header of this name is a propagation header: any name but the
+/// broker's and pyventus's own (`x-...`).
+fn is_context(name: &str) -> bool {
+    !name
+        .get(..2)
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case("x-"))
+}
+
+/// The propagation headers of a message: its text headers that are not the
+/// broker's or pyventus's own. One that is not text is left out: a broken
+/// trace header never fails a delivery.
+pub(crate) fn context_of(properties: &BasicProperties) -> BTreeMap<String, String> {
+    let Some(headers) = properties.headers().as_ref() else {
+        return BTreeMap::new();
+    };
+    headers
+        .inner()
+        .iter()
+        .filter(|(name, _)| is_context(name.as_str()))
+        .filter_map(|(name, value)| Some((name.as_str().to_owned(), text(value)?)))
+        .collect()
 }
 
 /// The body of an envelope's message: its payload.
@@ -125,6 +165,7 @@ pub(crate) fn from_message(
         payload: payload.to_owned(),
         emitted_at,
         handlers,
+        context: context_of(properties),
     })
 }
 
@@ -206,6 +247,61 @@ mod tests {
         assert!(!headers.contains_key(HANDLERS));
         let back = from_message(&properties(&envelope), b"{}").unwrap();
         assert!(back.handlers.is_empty());
+    }
+
+    #[test]
+    fn propagation_headers_survive_their_message_under_their_own_names() {
+        let mut envelope = Envelope::new("OrderPlaced", "{}");
+        let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        envelope
+            .context
+            .insert("traceparent".to_owned(), traceparent.to_owned());
+        envelope
+            .context
+            .insert("tracestate".to_owned(), "vendor=1".to_owned());
+        let properties = properties(&envelope);
+        let headers = headers_of(&properties);
+        assert_eq!(
+            headers.inner().get("traceparent"),
+            Some(&AMQPValue::LongString(traceparent.into()))
+        );
+        let back = from_message(&properties, body(&envelope)).unwrap();
+        assert_eq!(back, envelope);
+        assert_eq!(context_of(&properties), envelope.context);
+    }
+
+    #[test]
+    fn the_brokers_and_pyventuss_own_headers_are_not_propagation_headers() {
+        let mut envelope = Envelope::new("E", "{}");
+        // Would be taken for the broker's, or clash with pyventus's own.
+        envelope
+            .context
+            .insert("X-Pyventus-V".to_owned(), "7".to_owned());
+        envelope
+            .context
+            .insert("x".repeat(300), "too long".to_owned());
+        let properties = properties(&envelope);
+        let mut headers = headers_of(&properties);
+        assert_eq!(headers.inner().get(VERSION), Some(&AMQPValue::LongUInt(1)));
+        // A header that is not text (the broker's count, a publisher's number)
+        // is not one either.
+        headers.insert("attempts".into(), AMQPValue::LongLongInt(2));
+        headers.insert(DELIVERY_COUNT.into(), AMQPValue::LongLongInt(2));
+        let back = from_message(&properties.with_headers(headers), b"{}").unwrap();
+        assert!(back.context.is_empty(), "{:?}", back.context);
+        assert_eq!(back.v, 1);
+    }
+
+    #[test]
+    fn a_message_without_propagation_headers_has_an_empty_context() {
+        let envelope = Envelope::new("E", "{}");
+        assert!(
+            from_message(&properties(&envelope), b"{}")
+                .unwrap()
+                .context
+                .is_empty()
+        );
+        assert!(context_of(&BasicProperties::default()).is_empty());
     }
 
     #[test]

@@ -64,6 +64,9 @@ pub(crate) async fn handle(shared: &Shared, channel: &Channel, message: Message)
         envelope = tracing::field::Empty,
         event = tracing::field::Empty,
     );
+    // Before the span is entered: a started span's parent is fixed.
+    #[cfg(feature = "opentelemetry")]
+    pyventus_core::remote::trace::set_parent(&span, &envelope::context_of(&message.properties));
     async {
         if attempt > 1 {
             shared.stats.redelivered.fetch_add(1, Ordering::Relaxed);

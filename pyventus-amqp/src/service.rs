@@ -269,7 +269,11 @@ impl AmqpProcessingService {
 impl ProcessingService for AmqpProcessingService {
     fn submit(&self, emission: EventEmission) -> Result<(), pyventus_core::Error> {
         // Refuses what a worker could not run before anything is sent.
-        let envelope = Envelope::of(&emission)?;
+        #[cfg_attr(not(feature = "opentelemetry"), expect(unused_mut))]
+        let mut envelope = Envelope::of(&emission)?;
+        // The worker's delivery span continues the emitter's trace.
+        #[cfg(feature = "opentelemetry")]
+        pyventus_core::remote::trace::inject_current(&mut envelope);
         pyventus_core::runtime::block_on(self.publish(&envelope))?;
         // Whoever awaits it (`emit_and_wait`) learns it runs elsewhere. (Had the
         // broker refused it, dropping it would have been the refusal.)

@@ -256,7 +256,7 @@ impl RedisProcessingService {
         }
     }
 
-    async fn add(&self, fields: &[(&str, String)]) -> Result<String, Error> {
+    async fn add(&self, fields: &[envelope::Field]) -> Result<String, Error> {
         let inner = &self.inner;
         if !inner.gauge.must_check() {
             let id = inner.stream.add(fields).await?;
@@ -320,7 +320,11 @@ impl RedisProcessingService {
 impl ProcessingService for RedisProcessingService {
     fn submit(&self, emission: EventEmission) -> Result<(), pyventus_core::Error> {
         // Refuses what a worker could not run before anything is sent.
-        let envelope = Envelope::of(&emission)?;
+        #[cfg_attr(not(feature = "opentelemetry"), expect(unused_mut))]
+        let mut envelope = Envelope::of(&emission)?;
+        // The worker's delivery span continues the emitter's trace.
+        #[cfg(feature = "opentelemetry")]
+        pyventus_core::remote::trace::inject_current(&mut envelope);
         pyventus_core::runtime::block_on(self.enqueue(&envelope))?;
         // Whoever awaits it (`emit_and_wait`) learns it runs elsewhere. (Had
         // Redis refused it, dropping it would have been the refusal.)

@@ -16,6 +16,7 @@ use redis::{Script, Value};
 use crate::backlog::Overflow;
 use crate::connection::millis;
 use crate::entry::{self, Entry, Read};
+use crate::envelope::Field;
 use crate::{Error, GROUP, dead_key, stream_key};
 
 /// The scripts, hashed once; `EVALSHA` loads them again after a restart.
@@ -147,11 +148,11 @@ impl Stream {
     }
 
     /// `XADD`: enqueues an entry, whatever the backlog.
-    pub(crate) async fn add(&self, fields: &[(&str, String)]) -> Result<String, Error> {
+    pub(crate) async fn add(&self, fields: &[Field]) -> Result<String, Error> {
         let mut cmd = redis::cmd("XADD");
         cmd.arg(&self.keys.stream).arg("*");
         for (name, value) in fields {
-            cmd.arg(name).arg(value);
+            cmd.arg(name.as_ref()).arg(value);
         }
         Ok(cmd.query_async(&mut self.conn()).await?)
     }
@@ -160,7 +161,7 @@ impl Stream {
     /// [`Overflow::DropOldest`], drops the oldest waiting entries instead.
     pub(crate) async fn add_checked(
         &self,
-        fields: &[(&str, String)],
+        fields: &[Field],
         cap: u64,
         overflow: Overflow,
     ) -> Result<Added, Error> {
@@ -171,7 +172,7 @@ impl Stream {
             Overflow::DropOldest => "drop",
         });
         for (name, value) in fields {
-            call.arg(name).arg(value);
+            call.arg(name.as_ref()).arg(value);
         }
         let reply: Vec<Value> = call.invoke_async(&mut self.conn()).await?;
         let [id, backlog, dropped, created] = <[Value; 4]>::try_from(reply)

@@ -1,5 +1,6 @@
 //! The envelope an emission travels in between processes.
 
+use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::{Error, EventEmission};
@@ -20,6 +21,12 @@ pub const ENVELOPE_VERSION: u32 = 1;
 /// | `payload` | the event, as JSON (serde) |
 /// | `emitted_at` | when it was emitted, in milliseconds since the Unix epoch |
 /// | `handlers` | the ids of the handlers to run; empty: every handler of the event |
+/// | `context` | propagation headers, name to value: the W3C `traceparent` and `tracestate` of the emitting span when it was traced (see `remote::trace`, feature `opentelemetry`); empty otherwise |
+///
+/// A backend carries `context` whether or not it was built with the
+/// `opentelemetry` feature, so a process without it loses nothing on the way
+/// between two that have it. Envelopes written before it existed read as
+/// having none.
 ///
 /// # Examples
 ///
@@ -30,6 +37,7 @@ pub const ENVELOPE_VERSION: u32 = 1;
 /// assert_eq!(envelope.v, 1);
 /// assert_eq!(envelope.id.len(), 36);
 /// assert!(envelope.handlers.is_empty()); // every handler of the event
+/// assert!(envelope.context.is_empty()); // not traced
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
@@ -46,6 +54,9 @@ pub struct Envelope {
     /// The ids of the link-time handlers to run (`module::path::function`);
     /// empty for every handler the worker has for the event.
     pub handlers: Vec<String>,
+    /// Propagation headers (`traceparent`, `tracestate`), by name; empty when
+    /// the emission was not traced.
+    pub context: BTreeMap<String, String>,
 }
 
 impl Envelope {
@@ -59,12 +70,15 @@ impl Envelope {
             payload: payload.into(),
             emitted_at: millis(SystemTime::now()),
             handlers: Vec::new(),
+            context: BTreeMap::new(),
         }
     }
 
     /// The envelope of an emission, targeting the link-time handlers this
     /// process knows for it (every handler of the event, if it knows none), or
-    /// why it cannot cross a process.
+    /// why it cannot cross a process. Its `context` is empty: a backend built
+    /// with the `opentelemetry` feature adds the emitting span's with
+    /// `remote::trace::inject_current`.
     ///
     /// # Errors
     ///

@@ -7,9 +7,16 @@
 //! resolves its subscribers with
 //! [`EventEmission::resolve`](crate::EventEmission::resolve), runs them and acts
 //! on the [`RunReport`](crate::RunReport). See `docs/architecture.md`.
+//!
+//! With the `opentelemetry` feature, [`trace`] carries the emitting span's
+//! trace context in the envelope, so that a worker's delivery span continues
+//! the emitter's trace.
 
 mod codec;
 mod envelope;
+#[cfg(feature = "opentelemetry")]
+#[cfg_attr(docsrs, doc(cfg(feature = "opentelemetry")))]
+pub mod trace;
 
 #[doc(hidden)]
 pub use codec::{Codec, CodecRegistration, Probe, ViaNothing, ViaSerde};

@@ -26,6 +26,11 @@ pub(super) async fn deliver(worker: Worker, taken: Taken) {
         envelope = tracing::field::Empty,
         event = tracing::field::Empty,
     );
+    // Before the span is entered: a started span's parent is fixed.
+    #[cfg(feature = "opentelemetry")]
+    if let Ok(entry) = &taken.entry {
+        pyventus_core::remote::trace::set_parent(&span, &envelope::context_of(entry));
+    }
     async {
         let inner = &worker.inner;
         let lease = inner.leases.hold(taken.id());
