@@ -29,6 +29,24 @@ pub(crate) enum Failure {
     Timeout(Duration),
 }
 
+/// The workers' metrics (recorded with the `metrics` feature).
+pub(crate) static METRICS: pyventus_core::remote::WorkerMetrics =
+    pyventus_core::remote::WorkerMetrics::new("amqp");
+
+impl Failure {
+    /// The failure's kind, as the dead-letter metric's `reason` label.
+    fn label(&self) -> &'static str {
+        match self {
+            Failure::Envelope(_) | Failure::Decode(_) => "malformed",
+            Failure::Resolve(pyventus_core::Error::NoHandler { .. }) => "unknown_event",
+            Failure::Resolve(_) => "unresolved",
+            Failure::MissingHandlers(_) => "missing_handler",
+            Failure::Handlers(_) => "failed",
+            Failure::Timeout(_) => "timed_out",
+        }
+    }
+}
+
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -68,6 +86,7 @@ pub(crate) async fn handle(shared: &Shared, channel: &Channel, message: Message)
     #[cfg(feature = "opentelemetry")]
     pyventus_core::remote::trace::set_parent(&span, &envelope::context_of(&message.properties));
     async {
+        let _running = METRICS.received();
         if attempt > 1 {
             shared.stats.redelivered.fetch_add(1, Ordering::Relaxed);
         }
@@ -110,6 +129,7 @@ async fn run_handlers(
         attempt,
     }));
     emission.set_blocking(shared.blocking);
+    emission.set_processor("amqp-worker");
     // Cancelled at the handler timeout or the shutdown deadline, the message is
     // left for another delivery: not a loss.
     emission.set_redeliverable(true);
@@ -141,6 +161,7 @@ async fn settle(
         Ok(()) => match message.acker.ack(BasicAckOptions::default()).await {
             Ok(_) => {
                 stats.processed.fetch_add(1, Ordering::Relaxed);
+                METRICS.acked();
             }
             Err(err) => unsettled("acknowledge", &err),
         },
@@ -162,6 +183,7 @@ async fn settle(
                 Ok(()) => match message.acker.ack(BasicAckOptions::default()).await {
                     Ok(_) => {
                         stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                        METRICS.dead_lettered(failure.label());
                         tracing::error!(
                             target: "pyventus",
                             deliveries = attempt,
@@ -182,6 +204,7 @@ async fn settle(
         }
         Err(failure) => {
             stats.retried.fetch_add(1, Ordering::Relaxed);
+            METRICS.retried();
             tracing::warn!(
                 target: "pyventus",
                 deliveries = attempt,

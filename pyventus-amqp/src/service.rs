@@ -284,6 +284,10 @@ impl ProcessingService for AmqpProcessingService {
     fn runs_remotely(&self) -> bool {
         true
     }
+
+    fn name(&self) -> &'static str {
+        "amqp"
+    }
 }
 
 impl fmt::Debug for AmqpProcessingService {

@@ -71,6 +71,7 @@ impl Worker {
                             .stats
                             .reconnects
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        crate::handling::METRICS.reconnected();
                         tracing::info!(target: "pyventus", queue = %shared.queue, "reconnected to RabbitMQ");
                     }
                     backoff.reset();

@@ -30,6 +30,10 @@ impl ProcessingService for AxumProcessingService {
     fn submit(&self, emission: EventEmission) -> Result<(), Error> {
         self.queue.record(emission)
     }
+
+    fn name(&self) -> &'static str {
+        "axum"
+    }
 }
 
 impl fmt::Debug for AxumProcessingService {

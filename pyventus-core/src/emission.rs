@@ -25,6 +25,11 @@ use crate::registry::{Entry, Registry, Route};
 use crate::workflow::{Delivery, Run, Settled, panic_error};
 use crate::{AnyEvent, Error, EventLinker, RunReport};
 
+#[cfg(feature = "metrics")]
+use crate::metrics::Accounting;
+#[cfg(not(feature = "metrics"))]
+use no_metrics::Accounting;
+
 /// One emitted event, with the subscribers it goes to, ready to run.
 ///
 /// The emitter builds it (resolving the event's subscribers and the global
@@ -90,6 +95,10 @@ pub struct EventEmission {
     /// The span current where it was emitted: the parent of its deliveries'
     /// spans, wherever they run.
     parent: tracing::Span,
+    /// The processing service running it, as metrics name it.
+    processor: &'static str,
+    /// Its part in the metrics (nothing without the `metrics` feature).
+    accounting: Accounting,
 }
 
 /// What dropping an emission before it has run means.
@@ -176,6 +185,8 @@ impl EventEmission {
             settled: false,
             if_dropped: IfDropped::Lost,
             parent: tracing::Span::current(),
+            processor: "direct",
+            accounting: Accounting::new(),
         }
     }
 
@@ -351,6 +362,37 @@ impl EventEmission {
         };
     }
 
+    /// Names the processing service that runs this emission, for its metrics
+    /// (the `processor` label): [`submit_to`](Self::submit_to) sets it from
+    /// [`ProcessingService::name`](crate::ProcessingService::name); a broker's
+    /// worker that runs what it resolved sets its own (`redis-worker`, say).
+    /// `direct` until then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use pyventus_core::{Event, EventEmission, EventLinker};
+    /// # use std::sync::Arc;
+    /// # #[derive(Debug)] struct Job;
+    /// # impl Event for Job { const NAME: &'static str = "Job"; }
+    /// let linker = EventLinker::new();
+    /// linker.on::<Job>().subscribe(|| println!("job"))?;
+    /// let mut emission = EventEmission::resolve(&linker, Arc::new(Job))?;
+    /// assert_eq!(emission.processor(), "direct");
+    /// emission.set_processor("my-queue-worker");
+    /// assert!(emission.run_blocking().is_success());
+    /// # Ok::<(), pyventus_core::Error>(())
+    /// ```
+    pub fn set_processor(&mut self, name: &'static str) {
+        self.processor = name;
+    }
+
+    /// The name of the processing service that runs this emission (see
+    /// [`set_processor`](Self::set_processor)).
+    pub fn processor(&self) -> &'static str {
+        self.processor
+    }
+
     /// A future that resolves once the emission has run: `Ok(())` when every
     /// subscriber has finished (failures included: they went to their
     /// callbacks), [`Error::EmissionDropped`] if it was dropped without running,
@@ -390,6 +432,8 @@ impl EventEmission {
     /// subscribers: its waiters get [`Error::NotAwaitable`], and dropping it
     /// reports no loss. For processing services that ship emissions away.
     pub fn handed_off(mut self) {
+        self.accounting
+            .settled(self.event.name(), self.processor, false);
         self.finish(|| Err(Error::NotAwaitable));
     }
 
@@ -397,6 +441,8 @@ impl EventEmission {
     /// response was an error, say): its waiters get
     /// [`Error::EmissionDropped`], and no loss is reported.
     pub fn discard(mut self) {
+        self.accounting
+            .settled(self.event.name(), self.processor, false);
         self.finish(|| Err(Error::EmissionDropped));
     }
 
@@ -466,6 +512,7 @@ impl EventEmission {
     /// `spawn_blocking`) then run concurrently. Resolves when all have finished,
     /// with what each did.
     pub async fn run(mut self) -> RunReport {
+        self.accounting.started(self.processor);
         let handle = tokio::runtime::Handle::try_current().ok();
         let current = self.current();
         let mut report = RunReport::default();
@@ -507,6 +554,8 @@ impl EventEmission {
                 report.record(sub.id(), sub.handler_id(), settled);
             }
         }
+        self.accounting
+            .ran(self.event.name(), self.processor, &report);
         self.finish(|| Ok(()));
         report
     }
@@ -525,6 +574,7 @@ impl EventEmission {
         mut self,
         block_on: impl FnOnce(BoxFuture<'static, Joined>) -> Joined,
     ) -> RunReport {
+        self.accounting.started(self.processor);
         let current = self.current();
         let mut report = RunReport::default();
         let mut pending = Vec::new();
@@ -545,6 +595,8 @@ impl EventEmission {
                 report.record(sub.id(), sub.handler_id(), settled);
             }
         }
+        self.accounting
+            .ran(self.event.name(), self.processor, &report);
         self.finish(|| Ok(()));
         report
     }
@@ -581,10 +633,14 @@ impl EventEmission {
     /// # Ok::<(), pyventus_core::Error>(())
     /// ```
     pub fn submit_to<P: crate::ProcessingService + ?Sized>(
-        self,
+        mut self,
         processor: &P,
     ) -> Result<(), Error> {
         let id = self.id;
+        let name = processor.name();
+        self.accounting
+            .accepted(self.event.name(), name, self.processor);
+        self.processor = name;
         let previous = SUBMITTING.with(|s| s.replace(Some((id, None))));
         let result = processor.submit(self);
         let dropped = SUBMITTING
@@ -627,9 +683,13 @@ impl Drop for EventEmission {
         if in_submit || self.if_dropped == IfDropped::Redelivered {
             // `submit_to` knows whether this was a refusal or a loss; a broker
             // redelivers what did not finish.
+            self.accounting
+                .settled(self.event.name(), self.processor, false);
             self.finish(|| Err(Error::EmissionDropped));
             return;
         }
+        self.accounting
+            .settled(self.event.name(), self.processor, true);
         // Accepted, and neither run nor handed off: say so, where the user looks.
         // A counted emission joins its service's batch (a runtime that shuts
         // down drops all its tasks at once: one report says how many).
@@ -787,4 +847,33 @@ pub(crate) fn next_emission_id() -> u64 {
         range.set((next + 1, end));
         next
     })
+}
+
+/// Without the `metrics` feature, an emission's accounting does nothing.
+#[cfg(not(feature = "metrics"))]
+mod no_metrics {
+    use crate::RunReport;
+
+    #[derive(Debug)]
+    pub(super) struct Accounting;
+
+    // The same methods as the real accounting's, which needs its `self`.
+    #[allow(clippy::unused_self)]
+    impl Accounting {
+        pub(super) const fn new() -> Self {
+            Accounting
+        }
+
+        #[inline(always)]
+        pub(super) fn accepted(&mut self, _: &str, _: &'static str, _: &'static str) {}
+
+        #[inline(always)]
+        pub(super) fn started(&mut self, _: &'static str) {}
+
+        #[inline(always)]
+        pub(super) fn ran(&mut self, _: &str, _: &'static str, _: &RunReport) {}
+
+        #[inline(always)]
+        pub(super) fn settled(&mut self, _: &str, _: &'static str, _: bool) {}
+    }
 }

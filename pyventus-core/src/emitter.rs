@@ -127,7 +127,9 @@ impl EventEmitterBuilder {
         let debug = self.debug.unwrap_or_else(debug_from_env);
         EventEmitter {
             inner: Arc::new(Inner {
-                borrow_fast_path: processor.runs_inline() && !debug,
+                // The fast path builds no emission, so it counts none: with
+                // metrics on, every emission takes the general path.
+                borrow_fast_path: processor.runs_inline() && !debug && !cfg!(feature = "metrics"),
                 remote: processor.runs_remotely(),
                 every: processor.runs_remotely() || processor.wants_every_emission(),
                 processor,

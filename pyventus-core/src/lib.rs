@@ -45,6 +45,9 @@ mod lifecycle;
 mod link_time;
 mod linker;
 mod list;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 mod namespace;
 mod output;
 mod probe;

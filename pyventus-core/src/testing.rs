@@ -240,6 +240,10 @@ impl ProcessingService for Recorder {
     fn wants_every_emission(&self) -> bool {
         true
     }
+
+    fn name(&self) -> &'static str {
+        "recorder"
+    }
 }
 
 impl fmt::Debug for Recorder {

@@ -335,6 +335,10 @@ impl ProcessingService for RedisProcessingService {
     fn runs_remotely(&self) -> bool {
         true
     }
+
+    fn name(&self) -> &'static str {
+        "redis"
+    }
 }
 
 impl fmt::Debug for RedisProcessingService {

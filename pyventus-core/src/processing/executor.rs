@@ -276,6 +276,10 @@ impl ProcessingService for ExecutorProcessingService {
             }
         })
     }
+
+    fn name(&self) -> &'static str {
+        "executor"
+    }
 }
 
 /// Which pool threads are held by a handler waiting for an emission of the pool.

@@ -58,4 +58,8 @@ impl ProcessingService for InlineProcessingService {
     fn runs_inline(&self) -> bool {
         true
     }
+
+    fn name(&self) -> &'static str {
+        "inline"
+    }
 }

@@ -81,6 +81,24 @@ pub trait ProcessingService: Send + Sync + 'static {
     fn wants_every_emission(&self) -> bool {
         false
     }
+
+    /// The service's name in metrics (the `processor` label) and logs: short,
+    /// lowercase, stable. By default the type's name without its path
+    /// (`Deferred` above).
+    ///
+    /// ```
+    /// use pyventus_core::{InlineProcessingService, ProcessingService};
+    /// assert_eq!(InlineProcessingService::new().name(), "inline");
+    /// ```
+    fn name(&self) -> &'static str {
+        short_type_name(std::any::type_name::<Self>())
+    }
+}
+
+/// `a::b::C<d::E>` as `C`.
+fn short_type_name(full: &'static str) -> &'static str {
+    let path = full.split('<').next().unwrap_or(full);
+    path.rsplit("::").next().unwrap_or(path)
 }
 
 impl<P: ProcessingService + ?Sized> ProcessingService for Arc<P> {
@@ -98,5 +116,9 @@ impl<P: ProcessingService + ?Sized> ProcessingService for Arc<P> {
 
     fn wants_every_emission(&self) -> bool {
         (**self).wants_every_emission()
+    }
+
+    fn name(&self) -> &'static str {
+        (**self).name()
     }
 }

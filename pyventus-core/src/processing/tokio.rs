@@ -346,6 +346,10 @@ impl ProcessingService for TokioProcessingService {
         }
         Ok(())
     }
+
+    fn name(&self) -> &'static str {
+        "tokio"
+    }
 }
 
 impl std::fmt::Debug for TokioProcessingService {

@@ -17,8 +17,10 @@ mod envelope;
 #[cfg(feature = "opentelemetry")]
 #[cfg_attr(docsrs, doc(cfg(feature = "opentelemetry")))]
 pub mod trace;
+mod worker_metrics;
 
 #[doc(hidden)]
 pub use codec::{Codec, CodecRegistration, Probe, ViaNothing, ViaSerde};
 pub use codec::{DecodeError, decode, encode};
 pub use envelope::{ENVELOPE_VERSION, Envelope, EnvelopeError};
+pub use worker_metrics::{Running, WorkerMetrics};

@@ -32,6 +32,7 @@ pub(super) async fn deliver(worker: Worker, taken: Taken) {
         pyventus_core::remote::trace::set_parent(&span, &envelope::context_of(entry));
     }
     async {
+        let _running = super::METRICS.received();
         let inner = &worker.inner;
         let lease = inner.leases.hold(taken.id());
         let outcome = tokio::select! {
@@ -89,6 +90,7 @@ async fn execute(worker: &Worker, taken: &Taken, lease: &Lease) -> Result<(), Fa
     // Synchronous handlers on blocking threads, off the worker's runtime
     // (unless they were declared quick).
     emission.set_blocking(!config.sync_inline);
+    emission.set_processor("redis-worker");
     // Cut short (timeout, shutdown deadline), it stays pending: not a loss.
     emission.set_redeliverable(true);
     emission.set_context(Arc::new(Delivery::new(

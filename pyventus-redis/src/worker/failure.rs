@@ -32,6 +32,20 @@ pub(super) enum Failure {
 }
 
 impl Failure {
+    /// The failure's kind, as the dead-letter metric's `reason` label.
+    pub(super) fn label(&self) -> &'static str {
+        match self {
+            Failure::Unreadable | Failure::Envelope(_) | Failure::Decode(_) => "malformed",
+            Failure::TooLarge { .. } => "too_large",
+            Failure::TooManyDeliveries { .. } => "max_deliveries",
+            Failure::Resolve(pyventus_core::Error::NoHandler { .. }) => "unknown_event",
+            Failure::Resolve(_) => "unresolved",
+            Failure::MissingHandlers(_) => "missing_handler",
+            Failure::Handlers(_) => "failed",
+            Failure::TimedOut(_) => "timed_out",
+        }
+    }
+
     /// Whether no delivery can ever succeed: the entry goes to the dead
     /// letters at once, without spending its remaining deliveries. (A version
     /// or an event this worker does not know may be known to another.)

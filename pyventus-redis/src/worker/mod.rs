@@ -36,6 +36,10 @@ use builder::Config;
 use lease::Leases;
 use stats::Counters;
 
+/// The workers' metrics (recorded with the `metrics` feature).
+static METRICS: pyventus_core::remote::WorkerMetrics =
+    pyventus_core::remote::WorkerMetrics::new("redis");
+
 /// A worker process's loop: takes the queue's entries and runs the link-time
 /// handlers of their events (Pyventus's RQ and Celery workers).
 ///

@@ -247,6 +247,7 @@ impl<'w> Loop<'w> {
     fn reachable(&mut self) {
         if let Some((since, _)) = self.outage.take() {
             Counters::add(&self.worker.inner.stats.reconnects, 1);
+            super::METRICS.reconnected();
             tracing::info!(
                 target: "pyventus",
                 queue = %self.worker.queue(),

@@ -12,9 +12,9 @@
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::Worker;
 use super::failure::Failure;
 use super::stats::Counters;
+use super::{METRICS, Worker};
 use crate::delivery::Lease;
 use crate::stream::{DeadLetterArgs, Taken};
 use crate::{Error, truncated};
@@ -56,6 +56,7 @@ pub(super) async fn settle(worker: &Worker, taken: &Taken, lease: &Lease, outcom
         Outcome::Done => {
             if persist(worker, id, || inner.stream.ack(id)).await.is_some() {
                 Counters::add(&inner.stats.processed, 1);
+                METRICS.acked();
             }
         }
         Outcome::Abandoned => {
@@ -100,6 +101,7 @@ async fn retry_later(worker: &Worker, id: &str, deliveries: u64, failure: &Failu
         Some(1) => {
             worker.push_retry(Instant::now() + delay);
             Counters::add(&inner.stats.retried, 1);
+            METRICS.retried();
             tracing::warn!(
                 target: "pyventus",
                 deliveries,
@@ -135,6 +137,7 @@ async fn dead_letter(worker: &Worker, taken: &Taken, failure: &Failure) {
     match moved {
         Some(Some(trimmed)) => {
             Counters::add(&inner.stats.dead_lettered, 1);
+            METRICS.dead_lettered(failure.label());
             tracing::error!(
                 target: "pyventus",
                 deliveries = taken.deliveries,
