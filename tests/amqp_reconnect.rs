@@ -127,7 +127,7 @@ async fn a_worker_resumes_by_itself_after_the_broker_closes_its_connection() {
             Ok("1"),
             "rabbitmqctl is required (PYVENTUS_REQUIRE_SERVICES=1) to close a connection"
         );
-        eprintln!("skipping: rabbitmqctl cannot be run here");
+        common::skip("rabbitmqctl cannot be run here");
         stop(&worker, running).await;
         cleanup(&url, &queue).await;
         return;

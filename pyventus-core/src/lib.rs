@@ -78,6 +78,7 @@ pub use handler::marker;
 pub use handler::{AsyncHandler, Handler, SuccessHandler, kind};
 pub use key::EventKey;
 pub use lifecycle::{Unfinished, wait_for_all, wait_for_all_blocking};
+pub use link_time::{VerifyError, verify};
 pub use linker::{EventLinker, EventLinkerBuilder};
 pub use namespace::Linker;
 pub use output::HandlerOutput;

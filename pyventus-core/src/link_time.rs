@@ -95,6 +95,13 @@ pub enum Registration {
         /// The callback.
         callback: fn(&anyhow::Error),
     },
+    /// A namespace (`#[derive(Linker)]`), for [`verify`].
+    Namespace {
+        /// Its type's path, as `std::any::type_name` gives it.
+        name: fn() -> &'static str,
+        /// Its linker, built on first use.
+        try_linker: fn() -> Result<EventLinker, Error>,
+    },
 }
 
 inventory::collect!(Registration);
@@ -246,3 +253,88 @@ fn duplicate_default(first: &'static str, second: &'static str, callback: &'stat
         callback,
     }
 }
+
+/// Builds every linker of this binary that has link-time handlers (the
+/// global one and each `#[derive(Linker)]` namespace) and reports every one
+/// that cannot be built, instead of the first `emit` finding one out and
+/// panicking: two event types that claim one name, two handlers with one id,
+/// a handler with two success callbacks, more handlers than a namespace's
+/// `max_subscribers`. Call it in one test, and a mistake anywhere in the
+/// binary fails there.
+///
+/// # Errors
+///
+/// [`VerifyError`], which lists each linker that cannot be built and why.
+///
+/// # Examples
+///
+/// ```
+/// #[test]
+/// fn every_handler_links() {
+///     pyventus_core::verify().unwrap();
+/// }
+/// # pyventus_core::verify().unwrap();
+/// ```
+pub fn verify() -> Result<(), VerifyError> {
+    let mut failures = Vec::new();
+    if let Err(error) = EventLinker::try_global() {
+        failures.push(("global", error));
+    }
+    let mut seen: Vec<fn() -> Result<EventLinker, Error>> = Vec::new();
+    for item in inventory::iter::<Registration> {
+        if let Registration::Namespace { name, try_linker } = item {
+            // A type derives `Linker` once; `inventory` lists it once. Kept
+            // safe against a list that repeats itself all the same.
+            if seen.iter().any(|f| std::ptr::fn_addr_eq(*f, *try_linker)) {
+                continue;
+            }
+            seen.push(*try_linker);
+            if let Err(error) = try_linker() {
+                failures.push((name(), error));
+            }
+        }
+    }
+    failures.sort_by_key(|(name, _)| *name);
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(VerifyError { failures })
+    }
+}
+
+/// The linkers [`verify`] could not build, each with why.
+pub struct VerifyError {
+    failures: Vec<(&'static str, Error)>,
+}
+
+impl VerifyError {
+    /// Each linker that cannot be built (`global`, or the namespace type's
+    /// path), with its error.
+    pub fn failures(&self) -> &[(&'static str, Error)] {
+        &self.failures
+    }
+}
+
+impl std::fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let count = self.failures.len();
+        write!(
+            f,
+            "{count} linker{} cannot be built:",
+            if count == 1 { "" } else { "s" }
+        )?;
+        for (linker, error) in &self.failures {
+            write!(f, "\n  - {linker}: {error}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The same as `Display`: `verify().unwrap()` in a test prints the list.
+impl std::fmt::Debug for VerifyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::error::Error for VerifyError {}

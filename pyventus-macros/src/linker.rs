@@ -112,5 +112,12 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
                 <Self as #public::Linker>::linker()
             }
         }
+
+        #private::inventory::submit! {
+            #private::Registration::Namespace {
+                name: ::core::any::type_name::<#ident>,
+                try_linker: <#ident as #public::Linker>::try_linker,
+            }
+        }
     })
 }

@@ -31,9 +31,9 @@ pub async fn amqp_url() -> Option<String> {
             )
         }
         _ => {
-            eprintln!(
-                "skipping: no RabbitMQ reachable at {url} (set PYVENTUS_AMQP_URL to run this test)"
-            );
+            super::skip(&format!(
+                "no RabbitMQ reachable at {url} (set PYVENTUS_AMQP_URL to run this test)"
+            ));
             None
         }
     }

@@ -175,3 +175,14 @@ pub fn within<T: Send + 'static>(
         }
     }
 }
+
+/// Says that the current test is skipped, and why, where `cargo test` shows
+/// it: written to the process's standard error directly, which libtest's
+/// output capture does not hold back (an `eprintln!` would be shown only if
+/// the test failed, and a skipped test passes).
+pub fn skip(why: &str) {
+    use std::io::Write;
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    let line = format!("SKIPPED {test}: {why}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}

@@ -32,9 +32,9 @@ pub async fn redis_url() -> Option<String> {
             "Redis is required (PYVENTUS_REQUIRE_SERVICES=1) but not reachable at {url}; set PYVENTUS_REDIS_URL"
         ),
         _ => {
-            eprintln!(
-                "skipping: no Redis reachable at {url} (set PYVENTUS_REDIS_URL to run this test)"
-            );
+            super::skip(&format!(
+                "no Redis reachable at {url} (set PYVENTUS_REDIS_URL to run this test)"
+            ));
             None
         }
     }
@@ -173,7 +173,7 @@ impl RedisServer {
                 "redis-server is required (PYVENTUS_REQUIRE_SERVICES=1) but not installed: \
                  the fault tests start their own"
             );
-            eprintln!("skipping: redis-server is not installed (the fault tests start their own)");
+            super::skip("redis-server is not installed (the fault tests start their own)");
             return None;
         }
         let port = TcpListener::bind("127.0.0.1:0")
