@@ -512,7 +512,7 @@ impl EventEmission {
     /// `spawn_blocking`) then run concurrently. Resolves when all have finished,
     /// with what each did.
     pub async fn run(mut self) -> RunReport {
-        self.accounting.started(self.processor);
+        self.accounting.started(self.event.name(), self.processor);
         let handle = tokio::runtime::Handle::try_current().ok();
         let current = self.current();
         let mut report = RunReport::default();
@@ -574,7 +574,7 @@ impl EventEmission {
         mut self,
         block_on: impl FnOnce(BoxFuture<'static, Joined>) -> Joined,
     ) -> RunReport {
-        self.accounting.started(self.processor);
+        self.accounting.started(self.event.name(), self.processor);
         let current = self.current();
         let mut report = RunReport::default();
         let mut pending = Vec::new();
@@ -638,8 +638,7 @@ impl EventEmission {
     ) -> Result<(), Error> {
         let id = self.id;
         let name = processor.name();
-        self.accounting
-            .accepted(self.event.name(), name, self.processor);
+        self.accounting.accepted(self.event.name(), name);
         self.processor = name;
         let previous = SUBMITTING.with(|s| s.replace(Some((id, None))));
         let result = processor.submit(self);
@@ -865,10 +864,10 @@ mod no_metrics {
         }
 
         #[inline(always)]
-        pub(super) fn accepted(&mut self, _: &str, _: &'static str, _: &'static str) {}
+        pub(super) fn accepted(&mut self, _: &str, _: &'static str) {}
 
         #[inline(always)]
-        pub(super) fn started(&mut self, _: &'static str) {}
+        pub(super) fn started(&mut self, _: &str, _: &'static str) {}
 
         #[inline(always)]
         pub(super) fn ran(&mut self, _: &str, _: &'static str, _: &RunReport) {}

@@ -269,9 +269,12 @@ fn duplicate_default(first: &'static str, second: &'static str, callback: &'stat
 /// # Examples
 ///
 /// ```
-/// #[test]
-/// fn every_handler_links() {
-///     pyventus_core::verify().unwrap();
+/// #[cfg(test)]
+/// mod tests {
+///     #[test]
+///     fn every_handler_links() {
+///         pyventus_core::verify().unwrap();
+///     }
 /// }
 /// # pyventus_core::verify().unwrap();
 /// ```

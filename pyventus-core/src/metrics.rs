@@ -60,9 +60,13 @@
 //! # Ok::<(), pyventus_core::Error>(())
 //! ```
 
+use std::cell::RefCell;
+use std::hash::{Hash, RandomState};
+use std::sync::Arc;
 use std::time::Instant;
 
-use ::metrics::{SharedString, counter, gauge, histogram};
+use ::metrics::{Key, Label, Level, Metadata, Recorder, SharedString};
+use hashbrown::{Equivalent, HashMap};
 
 use crate::{FailureKind, RunReport};
 
@@ -114,9 +118,92 @@ enum Stage {
     Running,
 }
 
+/// What the metrics are registered with: pyventus's target, at `INFO`.
+static METADATA: Metadata<'static> = Metadata::new("pyventus", Level::INFO, Some(module_path!()));
+
+/// The keys of one event's metrics on one processing service, built once
+/// (their labels and hashes) and shared: recording a value is then one
+/// lookup in the recorder, with nothing to allocate or hash.
+#[derive(Debug)]
+struct Keys {
+    emissions: Key,
+    dropped: Key,
+    deliveries: Key,
+    succeeded: Key,
+    failed: Key,
+    panicked: Key,
+    duration: Key,
+    queued: Key,
+    in_flight: Key,
+}
+
+impl Keys {
+    fn new(event: &str, processor: &'static str) -> Self {
+        let event = SharedString::from(Arc::<str>::from(event));
+        let both = || {
+            vec![
+                Label::new("event", event.clone()),
+                Label::new("processor", processor),
+            ]
+        };
+        let processor_only = || vec![Label::new("processor", processor)];
+        Keys {
+            emissions: Key::from_parts(EMISSIONS, both()),
+            dropped: Key::from_parts(DROPPED, both()),
+            deliveries: Key::from_parts(DELIVERIES, both()),
+            succeeded: Key::from_parts(SUCCEEDED, both()),
+            failed: Key::from_parts(FAILED, both()),
+            panicked: Key::from_parts(PANICKED, both()),
+            duration: Key::from_parts(DURATION, both()),
+            queued: Key::from_parts(QUEUED, processor_only()),
+            in_flight: Key::from_parts(IN_FLIGHT, processor_only()),
+        }
+    }
+
+    /// The keys of `event` on `processor`, from this thread's cache.
+    fn of(event: &str, processor: &'static str) -> Arc<Keys> {
+        /// Entries a thread keeps before starting over: the distinct (event,
+        /// service) pairs of a program are few; named events made up at
+        /// runtime must not grow it without bound.
+        const CAPACITY: usize = 1024;
+        type Cache = HashMap<(Box<str>, &'static str), Arc<Keys>, RandomState>;
+        thread_local! {
+            static CACHE: RefCell<Cache> = RefCell::new(HashMap::with_hasher(RandomState::new()));
+        }
+        CACHE.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            if let Some(keys) = cache.get(&Query(event, processor)) {
+                return keys.clone();
+            }
+            if cache.len() >= CAPACITY {
+                cache.clear();
+            }
+            let keys = Arc::new(Keys::new(event, processor));
+            cache.insert((event.into(), processor), keys.clone());
+            keys
+        })
+    }
+}
+
+/// A borrowed cache key: hashes as the owned one does.
+#[derive(Hash)]
+struct Query<'a>(&'a str, &'static str);
+
+impl Equivalent<(Box<str>, &'static str)> for Query<'_> {
+    fn equivalent(&self, key: &(Box<str>, &'static str)) -> bool {
+        *key.0 == *self.0 && key.1 == self.1
+    }
+}
+
+fn record(f: impl FnOnce(&dyn Recorder)) {
+    ::metrics::with_recorder(f);
+}
+
 /// One emission's part in the metrics: which service counts it, and where.
 #[derive(Debug)]
 pub(crate) struct Accounting {
+    /// The keys of the emission's event on the service that has it.
+    keys: Option<(&'static str, Arc<Keys>)>,
     counted: bool,
     stage: Stage,
     started: Option<Instant>,
@@ -125,50 +212,58 @@ pub(crate) struct Accounting {
 impl Accounting {
     pub(crate) const fn new() -> Self {
         Accounting {
+            keys: None,
             counted: false,
             stage: Stage::Outside,
             started: None,
         }
     }
 
+    /// The keys for the emission's current service.
+    fn keys(&mut self, event: &str, processor: &'static str) -> Arc<Keys> {
+        match &self.keys {
+            Some((service, keys)) if *service == processor => keys.clone(),
+            _ => {
+                let keys = Keys::of(event, processor);
+                self.keys = Some((processor, keys.clone()));
+                keys
+            }
+        }
+    }
+
     /// A processing service accepts the emission (about to: `submit`). A
     /// service that hands it to another (axum's, after the response) moves it:
     /// it is counted as emitted once.
-    pub(crate) fn accepted(
-        &mut self,
-        event: &str,
-        processor: &'static str,
-        previous: &'static str,
-    ) {
-        self.leave(previous);
-        if !self.counted {
-            self.counted = true;
-            counter!(EMISSIONS, "event" => label(event), "processor" => processor).increment(1);
-        }
-        gauge!(QUEUED, "processor" => processor).increment(1.0);
-        gauge!(IN_FLIGHT, "processor" => processor).increment(1.0);
+    pub(crate) fn accepted(&mut self, event: &str, processor: &'static str) {
+        self.leave();
+        let keys = self.keys(event, processor);
+        let first = !std::mem::replace(&mut self.counted, true);
+        record(|r| {
+            if first {
+                r.register_counter(&keys.emissions, &METADATA).increment(1);
+            }
+            r.register_gauge(&keys.queued, &METADATA).increment(1.0);
+            r.register_gauge(&keys.in_flight, &METADATA).increment(1.0);
+        });
         self.stage = Stage::Queued;
     }
 
     /// The emission starts running.
-    pub(crate) fn started(&mut self, processor: &'static str) {
-        if self.stage == Stage::Queued {
-            gauge!(QUEUED, "processor" => processor).decrement(1.0);
-        }
-        if self.stage == Stage::Outside {
-            gauge!(IN_FLIGHT, "processor" => processor).increment(1.0);
-        }
+    pub(crate) fn started(&mut self, event: &str, processor: &'static str) {
+        let keys = self.keys(event, processor);
+        let stage = self.stage;
+        record(|r| match stage {
+            Stage::Queued => r.register_gauge(&keys.queued, &METADATA).decrement(1.0),
+            Stage::Outside => r.register_gauge(&keys.in_flight, &METADATA).increment(1.0),
+            Stage::Running => {}
+        });
         self.stage = Stage::Running;
         self.started = Some(Instant::now());
     }
 
     /// The emission ran: what each subscriber did, and how long it took.
     pub(crate) fn ran(&mut self, event: &str, processor: &'static str, report: &RunReport) {
-        let event = label(event);
-        let labels = [
-            ("event", event),
-            ("processor", SharedString::from(processor)),
-        ];
+        let keys = self.keys(event, processor);
         let ran = report.ran() as u64;
         let (mut failed, mut panicked) = (0, 0);
         for failure in report.failures() {
@@ -177,43 +272,49 @@ impl Accounting {
                 _ => failed += 1,
             }
         }
-        counter!(DELIVERIES, &labels).increment(ran);
-        counter!(SUCCEEDED, &labels).increment(ran - failed - panicked);
-        if failed > 0 {
-            counter!(FAILED, &labels).increment(failed);
-        }
-        if panicked > 0 {
-            counter!(PANICKED, &labels).increment(panicked);
-        }
-        if let Some(started) = self.started.take() {
-            histogram!(DURATION, &labels).record(started.elapsed().as_secs_f64());
-        }
-        self.leave(processor);
+        let elapsed = self.started.take().map(|started| started.elapsed());
+        record(|r| {
+            r.register_counter(&keys.deliveries, &METADATA)
+                .increment(ran);
+            r.register_counter(&keys.succeeded, &METADATA)
+                .increment(ran - failed - panicked);
+            if failed > 0 {
+                r.register_counter(&keys.failed, &METADATA)
+                    .increment(failed);
+            }
+            if panicked > 0 {
+                r.register_counter(&keys.panicked, &METADATA)
+                    .increment(panicked);
+            }
+            if let Some(elapsed) = elapsed {
+                r.register_histogram(&keys.duration, &METADATA)
+                    .record(elapsed.as_secs_f64());
+            }
+        });
+        self.leave();
     }
 
     /// The emission settles without running: handed off, discarded, or (when
     /// `lost`) dropped.
     pub(crate) fn settled(&mut self, event: &str, processor: &'static str, lost: bool) {
         if lost && self.stage != Stage::Outside {
-            counter!(DROPPED, "event" => label(event), "processor" => processor).increment(1);
+            let keys = self.keys(event, processor);
+            record(|r| r.register_counter(&keys.dropped, &METADATA).increment(1));
         }
-        self.leave(processor);
+        self.leave();
     }
 
-    /// Takes the emission out of `processor`'s gauges.
-    fn leave(&mut self, processor: &'static str) {
-        match self.stage {
+    /// Takes the emission out of its service's gauges.
+    fn leave(&mut self) {
+        let stage = std::mem::replace(&mut self.stage, Stage::Outside);
+        let Some((_, keys)) = &self.keys else { return };
+        record(|r| match stage {
             Stage::Outside => {}
             Stage::Queued => {
-                gauge!(QUEUED, "processor" => processor).decrement(1.0);
-                gauge!(IN_FLIGHT, "processor" => processor).decrement(1.0);
+                r.register_gauge(&keys.queued, &METADATA).decrement(1.0);
+                r.register_gauge(&keys.in_flight, &METADATA).decrement(1.0);
             }
-            Stage::Running => gauge!(IN_FLIGHT, "processor" => processor).decrement(1.0),
-        }
-        self.stage = Stage::Outside;
+            Stage::Running => r.register_gauge(&keys.in_flight, &METADATA).decrement(1.0),
+        });
     }
-}
-
-fn label(event: &str) -> SharedString {
-    SharedString::from(event.to_owned())
 }
