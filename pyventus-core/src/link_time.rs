@@ -268,15 +268,11 @@ fn duplicate_default(first: &'static str, second: &'static str, callback: &'stat
 ///
 /// # Examples
 ///
+/// In a test of your crate (`#[test] fn every_handler_links()`), unwrapped:
+/// a failure prints each broken linker and why.
+///
 /// ```
-/// #[cfg(test)]
-/// mod tests {
-///     #[test]
-///     fn every_handler_links() {
-///         pyventus_core::verify().unwrap();
-///     }
-/// }
-/// # pyventus_core::verify().unwrap();
+/// pyventus_core::verify().unwrap();
 /// ```
 pub fn verify() -> Result<(), VerifyError> {
     let mut failures = Vec::new();
