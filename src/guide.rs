@@ -42,17 +42,20 @@ pub mod lifecycle {}
 #[doc = include_str!("../docs/testing.md")]
 pub mod testing {}
 
-#[cfg(feature = "axum")]
+// The integration pages' snippets need axum, serde, tracing-subscriber and the
+// `shop` example crate, which the facade's build does not carry: they are
+// doctested in the test package (tests/guide.rs), not here.
+#[cfg(all(feature = "axum", not(doctest)))]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 #[doc = include_str!("../docs/axum.md")]
 pub mod axum {}
 
-#[cfg(feature = "redis")]
+#[cfg(all(feature = "redis", not(doctest)))]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 #[doc = include_str!("../docs/redis.md")]
 pub mod redis {}
 
-#[cfg(feature = "amqp")]
+#[cfg(all(feature = "amqp", not(doctest)))]
 #[cfg_attr(docsrs, doc(cfg(feature = "amqp")))]
 #[doc = include_str!("../docs/amqp.md")]
 pub mod amqp {}

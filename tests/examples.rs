@@ -1,6 +1,9 @@
-//! Every example in `examples/` runs, and prints what its comments promise.
-//! The examples are built first (a no-op after `cargo test`, which builds them;
-//! needed when only this test was asked for, or they could be stale).
+//! Every example in `examples/` runs, and prints what its comments promise:
+//! the facade's own (`hello_world`, `namespaces`, `runtime_flexibility`) and
+//! the `pyventus-examples` package's. The examples are built first, for the
+//! whole workspace as `cargo test --workspace --all-features` builds them (a
+//! no-op after it; needed when only this test was asked for, or they could be
+//! stale).
 
 use std::process::Command;
 use std::sync::Once;
@@ -27,8 +30,28 @@ fn run_with_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> String {
     path.push("examples");
     path.push(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     BUILD.call_once(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--examples", "--all-features"])
+        // Without the variables cargo set for this test (CARGO_PKG_NAME,
+        // CARGO_MANIFEST_DIR, ...): build scripts that watch them (ring's) would
+        // rerun, and everything above them rebuild.
+        let set_for_this_test = std::env::vars_os().filter_map(|(key, _)| {
+            let name = key.to_str()?;
+            [
+                "CARGO_PKG_",
+                "CARGO_MANIFEST_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+                "CARGO_PRIMARY_PACKAGE",
+            ]
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+            .then_some(key)
+        });
+        let mut cargo = Command::new(env!("CARGO"));
+        for key in set_for_this_test {
+            cargo.env_remove(key);
+        }
+        let status = cargo
+            .args(["build", "--workspace", "--examples", "--all-features"])
             .status()
             .expect("cannot run cargo to build the examples");
         assert!(status.success(), "the examples do not build");
@@ -39,7 +62,7 @@ fn run_with_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> String {
         .output()
         .unwrap_or_else(|err| {
             panic!(
-                "cannot run {}: {err} (built by `cargo test`?)",
+                "cannot run {}: {err} (built by `cargo test --workspace`?)",
                 path.display()
             )
         });
