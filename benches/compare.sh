@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo bench --bench emit
+cargo bench -p pyventus-benches --bench emit
 if [ -z "${SKIP_PYVENTUS:-}" ]; then
     bash benches/pyventus/run.sh > target/pyventus.jsonl
 fi

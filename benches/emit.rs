@@ -4,7 +4,8 @@
 //! Every benchmark delivers one event to N synchronous subscribers that add the
 //! event's field into an `AtomicU64`; the baselines do the same work.
 //!
-//! Run with `cargo bench --bench emit`; `docs/benchmarks.md` has the figures.
+//! Run with `cargo bench -p pyventus-benches --bench emit`; `docs/benchmarks.md`
+//! has the figures.
 
 // criterion's macros generate undocumented items.
 #![allow(missing_docs)]

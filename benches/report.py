@@ -1,5 +1,5 @@
-"""Reads one run of `cargo bench --bench emit` (criterion's estimates) and of
-benches/pyventus/run.sh (JSON lines), prints the table of medians and ratios
+"""Reads one run of `cargo bench -p pyventus-benches --bench emit` (criterion's
+estimates) and of benches/pyventus/run.sh (JSON lines), prints the table of medians and ratios
 for docs/benchmarks.md, and writes the chart of cost per emission against the
 number of subscribers as SVG.
 
@@ -143,7 +143,7 @@ def main():
     medians = criterion_medians(args.criterion)
     medians.update(pyventus_medians(args.pyventus))
     if not medians:
-        sys.exit(f"no benchmark results under {args.criterion}: run `cargo bench --bench emit` first")
+        sys.exit(f"no benchmark results under {args.criterion}: run `cargo bench -p pyventus-benches --bench emit` first")
     print(table(medians))
     if args.svg:
         chart = svg(medians)

@@ -1,10 +1,10 @@
 //! Inspects and replays a RabbitMQ queue's dead letters.
 //!
 //! ```sh
-//! cargo run --example amqp_dead_letters --features amqp -- list
-//! cargo run --example amqp_dead_letters --features amqp -- replay <id>
-//! cargo run --example amqp_dead_letters --features amqp -- replay-all
-//! cargo run --example amqp_dead_letters --features amqp -- remove <id>
+//! cargo run -p pyventus-examples --example amqp_dead_letters --features amqp -- list
+//! cargo run -p pyventus-examples --example amqp_dead_letters --features amqp -- replay <id>
+//! cargo run -p pyventus-examples --example amqp_dead_letters --features amqp -- replay-all
+//! cargo run -p pyventus-examples --example amqp_dead_letters --features amqp -- remove <id>
 //! ```
 //!
 //! RabbitMQ: `PYVENTUS_AMQP_URL`; queue: `PYVENTUS_QUEUE` (default `shop`).

@@ -3,7 +3,7 @@
 //! handler crate, `examples/shop`, as the Redis examples are.
 //!
 //! ```sh
-//! cargo run --example amqp_emitter --features amqp -- 10   # publish 10 orders
+//! cargo run -p pyventus-examples --example amqp_emitter --features amqp -- 10   # publish 10 orders
 //! ```
 //!
 //! RabbitMQ: `PYVENTUS_AMQP_URL` (default `amqp://guest:guest@127.0.0.1:5672/%2f`);

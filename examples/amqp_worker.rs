@@ -4,7 +4,7 @@
 //! on Redis (`redis_worker`) and here.
 //!
 //! ```sh
-//! cargo run --example amqp_worker --features amqp
+//! cargo run -p pyventus-examples --example amqp_worker --features amqp
 //! ```
 //!
 //! RabbitMQ: `PYVENTUS_AMQP_URL` (default `amqp://guest:guest@127.0.0.1:5672/%2f`);

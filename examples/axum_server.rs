@@ -1,7 +1,7 @@
 //! The seeds' `FastAPI` example, in axum: `/send-email` answers at once, and the
 //! email goes out after the response, on a handler that takes its time.
 //!
-//! Run with `cargo run --example axum_server --features axum`, then open
+//! Run with `cargo run -p pyventus-examples --example axum_server --features axum`, then open
 //! <http://127.0.0.1:3000/send-email>. Ctrl-C shuts down gracefully: the server
 //! stops taking requests and waits for the emails already queued.
 //!

@@ -5,7 +5,7 @@
 //! reports: acknowledge, retry the handlers that failed, or dead-letter.
 //!
 //! ```sh
-//! cargo run --example custom_backend --features serde
+//! cargo run -p pyventus-examples --example custom_backend --features serde
 //! ```
 //!
 //! Nothing here uses a hidden or private item: `remote::Envelope`,

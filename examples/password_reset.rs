@@ -1,7 +1,7 @@
 //! The seeds' practical example: part of a password-reset workflow, where the
 //! notifications are decoupled from the request's validation by an event.
 //!
-//! Run with `cargo run --example password_reset`.
+//! Run with `cargo run -p pyventus-examples --example password_reset`.
 
 use std::time::Duration;
 

@@ -1,10 +1,10 @@
 //! Inspects and replays a queue's dead letters.
 //!
 //! ```sh
-//! cargo run --example redis_dead_letters --features redis -- list
-//! cargo run --example redis_dead_letters --features redis -- replay <id>
-//! cargo run --example redis_dead_letters --features redis -- replay-all
-//! cargo run --example redis_dead_letters --features redis -- remove <id>
+//! cargo run -p pyventus-examples --example redis_dead_letters --features redis -- list
+//! cargo run -p pyventus-examples --example redis_dead_letters --features redis -- replay <id>
+//! cargo run -p pyventus-examples --example redis_dead_letters --features redis -- replay-all
+//! cargo run -p pyventus-examples --example redis_dead_letters --features redis -- remove <id>
 //! ```
 //!
 //! Redis: `PYVENTUS_REDIS_URL`; queue: `PYVENTUS_QUEUE` (default `shop`).

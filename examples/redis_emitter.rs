@@ -3,7 +3,7 @@
 //! handler crate, `examples/shop`.
 //!
 //! ```sh
-//! cargo run --example redis_emitter --features redis -- 10   # enqueue 10 orders
+//! cargo run -p pyventus-examples --example redis_emitter --features redis -- 10   # enqueue 10 orders
 //! ```
 //!
 //! Redis: `PYVENTUS_REDIS_URL` (default `redis://127.0.0.1:6379`); queue:

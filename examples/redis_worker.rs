@@ -3,7 +3,7 @@
 //! what it holds and stops (a second Ctrl-C stops at once).
 //!
 //! ```sh
-//! cargo run --example redis_worker --features redis
+//! cargo run -p pyventus-examples --example redis_worker --features redis
 //! ```
 //!
 //! It reports its health on stderr as it changes (what a readiness probe would

@@ -1,6 +1,11 @@
-//! Every example in `examples/` runs, and prints what its comments promise.
-//! The examples are built first (a no-op after `cargo test`, which builds them;
-//! needed when only this test was asked for, or they could be stale).
+//! Every example in `examples/` runs, and prints what its comments promise:
+//! the facade's own (`hello_world`, `namespaces`, `runtime_flexibility`) and
+//! the `pyventus-examples` package's. The examples are built first, for the
+//! whole workspace as `cargo test --workspace --all-features` builds them (a
+//! no-op after it; needed when only this test was asked for, or they could be
+//! stale).
+
+mod common;
 
 use std::process::Command;
 use std::sync::Once;
@@ -27,8 +32,28 @@ fn run_with_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> String {
     path.push("examples");
     path.push(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     BUILD.call_once(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--examples", "--all-features"])
+        // Without the variables cargo set for this test (CARGO_PKG_NAME,
+        // CARGO_MANIFEST_DIR, ...): build scripts that watch them (ring's) would
+        // rerun, and everything above them rebuild.
+        let set_for_this_test = std::env::vars_os().filter_map(|(key, _)| {
+            let name = key.to_str()?;
+            [
+                "CARGO_PKG_",
+                "CARGO_MANIFEST_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+                "CARGO_PRIMARY_PACKAGE",
+            ]
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+            .then_some(key)
+        });
+        let mut cargo = Command::new(env!("CARGO"));
+        for key in set_for_this_test {
+            cargo.env_remove(key);
+        }
+        let status = cargo
+            .args(["build", "--workspace", "--examples", "--all-features"])
             .status()
             .expect("cannot run cargo to build the examples");
         assert!(status.success(), "the examples do not build");
@@ -39,7 +64,7 @@ fn run_with_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> String {
         .output()
         .unwrap_or_else(|err| {
             panic!(
-                "cannot run {}: {err} (built by `cargo test`?)",
+                "cannot run {}: {err} (built by `cargo test --workspace`?)",
                 path.display()
             )
         });
@@ -149,7 +174,7 @@ fn redis_emitter_and_worker() {
             Ok("1"),
             "Redis is required (PYVENTUS_REQUIRE_SERVICES=1) but not reachable"
         );
-        eprintln!("skipping: no Redis at 127.0.0.1:6379 (set PYVENTUS_REDIS_URL)");
+        common::skip("no Redis at 127.0.0.1:6379 (set PYVENTUS_REDIS_URL)");
         return;
     }
     let queue = format!("test-examples-{}", std::process::id());
@@ -189,7 +214,7 @@ fn amqp_emitter_and_worker() {
             Ok("1"),
             "RabbitMQ is required (PYVENTUS_REQUIRE_SERVICES=1) but not reachable"
         );
-        eprintln!("skipping: no RabbitMQ at 127.0.0.1:5672 (set PYVENTUS_AMQP_URL)");
+        common::skip("no RabbitMQ at 127.0.0.1:5672 (set PYVENTUS_AMQP_URL)");
         return;
     }
     let queue = format!("test-examples-{}", std::process::id());

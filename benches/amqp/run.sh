@@ -5,4 +5,4 @@
 #   bash benches/amqp/run.sh        # needs RabbitMQ (PYVENTUS_AMQP_URL)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-cargo bench --quiet --bench amqp_throughput --features amqp -- --measure
+cargo bench --quiet -p pyventus-benches --bench amqp_throughput --features amqp -- --measure

@@ -9,7 +9,7 @@ seconds="${1:-10}"
 port=38080
 
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk"; exit 1; }
-server=$(cargo bench --bench axum_load --features axum --no-run --message-format=json 2>/dev/null \
+server=$(cargo bench -p pyventus-benches --bench axum_load --features axum --no-run --message-format=json 2>/dev/null \
     | python3 -c 'import json,sys
 for line in sys.stdin:
     m = json.loads(line)

@@ -25,7 +25,7 @@ if [ ${#scenarios[@]} -eq 0 ]; then
     scenarios=(direct_1 direct_10 inline_1 inline_10 inline_large_registry_1 named_1 named_key_1 declarative_1 runtime_same_fn_1)
 fi
 
-cargo build --quiet --profile bench --bench instructions
+cargo build --quiet --profile bench -p pyventus-benches --bench instructions
 bin=$(ls -t target/release/deps/instructions-* | grep -v '\.d$' | head -1)
 
 count() { # scenario n -> total instructions

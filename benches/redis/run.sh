@@ -27,4 +27,4 @@ if command -v redis-benchmark >/dev/null; then
 else
     echo "| redis-benchmark | not installed | | |"
 fi
-cargo bench --quiet --bench redis_throughput --features redis -- --measure
+cargo bench --quiet -p pyventus-benches --bench redis_throughput --features redis -- --measure
