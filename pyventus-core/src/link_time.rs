@@ -116,8 +116,12 @@ impl EventLinker {
     /// On first use, if the link-time handlers cannot be linked (two types claim
     /// one event name). [`EventLinker::try_global`] returns the error instead.
     pub fn global() -> EventLinker {
-        Self::try_global()
-            .unwrap_or_else(|err| panic!("pyventus: cannot build the global linker: {err}"))
+        Self::try_global().unwrap_or_else(|err| {
+            panic!(
+                "pyventus: cannot build the global linker: {err} \
+                     (`pyventus::verify()` in a test finds this before it runs)"
+            )
+        })
     }
 
     /// The global namespace, or why its link-time handlers cannot be linked.

@@ -51,7 +51,8 @@ pub trait Linker: 'static {
     fn linker() -> EventLinker {
         Self::try_linker().unwrap_or_else(|err| {
             panic!(
-                "pyventus: cannot build the linker of `{}`: {err}",
+                "pyventus: cannot build the linker of `{}`: {err} \
+                 (`pyventus::verify()` in a test finds this before it runs)",
                 std::any::type_name::<Self>()
             )
         })
