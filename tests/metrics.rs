@@ -175,19 +175,6 @@ async fn tokio_emissions_count_each_delivery_by_outcome() {
     assert_outcomes("MetricsTokio", "tokio", 2.0);
 }
 
-/// A tokio service under a name of its own: its gauges are this test's alone.
-struct Named(&'static str, TokioProcessingService);
-
-impl ProcessingService for Named {
-    fn submit(&self, emission: EventEmission) -> Result<(), Error> {
-        self.1.submit(emission)
-    }
-
-    fn name(&self) -> &'static str {
-        self.0
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_depth_and_in_flight_follow_emissions_until_they_finish() {
     const NAME: &str = "ordered-tokio";
@@ -445,4 +432,635 @@ mod amqp_worker {
         assert_eq!(value(FAILED, &ran), 2.0);
         cleanup(&url, &queue).await;
     }
+}
+
+// --- Faults: refusals, losses during submit, renamed services, emissions with
+// no local subscriber, a service handing emissions on, thread destructors.
+
+fn gauges(processor: &str) -> (f64, f64) {
+    (
+        value(QUEUED, &[("processor", processor)]),
+        value(IN_FLIGHT, &[("processor", processor)]),
+    )
+}
+
+fn one_sub(event: &'static str) -> EventLinker {
+    let linker = EventLinker::new();
+    linker.on_named(event).subscribe(|| ()).unwrap();
+    linker
+}
+
+/// A service under a name of its own that forwards to another: its gauges
+/// are one test's alone.
+struct Named<P>(&'static str, P);
+impl<P: ProcessingService> ProcessingService for Named<P> {
+    fn submit(&self, emission: EventEmission) -> Result<(), Error> {
+        self.1.submit(emission)
+    }
+    fn runs_remotely(&self) -> bool {
+        self.1.runs_remotely()
+    }
+    fn name(&self) -> &'static str {
+        self.0
+    }
+}
+
+// A refused emission (submit returns an error) was never accepted: not counted.
+#[test]
+fn a_refused_emission_is_not_counted_as_emitted() {
+    snapshotter();
+    let executor = ExecutorProcessingService::with_threads(1);
+    executor.shutdown(true);
+    let emitter = EventEmitter::builder()
+        .processor(Named("rv-closed-exec", executor))
+        .linker(one_sub("RvRefused"))
+        .build();
+    let err = emitter.emit_named("RvRefused", ()).unwrap_err();
+    assert!(matches!(err, Error::ProcessorClosed), "{err:?}");
+    let labels = [("event", "RvRefused"), ("processor", "rv-closed-exec")];
+    eprintln!(
+        "R1 emissions_total={} dropped={} gauges={:?}",
+        value(EMISSIONS, &labels),
+        value(DROPPED, &labels),
+        gauges("rv-closed-exec")
+    );
+    assert_eq!(gauges("rv-closed-exec"), (0.0, 0.0));
+    assert_eq!(
+        value(EMISSIONS, &labels),
+        0.0,
+        "a refused emission was not accepted"
+    );
+}
+
+// The same for tokio's refusal of a self-wait (WouldDeadlock).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_wait_refused_with_would_deadlock_is_not_counted_as_emitted() {
+    snapshotter();
+    let tokio = TokioProcessingService::builder()
+        .enforce_submission_order(true)
+        .build();
+    let linker = EventLinker::new();
+    let emitter = EventEmitter::builder()
+        .processor(Named("rv-ordered-refuse", tokio.clone()))
+        .linker(linker.clone())
+        .build();
+    let inner = emitter.clone();
+    let seen = Arc::new(Mutex::new(None));
+    let s = seen.clone();
+    linker.on_named("RvInner").subscribe(|| ()).unwrap();
+    linker
+        .on_named("RvOuter")
+        .subscribe_async(move || {
+            let inner = inner.clone();
+            let s = s.clone();
+            async move {
+                let r = inner.emit_named_and_wait("RvInner", ()).await;
+                *s.lock().unwrap() = Some(format!("{r:?}"));
+            }
+        })
+        .unwrap();
+    emitter.emit_named("RvOuter", ()).unwrap();
+    tokio.wait_for_tasks().await.unwrap();
+    eprintln!("R1b inner result: {:?}", seen.lock().unwrap());
+    let labels = [("event", "RvInner"), ("processor", "rv-ordered-refuse")];
+    eprintln!(
+        "R1b RvInner emissions_total={} deliveries={} gauges={:?}",
+        value(EMISSIONS, &labels),
+        value(DELIVERIES, &labels),
+        gauges("rv-ordered-refuse")
+    );
+    assert_eq!(gauges("rv-ordered-refuse"), (0.0, 0.0));
+    assert_eq!(
+        value(EMISSIONS, &labels),
+        0.0,
+        "refused (WouldDeadlock), not accepted"
+    );
+}
+
+// An emission a service accepts (Ok) and drops during submit is lost: counted
+// as dropped, as it is logged.
+struct Blackhole;
+impl ProcessingService for Blackhole {
+    fn submit(&self, emission: EventEmission) -> Result<(), Error> {
+        drop(emission);
+        Ok(())
+    }
+    fn name(&self) -> &'static str {
+        "rv-blackhole"
+    }
+}
+
+#[test]
+fn an_emission_accepted_then_dropped_during_submit_counts_as_dropped() {
+    snapshotter();
+    let emitter = EventEmitter::builder()
+        .processor(Blackhole)
+        .linker(one_sub("RvBlackhole"))
+        .build();
+    emitter.emit_named("RvBlackhole", ()).unwrap();
+    let labels = [("event", "RvBlackhole"), ("processor", "rv-blackhole")];
+    eprintln!(
+        "R2 emissions={} dropped={} deliveries={} gauges={:?}",
+        value(EMISSIONS, &labels),
+        value(DROPPED, &labels),
+        value(DELIVERIES, &labels),
+        gauges("rv-blackhole")
+    );
+    assert_eq!(value(EMISSIONS, &labels), 1.0);
+    assert_eq!(value(DROPPED, &labels), 1.0, "accepted, then lost");
+}
+
+// The same through the tokio service on a runtime that has shut down (its
+// spawn drops the task at once).
+#[test]
+fn an_emission_spawned_on_a_shut_down_runtime_counts_as_dropped() {
+    snapshotter();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let handle = runtime.handle().clone();
+    drop(runtime);
+    let _entered = handle.enter();
+    let linker = EventLinker::new();
+    linker
+        .on_named("RvDeadRuntime")
+        .subscribe_async(|| async {})
+        .unwrap();
+    let emitter = EventEmitter::builder()
+        .processor(Named("rv-dead-rt", TokioProcessingService::default()))
+        .linker(linker)
+        .build();
+    let result = emitter.emit_named("RvDeadRuntime", ());
+    let labels = [("event", "RvDeadRuntime"), ("processor", "rv-dead-rt")];
+    eprintln!(
+        "R2b emit={result:?} emissions={} dropped={} deliveries={} gauges={:?}",
+        value(EMISSIONS, &labels),
+        value(DROPPED, &labels),
+        value(DELIVERIES, &labels),
+        gauges("rv-dead-rt")
+    );
+    assert!(result.is_ok());
+    assert_eq!(value(EMISSIONS, &labels), 1.0);
+    assert_eq!(value(DROPPED, &labels), 1.0, "accepted, then lost");
+}
+
+// A service that renames the emission (set_processor) inside submit: each
+// name's gauges come back to 0.
+struct Renamer;
+impl ProcessingService for Renamer {
+    fn submit(&self, mut emission: EventEmission) -> Result<(), Error> {
+        emission.set_processor("rv-renamed");
+        drop(emission.run_blocking());
+        Ok(())
+    }
+    fn name(&self) -> &'static str {
+        "rv-renamer"
+    }
+}
+
+#[test]
+fn a_service_that_renames_the_emission_leaves_both_gauges_at_zero() {
+    snapshotter();
+    let emitter = EventEmitter::builder()
+        .processor(Renamer)
+        .linker(one_sub("RvRenamed"))
+        .build();
+    emitter.emit_named("RvRenamed", ()).unwrap();
+    let (a, b) = (gauges("rv-renamer"), gauges("rv-renamed"));
+    eprintln!("R3 gauges rv-renamer={a:?} rv-renamed={b:?}");
+    assert_eq!((a, b), ((0.0, 0.0), (0.0, 0.0)));
+}
+
+// An emission with no local subscriber (submitted because the service runs
+// remotely) that the service refuses: its gauges come back to 0.
+struct RemoteRefuser;
+impl ProcessingService for RemoteRefuser {
+    fn submit(&self, _emission: EventEmission) -> Result<(), Error> {
+        Err(Error::ProcessorRefused {
+            reason: "broker down".to_owned(),
+        })
+    }
+    fn runs_remotely(&self) -> bool {
+        true
+    }
+    fn name(&self) -> &'static str {
+        "rv-remote-refuser"
+    }
+}
+
+#[test]
+fn a_refused_emission_without_local_subscribers_leaves_the_gauges_at_zero() {
+    snapshotter();
+    let emitter = EventEmitter::builder()
+        .processor(RemoteRefuser)
+        .linker(EventLinker::new())
+        .build();
+    for _ in 0..3 {
+        assert!(emitter.emit_named("RvNoLocal", ()).is_err());
+    }
+    eprintln!("R4 gauges={:?}", gauges("rv-remote-refuser"));
+    assert_eq!(gauges("rv-remote-refuser"), (0.0, 0.0));
+}
+
+// The same against a real Redis: an entry too large for the queue, of an
+// event nobody handles locally.
+#[cfg(feature = "redis")]
+mod redis_faults {
+    use super::*;
+    use pyventus::Event;
+    use pyventus::redis::RedisProcessingService;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, Clone, Event, Serialize, Deserialize)]
+    struct RvShipped {
+        note: String,
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_entry_too_large_for_redis_leaves_the_gauges_at_zero() {
+        super::snapshotter();
+        let Some(server) = super::common::redis::RedisServer::start(&[]) else {
+            panic!("no redis-server")
+        };
+        let service = RedisProcessingService::builder(&server.url())
+            .queue("rv-review")
+            .max_entry_size(16)
+            .connect()
+            .await
+            .unwrap();
+        let emitter = EventEmitter::builder()
+            .processor(service)
+            .linker(EventLinker::new())
+            .build();
+        for _ in 0..2 {
+            let err = emitter
+                .emit(RvShipped {
+                    note: "x".repeat(100),
+                })
+                .unwrap_err();
+            eprintln!("R4b refused: {err}");
+        }
+        let labels = [("event", "RvShipped"), ("processor", "redis")];
+        eprintln!(
+            "R4b emissions={} gauges={:?}",
+            value(EMISSIONS, &labels),
+            gauges("redis")
+        );
+        assert_eq!(gauges("redis"), (0.0, 0.0));
+    }
+}
+
+// Ordered tokio on a runtime that shuts down with a queue.
+#[test]
+fn an_ordered_queue_lost_at_runtime_shutdown_counts_every_emission_dropped() {
+    const NAME: &str = "rv-ordered-doomed";
+    snapshotter();
+    let linker = EventLinker::new();
+    linker
+        .on_named("RvOrderedLost")
+        .subscribe_async(|| async {})
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let emitter = EventEmitter::builder()
+            .processor(Named(
+                NAME,
+                TokioProcessingService::builder()
+                    .enforce_submission_order(true)
+                    .build(),
+            ))
+            .linker(linker)
+            .build();
+        for _ in 0..3 {
+            emitter.emit_named("RvOrderedLost", ()).unwrap();
+        }
+    });
+    drop(runtime);
+    let labels = [("event", "RvOrderedLost"), ("processor", NAME)];
+    eprintln!(
+        "R5 emissions={} dropped={} gauges={:?}",
+        value(EMISSIONS, &labels),
+        value(DROPPED, &labels),
+        gauges(NAME)
+    );
+    assert_eq!(value(DROPPED, &labels), 3.0);
+    assert_eq!(gauges(NAME), (0.0, 0.0));
+}
+
+// A run cut short by a timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_cut_short_leaves_the_gauges_at_zero() {
+    #[derive(Debug, pyventus::Event)]
+    struct RvCut;
+    snapshotter();
+    let linker = EventLinker::new();
+    linker
+        .on::<RvCut>()
+        .subscribe_async(std::future::pending::<()>)
+        .unwrap();
+    for redeliverable in [true, false] {
+        let mut emission = EventEmission::resolve(&linker, Arc::new(RvCut)).unwrap();
+        emission.set_processor(if redeliverable {
+            "rv-cut-redeliver"
+        } else {
+            "rv-cut-lost"
+        });
+        emission.set_redeliverable(redeliverable);
+        let r = tokio::time::timeout(Duration::from_millis(20), emission.run()).await;
+        assert!(r.is_err());
+    }
+    for name in ["rv-cut-redeliver", "rv-cut-lost"] {
+        let labels = [("event", "RvCut"), ("processor", name)];
+        eprintln!(
+            "R6 {name}: emissions={} dropped={} deliveries={} gauges={:?}",
+            value(EMISSIONS, &labels),
+            value(DROPPED, &labels),
+            value(DELIVERIES, &labels),
+            gauges(name)
+        );
+        assert_eq!(gauges(name), (0.0, 0.0));
+    }
+}
+
+// An executor shut down with work queued, and nested emissions.
+#[test]
+fn an_executor_shut_down_with_work_queued_leaves_the_gauges_at_zero() {
+    snapshotter();
+    let executor = ExecutorProcessingService::with_threads(1);
+    let linker = EventLinker::new();
+    let emitter = EventEmitter::builder()
+        .processor(Named("rv-exec", executor.clone()))
+        .linker(linker.clone())
+        .build();
+    let inner = emitter.clone();
+    linker
+        .on_named("RvExecOuter")
+        .subscribe(move || {
+            std::thread::sleep(Duration::from_millis(5));
+            let _ = inner.emit_named("RvExecInner", ());
+        })
+        .unwrap();
+    linker.on_named("RvExecInner").subscribe(|| ()).unwrap();
+    for _ in 0..5 {
+        emitter.emit_named("RvExecOuter", ()).unwrap();
+    }
+    executor.shutdown(true);
+    let inner_labels = [("event", "RvExecInner"), ("processor", "rv-exec")];
+    eprintln!(
+        "R7 gauges={:?} inner emissions={} inner deliveries={}",
+        gauges("rv-exec"),
+        value(EMISSIONS, &inner_labels),
+        value(DELIVERIES, &inner_labels)
+    );
+    assert_eq!(gauges("rv-exec"), (0.0, 0.0));
+}
+
+// axum: committed, discarded on an error response, and refused by the layer's
+// processor after the response (lost: counted as dropped).
+#[cfg(feature = "axum")]
+mod axum_faults {
+    use super::*;
+    use axum::Router;
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    use pyventus::axum::{BackgroundEmitter, BackgroundEmitterLayer};
+    use tokio::net::TcpListener;
+
+    pub(super) async fn serve(app: Router) -> std::net::SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        addr
+    }
+
+    pub(super) async fn get_status(addr: std::net::SocketAddr, path: &str) -> StatusCode {
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<http_body_util::Empty<axum::body::Bytes>>();
+        let response = client
+            .get(format!("http://{addr}{path}").parse().unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let _ = http_body_util::BodyExt::collect(response.into_body()).await;
+        status
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn axum_emissions_committed_discarded_or_refused_after_the_response() {
+        snapshotter();
+        let linker = EventLinker::new();
+        linker.on_named("RvAxumOk").subscribe(|| ()).unwrap();
+        linker.on_named("RvAxumErr").subscribe(|| ()).unwrap();
+        linker.on_named("RvAxumRefused").subscribe(|| ()).unwrap();
+
+        let tokio = TokioProcessingService::default();
+        let layer = BackgroundEmitterLayer::new()
+            .linker(linker.clone())
+            .processor(Named("rv-axum-inner", tokio.clone()));
+        let closed = ExecutorProcessingService::with_threads(1);
+        closed.shutdown(true);
+        let refusing_layer = BackgroundEmitterLayer::new()
+            .linker(linker.clone())
+            .processor(Named("rv-axum-closed", closed));
+        let app = Router::new()
+            .route(
+                "/ok",
+                get(|e: BackgroundEmitter| async move {
+                    e.emit_named("RvAxumOk", ()).unwrap();
+                    StatusCode::OK
+                }),
+            )
+            .route(
+                "/err",
+                get(|e: BackgroundEmitter| async move {
+                    e.emit_named("RvAxumErr", ()).unwrap();
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }),
+            )
+            .layer(layer.clone());
+        let app2 = Router::new()
+            .route(
+                "/refused",
+                get(|e: BackgroundEmitter| async move {
+                    e.emit_named("RvAxumRefused", ()).unwrap();
+                    StatusCode::OK
+                }),
+            )
+            .layer(refusing_layer.clone());
+        let addr = serve(app).await;
+        let addr2 = serve(app2).await;
+        assert_eq!(get_status(addr, "/ok").await, StatusCode::OK);
+        assert_eq!(
+            get_status(addr, "/err").await,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(get_status(addr2, "/refused").await, StatusCode::OK);
+        layer.close();
+        refusing_layer.close();
+        tokio::time::timeout(Duration::from_secs(10), layer.wait())
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), refusing_layer.wait())
+            .await
+            .unwrap();
+        tokio.wait_for_tasks().await.unwrap();
+        for (event, p) in [
+            ("RvAxumOk", "axum"),
+            ("RvAxumOk", "rv-axum-inner"),
+            ("RvAxumErr", "axum"),
+            ("RvAxumRefused", "axum"),
+            ("RvAxumRefused", "rv-axum-closed"),
+        ] {
+            let labels = [("event", event), ("processor", p)];
+            eprintln!(
+                "R8 {event}/{p}: emissions={} dropped={} deliveries={}",
+                value(EMISSIONS, &labels),
+                value(DROPPED, &labels),
+                value(DELIVERIES, &labels)
+            );
+        }
+        for p in ["axum", "rv-axum-inner", "rv-axum-closed"] {
+            eprintln!("R8 gauges {p}: {:?}", gauges(p));
+        }
+        assert_eq!(gauges("axum"), (0.0, 0.0));
+        assert_eq!(gauges("rv-axum-inner"), (0.0, 0.0));
+        assert_eq!(gauges("rv-axum-closed"), (0.0, 0.0));
+        let refused = [("event", "RvAxumRefused")];
+        assert_eq!(value(DROPPED, &refused), 1.0, "accepted by axum, then lost");
+    }
+}
+
+// The per-thread key cache past its capacity, and one event on many services.
+#[test]
+fn the_key_cache_keeps_labels_right_past_its_capacity() {
+    snapshotter();
+    let linker = EventLinker::new();
+    linker.on_any().subscribe(|| ()).unwrap();
+    let a = EventEmitter::builder()
+        .processor(Named("rv-cache-a", InlineProcessingService::new()))
+        .linker(linker.clone())
+        .build();
+    let b = EventEmitter::builder()
+        .processor(Named("rv-cache-b", InlineProcessingService::new()))
+        .linker(linker.clone())
+        .build();
+    for i in 0..1500 {
+        let name = format!("RvCache{i}");
+        a.emit_named(name.clone(), ()).unwrap();
+        b.emit_named(name, ()).unwrap();
+    }
+    for i in [0, 1023, 1024, 1499] {
+        let name = format!("RvCache{i}");
+        for p in ["rv-cache-a", "rv-cache-b"] {
+            let labels = [("event", name.as_str()), ("processor", p)];
+            assert_eq!(value(EMISSIONS, &labels), 1.0, "{name} {p}");
+            assert_eq!(value(SUCCEEDED, &labels), 1.0, "{name} {p}");
+        }
+    }
+    assert_eq!(gauges("rv-cache-a"), (0.0, 0.0));
+}
+
+// axum over a service that runs remotely: an event with no local subscriber
+// reaches it (the BackgroundEmitter forwards runs_remotely and
+// wants_every_emission).
+struct RemoteSink(Arc<AtomicUsize>);
+impl ProcessingService for RemoteSink {
+    fn submit(&self, emission: EventEmission) -> Result<(), Error> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        emission.handed_off();
+        Ok(())
+    }
+    fn runs_remotely(&self) -> bool {
+        true
+    }
+    fn name(&self) -> &'static str {
+        "rv-remote-sink"
+    }
+}
+
+#[cfg(feature = "axum")]
+mod axum_remote {
+    use super::*;
+    use axum::Router;
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    use pyventus::axum::{BackgroundEmitter, BackgroundEmitterLayer};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn axum_over_a_remote_service_forwards_events_without_local_subscribers() {
+        snapshotter();
+        let sent = Arc::new(AtomicUsize::new(0));
+        // Direct: the remote service gets it.
+        let direct = EventEmitter::builder()
+            .processor(RemoteSink(sent.clone()))
+            .linker(EventLinker::new())
+            .build();
+        direct.emit_named("RvWorkerOnly", ()).unwrap();
+        let after_direct = sent.load(Ordering::SeqCst);
+        // Through a BackgroundEmitter over the same service.
+        let layer = BackgroundEmitterLayer::new()
+            .linker(EventLinker::new())
+            .processor(RemoteSink(sent.clone()));
+        let app = Router::new()
+            .route(
+                "/",
+                get(|e: BackgroundEmitter| async move {
+                    e.emit_named("RvWorkerOnly", ()).unwrap();
+                    StatusCode::OK
+                }),
+            )
+            .layer(layer.clone());
+        let addr = super::axum_faults::serve(app).await;
+        assert_eq!(
+            super::axum_faults::get_status(addr, "/").await,
+            StatusCode::OK
+        );
+        layer.close();
+        tokio::time::timeout(Duration::from_secs(10), layer.wait())
+            .await
+            .unwrap();
+        let after_axum = sent.load(Ordering::SeqCst);
+        eprintln!(
+            "R10 direct sent={after_direct}, via axum sent={}",
+            after_axum - after_direct
+        );
+        assert_eq!(
+            after_axum - after_direct,
+            1,
+            "the axum emission reached the remote service"
+        );
+    }
+}
+
+// An inline emission from a thread-local destructor: the per-thread caches
+// may be gone; the emission works all the same.
+struct EmitOnDrop(EventEmitter);
+impl Drop for EmitOnDrop {
+    fn drop(&mut self) {
+        let r = self.0.emit_named("RvTlsDrop", ());
+        eprintln!("R11 emit from TLS destructor: {r:?}");
+    }
+}
+thread_local! {
+    static GUARD: std::cell::RefCell<Option<EmitOnDrop>> = const { std::cell::RefCell::new(None) };
+}
+
+#[test]
+fn an_emission_from_a_thread_local_destructor_works() {
+    snapshotter();
+    let emitter = EventEmitter::builder()
+        .processor(InlineProcessingService::new())
+        .linker(one_sub("RvTlsDrop"))
+        .build();
+    let joined = std::thread::spawn(move || {
+        GUARD.with(|g| *g.borrow_mut() = Some(EmitOnDrop(emitter.clone())));
+        // Registers the per-thread caches after GUARD: destroyed before it.
+        emitter.emit_named("RvTlsDrop", ()).unwrap();
+    })
+    .join();
+    eprintln!("R11 thread joined: ok={}", joined.is_ok());
+    assert!(joined.is_ok());
 }

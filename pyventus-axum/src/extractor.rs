@@ -31,6 +31,17 @@ impl ProcessingService for AxumProcessingService {
         self.queue.record(emission)
     }
 
+    // What the layer's processor needs from the emitter, it needs through this
+    // service too: a remote one gets every emission, and claims no one-time
+    // subscriber here.
+    fn runs_remotely(&self) -> bool {
+        self.queue.shared.processor.runs_remotely()
+    }
+
+    fn wants_every_emission(&self) -> bool {
+        self.queue.shared.processor.wants_every_emission()
+    }
+
     fn name(&self) -> &'static str {
         "axum"
     }

@@ -638,13 +638,20 @@ impl EventEmission {
     ) -> Result<(), Error> {
         let id = self.id;
         let name = processor.name();
-        self.accounting.accepted(self.event.name(), name);
+        let acceptance = self.accounting.accepted(self.event.name(), name);
         self.processor = name;
-        let previous = SUBMITTING.with(|s| s.replace(Some((id, None))));
+        // `try_with`: a thread's destructors may emit after its locals are gone.
+        let previous = SUBMITTING
+            .try_with(|s| s.replace(Some((id, None))))
+            .ok()
+            .flatten();
         let result = processor.submit(self);
         let dropped = SUBMITTING
-            .with(|s| s.replace(previous))
+            .try_with(|s| s.replace(previous))
+            .ok()
+            .flatten()
             .and_then(|(_, dropped)| dropped);
+        acceptance.settle(result.is_ok(), dropped.is_some());
         if let (Some(event), Ok(())) = (dropped, &result) {
             report_loss(
                 id,
@@ -669,16 +676,25 @@ fn report_loss(id: u64, event: &str, why: &str) {
 
 impl Drop for EventEmission {
     fn drop(&mut self) {
-        if self.settled || self.subscribers.is_empty() {
+        if self.settled {
             return;
         }
-        let in_submit = SUBMITTING.with(|s| match &mut *s.borrow_mut() {
-            Some((id, dropped)) if *id == self.id => {
-                *dropped = Some(self.event.name().to_owned());
-                true
-            }
-            _ => false,
-        });
+        if self.subscribers.is_empty() {
+            // Nothing to run, so nothing lost (an emission a remote service
+            // refused, say); out of its service's gauges all the same.
+            self.accounting
+                .settled(self.event.name(), self.processor, false);
+            return;
+        }
+        let in_submit = SUBMITTING
+            .try_with(|s| match &mut *s.borrow_mut() {
+                Some((id, dropped)) if *id == self.id => {
+                    *dropped = Some(self.event.name().to_owned());
+                    true
+                }
+                _ => false,
+            })
+            .unwrap_or(false);
         if in_submit || self.if_dropped == IfDropped::Redelivered {
             // `submit_to` knows whether this was a refusal or a loss; a broker
             // redelivers what did not finish.
@@ -856,6 +872,14 @@ mod no_metrics {
     #[derive(Debug)]
     pub(super) struct Accounting;
 
+    pub(super) struct Acceptance;
+
+    #[allow(clippy::unused_self)]
+    impl Acceptance {
+        #[inline]
+        pub(super) fn settle(self, _: bool, _: bool) {}
+    }
+
     // The same methods as the real accounting's, which needs its `self`.
     #[allow(clippy::unused_self)]
     impl Accounting {
@@ -863,16 +887,18 @@ mod no_metrics {
             Accounting
         }
 
-        #[inline(always)]
-        pub(super) fn accepted(&mut self, _: &str, _: &'static str) {}
+        #[inline]
+        pub(super) fn accepted(&mut self, _: &str, _: &'static str) -> Acceptance {
+            Acceptance
+        }
 
-        #[inline(always)]
+        #[inline]
         pub(super) fn started(&mut self, _: &str, _: &'static str) {}
 
-        #[inline(always)]
+        #[inline]
         pub(super) fn ran(&mut self, _: &str, _: &'static str, _: &RunReport) {}
 
-        #[inline(always)]
+        #[inline]
         pub(super) fn settled(&mut self, _: &str, _: &'static str, _: bool) {}
     }
 }

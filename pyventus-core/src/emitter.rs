@@ -127,9 +127,7 @@ impl EventEmitterBuilder {
         let debug = self.debug.unwrap_or_else(debug_from_env);
         EventEmitter {
             inner: Arc::new(Inner {
-                // The fast path builds no emission, so it counts none: with
-                // metrics on, every emission takes the general path.
-                borrow_fast_path: processor.runs_inline() && !debug && !cfg!(feature = "metrics"),
+                borrow_fast_path: processor.runs_inline() && !debug,
                 remote: processor.runs_remotely(),
                 every: processor.runs_remotely() || processor.wants_every_emission(),
                 processor,
@@ -509,7 +507,9 @@ fn run_payload_lane<O: EventObject, P: Any + Send + Sync>(
         .and_then(|lane| lane.downcast_ref::<Lane<P>>())
     {
         Some(lane) => {
-            lane.run(payload, &Delivery::borrowed(event, &registry.settings));
+            let delivery = Delivery::borrowed(event, &registry.settings);
+            lane.run(payload, &delivery);
+            delivery.tally.record(event.name());
             true
         }
         None => false,
@@ -523,7 +523,8 @@ fn run_borrowed<O: EventObject>(registry: &Registry, event: &O, route: Route<'_>
     let delivery = Delivery::borrowed(event, &registry.settings);
     let run = |sub: &Arc<SubscriberInner>| {
         // Failures were handed to the callbacks; nobody here needs them back.
-        let _ = sub.callback.run_sync(Run::new(&sub.workflow, &delivery));
+        let settled = sub.callback.run_sync(Run::new(&sub.workflow, &delivery));
+        delivery.tally.settled(&settled);
     };
     if route.all_plain() {
         if let Some(entry) = route.entry {
@@ -540,6 +541,7 @@ fn run_borrowed<O: EventObject>(registry: &Registry, event: &O, route: Route<'_>
     } else {
         select(registry, route, run);
     }
+    delivery.tally.record(event.name());
 }
 
 /// A named event, checked, and its key's hash.

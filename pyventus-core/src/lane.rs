@@ -143,12 +143,22 @@ impl<E: Any + Send + Sync> Lane<E> {
         // nothing unless it panics), its success told only to who wants it.
         self.subs.for_each(|sub| match &sub.call {
             Call::Unit(f) => match catch_unwind(AssertUnwindSafe(|| (f.0)(event))) {
-                Ok(()) if sub.workflow.notify_success => sub.succeeded(delivery),
-                Ok(()) => {}
-                Err(panic) => sub.panicked(delivery, &*panic),
+                Ok(()) => {
+                    delivery.tally.unit(true);
+                    if sub.workflow.notify_success {
+                        sub.succeeded(delivery);
+                    }
+                }
+                Err(panic) => {
+                    delivery.tally.unit(false);
+                    sub.panicked(delivery, &*panic);
+                }
             },
             // Failures were handed to the callbacks; nobody here needs them back.
-            Call::Settling(f) => drop((f.0)(event, Run::new(&sub.workflow, delivery))),
+            Call::Settling(f) => {
+                let settled = (f.0)(event, Run::new(&sub.workflow, delivery));
+                delivery.tally.settled(&settled);
+            }
         });
     }
 }
@@ -212,7 +222,9 @@ pub(crate) fn run_cached<'d, E: Any + Send + Sync>(
         match &*cached {
             Cached::Empty(g) if *g == generation => Some(true),
             Cached::Lane(g, lane) if *g == generation => {
-                lane.run(event, &delivery());
+                let delivery = delivery();
+                lane.run(event, &delivery);
+                delivery.tally.record(delivery.event.name());
                 Some(true)
             }
             Cached::General(g) if *g == generation => Some(false),

@@ -266,6 +266,10 @@ fn duplicate_default(first: &'static str, second: &'static str, callback: &'stat
 /// `max_subscribers`. Call it in one test, and a mistake anywhere in the
 /// binary fails there.
 ///
+/// It finds the namespaces `#[derive(Linker)]` declares (each registers
+/// itself at link time); a type that implements [`Linker`](crate::Linker) by
+/// hand is not among them.
+///
 /// # Errors
 ///
 /// [`VerifyError`], which lists each linker that cannot be built and why.

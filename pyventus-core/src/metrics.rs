@@ -34,9 +34,8 @@
 //! | [`pyventus_worker_reconnects_total`](WORKER_RECONNECTS) | counter | connections to the broker lost and made again |
 //! | [`pyventus_worker_in_flight`](WORKER_IN_FLIGHT) | gauge | deliveries running now |
 //!
-//! Inline emitters skip their fast path with this feature on (it counts
-//! nothing): each inline emission then costs what one to a `#[once]`
-//! subscriber costs.
+//! An inline emitter's fast path (no emission built) counts its emissions
+//! and deliveries too, under `processor="inline"`, with no allocation.
 //!
 //! # Examples
 //!
@@ -63,12 +62,15 @@
 use std::cell::RefCell;
 use std::hash::{Hash, RandomState};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use ::metrics::{Key, Label, Level, Metadata, Recorder, SharedString};
 use hashbrown::{Equivalent, HashMap};
 
-use crate::{FailureKind, RunReport};
+use crate::workflow::Settled;
+use crate::{FailureKind, HandlerPanic, RunReport};
 
 /// Counter: emissions a processing service accepted (labels `event`, `processor`).
 pub const EMISSIONS: &str = "pyventus_emissions_total";
@@ -170,18 +172,23 @@ impl Keys {
         thread_local! {
             static CACHE: RefCell<Cache> = RefCell::new(HashMap::with_hasher(RandomState::new()));
         }
-        CACHE.with(|cache| {
-            let mut cache = cache.borrow_mut();
+        let cached = CACHE.try_with(|cache| {
+            let mut cache = cache.try_borrow_mut().ok()?;
             if let Some(keys) = cache.get(&Query(event, processor)) {
-                return keys.clone();
+                return Some(keys.clone());
             }
             if cache.len() >= CAPACITY {
                 cache.clear();
             }
             let keys = Arc::new(Keys::new(event, processor));
             cache.insert((event.into(), processor), keys.clone());
-            keys
-        })
+            Some(keys)
+        });
+        // A thread's destructors may emit after its cache is gone: build anew.
+        cached
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| Arc::new(Keys::new(event, processor)))
     }
 }
 
@@ -231,25 +238,37 @@ impl Accounting {
         }
     }
 
-    /// A processing service accepts the emission (about to: `submit`). A
-    /// service that hands it to another (axum's, after the response) moves it:
-    /// it is counted as emitted once.
-    pub(crate) fn accepted(&mut self, event: &str, processor: &'static str) {
+    /// A processing service is about to take the emission (`submit`); what
+    /// it answers settles the returned [`Acceptance`]. A service that hands it
+    /// to another (axum's, after the response) moves it: it is counted as
+    /// emitted once.
+    pub(crate) fn accepted(&mut self, event: &str, processor: &'static str) -> Acceptance {
+        let previous = self
+            .keys
+            .as_ref()
+            .filter(|_| self.counted)
+            .map(|(_, keys)| keys.clone());
         self.leave();
         let keys = self.keys(event, processor);
         let first = !std::mem::replace(&mut self.counted, true);
         record(|r| {
-            if first {
-                r.register_counter(&keys.emissions, &METADATA).increment(1);
-            }
             r.register_gauge(&keys.queued, &METADATA).increment(1.0);
             r.register_gauge(&keys.in_flight, &METADATA).increment(1.0);
         });
         self.stage = Stage::Queued;
+        Acceptance {
+            keys,
+            first,
+            previous,
+        }
     }
 
-    /// The emission starts running.
+    /// The emission starts running (on the service that set `processor`).
     pub(crate) fn started(&mut self, event: &str, processor: &'static str) {
+        if !matches!(&self.keys, Some((service, _)) if *service == processor) {
+            // Renamed since it was accepted: out of the accepting service's gauges.
+            self.leave();
+        }
         let keys = self.keys(event, processor);
         let stage = self.stage;
         record(|r| match stage {
@@ -263,6 +282,7 @@ impl Accounting {
 
     /// The emission ran: what each subscriber did, and how long it took.
     pub(crate) fn ran(&mut self, event: &str, processor: &'static str, report: &RunReport) {
+        self.leave();
         let keys = self.keys(event, processor);
         let ran = report.ran() as u64;
         let (mut failed, mut panicked) = (0, 0);
@@ -291,17 +311,17 @@ impl Accounting {
                     .record(elapsed.as_secs_f64());
             }
         });
-        self.leave();
     }
 
     /// The emission settles without running: handed off, discarded, or (when
     /// `lost`) dropped.
     pub(crate) fn settled(&mut self, event: &str, processor: &'static str, lost: bool) {
-        if lost && self.stage != Stage::Outside {
+        let counted = self.stage != Stage::Outside;
+        self.leave();
+        if lost && counted {
             let keys = self.keys(event, processor);
             record(|r| r.register_counter(&keys.dropped, &METADATA).increment(1));
         }
-        self.leave();
     }
 
     /// Takes the emission out of its service's gauges.
@@ -317,4 +337,129 @@ impl Accounting {
             Stage::Running => r.register_gauge(&keys.in_flight, &METADATA).decrement(1.0),
         });
     }
+}
+
+/// A processing service's answer to `submit`, still to come: the emission
+/// counts as emitted only once the service took it.
+#[must_use]
+pub(crate) struct Acceptance {
+    keys: Arc<Keys>,
+    /// The first service to take the emission (not one it was handed on to).
+    first: bool,
+    /// The service that took it before this one.
+    previous: Option<Arc<Keys>>,
+}
+
+impl Acceptance {
+    /// The service answered: took it (`accepted`), and then dropped it
+    /// during `submit` (`lost`); or refused it. A refusal by a service the
+    /// emission was handed on to loses what the first one accepted.
+    pub(crate) fn settle(self, accepted: bool, lost: bool) {
+        record(|r| match (accepted, &self.previous) {
+            (true, _) => {
+                if self.first {
+                    r.register_counter(&self.keys.emissions, &METADATA)
+                        .increment(1);
+                }
+                if lost {
+                    r.register_counter(&self.keys.dropped, &METADATA)
+                        .increment(1);
+                }
+            }
+            (false, Some(previous)) => {
+                r.register_counter(&previous.dropped, &METADATA)
+                    .increment(1);
+            }
+            (false, None) => {}
+        });
+    }
+}
+
+/// What the inline fast path (which builds no emission) ran for one
+/// emission, counted as its subscribers return and recorded at its end under
+/// `processor="inline"`.
+#[derive(Debug)]
+pub(crate) struct Tally {
+    started: Option<Instant>,
+    succeeded: AtomicU64,
+    failed: AtomicU64,
+    panicked: AtomicU64,
+}
+
+impl Tally {
+    /// A tally no one records (a delivery of an emission, which the emission's
+    /// accounting counts).
+    pub(crate) fn new() -> Self {
+        Tally {
+            started: None,
+            succeeded: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            panicked: AtomicU64::new(0),
+        }
+    }
+
+    /// A tally of the inline fast path, timed from now.
+    pub(crate) fn started() -> Self {
+        Tally {
+            started: Some(Instant::now()),
+            ..Tally::new()
+        }
+    }
+
+    /// A subscriber settled.
+    pub(crate) fn settled(&self, settled: &Settled) {
+        match settled {
+            Ok(()) => self.unit(true),
+            Err(err) if err.is::<HandlerPanic>() => bump(&self.panicked),
+            Err(_) => bump(&self.failed),
+        }
+    }
+
+    /// A unit handler returned (`true`) or panicked.
+    pub(crate) fn unit(&self, returned: bool) {
+        bump(if returned {
+            &self.succeeded
+        } else {
+            &self.panicked
+        });
+    }
+
+    /// Records the emission of `event`, if a subscriber ran.
+    pub(crate) fn record(&self, event: &str) {
+        let get = |count: &AtomicU64| count.load(Relaxed);
+        let (succeeded, failed, panicked) =
+            (get(&self.succeeded), get(&self.failed), get(&self.panicked));
+        let ran = succeeded + failed + panicked;
+        if ran == 0 {
+            return;
+        }
+        let keys = Keys::of(event, "inline");
+        let elapsed = self.started.map(|started| started.elapsed());
+        record(|r| {
+            r.register_counter(&keys.emissions, &METADATA).increment(1);
+            r.register_counter(&keys.deliveries, &METADATA)
+                .increment(ran);
+            r.register_counter(&keys.succeeded, &METADATA)
+                .increment(succeeded);
+            if failed > 0 {
+                r.register_counter(&keys.failed, &METADATA)
+                    .increment(failed);
+            }
+            if panicked > 0 {
+                r.register_counter(&keys.panicked, &METADATA)
+                    .increment(panicked);
+            }
+            if let Some(elapsed) = elapsed {
+                r.register_histogram(&keys.duration, &METADATA)
+                    .record(elapsed.as_secs_f64());
+            }
+        });
+    }
+}
+
+/// Adds one to a count only this thread writes (atomic only so that a
+/// delivery can be shared with the tasks it runs): a load and a store, no
+/// read-modify-write.
+fn bump(count: &AtomicU64) {
+    count.store(count.load(Relaxed) + 1, Relaxed);
 }

@@ -162,6 +162,9 @@ pub struct Delivery<'a> {
     /// The span current where the event was emitted, when the delivery runs
     /// elsewhere (a task, a thread); `None`: the current span, here.
     pub(crate) parent: Option<&'a tracing::Span>,
+    /// What the inline fast path ran, for its metrics (nothing without the
+    /// `metrics` feature).
+    pub(crate) tally: Tally,
 }
 
 impl<'a> Delivery<'a> {
@@ -175,6 +178,7 @@ impl<'a> Delivery<'a> {
             emission: None,
             debug: false,
             parent: None,
+            tally: Tally::started(),
         }
     }
 
@@ -193,6 +197,7 @@ impl<'a> Delivery<'a> {
             emission: Some(emission),
             debug,
             parent: Some(parent),
+            tally: Tally::new(),
         }
     }
 
@@ -315,6 +320,37 @@ impl<'a> Run<'a> {
         crate::trace::started(self.delivery);
         span
     }
+}
+
+#[cfg(feature = "metrics")]
+pub(crate) use crate::metrics::Tally;
+
+/// Without the `metrics` feature, the inline fast path tallies nothing.
+#[cfg(not(feature = "metrics"))]
+pub(crate) struct Tally;
+
+// The same methods as the real tally's, which needs its `self`.
+#[cfg(not(feature = "metrics"))]
+#[allow(clippy::unused_self)]
+impl Tally {
+    #[inline]
+    pub(crate) fn new() -> Self {
+        Tally
+    }
+
+    #[inline]
+    pub(crate) fn started() -> Self {
+        Tally
+    }
+
+    #[inline]
+    pub(crate) fn settled(&self, _: &Settled) {}
+
+    #[inline]
+    pub(crate) fn unit(&self, _: bool) {}
+
+    #[inline]
+    pub(crate) fn record(&self, _: &str) {}
 }
 
 /// The error a panic becomes.
