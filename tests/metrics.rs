@@ -271,52 +271,73 @@ fn emissions_lost_when_their_runtime_shuts_down_count_as_dropped() {
     assert_eq!(value(IN_FLIGHT, &[("processor", NAME)]), 0.0);
 }
 
+/// The event both workers' tests send: one succeeds, one always fails.
+#[cfg(any(feature = "redis", feature = "amqp"))]
+#[derive(Debug, Clone, pyventus::Event, serde::Serialize, serde::Deserialize)]
+struct Metered {
+    fail: bool,
+}
+
+#[cfg(any(feature = "redis", feature = "amqp"))]
+#[derive(pyventus::Linker)]
+struct WorkerMetrics;
+
+#[cfg(any(feature = "redis", feature = "amqp"))]
+#[pyventus::on(Metered, linker = WorkerMetrics)]
+fn metered(e: &Metered) -> anyhow::Result<()> {
+    anyhow::ensure!(!e.fail, "asked to fail");
+    Ok(())
+}
+
+/// What a worker counted after one delivery that succeeded and one that
+/// failed both its attempts (`max_deliveries(2)`) and was dead-lettered.
+#[cfg(any(feature = "redis", feature = "amqp"))]
+fn assert_one_acked_one_dead_lettered(backend: &str, event: &str) {
+    use pyventus::metrics::{
+        WORKER_ACKED, WORKER_DEAD_LETTERED, WORKER_IN_FLIGHT, WORKER_RECEIVED, WORKER_RETRIED,
+    };
+    let labels = [("backend", backend)];
+    assert_eq!(value(WORKER_RECEIVED, &labels), 3.0, "one ok, two failed");
+    assert_eq!(value(WORKER_ACKED, &labels), 1.0);
+    assert_eq!(value(WORKER_RETRIED, &labels), 1.0);
+    let failed_letters = [("backend", backend), ("reason", "failed")];
+    assert_eq!(value(WORKER_DEAD_LETTERED, &failed_letters), 1.0);
+    assert_eq!(value(WORKER_IN_FLIGHT, &labels), 0.0);
+    let processor = format!("{backend}-worker");
+    let ran = [("event", event), ("processor", processor.as_str())];
+    assert_eq!(value(DELIVERIES, &ran), 3.0);
+    assert_eq!(value(SUCCEEDED, &ran), 1.0);
+    assert_eq!(value(FAILED, &ran), 2.0);
+}
+
 #[cfg(feature = "redis")]
 mod redis_worker {
     use std::time::Duration;
 
-    use pyventus::metrics::{
-        DELIVERIES, EMISSIONS, FAILED, IN_FLIGHT, SUCCEEDED, WORKER_ACKED, WORKER_DEAD_LETTERED,
-        WORKER_IN_FLIGHT, WORKER_RECEIVED, WORKER_RETRIED,
-    };
+    use super::{Metered, WorkerMetrics};
+    use pyventus::metrics::{EMISSIONS, IN_FLIGHT, WORKER_DEAD_LETTERED};
     use pyventus::redis::Worker;
-    use pyventus::{Event, Linker, on};
-    use serde::{Deserialize, Serialize};
 
     use super::common::redis::{
         cleanup, emitter, fresh_queue, redis_url, service, spawn_run, until,
     };
     use super::value;
 
-    #[derive(Debug, Clone, Event, Serialize, Deserialize)]
-    struct RedisMetered {
-        fail: bool,
-    }
-
-    #[derive(Linker)]
-    struct RedisMetrics;
-
-    #[on(RedisMetered, linker = RedisMetrics)]
-    fn metered(e: &RedisMetered) -> anyhow::Result<()> {
-        anyhow::ensure!(!e.fail, "asked to fail");
-        Ok(())
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_redis_worker_counts_received_acked_retried_and_dead_lettered() {
         super::snapshotter();
         let Some(url) = redis_url().await else { return };
         let queue = fresh_queue("metrics");
-        let emitter = emitter(service(&url, &queue).await, RedisMetrics::linker());
-        emitter.emit(RedisMetered { fail: false }).unwrap();
-        emitter.emit(RedisMetered { fail: true }).unwrap();
-        let sent = [("event", "RedisMetered"), ("processor", "redis")];
+        let emitter = emitter(service(&url, &queue).await, WorkerMetrics::linker());
+        emitter.emit(Metered { fail: false }).unwrap();
+        emitter.emit(Metered { fail: true }).unwrap();
+        let sent = [("event", "Metered"), ("processor", "redis")];
         assert_eq!(value(EMISSIONS, &sent), 2.0);
         assert_eq!(value(IN_FLIGHT, &[("processor", "redis")]), 0.0);
 
         let worker = Worker::builder(&url)
             .queue(&queue)
-            .linker(RedisMetrics::linker())
+            .linker(WorkerMetrics::linker())
             .visibility_timeout(Duration::from_millis(150))
             .max_deliveries(2)
             .block(Duration::from_millis(50))
@@ -332,21 +353,7 @@ mod redis_worker {
         worker.shutdown();
         running.await.unwrap().unwrap();
 
-        assert_eq!(value(WORKER_RECEIVED, &backend), 3.0, "one ok, two failed");
-        assert_eq!(value(WORKER_ACKED, &backend), 1.0);
-        assert_eq!(value(WORKER_RETRIED, &backend), 1.0);
-        assert_eq!(
-            value(
-                WORKER_DEAD_LETTERED,
-                &[("backend", "redis"), ("reason", "failed")]
-            ),
-            1.0
-        );
-        assert_eq!(value(WORKER_IN_FLIGHT, &backend), 0.0);
-        let ran = [("event", "RedisMetered"), ("processor", "redis-worker")];
-        assert_eq!(value(DELIVERIES, &ran), 3.0);
-        assert_eq!(value(SUCCEEDED, &ran), 1.0);
-        assert_eq!(value(FAILED, &ran), 2.0);
+        super::assert_one_acked_one_dead_lettered("redis", "Metered");
         cleanup(&url, &queue).await;
     }
 }
@@ -355,30 +362,14 @@ mod redis_worker {
 mod amqp_worker {
     use std::time::Duration;
 
+    use pyventus::EventEmitter;
     use pyventus::amqp::{AmqpProcessingService, Worker};
-    use pyventus::metrics::{
-        EMISSIONS, FAILED, SUCCEEDED, WORKER_ACKED, WORKER_DEAD_LETTERED, WORKER_IN_FLIGHT,
-        WORKER_RECEIVED, WORKER_RETRIED,
-    };
-    use pyventus::{Event, EventEmitter, Linker, on};
-    use serde::{Deserialize, Serialize};
+    use pyventus::metrics::{EMISSIONS, WORKER_DEAD_LETTERED};
+
+    use super::{Metered, WorkerMetrics};
 
     use super::common::amqp::{amqp_url, cleanup, fresh_queue, spawn_run, stop, until};
     use super::value;
-
-    #[derive(Debug, Clone, Event, Serialize, Deserialize)]
-    struct AmqpMetered {
-        fail: bool,
-    }
-
-    #[derive(Linker)]
-    struct AmqpMetrics;
-
-    #[on(AmqpMetered, linker = AmqpMetrics)]
-    fn metered(e: &AmqpMetered) -> anyhow::Result<()> {
-        anyhow::ensure!(!e.fail, "asked to fail");
-        Ok(())
-    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_amqp_worker_counts_received_acked_retried_and_dead_lettered() {
@@ -393,16 +384,16 @@ mod amqp_worker {
             .unwrap();
         let emitter = EventEmitter::builder()
             .processor(service)
-            .linker(AmqpMetrics::linker())
+            .linker(WorkerMetrics::linker())
             .build();
-        emitter.emit(AmqpMetered { fail: false }).unwrap();
-        emitter.emit(AmqpMetered { fail: true }).unwrap();
-        let sent = [("event", "AmqpMetered"), ("processor", "amqp")];
+        emitter.emit(Metered { fail: false }).unwrap();
+        emitter.emit(Metered { fail: true }).unwrap();
+        let sent = [("event", "Metered"), ("processor", "amqp")];
         assert_eq!(value(EMISSIONS, &sent), 2.0);
 
         let worker = Worker::builder(&url)
             .queue(&queue)
-            .linker(AmqpMetrics::linker())
+            .linker(WorkerMetrics::linker())
             .max_deliveries(2)
             .retry_delay(Duration::from_millis(10))
             .connect()
@@ -416,20 +407,7 @@ mod amqp_worker {
         .await;
         stop(&worker, running).await;
 
-        assert_eq!(value(WORKER_RECEIVED, &backend), 3.0, "one ok, two failed");
-        assert_eq!(value(WORKER_ACKED, &backend), 1.0);
-        assert_eq!(value(WORKER_RETRIED, &backend), 1.0);
-        assert_eq!(
-            value(
-                WORKER_DEAD_LETTERED,
-                &[("backend", "amqp"), ("reason", "failed")]
-            ),
-            1.0
-        );
-        assert_eq!(value(WORKER_IN_FLIGHT, &backend), 0.0);
-        let ran = [("event", "AmqpMetered"), ("processor", "amqp-worker")];
-        assert_eq!(value(SUCCEEDED, &ran), 1.0);
-        assert_eq!(value(FAILED, &ran), 2.0);
+        super::assert_one_acked_one_dead_lettered("amqp", "Metered");
         cleanup(&url, &queue).await;
     }
 }

@@ -162,6 +162,33 @@ impl Keys {
         }
     }
 
+    /// Records one emission's deliveries by outcome, and how long it took.
+    fn ran(
+        &self,
+        r: &dyn Recorder,
+        succeeded: u64,
+        failed: u64,
+        panicked: u64,
+        elapsed: Option<std::time::Duration>,
+    ) {
+        r.register_counter(&self.deliveries, &METADATA)
+            .increment(succeeded + failed + panicked);
+        r.register_counter(&self.succeeded, &METADATA)
+            .increment(succeeded);
+        if failed > 0 {
+            r.register_counter(&self.failed, &METADATA)
+                .increment(failed);
+        }
+        if panicked > 0 {
+            r.register_counter(&self.panicked, &METADATA)
+                .increment(panicked);
+        }
+        if let Some(elapsed) = elapsed {
+            r.register_histogram(&self.duration, &METADATA)
+                .record(elapsed.as_secs_f64());
+        }
+    }
+
     /// The keys of `event` on `processor`, from this thread's cache.
     fn of(event: &str, processor: &'static str) -> Arc<Keys> {
         /// Entries a thread keeps before starting over: the distinct (event,
@@ -293,24 +320,7 @@ impl Accounting {
             }
         }
         let elapsed = self.started.take().map(|started| started.elapsed());
-        record(|r| {
-            r.register_counter(&keys.deliveries, &METADATA)
-                .increment(ran);
-            r.register_counter(&keys.succeeded, &METADATA)
-                .increment(ran - failed - panicked);
-            if failed > 0 {
-                r.register_counter(&keys.failed, &METADATA)
-                    .increment(failed);
-            }
-            if panicked > 0 {
-                r.register_counter(&keys.panicked, &METADATA)
-                    .increment(panicked);
-            }
-            if let Some(elapsed) = elapsed {
-                r.register_histogram(&keys.duration, &METADATA)
-                    .record(elapsed.as_secs_f64());
-            }
-        });
+        record(|r| keys.ran(r, ran - failed - panicked, failed, panicked, elapsed));
     }
 
     /// The emission settles without running: handed off, discarded, or (when
@@ -437,22 +447,7 @@ impl Tally {
         let elapsed = self.started.map(|started| started.elapsed());
         record(|r| {
             r.register_counter(&keys.emissions, &METADATA).increment(1);
-            r.register_counter(&keys.deliveries, &METADATA)
-                .increment(ran);
-            r.register_counter(&keys.succeeded, &METADATA)
-                .increment(succeeded);
-            if failed > 0 {
-                r.register_counter(&keys.failed, &METADATA)
-                    .increment(failed);
-            }
-            if panicked > 0 {
-                r.register_counter(&keys.panicked, &METADATA)
-                    .increment(panicked);
-            }
-            if let Some(elapsed) = elapsed {
-                r.register_histogram(&keys.duration, &METADATA)
-                    .record(elapsed.as_secs_f64());
-            }
+            keys.ran(r, succeeded, failed, panicked, elapsed);
         });
     }
 }
