@@ -8,14 +8,19 @@
 //!
 //! Every scenario delivers one `Tick` to its subscribers, which add its field
 //! into a plain static counter (no atomic read-modify-write, so the count is
-//! pyventus's own work plus the handler's few instructions).
+//! pyventus's own work plus the handler's few instructions). The task
+//! scenarios (`pool_1`, `executor_1`, `spawn_1`, `tokio_1`) count the work on
+//! every thread (valgrind runs them one at a time), not the time threads wait.
 
 #![allow(missing_docs)]
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use pyventus::{Event, EventEmitter, EventKey, EventLinker, InlineProcessingService};
+use pyventus::{
+    Event, EventEmitter, EventKey, EventLinker, ExecutorProcessingService, InlineProcessingService,
+    TokioProcessingService,
+};
 
 #[derive(Debug, Clone, Event)]
 struct Tick {
@@ -89,6 +94,69 @@ fn direct(count: usize, n: u64) {
     }
 }
 
+/// A bare pool of one thread fed boxed closures through a channel: what an
+/// executor emission is measured against.
+fn pool(n: u64) {
+    let (sender, receiver) = crossbeam_channel::unbounded::<Box<dyn FnOnce() + Send>>();
+    let thread = std::thread::spawn(move || {
+        while let Ok(job) = receiver.recv() {
+            job();
+        }
+    });
+    for i in 0..n {
+        let event = Tick { value: i };
+        sender.send(Box::new(move || add(&event))).unwrap();
+    }
+    drop(sender);
+    thread.join().unwrap();
+}
+
+/// An executor of one thread: every emission crosses to it and back.
+fn executor(n: u64) {
+    let executor = ExecutorProcessingService::with_threads(1);
+    let emitter = EventEmitter::builder()
+        .processor(executor.clone())
+        .linker(linker_with(1))
+        .debug(false)
+        .build();
+    emit_ticks(&emitter, n);
+    executor.wait_for_tasks().unwrap();
+}
+
+/// A current-thread runtime: the work of a task, without threads in between.
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+}
+
+/// Bare tasks, each adding one `Tick`: what a tokio emission is measured
+/// against.
+fn spawn(n: u64) {
+    current_thread().block_on(async {
+        for i in 0..n {
+            let event = Tick { value: i };
+            drop(tokio::spawn(async move { add(&event) }));
+        }
+        // Current-thread: the tasks run once this task yields.
+        tokio::task::yield_now().await;
+    });
+}
+
+/// Emissions through the tokio service, on a current-thread runtime.
+fn tokio_service(n: u64) {
+    current_thread().block_on(async {
+        let tokio = TokioProcessingService::default();
+        let emitter = EventEmitter::builder()
+            .processor(tokio.clone())
+            .linker(linker_with(1))
+            .debug(false)
+            .build();
+        emit_ticks(&emitter, n);
+        tokio.wait_for_tasks().await.unwrap();
+    });
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let scenario = args.next().unwrap_or_else(|| "inline_1".to_owned());
@@ -124,6 +192,10 @@ fn main() {
             }
         }
         "declarative_1" => emit_ticks(&emitter(Declared::linker()), n),
+        "pool_1" => pool(n),
+        "executor_1" => executor(n),
+        "spawn_1" => spawn(n),
+        "tokio_1" => tokio_service(n),
         "runtime_same_fn_1" => {
             let linker = EventLinker::builder().debug(false).build();
             linker.on::<Tick>().subscribe(declared).unwrap();
