@@ -162,28 +162,48 @@ fn axum_server() {
     assert!(started < sent, "{out}");
 }
 
-/// The emitter and the worker, built from one handler crate, over a real Redis.
-#[cfg(feature = "redis")]
-#[test]
-fn redis_emitter_and_worker() {
-    let reachable = std::net::TcpStream::connect("127.0.0.1:6379").is_ok()
-        || std::env::var("PYVENTUS_REDIS_URL").is_ok();
+/// A broker the distributed examples run against.
+#[cfg(any(feature = "redis", feature = "amqp"))]
+struct Broker {
+    /// The examples' prefix: `redis` or `amqp`.
+    prefix: &'static str,
+    /// As people call it, for messages.
+    name: &'static str,
+    /// Where it listens on this machine, and the variable that points elsewhere.
+    addr: &'static str,
+    url_var: &'static str,
+    /// What the emitter says it did with the orders.
+    sent: &'static str,
+}
+
+/// Runs `{prefix}_emitter`, `{prefix}_worker` and `{prefix}_dead_letters`,
+/// built from one handler crate, over a real broker, on a fresh queue (whose
+/// name it returns); `None` if the broker is missing and not required.
+#[cfg(any(feature = "redis", feature = "amqp"))]
+fn emitter_and_worker(broker: &Broker) -> Option<String> {
+    let reachable =
+        std::net::TcpStream::connect(broker.addr).is_ok() || std::env::var(broker.url_var).is_ok();
     if !reachable {
         assert_ne!(
             std::env::var("PYVENTUS_REQUIRE_SERVICES").as_deref(),
             Ok("1"),
-            "Redis is required (PYVENTUS_REQUIRE_SERVICES=1) but not reachable"
+            "{} is required (PYVENTUS_REQUIRE_SERVICES=1) but not reachable",
+            broker.name
         );
-        common::skip("no Redis at 127.0.0.1:6379 (set PYVENTUS_REDIS_URL)");
-        return;
+        common::skip(&format!(
+            "no {} at {} (set {})",
+            broker.name, broker.addr, broker.url_var
+        ));
+        return None;
     }
+    let example = |what: &str| format!("{}_{what}", broker.prefix);
     let queue = format!("test-examples-{}", std::process::id());
     let env = [("PYVENTUS_QUEUE", queue.as_str())];
     assert_eq!(
-        run_with_env("redis_emitter", &["3"], &env),
-        format!("enqueued 3 orders on queue `{queue}`\n")
+        run_with_env(&example("emitter"), &["3"], &env),
+        format!("{} 3 orders on queue `{queue}`\n", broker.sent)
     );
-    let out = run_with_env("redis_worker", &["--exit-after", "3"], &env);
+    let out = run_with_env(&example("worker"), &["--exit-after", "3"], &env);
     for order in 1..=3 {
         assert!(out.contains(&format!("order {order} recorded")), "{out}");
         assert!(
@@ -197,8 +217,22 @@ fn redis_emitter_and_worker() {
         out.ends_with("stopped: 3 processed, 0 retried, 0 dead-lettered\n"),
         "{out}"
     );
-    let out = run_with_env("redis_dead_letters", &["list"], &env);
+    let out = run_with_env(&example("dead_letters"), &["list"], &env);
     assert_eq!(out, format!("no dead letters on queue `{queue}`\n"));
+    Some(queue)
+}
+
+/// The emitter and the worker, built from one handler crate, over a real Redis.
+#[cfg(feature = "redis")]
+#[test]
+fn redis_emitter_and_worker() {
+    emitter_and_worker(&Broker {
+        prefix: "redis",
+        name: "Redis",
+        addr: "127.0.0.1:6379",
+        url_var: "PYVENTUS_REDIS_URL",
+        sent: "enqueued",
+    });
 }
 
 /// The emitter and the worker, built from the same handler crate as the Redis
@@ -206,40 +240,16 @@ fn redis_emitter_and_worker() {
 #[cfg(feature = "amqp")]
 #[test]
 fn amqp_emitter_and_worker() {
-    let reachable = std::net::TcpStream::connect("127.0.0.1:5672").is_ok()
-        || std::env::var("PYVENTUS_AMQP_URL").is_ok();
-    if !reachable {
-        assert_ne!(
-            std::env::var("PYVENTUS_REQUIRE_SERVICES").as_deref(),
-            Ok("1"),
-            "RabbitMQ is required (PYVENTUS_REQUIRE_SERVICES=1) but not reachable"
-        );
-        common::skip("no RabbitMQ at 127.0.0.1:5672 (set PYVENTUS_AMQP_URL)");
-        return;
+    let queue = emitter_and_worker(&Broker {
+        prefix: "amqp",
+        name: "RabbitMQ",
+        addr: "127.0.0.1:5672",
+        url_var: "PYVENTUS_AMQP_URL",
+        sent: "published",
+    });
+    if let Some(queue) = queue {
+        delete_amqp_queue(&queue);
     }
-    let queue = format!("test-examples-{}", std::process::id());
-    let env = [("PYVENTUS_QUEUE", queue.as_str())];
-    assert_eq!(
-        run_with_env("amqp_emitter", &["3"], &env),
-        format!("published 3 orders on queue `{queue}`\n")
-    );
-    let out = run_with_env("amqp_worker", &["--exit-after", "3"], &env);
-    for order in 1..=3 {
-        assert!(out.contains(&format!("order {order} recorded")), "{out}");
-        assert!(
-            out.contains(&format!(
-                "confirmation of order {order} sent to customer{order}@example.com"
-            )),
-            "{out}"
-        );
-    }
-    assert!(
-        out.ends_with("stopped: 3 processed, 0 retried, 0 dead-lettered\n"),
-        "{out}"
-    );
-    let out = run_with_env("amqp_dead_letters", &["list"], &env);
-    assert_eq!(out, format!("no dead letters on queue `{queue}`\n"));
-    delete_amqp_queue(&queue);
 }
 
 /// Deletes a pyventus queue's broker objects.
