@@ -11,7 +11,7 @@ use lapin::Channel;
 use lapin::message::Delivery as Message;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use pyventus_core::remote::{DecodeError, Envelope, EnvelopeError};
-use pyventus_core::{EventEmission, SubscriberFailure};
+use pyventus_core::{EventEmission, RunReport};
 use tracing::Instrument;
 
 use crate::worker::Shared;
@@ -25,7 +25,7 @@ pub(crate) enum Failure {
     Decode(DecodeError),
     Resolve(pyventus_core::Error),
     MissingHandlers(Vec<String>),
-    Handlers(Vec<SubscriberFailure>),
+    Handlers(RunReport),
     Timeout(Duration),
 }
 
@@ -58,11 +58,7 @@ impl fmt::Display for Failure {
                 "the handlers it targets are not in this worker: {}",
                 ids.join(", ")
             ),
-            Failure::Handlers(failures) => match failures.as_slice() {
-                [one] => one.fmt(f),
-                [first, ..] => write!(f, "{} handlers failed; the first: {first}", failures.len()),
-                [] => f.write_str("no handler failed"),
-            },
+            Failure::Handlers(report) => report.fmt(f),
             Failure::Timeout(after) => write!(
                 f,
                 "the handlers did not finish within the handler timeout ({after:?}) and were cancelled"
@@ -142,7 +138,7 @@ async fn run_handlers(
     if report.is_success() {
         Ok(())
     } else {
-        Err(Failure::Handlers(report.into_failures()))
+        Err(Failure::Handlers(report))
     }
 }
 

@@ -132,6 +132,34 @@ impl SubscriberFailure {
     }
 }
 
+/// The report in one line, as a dead letter's reason gives it: its one
+/// failure, or how many failed and the first, or that none did.
+///
+/// ```
+/// # use pyventus_core::{Event, EventEmission, EventLinker};
+/// # use std::sync::Arc;
+/// # #[derive(Debug)] struct Charge;
+/// # impl Event for Charge { const NAME: &'static str = "Charge"; }
+/// let linker = EventLinker::new();
+/// linker.on::<Charge>().subscribe(|| -> anyhow::Result<()> { anyhow::bail!("declined") })?;
+/// let report = EventEmission::resolve(&linker, Arc::new(Charge))?.run_blocking();
+/// assert!(report.to_string().ends_with("declined"), "{report}");
+/// # Ok::<(), pyventus_core::Error>(())
+/// ```
+impl fmt::Display for RunReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.failures.as_slice() {
+            [one] => one.fmt(f),
+            [first, ..] => write!(
+                f,
+                "{} handlers failed; the first: {first}",
+                self.failures.len()
+            ),
+            [] => write!(f, "{} subscribers ran, none failed", self.ran),
+        }
+    }
+}
+
 impl fmt::Debug for SubscriberFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SubscriberFailure")

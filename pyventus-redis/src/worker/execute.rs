@@ -112,7 +112,7 @@ async fn execute(worker: &Worker, taken: &Taken, lease: &Lease) -> Result<(), Fa
     if report.is_success() {
         Ok(())
     } else {
-        Err(Failure::Handlers(report.into_failures()))
+        Err(Failure::Handlers(report))
     }
 }
 

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use pyventus_core::SubscriberFailure;
+use pyventus_core::RunReport;
 use pyventus_core::remote::{DecodeError, EnvelopeError};
 
 /// Why a delivery failed.
@@ -27,7 +27,7 @@ pub(super) enum Failure {
     Decode(DecodeError),
     Resolve(pyventus_core::Error),
     MissingHandlers(Vec<String>),
-    Handlers(Vec<SubscriberFailure>),
+    Handlers(RunReport),
     TimedOut(Duration),
 }
 
@@ -85,11 +85,7 @@ impl fmt::Display for Failure {
                     ids.join(", ")
                 )
             }
-            Failure::Handlers(failures) => match failures.as_slice() {
-                [one] => one.fmt(f),
-                [first, ..] => write!(f, "{} handlers failed; the first: {first}", failures.len()),
-                [] => f.write_str("no handler failed"),
-            },
+            Failure::Handlers(report) => report.fmt(f),
             Failure::TimedOut(limit) => write!(
                 f,
                 "handlers timed out after {limit:?} (handler_timeout); asynchronous ones were cancelled"
