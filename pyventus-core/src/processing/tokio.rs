@@ -76,6 +76,14 @@ struct Inner {
     queue: Mutex<Queue>,
 }
 
+impl Inner {
+    /// The ordered queue, locked (never around user code, so a poisoned lock
+    /// holds nothing half-done).
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 #[derive(Default)]
 struct Queue {
     emissions: VecDeque<EventEmission>,
@@ -234,11 +242,7 @@ impl TokioProcessingService {
     /// way, or (with `take_over`) if the one on its way has not started.
     fn enqueue(&self, handle: &Handle, emission: EventEmission, take_over: bool) {
         let generation = {
-            let mut queue = self
-                .inner
-                .queue
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut queue = self.inner.queue();
             queue.emissions.push_back(emission);
             if queue.draining && (queue.started || !take_over) {
                 None
@@ -280,11 +284,7 @@ impl Drain {
     async fn run(mut self) {
         loop {
             let next = {
-                let mut queue = self
-                    .inner
-                    .queue
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
+                let mut queue = self.inner.queue();
                 if queue.generation != self.generation {
                     // Taken over before it started.
                     self.finished = true;
@@ -310,11 +310,7 @@ impl Drop for Drain {
             return;
         }
         let lost = {
-            let mut queue = self
-                .inner
-                .queue
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut queue = self.inner.queue();
             if queue.generation != self.generation {
                 return;
             }
