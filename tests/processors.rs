@@ -581,3 +581,21 @@ fn a_run_cancelled_by_a_backend_that_redelivers_reports_no_loss() {
         logs.text()
     );
 }
+
+/// A task spawned on an emission copies its future several times: the future
+/// is the emission and a tag, not a second copy of it with the run's state
+/// (it was twice the emission's size).
+#[tokio::test(flavor = "current_thread")]
+async fn the_future_of_a_run_is_little_more_than_its_emission() {
+    let linker = EventLinker::new();
+    let ran = counting(&linker);
+    let emission = EventEmission::resolve(&linker, Arc::new(Job { id: 1 })).unwrap();
+    let run = emission.run();
+    let (future, emission) = (size_of_val(&run), size_of::<EventEmission>());
+    assert!(
+        future <= emission + 16,
+        "the run future is {future} bytes, the emission {emission}"
+    );
+    let report = run.await;
+    assert_eq!((report.ran(), ran.load(Ordering::SeqCst)), (1, 1));
+}

@@ -376,7 +376,9 @@ struct Crash;
 /// Records each payment in a Redis set, so that every process's work is seen.
 #[on(Payment, linker = Crash)]
 async fn settle_payment(p: &Payment) -> anyhow::Result<()> {
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    // Slow enough that the child still holds entries when it is killed, even
+    // when the test process is starved for a second by a busy machine.
+    tokio::time::sleep(Duration::from_millis(25)).await;
     let queue =
         std::env::var(CHILD_QUEUE).or_else(|_| CRASH_QUEUE.lock().unwrap().clone().ok_or(()));
     let queue = queue.map_err(|()| anyhow::anyhow!("no queue set"))?;

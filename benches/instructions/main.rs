@@ -133,13 +133,22 @@ fn current_thread() -> tokio::runtime::Runtime {
 /// Bare tasks, each adding one `Tick`: what a tokio emission is measured
 /// against.
 fn spawn(n: u64) {
+    static RAN: AtomicU64 = AtomicU64::new(0);
     current_thread().block_on(async {
         for i in 0..n {
             let event = Tick { value: i };
-            drop(tokio::spawn(async move { add(&event) }));
+            drop(tokio::spawn(async move {
+                add(&event);
+                // One thread: a load and a store, as in `add`.
+                RAN.store(RAN.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            }));
         }
-        // Current-thread: the tasks run once this task yields.
-        tokio::task::yield_now().await;
+        // Current-thread: the tasks run while this task yields; every one runs
+        // (a task still queued when the runtime drops would be cancelled, which
+        // is not the work an emission does).
+        while RAN.load(Ordering::Relaxed) < n {
+            tokio::task::yield_now().await;
+        }
     });
 }
 

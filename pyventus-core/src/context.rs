@@ -190,32 +190,54 @@ pub fn current_emission() -> Option<CurrentEmission> {
     CURRENT.with(|c| c.borrow().clone())
 }
 
-/// Makes `current` the current emission until the guard drops (restoring the
-/// previous one, for an emission that runs inside a handler).
-pub(crate) fn enter(current: &CurrentEmission) -> Entered {
-    Entered(CURRENT.with(|c| c.replace(Some(current.clone()))))
+/// Makes `current` the current emission until the guard drops or
+/// [`exit`](Entered::exit)s (restoring the previous one, for an emission that
+/// runs inside a handler). The emission moves in, so entering copies nothing.
+pub(crate) fn enter(current: CurrentEmission) -> Entered {
+    Entered {
+        previous: CURRENT.with(|c| c.replace(Some(current))),
+        restored: false,
+    }
 }
 
 /// Restores the previous current emission when dropped.
-pub(crate) struct Entered(Option<CurrentEmission>);
+pub(crate) struct Entered {
+    previous: Option<CurrentEmission>,
+    restored: bool,
+}
+
+impl Entered {
+    /// Restores the previous current emission and hands back the one entered.
+    pub(crate) fn exit(mut self) -> Option<CurrentEmission> {
+        self.restored = true;
+        let previous = self.previous.take();
+        CURRENT.with(|c| c.replace(previous))
+    }
+}
 
 impl Drop for Entered {
     fn drop(&mut self) {
-        let previous = self.0.take();
-        CURRENT.with(|c| *c.borrow_mut() = previous);
+        if !self.restored {
+            let previous = self.previous.take();
+            CURRENT.with(|c| *c.borrow_mut() = previous);
+        }
     }
 }
 
 /// A future that runs inside an emission: the emission is current during each
 /// of its polls.
 pub(crate) struct InEmission<F> {
-    current: CurrentEmission,
+    /// Moved into the thread's context for each poll, and back out.
+    current: Option<CurrentEmission>,
     future: F,
 }
 
 impl<F: Future + Unpin> InEmission<F> {
     pub(crate) fn new(current: CurrentEmission, future: F) -> Self {
-        InEmission { current, future }
+        InEmission {
+            current: Some(current),
+            future,
+        }
     }
 }
 
@@ -224,7 +246,13 @@ impl<F: Future + Unpin> Future for InEmission<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.get_mut();
-        let _entered = enter(&this.current);
-        Pin::new(&mut this.future).poll(cx)
+        let Some(current) = this.current.take() else {
+            // A poll that panicked lost it; the future is done for.
+            return Pin::new(&mut this.future).poll(cx);
+        };
+        let entered = enter(current);
+        let poll = Pin::new(&mut this.future).poll(cx);
+        this.current = entered.exit();
+        poll
     }
 }

@@ -495,14 +495,12 @@ impl EventEmission {
     }
 
     /// What running one subscriber away from the emission needs.
-    fn job(&self, sub: &Arc<SubscriberInner>, current: &CurrentEmission) -> Job {
+    fn job(&self, sub: &Arc<SubscriberInner>) -> Job {
         Job {
             sub: sub.clone(),
-            event: self.event.clone(),
             registry: self.registry.clone(),
-            emission: self.id,
             debug: self.debug,
-            current: current.clone(),
+            current: self.current(),
             parent: self.parent.clone(),
         }
     }
@@ -512,61 +510,85 @@ impl EventEmission {
     /// `spawn_blocking`) then run concurrently. Resolves when all have finished,
     /// with what each did.
     ///
-    /// Nothing runs until the future is first polled.
-    // Not an `async fn`: one would copy `self` into the future and again into
-    // a local, and the future would be 720 bytes instead of 480.
-    #[allow(clippy::manual_async_fn)]
-    pub fn run(mut self) -> impl Future<Output = RunReport> + Send + 'static {
-        async move {
-            self.accounting.started(self.event.name(), self.processor);
-            let handle = tokio::runtime::Handle::try_current().ok();
-            let current = self.current();
-            let mut report = RunReport::default();
-            let mut pending: Vec<BoxFuture<'static, (Arc<SubscriberInner>, Settled)>> = Vec::new();
-            {
-                let _entered = context::enter(&current);
-                let delivery = self.delivery();
-                for sub in self.subscribers.iter() {
-                    match (&sub.callback, &handle) {
-                        (EventCallback::Async(_), _) => {
-                            pending.push(self.job(sub, &current).run_async().boxed());
-                        }
-                        (_, Some(handle)) if sub.blocking || self.blocking => {
-                            let job = self.job(sub, &current);
-                            let sub = sub.clone();
-                            let task = handle.spawn_blocking(move || job.run_blocking());
-                            pending.push(
-                                async move {
-                                    // The job contains its own panics; a join error can
-                                    // only mean the runtime is shutting down.
-                                    let settled = task.await.unwrap_or_else(|err| {
-                                        Err(anyhow::anyhow!(
-                                            "the blocking task did not finish: {err}"
-                                        ))
-                                    });
-                                    (sub, settled)
-                                }
-                                .boxed(),
-                            );
-                        }
-                        _ => report.record(
-                            sub.id(),
-                            sub.handler_id(),
-                            sub.callback.run_sync(Run::new(&sub.workflow, &delivery)),
-                        ),
+    /// Nothing runs until the future is first polled. An emission whose
+    /// subscribers are all synchronous finishes in that first poll; the future
+    /// is little more than the emission itself (what a task spawned on it
+    /// copies).
+    pub fn run(self) -> impl Future<Output = RunReport> + Send + 'static {
+        Running::Start(self)
+    }
+
+    /// Runs the synchronous subscribers (and starts the others): the report if
+    /// that was all, or the future that joins the others and finishes.
+    fn start(mut self) -> Result<RunReport, BoxFuture<'static, RunReport>> {
+        self.accounting.started(self.event.name(), self.processor);
+        let mut report = RunReport::default();
+        let mut pending: Vec<BoxFuture<'static, (Arc<SubscriberInner>, Settled)>> = Vec::new();
+        // Looked up only for a subscriber that wants a blocking thread.
+        let mut handle: Option<Option<tokio::runtime::Handle>> = None;
+        let entered = context::enter(self.current());
+        {
+            let delivery = self.delivery();
+            for sub in self.subscribers.iter() {
+                if let EventCallback::Async(_) = &sub.callback {
+                    pending.push(self.job(sub).run_async().boxed());
+                    continue;
+                }
+                if sub.blocking || self.blocking {
+                    let handle =
+                        handle.get_or_insert_with(|| tokio::runtime::Handle::try_current().ok());
+                    if let Some(handle) = handle {
+                        pending.push(self.spawn_blocking(handle, sub));
+                        continue;
                     }
                 }
+                report.record(
+                    sub.id(),
+                    sub.handler_id(),
+                    sub.callback.run_sync(Run::new(&sub.workflow, &delivery)),
+                );
             }
-            if !pending.is_empty() {
-                for (sub, settled) in futures::future::join_all(pending).await {
-                    report.record(sub.id(), sub.handler_id(), settled);
-                }
+        }
+        drop(entered);
+        if pending.is_empty() {
+            self.end(&report);
+            return Ok(report);
+        }
+        Err(async move {
+            for (sub, settled) in futures::future::join_all(pending).await {
+                report.record(sub.id(), sub.handler_id(), settled);
             }
-            self.accounting
-                .ran(self.event.name(), self.processor, &report);
-            self.finish(|| Ok(()));
+            self.end(&report);
             report
         }
+        .boxed())
+    }
+
+    /// Runs a synchronous subscriber on `spawn_blocking`.
+    fn spawn_blocking(
+        &self,
+        handle: &tokio::runtime::Handle,
+        sub: &Arc<SubscriberInner>,
+    ) -> BoxFuture<'static, (Arc<SubscriberInner>, Settled)> {
+        let job = self.job(sub);
+        let sub = sub.clone();
+        let task = handle.spawn_blocking(move || job.run_blocking());
+        async move {
+            // The job contains its own panics; a join error can only mean the
+            // runtime is shutting down.
+            let settled = task.await.unwrap_or_else(|err| {
+                Err(anyhow::anyhow!("the blocking task did not finish: {err}"))
+            });
+            (sub, settled)
+        }
+        .boxed()
+    }
+
+    /// Records the run in the metrics and tells the waiters.
+    fn end(&mut self, report: &RunReport) {
+        self.accounting
+            .ran(self.event.name(), self.processor, report);
+        self.finish(|| Ok(()));
     }
 
     /// Runs the subscribers to completion on the calling thread, blocking it.
@@ -584,30 +606,63 @@ impl EventEmission {
         block_on: impl FnOnce(BoxFuture<'static, Joined>) -> Joined,
     ) -> RunReport {
         self.accounting.started(self.event.name(), self.processor);
-        let current = self.current();
         let mut report = RunReport::default();
         let mut pending = Vec::new();
+        let entered = context::enter(self.current());
         {
-            let _entered = context::enter(&current);
             let delivery = self.delivery();
             for sub in self.subscribers.iter() {
                 if sub.callback.is_async() {
-                    pending.push(self.job(sub, &current).run_async());
+                    pending.push(self.job(sub).run_async());
                 } else {
                     let settled = sub.callback.run_sync(Run::new(&sub.workflow, &delivery));
                     report.record(sub.id(), sub.handler_id(), settled);
                 }
             }
         }
+        drop(entered);
         if !pending.is_empty() {
             for (sub, settled) in block_on(futures::future::join_all(pending).boxed()) {
                 report.record(sub.id(), sub.handler_id(), settled);
             }
         }
-        self.accounting
-            .ran(self.event.name(), self.processor, &report);
-        self.finish(|| Ok(()));
+        self.end(&report);
         report
+    }
+}
+
+/// The future of [`EventEmission::run`]: the emission until its first poll,
+/// then, if some subscribers are still running, the future joining them.
+// The emission unboxed on purpose: boxing it would cost an allocation per task.
+#[allow(clippy::large_enum_variant)]
+enum Running {
+    Start(EventEmission),
+    Joining(BoxFuture<'static, RunReport>),
+    Done,
+}
+
+impl Future for Running {
+    type Output = RunReport;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<RunReport> {
+        let this = self.get_mut();
+        if let Running::Start(_) = this {
+            let Running::Start(emission) = std::mem::replace(this, Running::Done) else {
+                unreachable!("matched above")
+            };
+            match emission.start() {
+                Ok(report) => return Poll::Ready(report),
+                Err(joining) => *this = Running::Joining(joining),
+            }
+        }
+        match this {
+            Running::Joining(joining) => {
+                let report = std::task::ready!(joining.as_mut().poll(cx));
+                *this = Running::Done;
+                Poll::Ready(report)
+            }
+            _ => panic!("`EventEmission::run`'s future polled after it finished"),
+        }
     }
 }
 
@@ -760,9 +815,7 @@ impl Future for Completion {
 /// (async) or a blocking thread.
 struct Job {
     sub: Arc<SubscriberInner>,
-    event: Arc<AnyEvent>,
     registry: Arc<Registry>,
-    emission: u64,
     debug: bool,
     current: CurrentEmission,
     parent: tracing::Span,
@@ -771,9 +824,9 @@ struct Job {
 impl Job {
     fn delivery(&self) -> Delivery<'_> {
         Delivery::shared(
-            &self.event,
+            &self.current.event,
             &self.registry.settings,
-            self.emission,
+            self.current.id,
             self.debug,
             &self.parent,
         )
@@ -781,7 +834,7 @@ impl Job {
 
     /// Runs a synchronous subscriber on the calling (blocking) thread.
     fn run_blocking(self) -> Settled {
-        let _entered = context::enter(&self.current);
+        let _entered = context::enter(self.current.clone());
         let delivery = self.delivery();
         self.sub
             .callback
@@ -797,10 +850,10 @@ impl Job {
                 EventCallback::Async(f) => {
                     let span = run.span();
                     let started = {
-                        let _entered = context::enter(&self.current);
+                        let _entered = context::enter(self.current.clone());
                         let _in_span = span.enter();
                         crate::trace::started(&delivery);
-                        catch_unwind(AssertUnwindSafe(|| f(self.event.clone())))
+                        catch_unwind(AssertUnwindSafe(|| f(self.current.event.clone())))
                     };
                     let outcome = match started {
                         Ok(fut) => AssertUnwindSafe(
@@ -814,7 +867,7 @@ impl Job {
                     span.in_scope(|| run.settle(outcome))
                 }
                 sync => {
-                    let _entered = context::enter(&self.current);
+                    let _entered = context::enter(self.current.clone());
                     sync.run_sync(run)
                 }
             }
