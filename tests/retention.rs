@@ -1,12 +1,13 @@
 //! What the per-thread caches of the inline fast path keep alive, and for how
 //! long: a removed subscriber's closure is dropped at the latest when the
-//! thread that cached it emits that event type again (or uses another linker's
-//! snapshot), or exits. Never longer.
+//! thread that cached it emits that event type (or, for a named event, a name
+//! in the same one of its 32 named slots) again, uses another linker's
+//! snapshot, or exits. Never longer.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use pyventus::{Event, EventEmitter, EventLinker, InlineProcessingService};
+use pyventus::{Event, EventEmitter, EventKey, EventLinker, InlineProcessingService};
 
 #[derive(Debug, Clone, Event)]
 struct Retained;
@@ -49,6 +50,57 @@ fn a_removed_subscriber_is_dropped_by_the_next_emit_of_its_type_on_the_thread() 
     drop(sub); // the handle keeps its subscriber (and closure) alive too
     emitter.emit(Retained).unwrap(); // sees the new generation, drops the old lane
     assert_eq!(dropped.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_removed_named_subscriber_is_dropped_by_the_next_emit_of_its_name_on_the_thread() {
+    static KEY: EventKey = EventKey::named_static("RetainedByName");
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let linker = EventLinker::new();
+    let tracked = Tracked(dropped.clone());
+    let sub = linker
+        .on_named("RetainedByName")
+        .subscribe(move |_: &u8| {
+            let _keep = &tracked;
+        })
+        .unwrap();
+    let emitter = inline(&linker);
+    emitter.emit_to(&KEY, 1_u8).unwrap(); // caches the lane in the name's slot
+
+    assert!(sub.unsubscribe());
+    drop(sub);
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        0,
+        "still cached by this thread"
+    );
+    emitter.emit_to(&KEY, 1_u8).unwrap(); // a new generation: the slot is refilled
+    assert_eq!(dropped.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_named_lane_cached_by_a_thread_is_released_when_it_exits() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let linker = EventLinker::new();
+    let tracked = Tracked(dropped.clone());
+    let sub = linker
+        .on_named("CachedElsewhere")
+        .subscribe(move |_: &u8| {
+            let _keep = &tracked;
+        })
+        .unwrap();
+    let emitter = inline(&linker);
+    std::thread::spawn(move || emitter.emit_named("CachedElsewhere", 1_u8).unwrap())
+        .join()
+        .unwrap();
+    assert!(sub.unsubscribe());
+    drop(sub);
+    drop(linker);
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        1,
+        "the thread's exit released it"
+    );
 }
 
 #[test]

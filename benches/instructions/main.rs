@@ -50,7 +50,7 @@ fn declared(e: &Tick) {
 #[linker(debug = false)]
 struct Declared;
 
-const NAMED: EventKey = EventKey::named_static("Named");
+static NAMED: EventKey = EventKey::named_static("Named");
 
 fn emitter(linker: EventLinker) -> EventEmitter {
     EventEmitter::builder()
@@ -81,6 +81,22 @@ fn named_linker() -> EventLinker {
 fn emit_ticks(emitter: &EventEmitter, n: u64) {
     for i in 0..n {
         black_box(emitter).emit(Tick { value: i }).unwrap();
+    }
+}
+
+/// Emits the named event `i` for `i` in `0..n`, by name.
+#[inline(never)]
+fn emit_named_ticks(emitter: &EventEmitter, n: u64) {
+    for i in 0..n {
+        black_box(emitter).emit_named("Named", i).unwrap();
+    }
+}
+
+/// Emits the named event `i` for `i` in `0..n`, through its key.
+#[inline(never)]
+fn emit_keyed_ticks(emitter: &EventEmitter, n: u64) {
+    for i in 0..n {
+        black_box(emitter).emit_to(&NAMED, i).unwrap();
     }
 }
 
@@ -188,18 +204,8 @@ fn main() {
             }
             emit_ticks(&emitter(linker), n);
         }
-        "named_1" => {
-            let emitter = emitter(named_linker());
-            for i in 0..n {
-                black_box(&emitter).emit_named("Named", i).unwrap();
-            }
-        }
-        "named_key_1" => {
-            let emitter = emitter(named_linker());
-            for i in 0..n {
-                black_box(&emitter).emit_to(&NAMED, i).unwrap();
-            }
-        }
+        "named_1" => emit_named_ticks(&emitter(named_linker()), n),
+        "named_key_1" => emit_keyed_ticks(&emitter(named_linker()), n),
         "declarative_1" => emit_ticks(&emitter(Declared::linker()), n),
         "pool_1" => pool(n),
         "executor_1" => executor(n),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::any_event::{EventObject, Named};
 use crate::emission::{Subscribers, select};
 use crate::key::{ANY_NAME, KeyHash, TypeInfo, check_event_name, hash_name};
-use crate::lane::{self, Found, Lane, LaneSlot, Lookup};
+use crate::lane::{self, Found, Lane, LaneSlot, Lookup, NamedFound};
 use crate::record::SubscriberInner;
 use crate::registry::{Entry, Registry, Route, Snapshot};
 use crate::trace::{self, debug_event};
@@ -242,7 +242,10 @@ impl EventEmitter {
 
     /// Emits a named event through a key built once (with
     /// [`EventKey::named_static`], say), so its name is not hashed again at each
-    /// emission: the fastest way to emit a named event in a loop.
+    /// emission: the fastest way to emit a named event in a loop. On an inline
+    /// emitter, the event's subscribers come from this thread's cache of named
+    /// events (32 slots, by the name's hash), as a typed event's come from its
+    /// type's slot.
     ///
     /// # Errors
     ///
@@ -253,7 +256,7 @@ impl EventEmitter {
     ///
     /// ```
     /// # use pyventus_core::{EventEmitter, EventKey, EventLinker};
-    /// const TICK: EventKey = EventKey::named_static("Tick");
+    /// static TICK: EventKey = EventKey::named_static("Tick");
     ///
     /// let linker = EventLinker::new();
     /// linker.on_named("Tick").subscribe(|n: &u64| println!("tick {n}"))?;
@@ -289,9 +292,19 @@ impl EventEmitter {
         let inner = &*self.inner;
         if inner.borrow_fast_path && !trace::debug_enabled() {
             let registry = &*inner.linker.registry;
-            let ran = registry.with_snapshot(|snapshot| {
-                run_payload_lane(registry, snapshot, &named, &named.payload, hash)
-            });
+            let delivery = || Delivery::borrowed(&named, &registry.settings);
+            let generation = registry.generation();
+            let ran = match lane::run_named_cached(
+                hash,
+                &named.name,
+                generation,
+                &named.payload,
+                delivery,
+            ) {
+                Lookup::Ran => true,
+                Lookup::General => false,
+                Lookup::Miss => fill_named_lane(registry, &named, hash),
+            };
             if ran {
                 return Ok(());
             }
@@ -465,6 +478,34 @@ fn fill_lane<E: Event>(
         };
         lane::remember(slot, snapshot.generation, found);
         run_lane(registry, snapshot, event, KeyHash::<E>::HASH)
+    })
+}
+
+/// Reads what the current snapshot holds for the named event into this
+/// thread's cache of named lanes, then runs the emission as
+/// [`run_payload_lane`] would: whether it ran.
+#[cold]
+#[inline(never)]
+fn fill_named_lane<T: Send + Sync + 'static>(
+    registry: &Registry,
+    named: &Named<T>,
+    hash: u64,
+) -> bool {
+    registry.with_snapshot(|snapshot| {
+        let found = if snapshot.has_global() {
+            NamedFound::General
+        } else {
+            match snapshot.find(&named.name, hash) {
+                None => NamedFound::Empty,
+                Some(entry) if entry.plain => entry
+                    .lane
+                    .clone()
+                    .map_or(NamedFound::General, NamedFound::Lane),
+                Some(_) => NamedFound::General,
+            }
+        };
+        lane::remember_named(hash, named.name.clone(), snapshot.generation, found);
+        run_payload_lane(registry, snapshot, named, &named.payload, hash)
     })
 }
 

@@ -44,6 +44,8 @@ pub struct EventKey {
     name: Name,
     hash: u64,
     kind: Kind,
+    /// Whether the name may be emitted to, decided when the key is built.
+    check: NameCheck,
 }
 
 #[derive(Clone)]
@@ -82,6 +84,7 @@ impl EventKey {
             name: Name::Static(E::NAME),
             hash: KeyHash::<E>::HASH,
             kind: Kind::Typed(TypeInfo::of::<E>()),
+            check: KeyHash::<E>::NAME,
         }
     }
 
@@ -93,10 +96,12 @@ impl EventKey {
             Cow::Owned(s) => Name::Shared(s.into()),
         };
         let hash = hash_name(name.as_str());
+        let check = NameCheck::of(name.as_str());
         EventKey {
             name,
             hash,
             kind: Kind::Named,
+            check,
         }
     }
 
@@ -104,12 +109,15 @@ impl EventKey {
     /// so emitting through it ([`EventEmitter::emit_to`](crate::EventEmitter::emit_to))
     /// skips the hashing `emit_named` does at each call.
     ///
+    /// Keep it in a `static` rather than a `const`: each use of a `const` key
+    /// builds (and drops) a copy of it.
+    ///
     /// # Examples
     ///
     /// ```
     /// use pyventus_core::EventKey;
     ///
-    /// const GREET: EventKey = EventKey::named_static("Greet");
+    /// static GREET: EventKey = EventKey::named_static("Greet");
     /// assert_eq!(GREET, EventKey::named("Greet"));
     /// ```
     pub const fn named_static(name: &'static str) -> Self {
@@ -117,6 +125,7 @@ impl EventKey {
             name: Name::Static(name),
             hash: hash_name(name),
             kind: Kind::Named,
+            check: NameCheck::of(name),
         }
     }
 
@@ -127,6 +136,7 @@ impl EventKey {
             name: Name::Static(ANY_NAME),
             hash: hash_name(ANY_NAME),
             kind: Kind::Any,
+            check: NameCheck::Valid,
         }
     }
 
@@ -171,10 +181,7 @@ impl EventKey {
     /// Checks the name: non-empty, and not the global event's unless this is it.
     #[inline]
     pub(crate) fn validate(&self) -> Result<(), Error> {
-        match self.kind {
-            Kind::Any => Ok(()),
-            Kind::Typed(_) | Kind::Named => check_event_name(self.name()),
-        }
+        self.check.result()
     }
 
     /// Whether this key names `name` (never true for the global key).

@@ -4,6 +4,7 @@
 //! one atomic load and the calls).
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -56,14 +57,44 @@ impl<E> Call<E> {
 /// One subscriber of a lane.
 pub(crate) struct LaneSubscriber<E> {
     workflow: Arc<Workflow>,
-    call: Call<E>,
+    call: LaneCall<E>,
+}
+
+/// How a lane calls one subscriber, with what it must do after the call
+/// decided once: the common case (a unit handler nobody wants told of its
+/// success) costs one test per subscriber.
+enum LaneCall<E> {
+    /// A unit handler without a success callback: called, its panic caught.
+    Plain(Arc<UnitFn<E>>),
+    /// A unit handler whose success goes to a callback.
+    Notifying(Arc<UnitFn<E>>),
+    /// Any other: its callback settles its own outcome.
+    Settling(Arc<TypedFn<E>>),
+}
+
+impl<E> LaneSubscriber<E> {
+    fn new(workflow: &Arc<Workflow>, call: &Call<E>) -> Self {
+        let call = match call {
+            Call::Unit(f) if workflow.notify_success => LaneCall::Notifying(f.clone()),
+            Call::Unit(f) => LaneCall::Plain(f.clone()),
+            Call::Settling(f) => LaneCall::Settling(f.clone()),
+        };
+        LaneSubscriber {
+            workflow: workflow.clone(),
+            call,
+        }
+    }
 }
 
 impl<E> Clone for LaneSubscriber<E> {
     fn clone(&self) -> Self {
         LaneSubscriber {
             workflow: self.workflow.clone(),
-            call: self.call.clone(),
+            call: match &self.call {
+                LaneCall::Plain(f) => LaneCall::Plain(f.clone()),
+                LaneCall::Notifying(f) => LaneCall::Notifying(f.clone()),
+                LaneCall::Settling(f) => LaneCall::Settling(f.clone()),
+            },
         }
     }
 }
@@ -78,6 +109,7 @@ impl<E> LaneSubscriber<E> {
     /// Hands a unit handler's panic to its failure callback.
     #[cold]
     fn panicked(&self, delivery: &Delivery<'_>, panic: &(dyn Any + Send)) {
+        delivery.tally.unit(false);
         // Handed to the callbacks; nobody here needs it back.
         drop(Run::new(&self.workflow, delivery).fail(panic_error(panic)));
     }
@@ -108,10 +140,10 @@ impl<E: Any + Send + Sync> Lane<E> {
     ) -> Option<ErasedLane> {
         let subs = subs
             .map(|(workflow, call)| {
-                Some(LaneSubscriber {
-                    workflow: workflow.clone(),
-                    call: call?.downcast_ref::<Call<E>>()?.clone(),
-                })
+                Some(LaneSubscriber::new(
+                    workflow,
+                    call?.downcast_ref::<Call<E>>()?,
+                ))
             })
             .collect::<Option<Vec<_>>>()?;
         Some(Arc::new(Lane {
@@ -127,12 +159,9 @@ impl<E: Any + Send + Sync> Lane<E> {
         call: Option<&(dyn Any + Send + Sync)>,
     ) -> Option<ErasedLane> {
         let lane = lane.downcast_ref::<Lane<E>>()?;
-        let call = call?.downcast_ref::<Call<E>>()?.clone();
+        let call = call?.downcast_ref::<Call<E>>()?;
         Some(Arc::new(Lane {
-            subs: lane.subs.pushed(LaneSubscriber {
-                workflow: workflow.clone(),
-                call,
-            }),
+            subs: lane.subs.pushed(LaneSubscriber::new(workflow, call)),
         }))
     }
 
@@ -142,20 +171,19 @@ impl<E: Any + Send + Sync> Lane<E> {
         // A unit handler's outcome is only its panic: caught here (which costs
         // nothing unless it panics), its success told only to who wants it.
         self.subs.for_each(|sub| match &sub.call {
-            Call::Unit(f) => match catch_unwind(AssertUnwindSafe(|| (f.0)(event))) {
+            LaneCall::Plain(f) => match catch_unwind(AssertUnwindSafe(|| (f.0)(event))) {
+                Ok(()) => delivery.tally.unit(true),
+                Err(panic) => sub.panicked(delivery, &*panic),
+            },
+            LaneCall::Notifying(f) => match catch_unwind(AssertUnwindSafe(|| (f.0)(event))) {
                 Ok(()) => {
                     delivery.tally.unit(true);
-                    if sub.workflow.notify_success {
-                        sub.succeeded(delivery);
-                    }
+                    sub.succeeded(delivery);
                 }
-                Err(panic) => {
-                    delivery.tally.unit(false);
-                    sub.panicked(delivery, &*panic);
-                }
+                Err(panic) => sub.panicked(delivery, &*panic),
             },
             // Failures were handed to the callbacks; nobody here needs them back.
-            Call::Settling(f) => {
+            LaneCall::Settling(f) => {
                 let settled = (f.0)(event, Run::new(&sub.workflow, delivery));
                 delivery.tally.settled(&settled);
             }
@@ -268,4 +296,156 @@ pub(crate) fn remember<E>(slot: &'static LocalKey<LaneSlot<E>>, generation: u64,
     // What the previous lane held may drop now (a removed subscriber's
     // captures): outside the borrow.
     drop(previous);
+}
+
+/// How many named events each thread caches the lanes of (by their name's
+/// hash: a named emit whose slot another name took looks its event up again).
+const NAMED_SLOTS: usize = 32;
+
+/// What a thread remembers of one named event, as of one snapshot generation.
+struct NamedSlot {
+    /// 0 for a slot never filled (generations start at 1).
+    generation: u64,
+    hash: u64,
+    /// The event's name: two names may share a hash.
+    name: Cow<'static, str>,
+    found: NamedFound,
+}
+
+pub(crate) enum NamedFound {
+    /// No subscriber: nothing to run, whatever the payload.
+    Empty,
+    /// The general path decides (a global subscriber, or one that is not a
+    /// plain synchronous callback).
+    General,
+    /// The event's lane, of the payload type its subscribers take.
+    Lane(ErasedLane),
+}
+
+impl NamedSlot {
+    const UNUSED: NamedSlot = NamedSlot {
+        generation: 0,
+        hash: 0,
+        name: Cow::Borrowed(""),
+        found: NamedFound::General,
+    };
+}
+
+thread_local! {
+    /// Each thread's lanes of named events: an emit through an `EventKey` finds
+    /// its subscribers here, as a typed emit does in its type's slot.
+    static NAMED: RefCell<[NamedSlot; NAMED_SLOTS]> =
+        const { RefCell::new([const { NamedSlot::UNUSED }; NAMED_SLOTS]) };
+}
+
+#[inline]
+#[allow(clippy::cast_possible_truncation)] // the low bits of a well-mixed hash
+fn named_slot(hash: u64) -> usize {
+    hash as usize % NAMED_SLOTS
+}
+
+/// [`run_cached`] for a named event: runs the lane of `name`'s subscribers on
+/// `payload` when this thread has it for `generation`.
+#[inline]
+pub(crate) fn run_named_cached<'d, P: Any + Send + Sync>(
+    hash: u64,
+    name: &str,
+    generation: u64,
+    payload: &P,
+    delivery: impl FnOnce() -> Delivery<'d>,
+) -> Lookup {
+    let hit = NAMED.try_with(|slots| {
+        let slots = slots.try_borrow().ok()?;
+        let slot = &slots[named_slot(hash)];
+        let own = &*slot.name;
+        let same_name = std::ptr::eq(own, name) || own == name;
+        if slot.generation != generation || slot.hash != hash || !same_name {
+            return None;
+        }
+        match &slot.found {
+            NamedFound::Empty => Some(true),
+            NamedFound::General => Some(false),
+            // Another payload type than its subscribers': the general path
+            // says what that means (an error if a typed event owns the name).
+            NamedFound::Lane(lane) => {
+                let lane = lane.downcast_ref::<Lane<P>>()?;
+                let delivery = delivery();
+                lane.run(payload, &delivery);
+                delivery.tally.record(name);
+                Some(true)
+            }
+        }
+    });
+    match hit {
+        Ok(Some(true)) => Lookup::Ran,
+        Ok(Some(false)) => Lookup::General,
+        _ => Lookup::Miss,
+    }
+}
+
+/// Caches what the snapshot of `generation` holds for the named event.
+pub(crate) fn remember_named(
+    hash: u64,
+    name: Cow<'static, str>,
+    generation: u64,
+    found: NamedFound,
+) {
+    let next = NamedSlot {
+        generation,
+        hash,
+        name,
+        found,
+    };
+    let previous = NAMED
+        .try_with(|slots| {
+            slots
+                .try_borrow_mut()
+                .ok()
+                .map(|mut slots| std::mem::replace(&mut slots[named_slot(hash)], next))
+        })
+        .ok()
+        .flatten();
+    // What the previous lane held may drop now: outside the borrow.
+    drop(previous);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(hash: u64, name: &str, generation: u64) -> &'static str {
+        let never = || -> Delivery<'static> { unreachable!("an empty event runs nothing") };
+        match run_named_cached(hash, name, generation, &(), never) {
+            Lookup::Ran => "ran",
+            Lookup::General => "general",
+            Lookup::Miss => "miss",
+        }
+    }
+
+    #[test]
+    fn a_named_slot_answers_only_for_its_own_name_hash_and_generation() {
+        // Two names with one hash (as a crafted collision would give): the slot
+        // remembers one of them only.
+        remember_named(7, Cow::Borrowed("Alpha"), 3, NamedFound::Empty);
+        assert_eq!(lookup(7, "Alpha", 3), "ran");
+        assert_eq!(
+            lookup(7, &String::from("Alpha"), 3),
+            "ran",
+            "equal, not the same str"
+        );
+        assert_eq!(
+            lookup(7, "Bravo", 3),
+            "miss",
+            "another name with the same hash"
+        );
+        assert_eq!(lookup(7, "Alpha", 4), "miss", "another snapshot");
+        assert_eq!(
+            lookup(7 + NAMED_SLOTS as u64, "Alpha", 3),
+            "miss",
+            "another hash, same slot"
+        );
+        remember_named(7, Cow::Borrowed("Bravo"), 3, NamedFound::General);
+        assert_eq!(lookup(7, "Bravo", 3), "general");
+        assert_eq!(lookup(7, "Alpha", 3), "miss", "replaced");
+    }
 }

@@ -1,0 +1,168 @@
+//! Named emits through an `EventKey` find their subscribers in a per-thread
+//! cache (32 slots, by the name's hash), as typed emits do in their type's
+//! slot. What the cache must never do: run a removed subscriber, miss a new
+//! one, mix two names that share a slot, mix two linkers, or let a payload of
+//! another type through on the second emit when the first refused it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use pyventus::{
+    Error, Event, EventEmitter, EventKey, EventLinker, EventSubscriber, InlineProcessingService,
+};
+
+fn inline(linker: &EventLinker) -> EventEmitter {
+    EventEmitter::builder()
+        .processor(InlineProcessingService::new())
+        .linker(linker.clone())
+        .debug(false)
+        .build()
+}
+
+/// A subscriber to `name` that counts its calls (and sums its payloads).
+fn counter(linker: &EventLinker, name: &'static str) -> (Arc<AtomicUsize>, EventSubscriber) {
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    let sub = linker
+        .on_named(name)
+        .subscribe(move |n: &u64| {
+            c.fetch_add(usize::try_from(*n).unwrap(), Ordering::SeqCst);
+        })
+        .unwrap();
+    (count, sub)
+}
+
+static TICK: EventKey = EventKey::named_static("Tick");
+
+#[test]
+fn subscribers_added_after_an_emit_run_and_removed_ones_stop_at_once() {
+    let linker = EventLinker::new();
+    let emitter = inline(&linker);
+    emitter.emit_to(&TICK, 1_u64).unwrap(); // caches "nobody"
+    let (first, first_sub) = counter(&linker, "Tick");
+    emitter.emit_to(&TICK, 1_u64).unwrap();
+    assert_eq!(
+        first.load(Ordering::SeqCst),
+        1,
+        "a subscriber added after an emit"
+    );
+
+    let (second, _second_sub) = counter(&linker, "Tick");
+    emitter.emit_to(&TICK, 1_u64).unwrap();
+    assert_eq!(
+        (first.load(Ordering::SeqCst), second.load(Ordering::SeqCst)),
+        (2, 1)
+    );
+
+    assert!(first_sub.unsubscribe());
+    emitter.emit_to(&TICK, 1_u64).unwrap();
+    assert_eq!(
+        (first.load(Ordering::SeqCst), second.load(Ordering::SeqCst)),
+        (2, 2)
+    );
+}
+
+#[test]
+fn names_that_share_a_cache_slot_each_reach_their_own_subscribers() {
+    // A hundred names over 32 slots: many share one; emitting them in turn
+    // replaces a slot's name again and again.
+    let names: Vec<&'static str> = (0..100)
+        .map(|i| &*Box::leak(format!("Shared{i}").into_boxed_str()))
+        .collect();
+    let linker = EventLinker::new();
+    let counts: Vec<_> = names.iter().map(|name| counter(&linker, name)).collect();
+    let keys: Vec<EventKey> = names.iter().map(|name| EventKey::named(*name)).collect();
+    let emitter = inline(&linker);
+    for round in 1..=3_u64 {
+        for key in &keys {
+            emitter.emit_to(key, round).unwrap();
+        }
+        for name in names.iter().rev() {
+            // By name too: the same cache, the name hashed per call.
+            emitter.emit_named(*name, round).unwrap();
+        }
+    }
+    for (name, (count, _sub)) in names.iter().zip(&counts) {
+        assert_eq!(
+            count.load(Ordering::SeqCst),
+            12,
+            "{name}: (1 + 2 + 3) twice"
+        );
+    }
+}
+
+#[test]
+fn two_linkers_with_one_name_keep_their_subscribers_apart() {
+    let (a, b) = (EventLinker::new(), EventLinker::new());
+    let (in_a, _sa) = counter(&a, "Tick");
+    let (in_b, _sb) = counter(&b, "Tick");
+    let (on_a, on_b) = (inline(&a), inline(&b));
+    for _ in 0..3 {
+        on_a.emit_to(&TICK, 1_u64).unwrap();
+        on_b.emit_to(&TICK, 10_u64).unwrap();
+    }
+    assert_eq!(
+        (in_a.load(Ordering::SeqCst), in_b.load(Ordering::SeqCst)),
+        (3, 30)
+    );
+}
+
+#[derive(Debug, Clone, Event)]
+struct Ping;
+
+#[test]
+fn a_payload_of_the_wrong_type_is_refused_on_every_emit_not_only_the_first() {
+    let linker = EventLinker::new();
+    let pings = Arc::new(AtomicUsize::new(0));
+    let p = pings.clone();
+    linker
+        .on::<Ping>()
+        .subscribe(move |_: &Ping| {
+            p.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    let emitter = inline(&linker);
+    let key = EventKey::named("Ping");
+    for _ in 0..3 {
+        assert!(matches!(
+            emitter.emit_to(&key, 7_u32),
+            Err(Error::PayloadType { .. })
+        ));
+    }
+    // Its own type goes through the same key, and the typed emit still works.
+    emitter.emit_to(&key, Ping).unwrap();
+    emitter.emit(Ping).unwrap();
+    assert_eq!(pings.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn emitting_from_many_threads_while_named_subscribers_come_and_go_runs_only_live_ones() {
+    let linker = EventLinker::new();
+    let emitter = inline(&linker);
+    let done = Arc::new(AtomicBool::new(false));
+    let emitters: Vec<_> = (0..2)
+        .map(|_| {
+            let (emitter, done) = (emitter.clone(), done.clone());
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    emitter.emit_to(&TICK, 1_u64).unwrap();
+                }
+            })
+        })
+        .collect();
+    for _ in 0..200 {
+        let (_count, sub) = counter(&linker, "Tick");
+        sub.unsubscribe();
+    }
+    done.store(true, Ordering::Relaxed);
+    for thread in emitters {
+        thread.join().unwrap();
+    }
+    let (after, _sub) = counter(&linker, "Tick");
+    emitter.emit_to(&TICK, 1_u64).unwrap();
+    assert_eq!(
+        after.load(Ordering::SeqCst),
+        1,
+        "only the live subscriber ran"
+    );
+}
