@@ -136,6 +136,10 @@ fn in_process(c: &mut Criterion) {
                 .unwrap();
         });
     });
+    pyventus::named_key!(static MEASURED: pyventus::NamedKey<u64> = "Measured.named");
+    group.bench_function(BenchmarkId::new("named_key", 1), |b| {
+        b.iter(|| named.emit_to(&MEASURED, black_box(1_u64)).unwrap());
+    });
     group.finish();
 }
 

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use pyventus::{
     Error, Event, EventEmitter, EventKey, EventLinker, EventSubscriber, InlineProcessingService,
+    NamedKey,
 };
 
 fn inline(linker: &EventLinker) -> EventEmitter {
@@ -165,4 +166,81 @@ fn emitting_from_many_threads_while_named_subscribers_come_and_go_runs_only_live
         1,
         "only the live subscriber ran"
     );
+}
+
+// --- The same promises through a `NamedKey`, whose slot is its own.
+
+pyventus::named_key!(static TYPED_TICK: NamedKey<u64> = "Tick");
+pyventus::named_key!(static PING_AS_U32: NamedKey<u32> = "Ping");
+
+#[test]
+fn a_named_key_reaches_subscribers_added_after_an_emit_and_stops_removed_ones() {
+    let linker = EventLinker::new();
+    let emitter = inline(&linker);
+    emitter.emit_to(&TYPED_TICK, 1).unwrap(); // caches "nobody" in the key's slot
+    let (first, first_sub) = counter(&linker, "Tick");
+    emitter.emit_to(&TYPED_TICK, 1).unwrap();
+    let (second, _second_sub) = counter(&linker, "Tick");
+    emitter.emit_to(&TYPED_TICK, 1).unwrap();
+    assert!(first_sub.unsubscribe());
+    emitter.emit_to(&TYPED_TICK, 1).unwrap();
+    assert_eq!(
+        (first.load(Ordering::SeqCst), second.load(Ordering::SeqCst)),
+        (2, 2)
+    );
+}
+
+#[test]
+fn a_named_key_keeps_two_linkers_apart_and_reaches_global_subscribers() {
+    let (a, b) = (EventLinker::new(), EventLinker::new());
+    let (in_a, _sa) = counter(&a, "Tick");
+    let (in_b, _sb) = counter(&b, "Tick");
+    let everything = Arc::new(AtomicUsize::new(0));
+    let e = everything.clone();
+    b.on_any()
+        .subscribe(move || {
+            e.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    let (on_a, on_b) = (inline(&a), inline(&b));
+    for _ in 0..3 {
+        on_a.emit_to(&TYPED_TICK, 1).unwrap();
+        on_b.emit_to(&TYPED_TICK, 10).unwrap();
+    }
+    assert_eq!(
+        (in_a.load(Ordering::SeqCst), in_b.load(Ordering::SeqCst)),
+        (3, 30)
+    );
+    assert_eq!(
+        everything.load(Ordering::SeqCst),
+        3,
+        "b's global subscriber"
+    );
+}
+
+#[test]
+fn a_named_key_whose_name_a_typed_event_owns_is_refused_on_every_emit() {
+    let linker = EventLinker::new();
+    linker.on::<Ping>().subscribe(|_: &Ping| ()).unwrap();
+    let emitter = inline(&linker);
+    for _ in 0..3 {
+        assert!(matches!(
+            emitter.emit_to(&PING_AS_U32, 7),
+            Err(Error::PayloadType { .. })
+        ));
+    }
+}
+
+#[test]
+fn a_named_key_and_its_event_key_reach_the_same_subscribers() {
+    let linker = EventLinker::new();
+    let (count, _sub) = counter(&linker, "Tick");
+    let emitter = inline(&linker);
+    emitter.emit_to(&TYPED_TICK, 1).unwrap();
+    emitter.emit_to(TYPED_TICK.key(), 10_u64).unwrap();
+    emitter.emit_to(&TICK, 100_u64).unwrap();
+    emitter.emit_named("Tick", 1000_u64).unwrap();
+    assert_eq!(count.load(Ordering::SeqCst), 1111);
+    assert_eq!(*TYPED_TICK.key(), TICK);
+    assert_eq!(format!("{TYPED_TICK:?}"), "NamedKey<u64>(\"Tick\")");
 }

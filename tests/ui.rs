@@ -20,5 +20,6 @@ fn ui() {
     t.compile_fail("on_failure/*.rs");
     t.compile_fail("derive_event/*.rs");
     t.compile_fail("derive_linker/*.rs");
+    t.compile_fail("named_key/*.rs");
     t.pass("pass/*.rs");
 }

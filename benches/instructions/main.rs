@@ -52,6 +52,8 @@ struct Declared;
 
 static NAMED: EventKey = EventKey::named_static("Named");
 
+pyventus::named_key!(static NAMED_U64: pyventus::NamedKey<u64> = "Named");
+
 fn emitter(linker: EventLinker) -> EventEmitter {
     EventEmitter::builder()
         .processor(InlineProcessingService::new())
@@ -97,6 +99,14 @@ fn emit_named_ticks(emitter: &EventEmitter, n: u64) {
 fn emit_keyed_ticks(emitter: &EventEmitter, n: u64) {
     for i in 0..n {
         black_box(emitter).emit_to(&NAMED, i).unwrap();
+    }
+}
+
+/// Emits the named event `i` for `i` in `0..n`, through its typed key.
+#[inline(never)]
+fn emit_typed_keyed_ticks(emitter: &EventEmitter, n: u64) {
+    for i in 0..n {
+        black_box(emitter).emit_to(&NAMED_U64, i).unwrap();
     }
 }
 
@@ -206,6 +216,7 @@ fn main() {
         }
         "named_1" => emit_named_ticks(&emitter(named_linker()), n),
         "named_key_1" => emit_keyed_ticks(&emitter(named_linker()), n),
+        "named_typed_key_1" => emit_typed_keyed_ticks(&emitter(named_linker()), n),
         "declarative_1" => emit_ticks(&emitter(Declared::linker()), n),
         "pool_1" => pool(n),
         "executor_1" => executor(n),

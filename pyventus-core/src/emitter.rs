@@ -15,7 +15,7 @@ use crate::registry::{Entry, Registry, Route, Snapshot};
 use crate::trace::{self, debug_event};
 use crate::workflow::{Delivery, Run};
 use crate::{
-    AnyEvent, Completion, Error, Event, EventEmission, EventKey, EventLinker,
+    AnyEvent, Completion, EmitKey, Error, Event, EventEmission, EventLinker,
     InlineProcessingService, ProcessingService, debug_from_env,
 };
 
@@ -267,20 +267,52 @@ impl EventEmitter {
     /// # Ok::<(), pyventus_core::Error>(())
     /// ```
     #[inline]
-    pub fn emit_to<T: Send + Sync + 'static>(
+    pub fn emit_to<T: Send + Sync + 'static, K: EmitKey<T> + ?Sized>(
         &self,
-        key: &EventKey,
+        key: &K,
         payload: T,
     ) -> Result<(), Error> {
-        if key.is_any() {
+        let event_key = key.event_key();
+        if event_key.is_any() {
             return Err(Error::ReservedEventName);
         }
-        key.validate()?;
+        event_key.validate()?;
         let named = Named {
-            name: key.name_cow(),
+            name: event_key.name_cow(),
             payload,
         };
-        self.emit_named_hashed(named, key.hash_value())
+        let hash = event_key.hash_value();
+        match key.__slot() {
+            Some(slot) => self.emit_keyed(named, hash, slot),
+            None => self.emit_named_hashed(named, hash),
+        }
+    }
+
+    /// [`emit_to`](Self::emit_to) through a [`NamedKey`](crate::NamedKey):
+    /// the inline fast path finds the subscribers in the key's own slot.
+    #[inline]
+    fn emit_keyed<T: Send + Sync + 'static>(
+        &self,
+        named: Named<T>,
+        hash: u64,
+        slot: &'static std::thread::LocalKey<LaneSlot<T>>,
+    ) -> Result<(), Error> {
+        let inner = &*self.inner;
+        if inner.borrow_fast_path && !trace::debug_enabled() {
+            let registry = &*inner.linker.registry;
+            let delivery = || Delivery::borrowed(&named, &registry.settings);
+            let ran = match lane::run_cached(slot, registry.generation(), &named.payload, delivery)
+            {
+                Lookup::Ran => true,
+                Lookup::General => false,
+                Lookup::Miss => fill_keyed_lane(registry, slot, &named, hash),
+            };
+            if ran {
+                return Ok(());
+            }
+        }
+        self.emit_object(named, hash, Claim::Payload, false)
+            .map(drop)
     }
 
     #[inline]
@@ -478,6 +510,36 @@ fn fill_lane<E: Event>(
         };
         lane::remember(slot, snapshot.generation, found);
         run_lane(registry, snapshot, event, KeyHash::<E>::HASH)
+    })
+}
+
+/// Reads what the current snapshot holds for a [`NamedKey`](crate::NamedKey)'s
+/// event into the key's slot on this thread, then runs the emission as
+/// [`run_payload_lane`] would: whether it ran.
+#[cold]
+#[inline(never)]
+fn fill_keyed_lane<T: Send + Sync + 'static>(
+    registry: &Registry,
+    slot: &'static std::thread::LocalKey<LaneSlot<T>>,
+    named: &Named<T>,
+    hash: u64,
+) -> bool {
+    registry.with_snapshot(|snapshot| {
+        let found = if snapshot.has_global() {
+            Found::General
+        } else {
+            match snapshot.find(&named.name, hash) {
+                None => Found::Nothing,
+                Some(entry) if entry.plain => entry
+                    .lane
+                    .clone()
+                    .and_then(|lane| lane.downcast::<Lane<T>>().ok())
+                    .map_or(Found::General, Found::Lane),
+                Some(_) => Found::General,
+            }
+        };
+        lane::remember(slot, snapshot.generation, found);
+        run_payload_lane(registry, snapshot, named, &named.payload, hash)
     })
 }
 

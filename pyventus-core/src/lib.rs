@@ -48,6 +48,7 @@ mod list;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;
+mod named_key;
 mod namespace;
 mod output;
 mod probe;
@@ -80,6 +81,7 @@ pub use key::EventKey;
 pub use lifecycle::{Unfinished, wait_for_all, wait_for_all_blocking};
 pub use link_time::{VerifyError, verify};
 pub use linker::{EventLinker, EventLinkerBuilder};
+pub use named_key::{EmitKey, NamedKey};
 pub use namespace::Linker;
 pub use output::HandlerOutput;
 pub use processing::{ExecutorProcessingService, InlineProcessingService, ProcessingService};

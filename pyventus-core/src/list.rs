@@ -124,9 +124,31 @@ impl<T: Clone + Live> SubList<T> {
     #[inline]
     pub(crate) fn for_each(&self, mut f: impl FnMut(&T)) {
         match self {
-            SubList::Small(items) => items.iter().for_each(f),
-            SubList::Large { .. } => self.iter().for_each(&mut f),
+            SubList::Small(items) => {
+                // A plain loop: `Iterator::for_each` is a function of its own,
+                // which the inliner may leave out of line.
+                for item in items.iter() {
+                    f(item);
+                }
+            }
+            SubList::Large { .. } => self.for_each_large(f),
         }
+    }
+
+    /// The items of a small list (all live), `None` for a large one.
+    #[inline]
+    pub(crate) fn as_small(&self) -> Option<&[T]> {
+        match self {
+            SubList::Small(items) => Some(items),
+            SubList::Large { .. } => None,
+        }
+    }
+
+    /// [`for_each`](Self::for_each) over a large list, out of line: what
+    /// inlines into every emit is the small list's loop alone.
+    #[inline(never)]
+    fn for_each_large(&self, f: impl FnMut(&T)) {
+        self.iter().for_each(f);
     }
 
     /// The live items, in order.

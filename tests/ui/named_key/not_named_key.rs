@@ -1,0 +1,3 @@
+pyventus::named_key!(static TICK: u64 = "Tick");
+
+fn main() {}
