@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use pyventus::{Event, EventEmitter, EventKey, EventLinker, InlineProcessingService};
+use pyventus::{Event, EventEmitter, EventKey, EventLinker, InlineProcessingService, NamedKey};
 
 #[derive(Debug, Clone, Event)]
 struct Retained;
@@ -75,6 +75,27 @@ fn a_removed_named_subscriber_is_dropped_by_the_next_emit_of_its_name_on_the_thr
         "still cached by this thread"
     );
     emitter.emit_to(&KEY, 1_u8).unwrap(); // a new generation: the slot is refilled
+    assert_eq!(dropped.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_removed_subscriber_is_dropped_by_the_next_emit_through_its_named_key() {
+    pyventus::named_key!(static KEY: NamedKey<u8> = "RetainedByKey");
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let linker = EventLinker::new();
+    let tracked = Tracked(dropped.clone());
+    let sub = linker
+        .on_named("RetainedByKey")
+        .subscribe(move |_: &u8| {
+            let _keep = &tracked;
+        })
+        .unwrap();
+    let emitter = inline(&linker);
+    emitter.emit_to(&KEY, 1).unwrap(); // caches the lane in the key's slot
+    assert!(sub.unsubscribe());
+    drop(sub);
+    assert_eq!(dropped.load(Ordering::SeqCst), 0, "still in the key's slot");
+    emitter.emit_to(&KEY, 1).unwrap();
     assert_eq!(dropped.load(Ordering::SeqCst), 1);
 }
 

@@ -108,6 +108,30 @@ fn a_panic_goes_to_the_failure_callback_and_the_others_still_run() {
 }
 
 #[test]
+fn a_panic_amid_plain_handlers_reaches_its_own_failure_callback_only() {
+    // Three unit handlers, each with its own failure callback: the lane runs
+    // them as plain calls and must find whose call panicked.
+    let linker = EventLinker::new();
+    let record = Record::default();
+    for i in 0..3 {
+        let (failed, ran) = (record.clone(), record.clone());
+        linker
+            .on::<Ping>()
+            .on_failure(move |_: &anyhow::Error| failed.push(format!("failure {i}")))
+            .subscribe(move |e: &Ping| {
+                assert!(i != 1, "handler 1 panics on ping {}", e.n);
+                ran.push(format!("ran {i}"));
+            })
+            .unwrap();
+    }
+    let emitter = inline(&linker);
+    for n in 0..2 {
+        emitter.emit(Ping { n }).unwrap();
+        assert_eq!(record.take(), ["ran 0", "failure 1", "ran 2"], "emit {n}");
+    }
+}
+
+#[test]
 fn the_linkers_defaults_serve_subscribers_without_callbacks_of_their_own() {
     let record = Record::default();
     let (ok, failed) = (record.clone(), record.clone());

@@ -130,6 +130,10 @@ pub(crate) type ErasedLane = Arc<dyn Any + Send + Sync>;
 /// downcasting the event for each.
 pub(crate) struct Lane<E> {
     subs: SubList<LaneSubscriber<E>>,
+    /// The calls of a small lane whose subscribers are all plain unit
+    /// handlers (the common case), in order: its loop is then a call and a
+    /// step per subscriber, with nothing to test.
+    plain: Option<Box<[Arc<UnitFn<E>>]>>,
 }
 
 impl<E: Any + Send + Sync> Lane<E> {
@@ -146,9 +150,7 @@ impl<E: Any + Send + Sync> Lane<E> {
                 ))
             })
             .collect::<Option<Vec<_>>>()?;
-        Some(Arc::new(Lane {
-            subs: SubList::of(subs),
-        }))
+        Some(Arc::new(Lane::new(SubList::of(subs))))
     }
 
     /// This lane with one more subscriber, or `None` if it is not a typed
@@ -160,9 +162,21 @@ impl<E: Any + Send + Sync> Lane<E> {
     ) -> Option<ErasedLane> {
         let lane = lane.downcast_ref::<Lane<E>>()?;
         let call = call?.downcast_ref::<Call<E>>()?;
-        Some(Arc::new(Lane {
-            subs: lane.subs.pushed(LaneSubscriber::new(workflow, call)),
-        }))
+        Some(Arc::new(Lane::new(
+            lane.subs.pushed(LaneSubscriber::new(workflow, call)),
+        )))
+    }
+
+    fn new(subs: SubList<LaneSubscriber<E>>) -> Self {
+        let plain = subs.as_small().and_then(|subs| {
+            subs.iter()
+                .map(|sub| match &sub.call {
+                    LaneCall::Plain(f) => Some(f.clone()),
+                    _ => None,
+                })
+                .collect()
+        });
+        Lane { subs, plain }
     }
 
     /// Runs every subscriber of the lane on `event`.
@@ -173,6 +187,15 @@ impl<E: Any + Send + Sync> Lane<E> {
         // nothing unless it panics), its success told only to who wants it.
         // The small list's loop is written out here, with the call inlined:
         // through a closure, the inliner may leave either out of line.
+        if let Some(plain) = &self.plain {
+            for f in plain {
+                match catch_unwind(AssertUnwindSafe(|| (f.0)(event))) {
+                    Ok(()) => delivery.tally.unit(true),
+                    Err(panic) => self.plain_panicked(f, delivery, &*panic),
+                }
+            }
+            return;
+        }
         match self.subs.as_small() {
             Some(subs) => {
                 for sub in subs {
@@ -180,6 +203,29 @@ impl<E: Any + Send + Sync> Lane<E> {
                 }
             }
             None => self.subs.for_each(|sub| sub.call(event, delivery)),
+        }
+    }
+
+    /// Hands the panic of the plain call `f` to its subscriber's failure
+    /// callback.
+    #[cold]
+    #[inline(never)]
+    fn plain_panicked(
+        &self,
+        f: &Arc<UnitFn<E>>,
+        delivery: &Delivery<'_>,
+        panic: &(dyn Any + Send),
+    ) {
+        let owner = self.subs.as_small().and_then(|subs| {
+            subs.iter()
+                .find(|sub| matches!(&sub.call, LaneCall::Plain(g) if Arc::ptr_eq(f, g)))
+        });
+        debug_assert!(
+            owner.is_some(),
+            "a plain call belongs to one of its lane's subscribers"
+        );
+        if let Some(sub) = owner {
+            sub.panicked(delivery, panic);
         }
     }
 }
