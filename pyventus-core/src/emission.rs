@@ -146,6 +146,22 @@ impl Subscribers {
             .chain(selected)
     }
 
+    /// Calls `f` on each subscriber, in order.
+    #[inline]
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&Arc<SubscriberInner>)) {
+        match self {
+            Subscribers::Lists(entry, global) => {
+                if let Some(entry) = entry {
+                    entry.for_each(&mut f);
+                }
+                if let Some(global) = global {
+                    global.for_each(&mut f);
+                }
+            }
+            Subscribers::Selected(selected) => selected.iter().for_each(f),
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         match self {
             Subscribers::Lists(entry, global) => {
@@ -162,6 +178,10 @@ impl Subscribers {
 
 /// Each subscriber's outcome, as the joined async runs hand them back.
 pub(crate) type Joined = Vec<(Arc<SubscriberInner>, Settled)>;
+
+/// A subscriber's run still going when the synchronous ones are done (an
+/// async subscriber, or one on a blocking thread).
+type Pending = BoxFuture<'static, (Arc<SubscriberInner>, Settled)>;
 
 impl EventEmission {
     pub(crate) fn new(
@@ -518,28 +538,28 @@ impl EventEmission {
         Running::Start(self)
     }
 
-    /// Runs the synchronous subscribers (and starts the others): the report if
-    /// that was all, or the future that joins the others and finishes.
-    fn start(mut self) -> Result<RunReport, BoxFuture<'static, RunReport>> {
+    /// Runs the synchronous subscribers (and starts the others), in place:
+    /// the report so far, and the runs still to join.
+    fn start(&mut self) -> (RunReport, Vec<Pending>) {
         self.accounting.started(self.event.name(), self.processor);
         let mut report = RunReport::default();
-        let mut pending: Vec<BoxFuture<'static, (Arc<SubscriberInner>, Settled)>> = Vec::new();
+        let mut pending: Vec<Pending> = Vec::new();
         // Looked up only for a subscriber that wants a blocking thread.
         let mut handle: Option<Option<tokio::runtime::Handle>> = None;
         let entered = context::enter(self.current());
         {
             let delivery = self.delivery();
-            for sub in self.subscribers.iter() {
+            self.subscribers.for_each(|sub| {
                 if let EventCallback::Async(_) = &sub.callback {
                     pending.push(self.job(sub).run_async().boxed());
-                    continue;
+                    return;
                 }
                 if sub.blocking || self.blocking {
                     let handle =
                         handle.get_or_insert_with(|| tokio::runtime::Handle::try_current().ok());
                     if let Some(handle) = handle {
                         pending.push(self.spawn_blocking(handle, sub));
-                        continue;
+                        return;
                     }
                 }
                 report.record(
@@ -547,21 +567,19 @@ impl EventEmission {
                     sub.handler_id(),
                     sub.callback.run_sync(Run::new(&sub.workflow, &delivery)),
                 );
-            }
+            });
         }
         drop(entered);
-        if pending.is_empty() {
-            self.end(&report);
-            return Ok(report);
+        (report, pending)
+    }
+
+    /// Joins the runs [`start`](Self::start) left pending, then finishes.
+    async fn join(mut self, mut report: RunReport, pending: Vec<Pending>) -> RunReport {
+        for (sub, settled) in futures::future::join_all(pending).await {
+            report.record(sub.id(), sub.handler_id(), settled);
         }
-        Err(async move {
-            for (sub, settled) in futures::future::join_all(pending).await {
-                report.record(sub.id(), sub.handler_id(), settled);
-            }
-            self.end(&report);
-            report
-        }
-        .boxed())
+        self.end(&report);
+        report
     }
 
     /// Runs a synchronous subscriber on `spawn_blocking`.
@@ -611,14 +629,14 @@ impl EventEmission {
         let entered = context::enter(self.current());
         {
             let delivery = self.delivery();
-            for sub in self.subscribers.iter() {
+            self.subscribers.for_each(|sub| {
                 if sub.callback.is_async() {
                     pending.push(self.job(sub).run_async());
                 } else {
                     let settled = sub.callback.run_sync(Run::new(&sub.workflow, &delivery));
                     report.record(sub.id(), sub.handler_id(), settled);
                 }
-            }
+            });
         }
         drop(entered);
         if !pending.is_empty() {
@@ -646,14 +664,18 @@ impl Future for Running {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<RunReport> {
         let this = self.get_mut();
-        if let Running::Start(_) = this {
+        if let Running::Start(emission) = this {
+            // Run in place: the emission is not moved unless some runs remain.
+            let (report, pending) = emission.start();
+            if pending.is_empty() {
+                emission.end(&report);
+                *this = Running::Done;
+                return Poll::Ready(report);
+            }
             let Running::Start(emission) = std::mem::replace(this, Running::Done) else {
                 unreachable!("matched above")
             };
-            match emission.start() {
-                Ok(report) => return Poll::Ready(report),
-                Err(joining) => *this = Running::Joining(joining),
-            }
+            *this = Running::Joining(emission.join(report, pending).boxed());
         }
         match this {
             Running::Joining(joining) => {
