@@ -356,3 +356,59 @@ fn a_subscriber_outlives_its_linker_harmlessly() {
     assert!(!sub.unsubscribe());
     assert!(!sub.is_subscribed());
 }
+
+/// Runs `f` when dropped: what a subscriber's closure may capture.
+struct OnDrop(Option<Box<dyn FnOnce() + Send + Sync>>);
+
+impl Drop for OnDrop {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
+        }
+    }
+}
+
+/// Runs `change` on a linker whose only subscriber (to "X", nowhere else
+/// referenced) captures a value that subscribes to the same linker when it is
+/// dropped; fails if the change does not return within seconds.
+fn dropping_a_capture_that_uses_the_linker(
+    what: &str,
+    change: impl FnOnce(&EventLinker, EventSubscriber) + Send + 'static,
+) {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let linker = EventLinker::new();
+        let again = linker.clone();
+        let capture = OnDrop(Some(Box::new(move || {
+            again.on_named("Other").subscribe(noop).unwrap();
+        })));
+        let sub = linker
+            .on_named("X")
+            .subscribe(move || {
+                let _keep = &capture;
+            })
+            .unwrap();
+        change(&linker, sub);
+        // The capture was dropped, and its subscription went through.
+        assert_eq!(linker.event_count(), 1, "only \"Other\" is left");
+        done.send(()).unwrap();
+    });
+    assert!(
+        finished
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .is_ok(),
+        "{what} deadlocked: a removed subscriber's closure was dropped under the registry's lock"
+    );
+}
+
+#[test]
+fn removing_drops_a_subscribers_closure_outside_the_registrys_lock() {
+    dropping_a_capture_that_uses_the_linker("remove_event", |linker, sub| {
+        drop(sub);
+        assert!(linker.remove_event("X"));
+    });
+    dropping_a_capture_that_uses_the_linker("remove_all", |linker, sub| {
+        drop(sub);
+        assert!(linker.remove_all());
+    });
+}

@@ -140,27 +140,35 @@ impl Registry {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// Publishes the next snapshot.
-    fn publish(&self, mut next: Snapshot) {
+    /// Publishes the next snapshot, handing back the previous one: the caller
+    /// drops it once the lock is let go (it may hold the last reference to a
+    /// removed subscriber, whose closure's captures run user code on drop).
+    #[must_use = "drop the previous snapshot after unlocking"]
+    fn publish(&self, mut next: Snapshot) -> Arc<Snapshot> {
         let generation = next_generation();
         next.generation = generation;
-        self.snapshot.store(Arc::new(next));
+        let previous = self.snapshot.swap(Arc::new(next));
         self.generation.store(generation, Ordering::Release);
+        previous
     }
 
     fn lock(&self) -> MutexGuard<'_, Links> {
-        // User code never runs under this lock, so a poisoned lock only means a
-        // panic inside the registry itself, after which the state is still whole.
+        // User code never runs under this lock (what a change releases is
+        // dropped after it), so a poisoned lock only means a panic inside the
+        // registry itself, after which the state is still whole.
         self.links.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Links `sub` to every key, or to none: all checks run before anything changes.
     pub(crate) fn add(&self, sub: &Arc<SubscriberInner>, keys: &[EventKey]) -> Result<(), Error> {
         let keys = checked_keys(keys)?;
-        let mut links = self.lock();
-        let mut next = Snapshot::clone(&self.snapshot.load());
-        self.link(&mut links, &mut next, sub, keys)?;
-        self.publish(next);
+        let previous = {
+            let mut links = self.lock();
+            let mut next = Snapshot::clone(&self.snapshot.load());
+            self.link(&mut links, &mut next, sub, keys)?;
+            self.publish(next)
+        };
+        drop(previous);
         Ok(())
     }
 
@@ -175,20 +183,37 @@ impl Registry {
         for (sub, keys) in subs {
             checked.push((sub, checked_keys(&keys)?));
         }
-        let mut links = self.lock();
-        let mut next = Snapshot::clone(&self.snapshot.load());
-        let mut linked = Vec::with_capacity(checked.len());
-        for (sub, keys) in checked {
-            if let Err(err) = self.link(&mut links, &mut next, &sub, keys) {
-                for id in linked {
-                    links.by_sub.remove(&id);
+        let mut released = Released::default();
+        let result = {
+            let mut links = self.lock();
+            let mut next = Snapshot::clone(&self.snapshot.load());
+            let mut linked = Vec::with_capacity(checked.len());
+            let mut failed = None;
+            for (sub, keys) in &checked {
+                if let Err(err) = self.link(&mut links, &mut next, sub, keys.clone()) {
+                    failed = Some(err);
+                    break;
                 }
-                return Err(err);
+                linked.push(sub.id());
             }
-            linked.push(sub.id());
-        }
-        self.publish(next);
-        Ok(())
+            match failed {
+                Some(err) => {
+                    for id in linked {
+                        released
+                            .subs
+                            .extend(links.by_sub.remove(&id).map(|(sub, _)| sub));
+                    }
+                    Err(err)
+                }
+                None => {
+                    released.snapshot = Some(self.publish(next));
+                    Ok(())
+                }
+            }
+        };
+        // The subscribers too, after the lock (a failed batch drops them here).
+        drop((released, checked));
+        result
     }
 
     /// Links `sub` to `keys` in `next`, or to none.
@@ -261,10 +286,13 @@ impl Registry {
         if gone && let Some((sub, _)) = links.by_sub.get(&id) {
             sub.deactivate();
         }
+        let mut released = Released::default();
         let mut next = Snapshot::clone(&self.snapshot.load());
         drop_from_entry(&mut next, key, id, gone);
-        forget_key(&mut links, id, key);
-        self.publish(next);
+        forget_key(&mut links, id, key, &mut released);
+        released.snapshot = Some(self.publish(next));
+        drop(links);
+        drop(released);
         true
     }
 
@@ -275,11 +303,15 @@ impl Registry {
         let Some(entry) = next.get(key).cloned() else {
             return false;
         };
+        let mut released = Released::default();
         next.set(key, None);
         for sub in entry.iter() {
-            forget_key(&mut links, sub.id(), key);
+            forget_key(&mut links, sub.id(), key, &mut released);
         }
-        self.publish(next);
+        released.entries.push(entry);
+        released.snapshot = Some(self.publish(next));
+        drop(links);
+        drop(released);
         true
     }
 
@@ -295,7 +327,9 @@ impl Registry {
         for key in &keys {
             drop_from_entry(&mut next, key, id, true);
         }
-        self.publish(next);
+        let previous = self.publish(next);
+        drop(links);
+        drop((previous, sub));
         true
     }
 
@@ -307,8 +341,10 @@ impl Registry {
         for (sub, _) in links.by_sub.values() {
             sub.deactivate();
         }
-        links.by_sub.clear();
-        self.publish(Snapshot::empty(0));
+        let subs = std::mem::take(&mut links.by_sub);
+        let previous = self.publish(Snapshot::empty(0));
+        drop(links);
+        drop((previous, subs));
         true
     }
 
@@ -355,12 +391,24 @@ fn drop_from_entry(next: &mut Snapshot, key: &EventKey, id: u64, gone: bool) {
     next.set(key, replacement);
 }
 
-fn forget_key(links: &mut Links, id: u64, key: &EventKey) {
+fn forget_key(links: &mut Links, id: u64, key: &EventKey, released: &mut Released) {
     if let Some((sub, keys)) = links.by_sub.get_mut(&id) {
         keys.retain(|k| k != key);
         if keys.is_empty() {
             sub.deactivate();
-            links.by_sub.remove(&id);
+            released
+                .subs
+                .extend(links.by_sub.remove(&id).map(|(sub, _)| sub));
         }
     }
+}
+
+/// What a change to the registry let go of, dropped only after its lock is:
+/// dropping a subscriber drops its closure, whose captures' `Drop` is user code
+/// (which may use the linker).
+#[derive(Default)]
+struct Released {
+    snapshot: Option<Arc<Snapshot>>,
+    entries: Vec<Arc<Entry>>,
+    subs: Vec<Arc<SubscriberInner>>,
 }
