@@ -10,7 +10,7 @@
 //! waiting for the service that runs it) is refused instead of hanging.
 
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -88,6 +88,11 @@ impl fmt::Debug for CurrentEmission {
 
 thread_local! {
     static CURRENT: RefCell<Option<CurrentEmission>> = const { RefCell::new(None) };
+    /// Set while the inline fast path runs subscribers on a borrowed event,
+    /// with no emission of their own: `current_emission()` is `None` there (as
+    /// documented), though an enclosing emission still counts for the lineage
+    /// of what those subscribers emit.
+    static HIDDEN: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Where an emission stands among the processing services: who runs it, who
@@ -185,9 +190,31 @@ pub(crate) fn is_counted() -> bool {
 /// The emission the calling handler runs in, if it runs in one.
 ///
 /// `None` outside handlers, and on the inline fast path (an inline emission
-/// whose subscribers are all synchronous builds no emission at all).
+/// whose subscribers are all synchronous builds no emission at all), even when
+/// that inline emit happens inside another emission's handler: such a handler
+/// never sees the emission further up its thread's stack as its own.
 pub fn current_emission() -> Option<CurrentEmission> {
+    if HIDDEN.get() {
+        return None;
+    }
     CURRENT.with(|c| c.borrow().clone())
+}
+
+/// Hides the current emission from `current_emission()` while subscribers run
+/// on the inline fast path, until the guard drops.
+#[inline]
+pub(crate) fn hide() -> Hidden {
+    Hidden(HIDDEN.replace(true))
+}
+
+/// Restores whether the current emission was visible when dropped.
+pub(crate) struct Hidden(bool);
+
+impl Drop for Hidden {
+    #[inline]
+    fn drop(&mut self) {
+        HIDDEN.set(self.0);
+    }
 }
 
 /// Makes `current` the current emission until the guard drops or
@@ -196,6 +223,8 @@ pub fn current_emission() -> Option<CurrentEmission> {
 pub(crate) fn enter(current: CurrentEmission) -> Entered {
     Entered {
         previous: CURRENT.with(|c| c.replace(Some(current))),
+        // An emission entered from a fast-path subscriber is visible again.
+        hidden: HIDDEN.replace(false),
         restored: false,
     }
 }
@@ -203,6 +232,7 @@ pub(crate) fn enter(current: CurrentEmission) -> Entered {
 /// Restores the previous current emission when dropped.
 pub(crate) struct Entered {
     previous: Option<CurrentEmission>,
+    hidden: bool,
     restored: bool,
 }
 
@@ -210,6 +240,7 @@ impl Entered {
     /// Restores the previous current emission and hands back the one entered.
     pub(crate) fn exit(mut self) -> Option<CurrentEmission> {
         self.restored = true;
+        HIDDEN.set(self.hidden);
         let previous = self.previous.take();
         CURRENT.with(|c| c.replace(previous))
     }
@@ -218,6 +249,7 @@ impl Entered {
 impl Drop for Entered {
     fn drop(&mut self) {
         if !self.restored {
+            HIDDEN.set(self.hidden);
             let previous = self.previous.take();
             CURRENT.with(|c| *c.borrow_mut() = previous);
         }

@@ -623,6 +623,7 @@ fn run_payload_lane<O: EventObject, P: Any + Send + Sync>(
 /// event, with no emission, no allocation and no lock.
 #[inline]
 fn run_borrowed<O: EventObject>(registry: &Registry, event: &O, route: Route<'_>) {
+    let _hidden = crate::context::hide();
     let delivery = Delivery::borrowed(event, &registry.settings);
     let run = |sub: &Arc<SubscriberInner>| {
         // Failures were handed to the callbacks; nobody here needs them back.

@@ -183,6 +183,7 @@ impl<E: Any + Send + Sync> Lane<E> {
     #[inline(always)]
     #[allow(clippy::inline_always)] // measured: a lane of a payload type emitted from several places was run out of line (+25 instructions an emit)
     pub(crate) fn run(&self, event: &E, delivery: &Delivery<'_>) {
+        let _hidden = crate::context::hide();
         // A unit handler's outcome is only its panic: caught here (which costs
         // nothing unless it panics), its success told only to who wants it.
         // The small list's loop is written out here, with the call inlined:
