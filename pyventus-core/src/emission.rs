@@ -204,7 +204,7 @@ impl EventEmission {
             ticket: None,
             settled: false,
             if_dropped: IfDropped::Lost,
-            parent: tracing::Span::current(),
+            parent: emitting_span(),
             processor: "direct",
             accounting: Accounting::new(),
         }
@@ -746,6 +746,18 @@ impl EventEmission {
             );
         }
         result
+    }
+}
+
+/// The span current where an emission is emitted, its deliveries' parent:
+/// none at all while nothing can record a span (no subscriber, or one that
+/// wants nothing), without asking the dispatcher.
+#[inline]
+fn emitting_span() -> tracing::Span {
+    if tracing::level_filters::LevelFilter::current() == tracing::level_filters::LevelFilter::OFF {
+        tracing::Span::none()
+    } else {
+        tracing::Span::current()
     }
 }
 
