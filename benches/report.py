@@ -20,13 +20,14 @@ BUDGET = [
     ("inline/10 / direct_call/10", "emit/inline/10", "emit/direct_call/10", 2.5),
     ("inline_large_registry/1 / inline/1", "emit/inline_large_registry/1", "emit/inline/1", 1.1),
     ("declarative/1 / inline/1", "emit/declarative/1", "emit/inline/1", 1.1),
+    ("named_key/1 / inline/1", "emit/named_key/1", "emit/inline/1", 1.3),
     ("tokio/1 / tokio_spawn_baseline/1", "emit/tokio/1", "emit/tokio_spawn_baseline/1", 1.5),
     ("executor/1 / thread_pool_baseline/1", "emit/executor/1", "emit/thread_pool_baseline/1", 2.0),
 ]
 
 ORDER = [
     "emit/direct_call/1", "emit/direct_call/10", "emit/inline/1", "emit/inline/10",
-    "emit/inline_large_registry/1", "emit/declarative/1", "emit/named/1",
+    "emit/inline_large_registry/1", "emit/declarative/1", "emit/named/1", "emit/named_key/1",
     "emit/tokio_spawn_baseline/1", "emit/tokio/1", "emit/thread_pool_baseline/1", "emit/executor/1",
     "pyventus/1", "pyventus/10", "pyventus_large_registry/1",
 ]
