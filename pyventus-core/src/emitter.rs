@@ -241,7 +241,7 @@ impl EventEmitter {
     }
 
     /// Emits a named event through a key built once (with
-    /// [`EventKey::named_static`], say), so its name is not hashed again at each
+    /// [`EventKey::named_static`](crate::EventKey::named_static), say), so its name is not hashed again at each
     /// emission: the fastest way to emit a named event in a loop. On an inline
     /// emitter, the event's subscribers come from this thread's cache of named
     /// events (32 slots, by the name's hash), as a typed event's come from its
