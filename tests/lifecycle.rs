@@ -346,6 +346,59 @@ async fn ordered_inside_a_runtime_runs_nested_emissions_after_their_cause_in_emi
 
 // Defect 4: Pyventus's guard, one wait for every emission of the process.
 
+/// `wait_for_all` waits for each service in turn, and again while anything
+/// began meanwhile: an emission that went from the first service to the second
+/// and back to the first (after the first was seen idle) is waited for too.
+#[test]
+fn wait_for_all_waits_for_emissions_that_go_back_to_a_service_already_seen_idle() {
+    let linker = EventLinker::new();
+    let record = Record::default();
+    // Two tokio services (an emission from one to the other inside the
+    // runtime is a task, not a run to completion); the first created is
+    // waited for first.
+    let first = TokioProcessingService::default();
+    let second = TokioProcessingService::default();
+    let (on_first, on_second) = (emitter(&linker, first), emitter(&linker, second));
+    linker
+        .on_named("there")
+        .subscribe(move || on_second.emit_named("via", ()).unwrap())
+        .unwrap();
+    let back = on_first.clone();
+    linker
+        .on_named("via")
+        .subscribe_async(move || {
+            let back = back.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                back.emit_named("back", ()).unwrap();
+            }
+        })
+        .unwrap();
+    let r = record.clone();
+    linker
+        .on_named("back")
+        .subscribe_async(move || {
+            let r = r.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                r.push("back");
+            }
+        })
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        on_first.emit_named("there", ()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), pyventus::wait_for_all())
+            .await
+            .expect("wait_for_all hung")
+            .unwrap();
+        assert_eq!(record.len(), 1, "the emission that came back had finished");
+    });
+}
+
 #[test]
 fn wait_for_all_waits_for_every_service_before_the_runtime_shuts_down() {
     let linker = EventLinker::new();
