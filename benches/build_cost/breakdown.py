@@ -9,6 +9,8 @@ over 10 event types (N = 200 by default):
 - plain: the functions alone, as in run.py;
 - inventory: each function plus one bare `inventory::submit!` of a constant
   registration (the floor of any link-time registration through inventory);
+- linkme: each function plus one element of a `linkme` distributed slice (the
+  floor of a registration without a constructor per item, for comparison);
 - on: each function under `#[on]`, as in run.py, at N and at 2N, which splits
   the cost into a part per handler and a part paid once (the adapters, compiled
   once per event type).
@@ -74,6 +76,31 @@ def inventory_only(n):
     return crate
 
 
+def linkme_only(n):
+    """The plain crate, plus one bare element of a linkme distributed slice per
+    function (a crate of its own's slice: what pyventus would declare)."""
+    crate = run.generate("build_cost_linkme", n, False)
+    with open(os.path.join(crate, "Cargo.toml")) as f:
+        manifest = f.read()
+    manifest = manifest.replace("[dependencies]\n", "[dependencies]\nlinkme = \"0.3\"\n")
+    with open(os.path.join(crate, "Cargo.toml"), "w") as f:
+        f.write(manifest)
+    main = os.path.join(crate, "src", "main.rs")
+    with open(main) as f:
+        text = f.read()
+    elements = "\n".join(
+        f"""#[linkme::distributed_slice(REGISTRATIONS)]
+static REGISTRATION_{i}: (&str, fn(&pyventus::__private::anyhow::Error)) = ("handler_{i}", ignore);"""
+        for i in range(n))
+    text += ("\nfn ignore(_: &pyventus::__private::anyhow::Error) {}\n"
+             "#[linkme::distributed_slice]\n"
+             "static REGISTRATIONS: [(&str, fn(&pyventus::__private::anyhow::Error))];\n"
+             f"{elements}\n")
+    with open(main, "w") as f:
+        f.write(text)
+    return crate
+
+
 def instructions(crate, profile):
     name = os.path.basename(crate)
     env = dict(os.environ, CARGO_TARGET_DIR=os.path.join(run.WORK, "target"))
@@ -99,12 +126,14 @@ def main():
 
     plain = instructions(run.generate("build_cost_plain", n, False), profile)
     inventory = instructions(inventory_only(n), profile)
+    linkme = instructions(linkme_only(n), profile)
     on = instructions(run.generate("build_cost_with_on", n, True), profile)
     on_twice = instructions(run.generate("build_cost_with_on", 2 * n, True), profile)
     per_handler = (on_twice - on) / n
     once = on - plain - per_handler * n
     per_plain = plain / n
     per_inventory = (inventory - plain) / n
+    per_linkme = (linkme - plain) / n
 
     g = 1e9
     label = "release" if args.release else "dev"
@@ -112,6 +141,8 @@ def main():
     print("| --- | ---: | ---: |")
     print(f"| plain functions | {plain / g:.2f} G | {per_plain / 1e6:.2f} M |")
     print(f"| + a bare `inventory::submit!` each | {inventory / g:.2f} G | +{per_inventory / 1e6:.2f} M |")
+    print(f"| + a bare `linkme` slice element each (for comparison) | {linkme / g:.2f} G | "
+          f"+{per_linkme / 1e6:.2f} M |")
     print(f"| with `#[on]` | {on / g:.2f} G | +{per_handler / 1e6:.2f} M per handler, "
           f"+{once / g:.2f} G once |")
 
