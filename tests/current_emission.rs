@@ -3,12 +3,12 @@
 //! caller's borrowed event, with no emission built), whatever runs further up
 //! the thread's stack.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 
-use pyventus::{
-    Event, EventEmitter, EventLinker, InlineProcessingService, TokioProcessingService,
-    current_emission,
-};
+use common::inline_fast;
+use pyventus::{Event, EventEmitter, EventLinker, TokioProcessingService, current_emission};
 
 #[derive(Debug, Clone, Event)]
 struct Outer;
@@ -25,14 +25,6 @@ type Seen = Arc<Mutex<Vec<String>>>;
 fn seen_by(who: &str) -> String {
     let event = current_emission().map_or("none".to_owned(), |e| e.event_name().to_owned());
     format!("{who}: {event}")
-}
-
-fn inline(linker: &EventLinker) -> EventEmitter {
-    EventEmitter::builder()
-        .processor(InlineProcessingService::new())
-        .linker(linker.clone())
-        .debug(false)
-        .build()
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -58,7 +50,7 @@ async fn a_fast_path_handler_inside_another_emission_sees_no_emission_not_the_ou
         .on::<Spawned>()
         .subscribe(move |_: &Spawned| log.lock().unwrap().push(seen_by("spawned")))
         .unwrap();
-    let (log, inner_emitter, spawner) = (seen.clone(), inline(&linker), on_tokio.clone());
+    let (log, inner_emitter, spawner) = (seen.clone(), inline_fast(&linker), on_tokio.clone());
     linker
         .on::<Outer>()
         .subscribe(move |_: &Outer| {
@@ -92,6 +84,6 @@ fn a_fast_path_handler_at_the_top_sees_no_emission() {
         .on::<Inner>()
         .subscribe(move |_: &Inner| log.lock().unwrap().push(seen_by("inner")))
         .unwrap();
-    inline(&linker).emit(Inner).unwrap();
+    inline_fast(&linker).emit(Inner).unwrap();
     assert_eq!(*seen.lock().unwrap(), ["inner: none"]);
 }

@@ -4,21 +4,13 @@
 //! one, mix two names that share a slot, mix two linkers, or let a payload of
 //! another type through on the second emit when the first refused it.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use pyventus::{
-    Error, Event, EventEmitter, EventKey, EventLinker, EventSubscriber, InlineProcessingService,
-    NamedKey,
-};
-
-fn inline(linker: &EventLinker) -> EventEmitter {
-    EventEmitter::builder()
-        .processor(InlineProcessingService::new())
-        .linker(linker.clone())
-        .debug(false)
-        .build()
-}
+use common::inline_fast;
+use pyventus::{Error, Event, EventKey, EventLinker, EventSubscriber, NamedKey};
 
 /// A subscriber to `name` that counts its calls (and sums its payloads).
 fn counter(linker: &EventLinker, name: &'static str) -> (Arc<AtomicUsize>, EventSubscriber) {
@@ -38,7 +30,7 @@ static TICK: EventKey = EventKey::named_static("Tick");
 #[test]
 fn subscribers_added_after_an_emit_run_and_removed_ones_stop_at_once() {
     let linker = EventLinker::new();
-    let emitter = inline(&linker);
+    let emitter = inline_fast(&linker);
     emitter.emit_to(&TICK, 1_u64).unwrap(); // caches "nobody"
     let (first, first_sub) = counter(&linker, "Tick");
     emitter.emit_to(&TICK, 1_u64).unwrap();
@@ -73,7 +65,7 @@ fn names_that_share_a_cache_slot_each_reach_their_own_subscribers() {
     let linker = EventLinker::new();
     let counts: Vec<_> = names.iter().map(|name| counter(&linker, name)).collect();
     let keys: Vec<EventKey> = names.iter().map(|name| EventKey::named(*name)).collect();
-    let emitter = inline(&linker);
+    let emitter = inline_fast(&linker);
     for round in 1..=3_u64 {
         for key in &keys {
             emitter.emit_to(key, round).unwrap();
@@ -97,7 +89,7 @@ fn two_linkers_with_one_name_keep_their_subscribers_apart() {
     let (a, b) = (EventLinker::new(), EventLinker::new());
     let (in_a, _sa) = counter(&a, "Tick");
     let (in_b, _sb) = counter(&b, "Tick");
-    let (on_a, on_b) = (inline(&a), inline(&b));
+    let (on_a, on_b) = (inline_fast(&a), inline_fast(&b));
     for _ in 0..3 {
         on_a.emit_to(&TICK, 1_u64).unwrap();
         on_b.emit_to(&TICK, 10_u64).unwrap();
@@ -122,7 +114,7 @@ fn a_payload_of_the_wrong_type_is_refused_on_every_emit_not_only_the_first() {
             p.fetch_add(1, Ordering::SeqCst);
         })
         .unwrap();
-    let emitter = inline(&linker);
+    let emitter = inline_fast(&linker);
     let key = EventKey::named("Ping");
     for _ in 0..3 {
         assert!(matches!(
@@ -139,7 +131,7 @@ fn a_payload_of_the_wrong_type_is_refused_on_every_emit_not_only_the_first() {
 #[test]
 fn emitting_from_many_threads_while_named_subscribers_come_and_go_runs_only_live_ones() {
     let linker = EventLinker::new();
-    let emitter = inline(&linker);
+    let emitter = inline_fast(&linker);
     let done = Arc::new(AtomicBool::new(false));
     let emitters: Vec<_> = (0..2)
         .map(|_| {
@@ -176,7 +168,7 @@ pyventus::named_key!(static PING_AS_U32: NamedKey<u32> = "Ping");
 #[test]
 fn a_named_key_reaches_subscribers_added_after_an_emit_and_stops_removed_ones() {
     let linker = EventLinker::new();
-    let emitter = inline(&linker);
+    let emitter = inline_fast(&linker);
     emitter.emit_to(&TYPED_TICK, 1).unwrap(); // caches "nobody" in the key's slot
     let (first, first_sub) = counter(&linker, "Tick");
     emitter.emit_to(&TYPED_TICK, 1).unwrap();
@@ -202,7 +194,7 @@ fn a_named_key_keeps_two_linkers_apart_and_reaches_global_subscribers() {
             e.fetch_add(1, Ordering::SeqCst);
         })
         .unwrap();
-    let (on_a, on_b) = (inline(&a), inline(&b));
+    let (on_a, on_b) = (inline_fast(&a), inline_fast(&b));
     for _ in 0..3 {
         on_a.emit_to(&TYPED_TICK, 1).unwrap();
         on_b.emit_to(&TYPED_TICK, 10).unwrap();
@@ -222,7 +214,7 @@ fn a_named_key_keeps_two_linkers_apart_and_reaches_global_subscribers() {
 fn a_named_key_whose_name_a_typed_event_owns_is_refused_on_every_emit() {
     let linker = EventLinker::new();
     linker.on::<Ping>().subscribe(|_: &Ping| ()).unwrap();
-    let emitter = inline(&linker);
+    let emitter = inline_fast(&linker);
     for _ in 0..3 {
         assert!(matches!(
             emitter.emit_to(&PING_AS_U32, 7),
@@ -235,7 +227,7 @@ fn a_named_key_whose_name_a_typed_event_owns_is_refused_on_every_emit() {
 fn a_named_key_and_its_event_key_reach_the_same_subscribers() {
     let linker = EventLinker::new();
     let (count, _sub) = counter(&linker, "Tick");
-    let emitter = inline(&linker);
+    let emitter = inline_fast(&linker);
     emitter.emit_to(&TYPED_TICK, 1).unwrap();
     emitter.emit_to(TYPED_TICK.key(), 10_u64).unwrap();
     emitter.emit_to(&TICK, 100_u64).unwrap();

@@ -4,10 +4,13 @@
 //! in the same one of its 32 named slots) again, uses another linker's
 //! snapshot, or exits. Never longer.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use pyventus::{Event, EventEmitter, EventKey, EventLinker, InlineProcessingService, NamedKey};
+use common::inline_fast;
+use pyventus::{Event, EventKey, EventLinker, NamedKey};
 
 #[derive(Debug, Clone, Event)]
 struct Retained;
@@ -24,14 +27,6 @@ impl Drop for Tracked {
     }
 }
 
-fn inline(linker: &EventLinker) -> EventEmitter {
-    EventEmitter::builder()
-        .processor(InlineProcessingService::new())
-        .linker(linker.clone())
-        .debug(false)
-        .build()
-}
-
 #[test]
 fn a_removed_subscriber_is_dropped_by_the_next_emit_of_its_type_on_the_thread() {
     let dropped = Arc::new(AtomicUsize::new(0));
@@ -43,7 +38,7 @@ fn a_removed_subscriber_is_dropped_by_the_next_emit_of_its_type_on_the_thread() 
             let _keep = &tracked;
         })
         .unwrap();
-    let emitter = inline(&linker);
+    let emitter = inline_fast(&linker);
     emitter.emit(Retained).unwrap(); // caches the lane on this thread
 
     assert!(sub.unsubscribe());
@@ -64,7 +59,7 @@ fn a_removed_named_subscriber_is_dropped_by_the_next_emit_of_its_name_on_the_thr
             let _keep = &tracked;
         })
         .unwrap();
-    let emitter = inline(&linker);
+    let emitter = inline_fast(&linker);
     emitter.emit_to(&KEY, 1_u8).unwrap(); // caches the lane in the name's slot
 
     assert!(sub.unsubscribe());
@@ -90,7 +85,7 @@ fn a_removed_subscriber_is_dropped_by_the_next_emit_through_its_named_key() {
             let _keep = &tracked;
         })
         .unwrap();
-    let emitter = inline(&linker);
+    let emitter = inline_fast(&linker);
     emitter.emit_to(&KEY, 1).unwrap(); // caches the lane in the key's slot
     assert!(sub.unsubscribe());
     drop(sub);
@@ -110,7 +105,7 @@ fn a_named_lane_cached_by_a_thread_is_released_when_it_exits() {
             let _keep = &tracked;
         })
         .unwrap();
-    let emitter = inline(&linker);
+    let emitter = inline_fast(&linker);
     std::thread::spawn(move || emitter.emit_named("CachedElsewhere", 1_u8).unwrap())
         .join()
         .unwrap();
@@ -138,12 +133,12 @@ fn a_dropped_linker_is_released_when_the_thread_uses_another_or_exits() {
                     let _keep = &tracked;
                 })
                 .unwrap();
-            inline(&linker).emit(Other).unwrap();
+            inline_fast(&linker).emit(Other).unwrap();
             drop(linker);
             // Still cached by this thread (bounded: one snapshot, one lane per
             // type); a use of another linker releases the snapshot...
             let another = EventLinker::new();
-            inline(&another).emit(Other).unwrap();
+            inline_fast(&another).emit(Other).unwrap();
         })
     };
     worker.join().unwrap();
@@ -154,7 +149,7 @@ fn a_dropped_linker_is_released_when_the_thread_uses_another_or_exits() {
 #[test]
 fn emitting_from_many_threads_while_subscribers_come_and_go_runs_only_live_ones() {
     let linker = EventLinker::new();
-    let emitter = inline(&linker);
+    let emitter = inline_fast(&linker);
     let calls = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let emitters: Vec<_> = (0..2)

@@ -198,7 +198,9 @@ impl EventEmitter {
                     match lane::run_cached(slot, registry.generation(), &event, delivery) {
                         Lookup::Ran => true,
                         Lookup::General => false,
-                        Lookup::Miss => fill_lane(registry, slot, &event),
+                        Lookup::Miss => {
+                            fill_slot(registry, slot, &event, &event, KeyHash::<E>::HASH)
+                        }
                     }
                 }
                 None => registry.with_snapshot(|snapshot| {
@@ -305,7 +307,7 @@ impl EventEmitter {
             {
                 Lookup::Ran => true,
                 Lookup::General => false,
-                Lookup::Miss => fill_keyed_lane(registry, slot, &named, hash),
+                Lookup::Miss => fill_slot(registry, slot, &named, &named.payload, hash),
             };
             if ran {
                 return Ok(());
@@ -485,61 +487,29 @@ impl EventEmitter {
     }
 }
 
-/// Reads what the current snapshot holds for `E` into this thread's lane cache,
-/// then runs the emission as [`run_lane`] would: whether it ran.
+/// Reads what the current snapshot holds for the event into a slot of this
+/// thread (an event type's, or a [`NamedKey`](crate::NamedKey)'s, whose
+/// subscribers take `P`), then runs the emission as [`run_payload_lane`] would:
+/// whether it ran.
 #[cold]
 #[inline(never)]
-fn fill_lane<E: Event>(
+fn fill_slot<O: EventObject, P: Any + Send + Sync>(
     registry: &Registry,
-    slot: &'static std::thread::LocalKey<LaneSlot<E>>,
-    event: &E,
-) -> bool {
-    registry.with_snapshot(|snapshot| {
-        let found = if snapshot.has_global() {
-            Found::General
-        } else {
-            match snapshot.find(E::NAME, KeyHash::<E>::HASH) {
-                None => Found::Nothing,
-                Some(entry) if entry.plain => entry
-                    .lane
-                    .clone()
-                    .and_then(|lane| lane.downcast::<Lane<E>>().ok())
-                    .map_or(Found::General, Found::Lane),
-                Some(_) => Found::General,
-            }
-        };
-        lane::remember(slot, snapshot.generation, found);
-        run_lane(registry, snapshot, event, KeyHash::<E>::HASH)
-    })
-}
-
-/// Reads what the current snapshot holds for a [`NamedKey`](crate::NamedKey)'s
-/// event into the key's slot on this thread, then runs the emission as
-/// [`run_payload_lane`] would: whether it ran.
-#[cold]
-#[inline(never)]
-fn fill_keyed_lane<T: Send + Sync + 'static>(
-    registry: &Registry,
-    slot: &'static std::thread::LocalKey<LaneSlot<T>>,
-    named: &Named<T>,
+    slot: &'static std::thread::LocalKey<LaneSlot<P>>,
+    event: &O,
+    payload: &P,
     hash: u64,
 ) -> bool {
     registry.with_snapshot(|snapshot| {
-        let found = if snapshot.has_global() {
-            Found::General
-        } else {
-            match snapshot.find(&named.name, hash) {
-                None => Found::Nothing,
-                Some(entry) if entry.plain => entry
-                    .lane
-                    .clone()
-                    .and_then(|lane| lane.downcast::<Lane<T>>().ok())
-                    .map_or(Found::General, Found::Lane),
-                Some(_) => Found::General,
-            }
+        let found = match lane_in(snapshot, event.name(), hash) {
+            NamedFound::Empty => Found::Nothing,
+            NamedFound::Lane(lane) => lane
+                .downcast::<Lane<P>>()
+                .map_or(Found::General, Found::Lane),
+            NamedFound::General => Found::General,
         };
         lane::remember(slot, snapshot.generation, found);
-        run_payload_lane(registry, snapshot, named, &named.payload, hash)
+        run_payload_lane(registry, snapshot, event, payload, hash)
     })
 }
 
@@ -554,21 +524,27 @@ fn fill_named_lane<T: Send + Sync + 'static>(
     hash: u64,
 ) -> bool {
     registry.with_snapshot(|snapshot| {
-        let found = if snapshot.has_global() {
-            NamedFound::General
-        } else {
-            match snapshot.find(&named.name, hash) {
-                None => NamedFound::Empty,
-                Some(entry) if entry.plain => entry
-                    .lane
-                    .clone()
-                    .map_or(NamedFound::General, NamedFound::Lane),
-                Some(_) => NamedFound::General,
-            }
-        };
+        let found = lane_in(snapshot, &named.name, hash);
         lane::remember_named(hash, named.name.clone(), snapshot.generation, found);
         run_payload_lane(registry, snapshot, named, &named.payload, hash)
     })
+}
+
+/// What a snapshot holds for an event, as the lane caches keep it: no
+/// subscriber, the lane of a plain entry, or what only the general path runs
+/// (a global subscriber, or an entry that is not plain or has no lane).
+fn lane_in(snapshot: &Snapshot, name: &str, hash: u64) -> NamedFound {
+    if snapshot.has_global() {
+        return NamedFound::General;
+    }
+    match snapshot.find(name, hash) {
+        None => NamedFound::Empty,
+        Some(entry) if entry.plain => entry
+            .lane
+            .clone()
+            .map_or(NamedFound::General, NamedFound::Lane),
+        Some(_) => NamedFound::General,
+    }
 }
 
 /// The fastest path, for an inline emitter: an event with no subscribers, or

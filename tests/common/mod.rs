@@ -26,6 +26,17 @@ pub fn inline(linker: &EventLinker) -> EventEmitter {
     emitter(linker, InlineProcessingService::default())
 }
 
+/// An inline emitter on `linker` that takes the fast path whatever
+/// `PYVENTUS_DEBUG` says (debug mode runs every emission on the general path):
+/// what tests of the per-thread caches use.
+pub fn inline_fast(linker: &EventLinker) -> EventEmitter {
+    EventEmitter::builder()
+        .processor(InlineProcessingService::new())
+        .linker(linker.clone())
+        .debug(false)
+        .build()
+}
+
 /// What `tracing` printed on this thread while the guard lived.
 ///
 /// One global subscriber, enabled at every level, writes each thread's output to
