@@ -239,7 +239,14 @@ pub(crate) struct Entered {
 impl Entered {
     /// Restores the previous current emission and hands back the one entered.
     pub(crate) fn exit(mut self) -> Option<CurrentEmission> {
-        self.restored = true;
+        self.restore()
+    }
+
+    /// Restores what was current before (once) and takes out what was entered.
+    fn restore(&mut self) -> Option<CurrentEmission> {
+        if std::mem::replace(&mut self.restored, true) {
+            return None;
+        }
         HIDDEN.set(self.hidden);
         let previous = self.previous.take();
         CURRENT.with(|c| c.replace(previous))
@@ -248,11 +255,8 @@ impl Entered {
 
 impl Drop for Entered {
     fn drop(&mut self) {
-        if !self.restored {
-            HIDDEN.set(self.hidden);
-            let previous = self.previous.take();
-            CURRENT.with(|c| *c.borrow_mut() = previous);
-        }
+        // The entered emission drops here, after the thread's cell is let go.
+        drop(self.restore());
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::any_event::{EventObject, Named};
 use crate::emission::{Subscribers, select};
 use crate::key::{ANY_NAME, KeyHash, TypeInfo, check_event_name, hash_name};
-use crate::lane::{self, Found, Lane, LaneSlot, Lookup, NamedFound};
+use crate::lane::{self, Found, Lane, LaneSlot, NamedFound};
 use crate::record::SubscriberInner;
 use crate::registry::{Entry, Registry, Route, Snapshot};
 use crate::trace::{self, debug_event};
@@ -195,13 +195,9 @@ impl EventEmitter {
             let ran = match E::__pyventus_lane_slot() {
                 Some(slot) => {
                     let delivery = || Delivery::borrowed(&event, &registry.settings);
-                    match lane::run_cached(slot, registry.generation(), &event, delivery) {
-                        Lookup::Ran => true,
-                        Lookup::General => false,
-                        Lookup::Miss => {
-                            fill_slot(registry, slot, &event, &event, KeyHash::<E>::HASH)
-                        }
-                    }
+                    lane::run_cached(slot, registry.generation(), &event, delivery).ran_or_fill(
+                        || fill_slot(registry, slot, &event, &event, KeyHash::<E>::HASH),
+                    )
                 }
                 None => registry.with_snapshot(|snapshot| {
                     run_lane(registry, snapshot, &event, KeyHash::<E>::HASH)
@@ -303,12 +299,8 @@ impl EventEmitter {
         if inner.borrow_fast_path && !trace::debug_enabled() {
             let registry = &*inner.linker.registry;
             let delivery = || Delivery::borrowed(&named, &registry.settings);
-            let ran = match lane::run_cached(slot, registry.generation(), &named.payload, delivery)
-            {
-                Lookup::Ran => true,
-                Lookup::General => false,
-                Lookup::Miss => fill_slot(registry, slot, &named, &named.payload, hash),
-            };
+            let ran = lane::run_cached(slot, registry.generation(), &named.payload, delivery)
+                .ran_or_fill(|| fill_slot(registry, slot, &named, &named.payload, hash));
             if ran {
                 return Ok(());
             }
@@ -328,17 +320,9 @@ impl EventEmitter {
             let registry = &*inner.linker.registry;
             let delivery = || Delivery::borrowed(&named, &registry.settings);
             let generation = registry.generation();
-            let ran = match lane::run_named_cached(
-                hash,
-                &named.name,
-                generation,
-                &named.payload,
-                delivery,
-            ) {
-                Lookup::Ran => true,
-                Lookup::General => false,
-                Lookup::Miss => fill_named_lane(registry, &named, hash),
-            };
+            let ran =
+                lane::run_named_cached(hash, &named.name, generation, &named.payload, delivery)
+                    .ran_or_fill(|| fill_named_lane(registry, &named, hash));
             if ran {
                 return Ok(());
             }
@@ -586,9 +570,7 @@ fn run_payload_lane<O: EventObject, P: Any + Send + Sync>(
         .and_then(|lane| lane.downcast_ref::<Lane<P>>())
     {
         Some(lane) => {
-            let delivery = Delivery::borrowed(event, &registry.settings);
-            lane.run(payload, &delivery);
-            delivery.tally.record(event.name());
+            lane.deliver(payload, &Delivery::borrowed(event, &registry.settings));
             true
         }
         None => false,

@@ -179,6 +179,15 @@ impl<E: Any + Send + Sync> Lane<E> {
         Lane { subs, plain }
     }
 
+    /// Runs the lane on `event` as one whole delivery: its subscribers, then the
+    /// delivery's tally recorded.
+    #[inline(always)]
+    #[allow(clippy::inline_always)] // as `run`
+    pub(crate) fn deliver(&self, event: &E, delivery: &Delivery<'_>) {
+        self.run(event, delivery);
+        delivery.tally.record(delivery.event.name());
+    }
+
     /// Runs every subscriber of the lane on `event`.
     #[inline(always)]
     #[allow(clippy::inline_always)] // measured: a lane of a payload type emitted from several places was run out of line (+25 instructions an emit)
@@ -304,6 +313,30 @@ pub(crate) enum Lookup {
     Miss,
 }
 
+impl Lookup {
+    /// What a cache answered: `Some(ran)` when it knew the snapshot (ran, or
+    /// left the emission to the general path), `None` or no cache when not.
+    #[inline]
+    fn of(hit: Result<Option<bool>, std::thread::AccessError>) -> Self {
+        match hit {
+            Ok(Some(true)) => Lookup::Ran,
+            Ok(Some(false)) => Lookup::General,
+            _ => Lookup::Miss,
+        }
+    }
+
+    /// Whether the emission ran on a lane, `fill` deciding on a miss (it
+    /// reads the snapshot into the cache and runs the emission if it can).
+    #[inline]
+    pub(crate) fn ran_or_fill(self, fill: impl FnOnce() -> bool) -> bool {
+        match self {
+            Lookup::Ran => true,
+            Lookup::General => false,
+            Lookup::Miss => fill(),
+        }
+    }
+}
+
 /// Runs `event` on its cached lane if this thread's cache knows `generation`.
 #[inline]
 pub(crate) fn run_cached<'d, E: Any + Send + Sync>(
@@ -317,20 +350,14 @@ pub(crate) fn run_cached<'d, E: Any + Send + Sync>(
         match &*cached {
             Cached::Empty(g) if *g == generation => Some(true),
             Cached::Lane(g, lane) if *g == generation => {
-                let delivery = delivery();
-                lane.run(event, &delivery);
-                delivery.tally.record(delivery.event.name());
+                lane.deliver(event, &delivery());
                 Some(true)
             }
             Cached::General(g) if *g == generation => Some(false),
             _ => None,
         }
     });
-    match hit {
-        Ok(Some(true)) => Lookup::Ran,
-        Ok(Some(false)) => Lookup::General,
-        _ => Lookup::Miss,
-    }
+    Lookup::of(hit)
 }
 
 /// What a snapshot holds for an event type, as the lane cache keeps it.
@@ -436,18 +463,12 @@ pub(crate) fn run_named_cached<'d, P: Any + Send + Sync>(
             // says what that means (an error if a typed event owns the name).
             NamedFound::Lane(lane) => {
                 let lane = lane.downcast_ref::<Lane<P>>()?;
-                let delivery = delivery();
-                lane.run(payload, &delivery);
-                delivery.tally.record(name);
+                lane.deliver(payload, &delivery());
                 Some(true)
             }
         }
     });
-    match hit {
-        Ok(Some(true)) => Lookup::Ran,
-        Ok(Some(false)) => Lookup::General,
-        _ => Lookup::Miss,
-    }
+    Lookup::of(hit)
 }
 
 /// Caches what the snapshot of `generation` holds for the named event.
