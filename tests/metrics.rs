@@ -929,7 +929,9 @@ fn an_emission_from_a_thread_local_destructor_works() {
         .linker(one_sub("RvTlsDrop"))
         .build();
     let joined = std::thread::spawn(move || {
-        GUARD.with(|g| *g.borrow_mut() = Some(EmitOnDrop(emitter.clone())));
+        GUARD
+            .try_with(|g| *g.borrow_mut() = Some(EmitOnDrop(emitter.clone())))
+            .expect("the thread runs");
         // Registers the per-thread caches after GUARD: destroyed before it.
         emitter.emit_named("RvTlsDrop", ()).unwrap();
     })

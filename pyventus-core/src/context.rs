@@ -154,7 +154,7 @@ impl Lineage {
 /// `submit` returns), it is waited by whoever waits for the current one. The
 /// processing service then sets its own `runner`.
 pub(crate) fn inherited(awaited: bool) -> Lineage {
-    CURRENT.with(|c| match &*c.borrow() {
+    with_current(|current| match current {
         None => Lineage::default(),
         Some(current) => Lineage {
             runner: None,
@@ -166,25 +166,36 @@ pub(crate) fn inherited(awaited: bool) -> Lineage {
             scope: current.lineage.scope.clone(),
         },
     })
+    .unwrap_or_default()
 }
 
 /// Whether the emission running here is run by, or waited for by, service `id`.
 pub(crate) fn involves(id: usize) -> bool {
-    CURRENT.with(|c| {
-        c.borrow()
-            .as_ref()
-            .is_some_and(|cur| cur.lineage.involves(id))
-    })
+    with_current(|current| current.is_some_and(|cur| cur.lineage.involves(id))).unwrap_or(false)
+}
+
+/// Whether the emission running here is run by service `id` (a handler of
+/// one of its emissions is emitting).
+pub(crate) fn is_run_by(id: usize) -> bool {
+    with_current(|current| current.is_some_and(|cur| cur.lineage.runner == Some(id)))
+        .unwrap_or(false)
 }
 
 /// Whether the emission running here is counted by a processing service (so
 /// waiting for every emission would wait for it).
 pub(crate) fn is_counted() -> bool {
-    CURRENT.with(|c| {
-        c.borrow()
-            .as_ref()
-            .is_some_and(|cur| cur.lineage.is_counted())
-    })
+    with_current(|current| current.is_some_and(|cur| cur.lineage.is_counted())).unwrap_or(false)
+}
+
+/// Reads this thread's current emission: `None` once the thread's locals are
+/// gone (its destructors are running: a cache releasing a handler whose
+/// captures drop a service, say), where there is no emission to read and no
+/// `with` may panic.
+fn with_current<R>(f: impl FnOnce(Option<&CurrentEmission>) -> R) -> Option<R> {
+    CURRENT
+        .try_with(|c| c.try_borrow().ok().map(|current| f(current.as_ref())))
+        .ok()
+        .flatten()
 }
 
 /// The emission the calling handler runs in, if it runs in one.
@@ -194,17 +205,20 @@ pub(crate) fn is_counted() -> bool {
 /// that inline emit happens inside another emission's handler: such a handler
 /// never sees the emission further up its thread's stack as its own.
 pub fn current_emission() -> Option<CurrentEmission> {
-    if HIDDEN.get() {
+    if HIDDEN.try_with(Cell::get).unwrap_or(false) {
         return None;
     }
-    CURRENT.with(|c| c.borrow().clone())
+    CURRENT
+        .try_with(|c| c.try_borrow().ok().and_then(|current| current.clone()))
+        .ok()
+        .flatten()
 }
 
 /// Hides the current emission from `current_emission()` while subscribers run
 /// on the inline fast path, until the guard drops.
 #[inline]
 pub(crate) fn hide() -> Hidden {
-    Hidden(HIDDEN.replace(true))
+    Hidden(HIDDEN.try_with(|h| h.replace(true)).unwrap_or(false))
 }
 
 /// Restores whether the current emission was visible when dropped.
@@ -213,7 +227,7 @@ pub(crate) struct Hidden(bool);
 impl Drop for Hidden {
     #[inline]
     fn drop(&mut self) {
-        HIDDEN.set(self.0);
+        let _ = HIDDEN.try_with(|h| h.set(self.0));
     }
 }
 
@@ -221,10 +235,22 @@ impl Drop for Hidden {
 /// [`exit`](Entered::exit)s (restoring the previous one, for an emission that
 /// runs inside a handler). The emission moves in, so entering copies nothing.
 pub(crate) fn enter(current: CurrentEmission) -> Entered {
+    let mut current = Some(current);
+    // Once the thread's locals are gone, the emission runs with none current
+    // and the guard keeps it, so that `exit` still hands it back.
+    let previous = CURRENT
+        .try_with(|c| {
+            c.try_borrow_mut()
+                .ok()
+                .map(|mut c| std::mem::replace(&mut *c, current.take()))
+        })
+        .ok()
+        .flatten();
     Entered {
-        previous: CURRENT.with(|c| c.replace(Some(current))),
+        previous: previous.flatten(),
         // An emission entered from a fast-path subscriber is visible again.
-        hidden: HIDDEN.replace(false),
+        hidden: HIDDEN.try_with(|h| h.replace(false)).unwrap_or(false),
+        kept: current,
         restored: false,
     }
 }
@@ -233,6 +259,8 @@ pub(crate) fn enter(current: CurrentEmission) -> Entered {
 pub(crate) struct Entered {
     previous: Option<CurrentEmission>,
     hidden: bool,
+    /// The emission, if the thread could not take it in.
+    kept: Option<CurrentEmission>,
     restored: bool,
 }
 
@@ -247,9 +275,20 @@ impl Entered {
         if std::mem::replace(&mut self.restored, true) {
             return None;
         }
-        HIDDEN.set(self.hidden);
-        let previous = self.previous.take();
-        CURRENT.with(|c| c.replace(previous))
+        let _ = HIDDEN.try_with(|h| h.set(self.hidden));
+        if let Some(current) = self.kept.take() {
+            return Some(current);
+        }
+        let mut previous = self.previous.take();
+        CURRENT
+            .try_with(|c| {
+                c.try_borrow_mut()
+                    .ok()
+                    .map(|mut c| std::mem::replace(&mut *c, previous.take()))
+            })
+            .ok()
+            .flatten()
+            .flatten()
     }
 }
 

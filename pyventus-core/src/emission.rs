@@ -785,8 +785,8 @@ impl Drop for EventEmission {
             return;
         }
         let in_submit = SUBMITTING
-            .try_with(|s| match &mut *s.borrow_mut() {
-                Some((id, dropped)) if *id == self.id => {
+            .try_with(|s| match s.try_borrow_mut().as_deref_mut() {
+                Ok(Some((id, dropped))) if *id == self.id => {
                     *dropped = Some(self.event.name().to_owned());
                     true
                 }
@@ -949,15 +949,20 @@ pub(crate) fn next_emission_id() -> u64 {
     thread_local! {
         static RANGE: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
     }
-    RANGE.with(|range| {
-        let (mut next, mut end) = range.get();
-        if next == end {
-            next = NEXT_BLOCK.fetch_add(1, Ordering::Relaxed) * BLOCK + 1;
-            end = next + BLOCK;
-        }
-        range.set((next + 1, end));
-        next
-    })
+    let block = || NEXT_BLOCK.fetch_add(1, Ordering::Relaxed) * BLOCK + 1;
+    RANGE
+        .try_with(|range| {
+            let (mut next, mut end) = range.get();
+            if next == end {
+                next = block();
+                end = next + BLOCK;
+            }
+            range.set((next + 1, end));
+            next
+        })
+        // A constant with nothing to drop is never gone; were it, a block of
+        // its own serves this one id.
+        .unwrap_or_else(|_| block())
 }
 
 /// Without the `metrics` feature, an emission's accounting does nothing.

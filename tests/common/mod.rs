@@ -55,7 +55,7 @@ pub struct Capturing(());
 
 impl Drop for Capturing {
     fn drop(&mut self) {
-        CAPTURING.with(|c| c.borrow_mut().take());
+        let _ = CAPTURING.try_with(|c| c.borrow_mut().take());
     }
 }
 
@@ -80,7 +80,7 @@ struct ToCapture;
 impl<'a> MakeWriter<'a> for ToCapture {
     type Writer = Box<dyn Write>;
     fn make_writer(&'a self) -> Box<dyn Write> {
-        if let Some(logs) = CAPTURING.with(|c| c.borrow().clone()) {
+        if let Some(logs) = CAPTURING.try_with(|c| c.borrow().clone()).ok().flatten() {
             return Box::new(logs);
         }
         let name = std::thread::current().name().unwrap_or_default().to_owned();
@@ -110,7 +110,9 @@ impl Logs {
                 .expect("no other global tracing subscriber in the tests");
         });
         let logs = Logs::default();
-        CAPTURING.with(|c| *c.borrow_mut() = Some(logs.clone()));
+        CAPTURING
+            .try_with(|c| *c.borrow_mut() = Some(logs.clone()))
+            .expect("a test thread's locals live while it runs");
         (logs, Capturing(()))
     }
 

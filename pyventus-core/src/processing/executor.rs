@@ -193,7 +193,9 @@ impl Inner {
     /// The index of the calling thread in this pool, if it is one of its threads.
     fn own_thread(&self) -> Option<usize> {
         POOL_THREAD
-            .get()
+            .try_with(Cell::get)
+            .ok()
+            .flatten()
             .and_then(|(pool, index)| (pool == self.id()).then_some(index))
     }
 
@@ -236,7 +238,8 @@ type Carrier = Box<Option<EventEmission>>;
 const SPARE_CARRIERS: usize = 256;
 
 fn work(receiver: &Receiver<Carrier>, returns: &Sender<Carrier>, pool: usize, index: usize) {
-    POOL_THREAD.set(Some((pool, index)));
+    // A constant with nothing to drop: never gone while the thread runs.
+    let _ = POOL_THREAD.try_with(|t| t.set(Some((pool, index))));
     while let Ok(mut carrier) = receiver.recv() {
         let Some(emission) = carrier.take() else {
             continue;
