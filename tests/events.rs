@@ -250,3 +250,70 @@ fn emitting_the_global_event_itself_runs_only_its_subscribers() {
     inline(&linker).emit_global().unwrap();
     assert_eq!(record.take(), ["global ..."]);
 }
+
+/// Pyventus's `emit(..., "str", 0)`: the global event emitted with arguments
+/// delivers them to every global subscriber, and to no one else.
+#[test]
+fn emitting_the_global_event_by_name_carries_a_payload_to_its_subscribers() {
+    let linker = EventLinker::new();
+    let record = Record::default();
+    let (global, async_global, own) = (record.clone(), record.clone(), record.clone());
+    linker
+        .on_any()
+        .subscribe(move |e: &AnyEvent| {
+            let (text, n) = e.downcast_ref::<(&str, i32)>().expect("the payload");
+            global.push(format!("{} {text} {n}", e.name()));
+        })
+        .unwrap();
+    linker
+        .on_any()
+        .subscribe_async(move |e: std::sync::Arc<AnyEvent>| {
+            let record = async_global.clone();
+            async move {
+                let payload = e.downcast_ref::<(&str, i32)>().copied();
+                record.push(format!("async {payload:?}"));
+            }
+        })
+        .unwrap();
+    linker
+        .on_named("str")
+        .subscribe(move || own.push("not a global subscriber"))
+        .unwrap();
+    let emitter = inline(&linker);
+    emitter.emit_named("...", ("str", 0)).unwrap();
+    assert_eq!(
+        record.take(),
+        ["... str 0", "async Some((\"str\", 0))"],
+        "each global subscriber once, with the payload"
+    );
+    emitter.emit_to(&EventKey::any(), ("key", 1)).unwrap();
+    pyventus::runtime::block_on(emitter.emit_named_and_wait("...", ("wait", 2))).unwrap();
+    assert_eq!(
+        record.take(),
+        [
+            "... key 1",
+            "async Some((\"key\", 1))",
+            "... wait 2",
+            "async Some((\"wait\", 2))"
+        ]
+    );
+}
+
+/// The same through the fast path's caches: an inline emitter with only
+/// synchronous global subscribers, emitting again and again.
+#[test]
+fn the_global_event_by_name_reaches_plain_global_subscribers_on_every_emit() {
+    let linker = EventLinker::new();
+    let record = Record::default();
+    let r = record.clone();
+    linker
+        .on_any()
+        .subscribe(move |e: &AnyEvent| r.push(format!("{:?}", e.downcast_ref::<u32>())))
+        .unwrap();
+    let emitter = common::inline_fast(&linker);
+    for n in 0..3_u32 {
+        emitter.emit_named("...", n).unwrap();
+    }
+    emitter.emit_global().unwrap();
+    assert_eq!(record.take(), ["Some(0)", "Some(1)", "Some(2)", "None"]);
+}

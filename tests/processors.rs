@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::{Logs, Record, emitter, inline};
 use pyventus::{
-    Error, Event, EventEmission, EventLinker, ExecutorProcessingService, InlineProcessingService,
-    ProcessingService, TokioProcessingService,
+    Error, Event, EventEmission, EventEmitter, EventLinker, ExecutorProcessingService,
+    InlineProcessingService, ProcessingService, TokioProcessingService,
 };
 
 #[derive(Debug, Clone, Event)]
@@ -598,4 +598,176 @@ async fn the_future_of_a_run_is_little_more_than_its_emission() {
     );
     let report = run.await;
     assert_eq!((report.ran(), ran.load(Ordering::SeqCst)), (1, 1));
+}
+
+/// One step of a chain: its id, how long it takes, and the steps its handler
+/// emits after it (the first of them next, carrying the rest).
+#[derive(Debug, Clone)]
+struct Chain(Vec<(bool, usize, u64)>);
+
+/// Emits the next step of a chain, carrying the steps after it.
+fn next(slot: &std::sync::OnceLock<EventEmitter>, rest: &[(bool, usize, u64)]) {
+    if let Some(&(is_async, _, _)) = rest.first() {
+        let name = if is_async { "AsyncStep" } else { "SyncStep" };
+        slot.get()
+            .unwrap()
+            .emit_named(name, Chain(rest.to_vec()))
+            .unwrap();
+    }
+}
+
+/// Pyventus's ordered-submission test: twelve emissions at once, six of them
+/// chains whose handlers emit the next step (sync and async steps alternating,
+/// later ones quicker, so that nothing but the order kept can keep it). With
+/// `enforce_submission_order`, every step runs in the order it was created: a
+/// step a handler emits runs right after that handler's emission, before the
+/// emissions queued behind it.
+fn ordered_chains(service: TokioProcessingService) -> (EventEmitter, Record, Vec<String>) {
+    let linker = EventLinker::new();
+    let record = Record::default();
+    let slot = Arc::new(std::sync::OnceLock::<EventEmitter>::new());
+    let (r, s) = (record.clone(), slot.clone());
+    linker
+        .on_named("SyncStep")
+        .subscribe(move |chain: &Chain| {
+            let (_, id, micros) = chain.0[0];
+            std::thread::sleep(Duration::from_micros(micros));
+            r.push(id.to_string());
+            next(&s, &chain.0[1..]);
+        })
+        .unwrap();
+    let (r, s) = (record.clone(), slot.clone());
+    linker
+        .on_named("AsyncStep")
+        .subscribe_async(move |chain: Chain| {
+            let (r, s) = (r.clone(), s.clone());
+            async move {
+                let (_, id, micros) = chain.0[0];
+                tokio::time::sleep(Duration::from_micros(micros)).await;
+                r.push(id.to_string());
+                next(&s, &chain.0[1..]);
+            }
+        })
+        .unwrap();
+    let emitter = slot.get_or_init(|| emitter(&linker, service)).clone();
+    let mut created = 0;
+    let mut step = |is_async: bool, micros: u64| {
+        created += 1;
+        (is_async, created - 1, micros)
+    };
+    let mut chains = Vec::new();
+    for micros in [3500, 2500, 1500, 500, 100, 0] {
+        let is_async = chains.len() % 4 < 2;
+        // A chain of three steps (async, sync, async, or the reverse), then a
+        // single step.
+        let composed = (0..3)
+            .map(|k| step(is_async == (k % 2 == 0), micros))
+            .collect();
+        chains.push(Chain(composed));
+        chains.push(Chain(vec![step(is_async, micros)]));
+    }
+    let expected = (0..created).map(|id| id.to_string()).collect();
+    for chain in chains {
+        next(&slot, &chain.0);
+    }
+    (emitter, record, expected)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ordered_service_runs_what_a_handler_emits_right_after_it_inside_a_runtime() {
+    for blocking in [false, true] {
+        let service = TokioProcessingService::builder()
+            .enforce_submission_order(true)
+            .blocking(blocking)
+            .build();
+        let (_emitter, record, expected) = ordered_chains(service.clone());
+        tokio::time::timeout(Duration::from_secs(10), service.wait_for_tasks())
+            .await
+            .expect("the chains finished")
+            .unwrap();
+        assert_eq!(record.take(), expected, "blocking {blocking}");
+    }
+}
+
+#[test]
+fn ordered_service_runs_what_a_handler_emits_right_after_it_outside_a_runtime() {
+    for blocking in [false, true] {
+        let service = TokioProcessingService::builder()
+            .enforce_submission_order(true)
+            .blocking(blocking)
+            .build();
+        let (record, expected) = common::within(Duration::from_secs(10), "the chains", move || {
+            let (_emitter, record, expected) = ordered_chains(service);
+            (record, expected)
+        });
+        assert_eq!(record.take(), expected, "blocking {blocking}");
+    }
+}
+
+/// Pyventus's `force_async` moves synchronous callbacks to a thread only where
+/// an event loop runs: outside a runtime, `blocking(true)` changes nothing,
+/// and the caller's thread runs every subscriber (it waits for them anyway).
+#[test]
+fn blocking_outside_a_runtime_runs_sync_and_async_subscribers_on_the_callers_thread() {
+    for ordered in [false, true] {
+        let linker = EventLinker::new();
+        let record = Record::default();
+        let (sync, r#async) = (record.clone(), record.clone());
+        let caller = std::thread::current().id();
+        linker
+            .on::<Job>()
+            .subscribe(move |_: &Job| {
+                sync.push(format!(
+                    "sync on caller: {}",
+                    std::thread::current().id() == caller
+                ));
+            })
+            .unwrap();
+        linker
+            .on::<Job>()
+            .subscribe_async(move || {
+                let record = r#async.clone();
+                async move {
+                    let here = std::thread::current().id() == caller;
+                    record.push(format!("async on caller: {here}"));
+                }
+            })
+            .unwrap();
+        let service = TokioProcessingService::builder()
+            .blocking(true)
+            .enforce_submission_order(ordered)
+            .build();
+        emitter(&linker, service).emit(Job { id: 1 }).unwrap();
+        assert_eq!(
+            record.take(),
+            ["sync on caller: true", "async on caller: true"],
+            "ordered {ordered}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_inside_a_runtime_runs_sync_subscribers_on_a_blocking_thread() {
+    let linker = EventLinker::new();
+    let record = Record::default();
+    let r = record.clone();
+    linker
+        .on::<Job>()
+        .subscribe(move |_: &Job| {
+            let name = std::thread::current().name().map(str::to_owned);
+            r.push(format!("{name:?}"));
+        })
+        .unwrap();
+    let service = TokioProcessingService::builder().blocking(true).build();
+    emitter(&linker, service.clone())
+        .emit_and_wait(Job { id: 1 })
+        .await
+        .unwrap();
+    let ran = record.take();
+    assert_eq!(ran.len(), 1);
+    assert_ne!(
+        ran[0],
+        format!("{:?}", std::thread::current().name().map(str::to_owned)),
+        "not the emitting thread"
+    );
 }

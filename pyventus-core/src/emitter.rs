@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::any_event::{EventObject, Named};
 use crate::emission::{Subscribers, select};
-use crate::key::{ANY_NAME, KeyHash, TypeInfo, check_event_name, hash_name};
+use crate::key::{ANY_NAME, KeyHash, TypeInfo, hash_name};
 use crate::lane::{self, Found, Lane, LaneSlot, NamedFound};
 use crate::record::SubscriberInner;
 use crate::registry::{Entry, Registry, Route, Snapshot};
@@ -213,11 +213,17 @@ impl EventEmitter {
 
     /// Emits a named event with a payload (`()` for none).
     ///
+    /// The name `"..."` emits the global event itself, with the payload: only
+    /// the global event's subscribers run, and each receives an
+    /// [`AnyEvent`] named `"..."` whose
+    /// [`downcast_ref`](AnyEvent::downcast_ref) gives the payload (Pyventus's
+    /// `emit(..., *args)`).
+    ///
     /// # Errors
     ///
-    /// [`Error::EmptyEventName`] for an empty name, [`Error::ReservedEventName`]
-    /// for `"..."`, [`Error::PayloadType`] if a typed event owns the name and the
-    /// payload is not of its type, and the processor's error if it refuses.
+    /// [`Error::EmptyEventName`] for an empty name, [`Error::PayloadType`] if a
+    /// typed event owns the name and the payload is not of its type, and the
+    /// processor's error if it refuses.
     ///
     /// # Examples
     ///
@@ -247,8 +253,10 @@ impl EventEmitter {
     ///
     /// # Errors
     ///
-    /// As [`emit_named`](Self::emit_named); [`Error::ReservedEventName`] for the
-    /// global event's key.
+    /// As [`emit_named`](Self::emit_named); [`Error::ReservedEventName`] for
+    /// `EventKey::named("...")`. The global event's key,
+    /// [`EventKey::any()`](crate::EventKey::any), emits the global event with
+    /// the payload, as `emit_named("...", payload)` does.
     ///
     /// # Examples
     ///
@@ -271,9 +279,6 @@ impl EventEmitter {
         payload: T,
     ) -> Result<(), Error> {
         let event_key = key.event_key();
-        if event_key.is_any() {
-            return Err(Error::ReservedEventName);
-        }
         event_key.validate()?;
         let named = Named {
             name: event_key.name_cow(),
@@ -333,7 +338,8 @@ impl EventEmitter {
 
     /// Emits the global event itself, as Pyventus's `emit(...)` does: only the
     /// subscribers of the global event run, and they receive an [`AnyEvent`]
-    /// named `"..."` with no payload.
+    /// named `"..."` with no payload. To send them one, as Pyventus's
+    /// `emit(..., *args)` does, use `emit_named("...", payload)`.
     ///
     /// # Errors
     ///
@@ -607,8 +613,13 @@ fn run_borrowed<O: EventObject>(registry: &Registry, event: &O, route: Route<'_>
 }
 
 /// A named event, checked, and its key's hash.
+/// A named event to emit. `"..."` is the global event: its subscribers alone
+/// receive the payload (Pyventus's `emit(..., *args)`); no other event can
+/// have that name.
 fn named_event<T>(name: Cow<'static, str>, payload: T) -> Result<(Named<T>, u64), Error> {
-    check_event_name(&name)?;
+    if name.is_empty() {
+        return Err(Error::EmptyEventName);
+    }
     let hash = hash_name(&name);
     Ok((Named { name, payload }, hash))
 }

@@ -31,7 +31,8 @@ pub enum Error {
     /// global event's name.
     #[error(
         "`...` names the global event; use `EventKey::any()` or `linker.on_any()` to subscribe \
-         to it, `emitter.emit_global()` to emit it, and another name for your own event"
+         to it, `emitter.emit_global()` or `emitter.emit_named(\"...\", payload)` to emit it, \
+         and another name for your own event"
     )]
     ReservedEventName,
 

@@ -252,13 +252,6 @@ impl From<&EventKey> for EventKey {
     }
 }
 
-/// Checks the name of a named or typed event: non-empty, and not the global
-/// event's.
-#[inline]
-pub(crate) fn check_event_name(name: &str) -> Result<(), Error> {
-    NameCheck::of(name).result()
-}
-
 /// Whether an event name is usable, decided at compile time for `E::NAME`.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum NameCheck {

@@ -58,6 +58,14 @@ where
     }
 }
 
+/// Spawns `fut` on pyventus's own runtime, whoever calls.
+pub(crate) fn spawn<F>(fut: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    drop(private_runtime().spawn(fut));
+}
+
 /// Blocks the calling thread on `fut`, wherever it is called from: what a
 /// processing service's synchronous `submit` needs to do asynchronous I/O.
 ///

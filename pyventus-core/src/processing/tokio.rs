@@ -20,11 +20,18 @@ use crate::{Error, EventEmission, ProcessingService};
 /// one to wait on.
 ///
 /// With [`enforce_submission_order`](TokioProcessingServiceBuilder::enforce_submission_order),
-/// emissions run one at a time in the order they were submitted. An emission
-/// emitted by a handler (nested) is queued like any other: it starts after the
-/// emission that caused it has finished, and after everything submitted before
-/// it. A handler that awaits such a nested emission (`emit_and_wait`) would wait
-/// for its own end: that is refused with [`Error::WouldDeadlock`].
+/// emissions run one at a time in the order they were submitted, in causal
+/// order: an emission emitted by a handler of the one running (nested) runs
+/// right after it, before what was submitted from elsewhere meanwhile, and the
+/// nested emissions of one emission run in the order they were emitted (as
+/// Pyventus puts such a submission at the front of its queue). A handler that
+/// awaits such a nested emission (`emit_and_wait`) would wait for its own end:
+/// that is refused with [`Error::WouldDeadlock`].
+///
+/// With [`blocking`](TokioProcessingServiceBuilder::blocking), synchronous
+/// subscribers run on `spawn_blocking` when `emit` is called inside a runtime;
+/// outside one, the caller's thread runs them, as it waits for them anyway
+/// (Pyventus's `force_async` applies only where an event loop runs).
 ///
 /// Tasks die with their runtime: emissions still running or queued when it shuts
 /// down are lost, and reported at error level (one report per batch, with how
@@ -94,6 +101,23 @@ struct Queue {
     /// The owning drain has started: until then, it may sit on a runtime that
     /// is not running, and a caller that must not wait for it takes over.
     started: bool,
+    /// How many emissions the running one's handlers queued at the front
+    /// (each goes after those before it).
+    nested: usize,
+}
+
+impl Queue {
+    /// Queues `emission`: at the back, or, when the running emission's
+    /// handlers emitted it, right after what they emitted before.
+    fn push(&mut self, emission: EventEmission, nested: bool) {
+        if nested {
+            let at = self.nested.min(self.emissions.len());
+            self.emissions.insert(at, emission);
+            self.nested += 1;
+        } else {
+            self.emissions.push_back(emission);
+        }
+    }
 }
 
 /// Builds a [`TokioProcessingService`] with options.
@@ -125,7 +149,8 @@ impl TokioProcessingServiceBuilder {
     }
 
     /// Runs every synchronous subscriber on `spawn_blocking`, off the async
-    /// workers (Pyventus's `force_async` for all).
+    /// workers (Pyventus's `force_async` for all), when `emit` is called inside
+    /// a runtime; outside one, the caller's thread runs them.
     pub fn blocking(mut self, blocking: bool) -> Self {
         self.blocking = blocking;
         self
@@ -228,7 +253,14 @@ impl TokioProcessingService {
                 // Blocking here for a drain queued on a runtime that may not be
                 // running (a current-thread one between two `block_on`s) could
                 // be forever: a drain that has not started yet is taken over.
-                self.enqueue(&Handle::current(), emission, true);
+                // The caller drains on its own thread (Pyventus runs a
+                // submission in the caller when no loop runs), until its own
+                // emission and what it caused have run.
+                if let Some(drain) = self.queue_up(emission, true)
+                    && let Some(rest) = drain.run(Some(&scope)).await
+                {
+                    crate::runtime::spawn(rest.run_all());
+                }
             } else {
                 // Nested emissions find the scope in their handlers' context.
                 drop(emission.run().await);
@@ -239,26 +271,31 @@ impl TokioProcessingService {
     }
 
     /// Queues the emission, and starts a drain on `handle` if none is on its
-    /// way, or (with `take_over`) if the one on its way has not started.
-    fn enqueue(&self, handle: &Handle, emission: EventEmission, take_over: bool) {
-        let generation = {
-            let mut queue = self.inner.queue();
-            queue.emissions.push_back(emission);
-            if queue.draining && (queue.started || !take_over) {
-                None
-            } else {
-                queue.draining = true;
-                queue.started = false;
-                queue.generation += 1;
-                Some(queue.generation)
-            }
-        };
-        if let Some(generation) = generation {
-            // The drain owns its reset guard from the start: a task dropped before
-            // it first runs (its runtime shut down) still frees the queue. Spawned
-            // without the lock, which the guard takes if the spawn drops it at once.
-            handle.spawn(Drain::new(self.inner.clone(), generation).run());
+    /// way.
+    fn enqueue(&self, handle: &Handle, emission: EventEmission) {
+        if let Some(drain) = self.queue_up(emission, false) {
+            // Spawned without the lock, which the drain's guard takes if the
+            // spawn drops it at once.
+            handle.spawn(drain.run_all());
         }
+    }
+
+    /// Queues the emission; the drain to start when none is on its way, or
+    /// (with `take_over`) when the one on its way has not started. The drain
+    /// owns its reset guard from the start: one dropped before it first runs
+    /// (its runtime shut down) still frees the queue.
+    fn queue_up(&self, emission: EventEmission, take_over: bool) -> Option<Drain> {
+        // Emitted by a handler of the emission this service's drain runs.
+        let nested = context::is_run_by(self.id());
+        let mut queue = self.inner.queue();
+        queue.push(emission, nested);
+        if queue.draining && (queue.started || !take_over) {
+            return None;
+        }
+        queue.draining = true;
+        queue.started = false;
+        queue.generation += 1;
+        Some(Drain::new(self.inner.clone(), queue.generation))
     }
 }
 
@@ -281,22 +318,40 @@ impl Drain {
         }
     }
 
-    async fn run(mut self) {
+    /// Runs the queue until it is empty.
+    async fn run_all(self) {
+        let rest = self.run(None).await;
+        debug_assert!(rest.is_none(), "a drain without a scope runs to the end");
+    }
+
+    /// Runs the queue until it is empty; with `until`, only until that scope
+    /// has finished (a caller outside any runtime, draining on its own
+    /// thread), handing back a drain for what is left.
+    async fn run(mut self, until: Option<&InFlight>) -> Option<Drain> {
         loop {
             let next = {
                 let mut queue = self.inner.queue();
                 if queue.generation != self.generation {
                     // Taken over before it started.
                     self.finished = true;
-                    return;
+                    return None;
                 }
                 queue.started = true;
-                if let Some(next) = queue.emissions.pop_front() {
-                    next
-                } else {
+                queue.nested = 0;
+                if queue.emissions.is_empty() {
                     queue.draining = false;
                     self.finished = true;
-                    return;
+                    return None;
+                }
+                if until.is_some_and(|scope| scope.count() == 0) {
+                    // The queue stays owned by this generation: the drain that
+                    // carries on has it.
+                    self.finished = true;
+                    return Some(Drain::new(self.inner.clone(), self.generation));
+                }
+                match queue.emissions.pop_front() {
+                    Some(next) => next,
+                    None => unreachable!("the queue was not empty"),
                 }
             };
             drop(next.run().await);
@@ -324,19 +379,20 @@ impl Drop for Drain {
 
 impl ProcessingService for TokioProcessingService {
     fn submit(&self, mut emission: EventEmission) -> Result<(), Error> {
+        let Ok(handle) = Handle::try_current() else {
+            // Synchronous subscribers run in the caller, which waits anyway.
+            return self.run_to_completion(emission);
+        };
         if self.inner.blocking {
             emission.set_blocking(true);
         }
-        let Ok(handle) = Handle::try_current() else {
-            return self.run_to_completion(emission);
-        };
         let awaited = emission.is_awaited();
         self.refuse_self_wait(awaited)?;
         let lineage = context::inherited(awaited);
         let scope = lineage.scope.clone();
         self.track(&mut emission, lineage, scope);
         if self.inner.enforce_submission_order {
-            self.enqueue(&handle, emission, false);
+            self.enqueue(&handle, emission);
         } else {
             drop(handle.spawn(emission.run()));
         }
