@@ -11,7 +11,7 @@ use lapin::Channel;
 use lapin::message::Delivery as Message;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use pyventus_core::remote::{DecodeError, Envelope, EnvelopeError};
-use pyventus_core::{EventEmission, RunReport};
+use pyventus_core::{BlockingThreads, EventEmission, RunReport};
 use tracing::Instrument;
 
 use crate::worker::Shared;
@@ -125,6 +125,10 @@ async fn run_handlers(
         attempt,
     }));
     emission.set_blocking(shared.blocking);
+    // On threads the worker's runtime does not own: a synchronous handler
+    // still stuck after the shutdown timeout does not keep the process from
+    // exiting when that runtime drops (its message is delivered again).
+    emission.set_blocking_threads(BlockingThreads::Detached);
     emission.set_processor("amqp-worker");
     // Cancelled at the handler timeout or the shutdown deadline, the message is
     // left for another delivery: not a loss.

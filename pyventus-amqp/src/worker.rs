@@ -235,9 +235,15 @@ impl WorkerBuilder {
         self
     }
 
-    /// Whether synchronous handlers run on tokio's blocking threads (default
-    /// `true`), so that a slow one cannot stall the worker's runtime: its
-    /// connection, its other deliveries, its heartbeats.
+    /// Whether synchronous handlers run on blocking threads (default `true`),
+    /// so that a slow one cannot stall the worker's runtime: its connection,
+    /// its other deliveries, its heartbeats. The threads are pyventus's own
+    /// ([`BlockingThreads::Detached`](pyventus_core::BlockingThreads::Detached)),
+    /// not the runtime's: dropping the runtime after [`Worker::run`] returned
+    /// does not wait for a handler still stuck past the shutdown timeout, so
+    /// the process exits and the broker delivers its message again. With
+    /// `false`, a synchronous handler runs on a runtime thread, and one that
+    /// never returns keeps the shutdown from finishing.
     pub fn blocking(mut self, blocking: bool) -> Self {
         self.blocking = blocking;
         self
