@@ -18,7 +18,7 @@ use common::amqp::{
 use lapin::BasicProperties;
 use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use pyventus::amqp::{AmqpProcessingService, DeadLetters, Worker};
+use pyventus::amqp::{AmqpProcessingService, DeadLetters, Error as AmqpError, Worker};
 use pyventus::{Event, EventEmitter, EventLinker, Linker, on};
 use serde::{Deserialize, Serialize};
 
@@ -269,6 +269,11 @@ async fn an_event_name_longer_than_an_amqp_short_string_is_refused_at_emit() {
     assert!(
         err.to_string().contains("255 bytes"),
         "the error says the limit: {err}"
+    );
+    let source = std::error::Error::source(&err).and_then(|s| s.downcast_ref::<AmqpError>());
+    assert!(
+        matches!(source, Some(AmqpError::FieldTooLong { field: "event name", value }) if value == TooLong::NAME),
+        "{err}"
     );
     // The longest name that fits is carried whole, and handled.
     emitter.emit(Longest).unwrap();

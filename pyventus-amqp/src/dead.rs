@@ -432,7 +432,7 @@ mod tests {
     #[test]
     fn a_letter_reads_back_what_was_written() {
         let envelope = Envelope::new("Doomed", r#"{"id":7}"#);
-        let mut original = envelope::properties(&envelope);
+        let mut original = envelope::properties(&envelope).unwrap();
         let mut headers = original.headers().clone().unwrap_or_default();
         headers.insert(envelope::DELIVERY_COUNT.into(), AMQPValue::LongLongInt(2));
         original = original.with_headers(headers);
@@ -449,7 +449,7 @@ mod tests {
         // Replayed as first published: no dead-letter or delivery-count header.
         assert_eq!(
             replay_properties(&letter_props),
-            envelope::properties(&envelope)
+            envelope::properties(&envelope).unwrap()
         );
     }
 

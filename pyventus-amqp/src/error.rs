@@ -52,6 +52,25 @@ pub enum Error {
         source: lapin::Error,
     },
 
+    /// An envelope whose id or event name does not fit the AMQP property that
+    /// carries it (a short string: at most 255 bytes). Nothing was published.
+    #[error(
+        "the {field} `{}` is {} bytes long, more than the 255 bytes of the AMQP short string that carries it: nothing was published; {}",
+        abbreviated(value),
+        value.len(),
+        if *field == "event name" {
+            "give the event a shorter name (`#[event(name = \"...\")]`)"
+        } else {
+            "use a shorter id"
+        }
+    )]
+    FieldTooLong {
+        /// Which: `"event name"` or `"envelope id"`.
+        field: &'static str,
+        /// The value, whole.
+        value: String,
+    },
+
     /// The broker refused a message it was sent (a negative publisher confirm).
     #[error("the broker refused a message for queue `{queue}` (nack): it was not stored")]
     Nacked {
@@ -99,6 +118,14 @@ pub enum Error {
     /// pyventus refused something (the global linker cannot be built, ...).
     #[error(transparent)]
     Pyventus(#[from] pyventus_core::Error),
+}
+
+/// The first 40 characters of a long value, for an error message.
+fn abbreviated(value: &str) -> String {
+    match value.char_indices().nth(40) {
+        Some((end, _)) => format!("{}...", &value[..end]),
+        None => value.to_owned(),
+    }
 }
 
 impl From<Error> for pyventus_core::Error {

@@ -177,17 +177,19 @@ impl AmqpProcessingService {
     ///
     /// # Errors
     ///
-    /// [`Error::Nacked`], [`Error::Unroutable`] or [`Error::Timeout`] if the
-    /// broker did not confirm it; [`Error::Amqp`] if the connection failed
+    /// [`Error::FieldTooLong`] if its id or event name is longer than 255
+    /// bytes (nothing is published); [`Error::Nacked`], [`Error::Unroutable`]
+    /// or [`Error::Timeout`] if the broker did not confirm it; [`Error::Amqp`] if the connection failed
     /// (the next publish reconnects).
     pub async fn publish(&self, envelope: &Envelope) -> Result<(), Error> {
+        let properties = envelope::properties(envelope)?;
         let link = self.link().await?;
         let published = broker::publish_confirmed(
             &link.channel,
             "",
             &self.inner.topology.queue,
             envelope::body(envelope),
-            envelope::properties(envelope),
+            properties,
             self.inner.confirm_timeout,
         )
         .await;
