@@ -121,11 +121,15 @@ async fn a_poison_message_during_a_memory_alarm_neither_freezes_the_worker_nor_d
     {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let handled_in = began.elapsed();
+    // The alarm lasts well past the worker's confirm timeout (1 s): the
+    // poison's dead letter waits for its confirm all that time.
+    tokio::time::sleep_until((began + Duration::from_secs(4)).into()).await;
     let during = restocked();
     let dead_lettered_during = worker.stats().dead_lettered;
     let states = node.connection_states(&consumer).await;
     eprintln!(
-        "during the memory alarm: {during} of {EVENTS} handled in {:?}, {dead_lettered_during} dead-lettered; the worker's connections: {states:?}",
+        "during the memory alarm: {during} of {EVENTS} handled in {handled_in:?}, {dead_lettered_during} dead-lettered after {:?}; the worker's connections: {states:?}",
         began.elapsed()
     );
 
@@ -156,6 +160,13 @@ async fn a_poison_message_during_a_memory_alarm_neither_freezes_the_worker_nor_d
     assert_eq!(
         dead_lettered_during, 0,
         "the broker takes no dead letter while it blocks publishers"
+    );
+    let consuming = format!("pyventus worker {consumer}");
+    assert!(
+        states
+            .iter()
+            .any(|(name, state)| *name == consuming && state != "blocked"),
+        "the connection the worker consumes on is not blocked: {states:?}"
     );
     assert_eq!(letters.len(), 1, "one poison, one dead letter: {letters:?}");
     assert!(letters[0].reason.contains("UTF-8"), "{}", letters[0].reason);
@@ -198,33 +209,40 @@ async fn message_ids(url: &str, name: &str) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_emit_the_broker_did_not_confirm_may_still_be_stored() {
+async fn an_emit_the_broker_did_not_confirm_may_still_be_stored_and_is_retried_with_its_envelope_id()
+ {
     let Some(node) = RabbitNode::shared().await else {
         return;
     };
     let _exclusive = node.exclusive().await;
     let url = node.url();
     let queue = fresh_queue("unconfirmed");
-    let emitter = emitter(service(&url, &queue, 5).await, Billing::linker());
+    let service = service(&url, &queue, 5).await;
+    let emitter = emitter(service.clone(), Billing::linker());
 
     let alarm = node.memory_alarm().await;
     let err = emitter.emit(Invoice { id: 1 }).unwrap_err();
     eprintln!("emit under the alarm: {err}");
+    let envelope = AmqpError::unconfirmed_envelope(&err)
+        .expect("the error carries the envelope to publish again")
+        .clone();
+    assert_eq!(envelope.event, "Invoice");
     alarm.clear().await;
 
-    let mut stored = 0;
-    until(
-        Duration::from_secs(10),
-        "the unconfirmed message",
-        async || {
-            stored = ready(&url, &queue_of(&queue)).await;
-            stored >= 1
-        },
-    )
+    // Retried the way the error says: the same envelope, confirmed now.
+    service.publish(&envelope).await.unwrap();
+    until(Duration::from_secs(10), "the messages", async || {
+        ready(&url, &queue_of(&queue)).await >= 1
+    })
     .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let ids = message_ids(&url, &queue_of(&queue)).await;
-    eprintln!("stored after the alarm: {ids:?}");
-    assert_eq!(ids.len(), 1, "the emit that failed was stored: {ids:?}");
+    eprintln!("stored after the alarm and the retry: {ids:?}");
+    assert!(!ids.is_empty());
+    assert!(
+        ids.iter().all(|id| *id == envelope.id),
+        "every copy carries the one envelope id, which handlers deduplicate by: {ids:?}"
+    );
     cleanup(&url, &queue).await;
 }
 
@@ -363,6 +381,11 @@ async fn second_poison_is_dead_lettered(url: &str, queue: &str, worker: &Worker,
     )
     .await;
     assert_eq!(ready(url, &queue_of(queue)).await, 0);
+    assert_eq!(
+        worker.stats().reconnects,
+        0,
+        "the connection the worker consumes on was never affected"
+    );
     let dead = DeadLetters::connect(url, queue).await.unwrap();
     let listed = dead.list(10).await.unwrap();
     assert_eq!(listed.len(), letters, "{listed:?}");
@@ -409,5 +432,47 @@ async fn a_dead_letter_exchange_deleted_under_a_running_worker_is_declared_again
 
     second_poison_is_dead_lettered(&url, &queue, &worker, 2).await;
     stop(&worker, running).await;
+    cleanup(&url, &queue).await;
+}
+
+// --- A message dead-lettered twice (its worker lost between the letter and
+// the acknowledgement) has two letters with one id, and is replayed once.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_dead_lettered_twice_is_replayed_once() {
+    let Some(url) = amqp_url().await else { return };
+    let queue = fresh_queue("dead-twice");
+    let dead = DeadLetters::connect(&url, &queue).await.unwrap();
+    drop(service(&url, &queue, 2).await); // declares the queue
+    let (connection, channel) = raw(&url).await;
+    for id in ["twice", "once", "twice"] {
+        let confirm = channel
+            .basic_publish(
+                "".into(),
+                dead_of(&queue).as_str().into(),
+                lapin::options::BasicPublishOptions::default(),
+                b"{}",
+                envelope_properties("Restock", id),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(confirm.is_ack());
+    }
+    let _ = connection.close(200, "OK".into()).await;
+    let ids: Vec<String> = dead
+        .list(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.id)
+        .collect();
+    assert_eq!(ids, ["twice", "once", "twice"], "one id per message");
+
+    assert_eq!(dead.replay_all().await.unwrap(), 2);
+    assert!(dead.is_empty().await.unwrap(), "the repeat was removed");
+    let replayed = message_ids(&url, &queue_of(&queue)).await;
+    assert_eq!(replayed, ["twice", "once"]);
     cleanup(&url, &queue).await;
 }

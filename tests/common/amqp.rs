@@ -397,9 +397,9 @@ impl RabbitNode {
         alarm
     }
 
-    /// The state (`running`, `blocking`, `blocked`, ...) of each connection
-    /// whose client-given name contains `name`.
-    pub async fn connection_states(self: &Arc<Self>, name: &str) -> Vec<String> {
+    /// The client-given name and the state (`running`, `blocking`, `blocked`,
+    /// ...) of each connection whose name contains `name`.
+    pub async fn connection_states(self: &Arc<Self>, name: &str) -> Vec<(String, String)> {
         self.ctl_async(&[
             "list_connections",
             "client_properties",
@@ -408,8 +408,13 @@ impl RabbitNode {
         ])
         .await
         .lines()
-        .filter(|line| line.contains(name))
-        .filter_map(|line| line.rsplit('\t').next().map(str::to_owned))
+        .filter_map(|line| {
+            let (_, after) = line.split_once("\"connection_name\",\"")?;
+            let (connection, _) = after.split_once('"')?;
+            let state = line.rsplit('\t').next()?;
+            Some((connection.to_owned(), state.to_owned()))
+        })
+        .filter(|(connection, _)| connection.contains(name))
         .collect()
     }
 }
