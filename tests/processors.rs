@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::{Logs, Record, emitter, inline};
 use pyventus::{
-    Error, Event, EventEmission, EventEmitter, EventLinker, ExecutorProcessingService,
-    InlineProcessingService, ProcessingService, TokioProcessingService,
+    BlockingThreads, Error, Event, EventEmission, EventEmitter, EventLinker,
+    ExecutorProcessingService, InlineProcessingService, ProcessingService, TokioProcessingService,
 };
 
 #[derive(Debug, Clone, Event)]
@@ -770,4 +770,36 @@ async fn blocking_inside_a_runtime_runs_sync_subscribers_on_a_blocking_thread() 
         format!("{:?}", std::thread::current().name().map(str::to_owned)),
         "not the emitting thread"
     );
+}
+
+/// A stuck synchronous subscriber on detached blocking threads (what the
+/// broker workers use) does not hold up the drop of the runtime the emission
+/// ran on; on the runtime's own blocking threads (the default), it does.
+#[test]
+fn a_runtime_drops_without_waiting_for_a_stuck_handler_on_detached_blocking_threads() {
+    fn cut_short(threads: BlockingThreads, hold: Duration) -> Duration {
+        let linker = EventLinker::new();
+        linker
+            .on::<Job>()
+            .subscribe(move || std::thread::sleep(hold))
+            .unwrap();
+        let mut emission = EventEmission::resolve(&linker, Arc::new(Job { id: 1 })).unwrap();
+        emission.set_blocking(true);
+        emission.set_blocking_threads(threads);
+        emission.set_redeliverable(true);
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let ran = runtime.block_on(async {
+            tokio::time::timeout(Duration::from_millis(50), emission.run()).await
+        });
+        assert!(ran.is_err(), "the handler is still running");
+        let dropping = std::time::Instant::now();
+        drop(runtime);
+        dropping.elapsed()
+    }
+    let detached = common::within(Duration::from_secs(10), "dropping the runtime", || {
+        cut_short(BlockingThreads::Detached, Duration::from_mins(2))
+    });
+    assert!(detached < Duration::from_secs(1), "{detached:?}");
+    let owned = cut_short(BlockingThreads::Runtime, Duration::from_millis(600));
+    assert!(owned >= Duration::from_millis(300), "{owned:?}");
 }

@@ -12,7 +12,7 @@ use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ErrorKind,
-    ExchangeKind,
+    ExchangeKind, PublisherConfirm,
 };
 
 use crate::Error;
@@ -194,8 +194,7 @@ pub(crate) fn process_name() -> String {
 }
 
 /// Publishes a message and waits for the broker's confirm (the channel is in
-/// confirm mode), within `timeout`. `mandatory`: a message no queue takes comes
-/// back as [`Error::Unroutable`] instead of vanishing.
+/// confirm mode), within `timeout`: [`send`], then [`confirmed`].
 pub(crate) async fn publish_confirmed(
     channel: &Channel,
     exchange: &str,
@@ -204,29 +203,51 @@ pub(crate) async fn publish_confirmed(
     properties: BasicProperties,
     timeout: Duration,
 ) -> Result<(), Error> {
-    let options = BasicPublishOptions {
-        mandatory: true,
-        ..BasicPublishOptions::default()
-    };
-    let confirmed = async {
-        let routing_key = if exchange.is_empty() { queue } else { "" };
-        channel
-            .basic_publish(
-                exchange.into(),
-                routing_key.into(),
-                options,
-                body,
-                properties,
-            )
+    let confirmation = async {
+        send(channel, exchange, queue, body, properties)
             .await?
             .await
+            .map_err(Error::from)
     };
-    let confirmation = tokio::time::timeout(timeout, confirmed)
+    let confirmation = tokio::time::timeout(timeout, confirmation)
         .await
         .map_err(|_| Error::Timeout {
             what: "waiting for the broker to confirm a message",
             after: timeout,
         })??;
+    confirmed(queue, confirmation)
+}
+
+/// Publishes a message on a channel in confirm mode, to `exchange` (to
+/// `queue` through the default exchange if `exchange` is empty), and returns
+/// its confirm to wait for. `mandatory`: a message no queue takes comes back
+/// (see [`confirmed`]) instead of vanishing.
+pub(crate) async fn send(
+    channel: &Channel,
+    exchange: &str,
+    queue: &str,
+    body: &[u8],
+    properties: BasicProperties,
+) -> Result<PublisherConfirm, Error> {
+    let options = BasicPublishOptions {
+        mandatory: true,
+        ..BasicPublishOptions::default()
+    };
+    let routing_key = if exchange.is_empty() { queue } else { "" };
+    Ok(channel
+        .basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            options,
+            body,
+            properties,
+        )
+        .await?)
+}
+
+/// What a confirm says: stored, or [`Error::Unroutable`] (returned: no queue
+/// took it) or [`Error::Nacked`] (refused); either way it was not stored.
+pub(crate) fn confirmed(queue: &str, confirmation: Confirmation) -> Result<(), Error> {
     match confirmation {
         Confirmation::Ack(None) => Ok(()),
         Confirmation::Ack(Some(returned)) => Err(Error::Unroutable {

@@ -8,6 +8,7 @@
 //! its deliveries, so none reached the point of recording a reason) carries the
 //! broker's `x-death` instead, which is read as its reason.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -39,10 +40,11 @@ const BROKER_DEATH: [&str; 7] = [
 const MAX_REASON: usize = 4096;
 
 /// The properties of a message's dead letter: its own, with the reason, the
-/// delivery count, the time and a letter id added, and the broker's stale
+/// delivery count, the time and its letter id added, and the broker's stale
 /// delivery count removed.
 pub(crate) fn letter_properties(
     original: &BasicProperties,
+    body: &[u8],
     reason: &str,
     deliveries: u64,
 ) -> BasicProperties {
@@ -65,7 +67,7 @@ pub(crate) fn letter_properties(
     kept.insert(FAILED_AT.into(), AMQPValue::LongLongInt(now_millis()));
     kept.insert(
         LETTER.into(),
-        AMQPValue::LongString(uuid::Uuid::new_v4().to_string().into()),
+        AMQPValue::LongString(letter_id(original, body).into()),
     );
     headers = kept;
     original.clone().with_headers(headers)
@@ -132,7 +134,12 @@ pub struct DeadLetters {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
     /// Its id among the dead letters (for [`DeadLetters::replay`] and
-    /// [`DeadLetters::remove`]).
+    /// [`DeadLetters::remove`]): its message's id (an envelope's id; a hash of
+    /// the body for a message without one). Two letters with one id are one
+    /// message dead-lettered twice (a worker lost between publishing the
+    /// letter and acknowledging the message): [`DeadLetters::replay_all`]
+    /// replays it once; [`DeadLetters::replay`] and [`DeadLetters::remove`]
+    /// take the first.
     pub id: String,
     /// Why its last delivery failed.
     pub reason: String,
@@ -167,9 +174,7 @@ impl DeadLetter {
                 .and_then(|n| u64::try_from(n).ok())
         };
         let death = broker_death(headers.get("x-death"));
-        let id = text(LETTER)
-            .or_else(|| properties.message_id().as_ref().map(ToString::to_string))
-            .unwrap_or_else(|| format!("body-{:016x}", fnv1a(&body)));
+        let id = id_of(properties, &body);
         let reason = text(REASON).unwrap_or_else(|| match &death {
             Some((reason, _)) if reason == "delivery_limit" => {
                 "dead-lettered by the broker at its delivery limit: no delivery was settled (the worker crashed, lost its connection or hit its shutdown timeout on each)".to_owned()
@@ -188,6 +193,28 @@ impl DeadLetter {
             body,
         }
     }
+}
+
+/// A message's letter id: its `message_id` (an envelope's id), or a hash of its
+/// body if it has none. The same for every letter of one message, whoever
+/// wrote it (a worker, or the broker at its delivery limit), so a message
+/// dead-lettered twice is seen as such, and replayed once.
+fn letter_id(properties: &BasicProperties, body: &[u8]) -> String {
+    match properties.message_id() {
+        Some(id) => id.to_string(),
+        None => format!("body-{:016x}", fnv1a(body)),
+    }
+}
+
+/// The id of a dead letter: the one its worker wrote, or its message's (the
+/// broker writes none).
+fn id_of(properties: &BasicProperties, body: &[u8]) -> String {
+    properties
+        .headers()
+        .as_ref()
+        .and_then(|headers| headers.inner().get(LETTER))
+        .and_then(envelope::text)
+        .unwrap_or_else(|| letter_id(properties, body))
 }
 
 /// The reason and time (seconds) of the broker's latest dead-lettering.
@@ -278,25 +305,32 @@ impl DeadLetters {
     }
 
     /// Replays the dead letters there are when it starts (not those that die
-    /// again meanwhile); returns how many.
+    /// again meanwhile); returns how many. A letter whose id was replayed
+    /// already in this call (one message dead-lettered twice: see
+    /// [`DeadLetter::id`]) is removed without being replayed again, and not
+    /// counted.
     pub async fn replay_all(&self) -> Result<usize, Error> {
         let channel = self.confirming_channel().await?;
-        let mut replayed = 0;
+        let mut replayed = HashSet::new();
         let todo = self.len().await?;
-        while (replayed as u64) < todo {
+        let mut taken = 0;
+        while taken < todo {
             let Some(message) = self.take(&channel).await? else {
                 break;
             };
-            self.republish(&channel, &message.delivery).await?;
-            message
-                .delivery
-                .acker
-                .ack(BasicAckOptions::default())
-                .await?;
-            replayed += 1;
+            taken += 1;
+            let letter = &message.delivery;
+            let id = id_of(&letter.properties, &letter.data);
+            if replayed.contains(&id) {
+                tracing::info!(target: "pyventus", letter = %id, "a repeat of a dead letter replayed already: removed");
+            } else {
+                self.republish(&channel, letter).await?;
+                replayed.insert(id);
+            }
+            letter.acker.ack(BasicAckOptions::default()).await?;
         }
         broker::close(&channel).await;
-        Ok(replayed)
+        Ok(replayed.len())
     }
 
     /// Removes a dead letter for good. Returns whether it existed.
@@ -432,24 +466,31 @@ mod tests {
     #[test]
     fn a_letter_reads_back_what_was_written() {
         let envelope = Envelope::new("Doomed", r#"{"id":7}"#);
-        let mut original = envelope::properties(&envelope);
+        let mut original = envelope::properties(&envelope).unwrap();
         let mut headers = original.headers().clone().unwrap_or_default();
         headers.insert(envelope::DELIVERY_COUNT.into(), AMQPValue::LongLongInt(2));
         original = original.with_headers(headers);
 
-        let letter_props = letter_properties(&original, "handler `x` failed: no", 3);
+        let body = envelope.payload.as_bytes();
+        let letter_props = letter_properties(&original, body, "handler `x` failed: no", 3);
         let letter = DeadLetter::from_message(&letter_props, envelope.payload.clone().into_bytes());
         assert_eq!(letter.reason, "handler `x` failed: no");
         assert_eq!(letter.deliveries, 3);
         assert!(letter.failed_at > 0);
         assert_eq!(letter.event(), "Doomed");
         assert_eq!(letter.envelope.as_ref().unwrap(), &envelope);
-        assert_eq!(letter.id.len(), 36, "a letter id of its own");
+        assert_eq!(letter.id, envelope.id, "the letter id is its envelope's");
+        // Dead-lettered again (a repeat): the same letter id.
+        let again = letter_properties(&original, body, "handler `x` failed: again", 3);
+        assert_eq!(
+            DeadLetter::from_message(&again, body.to_vec()).id,
+            letter.id
+        );
 
         // Replayed as first published: no dead-letter or delivery-count header.
         assert_eq!(
             replay_properties(&letter_props),
-            envelope::properties(&envelope)
+            envelope::properties(&envelope).unwrap()
         );
     }
 

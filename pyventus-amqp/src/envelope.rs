@@ -4,8 +4,8 @@
 //! | envelope | message |
 //! | --- | --- |
 //! | `payload` | the body (JSON, UTF-8), `content_type` `application/json` |
-//! | `id` | `message_id` |
-//! | `event` | `type` |
+//! | `id` | `message_id` (a short string: at most 255 bytes) |
+//! | `event` | `type` (a short string: at most 255 bytes) |
 //! | `v` | header `x-pyventus-v` |
 //! | `emitted_at` | header `x-pyventus-emitted-at` (milliseconds); `timestamp` (seconds) |
 //! | `handlers` | header `x-pyventus-handlers` (an array of strings), left out when empty |
@@ -17,6 +17,10 @@
 //! (`x-` is for the broker's and pyventus's own); on writing, a name that
 //! starts with `x-`, or is longer than a header name can be, is left out.
 //!
+//! An envelope whose id or event name is longer than a short string can be is
+//! refused ([`Error::FieldTooLong`]) rather than cut: a cut name would name no
+//! handler, and a cut id would no longer be the envelope's.
+//!
 //! Messages are persistent (`delivery_mode` 2). The broker adds
 //! `x-delivery-count` to a redelivered message (a quorum queue's count of its
 //! returns), which gives the attempt.
@@ -26,6 +30,8 @@ use std::collections::BTreeMap;
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldArray, FieldTable, ShortString};
 use pyventus_core::remote::{Envelope, EnvelopeError};
+
+use crate::Error;
 
 /// The content type of an envelope's body.
 pub(crate) const CONTENT_TYPE: &str = "application/json";
@@ -38,7 +44,13 @@ pub(crate) const DELIVERY_COUNT: &str = "x-delivery-count";
 const PERSISTENT: u8 = 2;
 
 /// The properties of an envelope's message; its body is [`body`].
-pub(crate) fn properties(envelope: &Envelope) -> BasicProperties {
+///
+/// # Errors
+///
+/// [`Error::FieldTooLong`] if its id or event name does not fit its property.
+pub(crate) fn properties(envelope: &Envelope) -> Result<BasicProperties, Error> {
+    let message_id = short("envelope id", &envelope.id)?;
+    let event = short("event name", &envelope.event)?;
     let mut headers = FieldTable::default();
     headers.insert(VERSION.into(), AMQPValue::LongUInt(envelope.v));
     headers.insert(
@@ -64,15 +76,15 @@ pub(crate) fn properties(envelope: &Envelope) -> BasicProperties {
             );
         }
     }
-    BasicProperties::default()
+    Ok(BasicProperties::default()
         .with_content_type(CONTENT_TYPE.into())
         .with_content_encoding("utf-8".into())
         .with_delivery_mode(PERSISTENT)
-        .with_message_id(short(&envelope.id))
-        .with_type(short(&envelope.event))
+        .with_message_id(message_id)
+        .with_type(event)
         .with_timestamp(envelope.emitted_at / 1000)
         .with_app_id("pyventus".into())
-        .with_headers(headers)
+        .with_headers(headers))
 }
 
 /// Whether a header of this name is a propagation header: any name but the
@@ -212,14 +224,15 @@ fn text_array(value: &AMQPValue) -> Option<Vec<String>> {
     }
 }
 
-/// A short string property; an envelope's id and event name are far below the
-/// limit, and a longer one is cut rather than refused.
-fn short(value: &str) -> ShortString {
-    let mut end = value.len().min(lapin::types::MAX_SHORT_STRING_LENGTH);
-    while !value.is_char_boundary(end) {
-        end -= 1;
+/// A short string property, or the refusal of a value too long for one.
+fn short(field: &'static str, value: &str) -> Result<ShortString, Error> {
+    if value.len() > lapin::types::MAX_SHORT_STRING_LENGTH {
+        return Err(Error::FieldTooLong {
+            field,
+            value: value.to_owned(),
+        });
     }
-    value[..end].into()
+    Ok(value.into())
 }
 
 #[cfg(test)]
@@ -234,7 +247,7 @@ mod tests {
     fn an_envelope_survives_its_message() {
         let mut envelope = Envelope::new("OrderPlaced", r#"{"order_id":7}"#);
         envelope.handlers = vec!["shop::audit".to_owned(), "shop::email".to_owned()];
-        let properties = properties(&envelope);
+        let properties = properties(&envelope).unwrap();
         assert_eq!(*properties.delivery_mode(), Some(2));
         let back = from_message(&properties, body(&envelope)).unwrap();
         assert_eq!(back, envelope);
@@ -243,9 +256,9 @@ mod tests {
     #[test]
     fn an_envelope_for_every_handler_has_no_handlers_header() {
         let envelope = Envelope::new("E", "{}");
-        let headers = headers_of(&properties(&envelope));
+        let headers = headers_of(&properties(&envelope).unwrap());
         assert!(!headers.contains_key(HANDLERS));
-        let back = from_message(&properties(&envelope), b"{}").unwrap();
+        let back = from_message(&properties(&envelope).unwrap(), b"{}").unwrap();
         assert!(back.handlers.is_empty());
     }
 
@@ -259,7 +272,7 @@ mod tests {
         envelope
             .context
             .insert("tracestate".to_owned(), "vendor=1".to_owned());
-        let properties = properties(&envelope);
+        let properties = properties(&envelope).unwrap();
         let headers = headers_of(&properties);
         assert_eq!(
             headers.inner().get("traceparent"),
@@ -280,7 +293,7 @@ mod tests {
         envelope
             .context
             .insert("x".repeat(300), "too long".to_owned());
-        let properties = properties(&envelope);
+        let properties = properties(&envelope).unwrap();
         let mut headers = headers_of(&properties);
         assert_eq!(headers.inner().get(VERSION), Some(&AMQPValue::LongUInt(1)));
         // A header that is not text (the broker's count, a publisher's number)
@@ -296,7 +309,7 @@ mod tests {
     fn a_message_without_propagation_headers_has_an_empty_context() {
         let envelope = Envelope::new("E", "{}");
         assert!(
-            from_message(&properties(&envelope), b"{}")
+            from_message(&properties(&envelope).unwrap(), b"{}")
                 .unwrap()
                 .context
                 .is_empty()
@@ -307,7 +320,7 @@ mod tests {
     #[test]
     fn malformed_messages_say_what_is_wrong() {
         let envelope = Envelope::new("E", "{}");
-        let good = properties(&envelope);
+        let good = properties(&envelope).unwrap();
         assert_eq!(
             from_message(&BasicProperties::default(), b"{}"),
             Err(EnvelopeError::Invalid {
@@ -331,6 +344,31 @@ mod tests {
         assert!(matches!(
             from_message(&good, &[0xff, 0xfe]),
             Err(EnvelopeError::Invalid { field: "body", .. })
+        ));
+    }
+
+    #[test]
+    fn an_id_or_event_name_too_long_for_a_short_string_is_refused_not_cut() {
+        let longest = "e".repeat(255);
+        let envelope = Envelope::new(longest.as_str(), "{}");
+        let back = from_message(&properties(&envelope).unwrap(), b"{}").unwrap();
+        assert_eq!(back.event, longest, "255 bytes fit whole");
+
+        let too_long = Envelope::new("é".repeat(128).as_str(), "{}"); // 256 bytes
+        let err = properties(&too_long).unwrap_err();
+        assert!(
+            matches!(&err, Error::FieldTooLong { field: "event name", value } if *value == too_long.event),
+            "{err}"
+        );
+        assert!(err.to_string().contains("256 bytes"), "{err}");
+        let mut long_id = Envelope::new("E", "{}");
+        long_id.id = "i".repeat(300);
+        assert!(matches!(
+            properties(&long_id),
+            Err(Error::FieldTooLong {
+                field: "envelope id",
+                ..
+            })
         ));
     }
 

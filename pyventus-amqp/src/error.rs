@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use pyventus_core::remote::Envelope;
+
 /// What can go wrong setting up or running the RabbitMQ backend.
 ///
 /// `emit` through an [`AmqpProcessingService`](crate::AmqpProcessingService)
@@ -52,11 +54,52 @@ pub enum Error {
         source: lapin::Error,
     },
 
+    /// An envelope whose id or event name does not fit the AMQP property that
+    /// carries it (a short string: at most 255 bytes). Nothing was published.
+    #[error(
+        "the {field} `{}` is {} bytes long, more than the 255 bytes of the AMQP short string that carries it: nothing was published; {}",
+        abbreviated(value),
+        value.len(),
+        if *field == "event name" {
+            "give the event a shorter name (`#[event(name = \"...\")]`)"
+        } else {
+            "use a shorter id"
+        }
+    )]
+    FieldTooLong {
+        /// Which: `"event name"` or `"envelope id"`.
+        field: &'static str,
+        /// The value, whole.
+        value: String,
+    },
+
     /// The broker refused a message it was sent (a negative publisher confirm).
     #[error("the broker refused a message for queue `{queue}` (nack): it was not stored")]
     Nacked {
         /// The RabbitMQ queue.
         queue: String,
+    },
+
+    /// The broker did not say whether it stored a message: no confirm within
+    /// the confirm timeout (a memory or disk alarm blocks publishers), or the
+    /// connection was lost while waiting for it. It may have been stored, and
+    /// will then be delivered. Retry by publishing this same envelope again
+    /// ([`AmqpProcessingService::publish`](crate::AmqpProcessingService::publish)),
+    /// never by emitting the event anew: a new emission is a new envelope id,
+    /// which handlers deduplicating by envelope id cannot tell from another
+    /// event.
+    #[error(
+        "the broker did not confirm a message for queue `{queue}` ({cause}): it may still have been stored, and then it will be delivered; to retry, publish the same envelope (id {}) again with `AmqpProcessingService::publish`, not a new emission, so that deduplicating by envelope id catches a repeat",
+        envelope.id
+    )]
+    Unconfirmed {
+        /// The RabbitMQ queue.
+        queue: String,
+        /// The envelope published: what to publish again.
+        envelope: Box<Envelope>,
+        /// Why no confirm came: [`Error::Timeout`] or [`Error::Amqp`].
+        #[source]
+        cause: Box<Error>,
     },
 
     /// No queue took a message (it was returned as unroutable).
@@ -99,6 +142,50 @@ pub enum Error {
     /// pyventus refused something (the global linker cannot be built, ...).
     #[error(transparent)]
     Pyventus(#[from] pyventus_core::Error),
+}
+
+impl Error {
+    /// The envelope of a message the broker did not confirm
+    /// ([`Error::Unconfirmed`]), from the error `emit` returned (or one of this
+    /// crate's errors inside it): what to publish again, with its id, to retry.
+    /// `None` for any other error: then nothing was stored.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pyventus_amqp::{Envelope, Error};
+    ///
+    /// let envelope = Envelope::new("OrderPlaced", "{}");
+    /// let unconfirmed = Error::Unconfirmed {
+    ///     queue: "pyventus.orders".to_owned(),
+    ///     envelope: Box::new(envelope.clone()),
+    ///     cause: Box::new(Error::Timeout { what: "waiting for a confirm", after: Default::default() }),
+    /// };
+    /// // What `emit` returns: pyventus's error, with this one as its source.
+    /// let from_emit: pyventus_core::Error = unconfirmed.into();
+    /// assert_eq!(Error::unconfirmed_envelope(&from_emit), Some(&envelope));
+    /// assert_eq!(Error::unconfirmed_envelope(&pyventus_core::Error::ProcessorClosed), None);
+    /// ```
+    pub fn unconfirmed_envelope<'a>(
+        err: &'a (dyn std::error::Error + 'static),
+    ) -> Option<&'a Envelope> {
+        let mut current = Some(err);
+        while let Some(err) = current {
+            if let Some(Error::Unconfirmed { envelope, .. }) = err.downcast_ref::<Error>() {
+                return Some(envelope);
+            }
+            current = err.source();
+        }
+        None
+    }
+}
+
+/// The first 40 characters of a long value, for an error message.
+fn abbreviated(value: &str) -> String {
+    match value.char_indices().nth(40) {
+        Some((end, _)) => format!("{}...", &value[..end]),
+        None => value.to_owned(),
+    }
 }
 
 impl From<Error> for pyventus_core::Error {

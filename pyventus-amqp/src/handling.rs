@@ -7,20 +7,22 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use lapin::Channel;
+use lapin::BasicProperties;
 use lapin::message::Delivery as Message;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use pyventus_core::remote::{DecodeError, Envelope, EnvelopeError};
-use pyventus_core::{EventEmission, RunReport};
+use pyventus_core::{BlockingThreads, EventEmission, RunReport};
 use tracing::Instrument;
 
+use crate::backoff::Backoff;
 use crate::worker::Shared;
 use crate::{Delivery, broker, dead, envelope};
 
 /// Why a delivery failed: what its dead letter's reason says.
 #[derive(Debug)]
 pub(crate) enum Failure {
-    /// Not an envelope: no delivery can fix it, so it is dead-lettered at once.
+    /// Not an envelope: no delivery can fix it, so it is dead-lettered on its
+    /// first delivery.
     Envelope(EnvelopeError),
     Decode(DecodeError),
     Resolve(pyventus_core::Error),
@@ -67,8 +69,8 @@ impl fmt::Display for Failure {
     }
 }
 
-/// Handles one message delivered on `channel`, in a `pyventus.delivery` span.
-pub(crate) async fn handle(shared: &Shared, channel: &Channel, message: Message) {
+/// Handles one message delivered to the worker, in a `pyventus.delivery` span.
+pub(crate) async fn handle(shared: &Shared, message: Message) {
     let attempt = envelope::attempt(&message.properties);
     let span = tracing::info_span!(
         "pyventus.delivery",
@@ -95,7 +97,7 @@ pub(crate) async fn handle(shared: &Shared, channel: &Channel, message: Message)
             }
             Err(err) => Err(Failure::Envelope(err)),
         };
-        settle(shared, channel, &message, attempt, outcome).await;
+        settle(shared, &message, attempt, outcome).await;
     }
     .instrument(span)
     .await;
@@ -125,6 +127,10 @@ async fn run_handlers(
         attempt,
     }));
     emission.set_blocking(shared.blocking);
+    // On threads the worker's runtime does not own: a synchronous handler
+    // still stuck after the shutdown timeout does not keep the process from
+    // exiting when that runtime drops (its message is delivered again).
+    emission.set_blocking_threads(BlockingThreads::Detached);
     emission.set_processor("amqp-worker");
     // Cancelled at the handler timeout or the shutdown deadline, the message is
     // left for another delivery: not a loss.
@@ -144,14 +150,8 @@ async fn run_handlers(
 
 /// Acknowledges, returns or dead-letters the message. A failure to reach the
 /// broker here leaves the message unacknowledged: the broker delivers it again
-/// once this channel is gone, so nothing is lost (it may run twice).
-async fn settle(
-    shared: &Shared,
-    channel: &Channel,
-    message: &Message,
-    attempt: u64,
-    outcome: Result<(), Failure>,
-) {
+/// once its channel is gone, so nothing is lost (it may run twice).
+async fn settle(shared: &Shared, message: &Message, attempt: u64, outcome: Result<(), Failure>) {
     let stats = &shared.stats;
     match outcome {
         Ok(()) => match message.acker.ack(BasicAckOptions::default()).await {
@@ -165,17 +165,9 @@ async fn settle(
             if attempt >= shared.max_deliveries || matches!(failure, Failure::Envelope(_)) =>
         {
             let reason = failure.to_string();
-            let letter = dead::letter_properties(&message.properties, &reason, attempt);
-            let moved = broker::publish_confirmed(
-                channel,
-                &shared.topology.dlx,
-                &shared.topology.dead,
-                &message.data,
-                letter,
-                shared.confirm_timeout,
-            )
-            .await;
-            match moved {
+            let letter =
+                dead::letter_properties(&message.properties, &message.data, &reason, attempt);
+            match move_to_dead_letters(shared, &message.data, &letter).await {
                 Ok(()) => match message.acker.ack(BasicAckOptions::default()).await {
                     Ok(_) => {
                         stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
@@ -186,13 +178,14 @@ async fn settle(
                             "moved to the dead letters: {reason}"
                         );
                     }
-                    // Dead-lettered, and delivered again: it may be dead-lettered twice.
+                    // Dead-lettered, and delivered again: it may be dead-lettered
+                    // twice (both letters with one id).
                     Err(err) => unsettled("acknowledge a dead-lettered message", &err),
                 },
                 Err(err) => {
                     tracing::error!(
                         target: "pyventus",
-                        "cannot move a message to the dead letters ({err}); returning it to the queue, where the broker dead-letters it at its delivery limit. It failed: {reason}"
+                        "cannot move a message to the dead letters after {DEAD_LETTER_ATTEMPTS} attempts ({err}); returning it to the queue, where the broker dead-letters it at its delivery limit. It failed: {reason}"
                     );
                     nack(message).await;
                 }
@@ -218,6 +211,97 @@ async fn settle(
             nack(message).await;
         }
     }
+}
+
+/// How many times a dead letter is published before its message is returned
+/// to the queue instead (a confirm slow to come is not counted: it is waited
+/// for).
+const DEAD_LETTER_ATTEMPTS: u32 = 5;
+
+/// Publishes a message's dead letter on the worker's dead-letter connection
+/// (never the one it consumes on: a broker alarm blocks a publishing
+/// connection, acknowledgements and all) and waits until the broker has it.
+///
+/// - A confirm slower than the confirm timeout (a memory or disk alarm delays
+///   it until the alarm clears) is waited for, however long, the message held
+///   meanwhile: returning it would dead-letter it twice once the broker stores
+///   the letter.
+/// - A letter returned unroutable (the dead-letter queue was deleted) declares
+///   the dead letters again, and is published again.
+/// - A refused letter or a lost connection: published again after a backoff,
+///   on a new connection, which declares the dead letters (and their exchange,
+///   if it was deleted) first. A connection lost while a confirm was awaited
+///   may have stored the letter: it is then there twice, with one letter id.
+///
+/// # Errors
+///
+/// The last failure, after [`DEAD_LETTER_ATTEMPTS`] of them.
+async fn move_to_dead_letters(
+    shared: &Shared,
+    body: &[u8],
+    letter: &BasicProperties,
+) -> Result<(), crate::Error> {
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+    let mut failures = 0;
+    loop {
+        let err = match publish_letter(shared, body, letter.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(err) => err,
+        };
+        failures += 1;
+        if failures >= DEAD_LETTER_ATTEMPTS {
+            return Err(err);
+        }
+        let delay = backoff.next_delay();
+        tracing::warn!(
+            target: "pyventus",
+            "cannot publish a dead letter ({err}); trying again in {delay:?}"
+        );
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// One attempt of [`move_to_dead_letters`].
+async fn publish_letter(
+    shared: &Shared,
+    body: &[u8],
+    letter: BasicProperties,
+) -> Result<(), crate::Error> {
+    let (publisher, topology) = (&shared.dead_letters, &shared.topology);
+    let link = publisher.link().await?;
+    let outcome = async {
+        let mut confirm =
+            broker::send(&link.channel, &topology.dlx, &topology.dead, body, letter).await?;
+        let confirmation = match tokio::time::timeout(shared.confirm_timeout, &mut confirm).await
+        {
+            Ok(confirmation) => confirmation?,
+            Err(_) => {
+                tracing::warn!(
+                    target: "pyventus",
+                    "the broker has not confirmed a dead letter within {:?} (does a memory or disk alarm block publishers?): the message is held until it does",
+                    shared.confirm_timeout
+                );
+                confirm.await?
+            }
+        };
+        broker::confirmed(&topology.dead, confirmation)
+    }
+    .await;
+    match &outcome {
+        Ok(()) => {}
+        Err(crate::Error::Unroutable { .. }) => {
+            tracing::warn!(
+                target: "pyventus",
+                queue = %topology.dead,
+                "a dead letter came back unroutable: declaring the dead-letter queue again"
+            );
+            if publisher.declare_dead_letters(&link).await.is_err() {
+                publisher.forget(&link);
+            }
+        }
+        Err(_) => publisher.forget(&link),
+    }
+    outcome
 }
 
 /// Returns the message to its queue; the broker counts the delivery.

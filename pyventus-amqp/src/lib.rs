@@ -19,6 +19,13 @@
 //!   dead-lettered by the broker itself (`x-delivery-limit`). Handlers must
 //!   tolerate a repeat: the envelope id ([`current_delivery`]) lets them
 //!   deduplicate.
+//! - An `emit` the broker did not confirm ([`Error::Unconfirmed`]: the confirm
+//!   timeout passed under a broker alarm, or the connection was lost) may still
+//!   have been stored: retry it by publishing the same envelope
+//!   ([`Error::unconfirmed_envelope`], [`AmqpProcessingService::publish`]),
+//!   never by emitting anew, so that its envelope id stays one.
+//! - Publishing and consuming never share a connection: a broker alarm blocks
+//!   the publishing ones only, so workers keep acknowledging through it.
 //!
 //! This crate is written against `pyventus-core`'s public API alone, as any
 //! third-party backend could be. See `docs/amqp.md` for the walk-through.
@@ -29,6 +36,7 @@ mod dead;
 mod envelope;
 mod error;
 mod handling;
+mod publisher;
 mod service;
 mod supervisor;
 mod worker;

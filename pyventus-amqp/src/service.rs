@@ -2,15 +2,14 @@
 //! with publisher confirms.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
-use lapin::options::ConfirmSelectOptions;
-use lapin::{Channel, Connection};
 use pyventus_core::remote::Envelope;
 use pyventus_core::{EventEmission, ProcessingService};
 
 use crate::broker::{self, Topology};
+use crate::publisher::{Declare, Publisher};
 use crate::{Error, envelope};
 
 /// Publishes emissions to a RabbitMQ queue for [`Worker`](crate::Worker)
@@ -19,7 +18,10 @@ use crate::{Error, envelope};
 /// Each emission travels as a persistent message on a durable quorum queue,
 /// and `emit` returns once the broker has confirmed it (publisher confirms),
 /// or with an error if it did not: refused, unroutable, or no answer within
-/// the confirm timeout. Nothing is dropped silently. It runs no handler
+/// the confirm timeout. Nothing is dropped silently. Without an answer the
+/// message may still have been stored, and will then be delivered: the error
+/// ([`Error::Unconfirmed`], see [`Error::unconfirmed_envelope`]) carries the
+/// envelope, to publish again with its id rather than emit anew. It runs no handler
 /// locally; the workers run the link-time handlers of the event's name. A
 /// closure subscribed at runtime cannot run in a worker, so emitting an event
 /// that has one is an error ([`pyventus_core::Error::RuntimeSubscriberRemote`]).
@@ -37,7 +39,8 @@ use crate::{Error, envelope};
 /// A clone shares one connection and one channel in confirm mode; publishes
 /// from many tasks are pipelined on it. A mutex guards only the handle to the
 /// current channel (never held across I/O); reconnecting is serialized so that
-/// one caller reconnects while the others wait for it.
+/// one caller reconnects while the others wait for it. The connection only
+/// publishes: a broker alarm that blocks it blocks no consumer.
 ///
 /// # Examples
 ///
@@ -59,22 +62,10 @@ pub struct AmqpProcessingService {
 }
 
 struct Inner {
-    url: String,
     queue: String,
     topology: Topology,
-    connect_timeout: Duration,
     confirm_timeout: Duration,
-    link: Mutex<Option<Link>>,
-    reconnecting: tokio::sync::Mutex<()>,
-}
-
-/// A connection and its channel in confirm mode.
-#[derive(Clone)]
-struct Link {
-    /// Kept so that the connection lives as long as the channel is in use; its
-    /// address tells one link from the next.
-    connection: Arc<Connection>,
-    channel: Channel,
+    publisher: Publisher,
 }
 
 /// Builds an [`AmqpProcessingService`].
@@ -112,7 +103,9 @@ impl AmqpProcessingServiceBuilder {
 
     /// How long `emit` waits for the broker's confirm (default 10 s); a broker
     /// that blocks publishers (a memory or disk alarm) makes `emit` fail after
-    /// it rather than hang.
+    /// it rather than hang, with [`Error::Unconfirmed`]: the message may still
+    /// have been stored, so retry with its envelope (see
+    /// [`publish_blocking`](AmqpProcessingService::publish_blocking)).
     pub fn confirm_timeout(mut self, timeout: Duration) -> Self {
         self.confirm_timeout = timeout;
         self
@@ -138,19 +131,22 @@ impl AmqpProcessingServiceBuilder {
             ));
         }
         let topology = Topology::new(&self.queue, self.max_deliveries)?;
-        let service = AmqpProcessingService {
+        let publisher = Publisher::new(
+            &self.url,
+            format!("emitter {}", broker::process_name()),
+            topology.clone(),
+            Declare::QueueIfMissing,
+            self.connect_timeout,
+        );
+        publisher.link().await?;
+        Ok(AmqpProcessingService {
             inner: Arc::new(Inner {
-                url: self.url,
                 queue: self.queue,
                 topology,
-                connect_timeout: self.connect_timeout,
                 confirm_timeout: self.confirm_timeout,
-                link: Mutex::new(None),
-                reconnecting: tokio::sync::Mutex::new(()),
+                publisher,
             }),
-        };
-        service.link().await?;
-        Ok(service)
+        })
     }
 }
 
@@ -175,94 +171,116 @@ impl AmqpProcessingService {
     /// Publishes an envelope and waits for the broker's confirm. Many publishes
     /// may be in flight at once (they are pipelined on one channel).
     ///
+    /// Publishing an envelope again publishes the same message, with the same
+    /// envelope id: how to retry a publish (or an `emit`) that failed with
+    /// [`Error::Unconfirmed`], so that handlers deduplicating by envelope id
+    /// ([`current_delivery`](crate::current_delivery)) see one id however many
+    /// copies were stored.
+    ///
     /// # Errors
     ///
-    /// [`Error::Nacked`], [`Error::Unroutable`] or [`Error::Timeout`] if the
-    /// broker did not confirm it; [`Error::Amqp`] if the connection failed
-    /// (the next publish reconnects).
+    /// [`Error::FieldTooLong`] if its id or event name is longer than 255
+    /// bytes; [`Error::Nacked`] or [`Error::Unroutable`] if the broker refused
+    /// or returned it; [`Error::Amqp`] or [`Error::Timeout`] if it could not be
+    /// sent: in those cases it was not stored. [`Error::Unconfirmed`] if it was
+    /// sent but not confirmed (the confirm timeout passed, or the connection
+    /// was lost while waiting): it may have been stored. After a failure the
+    /// next publish starts on a fresh connection.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use pyventus_amqp::{AmqpProcessingService, Envelope, Error};
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Error> {
+    /// let rabbit = AmqpProcessingService::builder("amqp://guest:guest@127.0.0.1:5672/%2f")
+    ///     .queue("orders")
+    ///     .connect()
+    ///     .await?;
+    /// let envelope = Envelope::new("OrderPlaced", r#"{"order_id":1}"#);
+    /// let mut attempts = 0;
+    /// loop {
+    ///     match rabbit.publish(&envelope).await {
+    ///         // Not confirmed, maybe stored: the same envelope again, never a new one.
+    ///         Err(Error::Unconfirmed { .. }) if attempts < 3 => attempts += 1,
+    ///         other => break other?,
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn publish(&self, envelope: &Envelope) -> Result<(), Error> {
-        let link = self.link().await?;
-        let published = broker::publish_confirmed(
-            &link.channel,
-            "",
-            &self.inner.topology.queue,
-            envelope::body(envelope),
-            envelope::properties(envelope),
-            self.inner.confirm_timeout,
-        )
+        let properties = envelope::properties(envelope)?;
+        let inner = &self.inner;
+        let link = inner.publisher.link().await?;
+        let published = async {
+            let sent = broker::send(
+                &link.channel,
+                "",
+                &inner.topology.queue,
+                envelope::body(envelope),
+                properties,
+            );
+            // Sending can wait too: on a connection the broker blocked.
+            let confirm = match tokio::time::timeout(inner.confirm_timeout, sent).await {
+                Ok(sent) => sent?,
+                Err(_) => return Err(self.unconfirmed(envelope, self.timed_out())),
+            };
+            match tokio::time::timeout(inner.confirm_timeout, confirm).await {
+                Ok(Ok(confirmation)) => broker::confirmed(&inner.topology.queue, confirmation),
+                Ok(Err(lost)) => Err(self.unconfirmed(envelope, lost.into())),
+                Err(_) => Err(self.unconfirmed(envelope, self.timed_out())),
+            }
+        }
         .await;
         if let Err(err) = &published {
             // Whatever went wrong, the next publish starts on a fresh channel
             // (and redeclares the queue if it was deleted).
-            tracing::warn!(target: "pyventus", queue = %self.inner.queue, "publish failed: {err}");
-            self.forget(&link);
+            tracing::warn!(target: "pyventus", queue = %inner.queue, "publish failed: {err}");
+            inner.publisher.forget(&link);
         }
         published
     }
 
-    /// The current channel, connecting first if there is none or it closed.
-    async fn link(&self) -> Result<Link, Error> {
-        if let Some(link) = self.current() {
-            return Ok(link);
-        }
-        let _one_at_a_time = self.inner.reconnecting.lock().await;
-        if let Some(link) = self.current() {
-            return Ok(link);
-        }
-        let (url, topology, timeout) = (
-            self.inner.url.clone(),
-            self.inner.topology.clone(),
-            self.inner.connect_timeout,
-        );
-        // Made on pyventus's own runtime, so that a synchronous `emit` can block
-        // on it from any runtime, a current-thread one included.
-        let link = pyventus_core::runtime::on_io_runtime(async move {
-            let connection = broker::connect(
-                &url,
-                &format!("emitter {}", broker::process_name()),
-                timeout,
-            )
-            .await?;
-            if !topology.exists(&connection).await? {
-                topology.declare(&connection).await?;
-            }
-            let channel = connection.create_channel().await?;
-            channel
-                .confirm_select(ConfirmSelectOptions::default())
-                .await?;
-            Ok::<_, Error>(Link {
-                connection: Arc::new(connection),
-                channel,
-            })
-        })
-        .await?;
-        *self.slot() = Some(link.clone());
-        Ok(link)
+    /// [`publish`](Self::publish), from synchronous code: blocks the calling
+    /// thread until the broker confirmed the envelope (stepping out of the
+    /// async context inside a runtime, as `emit` does).
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Self::publish).
+    ///
+    /// # Examples
+    ///
+    /// Retrying an `emit` the broker did not confirm, with the same envelope:
+    ///
+    /// ```
+    /// use pyventus_amqp::{AmqpProcessingService, Error};
+    ///
+    /// /// After `emitter.emit(...)` returned `err`.
+    /// fn retry(rabbit: &AmqpProcessingService, err: pyventus_core::Error) -> Result<(), pyventus_core::Error> {
+    ///     match Error::unconfirmed_envelope(&err) {
+    ///         Some(envelope) => Ok(rabbit.publish_blocking(envelope)?), // same id: deduplicated
+    ///         None => Err(err), // not stored: emit again, or give up
+    ///     }
+    /// }
+    /// ```
+    pub fn publish_blocking(&self, envelope: &Envelope) -> Result<(), Error> {
+        pyventus_core::runtime::block_on(self.publish(envelope))
     }
 
-    fn current(&self) -> Option<Link> {
-        self.slot()
-            .as_ref()
-            .filter(|link| link.channel.status().connected())
-            .cloned()
-    }
-
-    /// Drops `link` if it is still the current one.
-    fn forget(&self, link: &Link) {
-        let mut slot = self.slot();
-        if slot
-            .as_ref()
-            .is_some_and(|current| Arc::ptr_eq(&current.connection, &link.connection))
-        {
-            *slot = None;
+    fn timed_out(&self) -> Error {
+        Error::Timeout {
+            what: "waiting for the broker to confirm a message",
+            after: self.inner.confirm_timeout,
         }
     }
 
-    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Link>> {
-        self.inner
-            .link
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn unconfirmed(&self, envelope: &Envelope, cause: Error) -> Error {
+        Error::Unconfirmed {
+            queue: self.inner.queue.clone(),
+            envelope: Box::new(envelope.clone()),
+            cause: Box::new(cause),
+        }
     }
 }
 

@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use lapin::options::{
-    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions,
-};
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, Consumer};
 use tokio::task::JoinSet;
@@ -20,8 +18,8 @@ use crate::backoff::Backoff;
 use crate::worker::Health;
 use crate::{Error, Worker, broker, handling};
 
-/// A live connection and the channel the worker consumes on (in confirm mode,
-/// for dead letters).
+/// A live connection and the channel the worker consumes on (it publishes
+/// nothing: dead letters go on a connection of their own).
 struct Session {
     connection: Connection,
     channel: Channel,
@@ -111,6 +109,7 @@ impl Worker {
         if let Some(session) = last {
             let _ = session.connection.close(200, "OK".into()).await;
         }
+        shared.dead_letters.close().await;
         self.set_health(if result.is_ok() {
             Health::Stopped
         } else {
@@ -133,9 +132,6 @@ impl Worker {
         let channel = connection.create_channel().await?;
         channel
             .basic_qos(shared.concurrency, BasicQosOptions::default())
-            .await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
             .await?;
         let consumer = channel
             .basic_consume(
@@ -168,7 +164,7 @@ impl Worker {
                 () = shared.shutdown.cancelled() => break,
                 Some(joined) = tasks.join_next(), if !tasks.is_empty() => reap(joined),
                 next = consumer.next() => match next {
-                    Some(Ok(message)) => self.spawn(&session.channel, message, tasks),
+                    Some(Ok(message)) => self.spawn(message, tasks),
                     Some(Err(err)) => return Ended::Lost(err.into()),
                     None => return Ended::Lost(Error::ConsumerCancelled {
                         queue: shared.topology.queue.clone(),
@@ -188,22 +184,21 @@ impl Worker {
             while let Ok(Some(Ok(message))) =
                 tokio::time::timeout(Duration::from_secs(1), consumer.next()).await
             {
-                self.spawn(&session.channel, message, tasks);
+                self.spawn(message, tasks);
             }
         }
         Ended::Shutdown(Box::new(session))
     }
 
-    fn spawn(&self, channel: &Channel, message: lapin::message::Delivery, tasks: &mut JoinSet<()>) {
+    fn spawn(&self, message: lapin::message::Delivery, tasks: &mut JoinSet<()>) {
         let worker = self.clone();
-        let channel = channel.clone();
         tasks.spawn(async move {
             let slots = Arc::clone(&worker.shared.slots);
             // Never closed: the semaphore lives as long as the worker.
             let Ok(_slot) = slots.acquire_owned().await else {
                 return;
             };
-            handling::handle(&worker.shared, &channel, message).await;
+            handling::handle(&worker.shared, message).await;
         });
     }
 

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::broker::{self, Topology};
+use crate::publisher::{Declare, Publisher};
 
 /// A worker process's loop: takes the queue's messages and runs the link-time
 /// handlers of their events (Pyventus's Celery worker, with `acks_late`).
@@ -25,7 +26,15 @@ use crate::broker::{self, Topology};
 /// timeout, an unknown event, an undecodable payload) returns the message to
 /// the queue for another delivery, counted by the broker; after
 /// `max_deliveries` it moves to the dead letters with its reason. A message
-/// that is not an envelope at all is dead-lettered at once.
+/// that is not an envelope at all is dead-lettered on its first delivery.
+///
+/// Dead letters are published on a connection of the worker's own, apart from
+/// the one it consumes on: under a memory or disk alarm the broker blocks the
+/// connections that publish, and the worker goes on taking and acknowledging
+/// messages meanwhile, holding each message whose dead letter waits for the
+/// broker's confirm until the alarm clears (never returning it, which would
+/// dead-letter it twice). A dead-letter queue or exchange deleted under the
+/// worker is declared again by the next dead letter.
 ///
 /// It reconnects by itself when the broker goes away (capped, jittered
 /// backoff), declares the topology and its consumer anew, and returns
@@ -83,6 +92,10 @@ pub(crate) struct Shared {
     /// One permit per delivery running, across connections: deliveries of a
     /// lost connection still running hold theirs, so a new connection's wait.
     pub(crate) slots: Arc<Semaphore>,
+    /// The connection dead letters are published on, apart from the one the
+    /// worker consumes on: a broker alarm blocks publishing connections, and
+    /// acknowledgements must keep flowing meanwhile.
+    pub(crate) dead_letters: Publisher,
     pub(crate) stats: Counters,
     health: Mutex<Health>,
 }
@@ -235,9 +248,15 @@ impl WorkerBuilder {
         self
     }
 
-    /// Whether synchronous handlers run on tokio's blocking threads (default
-    /// `true`), so that a slow one cannot stall the worker's runtime: its
-    /// connection, its other deliveries, its heartbeats.
+    /// Whether synchronous handlers run on blocking threads (default `true`),
+    /// so that a slow one cannot stall the worker's runtime: its connection,
+    /// its other deliveries, its heartbeats. The threads are pyventus's own
+    /// ([`BlockingThreads::Detached`](pyventus_core::BlockingThreads::Detached)),
+    /// not the runtime's: dropping the runtime after [`Worker::run`] returned
+    /// does not wait for a handler still stuck past the shutdown timeout, so
+    /// the process exits and the broker delivers its message again. With
+    /// `false`, a synchronous handler runs on a runtime thread, and one that
+    /// never returns keeps the shutdown from finishing.
     pub fn blocking(mut self, blocking: bool) -> Self {
         self.blocking = blocking;
         self
@@ -249,7 +268,11 @@ impl WorkerBuilder {
         self
     }
 
-    /// How long the broker may take to confirm a dead letter (default 10 s).
+    /// How long the broker may take to confirm a dead letter (default 10 s)
+    /// before the worker says so (a warning): it goes on waiting, holding the
+    /// message, since returning it would dead-letter it twice once the broker
+    /// stores the letter (a memory or disk alarm delays confirms until it
+    /// clears).
     pub fn confirm_timeout(mut self, timeout: Duration) -> Self {
         self.confirm_timeout = timeout;
         self
@@ -318,6 +341,13 @@ impl WorkerBuilder {
         let declared = topology.declare(&connection).await;
         let _ = connection.close(200, "OK".into()).await;
         declared?;
+        let dead_letters = Publisher::new(
+            &self.url,
+            format!("worker {consumer} dead letters"),
+            topology.clone(),
+            Declare::DeadLetters,
+            self.connect_timeout,
+        );
         Ok(Worker {
             shared: Arc::new(Shared {
                 url: self.url,
@@ -337,6 +367,7 @@ impl WorkerBuilder {
                 give_up_after: self.give_up_after,
                 shutdown: CancellationToken::new(),
                 slots: Arc::new(Semaphore::new(concurrency.into())),
+                dead_letters,
                 stats: Counters::default(),
                 health: Mutex::new(Health::Starting),
             }),

@@ -81,6 +81,8 @@ pub struct EventEmission {
     registry: Arc<Registry>,
     debug: bool,
     blocking: bool,
+    /// Whose blocking threads its blocking subscribers run on.
+    blocking_threads: BlockingThreads,
     waiters: Vec<Waiter>,
     context: Option<Arc<dyn Any + Send + Sync>>,
     /// Who runs it and who waits for it, as its handlers' context carries it.
@@ -99,6 +101,26 @@ pub struct EventEmission {
     processor: &'static str,
     /// Its part in the metrics (nothing without the `metrics` feature).
     accounting: Accounting,
+}
+
+/// Whose threads an emission's blocking subscribers run on, when it runs on a
+/// tokio runtime: those declared `blocking`, and every synchronous one after
+/// [`EventEmission::set_blocking`]. See [`EventEmission::set_blocking_threads`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BlockingThreads {
+    /// The blocking threads of the runtime the emission runs on
+    /// (`spawn_blocking`). Dropping that runtime waits for them: a handler
+    /// that never returns keeps a program whose `main` returned from exiting.
+    #[default]
+    Runtime,
+    /// pyventus's own blocking threads, which belong to no runtime of the
+    /// program's and are never waited for: dropping the program's runtime does
+    /// not wait for a handler stuck there, and the process exits without it.
+    /// For emissions that can be cut short without loss, such as a broker
+    /// worker's deliveries (unacknowledged, so delivered again). A handler
+    /// there that asks for the current runtime gets pyventus's.
+    Detached,
 }
 
 /// What dropping an emission before it has run means.
@@ -198,6 +220,7 @@ impl EventEmission {
             registry,
             debug,
             blocking: false,
+            blocking_threads: BlockingThreads::Runtime,
             waiters: Vec::new(),
             context: None,
             lineage: Lineage::default(),
@@ -342,6 +365,38 @@ impl EventEmission {
     /// when the emission runs on a tokio runtime: Pyventus's `force_async`.
     pub fn set_blocking(&mut self, blocking: bool) {
         self.blocking = blocking;
+    }
+
+    /// Chooses whose threads the blocking subscribers run on (default
+    /// [`BlockingThreads::Runtime`]). A broker's worker chooses
+    /// [`BlockingThreads::Detached`], so that a synchronous handler stuck past
+    /// the shutdown timeout does not keep the worker's process from exiting
+    /// when its runtime drops: the delivery it held is delivered again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use pyventus_core::{BlockingThreads, Event, EventEmission, EventLinker};
+    /// # use std::{sync::Arc, time::Duration};
+    /// # #[derive(Debug)] struct Job;
+    /// # impl Event for Job { const NAME: &'static str = "Job"; }
+    /// let linker = EventLinker::new();
+    /// linker.on::<Job>().subscribe(|| std::thread::sleep(Duration::from_secs(60)))?; // stuck
+    /// let mut emission = EventEmission::resolve(&linker, Arc::new(Job))?;
+    /// emission.set_blocking(true);
+    /// emission.set_blocking_threads(BlockingThreads::Detached);
+    /// emission.set_redeliverable(true); // cut short, it is delivered again
+    ///
+    /// let runtime = tokio::runtime::Runtime::new().unwrap();
+    /// let cut_short = runtime.block_on(async {
+    ///     tokio::time::timeout(Duration::from_millis(50), emission.run()).await
+    /// });
+    /// assert!(cut_short.is_err());
+    /// drop(runtime); // returns at once: the stuck handler is not the runtime's
+    /// # Ok::<(), pyventus_core::Error>(())
+    /// ```
+    pub fn set_blocking_threads(&mut self, threads: BlockingThreads) {
+        self.blocking_threads = threads;
     }
 
     /// Attaches a value the handlers can read while the emission runs, through
@@ -555,8 +610,7 @@ impl EventEmission {
                     return;
                 }
                 if sub.blocking || self.blocking {
-                    let handle =
-                        handle.get_or_insert_with(|| tokio::runtime::Handle::try_current().ok());
+                    let handle = handle.get_or_insert_with(|| self.blocking_handle());
                     if let Some(handle) = handle {
                         pending.push(self.spawn_blocking(handle, sub));
                         return;
@@ -580,6 +634,16 @@ impl EventEmission {
         }
         self.end(&report);
         report
+    }
+
+    /// The runtime whose blocking threads take the blocking subscribers, when
+    /// the emission runs on one (outside one, the calling thread runs them).
+    fn blocking_handle(&self) -> Option<tokio::runtime::Handle> {
+        let current = tokio::runtime::Handle::try_current().ok()?;
+        Some(match self.blocking_threads {
+            BlockingThreads::Runtime => current,
+            BlockingThreads::Detached => crate::runtime::own_handle(),
+        })
     }
 
     /// Runs a synchronous subscriber on `spawn_blocking`.
@@ -826,6 +890,7 @@ impl fmt::Debug for EventEmission {
             .field("emitted_at", &self.emitted_at)
             .field("subscribers", &self.subscribers.len())
             .field("blocking", &self.blocking)
+            .field("blocking_threads", &self.blocking_threads)
             .finish_non_exhaustive()
     }
 }

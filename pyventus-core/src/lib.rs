@@ -70,7 +70,7 @@ mod workflow;
 
 pub use any_event::{AnyEvent, EventObject};
 pub use context::{CurrentEmission, current_emission};
-pub use emission::{Completion, EventEmission};
+pub use emission::{BlockingThreads, Completion, EventEmission};
 pub use emitter::{EventEmitter, EventEmitterBuilder};
 pub use error::{Error, HandlerPanic, ProcessorSource};
 pub use event::Event;

@@ -29,6 +29,13 @@ fn private_runtime() -> &'static Runtime {
     })
 }
 
+/// A handle to pyventus's own runtime, which lives as long as the process and
+/// is never dropped: what runs on its blocking threads keeps no program's
+/// runtime from shutting down.
+pub(crate) fn own_handle() -> Handle {
+    private_runtime().handle().clone()
+}
+
 /// Runs `fut` on pyventus's own runtime and waits for its output, from any
 /// runtime. Its worker drives the I/O of what `fut` sets up whatever the
 /// caller's runtime is doing, so a connection made here keeps working while a

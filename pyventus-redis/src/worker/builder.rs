@@ -179,13 +179,14 @@ impl WorkerBuilder {
     }
 
     /// Runs synchronous handlers on the worker's runtime threads instead of
-    /// tokio's blocking threads (default `false`). For handlers that return in
+    /// blocking threads (default `false`). For handlers that return in
     /// microseconds (counting, caching): it saves a thread hop per delivery,
     /// measured at about a third of a worker's CPU per entry with a trivial
     /// handler (see `docs/benchmarks.md`). A synchronous handler that blocks
     /// then holds a runtime thread while it runs, delaying the other
     /// deliveries on it, and a handler timeout cannot interrupt it until it
-    /// returns; leases are renewed regardless. Handlers declared
+    /// returns, nor can a shutdown (keep this for handlers that return at
+    /// once); leases are renewed regardless. Handlers declared
     /// `#[on(Event, blocking)]` always run on blocking threads.
     pub fn sync_handlers_inline(mut self, inline: bool) -> Self {
         self.config.sync_inline = inline;

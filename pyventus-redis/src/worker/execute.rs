@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pyventus_core::EventEmission;
+use pyventus_core::{BlockingThreads, EventEmission};
 use tracing::Instrument;
 
 use super::Worker;
@@ -90,6 +90,10 @@ async fn execute(worker: &Worker, taken: &Taken, lease: &Lease) -> Result<(), Fa
     // Synchronous handlers on blocking threads, off the worker's runtime
     // (unless they were declared quick).
     emission.set_blocking(!config.sync_inline);
+    // On threads the worker's runtime does not own: a synchronous handler
+    // still stuck after the shutdown deadline does not keep the process from
+    // exiting when that runtime drops (its entry stays pending).
+    emission.set_blocking_threads(BlockingThreads::Detached);
     emission.set_processor("redis-worker");
     // Cut short (timeout, shutdown deadline), it stays pending: not a loss.
     emission.set_redeliverable(true);

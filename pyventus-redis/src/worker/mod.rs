@@ -57,8 +57,12 @@ static METRICS: pyventus_core::remote::WorkerMetrics =
 ///
 /// One lease keeper per worker renews every entry in flight, on pyventus's own
 /// runtime: handlers that block or hog the CPU cannot starve it. Synchronous
-/// handlers run on tokio's blocking threads, so they do not block the
-/// worker's runtime either.
+/// handlers run on blocking threads, so they do not block the worker's
+/// runtime either; those threads are pyventus's own
+/// ([`BlockingThreads::Detached`](pyventus_core::BlockingThreads::Detached)),
+/// so dropping the runtime after [`run`](Self::run) returned does not wait
+/// for a handler stuck past the shutdown deadline: the process exits, and the
+/// entry stays pending for another worker.
 ///
 /// When Redis goes away, the worker reconnects with a capped, jittered
 /// backoff, recreates the consumer group if Redis lost it, reports
@@ -72,7 +76,7 @@ static METRICS: pyventus_core::remote::WorkerMetrics =
 /// remove or copy ids. No lock is held while handlers run: asynchronous ones
 /// run on tasks of the runtime that calls [`run`](Self::run), up to
 /// [`concurrency`](WorkerBuilder::concurrency) at once, synchronous ones on
-/// its blocking threads. One worker runs one loop at a time
+/// pyventus's blocking threads. One worker runs one loop at a time
 /// ([`Error::AlreadyRunning`]).
 ///
 /// [`shutdown`](Self::shutdown) (or a signal, with
