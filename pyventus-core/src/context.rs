@@ -176,6 +176,7 @@ pub(crate) fn involves(id: usize) -> bool {
 
 /// Whether the emission running here is run by service `id` (a handler of
 /// one of its emissions is emitting).
+#[cfg(feature = "tokio")]
 pub(crate) fn is_run_by(id: usize) -> bool {
     with_current(|current| current.is_some_and(|cur| cur.lineage.runner == Some(id)))
         .unwrap_or(false)

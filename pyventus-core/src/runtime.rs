@@ -66,6 +66,7 @@ where
 }
 
 /// Spawns `fut` on pyventus's own runtime, whoever calls.
+#[cfg(feature = "tokio")]
 pub(crate) fn spawn<F>(fut: F)
 where
     F: Future<Output = ()> + Send + 'static,
