@@ -215,9 +215,8 @@ impl EventEmitter {
     ///
     /// The name `"..."` emits the global event itself, with the payload: only
     /// the global event's subscribers run, and each receives an
-    /// [`AnyEvent`] named `"..."` whose
-    /// [`downcast_ref`](AnyEvent::downcast_ref) gives the payload (Pyventus's
-    /// `emit(..., *args)`).
+    /// [`AnyEvent`] named `"..."` whose `downcast_ref` gives the payload
+    /// (Pyventus's `emit(..., *args)`).
     ///
     /// # Errors
     ///
