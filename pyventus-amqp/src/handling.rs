@@ -2,7 +2,6 @@
 //! handlers through the normal workflow, then acknowledge the message, return
 //! it for another delivery, or dead-letter it with its reason.
 
-use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -10,76 +9,20 @@ use std::time::Duration;
 use lapin::BasicProperties;
 use lapin::message::Delivery as Message;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
-use pyventus_core::remote::{DecodeError, Envelope, EnvelopeError};
-use pyventus_core::{BlockingThreads, EventEmission, RunReport};
+use pyventus_core::remote::{Backoff, DeliveryFailure, delivery_span};
 use tracing::Instrument;
 
-use crate::backoff::Backoff;
 use crate::worker::Shared;
 use crate::{Delivery, broker, dead, envelope};
-
-/// Why a delivery failed: what its dead letter's reason says.
-#[derive(Debug)]
-pub(crate) enum Failure {
-    /// Not an envelope: no delivery can fix it, so it is dead-lettered on its
-    /// first delivery.
-    Envelope(EnvelopeError),
-    Decode(DecodeError),
-    Resolve(pyventus_core::Error),
-    MissingHandlers(Vec<String>),
-    Handlers(RunReport),
-    Timeout(Duration),
-}
 
 /// The workers' metrics (recorded with the `metrics` feature).
 pub(crate) static METRICS: pyventus_core::remote::WorkerMetrics =
     pyventus_core::remote::WorkerMetrics::new("amqp");
 
-impl Failure {
-    /// The failure's kind, as the dead-letter metric's `reason` label.
-    fn label(&self) -> &'static str {
-        match self {
-            Failure::Envelope(_) | Failure::Decode(_) => "malformed",
-            Failure::Resolve(pyventus_core::Error::NoHandler { .. }) => "unknown_event",
-            Failure::Resolve(_) => "unresolved",
-            Failure::MissingHandlers(_) => "missing_handler",
-            Failure::Handlers(_) => "failed",
-            Failure::Timeout(_) => "timed_out",
-        }
-    }
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Failure::Envelope(err) => err.fmt(f),
-            Failure::Decode(err) => err.fmt(f),
-            Failure::Resolve(err) => err.fmt(f),
-            Failure::MissingHandlers(ids) => write!(
-                f,
-                "the handlers it targets are not in this worker: {}",
-                ids.join(", ")
-            ),
-            Failure::Handlers(report) => report.fmt(f),
-            Failure::Timeout(after) => write!(
-                f,
-                "the handlers did not finish within the handler timeout ({after:?}) and were cancelled"
-            ),
-        }
-    }
-}
-
 /// Handles one message delivered to the worker, in a `pyventus.delivery` span.
 pub(crate) async fn handle(shared: &Shared, message: Message) {
     let attempt = envelope::attempt(&message.properties);
-    let span = tracing::info_span!(
-        "pyventus.delivery",
-        queue = %shared.queue,
-        delivery_tag = message.delivery_tag,
-        attempt,
-        envelope = tracing::field::Empty,
-        event = tracing::field::Empty,
-    );
+    let span = delivery_span(&shared.queue, &message.delivery_tag, attempt);
     // Before the span is entered: a started span's parent is fixed.
     #[cfg(feature = "opentelemetry")]
     pyventus_core::remote::trace::set_parent(&span, &envelope::context_of(&message.properties));
@@ -90,12 +33,14 @@ pub(crate) async fn handle(shared: &Shared, message: Message) {
         }
         let outcome = match envelope::from_message(&message.properties, &message.data) {
             Ok(envelope) => {
-                tracing::Span::current()
-                    .record("envelope", envelope.id.as_str())
-                    .record("event", envelope.event.as_str());
-                run_handlers(shared, message.delivery_tag, attempt, envelope).await
+                let delivery = Delivery {
+                    envelope_id: envelope.id.clone(),
+                    delivery_tag: message.delivery_tag,
+                    attempt,
+                };
+                shared.inbound.run(&envelope, Arc::new(delivery)).await
             }
-            Err(err) => Err(Failure::Envelope(err)),
+            Err(err) => Err(DeliveryFailure::Envelope(err)),
         };
         settle(shared, &message, attempt, outcome).await;
     }
@@ -103,55 +48,15 @@ pub(crate) async fn handle(shared: &Shared, message: Message) {
     .await;
 }
 
-async fn run_handlers(
-    shared: &Shared,
-    delivery_tag: u64,
-    attempt: u64,
-    envelope: Envelope,
-) -> Result<(), Failure> {
-    let event = pyventus_core::remote::decode(&envelope.event, &envelope.payload)
-        .map_err(Failure::Decode)?;
-    let mut emission = EventEmission::resolve(&shared.linker, event).map_err(Failure::Resolve)?;
-    if !envelope.handlers.is_empty() {
-        let missing = emission.retain_handlers(&envelope.handlers);
-        if !missing.is_empty() {
-            // Runs nothing: the delivery fails, so a worker that has every
-            // handler it targets takes it (or it is dead-lettered).
-            emission.discard();
-            return Err(Failure::MissingHandlers(missing));
-        }
-    }
-    emission.set_context(Arc::new(Delivery {
-        envelope_id: envelope.id,
-        delivery_tag,
-        attempt,
-    }));
-    emission.set_blocking(shared.blocking);
-    // On threads the worker's runtime does not own: a synchronous handler
-    // still stuck after the shutdown timeout does not keep the process from
-    // exiting when that runtime drops (its message is delivered again).
-    emission.set_blocking_threads(BlockingThreads::Detached);
-    emission.set_processor("amqp-worker");
-    // Cancelled at the handler timeout or the shutdown deadline, the message is
-    // left for another delivery: not a loss.
-    emission.set_redeliverable(true);
-    let report = match shared.handler_timeout {
-        Some(limit) => tokio::time::timeout(limit, emission.run())
-            .await
-            .map_err(|_| Failure::Timeout(limit))?,
-        None => emission.run().await,
-    };
-    if report.is_success() {
-        Ok(())
-    } else {
-        Err(Failure::Handlers(report))
-    }
-}
-
 /// Acknowledges, returns or dead-letters the message. A failure to reach the
 /// broker here leaves the message unacknowledged: the broker delivers it again
 /// once its channel is gone, so nothing is lost (it may run twice).
-async fn settle(shared: &Shared, message: &Message, attempt: u64, outcome: Result<(), Failure>) {
+async fn settle(
+    shared: &Shared,
+    message: &Message,
+    attempt: u64,
+    outcome: Result<(), DeliveryFailure>,
+) {
     let stats = &shared.stats;
     match outcome {
         Ok(()) => match message.acker.ack(BasicAckOptions::default()).await {
@@ -161,9 +66,7 @@ async fn settle(shared: &Shared, message: &Message, attempt: u64, outcome: Resul
             }
             Err(err) => unsettled("acknowledge", &err),
         },
-        Err(failure)
-            if attempt >= shared.max_deliveries || matches!(failure, Failure::Envelope(_)) =>
-        {
+        Err(failure) if attempt >= shared.max_deliveries || failure.is_permanent() => {
             let reason = failure.to_string();
             let letter =
                 dead::letter_properties(&message.properties, &message.data, &reason, attempt);
@@ -241,7 +144,7 @@ async fn move_to_dead_letters(
     body: &[u8],
     letter: &BasicProperties,
 ) -> Result<(), crate::Error> {
-    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+    let backoff = Backoff::exponential(Duration::from_millis(100), Duration::from_secs(2));
     let mut failures = 0;
     loop {
         let err = match publish_letter(shared, body, letter.clone()).await {
@@ -252,7 +155,7 @@ async fn move_to_dead_letters(
         if failures >= DEAD_LETTER_ATTEMPTS {
             return Err(err);
         }
-        let delay = backoff.next_delay();
+        let delay = backoff.delay(failures - 1);
         tracing::warn!(
             target: "pyventus",
             "cannot publish a dead letter ({err}); trying again in {delay:?}"

@@ -30,7 +30,6 @@
 //! This crate is written against `pyventus-core`'s public API alone, as any
 //! third-party backend could be. See `docs/amqp.md` for the walk-through.
 
-mod backoff;
 mod broker;
 mod dead;
 mod envelope;

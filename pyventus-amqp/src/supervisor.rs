@@ -14,8 +14,8 @@ use lapin::types::FieldTable;
 use lapin::{Channel, Connection, Consumer};
 use tokio::task::JoinSet;
 
-use crate::backoff::Backoff;
-use crate::worker::Health;
+use pyventus_core::remote::{Backoff, Health};
+
 use crate::{Error, Worker, broker, handling};
 
 /// A live connection and the channel the worker consumes on (it publishes
@@ -48,7 +48,9 @@ impl Worker {
     pub async fn run(&self) -> Result<(), Error> {
         let shared = &self.shared;
         let (initial, max) = shared.reconnect;
-        let mut backoff = Backoff::new(initial, max);
+        let backoff = Backoff::exponential(initial, max.max(initial));
+        // Attempts to reconnect since the broker went away.
+        let mut attempts: u32 = 0;
         let mut down_since: Option<Instant> = None;
         let mut tasks = JoinSet::new();
         tracing::info!(
@@ -72,7 +74,7 @@ impl Worker {
                         crate::handling::METRICS.reconnected();
                         tracing::info!(target: "pyventus", queue = %shared.queue, "reconnected to RabbitMQ");
                     }
-                    backoff.reset();
+                    attempts = 0;
                     self.set_health(Health::Ready);
                     self.consume(session, consumer, &mut tasks).await
                 }
@@ -94,17 +96,16 @@ impl Worker {
                 };
                 break (Err(gave_up), None);
             }
-            let delay = backoff.next_delay();
-            self.set_health(Health::Reconnecting {
-                since,
-                attempts: backoff.attempts(),
-            });
+            let delay = backoff.delay(attempts);
+            attempts = attempts.saturating_add(1);
+            self.set_health(Health::Reconnecting { since, attempts });
             tracing::warn!(target: "pyventus", queue = %shared.queue, "lost RabbitMQ ({err}); reconnecting in {delay:?}");
             tokio::select! {
                 () = shared.shutdown.cancelled() => break (Ok(()), None),
                 () = tokio::time::sleep(delay) => {}
             }
         };
+        self.set_health(Health::Stopping);
         self.drain(&mut tasks).await;
         if let Some(session) = last {
             let _ = session.connection.close(200, "OK".into()).await;

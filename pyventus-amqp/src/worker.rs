@@ -3,11 +3,13 @@
 //! delivery in `handling.rs`.
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pyventus_core::EventLinker;
+pub use pyventus_core::remote::Health;
+use pyventus_core::remote::{HealthWatch, Inbound, shutdown_signal};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -76,14 +78,13 @@ pub(crate) struct Shared {
     pub(crate) url: String,
     pub(crate) queue: String,
     pub(crate) topology: Topology,
-    pub(crate) linker: EventLinker,
+    /// Runs each message's envelope: the step every broker's worker shares.
+    pub(crate) inbound: Inbound,
     pub(crate) consumer: String,
     pub(crate) concurrency: u16,
     pub(crate) max_deliveries: u64,
-    pub(crate) handler_timeout: Option<Duration>,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) retry_delay: Duration,
-    pub(crate) blocking: bool,
     pub(crate) connect_timeout: Duration,
     pub(crate) confirm_timeout: Duration,
     pub(crate) reconnect: (Duration, Duration),
@@ -97,7 +98,7 @@ pub(crate) struct Shared {
     /// acknowledgements must keep flowing meanwhile.
     pub(crate) dead_letters: Publisher,
     pub(crate) stats: Counters,
-    health: Mutex<Health>,
+    health: HealthWatch,
 }
 
 #[derive(Default)]
@@ -133,43 +134,6 @@ pub struct WorkerStats {
     pub redelivered: u64,
     /// Times the worker connected again after losing the broker.
     pub reconnects: u64,
-}
-
-/// Where a worker stands, for a readiness or liveness probe.
-///
-/// # Examples
-///
-/// ```
-/// use pyventus_amqp::Health;
-///
-/// assert!(Health::Ready.is_ready());
-/// assert!(!Health::Starting.is_ready());
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Health {
-    /// Not running yet, or connecting for the first time.
-    Starting,
-    /// Connected, and consuming.
-    Ready,
-    /// Lost the broker, and reconnecting.
-    Reconnecting {
-        /// Since when the worker has been without a broker.
-        since: Instant,
-        /// Attempts to reconnect so far.
-        attempts: u32,
-    },
-    /// Shutting down, or stopped.
-    Stopped,
-    /// Gave up reconnecting: [`Worker::run`] returned [`Error::GaveUp`].
-    Failed,
-}
-
-impl Health {
-    /// Whether the worker is consuming.
-    pub fn is_ready(&self) -> bool {
-        matches!(self, Health::Ready)
-    }
 }
 
 /// Builds a [`Worker`]; see [`Worker`]'s example.
@@ -353,14 +317,14 @@ impl WorkerBuilder {
                 url: self.url,
                 queue: self.queue,
                 topology,
-                linker,
+                inbound: Inbound::new(linker, "amqp-worker")
+                    .blocking(self.blocking)
+                    .handler_timeout(self.handler_timeout),
                 consumer,
                 concurrency,
                 max_deliveries: self.max_deliveries,
-                handler_timeout: self.handler_timeout,
                 shutdown_timeout: self.shutdown_timeout,
                 retry_delay: self.retry_delay,
-                blocking: self.blocking,
                 connect_timeout: self.connect_timeout,
                 confirm_timeout: self.confirm_timeout,
                 reconnect: self.reconnect,
@@ -369,7 +333,7 @@ impl WorkerBuilder {
                 slots: Arc::new(Semaphore::new(concurrency.into())),
                 dead_letters,
                 stats: Counters::default(),
-                health: Mutex::new(Health::Starting),
+                health: HealthWatch::new(),
             }),
         })
     }
@@ -420,19 +384,28 @@ impl Worker {
 
     /// Where the worker stands: for a readiness probe, [`Health::is_ready`].
     pub fn health(&self) -> Health {
-        *self
-            .shared
-            .health
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.shared.health.get()
+    }
+
+    /// A receiver that sees every change of [`health`](Self::health), to
+    /// report it as it happens.
+    ///
+    /// ```no_run
+    /// # async fn doc(worker: pyventus_amqp::Worker) {
+    /// let mut health = worker.watch_health();
+    /// tokio::spawn(async move {
+    ///     while health.changed().await.is_ok() {
+    ///         println!("worker health: {:?}", *health.borrow_and_update());
+    ///     }
+    /// });
+    /// # }
+    /// ```
+    pub fn watch_health(&self) -> tokio::sync::watch::Receiver<Health> {
+        self.shared.health.watch()
     }
 
     pub(crate) fn set_health(&self, health: Health) {
-        *self
-            .shared
-            .health
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = health;
+        self.shared.health.set(health);
     }
 
     /// Asks [`run`](Self::run) to stop taking messages, finish those in flight
@@ -445,32 +418,13 @@ impl Worker {
     pub async fn run_until_signal(&self) -> Result<(), Error> {
         let worker = self.clone();
         let watcher = tokio::spawn(async move {
-            wait_for_signal().await;
+            shutdown_signal().await;
             tracing::info!(target: "pyventus", "signal received: finishing the deliveries in flight");
             worker.shutdown();
         });
         let result = self.run().await;
         watcher.abort();
         result
-    }
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        let terminate = tokio::signal::unix::SignalKind::terminate();
-        let Ok(mut term) = tokio::signal::unix::signal(terminate) else {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

@@ -280,7 +280,10 @@ impl<'w> Loop<'w> {
         let (since, attempts) = self.outage.get_or_insert((Instant::now(), 0));
         let (since, attempt) = (*since, *attempts);
         *attempts += 1;
-        self.worker.set_health(Health::Reconnecting { since });
+        self.worker.set_health(Health::Reconnecting {
+            since,
+            attempts: *attempts,
+        });
         let down = since.elapsed();
         if inner
             .config

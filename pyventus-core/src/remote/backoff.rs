@@ -1,8 +1,6 @@
-//! A capped, jittered exponential backoff: the pause between reconnection
-//! attempts and between redeliveries of a failed entry.
-//!
-//! Self-contained (std only, no broker types), so that every backend can use
-//! the same one.
+//! `Backoff`: a capped, jittered exponential backoff, the pause a worker takes
+//! between reconnection attempts, between redeliveries of a failed message and
+//! between attempts to publish a dead letter, whatever its broker.
 
 use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
@@ -19,7 +17,7 @@ use std::time::Duration;
 /// # Examples
 ///
 /// ```
-/// use pyventus_redis::Backoff;
+/// use pyventus_core::remote::Backoff;
 /// use std::time::Duration;
 ///
 /// let backoff = Backoff::exponential(Duration::from_millis(100), Duration::from_secs(5));
@@ -99,7 +97,7 @@ impl Backoff {
     /// # Examples
     ///
     /// ```
-    /// use pyventus_redis::{Backoff, InvalidBackoff};
+    /// use pyventus_core::remote::{Backoff, InvalidBackoff};
     /// use std::time::Duration;
     ///
     /// let shrinking = Backoff::exponential(Duration::from_secs(1), Duration::from_secs(8)).factor(0.5);
