@@ -1,57 +1,22 @@
-//! One delivery, from message to settlement: read the envelope, run the
-//! handlers through the normal workflow, then acknowledge the message, return
-//! it for another delivery, or dead-letter it with its reason.
+//! Settling a delivery: acknowledge the message, return it to the queue for
+//! another delivery, or move it to the dead letters with its reason.
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use lapin::BasicProperties;
 use lapin::message::Delivery as Message;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
-use pyventus_core::remote::{Backoff, DeliveryFailure, delivery_span};
-use tracing::Instrument;
+use pyventus_core::remote::{Backoff, DeliveryFailure};
+use std::sync::atomic::Ordering;
 
-use crate::worker::Shared;
-use crate::{Delivery, broker, dead, envelope};
-
-/// The workers' metrics (recorded with the `metrics` feature).
-pub(crate) static METRICS: pyventus_core::remote::WorkerMetrics =
-    pyventus_core::remote::WorkerMetrics::new("amqp");
-
-/// Handles one message delivered to the worker, in a `pyventus.delivery` span.
-pub(crate) async fn handle(shared: &Shared, message: Message) {
-    let attempt = envelope::attempt(&message.properties);
-    let span = delivery_span(&shared.queue, &message.delivery_tag, attempt);
-    // Before the span is entered: a started span's parent is fixed.
-    #[cfg(feature = "opentelemetry")]
-    pyventus_core::remote::trace::set_parent(&span, &envelope::context_of(&message.properties));
-    async {
-        let _running = METRICS.received();
-        if attempt > 1 {
-            shared.stats.redelivered.fetch_add(1, Ordering::Relaxed);
-        }
-        let outcome = match envelope::from_message(&message.properties, &message.data) {
-            Ok(envelope) => {
-                let delivery = Delivery {
-                    envelope_id: envelope.id.clone(),
-                    delivery_tag: message.delivery_tag,
-                    attempt,
-                };
-                shared.inbound.run(&envelope, Arc::new(delivery)).await
-            }
-            Err(err) => Err(DeliveryFailure::Envelope(err)),
-        };
-        settle(shared, &message, attempt, outcome).await;
-    }
-    .instrument(span)
-    .await;
-}
+use super::Shared;
+use super::execute::METRICS;
+use crate::{broker, dead_letter};
 
 /// Acknowledges, returns or dead-letters the message. A failure to reach the
 /// broker here leaves the message unacknowledged: the broker delivers it again
 /// once its channel is gone, so nothing is lost (it may run twice).
-async fn settle(
+pub(super) async fn settle(
     shared: &Shared,
     message: &Message,
     attempt: u64,
@@ -68,8 +33,12 @@ async fn settle(
         },
         Err(failure) if attempt >= shared.max_deliveries || failure.is_permanent() => {
             let reason = failure.to_string();
-            let letter =
-                dead::letter_properties(&message.properties, &message.data, &reason, attempt);
+            let letter = dead_letter::letter_properties(
+                &message.properties,
+                &message.data,
+                &reason,
+                attempt,
+            );
             match move_to_dead_letters(shared, &message.data, &letter).await {
                 Ok(()) => match message.acker.ack(BasicAckOptions::default()).await {
                     Ok(_) => {

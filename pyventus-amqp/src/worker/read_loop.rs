@@ -16,7 +16,8 @@ use tokio::task::JoinSet;
 
 use pyventus_core::remote::{Backoff, Health};
 
-use crate::{Error, Worker, broker, handling};
+use super::{Worker, execute};
+use crate::{Error, broker};
 
 /// A live connection and the channel the worker consumes on (it publishes
 /// nothing: dead letters go on a connection of their own).
@@ -71,7 +72,7 @@ impl Worker {
                             .stats
                             .reconnects
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        crate::handling::METRICS.reconnected();
+                        execute::METRICS.reconnected();
                         tracing::info!(target: "pyventus", queue = %shared.queue, "reconnected to RabbitMQ");
                     }
                     attempts = 0;
@@ -199,7 +200,7 @@ impl Worker {
             let Ok(_slot) = slots.acquire_owned().await else {
                 return;
             };
-            handling::handle(&worker.shared, message).await;
+            execute::handle(&worker.shared, message).await;
         });
     }
 
