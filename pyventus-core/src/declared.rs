@@ -220,7 +220,7 @@ impl DeclaredHandler for BuiltFn {
 /// The callback of a declared handler taking `&E` (a typed event or a named
 /// payload), whose value is read as `O`. Every declared handler of this form
 /// reaches the runtime here, so how it is called can change without the macros.
-pub fn by_ref<E, R, O>(handler: fn(&E) -> R) -> EventCallback
+pub(crate) fn by_ref<E, R, O>(handler: fn(&E) -> R) -> EventCallback
 where
     E: Any + Send + Sync,
     R: ReadAs<O> + 'static,
@@ -235,7 +235,7 @@ where
 }
 
 /// The callback of a declared handler taking `Arc<E>`.
-pub fn by_shared<E, R, O>(handler: fn(Arc<E>) -> R) -> EventCallback
+pub(crate) fn by_shared<E, R, O>(handler: fn(Arc<E>) -> R) -> EventCallback
 where
     E: Any + Send + Sync,
     R: ReadAs<O> + 'static,
@@ -245,7 +245,7 @@ where
 }
 
 /// The callback of a declared handler taking `&AnyEvent`.
-pub fn by_any<R, O>(handler: fn(&AnyEvent) -> R) -> EventCallback
+pub(crate) fn by_any<R, O>(handler: fn(&AnyEvent) -> R) -> EventCallback
 where
     R: ReadAs<O> + 'static,
     O: HandlerOutput,
@@ -254,7 +254,7 @@ where
 }
 
 /// The callback of a declared handler taking nothing.
-pub fn by_nothing<R, O>(handler: fn() -> R) -> EventCallback
+pub(crate) fn by_nothing<R, O>(handler: fn() -> R) -> EventCallback
 where
     R: ReadAs<O> + 'static,
     O: HandlerOutput,

@@ -95,13 +95,22 @@ pub use subscription::Subscription;
 /// Not public API. Used by the code the `pyventus` macros generate.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::declared::*;
+    // What `#[derive(Event)]`, `#[derive(Linker)]`, `#[on]`, `#[once]`,
+    // `#[on_success]`, `#[on_failure]` and `named_key!` write, by name: nothing
+    // joins this interface by being made `pub` elsewhere.
+    pub use crate::declared::{
+        AnyFn, AsyncFn, BuiltFn, HandlerInfo, IgnoreFn, NoArgFn, RefFn, SharedFn, SuccessFn,
+        TakesEvent, any_callback, boxed, outcome, payload_mismatch, read_unit, shared_callback,
+        shared_event, typed_callback,
+    };
     pub use crate::erased::EventCallback;
     pub use crate::lane::LaneSlot;
     pub use crate::link_time::{KeySpec, Namespace, Registration};
     pub use crate::namespace::{namespace, namespace_linker};
-    pub use crate::probe::*;
-    pub use crate::workflow::{Delivery, OkValue, Outcome, Run, SuccessCallback, ok};
+    // Named in diagnostics, where a user reads them as `pyventus::__private::...`.
+    pub use crate::probe::{AsHandlerOutput, AsValue, SuccessValue};
+    pub use crate::probe::{OutputProbe, ViaHandlerOutput, ViaResult, ViaValue, success_value};
+    pub use crate::workflow::Outcome;
     pub use {anyhow, inventory};
 
     #[cfg(feature = "serde")]

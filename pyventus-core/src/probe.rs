@@ -137,6 +137,10 @@ impl<R> ViaValue for OutputProbe<R> {
     }
 }
 
+// The probes' `read` methods are picked by autoref on the probe's type, and
+// every read returns a `Result`, whatever its value: `self` and the wrapping
+// are their shape, not waste.
+#[allow(clippy::unused_self)]
 impl<R> AsHandlerOutput<R> {
     /// The handler's result read with [`HandlerOutput`]. Split here (the
     /// return type names `R::Ok`), so that an error type that is not an error
@@ -150,6 +154,7 @@ impl<R> AsHandlerOutput<R> {
     }
 }
 
+#[allow(clippy::unused_self, clippy::unnecessary_wraps)]
 impl<R> AsValue<R> {
     /// The handler's value, as a success.
     #[inline]

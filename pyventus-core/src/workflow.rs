@@ -14,7 +14,7 @@ use crate::trace::Handled;
 use crate::{AnyEvent, HandlerPanic};
 
 /// A handler's `Ok` value, boxed for the success callback.
-pub type OkValue = Box<dyn Any + Send>;
+pub(crate) type OkValue = Box<dyn Any + Send>;
 
 /// What an async event callback resolves to: its `Ok` value (`None` for `()`,
 /// which then costs nothing), or its error.
@@ -26,7 +26,8 @@ pub(crate) type Settled = Result<(), anyhow::Error>;
 
 /// The outcome of a handler that returned `value`.
 #[inline]
-pub fn ok<T: Send + 'static>(value: T) -> Outcome {
+#[allow(clippy::unnecessary_wraps)] // an `Outcome`, as every handler's is
+pub(crate) fn ok<T: Send + 'static>(value: T) -> Outcome {
     Ok(boxed_value(value))
 }
 
@@ -151,7 +152,7 @@ pub(crate) struct LinkerSettings {
 /// One event as the subscribers of one emission receive it, and where it runs.
 /// Not public API.
 #[doc(hidden)]
-pub struct Delivery<'a> {
+pub(crate) struct Delivery<'a> {
     pub(crate) event: &'a AnyEvent,
     /// The shared event, when the emission owns one (not on the inline fast path).
     pub(crate) shared: Option<&'a Arc<AnyEvent>>,

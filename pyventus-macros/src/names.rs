@@ -1,9 +1,9 @@
-//! The path generated code uses to reach the runtime: `::pyventus`, or the one
-//! given with `crate = path`.
+//! The names generated code uses: the path to the runtime (`::pyventus`, or
+//! the one given with `crate = path`), and the hidden items it defines.
 
 use proc_macro2::TokenStream;
-use quote::quote;
-use syn::Path;
+use quote::{format_ident, quote};
+use syn::{Ident, Path};
 
 /// Where generated code finds the runtime. By default `::pyventus`, so users
 /// depend on the facade alone; `crate = path` (linkme's option, tokio's
@@ -34,4 +34,9 @@ impl Runtime {
     pub(crate) fn to_doc_path(&self) -> String {
         self.0.to_string().replace(' ', "")
     }
+}
+
+/// The hidden item `#[on_success(handler)]` finds a handler by.
+pub(crate) fn handler_info(handler: &Ident) -> Ident {
+    format_ident!("__pyventus_handler_{}", handler, span = handler.span())
 }
