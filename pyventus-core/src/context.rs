@@ -236,32 +236,33 @@ impl Drop for Hidden {
 /// [`exit`](Entered::exit)s (restoring the previous one, for an emission that
 /// runs inside a handler). The emission moves in, so entering copies nothing.
 pub(crate) fn enter(current: CurrentEmission) -> Entered {
-    let mut current = Some(current);
-    // Once the thread's locals are gone, the emission runs with none current
-    // and the guard keeps it, so that `exit` still hands it back.
-    let previous = CURRENT
+    let mut slot = Some(current);
+    // Swapped in: `slot` now holds what was current before. Once the thread's
+    // locals are gone, the emission runs with none current, and `slot` keeps
+    // it for `exit` to hand back.
+    let entered = CURRENT
         .try_with(|c| {
             c.try_borrow_mut()
-                .ok()
-                .map(|mut c| std::mem::replace(&mut *c, current.take()))
+                .map(|mut c| std::mem::swap(&mut *c, &mut slot))
+                .is_ok()
         })
-        .ok()
-        .flatten();
+        .unwrap_or(false);
     Entered {
-        previous: previous.flatten(),
+        slot,
+        entered,
         // An emission entered from a fast-path subscriber is visible again.
         hidden: HIDDEN.try_with(|h| h.replace(false)).unwrap_or(false),
-        kept: current,
         restored: false,
     }
 }
 
 /// Restores the previous current emission when dropped.
 pub(crate) struct Entered {
-    previous: Option<CurrentEmission>,
+    /// Entered: what was current before, to restore. Not entered: the
+    /// emission itself, to hand back.
+    slot: Option<CurrentEmission>,
+    entered: bool,
     hidden: bool,
-    /// The emission, if the thread could not take it in.
-    kept: Option<CurrentEmission>,
     restored: bool,
 }
 
@@ -277,19 +278,21 @@ impl Entered {
             return None;
         }
         let _ = HIDDEN.try_with(|h| h.set(self.hidden));
-        if let Some(current) = self.kept.take() {
-            return Some(current);
+        let mut slot = self.slot.take();
+        if self.entered {
+            let swapped = CURRENT
+                .try_with(|c| {
+                    c.try_borrow_mut()
+                        .map(|mut c| std::mem::swap(&mut *c, &mut slot))
+                        .is_ok()
+                })
+                .unwrap_or(false);
+            if !swapped {
+                // Nothing to restore into: what was current before drops.
+                return None;
+            }
         }
-        let mut previous = self.previous.take();
-        CURRENT
-            .try_with(|c| {
-                c.try_borrow_mut()
-                    .ok()
-                    .map(|mut c| std::mem::replace(&mut *c, previous.take()))
-            })
-            .ok()
-            .flatten()
-            .flatten()
+        slot
     }
 }
 
