@@ -92,15 +92,15 @@ pub(crate) fn replay_properties(letter: &BasicProperties) -> BasicProperties {
     letter.clone().with_headers(kept.into())
 }
 
-/// One dead letter, as [`DeadLetters::list`] returns it (see its example).
+/// One dead letter, as [`DeadLetters::list`](crate::DeadLetters::list) returns it (see its example).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
-    /// Its id among the dead letters (for [`DeadLetters::replay`] and
-    /// [`DeadLetters::remove`]): its message's id (an envelope's id; a hash of
+    /// Its id among the dead letters (for [`DeadLetters::replay`](crate::DeadLetters::replay) and
+    /// [`DeadLetters::remove`](crate::DeadLetters::remove)): its message's id (an envelope's id; a hash of
     /// the body for a message without one). Two letters with one id are one
     /// message dead-lettered twice (a worker lost between publishing the
-    /// letter and acknowledging the message): [`DeadLetters::replay_all`]
-    /// replays it once; [`DeadLetters::replay`] and [`DeadLetters::remove`]
+    /// letter and acknowledging the message): [`DeadLetters::replay_all`](crate::DeadLetters::replay_all)
+    /// replays it once; [`DeadLetters::replay`](crate::DeadLetters::replay) and [`DeadLetters::remove`](crate::DeadLetters::remove)
     /// take the first.
     pub id: String,
     /// Why its last delivery failed.

@@ -6,13 +6,13 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::any_event::{EventObject, Named};
 use crate::emission::{Subscribers, select};
-use crate::key::{ANY_NAME, KeyHash, TypeInfo, hash_name};
-use crate::lane::{self, Found, Lane, LaneSlot, NamedFound};
-use crate::record::SubscriberInner;
+use crate::event::any_event::{EventObject, Named};
+use crate::event::key::{ANY_NAME, KeyHash, TypeInfo, hash_name};
+use crate::observe::trace::{self, debug_event};
+use crate::registry::lane::{self, Found, Lane, LaneSlot, NamedFound};
+use crate::registry::record::SubscriberInner;
 use crate::registry::{Entry, Registry, Route, Snapshot};
-use crate::trace::{self, debug_event};
 use crate::workflow::{Delivery, Run};
 use crate::{
     AnyEvent, Completion, EmitKey, Error, Event, EventEmission, EventLinker,
@@ -586,7 +586,7 @@ fn run_payload_lane<O: EventObject, P: Any + Send + Sync>(
 /// event, with no emission, no allocation and no lock.
 #[inline]
 fn run_borrowed<O: EventObject>(registry: &Registry, event: &O, route: Route<'_>) {
-    let _hidden = crate::context::hide();
+    let _hidden = crate::lifecycle::context::hide();
     let delivery = Delivery::borrowed(event, &registry.settings);
     let run = |sub: &Arc<SubscriberInner>| {
         // Failures were handed to the callbacks; nobody here needs them back.

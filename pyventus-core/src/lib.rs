@@ -29,68 +29,51 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod any_event;
-mod context;
-mod declared;
 mod emission;
 mod emitter;
-mod erased;
 mod error;
 mod event;
 mod handler;
-mod in_flight;
-mod key;
-mod lane;
 mod lifecycle;
-mod link_time;
 mod linker;
-mod list;
-#[cfg(feature = "metrics")]
-#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
-pub mod metrics;
-mod named_key;
-mod namespace;
-mod output;
-mod probe;
+mod observe;
 mod processing;
-mod record;
 mod registry;
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub mod remote;
 mod report;
 pub mod runtime;
-mod snapshot;
-mod subscriber;
-mod subscription;
 pub mod testing;
-mod trace;
-mod trie;
 mod workflow;
 
-pub use any_event::{AnyEvent, EventObject};
-pub use context::{CurrentEmission, current_emission};
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub use observe::metrics;
+
 pub use emission::{BlockingThreads, Completion, EventEmission};
 pub use emitter::{EventEmitter, EventEmitterBuilder};
 pub use error::{Error, HandlerPanic, ProcessorSource};
 pub use event::Event;
+pub use event::any_event::{AnyEvent, EventObject};
+pub use event::key::EventKey;
+pub use event::named_key::{EmitKey, NamedKey};
 #[doc(hidden)]
 pub use handler::marker;
 pub use handler::{AsyncHandler, Handler, SuccessHandler, kind};
-pub use key::EventKey;
+pub use lifecycle::context::{CurrentEmission, current_emission};
 pub use lifecycle::{Unfinished, wait_for_all, wait_for_all_blocking};
-pub use link_time::{VerifyError, verify};
+pub use linker::link_time::{VerifyError, verify};
+pub use linker::namespace::Linker;
+pub use linker::subscriber::EventSubscriber;
+pub use linker::subscription::Subscription;
 pub use linker::{EventLinker, EventLinkerBuilder};
-pub use named_key::{EmitKey, NamedKey};
-pub use namespace::Linker;
-pub use output::HandlerOutput;
 pub use processing::{ExecutorProcessingService, InlineProcessingService, ProcessingService};
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use processing::{TokioProcessingService, TokioProcessingServiceBuilder};
 pub use report::{FailureKind, RunReport, SubscriberFailure};
-pub use subscriber::EventSubscriber;
-pub use subscription::Subscription;
+pub use workflow::output::HandlerOutput;
 
 /// Not public API. Used by the code the `pyventus` macros generate.
 #[doc(hidden)]
@@ -98,18 +81,20 @@ pub mod __private {
     // What `#[derive(Event)]`, `#[derive(Linker)]`, `#[on]`, `#[once]`,
     // `#[on_success]`, `#[on_failure]` and `named_key!` write, by name: nothing
     // joins this interface by being made `pub` elsewhere.
-    pub use crate::declared::{
+    pub use crate::handler::declared::{
         AnyFn, AsyncFn, BuiltFn, HandlerInfo, IgnoreFn, NoArgFn, RefFn, SharedFn, SuccessFn,
         TakesEvent, any_callback, boxed, outcome, payload_mismatch, read_unit, shared_callback,
         shared_event, typed_callback,
     };
-    pub use crate::erased::EventCallback;
-    pub use crate::lane::LaneSlot;
-    pub use crate::link_time::{KeySpec, Namespace, Registration};
-    pub use crate::namespace::{namespace, namespace_linker};
+    pub use crate::linker::link_time::{KeySpec, Namespace, Registration};
+    pub use crate::linker::namespace::{namespace, namespace_linker};
+    pub use crate::registry::callback::EventCallback;
+    pub use crate::registry::lane::LaneSlot;
     // Named in diagnostics, where a user reads them as `pyventus::__private::...`.
-    pub use crate::probe::{AsHandlerOutput, AsValue, SuccessValue};
-    pub use crate::probe::{OutputProbe, ViaHandlerOutput, ViaResult, ViaValue, success_value};
+    pub use crate::handler::probe::{AsHandlerOutput, AsValue, SuccessValue};
+    pub use crate::handler::probe::{
+        OutputProbe, ViaHandlerOutput, ViaResult, ViaValue, success_value,
+    };
     pub use crate::workflow::Outcome;
     pub use {anyhow, inventory};
 

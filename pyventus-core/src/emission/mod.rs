@@ -16,17 +16,17 @@ use futures::future::BoxFuture;
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
-use crate::context::{self, CurrentEmission, InEmission, Lineage};
-use crate::erased::EventCallback;
-use crate::in_flight::Ticket;
-use crate::key::hash_name;
-use crate::record::SubscriberInner;
+use crate::event::key::hash_name;
+use crate::lifecycle::context::{self, CurrentEmission, InEmission, Lineage};
+use crate::lifecycle::in_flight::Ticket;
+use crate::registry::callback::EventCallback;
+use crate::registry::record::SubscriberInner;
 use crate::registry::{Entry, Registry, Route};
 use crate::workflow::{Delivery, Run, Settled, panic_error};
 use crate::{AnyEvent, Error, EventLinker, RunReport};
 
 #[cfg(feature = "metrics")]
-use crate::metrics::Accounting;
+use crate::observe::metrics::Accounting;
 #[cfg(not(feature = "metrics"))]
 use no_metrics::Accounting;
 
@@ -951,7 +951,7 @@ impl Job {
                     let started = {
                         let _entered = context::enter(self.current.clone());
                         let _in_span = span.enter();
-                        crate::trace::started(&delivery);
+                        crate::observe::trace::started(&delivery);
                         catch_unwind(AssertUnwindSafe(|| f(self.current.event.clone())))
                     };
                     let outcome = match started {

@@ -10,6 +10,13 @@
 //! appears on, or disappears from, all of them at once. No user code ever runs
 //! under the mutex.
 
+pub(crate) mod callback;
+pub(crate) mod lane;
+pub(crate) mod list;
+pub(crate) mod record;
+pub(crate) mod snapshot;
+pub(crate) mod trie;
+
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,8 +24,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use arc_swap::{ArcSwap, Guard};
 
-use crate::record::SubscriberInner;
-pub(crate) use crate::snapshot::{Entry, Route, Snapshot};
+use crate::registry::record::SubscriberInner;
+pub(crate) use crate::registry::snapshot::{Entry, Route, Snapshot};
 use crate::workflow::LinkerSettings;
 use crate::{Error, EventKey};
 
@@ -76,7 +83,7 @@ impl Registry {
 
     /// Logs a change, in debug mode.
     pub(crate) fn trace(&self, what: &str, detail: &dyn std::fmt::Debug) {
-        crate::trace::debug_event!(self.debug, linker = %self.name(), "{what}: {detail:?}");
+        crate::observe::trace::debug_event!(self.debug, linker = %self.name(), "{what}: {detail:?}");
     }
 
     /// The current snapshot, for callers that keep it (queries, emissions

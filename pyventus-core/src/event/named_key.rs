@@ -1,5 +1,5 @@
 //! Keys of named events that know their payload's type: [`NamedKey`], declared
-//! with [`named_key!`](crate::named_key), and [`EmitKey`], what
+//! with [`named_key!`](crate::named_key!), and [`EmitKey`], what
 //! [`EventEmitter::emit_to`](crate::EventEmitter::emit_to) takes.
 
 use std::fmt;
@@ -7,14 +7,14 @@ use std::ops::Deref;
 use std::thread::LocalKey;
 
 use crate::EventKey;
-use crate::lane::LaneSlot;
+use crate::registry::lane::LaneSlot;
 
 /// The key of a named event whose payload is a `T`, with a slot of its own on
 /// each thread: emitting through it costs what emitting a typed event does
 /// (no hashing, no lookup, no type check at run time), and a payload of
 /// another type is a compile error rather than [`Error::PayloadType`](crate::Error::PayloadType).
 ///
-/// Declare one with [`named_key!`](crate::named_key); it dereferences to its
+/// Declare one with [`named_key!`](crate::named_key!); it dereferences to its
 /// [`EventKey`], so it goes wherever a key does.
 ///
 /// # Examples
@@ -39,7 +39,7 @@ pub struct NamedKey<T: 'static> {
 }
 
 impl<T: 'static> NamedKey<T> {
-    /// Used by [`named_key!`](crate::named_key), which makes the slot.
+    /// Used by [`named_key!`](crate::named_key!), which makes the slot.
     #[doc(hidden)]
     pub const fn __new(name: &'static str, slot: &'static LocalKey<LaneSlot<T>>) -> Self {
         NamedKey {

@@ -36,9 +36,9 @@ use std::sync::Arc;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use crate::erased::EventCallback;
 use crate::handler::marker;
-use crate::probe::ReadAs;
+use crate::handler::probe::ReadAs;
+use crate::registry::callback::EventCallback;
 use crate::workflow::{Outcome, SuccessCallback, ok};
 use crate::{AnyEvent, HandlerOutput, SuccessHandler};
 
@@ -309,7 +309,7 @@ pub fn outcome<R: HandlerOutput>(result: R) -> Outcome {
 
 /// The failure of a handler whose event does not carry the payload it takes.
 pub fn payload_mismatch<T>(event: &AnyEvent) -> anyhow::Error {
-    crate::erased::mismatch::<T>(event)
+    crate::registry::callback::mismatch::<T>(event)
 }
 
 /// A declared success callback, as constant data.

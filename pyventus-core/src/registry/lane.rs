@@ -10,7 +10,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::thread::LocalKey;
 
-use crate::list::{Live, SubList};
+use crate::registry::list::{Live, SubList};
 use crate::workflow::{Delivery, Run, Settled, Workflow, panic_error};
 
 /// A synchronous callback of `E`, typed: what a lane calls.
@@ -192,7 +192,7 @@ impl<E: Any + Send + Sync> Lane<E> {
     #[inline(always)]
     #[allow(clippy::inline_always)] // measured: a lane of a payload type emitted from several places was run out of line (+25 instructions an emit)
     pub(crate) fn run(&self, event: &E, delivery: &Delivery<'_>) {
-        let _hidden = crate::context::hide();
+        let _hidden = crate::lifecycle::context::hide();
         // A unit handler's outcome is only its panic: caught here (which costs
         // nothing unless it panics), its success told only to who wants it.
         // The small list's loop is written out here, with the call inlined:

@@ -3,14 +3,16 @@
 //! failure callback (or the linker's default) and is logged. Nothing a callback
 //! does, panics included, escapes this module: the outcome comes back as a value.
 
+pub(crate) mod output;
+
 use std::any::{Any, TypeId};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use crate::key::TypeInfo;
-use crate::output::HandlerOutput;
-use crate::trace::Handled;
+use crate::event::key::TypeInfo;
+use crate::observe::trace::Handled;
+use crate::workflow::output::HandlerOutput;
 use crate::{AnyEvent, HandlerPanic};
 
 /// A handler's `Ok` value, boxed for the success callback.
@@ -290,7 +292,7 @@ impl<'a> Run<'a> {
             Some(_) => Handled::Yes(self.delivery.linker.handled_failures),
             None => Handled::No,
         };
-        crate::trace::failure(handled, self.workflow, self.delivery, &err);
+        crate::observe::trace::failure(handled, self.workflow, self.delivery, &err);
         if let Some(failure) = failure {
             self.contain("failure callback", || failure(&err));
         }
@@ -312,19 +314,19 @@ impl<'a> Run<'a> {
 
     /// The span this subscriber's delivery runs in.
     pub(crate) fn span(self) -> tracing::Span {
-        crate::trace::delivery_span(self.workflow, self.delivery)
+        crate::observe::trace::delivery_span(self.workflow, self.delivery)
     }
 
     /// Enters the delivery's span and says the subscriber starts.
     pub(crate) fn start(self) -> tracing::span::EnteredSpan {
         let span = self.span().entered();
-        crate::trace::started(self.delivery);
+        crate::observe::trace::started(self.delivery);
         span
     }
 }
 
 #[cfg(feature = "metrics")]
-pub(crate) use crate::metrics::Tally;
+pub(crate) use crate::observe::metrics::Tally;
 
 /// Without the `metrics` feature, the inline fast path tallies nothing.
 #[cfg(not(feature = "metrics"))]

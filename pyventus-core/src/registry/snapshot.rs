@@ -10,12 +10,12 @@ use std::any::TypeId;
 use std::sync::Arc;
 
 use crate::EventKey;
-use crate::erased::EventCallback;
-use crate::key::TypeInfo;
-use crate::lane::ErasedLane;
-use crate::list::{Iter, SubList};
-use crate::record::SubscriberInner;
-use crate::trie::{Hashed, Trie};
+use crate::event::key::TypeInfo;
+use crate::registry::callback::EventCallback;
+use crate::registry::lane::ErasedLane;
+use crate::registry::list::{Iter, SubList};
+use crate::registry::record::SubscriberInner;
+use crate::registry::trie::{Hashed, Trie};
 
 /// One event's subscribers, in subscription order.
 pub(crate) struct Entry {

@@ -5,9 +5,9 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use crate::declared::{DeclaredHandler, DeclaredSuccess};
+use crate::handler::declared::{DeclaredHandler, DeclaredSuccess};
 use crate::linker::EventLinkerBuilder;
-use crate::record::SubscriberParts;
+use crate::registry::record::SubscriberParts;
 use crate::workflow::SuccessCallback;
 use crate::{Error, EventKey, EventLinker};
 

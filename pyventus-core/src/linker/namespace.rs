@@ -79,7 +79,7 @@ pub fn namespace_linker<L: Linker>(
         if let Some(debug) = debug {
             builder = builder.debug(debug);
         }
-        crate::link_time::collect(Some(TypeId::of::<L>()), builder)
+        crate::linker::link_time::collect(Some(TypeId::of::<L>()), builder)
     })
     .clone()
 }

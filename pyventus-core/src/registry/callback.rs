@@ -13,8 +13,8 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use crate::AnyEvent;
-use crate::lane::{Call, ErasedLane, Lane, TypedFn, UnitFn};
-use crate::output::HandlerOutput;
+use crate::registry::lane::{Call, ErasedLane, Lane, TypedFn, UnitFn};
+use crate::workflow::output::HandlerOutput;
 use crate::workflow::{Outcome, Run, Settled, Workflow};
 
 type SyncFn = dyn Fn(Run<'_>) -> Settled + Send + Sync;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::EventKey;
-use crate::erased::EventCallback;
-use crate::list::Live;
+use crate::registry::callback::EventCallback;
+use crate::registry::list::Live;
 use crate::workflow::{FailureCallback, SuccessCallback, Workflow};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);

@@ -1,9 +1,11 @@
 //! Waiting for every emission of the process before it shuts down (Pyventus's
 //! guard), and counting work that backends hold before it becomes an emission.
 
+pub(crate) mod context;
+pub(crate) mod in_flight;
+
 use crate::Error;
-use crate::context;
-use crate::in_flight::ALL;
+use crate::lifecycle::in_flight::ALL;
 
 /// Waits until every emission accepted by a processing service of this process
 /// has finished: tokio tasks, thread-pool jobs, what backends count with

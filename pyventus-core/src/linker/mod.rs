@@ -1,12 +1,17 @@
 //! The event linker: a registry linking events to their subscribers.
 
+pub(crate) mod link_time;
+pub(crate) mod namespace;
+pub(crate) mod subscriber;
+pub(crate) mod subscription;
+
 use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::record::{SubscriberInner, SubscriberParts};
 use crate::registry::Registry;
+use crate::registry::record::{SubscriberInner, SubscriberParts};
 use crate::workflow::{DefaultSuccess, FailureCallback, LinkerSettings};
 use crate::{Error, EventKey, EventSubscriber, debug_from_env};
 
@@ -232,7 +237,7 @@ impl EventLinker {
         let inner = Arc::new(SubscriberInner::new(parts, keys, default_success));
         self.registry.add(&inner, keys)?;
         let sub = self.handle(inner);
-        crate::trace::debug_event!(self.registry.debug, linker = %self.registry.name(), events = ?keys, subscriber = ?sub, "subscribed");
+        crate::observe::trace::debug_event!(self.registry.debug, linker = %self.registry.name(), events = ?keys, subscriber = ?sub, "subscribed");
         Ok(sub)
     }
 
@@ -251,7 +256,7 @@ impl EventLinker {
             .collect();
         let count = subs.len();
         self.registry.add_all(subs)?;
-        crate::trace::debug_event!(self.registry.debug, linker = %self.registry.name(), handlers = count, "subscribed the link-time handlers");
+        crate::observe::trace::debug_event!(self.registry.debug, linker = %self.registry.name(), handlers = count, "subscribed the link-time handlers");
         Ok(())
     }
 

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::AnyEvent;
-use crate::in_flight::InFlight;
+use crate::lifecycle::in_flight::InFlight;
 
 /// The emission a handler runs in, as [`current_emission`] returns it.
 ///
@@ -240,7 +240,7 @@ pub(crate) fn enter(current: CurrentEmission) -> Entered {
     // Swapped in: `slot` now holds what was current before. Once the thread's
     // locals are gone, the emission runs with none current, and `slot` keeps
     // it for `exit` to hand back.
-    let entered = CURRENT
+    let swapped = CURRENT
         .try_with(|c| {
             c.try_borrow_mut()
                 .map(|mut c| std::mem::swap(&mut *c, &mut slot))
@@ -249,7 +249,7 @@ pub(crate) fn enter(current: CurrentEmission) -> Entered {
         .unwrap_or(false);
     Entered {
         slot,
-        entered,
+        swapped,
         // An emission entered from a fast-path subscriber is visible again.
         hidden: HIDDEN.try_with(|h| h.replace(false)).unwrap_or(false),
         restored: false,
@@ -261,7 +261,8 @@ pub(crate) struct Entered {
     /// Entered: what was current before, to restore. Not entered: the
     /// emission itself, to hand back.
     slot: Option<CurrentEmission>,
-    entered: bool,
+    /// Whether the emission was swapped into the thread's cell.
+    swapped: bool,
     hidden: bool,
     restored: bool,
 }
@@ -279,7 +280,7 @@ impl Entered {
         }
         let _ = HIDDEN.try_with(|h| h.set(self.hidden));
         let mut slot = self.slot.take();
-        if self.entered {
+        if self.swapped {
             let swapped = CURRENT
                 .try_with(|c| {
                     c.try_borrow_mut()

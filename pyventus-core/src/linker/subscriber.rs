@@ -4,8 +4,8 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Weak};
 
-use crate::record::SubscriberInner;
 use crate::registry::Registry;
+use crate::registry::record::SubscriberInner;
 
 /// A subscription: one event callback (with its success and failure callbacks)
 /// linked to one or more events of one linker.

@@ -5,11 +5,11 @@ use std::borrow::Cow;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::erased::EventCallback;
 use crate::handler::kind::{Many, Named, Typed};
 use crate::handler::{AsyncHandler, Handler, SuccessHandler};
-use crate::output::HandlerOutput;
-use crate::record::SubscriberParts;
+use crate::registry::callback::EventCallback;
+use crate::registry::record::SubscriberParts;
+use crate::workflow::output::HandlerOutput;
 use crate::workflow::{FailureCallback, SuccessCallback};
 use crate::{Error, Event, EventKey, EventLinker, EventSubscriber};
 

@@ -1,11 +1,15 @@
 //! Typed events: the `Event` trait, and how every event becomes an `AnyEvent`.
 
+pub(crate) mod any_event;
+pub(crate) mod key;
+pub(crate) mod named_key;
+
 use std::any::{Any, type_name};
 use std::fmt;
 use std::thread::LocalKey;
 
 use crate::EventObject;
-use crate::lane::LaneSlot;
+use crate::registry::lane::LaneSlot;
 
 /// A typed event: a value whose type is its identity, dispatched by [`Event::NAME`].
 ///

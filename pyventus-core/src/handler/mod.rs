@@ -9,6 +9,9 @@
 //!
 //! The marker types only tell the forms apart; they never appear in user code.
 
+pub(crate) mod declared;
+pub(crate) mod probe;
+
 use std::any::Any;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -16,9 +19,9 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 
-use crate::erased::{EventCallback, mismatch};
-use crate::key::TypeInfo;
-use crate::output::HandlerOutput;
+use crate::event::key::TypeInfo;
+use crate::registry::callback::{EventCallback, mismatch};
+use crate::workflow::output::HandlerOutput;
 use crate::workflow::{OkValue, Outcome, SuccessCallback};
 use crate::{AnyEvent, Event};
 
