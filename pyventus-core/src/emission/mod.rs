@@ -1,34 +1,39 @@
 //! Event emissions: one emitted event with its subscribers, ready to run, and
 //! what running it reports.
+//!
+//! [`EventEmission`] is the emission and its options (this file); the jobs it
+//! does live beside it: `subscribers` picks who runs (the event's and the
+//! global event's, claiming one-time ones), `run` runs them (synchronous ones
+//! in place, the others as tasks or on blocking threads) and `future` is the
+//! future of [`EventEmission::run`]; `loss` reports an emission dropped before
+//! it ran. Handing it to a processing service is `processing::submit`'s.
+
+mod future;
+mod loss;
+mod run;
+mod subscribers;
+
+pub(crate) use loss::{report_loss, submitting};
+pub(crate) use subscribers::{Subscribers, select};
 
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::SystemTime;
 
-use futures::FutureExt;
-use futures::future::BoxFuture;
 use tokio::sync::oneshot;
-use tracing::Instrument;
 
 use crate::event::key::hash_name;
-use crate::lifecycle::context::{self, CurrentEmission, InEmission, Lineage};
+use crate::lifecycle::context::Lineage;
 use crate::lifecycle::in_flight::Ticket;
-use crate::registry::callback::EventCallback;
+use crate::observe::Accounting;
+use crate::registry::Registry;
 use crate::registry::record::SubscriberInner;
-use crate::registry::{Entry, Registry, Route};
-use crate::workflow::{Delivery, Run, Settled, panic_error};
-use crate::{AnyEvent, Error, EventLinker, RunReport};
-
-#[cfg(feature = "metrics")]
-use crate::observe::metrics::Accounting;
-#[cfg(not(feature = "metrics"))]
-use no_metrics::Accounting;
+use crate::{AnyEvent, Error, EventLinker};
 
 /// One emitted event, with the subscribers it goes to, ready to run.
 ///
@@ -74,8 +79,8 @@ use no_metrics::Accounting;
 // not the states of one machine.
 #[allow(clippy::struct_excessive_bools)]
 pub struct EventEmission {
-    id: u64,
-    event: Arc<AnyEvent>,
+    pub(crate) id: u64,
+    pub(crate) event: Arc<AnyEvent>,
     emitted_at: SystemTime,
     subscribers: Subscribers,
     registry: Arc<Registry>,
@@ -98,9 +103,9 @@ pub struct EventEmission {
     /// spans, wherever they run.
     parent: tracing::Span,
     /// The processing service running it, as metrics name it.
-    processor: &'static str,
+    pub(crate) processor: &'static str,
     /// Its part in the metrics (nothing without the `metrics` feature).
-    accounting: Accounting,
+    pub(crate) accounting: Accounting,
 }
 
 /// Whose threads an emission's blocking subscribers run on, when it runs on a
@@ -134,76 +139,6 @@ enum IfDropped {
 
 /// Tells a [`Completion`] how its emission ended.
 type Waiter = oneshot::Sender<Result<(), Error>>;
-
-/// The subscribers an emission runs.
-pub(crate) enum Subscribers {
-    /// The event's and the global event's lists, shared with the registry
-    /// snapshot: nothing to claim or deduplicate, so nothing to copy.
-    Lists(Option<Arc<Entry>>, Option<Arc<Entry>>),
-    /// A selection (one-time subscribers claimed, duplicates dropped).
-    Selected(Vec<Arc<SubscriberInner>>),
-}
-
-impl Subscribers {
-    /// Resolves the subscribers of an emission routed to `route`.
-    pub(crate) fn resolve(registry: &Registry, route: Route<'_>) -> Self {
-        if route.all_plain() {
-            return Subscribers::Lists(route.entry.cloned(), route.global.cloned());
-        }
-        let capacity = route.entry.map_or(0, |e| e.len()) + route.global.map_or(0, |g| g.len());
-        let mut selected = Vec::with_capacity(capacity);
-        select(registry, route, |sub| selected.push(sub.clone()));
-        Subscribers::Selected(selected)
-    }
-
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<SubscriberInner>> {
-        let (entry, global, selected) = match self {
-            Subscribers::Lists(entry, global) => (entry.as_deref(), global.as_deref(), &[][..]),
-            Subscribers::Selected(selected) => (None, None, &selected[..]),
-        };
-        entry
-            .into_iter()
-            .flat_map(Entry::iter)
-            .chain(global.into_iter().flat_map(Entry::iter))
-            .chain(selected)
-    }
-
-    /// Calls `f` on each subscriber, in order.
-    #[inline]
-    pub(crate) fn for_each(&self, mut f: impl FnMut(&Arc<SubscriberInner>)) {
-        match self {
-            Subscribers::Lists(entry, global) => {
-                if let Some(entry) = entry {
-                    entry.for_each(&mut f);
-                }
-                if let Some(global) = global {
-                    global.for_each(&mut f);
-                }
-            }
-            Subscribers::Selected(selected) => selected.iter().for_each(f),
-        }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        match self {
-            Subscribers::Lists(entry, global) => {
-                entry.as_ref().map_or(0, |e| e.len()) + global.as_ref().map_or(0, |g| g.len())
-            }
-            Subscribers::Selected(selected) => selected.len(),
-        }
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// Each subscriber's outcome, as the joined async runs hand them back.
-pub(crate) type Joined = Vec<(Arc<SubscriberInner>, Settled)>;
-
-/// A subscriber's run still going when the synchronous ones are done (an
-/// async subscriber, or one on a blocking thread).
-type Pending = BoxFuture<'static, (Arc<SubscriberInner>, Settled)>;
 
 impl EventEmission {
     pub(crate) fn new(
@@ -539,278 +474,6 @@ impl EventEmission {
         self.lineage = lineage;
         self.ticket = ticket;
     }
-
-    fn finish(&mut self, result: impl Fn() -> Result<(), Error>) {
-        self.settled = true;
-        // Uncounted before anyone wakes: a waiter sees its service idle.
-        drop(self.ticket.take());
-        for tx in self.waiters.drain(..) {
-            // A waiter may have stopped waiting; that is its choice.
-            let _ = tx.send(result());
-        }
-    }
-
-    fn current(&self) -> CurrentEmission {
-        CurrentEmission {
-            id: self.id,
-            event: self.event.clone(),
-            context: self.context.clone(),
-            lineage: self.lineage.clone(),
-        }
-    }
-
-    fn delivery(&self) -> Delivery<'_> {
-        Delivery::shared(
-            &self.event,
-            &self.registry.settings,
-            self.id,
-            self.debug,
-            &self.parent,
-        )
-    }
-
-    /// What running one subscriber away from the emission needs.
-    fn job(&self, sub: &Arc<SubscriberInner>) -> Job {
-        Job {
-            sub: sub.clone(),
-            registry: self.registry.clone(),
-            debug: self.debug,
-            current: self.current(),
-            parent: self.parent.clone(),
-        }
-    }
-
-    /// Runs the subscribers and their success or failure callbacks. Synchronous
-    /// subscribers run in order; asynchronous ones (and `blocking` ones, on
-    /// `spawn_blocking`) then run concurrently. Resolves when all have finished,
-    /// with what each did.
-    ///
-    /// Nothing runs until the future is first polled. An emission whose
-    /// subscribers are all synchronous finishes in that first poll; the future
-    /// is little more than the emission itself (what a task spawned on it
-    /// copies).
-    pub fn run(self) -> impl Future<Output = RunReport> + Send + 'static {
-        Running::Start(self)
-    }
-
-    /// Runs the synchronous subscribers (and starts the others), in place:
-    /// the report so far, and the runs still to join.
-    fn start(&mut self) -> (RunReport, Vec<Pending>) {
-        self.accounting.started(self.event.name(), self.processor);
-        let mut report = RunReport::default();
-        let mut pending: Vec<Pending> = Vec::new();
-        // Looked up only for a subscriber that wants a blocking thread.
-        let mut handle: Option<Option<tokio::runtime::Handle>> = None;
-        let entered = context::enter(self.current());
-        {
-            let delivery = self.delivery();
-            self.subscribers.for_each(|sub| {
-                if let EventCallback::Async(_) = &sub.callback {
-                    pending.push(self.job(sub).run_async().boxed());
-                    return;
-                }
-                if sub.blocking || self.blocking {
-                    let handle = handle.get_or_insert_with(|| self.blocking_handle());
-                    if let Some(handle) = handle {
-                        pending.push(self.spawn_blocking(handle, sub));
-                        return;
-                    }
-                }
-                report.record(
-                    sub.id(),
-                    sub.handler_id(),
-                    sub.callback.run_sync(Run::new(&sub.workflow, &delivery)),
-                );
-            });
-        }
-        drop(entered);
-        (report, pending)
-    }
-
-    /// Joins the runs [`start`](Self::start) left pending, then finishes.
-    async fn join(mut self, mut report: RunReport, pending: Vec<Pending>) -> RunReport {
-        for (sub, settled) in futures::future::join_all(pending).await {
-            report.record(sub.id(), sub.handler_id(), settled);
-        }
-        self.end(&report);
-        report
-    }
-
-    /// The runtime whose blocking threads take the blocking subscribers, when
-    /// the emission runs on one (outside one, the calling thread runs them).
-    fn blocking_handle(&self) -> Option<tokio::runtime::Handle> {
-        let current = tokio::runtime::Handle::try_current().ok()?;
-        Some(match self.blocking_threads {
-            BlockingThreads::Runtime => current,
-            BlockingThreads::Detached => crate::runtime::own_handle(),
-        })
-    }
-
-    /// Runs a synchronous subscriber on `spawn_blocking`.
-    fn spawn_blocking(
-        &self,
-        handle: &tokio::runtime::Handle,
-        sub: &Arc<SubscriberInner>,
-    ) -> BoxFuture<'static, (Arc<SubscriberInner>, Settled)> {
-        let job = self.job(sub);
-        let sub = sub.clone();
-        let task = handle.spawn_blocking(move || job.run_blocking());
-        async move {
-            // The job contains its own panics; a join error can only mean the
-            // runtime is shutting down.
-            let settled = task.await.unwrap_or_else(|err| {
-                Err(anyhow::anyhow!("the blocking task did not finish: {err}"))
-            });
-            (sub, settled)
-        }
-        .boxed()
-    }
-
-    /// Records the run in the metrics and tells the waiters.
-    fn end(&mut self, report: &RunReport) {
-        self.accounting
-            .ran(self.event.name(), self.processor, report);
-        self.finish(|| Ok(()));
-    }
-
-    /// Runs the subscribers to completion on the calling thread, blocking it.
-    /// Asynchronous subscribers run concurrently on a runtime: the current one if
-    /// the thread is in one (stepping out of its async context), a private one
-    /// otherwise.
-    pub fn run_blocking(self) -> RunReport {
-        self.run_then_block_on(crate::runtime::block_on)
-    }
-
-    /// Runs the synchronous subscribers in order, then hands the asynchronous ones,
-    /// joined, to `block_on` (which must run them to completion).
-    pub(crate) fn run_then_block_on(
-        mut self,
-        block_on: impl FnOnce(BoxFuture<'static, Joined>) -> Joined,
-    ) -> RunReport {
-        self.accounting.started(self.event.name(), self.processor);
-        let mut report = RunReport::default();
-        let mut pending = Vec::new();
-        let entered = context::enter(self.current());
-        {
-            let delivery = self.delivery();
-            self.subscribers.for_each(|sub| {
-                if sub.callback.is_async() {
-                    pending.push(self.job(sub).run_async());
-                } else {
-                    let settled = sub.callback.run_sync(Run::new(&sub.workflow, &delivery));
-                    report.record(sub.id(), sub.handler_id(), settled);
-                }
-            });
-        }
-        drop(entered);
-        if !pending.is_empty() {
-            for (sub, settled) in block_on(futures::future::join_all(pending).boxed()) {
-                report.record(sub.id(), sub.handler_id(), settled);
-            }
-        }
-        self.end(&report);
-        report
-    }
-}
-
-/// The future of [`EventEmission::run`]: the emission until its first poll,
-/// then, if some subscribers are still running, the future joining them.
-// The emission unboxed on purpose: boxing it would cost an allocation per task.
-#[allow(clippy::large_enum_variant)]
-enum Running {
-    Start(EventEmission),
-    Joining(BoxFuture<'static, RunReport>),
-    Done,
-}
-
-impl Future for Running {
-    type Output = RunReport;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<RunReport> {
-        let this = self.get_mut();
-        if let Running::Start(emission) = this {
-            // Run in place: the emission is not moved unless some runs remain.
-            let (report, pending) = emission.start();
-            if pending.is_empty() {
-                emission.end(&report);
-                *this = Running::Done;
-                return Poll::Ready(report);
-            }
-            let Running::Start(emission) = std::mem::replace(this, Running::Done) else {
-                unreachable!("matched above")
-            };
-            *this = Running::Joining(emission.join(report, pending).boxed());
-        }
-        match this {
-            Running::Joining(joining) => {
-                let report = std::task::ready!(joining.as_mut().poll(cx));
-                *this = Running::Done;
-                Poll::Ready(report)
-            }
-            _ => panic!("`EventEmission::run`'s future polled after it finished"),
-        }
-    }
-}
-
-thread_local! {
-    /// The emission being submitted on this thread, and, if the processor
-    /// dropped it unsettled during `submit`, its event's name (the submitter
-    /// does not keep the event: its last owner drops it, wherever that runs).
-    static SUBMITTING: std::cell::RefCell<Option<(u64, Option<String>)>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-impl EventEmission {
-    /// Hands the emission to `processor`. If the processor drops it without
-    /// running it or handing it off, that is its refusal when `submit` returns
-    /// an error (the caller learns), and a loss, reported, when it returns `Ok`.
-    ///
-    /// # Errors
-    ///
-    /// The processor's.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use pyventus_core::{Event, EventEmission, EventLinker, InlineProcessingService};
-    /// # use std::sync::Arc;
-    /// # #[derive(Debug)] struct Ping;
-    /// # impl Event for Ping { const NAME: &'static str = "Ping"; }
-    /// let linker = EventLinker::new();
-    /// linker.on::<Ping>().subscribe(|| println!("ping"))?;
-    /// let emission = EventEmission::resolve(&linker, Arc::new(Ping))?;
-    /// emission.submit_to(&InlineProcessingService::new())?;
-    /// # Ok::<(), pyventus_core::Error>(())
-    /// ```
-    pub fn submit_to<P: crate::ProcessingService + ?Sized>(
-        mut self,
-        processor: &P,
-    ) -> Result<(), Error> {
-        let id = self.id;
-        let name = processor.name();
-        let acceptance = self.accounting.accepted(self.event.name(), name);
-        self.processor = name;
-        // `try_with`: a thread's destructors may emit after its locals are gone.
-        let previous = SUBMITTING
-            .try_with(|s| s.replace(Some((id, None))))
-            .ok()
-            .flatten();
-        let result = processor.submit(self);
-        let dropped = SUBMITTING
-            .try_with(|s| s.replace(previous))
-            .ok()
-            .flatten()
-            .and_then(|(_, dropped)| dropped);
-        acceptance.settle(result.is_ok(), dropped.is_some());
-        if let (Some(event), Ok(())) = (dropped, &result) {
-            report_loss(
-                id,
-                &event,
-                "its processing service accepted it, then dropped it",
-            );
-        }
-        result
-    }
 }
 
 /// The span current where an emission is emitted, its deliveries' parent:
@@ -822,63 +485,6 @@ fn emitting_span() -> tracing::Span {
         tracing::Span::none()
     } else {
         tracing::Span::current()
-    }
-}
-
-/// Says, where the user looks, that an accepted emission will not run.
-#[cold]
-fn report_loss(id: u64, event: &str, why: &str) {
-    tracing::error!(
-        target: "pyventus",
-        emission = id,
-        event,
-        "an emission was lost before its subscribers finished: {why}"
-    );
-}
-
-impl Drop for EventEmission {
-    fn drop(&mut self) {
-        if self.settled {
-            return;
-        }
-        if self.subscribers.is_empty() {
-            // Nothing to run, so nothing lost (an emission a remote service
-            // refused, say); out of its service's gauges all the same.
-            self.accounting
-                .settled(self.event.name(), self.processor, false);
-            return;
-        }
-        let in_submit = SUBMITTING
-            .try_with(|s| match s.try_borrow_mut().as_deref_mut() {
-                Ok(Some((id, dropped))) if *id == self.id => {
-                    *dropped = Some(self.event.name().to_owned());
-                    true
-                }
-                _ => false,
-            })
-            .unwrap_or(false);
-        if in_submit || self.if_dropped == IfDropped::Redelivered {
-            // `submit_to` knows whether this was a refusal or a loss; a broker
-            // redelivers what did not finish.
-            self.accounting
-                .settled(self.event.name(), self.processor, false);
-            self.finish(|| Err(Error::EmissionDropped));
-            return;
-        }
-        self.accounting
-            .settled(self.event.name(), self.processor, true);
-        // Accepted, and neither run nor handed off: say so, where the user looks.
-        // A counted emission joins its service's batch (a runtime that shuts
-        // down drops all its tasks at once: one report says how many).
-        match &self.ticket {
-            Some(ticket) => ticket.lose(self.event.name()),
-            None => report_loss(
-                self.id,
-                self.event.name(),
-                "it was dropped (its runtime shut down, or its processing service dropped it)",
-            ),
-        }
-        self.finish(|| Err(Error::EmissionDropped));
     }
 }
 
@@ -910,102 +516,6 @@ impl Future for Completion {
     }
 }
 
-/// One subscriber of an emission, run away from it: on a task of its own
-/// (async) or a blocking thread.
-struct Job {
-    sub: Arc<SubscriberInner>,
-    registry: Arc<Registry>,
-    debug: bool,
-    current: CurrentEmission,
-    parent: tracing::Span,
-}
-
-impl Job {
-    fn delivery(&self) -> Delivery<'_> {
-        Delivery::shared(
-            &self.current.event,
-            &self.registry.settings,
-            self.current.id,
-            self.debug,
-            &self.parent,
-        )
-    }
-
-    /// Runs a synchronous subscriber on the calling (blocking) thread.
-    fn run_blocking(self) -> Settled {
-        let _entered = context::enter(self.current.clone());
-        let delivery = self.delivery();
-        self.sub
-            .callback
-            .run_sync(Run::new(&self.sub.workflow, &delivery))
-    }
-
-    /// Runs an asynchronous subscriber to completion.
-    async fn run_async(self) -> (Arc<SubscriberInner>, Settled) {
-        let settled = {
-            let delivery = self.delivery();
-            let run = Run::new(&self.sub.workflow, &delivery);
-            match &self.sub.callback {
-                EventCallback::Async(f) => {
-                    let span = run.span();
-                    let started = {
-                        let _entered = context::enter(self.current.clone());
-                        let _in_span = span.enter();
-                        crate::observe::trace::started(&delivery);
-                        catch_unwind(AssertUnwindSafe(|| f(self.current.event.clone())))
-                    };
-                    let outcome = match started {
-                        Ok(fut) => AssertUnwindSafe(
-                            InEmission::new(self.current.clone(), fut).instrument(span.clone()),
-                        )
-                        .catch_unwind()
-                        .await
-                        .unwrap_or_else(|panic| Err(panic_error(&*panic))),
-                        Err(panic) => Err(panic_error(&*panic)),
-                    };
-                    span.in_scope(|| run.settle(outcome))
-                }
-                sync => {
-                    let _entered = context::enter(self.current.clone());
-                    sync.run_sync(run)
-                }
-            }
-        };
-        (self.sub, settled)
-    }
-}
-
-/// Picks the subscribers an emission routed to `route` runs: the event's, then
-/// the global event's that are not already among them, claiming one-time ones
-/// (exactly one emission wins each) and unlinking those it wins.
-#[inline]
-pub(crate) fn select(
-    registry: &Registry,
-    route: Route<'_>,
-    mut f: impl FnMut(&Arc<SubscriberInner>),
-) {
-    let mut visit = |sub: &Arc<SubscriberInner>| {
-        if sub.once {
-            if !sub.claim() {
-                return;
-            }
-            registry.remove_subscriber(sub.id());
-        }
-        f(sub);
-    };
-    if let Some(entry) = route.entry {
-        entry.iter().for_each(&mut visit);
-    }
-    if let Some(global) = route.global {
-        for sub in global.iter() {
-            if sub.global_and_more && route.entry.is_some_and(|e| e.contains(sub.id())) {
-                continue;
-            }
-            visit(sub);
-        }
-    }
-}
-
 /// A process-unique emission id. Threads take ids in blocks, so emitting from
 /// many threads does not contend on one counter.
 pub(crate) fn next_emission_id() -> u64 {
@@ -1028,43 +538,4 @@ pub(crate) fn next_emission_id() -> u64 {
         // A constant with nothing to drop is never gone; were it, a block of
         // its own serves this one id.
         .unwrap_or_else(|_| block())
-}
-
-/// Without the `metrics` feature, an emission's accounting does nothing.
-#[cfg(not(feature = "metrics"))]
-mod no_metrics {
-    use crate::RunReport;
-
-    #[derive(Debug)]
-    pub(super) struct Accounting;
-
-    pub(super) struct Acceptance;
-
-    #[allow(clippy::unused_self)]
-    impl Acceptance {
-        #[inline]
-        pub(super) fn settle(self, _: bool, _: bool) {}
-    }
-
-    // The same methods as the real accounting's, which needs its `self`.
-    #[allow(clippy::unused_self)]
-    impl Accounting {
-        pub(super) const fn new() -> Self {
-            Accounting
-        }
-
-        #[inline]
-        pub(super) fn accepted(&mut self, _: &str, _: &'static str) -> Acceptance {
-            Acceptance
-        }
-
-        #[inline]
-        pub(super) fn started(&mut self, _: &str, _: &'static str) {}
-
-        #[inline]
-        pub(super) fn ran(&mut self, _: &str, _: &'static str, _: &RunReport) {}
-
-        #[inline]
-        pub(super) fn settled(&mut self, _: &str, _: &'static str, _: bool) {}
-    }
 }

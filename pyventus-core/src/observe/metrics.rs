@@ -69,7 +69,6 @@ use std::time::Instant;
 use ::metrics::{Key, Label, Level, Metadata, Recorder, SharedString};
 use hashbrown::{Equivalent, HashMap};
 
-use crate::workflow::Settled;
 use crate::{FailureKind, HandlerPanic, RunReport};
 
 /// Counter: emissions a processing service accepted (labels `event`, `processor`).
@@ -417,7 +416,7 @@ impl Tally {
     }
 
     /// A subscriber settled.
-    pub(crate) fn settled(&self, settled: &Settled) {
+    pub(crate) fn settled(&self, settled: &Result<(), anyhow::Error>) {
         match settled {
             Ok(()) => self.unit(true),
             Err(err) if err.is::<HandlerPanic>() => bump(&self.panicked),

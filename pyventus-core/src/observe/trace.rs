@@ -9,8 +9,6 @@
 
 use tracing::{Level, Span};
 
-use crate::workflow::{Delivery, Workflow};
-
 /// Logs one of debug mode's events: at `INFO` in debug mode, else at `DEBUG`.
 macro_rules! debug_event {
     ($debug:expr, $($arg:tt)+) => {
@@ -30,36 +28,45 @@ pub(crate) fn debug_enabled() -> bool {
     tracing::enabled!(target: "pyventus", Level::DEBUG)
 }
 
+/// Who a delivery's span and its failure's log name: the event, the handler,
+/// the subscriber and the emission (`None` on the inline fast path).
+pub(crate) struct Subscriber<'a> {
+    pub(crate) event: &'a str,
+    pub(crate) handler: &'a str,
+    pub(crate) id: u64,
+    pub(crate) emission: Option<u64>,
+}
+
 /// The span of one subscriber's delivery, `pyventus.delivery`, with the event,
-/// the handler, the subscriber and the emission. Its parent is the span that
-/// was current where the event was emitted.
-pub(crate) fn delivery_span(workflow: &Workflow, delivery: &Delivery<'_>) -> Span {
+/// the handler, the subscriber and the emission. Its parent is `parent`, the
+/// span that was current where the event was emitted (or the current one).
+pub(crate) fn delivery_span(who: &Subscriber<'_>, parent: Option<&Span>, debug: bool) -> Span {
     macro_rules! span {
         ($level:expr) => {
-            match delivery.parent {
+            match parent {
                 Some(parent) => tracing::span!(
                     target: "pyventus",
                     parent: parent,
                     $level,
                     "pyventus.delivery",
-                    event = delivery.event.name(),
-                    handler = workflow.handler(),
-                    subscriber = workflow.id,
-                    emission = delivery.emission,
+                    event = who.event,
+                    handler = who.handler,
+                    subscriber = who.id,
+                    emission = who.emission,
                 ),
                 None => tracing::span!(
                     target: "pyventus",
                     $level,
                     "pyventus.delivery",
-                    event = delivery.event.name(),
-                    handler = workflow.handler(),
-                    subscriber = workflow.id,
-                    emission = delivery.emission,
+                    event = who.event,
+                    handler = who.handler,
+                    subscriber = who.id,
+                    emission = who.emission,
                 ),
             }
         };
     }
-    if delivery.debug {
+    if debug {
         span!(Level::INFO)
     } else {
         span!(Level::DEBUG)
@@ -68,8 +75,8 @@ pub(crate) fn delivery_span(workflow: &Workflow, delivery: &Delivery<'_>) -> Spa
 
 /// Logs, in its span, that a subscriber's delivery starts.
 #[inline]
-pub(crate) fn started(delivery: &Delivery<'_>) {
-    debug_event!(delivery.debug, "executing subscriber");
+pub(crate) fn started(debug: bool) {
+    debug_event!(debug, "executing subscriber");
 }
 
 /// Who handled a failure: nobody, or a callback (then logged at this level,
@@ -82,21 +89,16 @@ pub(crate) enum Handled {
 
 /// Logs a subscriber's failure: at `ERROR` when no callback handled it, else
 /// at the linker's level for handled failures (if any).
-pub(crate) fn failure(
-    handled: Handled,
-    workflow: &Workflow,
-    delivery: &Delivery<'_>,
-    err: &anyhow::Error,
-) {
+pub(crate) fn failure(handled: Handled, who: &Subscriber<'_>, err: &anyhow::Error) {
     macro_rules! log {
         ($level:expr, $what:literal) => {
             tracing::event!(
                 target: "pyventus",
                 $level,
-                event = delivery.event.name(),
-                handler = workflow.handler(),
-                subscriber = workflow.id,
-                emission = delivery.emission,
+                event = who.event,
+                handler = who.handler,
+                subscriber = who.id,
+                emission = who.emission,
                 "{}: {err:#}",
                 $what
             )

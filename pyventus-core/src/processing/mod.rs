@@ -6,6 +6,7 @@ use crate::{Error, EventEmission};
 
 mod executor;
 mod inline;
+mod submit;
 #[cfg(feature = "tokio")]
 mod tokio;
 

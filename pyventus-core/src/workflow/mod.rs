@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::event::key::TypeInfo;
-use crate::observe::trace::Handled;
+use crate::observe::trace::{self, Handled};
 use crate::workflow::output::HandlerOutput;
 use crate::{AnyEvent, HandlerPanic};
 
@@ -292,7 +292,7 @@ impl<'a> Run<'a> {
             Some(_) => Handled::Yes(self.delivery.linker.handled_failures),
             None => Handled::No,
         };
-        crate::observe::trace::failure(handled, self.workflow, self.delivery, &err);
+        trace::failure(handled, &self.subscriber(), &err);
         if let Some(failure) = failure {
             self.contain("failure callback", || failure(&err));
         }
@@ -312,49 +312,34 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// Who this run is, as its span and its failure's log name it.
+    fn subscriber(self) -> trace::Subscriber<'a> {
+        trace::Subscriber {
+            event: self.delivery.event.name(),
+            handler: self.workflow.handler(),
+            id: self.workflow.id,
+            emission: self.delivery.emission,
+        }
+    }
+
     /// The span this subscriber's delivery runs in.
     pub(crate) fn span(self) -> tracing::Span {
-        crate::observe::trace::delivery_span(self.workflow, self.delivery)
+        trace::delivery_span(
+            &self.subscriber(),
+            self.delivery.parent,
+            self.delivery.debug,
+        )
     }
 
     /// Enters the delivery's span and says the subscriber starts.
     pub(crate) fn start(self) -> tracing::span::EnteredSpan {
         let span = self.span().entered();
-        crate::observe::trace::started(self.delivery);
+        trace::started(self.delivery.debug);
         span
     }
 }
 
-#[cfg(feature = "metrics")]
-pub(crate) use crate::observe::metrics::Tally;
-
-/// Without the `metrics` feature, the inline fast path tallies nothing.
-#[cfg(not(feature = "metrics"))]
-pub(crate) struct Tally;
-
-// The same methods as the real tally's, which needs its `self`.
-#[cfg(not(feature = "metrics"))]
-#[allow(clippy::unused_self)]
-impl Tally {
-    #[inline]
-    pub(crate) fn new() -> Self {
-        Tally
-    }
-
-    #[inline]
-    pub(crate) fn started() -> Self {
-        Tally
-    }
-
-    #[inline]
-    pub(crate) fn settled(&self, _: &Settled) {}
-
-    #[inline]
-    pub(crate) fn unit(&self, _: bool) {}
-
-    #[inline]
-    pub(crate) fn record(&self, _: &str) {}
-}
+pub(crate) use crate::observe::Tally;
 
 /// The error a panic becomes.
 pub(crate) fn panic_error(payload: &(dyn Any + Send)) -> anyhow::Error {
