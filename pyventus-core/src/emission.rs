@@ -22,6 +22,7 @@ use crate::in_flight::Ticket;
 use crate::key::hash_name;
 use crate::record::SubscriberInner;
 use crate::registry::{Entry, Registry, Route};
+use crate::sync::thread_local;
 use crate::workflow::{Delivery, Run, Settled, panic_error};
 use crate::{AnyEvent, Error, EventLinker, RunReport};
 

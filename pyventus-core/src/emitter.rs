@@ -12,6 +12,7 @@ use crate::key::{ANY_NAME, KeyHash, TypeInfo, check_event_name, hash_name};
 use crate::lane::{self, Found, Lane, LaneSlot, NamedFound};
 use crate::record::SubscriberInner;
 use crate::registry::{Entry, Registry, Route, Snapshot};
+use crate::sync::LocalKey;
 use crate::trace::{self, debug_event};
 use crate::workflow::{Delivery, Run};
 use crate::{
@@ -293,7 +294,7 @@ impl EventEmitter {
         &self,
         named: Named<T>,
         hash: u64,
-        slot: &'static std::thread::LocalKey<LaneSlot<T>>,
+        slot: &'static LocalKey<LaneSlot<T>>,
     ) -> Result<(), Error> {
         let inner = &*self.inner;
         if inner.borrow_fast_path && !trace::debug_enabled() {
@@ -479,7 +480,7 @@ impl EventEmitter {
 #[inline(never)]
 fn fill_slot<O: EventObject, P: Any + Send + Sync>(
     registry: &Registry,
-    slot: &'static std::thread::LocalKey<LaneSlot<P>>,
+    slot: &'static LocalKey<LaneSlot<P>>,
     event: &O,
     payload: &P,
     hash: u64,

@@ -2,10 +2,10 @@
 
 use std::any::{Any, type_name};
 use std::fmt;
-use std::thread::LocalKey;
 
 use crate::EventObject;
 use crate::lane::LaneSlot;
+use crate::sync::LocalKey;
 
 /// A typed event: a value whose type is its identity, dispatched by [`Event::NAME`].
 ///

@@ -8,9 +8,9 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::thread::LocalKey;
 
 use crate::list::{Live, SubList};
+use crate::sync::{AccessError, LocalKey, thread_local};
 use crate::workflow::{Delivery, Run, Settled, Workflow, panic_error};
 
 /// A synchronous callback of `E`, typed: what a lane calls.
@@ -317,7 +317,7 @@ impl Lookup {
     /// What a cache answered: `Some(ran)` when it knew the snapshot (ran, or
     /// left the emission to the general path), `None` or no cache when not.
     #[inline]
-    fn of(hit: Result<Option<bool>, std::thread::AccessError>) -> Self {
+    fn of(hit: Result<Option<bool>, AccessError>) -> Self {
         match hit {
             Ok(Some(true)) => Lookup::Ran,
             Ok(Some(false)) => Lookup::General,

@@ -39,6 +39,8 @@ mod error;
 mod event;
 mod handler;
 mod in_flight;
+#[cfg(all(test, shuttle))]
+mod interleavings;
 mod key;
 mod lane;
 mod lifecycle;
@@ -63,6 +65,7 @@ pub mod runtime;
 mod snapshot;
 mod subscriber;
 mod subscription;
+mod sync;
 pub mod testing;
 mod trace;
 mod trie;

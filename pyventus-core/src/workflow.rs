@@ -6,10 +6,10 @@
 use std::any::{Any, TypeId};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::key::TypeInfo;
 use crate::output::HandlerOutput;
+use crate::sync::atomic::{AtomicU8, Ordering};
 use crate::trace::Handled;
 use crate::{AnyEvent, HandlerPanic};
 
