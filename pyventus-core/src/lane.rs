@@ -116,9 +116,12 @@ impl<E> LaneSubscriber<E> {
 }
 
 impl<E> Live for LaneSubscriber<E> {
+    /// Always: a lane belongs to an entry without tombstones (a removal that
+    /// leaves one drops the entry's lane), and holds no one-time subscriber,
+    /// so each of its versions runs everyone it holds.
     #[inline]
-    fn is_live(&self) -> bool {
-        self.workflow.is_live()
+    fn is_live_in(&self, _made: u64) -> bool {
+        true
     }
 }
 

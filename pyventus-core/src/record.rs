@@ -77,7 +77,7 @@ impl SubscriberInner {
 
 impl Live for Arc<SubscriberInner> {
     #[inline]
-    fn is_live(&self) -> bool {
-        self.workflow.is_live()
+    fn is_live_in(&self, made: u64) -> bool {
+        self.workflow.is_live_in(made)
     }
 }

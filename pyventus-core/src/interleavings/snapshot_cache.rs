@@ -343,7 +343,7 @@ fn emits_on_two_threads_each_see_whole_states_in_order() {
 #[test]
 fn an_emit_over_a_list_with_tombstones_sees_one_whole_state_never_a_stale_one() {
     for path in PATHS {
-        for removal in [Removal::Unsubscribe, Removal::Unlink] {
+        for removal in REMOVALS {
             let race = Race {
                 emitters: 2,
                 fillers: 40,
