@@ -28,6 +28,9 @@ mod broker;
 mod dead;
 mod envelope;
 mod error;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod handling;
 mod service;
 mod supervisor;
