@@ -27,7 +27,10 @@ use super::{every_schedule, sampled};
 use crate::lane::LaneSlot;
 use crate::sync::atomic::{AtomicBool, AtomicU8, Ordering::SeqCst};
 use crate::sync::{Arc, LocalKey, thread_local};
-use crate::{Event, EventEmitter, EventKey, EventLinker, EventSubscriber, InlineProcessingService};
+use crate::{
+    AnyEvent, Event, EventEmitter, EventKey, EventLinker, EventSubscriber, InlineProcessingService,
+    NamedKey,
+};
 
 /// What an emit carries: its number.
 #[derive(Debug, Clone, Copy)]
@@ -56,17 +59,28 @@ impl Event for Slotted {
     }
 }
 
+thread_local! {
+    static KEYED_SLOT: LaneSlot<Mark> = const { LaneSlot::new() };
+}
+
+/// A named event's key with a slot of its own, as `named_key!` makes one.
+static KEYED: NamedKey<Mark> = NamedKey::__new("Keyed", &KEYED_SLOT);
+
 /// The way an inline emit finds its subscribers.
 #[derive(Debug, Clone, Copy)]
 enum Path {
     /// `emit_named`: the thread's named lanes.
     Named,
+    /// `emit_to` a `NamedKey`: the key's slot.
+    Keyed,
     /// A typed event without a slot: the thread's cached snapshot.
     Typed,
     /// A typed event with a slot: the slot's lane.
     Slotted,
     /// Subscribers that take `Arc<E>`: an `EventEmission`, built and run.
     Shared,
+    /// Subscribers of the global event: the general path, on a borrowed event.
+    Global,
 }
 
 const A: u8 = 1;
@@ -99,8 +113,10 @@ impl Path {
     fn key(self) -> EventKey {
         match self {
             Path::Named => EventKey::named("Named"),
+            Path::Keyed => KEYED.key().clone(),
             Path::Typed | Path::Shared => EventKey::of::<Mark>(),
             Path::Slotted => EventKey::of::<Slotted>(),
+            Path::Global => EventKey::any(),
         }
     }
 
@@ -110,6 +126,12 @@ impl Path {
             Path::Named => linker
                 .on_named("Named")
                 .subscribe(move |m: &Mark| seen.record(*m, who)),
+            Path::Keyed => linker
+                .on_named("Keyed")
+                .subscribe(move |m: &Mark| seen.record(*m, who)),
+            Path::Global => linker.on_any().subscribe(move |e: &AnyEvent| {
+                seen.record(*e.downcast_ref::<Mark>().expect("a mark"), who);
+            }),
             Path::Typed => linker
                 .on::<Mark>()
                 .subscribe(move |m: &Mark| seen.record(*m, who)),
@@ -126,6 +148,8 @@ impl Path {
     fn emit(self, emitter: &EventEmitter, mark: Mark) {
         let result = match self {
             Path::Named => emitter.emit_named("Named", mark),
+            Path::Keyed => emitter.emit_to(&KEYED, mark),
+            Path::Global => emitter.emit_named("Global", mark),
             Path::Typed | Path::Shared => emitter.emit(mark),
             Path::Slotted => emitter.emit(Slotted(mark)),
         };
@@ -287,7 +311,14 @@ const REMOVALS: [Removal; 4] = [
     Removal::RemoveAll,
 ];
 
-const PATHS: [Path; 4] = [Path::Named, Path::Typed, Path::Slotted, Path::Shared];
+const PATHS: [Path; 6] = [
+    Path::Named,
+    Path::Keyed,
+    Path::Typed,
+    Path::Slotted,
+    Path::Shared,
+    Path::Global,
+];
 
 /// Every schedule with at most three preemptions of two racing emits against
 /// the writer, for one path and every kind of removal.
@@ -302,6 +333,16 @@ fn every_removal(path: Path) {
 #[test]
 fn a_named_emit_sees_one_whole_state_of_the_registry_never_a_stale_one() {
     every_removal(Path::Named);
+}
+
+#[test]
+fn an_emit_through_a_named_key_sees_one_whole_state_never_a_stale_one() {
+    every_removal(Path::Keyed);
+}
+
+#[test]
+fn an_emit_to_global_subscribers_sees_one_whole_state_never_a_stale_one() {
+    every_removal(Path::Global);
 }
 
 #[test]
