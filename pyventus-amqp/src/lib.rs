@@ -35,6 +35,9 @@ mod dead_letter;
 mod dead_letters;
 mod envelope;
 mod error;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod publisher;
 mod service;
 mod worker;

@@ -13,6 +13,7 @@ use crate::observe::trace::{self, debug_event};
 use crate::registry::lane::{self, Found, Lane, LaneSlot, NamedFound};
 use crate::registry::record::SubscriberInner;
 use crate::registry::{Entry, Registry, Route, Snapshot};
+use crate::sync::LocalKey;
 use crate::workflow::{Delivery, Run};
 use crate::{
     AnyEvent, Completion, EmitKey, Error, Event, EventEmission, EventLinker,
@@ -297,7 +298,7 @@ impl EventEmitter {
         &self,
         named: Named<T>,
         hash: u64,
-        slot: &'static std::thread::LocalKey<LaneSlot<T>>,
+        slot: &'static LocalKey<LaneSlot<T>>,
     ) -> Result<(), Error> {
         let inner = &*self.inner;
         if inner.borrow_fast_path && !trace::debug_enabled() {
@@ -484,7 +485,7 @@ impl EventEmitter {
 #[inline(never)]
 fn fill_slot<O: EventObject, P: Any + Send + Sync>(
     registry: &Registry,
-    slot: &'static std::thread::LocalKey<LaneSlot<P>>,
+    slot: &'static LocalKey<LaneSlot<P>>,
     event: &O,
     payload: &P,
     hash: u64,

@@ -34,6 +34,8 @@ mod emitter;
 mod error;
 mod event;
 mod handler;
+#[cfg(all(test, shuttle))]
+mod interleavings;
 mod lifecycle;
 mod linker;
 mod observe;
@@ -44,6 +46,7 @@ mod registry;
 pub mod remote;
 mod report;
 pub mod runtime;
+mod sync;
 pub mod testing;
 mod workflow;
 

@@ -29,6 +29,9 @@ mod delivery;
 mod entry;
 mod envelope;
 mod error;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod service;
 mod stream;
 mod worker;

@@ -4,6 +4,7 @@
 
 use super::{EventEmission, IfDropped};
 use crate::Error;
+use crate::sync::thread_local;
 
 thread_local! {
     /// The emission being submitted on this thread, and, if the processor

@@ -33,6 +33,7 @@ use crate::lifecycle::in_flight::Ticket;
 use crate::observe::Accounting;
 use crate::registry::Registry;
 use crate::registry::record::SubscriberInner;
+use crate::sync::thread_local;
 use crate::{AnyEvent, Error, EventLinker};
 
 /// One emitted event, with the subscribers it goes to, ready to run.

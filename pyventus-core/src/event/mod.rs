@@ -6,10 +6,10 @@ pub(crate) mod named_key;
 
 use std::any::{Any, type_name};
 use std::fmt;
-use std::thread::LocalKey;
 
 use crate::EventObject;
 use crate::registry::lane::LaneSlot;
+use crate::sync::LocalKey;
 
 /// A typed event: a value whose type is its identity, dispatched by [`Event::NAME`].
 ///

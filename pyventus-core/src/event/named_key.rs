@@ -4,10 +4,10 @@
 
 use std::fmt;
 use std::ops::Deref;
-use std::thread::LocalKey;
 
 use crate::EventKey;
 use crate::registry::lane::LaneSlot;
+use crate::sync::LocalKey;
 
 /// The key of a named event whose payload is a `T`, with a slot of its own on
 /// each thread: emitting through it costs what emitting a typed event does

@@ -19,6 +19,7 @@ use std::task::{Context, Poll};
 
 use crate::AnyEvent;
 use crate::lifecycle::in_flight::InFlight;
+use crate::sync::thread_local;
 
 /// The emission a handler runs in, as [`current_emission`] returns it.
 ///

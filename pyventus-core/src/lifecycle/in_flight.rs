@@ -9,11 +9,12 @@
 
 use std::fmt::Write as _;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::Notify;
+
+use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use crate::sync::{Arc, Condvar, Mutex, PoisonError};
 
 /// Every emission a processing service of this process has accepted and not
 /// finished, plus the work backends count with [`Unfinished`](crate::Unfinished).

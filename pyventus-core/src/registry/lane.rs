@@ -8,9 +8,9 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::thread::LocalKey;
 
 use crate::registry::list::{Live, SubList};
+use crate::sync::{AccessError, LocalKey, thread_local};
 use crate::workflow::{Delivery, Run, Settled, Workflow, panic_error};
 
 /// A synchronous callback of `E`, typed: what a lane calls.
@@ -116,9 +116,12 @@ impl<E> LaneSubscriber<E> {
 }
 
 impl<E> Live for LaneSubscriber<E> {
+    /// Always: a lane belongs to an entry without tombstones (a removal that
+    /// leaves one drops the entry's lane), and holds no one-time subscriber,
+    /// so each of its versions runs everyone it holds.
     #[inline]
-    fn is_live(&self) -> bool {
-        self.workflow.is_live()
+    fn is_live_in(&self, _made: u64) -> bool {
+        true
     }
 }
 
@@ -317,7 +320,7 @@ impl Lookup {
     /// What a cache answered: `Some(ran)` when it knew the snapshot (ran, or
     /// left the emission to the general path), `None` or no cache when not.
     #[inline]
-    fn of(hit: Result<Option<bool>, std::thread::AccessError>) -> Self {
+    fn of(hit: Result<Option<bool>, AccessError>) -> Self {
         match hit {
             Ok(Some(true)) => Lookup::Ran,
             Ok(Some(false)) => Lookup::General,

@@ -19,13 +19,11 @@ pub(crate) mod trie;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-
-use arc_swap::{ArcSwap, Guard};
 
 use crate::registry::record::SubscriberInner;
 pub(crate) use crate::registry::snapshot::{Entry, Route, Snapshot};
+use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::{Arc, ArcSwap, Guard, Mutex, MutexGuard, PoisonError, thread_local};
 use crate::workflow::LinkerSettings;
 use crate::{Error, EventKey};
 

@@ -66,8 +66,9 @@ impl SubscriberInner {
         self.workflow.claim()
     }
 
+    /// Marks the subscriber removed, dated by the lists' clock.
     pub(crate) fn deactivate(&self) {
-        self.workflow.deactivate();
+        self.workflow.deactivate(crate::registry::list::removal);
     }
 
     pub(crate) fn is_active(&self) -> bool {
@@ -77,7 +78,7 @@ impl SubscriberInner {
 
 impl Live for Arc<SubscriberInner> {
     #[inline]
-    fn is_live(&self) -> bool {
-        self.workflow.is_live()
+    fn is_live_in(&self, made: u64) -> bool {
+        self.workflow.is_live_in(made)
     }
 }

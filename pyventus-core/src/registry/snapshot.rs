@@ -95,9 +95,13 @@ impl Entry {
     }
 
     /// This entry without the subscriber `id`, or `None` when none is left.
-    /// A subscriber removed from all its events (`gone`) leaves a tombstone in
-    /// a large list, swept once tombstones outnumber the live subscribers, so
-    /// removals cost O(1) amortized; otherwise the list is copied.
+    /// A subscriber removed from all its events (`gone`, and so already
+    /// dated by its removal) leaves a tombstone in a large list, swept once
+    /// tombstones outnumber the live subscribers, so removals cost O(1)
+    /// amortized; otherwise the list is copied. The list's version is made
+    /// anew, so this entry skips the subscriber while the snapshots before
+    /// it, and the emissions running them, still run it; its lane (which
+    /// both would share) is dropped until the next copy.
     pub(crate) fn without(&self, id: u64, gone: bool) -> Option<Self> {
         if self.live <= 1 {
             return None;
@@ -106,12 +110,12 @@ impl Entry {
             return Some(Entry {
                 key: self.key.clone(),
                 owner: self.owner,
-                subs: self.subs.clone(),
+                subs: self.subs.remade(),
                 live: self.live - 1,
                 dead: self.dead + 1,
                 borrow_only: self.borrow_only,
                 plain: self.plain,
-                lane: self.lane.clone(),
+                lane: None,
                 seq: self.seq,
             });
         }

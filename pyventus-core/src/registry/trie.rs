@@ -221,4 +221,89 @@ mod tests {
             assert_eq!(trie.find(42, |i| i.1 == n).map(|i| i.1), Some(n));
         }
     }
+
+    mod model {
+        //! The trie against a `HashMap`, version by version.
+
+        use std::collections::HashMap;
+        use std::sync::Arc;
+
+        use proptest::prelude::*;
+
+        use super::Item;
+        use crate::registry::trie::Trie;
+
+        /// A write: the item of this hash and tag set to a value, or removed.
+        #[derive(Debug, Clone)]
+        struct Set {
+            hash: u64,
+            tag: u32,
+            value: Option<u32>,
+        }
+
+        fn hash() -> impl Strategy<Value = u64> {
+            prop_oneof![
+                // Few hashes: equal ones told apart by the tag, full leaves.
+                0_u64..4,
+                // Hashes that share their low bits: splits many levels down.
+                (0_u64..64).prop_map(|n| n << 56),
+                any::<u64>(),
+            ]
+        }
+
+        fn set() -> impl Strategy<Value = Set> {
+            (
+                hash(),
+                0_u32..3,
+                proptest::option::weighted(0.8, 0_u32..1000),
+            )
+                .prop_map(|(hash, tag, value)| Set { hash, tag, value })
+        }
+
+        /// The trie's items, as a map.
+        fn contents(trie: &Trie<Item>) -> HashMap<(u64, u32), u32> {
+            let mut seen = HashMap::new();
+            for item in trie.iter() {
+                let Item(hash, packed) = **item;
+                assert!(
+                    seen.insert((hash, packed >> 16), packed & 0xffff).is_none(),
+                    "an item listed twice"
+                );
+            }
+            seen
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Each version holds what the map held when it was made: a
+            /// write changes the new version only.
+            #[test]
+            fn the_trie_holds_what_a_hash_map_holds_in_every_version(
+                writes in proptest::collection::vec(set(), 1..200)
+            ) {
+                let mut trie = Trie::new();
+                let mut map: HashMap<(u64, u32), u32> = HashMap::new();
+                let mut versions = vec![(trie.clone(), map.clone())];
+                for Set { hash, tag, value } in writes {
+                    let item = value.map(|v| Arc::new(Item(hash, (tag << 16) | v)));
+                    trie.set(hash, |i: &Item| i.1 >> 16 == tag, item);
+                    match value {
+                        Some(v) => map.insert((hash, tag), v),
+                        None => map.remove(&(hash, tag)),
+                    };
+                    prop_assert_eq!(trie.len(), map.len());
+                    for (&(hash, tag), &v) in &map {
+                        let found = trie.find(hash, |i| i.1 >> 16 == tag).map(|i| i.1 & 0xffff);
+                        prop_assert_eq!(found, Some(v));
+                    }
+                    versions.push((trie.clone(), map.clone()));
+                }
+                for (version, map) in &versions {
+                    prop_assert_eq!(&contents(version), map);
+                    prop_assert_eq!(version.len(), map.len());
+                }
+            }
+        }
+    }
 }

@@ -8,10 +8,10 @@ pub(crate) mod output;
 use std::any::{Any, TypeId};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::event::key::TypeInfo;
 use crate::observe::trace::{self, Handled};
+use crate::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use crate::workflow::output::HandlerOutput;
 use crate::{AnyEvent, HandlerPanic};
 
@@ -82,10 +82,11 @@ const REMOVED: u8 = 2;
 /// Who a subscriber is, where its outcomes go, and whether it is still
 /// subscribed.
 ///
-/// Concurrency: immutable once built except for its state, one atomic byte. A
-/// one-time subscriber is claimed with a compare-and-swap, so exactly one
-/// emission wins it however many threads emit at once; a removed subscriber is
-/// a tombstone in the large lists that still hold it.
+/// Concurrency: immutable once built except for its state, one atomic byte,
+/// and when it was removed. A one-time subscriber is claimed with a
+/// compare-and-swap, so exactly one emission wins it however many threads
+/// emit at once; a removed subscriber is a tombstone in the versions of the
+/// large lists made after its removal, and live in those made before.
 pub(crate) struct Workflow {
     pub(crate) id: u64,
     pub(crate) handler_id: Option<&'static str>,
@@ -95,6 +96,10 @@ pub(crate) struct Workflow {
     /// linker's default): read once per call instead of two options.
     pub(crate) notify_success: bool,
     state: AtomicU8,
+    /// When it was removed, by the lists' clock (the registry's
+    /// `list::removal`); 0 while
+    /// subscribed.
+    removed_at: AtomicU64,
 }
 
 impl Workflow {
@@ -112,6 +117,7 @@ impl Workflow {
             success,
             failure,
             state: AtomicU8::new(ACTIVE),
+            removed_at: AtomicU64::new(0),
         }
     }
 
@@ -124,8 +130,13 @@ impl Workflow {
             .is_ok()
     }
 
-    /// Marks the subscriber removed.
-    pub(crate) fn deactivate(&self) {
+    /// Marks the subscriber removed, dated by its first removal (the
+    /// registry's lock serializes them): `date` takes that date from the
+    /// lists' clock, only for the first.
+    pub(crate) fn deactivate(&self, date: impl FnOnce() -> u64) {
+        if self.removed_at.load(Ordering::Relaxed) == 0 {
+            self.removed_at.store(date(), Ordering::Relaxed);
+        }
         self.state.store(REMOVED, Ordering::Release);
     }
 
@@ -133,6 +144,17 @@ impl Workflow {
     #[inline]
     pub(crate) fn is_live(&self) -> bool {
         self.state.load(Ordering::Acquire) == ACTIVE
+    }
+
+    /// Whether a version of a list made at `made` runs it: not claimed, and
+    /// not removed by then.
+    #[inline]
+    pub(crate) fn is_live_in(&self, made: u64) -> bool {
+        match self.state.load(Ordering::Acquire) {
+            ACTIVE => true,
+            REMOVED => self.removed_at.load(Ordering::Relaxed) > made,
+            _ => false,
+        }
     }
 
     pub(crate) fn handler(&self) -> &'static str {
