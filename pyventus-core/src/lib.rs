@@ -84,6 +84,7 @@ pub mod __private {
     // What `#[derive(Event)]`, `#[derive(Linker)]`, `#[on]`, `#[once]`,
     // `#[on_success]`, `#[on_failure]` and `named_key!` write, by name: nothing
     // joins this interface by being made `pub` elsewhere.
+    pub use crate::event::slot::{LaneCache, LaneSlot};
     pub use crate::handler::declared::{
         AnyFn, AsyncFn, BuiltFn, HandlerInfo, IgnoreFn, NoArgFn, RefFn, SharedFn, SuccessFn,
         TakesEvent, any_callback, boxed, outcome, payload_mismatch, read_unit, shared_callback,
@@ -92,7 +93,6 @@ pub mod __private {
     pub use crate::linker::link_time::{KeySpec, Namespace, Registration};
     pub use crate::linker::namespace::{namespace, namespace_linker};
     pub use crate::registry::callback::EventCallback;
-    pub use crate::registry::lane::LaneSlot;
     // Named in diagnostics, where a user reads them as `pyventus::__private::...`.
     pub use crate::handler::probe::{AsHandlerOutput, AsValue, SuccessValue};
     pub use crate::handler::probe::{

@@ -3,12 +3,13 @@
 pub(crate) mod any_event;
 pub(crate) mod key;
 pub(crate) mod named_key;
+pub(crate) mod slot;
 
 use std::any::{Any, type_name};
 use std::fmt;
 
 use crate::EventObject;
-use crate::registry::lane::LaneSlot;
+use crate::event::slot::LaneSlot;
 use crate::sync::LocalKey;
 
 /// A typed event: a value whose type is its identity, dispatched by [`Event::NAME`].

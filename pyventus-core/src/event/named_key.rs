@@ -6,7 +6,7 @@ use std::fmt;
 use std::ops::Deref;
 
 use crate::EventKey;
-use crate::registry::lane::LaneSlot;
+use crate::event::slot::LaneSlot;
 use crate::sync::LocalKey;
 
 /// The key of a named event whose payload is a `T`, with a slot of its own on

@@ -24,7 +24,7 @@
 use shuttle::thread;
 
 use super::{every_schedule, sampled};
-use crate::registry::lane::LaneSlot;
+use crate::event::slot::LaneSlot;
 use crate::sync::atomic::{AtomicBool, AtomicU8, Ordering::SeqCst};
 use crate::sync::{Arc, LocalKey, thread_local};
 use crate::{

@@ -15,22 +15,17 @@ pub(crate) mod lane;
 pub(crate) mod list;
 pub(crate) mod record;
 pub(crate) mod snapshot;
+pub(crate) mod thread_cache;
 pub(crate) mod trie;
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 
 use crate::registry::record::SubscriberInner;
 pub(crate) use crate::registry::snapshot::{Entry, Route, Snapshot};
 use crate::sync::atomic::{AtomicU64, Ordering};
-use crate::sync::{Arc, ArcSwap, Guard, Mutex, MutexGuard, PoisonError, thread_local};
+use crate::sync::{Arc, ArcSwap, Guard, Mutex, MutexGuard, PoisonError};
 use crate::workflow::LinkerSettings;
 use crate::{Error, EventKey};
-
-thread_local! {
-    /// The snapshot this thread used last (see `Registry::with_snapshot`).
-    static CACHED: RefCell<Option<Arc<Snapshot>>> = const { RefCell::new(None) };
-}
 
 /// A process-unique snapshot generation.
 fn next_generation() -> u64 {
@@ -89,54 +84,6 @@ impl Registry {
     #[inline]
     pub(crate) fn load(&self) -> Guard<Arc<Snapshot>> {
         self.snapshot.load()
-    }
-
-    /// Runs `f` on the current snapshot, from this thread's cache when it is
-    /// current: one atomic load and no read-modify-write, where `ArcSwap`'s
-    /// load takes two. The cache keeps one snapshot per thread (the last one
-    /// this thread used, of any linker) until the thread uses another or exits,
-    /// so what a removed subscriber captured may be dropped that much later.
-    #[inline]
-    pub(crate) fn with_snapshot<R>(&self, f: impl FnOnce(&Snapshot) -> R) -> R {
-        let generation = self.generation.load(Ordering::Acquire);
-        let mut f = Some(f);
-        if let Ok(Some(result)) = CACHED.try_with(|cell| match cell.try_borrow() {
-            Ok(cached) => match (&*cached, f.take()) {
-                (Some(snapshot), Some(f)) if snapshot.generation == generation => Some(f(snapshot)),
-                (_, back) => {
-                    f = back;
-                    None
-                }
-            },
-            Err(_) => None,
-        }) {
-            return result;
-        }
-        match f {
-            Some(f) => self.with_fresh_snapshot(f),
-            None => unreachable!("`f` runs at most once, and returns when it does"),
-        }
-    }
-
-    /// Loads the snapshot, caches it for this thread when the cache is free
-    /// (not borrowed by an emission running further up this thread's stack),
-    /// and runs `f` on it.
-    #[cold]
-    #[inline(never)]
-    fn with_fresh_snapshot<R>(&self, f: impl FnOnce(&Snapshot) -> R) -> R {
-        let snapshot = self.snapshot.load_full();
-        let previous = CACHED
-            .try_with(|cell| {
-                cell.try_borrow_mut()
-                    .ok()
-                    .map(|mut slot| slot.replace(snapshot.clone()))
-            })
-            .ok()
-            .flatten();
-        // The previous snapshot may hold the last reference to a removed
-        // subscriber, whose closure's captures drop now: outside the borrow.
-        drop(previous);
-        f(&snapshot)
     }
 
     /// The generation of the published snapshot.
