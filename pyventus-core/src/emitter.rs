@@ -15,7 +15,7 @@ use crate::registry::record::SubscriberInner;
 use crate::registry::thread_cache;
 use crate::registry::{Entry, Registry, Route, Snapshot};
 use crate::sync::LocalKey;
-use crate::workflow::{Delivery, Run};
+use crate::workflow::{Dispatch, Run};
 use crate::{
     AnyEvent, Completion, EmitKey, Error, Event, EventEmission, EventLinker,
     InlineProcessingService, ProcessingService, debug_from_env,
@@ -471,13 +471,13 @@ impl EventEmitter {
 #[inline]
 fn run_borrowed<O: EventObject>(registry: &Registry, event: &O, route: Route<'_>) {
     let _hidden = crate::lifecycle::context::hide();
-    let delivery = Delivery::borrowed(event, &registry.settings);
+    let delivery = Dispatch::borrowed(event, &registry.settings);
     let run = |sub: &Arc<SubscriberInner>| {
         // Failures were handed to the callbacks; nobody here needs them back.
         let settled = sub.callback.run_sync(Run::new(&sub.workflow, &delivery));
         delivery.tally.settled(&settled);
     };
-    if route.all_plain() {
+    if route.all_direct() {
         if let Some(entry) = route.entry {
             // A lane makes no spans: with them wanted, each subscriber runs in its own.
             let lane = entry.lane.as_ref().filter(|_| !trace::debug_enabled());

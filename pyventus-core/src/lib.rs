@@ -11,6 +11,22 @@
 //!   [`ExecutorProcessingService`], or one of your own.
 //! - [`wait_for_all`]: waits for every emission of the process before shutdown.
 //!
+//! # Glossary
+//!
+//! - *Event*: a typed event (a type deriving [`Event`]), a named event (a name
+//!   and a payload), or the *global event* `...` ([`EventKey::any`]), whose
+//!   subscribers receive every event. The linker `#[on]` registers into by
+//!   default is the *default linker*, [`EventLinker::global`].
+//! - *Subscriber*: one subscription's callback, with its success and failure
+//!   callbacks; *handler*: one declared with `#[on]`.
+//! - *Emission*: one emitted event with the subscribers it runs
+//!   ([`EventEmission`]); *delivery*: one subscriber's run of it, or a worker's
+//!   run of one broker message (both in a `pyventus.delivery` span).
+//! - *Settle*: decide what a finished run means: its outcome to the callbacks,
+//!   or a message acknowledged, retried or dead-lettered.
+//!
+//! `docs/architecture.md` maps the crate's folders, one per concept.
+//!
 //! # Examples
 //!
 //! ```

@@ -14,34 +14,34 @@ use crate::RunReport;
 /// then, if some subscribers are still running, the future joining them.
 // The emission unboxed on purpose: boxing it would cost an allocation per task.
 #[allow(clippy::large_enum_variant)]
-pub(super) enum Running {
+pub(super) enum RunFuture {
     Start(EventEmission),
     Joining(BoxFuture<'static, RunReport>),
     Done,
 }
 
-impl Future for Running {
+impl Future for RunFuture {
     type Output = RunReport;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<RunReport> {
         let this = self.get_mut();
-        if let Running::Start(emission) = this {
+        if let RunFuture::Start(emission) = this {
             // Run in place: the emission is not moved unless some runs remain.
             let (report, pending) = emission.start();
             if pending.is_empty() {
                 emission.end(&report);
-                *this = Running::Done;
+                *this = RunFuture::Done;
                 return Poll::Ready(report);
             }
-            let Running::Start(emission) = std::mem::replace(this, Running::Done) else {
+            let RunFuture::Start(emission) = std::mem::replace(this, RunFuture::Done) else {
                 unreachable!("matched above")
             };
-            *this = Running::Joining(emission.join(report, pending).boxed());
+            *this = RunFuture::Joining(emission.join(report, pending).boxed());
         }
         match this {
-            Running::Joining(joining) => {
+            RunFuture::Joining(joining) => {
                 let report = std::task::ready!(joining.as_mut().poll(cx));
-                *this = Running::Done;
+                *this = RunFuture::Done;
                 Poll::Ready(report)
             }
             _ => panic!("`EventEmission::run`'s future polled after it finished"),

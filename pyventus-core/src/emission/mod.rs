@@ -43,7 +43,7 @@ use crate::{AnyEvent, Error, EventLinker};
 /// [`ProcessingService`](crate::ProcessingService), which decides where and when
 /// it runs: [`run`](Self::run) on an async runtime, [`run_blocking`](Self::run_blocking)
 /// on a thread. Running never panics: each subscriber's failures and panics go
-/// through its workflow, and the [`RunReport`] says how each ended.
+/// through its workflow, and the [`RunReport`](crate::RunReport) says how each ended.
 ///
 /// An emission accepted by a processing service either runs, or is handed off
 /// to another process ([`handed_off`](Self::handed_off)), or is discarded on

@@ -10,13 +10,13 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use tracing::Instrument;
 
-use super::future::Running;
+use super::future::RunFuture;
 use super::{BlockingThreads, EventEmission};
 use crate::lifecycle::context::{self, CurrentEmission, InEmission};
 use crate::registry::Registry;
 use crate::registry::callback::EventCallback;
 use crate::registry::record::SubscriberInner;
-use crate::workflow::{Delivery, Run, Settled, panic_error};
+use crate::workflow::{Dispatch, Run, Settled, panic_error};
 use crate::{Error, RunReport};
 
 /// Each subscriber's outcome, as the joined async runs hand them back.
@@ -46,8 +46,8 @@ impl EventEmission {
         }
     }
 
-    fn delivery(&self) -> Delivery<'_> {
-        Delivery::shared(
+    fn delivery(&self) -> Dispatch<'_> {
+        Dispatch::shared(
             &self.event,
             &self.registry.settings,
             self.id,
@@ -77,7 +77,7 @@ impl EventEmission {
     /// is little more than the emission itself (what a task spawned on it
     /// copies).
     pub fn run(self) -> impl Future<Output = RunReport> + Send + 'static {
-        Running::Start(self)
+        RunFuture::Start(self)
     }
 
     /// Runs the synchronous subscribers (and starts the others), in place:
@@ -211,8 +211,8 @@ struct Job {
 }
 
 impl Job {
-    fn delivery(&self) -> Delivery<'_> {
-        Delivery::shared(
+    fn delivery(&self) -> Dispatch<'_> {
+        Dispatch::shared(
             &self.current.event,
             &self.registry.settings,
             self.current.id,

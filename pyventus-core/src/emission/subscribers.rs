@@ -19,7 +19,7 @@ pub(crate) enum Subscribers {
 impl Subscribers {
     /// Resolves the subscribers of an emission routed to `route`.
     pub(crate) fn resolve(registry: &Registry, route: Route<'_>) -> Self {
-        if route.all_plain() {
+        if route.all_direct() {
             return Subscribers::Lists(route.entry.cloned(), route.global.cloned());
         }
         let capacity = route.entry.map_or(0, |e| e.len()) + route.global.map_or(0, |g| g.len());

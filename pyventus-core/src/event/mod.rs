@@ -1,4 +1,17 @@
-//! Typed events: the `Event` trait, and how every event becomes an `AnyEvent`.
+//! What is emitted, and how it is keyed.
+//!
+//! - [`Event`] (this file): a typed event, dispatched by its `NAME`.
+//! - `any_event`: [`AnyEvent`](crate::AnyEvent), the view of any event
+//!   (typed, named, the global event) that handlers of several events take,
+//!   and `Named`, a named event's name and payload.
+//! - `key`: [`EventKey`](crate::EventKey), the key a linker files subscribers
+//!   under (a type's name, a name, or the global event), hashed once.
+//! - `named_key`: [`NamedKey`](crate::NamedKey), a named event's key that knows
+//!   its payload's type, and [`EmitKey`](crate::EmitKey).
+//! - `slot`: the per-thread cell each event type and `NamedKey` carries, which
+//!   the registry fills (`registry::thread_cache`).
+//!
+//! Nothing here knows the registry: events sit below everything else.
 
 pub(crate) mod any_event;
 pub(crate) mod key;

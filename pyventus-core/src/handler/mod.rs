@@ -1,4 +1,11 @@
-//! The forms a handler can take, and how each becomes a type-erased callback.
+//! The forms a handler can take, and how each becomes a type-erased callback
+//! (`registry::callback`).
+//!
+//! - The traits (this file): [`Handler`](crate::Handler),
+//!   [`AsyncHandler`](crate::AsyncHandler),
+//!   [`SuccessHandler`](crate::SuccessHandler), and their marker `kind`s.
+//! - `declared`: what `#[on]` and its siblings build a link-time handler from.
+//! - `probe`: how generated code reads a handler's declared return type.
 //!
 //! A handler's parameter is fixed by the subscription: for `linker.on::<E>()` it is
 //! `&E`, `E` (when `E: Clone`), `Arc<E>`, `&AnyEvent` or nothing; for a named event,

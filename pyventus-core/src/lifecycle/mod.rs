@@ -1,5 +1,16 @@
-//! Waiting for every emission of the process before it shuts down (Pyventus's
-//! guard), and counting work that backends hold before it becomes an emission.
+//! The life of emissions among the processing services: who runs each one,
+//! who waits for it, and when every one has finished.
+//!
+//! - [`wait_for_all`](crate::wait_for_all) (this file): waits for every
+//!   emission of the process before it shuts down (Pyventus's guard), and
+//!   [`Unfinished`](crate::Unfinished) counts work backends hold before it
+//!   becomes an emission.
+//! - `in_flight`: the counts (`InFlight`, one per service and one for the
+//!   process) and the `Ticket` an accepted emission holds until it finishes.
+//! - `context`: the emission a thread runs now
+//!   ([`current_emission`](crate::current_emission)) and its `Lineage` (the
+//!   service that runs it, the ones that wait for it), which refuses the waits
+//!   that could never end.
 
 pub(crate) mod context;
 pub(crate) mod in_flight;

@@ -1,4 +1,15 @@
 //! The event linker: a registry linking events to their subscribers.
+//!
+//! - [`EventLinker`](crate::EventLinker) (this file): the handle, its builder,
+//!   removal and queries, over a `registry::Registry`.
+//! - `subscription`: [`Subscription`](crate::Subscription), the builder behind
+//!   `linker.on::<E>()`, `once`, `on_named`, `on_any`, `on_keys`.
+//! - `subscriber`: [`EventSubscriber`](crate::EventSubscriber), the handle a
+//!   subscription returns.
+//! - `link_time`: the handlers `#[on]` registers at link time, collected on a
+//!   linker's first use, and [`verify`](crate::verify).
+//! - `namespace`: [`Linker`](crate::Linker), the namespaces `#[derive(Linker)]`
+//!   declares.
 
 pub(crate) mod link_time;
 pub(crate) mod namespace;

@@ -65,7 +65,7 @@ impl EventSubscriber {
 
     /// Whether the subscriber is still linked to an event.
     pub fn is_subscribed(&self) -> bool {
-        self.inner.is_active()
+        self.inner.is_live()
             && self
                 .registry
                 .upgrade()

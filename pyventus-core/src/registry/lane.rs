@@ -7,7 +7,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use crate::registry::list::{Live, SubList};
-use crate::workflow::{Delivery, Run, Settled, Workflow, panic_error};
+use crate::workflow::{Dispatch, Run, Settled, Workflow, panic_error};
 
 /// A synchronous callback of `E`, typed: what a lane calls.
 pub(crate) type TypedFnOf<E> = dyn Fn(&E, Run<'_>) -> Settled + Send + Sync;
@@ -61,7 +61,7 @@ pub(crate) struct LaneSubscriber<E> {
 /// success) costs one test per subscriber.
 enum LaneCall<E> {
     /// A unit handler without a success callback: called, its panic caught.
-    Plain(Arc<UnitFn<E>>),
+    Quiet(Arc<UnitFn<E>>),
     /// A unit handler whose success goes to a callback.
     Notifying(Arc<UnitFn<E>>),
     /// Any other: its callback settles its own outcome.
@@ -72,7 +72,7 @@ impl<E> LaneSubscriber<E> {
     fn new(workflow: &Arc<Workflow>, call: &Call<E>) -> Self {
         let call = match call {
             Call::Unit(f) if workflow.notify_success => LaneCall::Notifying(f.clone()),
-            Call::Unit(f) => LaneCall::Plain(f.clone()),
+            Call::Unit(f) => LaneCall::Quiet(f.clone()),
             Call::Settling(f) => LaneCall::Settling(f.clone()),
         };
         LaneSubscriber {
@@ -87,7 +87,7 @@ impl<E> Clone for LaneSubscriber<E> {
         LaneSubscriber {
             workflow: self.workflow.clone(),
             call: match &self.call {
-                LaneCall::Plain(f) => LaneCall::Plain(f.clone()),
+                LaneCall::Quiet(f) => LaneCall::Quiet(f.clone()),
                 LaneCall::Notifying(f) => LaneCall::Notifying(f.clone()),
                 LaneCall::Settling(f) => LaneCall::Settling(f.clone()),
             },
@@ -98,13 +98,13 @@ impl<E> Clone for LaneSubscriber<E> {
 impl<E> LaneSubscriber<E> {
     /// Tells the success callback (a unit handler returned).
     #[cold]
-    fn succeeded(&self, delivery: &Delivery<'_>) {
+    fn succeeded(&self, delivery: &Dispatch<'_>) {
         Run::new(&self.workflow, delivery).succeed_unit();
     }
 
     /// Hands a unit handler's panic to its failure callback.
     #[cold]
-    fn panicked(&self, delivery: &Delivery<'_>, panic: &(dyn Any + Send)) {
+    fn panicked(&self, delivery: &Dispatch<'_>, panic: &(dyn Any + Send)) {
         delivery.tally.unit(false);
         // Handed to the callbacks; nobody here needs it back.
         drop(Run::new(&self.workflow, delivery).fail(panic_error(panic)));
@@ -129,10 +129,10 @@ pub(crate) type ErasedLane = Arc<dyn Any + Send + Sync>;
 /// downcasting the event for each.
 pub(crate) struct Lane<E> {
     subs: SubList<LaneSubscriber<E>>,
-    /// The calls of a small lane whose subscribers are all plain unit
+    /// The calls of a small lane whose subscribers are all quiet unit
     /// handlers (the common case), in order: its loop is then a call and a
     /// step per subscriber, with nothing to test.
-    plain: Option<Box<[Arc<UnitFn<E>>]>>,
+    quiet: Option<Box<[Arc<UnitFn<E>>]>>,
 }
 
 impl<E: Any + Send + Sync> Lane<E> {
@@ -167,22 +167,22 @@ impl<E: Any + Send + Sync> Lane<E> {
     }
 
     fn new(subs: SubList<LaneSubscriber<E>>) -> Self {
-        let plain = subs.as_small().and_then(|subs| {
+        let quiet = subs.as_small().and_then(|subs| {
             subs.iter()
                 .map(|sub| match &sub.call {
-                    LaneCall::Plain(f) => Some(f.clone()),
+                    LaneCall::Quiet(f) => Some(f.clone()),
                     _ => None,
                 })
                 .collect()
         });
-        Lane { subs, plain }
+        Lane { subs, quiet }
     }
 
     /// Runs the lane on `event` as one whole delivery: its subscribers, then the
     /// delivery's tally recorded.
     #[inline(always)]
     #[allow(clippy::inline_always)] // as `run`
-    pub(crate) fn deliver(&self, event: &E, delivery: &Delivery<'_>) {
+    pub(crate) fn deliver(&self, event: &E, delivery: &Dispatch<'_>) {
         self.run(event, delivery);
         delivery.tally.record(delivery.event.name());
     }
@@ -190,17 +190,17 @@ impl<E: Any + Send + Sync> Lane<E> {
     /// Runs every subscriber of the lane on `event`.
     #[inline(always)]
     #[allow(clippy::inline_always)] // measured: a lane of a payload type emitted from several places was run out of line (+25 instructions an emit)
-    pub(crate) fn run(&self, event: &E, delivery: &Delivery<'_>) {
+    pub(crate) fn run(&self, event: &E, delivery: &Dispatch<'_>) {
         let _hidden = crate::lifecycle::context::hide();
         // A unit handler's outcome is only its panic: caught here (which costs
         // nothing unless it panics), its success told only to who wants it.
         // The small list's loop is written out here, with the call inlined:
         // through a closure, the inliner may leave either out of line.
-        if let Some(plain) = &self.plain {
-            for f in plain {
+        if let Some(quiet) = &self.quiet {
+            for f in quiet {
                 match catch_unwind(AssertUnwindSafe(|| (f.0)(event))) {
                     Ok(()) => delivery.tally.unit(true),
-                    Err(panic) => self.plain_panicked(f, delivery, &*panic),
+                    Err(panic) => self.quiet_panicked(f, delivery, &*panic),
                 }
             }
             return;
@@ -215,23 +215,23 @@ impl<E: Any + Send + Sync> Lane<E> {
         }
     }
 
-    /// Hands the panic of the plain call `f` to its subscriber's failure
+    /// Hands the panic of the quiet call `f` to its subscriber's failure
     /// callback.
     #[cold]
     #[inline(never)]
-    fn plain_panicked(
+    fn quiet_panicked(
         &self,
         f: &Arc<UnitFn<E>>,
-        delivery: &Delivery<'_>,
+        delivery: &Dispatch<'_>,
         panic: &(dyn Any + Send),
     ) {
         let owner = self.subs.as_small().and_then(|subs| {
             subs.iter()
-                .find(|sub| matches!(&sub.call, LaneCall::Plain(g) if Arc::ptr_eq(f, g)))
+                .find(|sub| matches!(&sub.call, LaneCall::Quiet(g) if Arc::ptr_eq(f, g)))
         });
         debug_assert!(
             owner.is_some(),
-            "a plain call belongs to one of its lane's subscribers"
+            "a quiet call belongs to one of its lane's subscribers"
         );
         if let Some(sub) = owner {
             sub.panicked(delivery, panic);
@@ -244,9 +244,9 @@ impl<E> LaneSubscriber<E> {
     /// inliner thinks of the loop's closure).
     #[inline(always)]
     #[allow(clippy::inline_always)] // measured: left to the inliner, a lane may call it out of line
-    fn call(&self, event: &E, delivery: &Delivery<'_>) {
+    fn call(&self, event: &E, delivery: &Dispatch<'_>) {
         match &self.call {
-            LaneCall::Plain(f) => match catch_unwind(AssertUnwindSafe(|| (f.0)(event))) {
+            LaneCall::Quiet(f) => match catch_unwind(AssertUnwindSafe(|| (f.0)(event))) {
                 Ok(()) => delivery.tally.unit(true),
                 Err(panic) => self.panicked(delivery, &*panic),
             },

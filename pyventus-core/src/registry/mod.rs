@@ -1,6 +1,19 @@
 //! The registry behind a linker: which subscribers are linked to which events,
 //! published as snapshots for emitters, and changed by one writer at a time.
 //!
+//! - `Registry` (this file): the published snapshot, its generation, and the
+//!   writers' side (the reverse index from subscriber to events).
+//! - `snapshot`: an immutable `Snapshot`, event to `Entry` (its subscribers,
+//!   and a typed lane when they allow one), in a persistent hash `trie`;
+//!   `list`: an entry's subscribers, copied when small, append-only with dated
+//!   tombstones when large.
+//! - `record`: a subscriber's record (`SubscriberInner`): its callback
+//!   (`callback`, the type-erased form of every handler) and its workflow.
+//! - `lane`: a typed lane, the subscribers of an event that are all
+//!   synchronous callbacks of its type, called without downcasting.
+//! - `thread_cache`: each thread's caches of all of the above, behind one
+//!   lookup the emitter asks.
+//!
 //! Concurrency: emitters read an immutable [`Snapshot`], from a per-thread
 //! cache while it is current (one atomic load of the generation, no
 //! read-modify-write, no lock), else through `ArcSwap`. Writers (subscribe,

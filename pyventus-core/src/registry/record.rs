@@ -71,7 +71,7 @@ impl SubscriberInner {
         self.workflow.deactivate(crate::registry::list::removal);
     }
 
-    pub(crate) fn is_active(&self) -> bool {
+    pub(crate) fn is_live(&self) -> bool {
         self.workflow.is_live()
     }
 }

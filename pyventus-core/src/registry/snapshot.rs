@@ -32,8 +32,8 @@ pub(crate) struct Entry {
     pub(crate) borrow_only: bool,
     /// Whether an emission runs every subscriber as listed: none is one-time (to
     /// be claimed) or also linked to the global event (to be deduplicated).
-    pub(crate) plain: bool,
-    /// A plain entry whose subscribers are all typed for its owner: a
+    pub(crate) direct: bool,
+    /// A direct entry whose subscribers are all typed for its owner: a
     /// `Lane<owner>`, which runs them without downcasting.
     pub(crate) lane: Option<ErasedLane>,
     /// Order in which the event was first linked, for stable listings.
@@ -48,12 +48,12 @@ impl Entry {
         subs: Vec<Arc<SubscriberInner>>,
         seq: u64,
     ) -> Self {
-        let plain = subs.iter().all(|s| !s.once && !s.global_and_more);
+        let direct = subs.iter().all(|s| !s.once && !s.global_and_more);
         // A lane of the owner's type, or of a named event's payload type when
         // every subscriber takes the same one.
         let lane = match subs.first().map(|s| &s.callback) {
             Some(EventCallback::Typed(_, typed))
-                if plain && owner.is_none_or(|owner| owner.id == typed.type_id) =>
+                if direct && owner.is_none_or(|owner| owner.id == typed.type_id) =>
             {
                 (typed.lane)(&mut subs.iter().map(|s| (&s.workflow, s.callback.typed_call())))
             }
@@ -64,7 +64,7 @@ impl Entry {
             owner,
             lane,
             borrow_only: subs.iter().all(|s| !s.callback.needs_shared()),
-            plain,
+            direct,
             live: subs.len(),
             dead: 0,
             subs: SubList::of(subs),
@@ -74,9 +74,9 @@ impl Entry {
 
     /// This entry with `sub` appended: O(1) for a large list.
     pub(crate) fn with(&self, sub: &Arc<SubscriberInner>) -> Self {
-        let plain = self.plain && !sub.once && !sub.global_and_more;
+        let direct = self.direct && !sub.once && !sub.global_and_more;
         let lane = match (&self.lane, &sub.callback) {
-            (Some(lane), EventCallback::Typed(_, typed)) if plain => {
+            (Some(lane), EventCallback::Typed(_, typed)) if direct => {
                 (typed.push)(lane, &sub.workflow, sub.callback.typed_call())
             }
             _ => None,
@@ -88,7 +88,7 @@ impl Entry {
             live: self.live + 1,
             dead: self.dead,
             borrow_only: self.borrow_only && !sub.callback.needs_shared(),
-            plain,
+            direct,
             lane,
             seq: self.seq,
         }
@@ -114,7 +114,7 @@ impl Entry {
                 live: self.live - 1,
                 dead: self.dead + 1,
                 borrow_only: self.borrow_only,
-                plain: self.plain,
+                direct: self.direct,
                 lane: None,
                 seq: self.seq,
             });
@@ -125,8 +125,8 @@ impl Entry {
 
     /// Whether an emission of these lists runs every subscriber as listed.
     #[inline]
-    pub(crate) fn all_plain(entry: Option<&Arc<Entry>>, global: Option<&Arc<Entry>>) -> bool {
-        entry.is_none_or(|e| e.plain) && global.is_none_or(|g| g.plain)
+    pub(crate) fn all_direct(entry: Option<&Arc<Entry>>, global: Option<&Arc<Entry>>) -> bool {
+        entry.is_none_or(|e| e.direct) && global.is_none_or(|g| g.direct)
     }
 
     /// Calls `f` on each live subscriber, in order (what an emission's run
@@ -252,7 +252,7 @@ pub(crate) struct Route<'a> {
 impl Route<'_> {
     /// Whether an emission runs every subscriber as listed.
     #[inline]
-    pub(crate) fn all_plain(self) -> bool {
-        Entry::all_plain(self.entry, self.global)
+    pub(crate) fn all_direct(self) -> bool {
+        Entry::all_direct(self.entry, self.global)
     }
 }

@@ -27,7 +27,7 @@ use crate::event::slot::{LaneCache, LaneSlot};
 use crate::registry::lane::{ErasedLane, Lane};
 use crate::registry::{Registry, Snapshot};
 use crate::sync::{AccessError, Arc, LocalKey, thread_local};
-use crate::workflow::Delivery;
+use crate::workflow::Dispatch;
 
 thread_local! {
     /// The snapshot this thread used last (see `Registry::with_snapshot`).
@@ -108,7 +108,7 @@ pub(crate) fn run_from_slot<O: EventObject, P: Any + Send + Sync>(
     payload: &P,
     hash: u64,
 ) -> bool {
-    let delivery = || Delivery::borrowed(event, &registry.settings);
+    let delivery = || Dispatch::borrowed(event, &registry.settings);
     run_cached(slot, registry.generation(), payload, delivery)
         .ran_or_fill(|| fill_slot(registry, slot, event, payload, hash))
 }
@@ -121,7 +121,7 @@ pub(crate) fn run_named<T: Send + Sync + 'static>(
     named: &Named<T>,
     hash: u64,
 ) -> bool {
-    let delivery = || Delivery::borrowed(named, &registry.settings);
+    let delivery = || Dispatch::borrowed(named, &registry.settings);
     run_named_cached(
         hash,
         &named.name,
@@ -199,7 +199,7 @@ fn run_cached<'d, E: Any + Send + Sync>(
     slot: &'static LocalKey<LaneSlot<E>>,
     generation: u64,
     event: &E,
-    delivery: impl FnOnce() -> Delivery<'d>,
+    delivery: impl FnOnce() -> Dispatch<'d>,
 ) -> Lookup {
     let hit = slot.try_with(|slot| {
         let known = slot.0.try_borrow().ok()?;
@@ -287,7 +287,7 @@ fn run_named_cached<'d, P: Any + Send + Sync>(
     name: &str,
     generation: u64,
     payload: &P,
-    delivery: impl FnOnce() -> Delivery<'d>,
+    delivery: impl FnOnce() -> Dispatch<'d>,
 ) -> Lookup {
     let hit = NAMED.try_with(|slots| {
         let slots = slots.try_borrow().ok()?;
@@ -379,15 +379,15 @@ fn fill_named_lane<T: Send + Sync + 'static>(
 }
 
 /// What a snapshot holds for an event, as the lane caches keep it: no
-/// subscriber, the lane of a plain entry, or what only the general path runs
-/// (a global subscriber, or an entry that is not plain or has no lane).
+/// subscriber, the lane of a direct entry, or what only the general path runs
+/// (a global subscriber, or an entry that is not direct or has no lane).
 fn lane_in(snapshot: &Snapshot, name: &str, hash: u64) -> Found<ErasedLane> {
     if snapshot.has_global() {
         return Found::General;
     }
     match snapshot.find(name, hash) {
         None => Found::Empty,
-        Some(entry) if entry.plain => entry.lane.clone().map_or(Found::General, Found::Lane),
+        Some(entry) if entry.direct => entry.lane.clone().map_or(Found::General, Found::Lane),
         Some(_) => Found::General,
     }
 }
@@ -422,7 +422,7 @@ fn run_payload_lane<O: EventObject, P: Any + Send + Sync>(
     let Some(entry) = snapshot.find(event.name(), hash) else {
         return true;
     };
-    if !entry.plain {
+    if !entry.direct {
         return false;
     }
     match entry
@@ -431,7 +431,7 @@ fn run_payload_lane<O: EventObject, P: Any + Send + Sync>(
         .and_then(|lane| lane.downcast_ref::<Lane<P>>())
     {
         Some(lane) => {
-            lane.deliver(payload, &Delivery::borrowed(event, &registry.settings));
+            lane.deliver(payload, &Dispatch::borrowed(event, &registry.settings));
             true
         }
         None => false,
@@ -443,7 +443,7 @@ mod tests {
     use super::*;
 
     fn lookup(hash: u64, name: &str, generation: u64) -> &'static str {
-        let never = || -> Delivery<'static> { unreachable!("an empty event runs nothing") };
+        let never = || -> Dispatch<'static> { unreachable!("an empty event runs nothing") };
         match run_named_cached(hash, name, generation, &(), never) {
             Lookup::Ran => "ran",
             Lookup::General => "general",

@@ -2,6 +2,15 @@
 //! the success callback (or the linker's default), its error or panic to the
 //! failure callback (or the linker's default) and is logged. Nothing a callback
 //! does, panics included, escapes this module: the outcome comes back as a value.
+//!
+//! - `Workflow` (this file): a subscriber's callbacks and state (active,
+//!   claimed, removed); `Dispatch`, one event as one emission's subscribers
+//!   receive it; `Run`, one subscriber running in one delivery.
+//! - `output`: [`HandlerOutput`](crate::HandlerOutput), how a handler's return
+//!   value becomes its outcome.
+//!
+//! It reports to `observe` (spans, logs, metrics) and knows events; nothing of
+//! the registry, the linker or the emissions that run it.
 
 pub(crate) mod output;
 
@@ -176,7 +185,7 @@ pub(crate) struct LinkerSettings {
 /// One event as the subscribers of one emission receive it, and where it runs.
 /// Not public API.
 #[doc(hidden)]
-pub(crate) struct Delivery<'a> {
+pub(crate) struct Dispatch<'a> {
     pub(crate) event: &'a AnyEvent,
     /// The shared event, when the emission owns one (not on the inline fast path).
     pub(crate) shared: Option<&'a Arc<AnyEvent>>,
@@ -192,11 +201,11 @@ pub(crate) struct Delivery<'a> {
     pub(crate) tally: Tally,
 }
 
-impl<'a> Delivery<'a> {
+impl<'a> Dispatch<'a> {
     /// The delivery of a borrowed event, outside any emission.
     #[inline]
     pub(crate) fn borrowed(event: &'a AnyEvent, linker: &'a LinkerSettings) -> Self {
-        Delivery {
+        Dispatch {
             event,
             shared: None,
             linker,
@@ -215,7 +224,7 @@ impl<'a> Delivery<'a> {
         debug: bool,
         parent: &'a tracing::Span,
     ) -> Self {
-        Delivery {
+        Dispatch {
             event: &**event,
             shared: Some(event),
             linker,
@@ -239,12 +248,12 @@ impl<'a> Delivery<'a> {
 #[derive(Clone, Copy)]
 pub struct Run<'a> {
     workflow: &'a Workflow,
-    pub(crate) delivery: &'a Delivery<'a>,
+    pub(crate) delivery: &'a Dispatch<'a>,
 }
 
 impl<'a> Run<'a> {
     #[inline]
-    pub(crate) fn new(workflow: &'a Workflow, delivery: &'a Delivery<'a>) -> Self {
+    pub(crate) fn new(workflow: &'a Workflow, delivery: &'a Dispatch<'a>) -> Self {
         Run { workflow, delivery }
     }
 
