@@ -23,6 +23,7 @@ pub(crate) struct Submitting {
 /// Marks emission `id` as being submitted on this thread: if its processing
 /// service drops it meanwhile, unsettled, its drop records its event's name
 /// here rather than reporting a loss.
+#[inline]
 pub(crate) fn submitting(id: u64) -> Submitting {
     // `try_with`: a thread's destructors may emit after its locals are gone.
     let previous = SUBMITTING
@@ -35,6 +36,7 @@ pub(crate) fn submitting(id: u64) -> Submitting {
 impl Submitting {
     /// The submission is over: the event's name if the processing service
     /// dropped the emission during it.
+    #[inline]
     pub(crate) fn end(self) -> Option<String> {
         SUBMITTING
             .try_with(|s| s.replace(self.previous))

@@ -27,6 +27,7 @@ pub(crate) type Joined = Vec<(Arc<SubscriberInner>, Settled)>;
 type Pending = BoxFuture<'static, (Arc<SubscriberInner>, Settled)>;
 
 impl EventEmission {
+    #[inline]
     pub(super) fn finish(&mut self, result: impl Fn() -> Result<(), Error>) {
         self.settled = true;
         // Uncounted before anyone wakes: a waiter sees its service idle.
@@ -37,6 +38,7 @@ impl EventEmission {
         }
     }
 
+    #[inline]
     fn current(&self) -> CurrentEmission {
         CurrentEmission {
             id: self.id,
@@ -46,6 +48,7 @@ impl EventEmission {
         }
     }
 
+    #[inline]
     fn delivery(&self) -> Dispatch<'_> {
         Dispatch::shared(
             &self.event,
@@ -57,6 +60,7 @@ impl EventEmission {
     }
 
     /// What running one subscriber away from the emission needs.
+    #[inline]
     fn job(&self, sub: &Arc<SubscriberInner>) -> Job {
         Job {
             sub: sub.clone(),
@@ -82,6 +86,7 @@ impl EventEmission {
 
     /// Runs the synchronous subscribers (and starts the others), in place:
     /// the report so far, and the runs still to join.
+    #[inline]
     pub(super) fn start(&mut self) -> (RunReport, Vec<Pending>) {
         self.accounting.started(self.event.name(), self.processor);
         let mut report = RunReport::default();
@@ -154,6 +159,7 @@ impl EventEmission {
     }
 
     /// Records the run in the metrics and tells the waiters.
+    #[inline]
     pub(super) fn end(&mut self, report: &RunReport) {
         self.accounting
             .ran(self.event.name(), self.processor, report);

@@ -9,6 +9,8 @@
 
 use tracing::{Level, Span};
 
+use crate::AnyEvent;
+
 /// Logs one of debug mode's events: at `INFO` in debug mode, else at `DEBUG`.
 macro_rules! debug_event {
     ($debug:expr, $($arg:tt)+) => {
@@ -31,7 +33,8 @@ pub(crate) fn debug_enabled() -> bool {
 /// Who a delivery's span and its failure's log name: the event, the handler,
 /// the subscriber and the emission (`None` on the inline fast path).
 pub(crate) struct Subscriber<'a> {
-    pub(crate) event: &'a str,
+    /// Its name is read only if the span or log is recorded.
+    pub(crate) event: &'a AnyEvent,
     pub(crate) handler: &'a str,
     pub(crate) id: u64,
     pub(crate) emission: Option<u64>,
@@ -49,7 +52,7 @@ pub(crate) fn delivery_span(who: &Subscriber<'_>, parent: Option<&Span>, debug: 
                     parent: parent,
                     $level,
                     "pyventus.delivery",
-                    event = who.event,
+                    event = who.event.name(),
                     handler = who.handler,
                     subscriber = who.id,
                     emission = who.emission,
@@ -58,7 +61,7 @@ pub(crate) fn delivery_span(who: &Subscriber<'_>, parent: Option<&Span>, debug: 
                     target: "pyventus",
                     $level,
                     "pyventus.delivery",
-                    event = who.event,
+                    event = who.event.name(),
                     handler = who.handler,
                     subscriber = who.id,
                     emission = who.emission,
@@ -95,7 +98,7 @@ pub(crate) fn failure(handled: Handled, who: &Subscriber<'_>, err: &anyhow::Erro
             tracing::event!(
                 target: "pyventus",
                 $level,
-                event = who.event,
+                event = who.event.name(),
                 handler = who.handler,
                 subscriber = who.id,
                 emission = who.emission,

@@ -346,7 +346,7 @@ impl<'a> Run<'a> {
     /// Who this run is, as its span and its failure's log name it.
     fn subscriber(self) -> trace::Subscriber<'a> {
         trace::Subscriber {
-            event: self.delivery.event.name(),
+            event: self.delivery.event,
             handler: self.workflow.handler(),
             id: self.workflow.id,
             emission: self.delivery.emission,
