@@ -85,6 +85,9 @@ pub use pyventus_core::{
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use pyventus_core::{TokioProcessingService, TokioProcessingServiceBuilder};
+#[cfg(any(feature = "axum", feature = "serde"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "axum", feature = "redis", feature = "amqp"))))]
+pub use pyventus_core::shutdown_signal;
 #[doc(inline)]
 pub use pyventus_macros::{Event, Linker, on, on_failure, on_success, once};
 
@@ -102,7 +105,7 @@ pub mod prelude {
     pub use pyventus_core::TokioProcessingService;
     pub use pyventus_core::{
         AnyEvent, Error, Event, EventEmitter, EventKey, EventLinker, EventSubscriber,
-        ExecutorProcessingService, InlineProcessingService, Linker, ProcessingService,
+        ExecutorProcessingService, InlineProcessingService, Linker, ProcessingService, State,
     };
     pub use pyventus_macros::{Event, Linker, on, on_failure, on_success, once};
 }
@@ -125,11 +128,12 @@ pub use pyventus_redis as redis;
 pub mod __private {
     pub use crate::__pyventus_event_codec as event_codec;
     pub use pyventus_core::__private::{
-        AnyFn, AsHandlerOutput, AsValue, AsyncFn, BuiltFn, EventCallback, HandlerInfo, IgnoreFn,
-        KeySpec, LaneSlot, Namespace, NoArgFn, Outcome, OutputProbe, RefFn, Registration, SharedFn,
-        SuccessFn, SuccessValue, TakesEvent, ViaHandlerOutput, ViaResult, ViaValue, any_callback,
-        anyhow, boxed, inventory, namespace, namespace_linker, outcome, payload_mismatch,
-        read_unit, shared_callback, shared_event, success_value, typed_callback,
+        AnyFn, AsHandlerOutput, AsValue, AsyncFn, AsyncInFn, BuiltFn, EventCallback, HandlerInfo,
+        IgnoreFn, KeySpec, LaneCache, LaneSlot, Namespace, NoArgFn, Outcome, OutputProbe, RefFn,
+        Registration, SharedFn, StateNeed, SuccessFn, SuccessValue, TakesEvent, ViaHandlerOutput,
+        ViaResult, ViaValue, any_callback, any_callback_in, anyhow, boxed, inventory, namespace,
+        namespace_linker, outcome, payload_mismatch, read_unit, shared_callback,
+        shared_callback_in, shared_event, success_value, typed_callback, typed_callback_in,
     };
     #[cfg(feature = "serde")]
     pub use pyventus_core::__private::{Codec, CodecRegistration, Probe, ViaNothing, ViaSerde};

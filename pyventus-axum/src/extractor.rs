@@ -136,7 +136,8 @@ impl fmt::Display for MissingLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(
             "BackgroundEmitter needs BackgroundEmitterLayer on this route: \
-             add `.layer(BackgroundEmitterLayer::new())` to the router",
+             add `.layer(BackgroundEmitterLayer::new())` to the router, after this \
+             route (a layer covers only the routes added before it)",
         )
     }
 }

@@ -122,6 +122,36 @@ impl BackgroundEmitterLayer {
         self.shared.tracker.close()
     }
 
+    /// Completes at Ctrl-C or SIGTERM (what systemd and Kubernetes send to
+    /// stop a service), then [closes](Self::close) the layer: the future to
+    /// hand `axum::serve(..).with_graceful_shutdown(..)`, before
+    /// [`wait`](Self::wait)ing for the handlers still running after the
+    /// responses, as a worker's `run_until_signal` drains its deliveries.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use axum::Router;
+    /// # use pyventus_axum::BackgroundEmitterLayer;
+    /// # #[tokio::main] async fn main() -> std::io::Result<()> {
+    /// let layer = BackgroundEmitterLayer::new();
+    /// let app = Router::new().layer(layer.clone());
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    /// axum::serve(listener, app)
+    ///     .with_graceful_shutdown(layer.shutdown_signal())
+    ///     .await?;
+    /// layer.wait().await; // the handlers after the last responses
+    /// # Ok(()) }
+    /// ```
+    pub fn shutdown_signal(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let layer = self.clone();
+        async move {
+            pyventus_core::shutdown_signal().await;
+            tracing::info!(target: "pyventus", pending = layer.pending(), "signal received: draining the handlers after the responses");
+            layer.close();
+        }
+    }
+
     /// Waits, once [closed](Self::close), until every detached handler and every
     /// dispatched emission has finished.
     pub async fn wait(&self) {

@@ -40,7 +40,8 @@ impl Shared {
             for mut emission in emissions {
                 let done = emission.completion();
                 let (id, event) = (emission.id(), emission.event_name().to_owned());
-                if let Err(err) = emission.submit_to(&*shared.processor) {
+                // Awaited: a broker's publish does not block a runtime thread.
+                if let Err(err) = emission.submit_to_async(&*shared.processor).await {
                     tracing::error!(
                         target: "pyventus",
                         emission = id,

@@ -94,9 +94,31 @@ pub struct EventEmitterBuilder {
     processor: Option<Arc<dyn ProcessingService>>,
     linker: Option<EventLinker>,
     debug: Option<bool>,
+    states: Vec<Box<dyn FnOnce(&EventLinker) + Send>>,
 }
 
 impl EventEmitterBuilder {
+    /// Provides `value` to the emitter's linker, for the handlers that take a
+    /// [`State<T>`](crate::State): the same as
+    /// [`EventLinker::provide`](crate::EventLinker::provide) on that linker
+    /// (state belongs to the handlers' linker, whichever emitter reaches
+    /// them), done when the emitter is built.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use pyventus_core::{EventEmitter, EventLinker};
+    /// struct Pool;
+    /// let emitter = EventEmitter::builder().linker(EventLinker::new()).state(Pool).build();
+    /// assert!(emitter.linker().state::<Pool>().is_some());
+    /// ```
+    pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.states.push(Box::new(move |linker: &EventLinker| {
+            linker.provide(value);
+        }));
+        self
+    }
+
     /// The processing service that runs the emissions. Default: inline.
     pub fn processor(mut self, processor: impl ProcessingService) -> Self {
         self.processor = Some(Arc::new(processor));
@@ -127,13 +149,17 @@ impl EventEmitterBuilder {
             .processor
             .unwrap_or_else(|| Arc::new(InlineProcessingService::default()));
         let debug = self.debug.unwrap_or_else(debug_from_env);
+        let linker = self.linker.unwrap_or_else(EventLinker::global);
+        for provide in self.states {
+            provide(&linker);
+        }
         EventEmitter {
             inner: Arc::new(Inner {
                 borrow_fast_path: processor.runs_inline() && !debug,
                 remote: processor.runs_remotely(),
                 every: processor.runs_remotely() || processor.wants_every_emission(),
                 processor,
-                linker: self.linker.unwrap_or_else(EventLinker::global),
+                linker,
                 debug,
             }),
         }
@@ -353,6 +379,58 @@ impl EventEmitter {
             .map(drop)
     }
 
+    /// Emits a typed event from async code: what [`emit`](Self::emit) does,
+    /// without blocking the calling thread on a processing service's I/O. On
+    /// Redis or RabbitMQ, `emit` blocks its thread until the broker has the
+    /// envelope (`block_in_place` inside a runtime); `emit_async` awaits it,
+    /// with the same targeting of the linker's handlers and the same metrics.
+    /// On the other services it is `emit`.
+    ///
+    /// # Errors
+    ///
+    /// As [`emit`](Self::emit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use pyventus_core::{Event, EventEmitter, EventLinker, TokioProcessingService};
+    /// # #[derive(Debug)] struct Ping;
+    /// # impl Event for Ping { const NAME: &'static str = "Ping"; }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), pyventus_core::Error> {
+    /// let linker = EventLinker::new();
+    /// linker.on::<Ping>().subscribe(|| println!("ping"))?;
+    /// let emitter = EventEmitter::builder().linker(linker).build();
+    /// emitter.emit_async(Ping).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn emit_async<E: Event>(&self, event: E) -> Result<(), Error> {
+        if self.inner.borrow_fast_path {
+            return self.emit(event);
+        }
+        KeyHash::<E>::NAME.result()?;
+        self.emit_object_async(event, KeyHash::<E>::HASH, Claim::Typed)
+            .await
+    }
+
+    /// [`emit_named`](Self::emit_named) from async code, as
+    /// [`emit_async`](Self::emit_async) is to `emit`.
+    ///
+    /// # Errors
+    ///
+    /// As [`emit_named`](Self::emit_named).
+    pub async fn emit_named_async<T: Send + Sync + 'static>(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        payload: T,
+    ) -> Result<(), Error> {
+        let (named, hash) = named_event(name.into(), payload)?;
+        if self.inner.borrow_fast_path {
+            return self.emit_named_hashed(named, hash);
+        }
+        self.emit_object_async(named, hash, Claim::Payload).await
+    }
+
     /// Emits a typed event and waits until every subscriber, with its success or
     /// failure callback, has finished.
     ///
@@ -438,6 +516,17 @@ impl EventEmitter {
         route: Route<'_>,
         wait: bool,
     ) -> Result<Option<Completion>, Error> {
+        let Some(mut emission) = self.emission(event, route) else {
+            return Ok(None);
+        };
+        let completion = wait.then(|| emission.completion());
+        emission.submit_to(&*self.inner.processor)?;
+        Ok(completion)
+    }
+
+    /// The emission of `event` routed to `route`, or `None` when nothing
+    /// would run it.
+    fn emission(&self, event: Arc<AnyEvent>, route: Route<'_>) -> Option<EventEmission> {
         let registry: &Arc<Registry> = &self.inner.linker.registry;
         let subscribers = if self.inner.remote {
             // The workers resolve the subscribers; the local ones only tell the
@@ -448,11 +537,9 @@ impl EventEmitter {
         };
         if subscribers.is_empty() && !self.inner.every {
             debug_event!(self.inner.debug, event = event.name(), linker = %registry.name(), "emitted with no subscribers");
-            return Ok(None);
+            return None;
         }
-        let mut emission =
-            EventEmission::new(event, subscribers, registry.clone(), self.inner.debug);
-        let completion = wait.then(|| emission.completion());
+        let emission = EventEmission::new(event, subscribers, registry.clone(), self.inner.debug);
         debug_event!(
             self.inner.debug,
             emission = emission.id(),
@@ -461,8 +548,28 @@ impl EventEmitter {
             linker = %registry.name(),
             "emitting"
         );
-        emission.submit_to(&*self.inner.processor)?;
-        Ok(completion)
+        Some(emission)
+    }
+
+    /// [`emit_object`](Self::emit_object) from async code, off the inline fast
+    /// path: the emission goes to the service's `submit_async`, awaited.
+    async fn emit_object_async<O: EventObject>(
+        &self,
+        event: O,
+        hash: u64,
+        claim: Claim,
+    ) -> Result<(), Error> {
+        let registry = &*self.inner.linker.registry;
+        let emission = registry.with_snapshot(move |snapshot| {
+            let route = snapshot
+                .lookup(event.name(), hash, event.payload().type_id())
+                .map_err(|owner| claim_error(owner, &event, claim))?;
+            Ok::<_, Error>(self.emission(Arc::new(event), route))
+        })?;
+        match emission {
+            Some(emission) => emission.submit_to_async(&*self.inner.processor).await,
+            None => Ok(()),
+        }
     }
 }
 

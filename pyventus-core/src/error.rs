@@ -184,6 +184,20 @@ pub enum Error {
         source: ProcessorSource,
     },
 
+    /// A handler takes a [`State<T>`](crate::State) that nobody provided to its
+    /// linker.
+    #[error(
+        "no `{state}` was provided to the linker `{linker}`, and a handler takes it: call \
+         `linker.provide(...)` (or `.state(...)` on the linker's, the emitter's or the \
+         worker's builder) at startup, in every process that runs the handler"
+    )]
+    MissingState {
+        /// The state's type.
+        state: &'static str,
+        /// The linker's name.
+        linker: String,
+    },
+
     /// An event that arrived from elsewhere, that nothing here handles.
     #[error("no handler for event `{event}` in this process")]
     NoHandler {

@@ -62,6 +62,8 @@ mod registry;
 pub mod remote;
 mod report;
 pub mod runtime;
+#[cfg(feature = "signal")]
+mod signal;
 mod sync;
 pub mod testing;
 mod workflow;
@@ -92,6 +94,10 @@ pub use processing::{ExecutorProcessingService, InlineProcessingService, Process
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use processing::{TokioProcessingService, TokioProcessingServiceBuilder};
 pub use report::{FailureKind, RunReport, SubscriberFailure};
+#[cfg(feature = "signal")]
+#[cfg_attr(docsrs, doc(cfg(feature = "signal")))]
+pub use signal::shutdown_signal;
+pub use workflow::extract::{DeliveryContext, FromDelivery, State};
 pub use workflow::output::HandlerOutput;
 
 /// Not public API. Used by the code the `pyventus` macros generate.
@@ -102,11 +108,13 @@ pub mod __private {
     // joins this interface by being made `pub` elsewhere.
     pub use crate::event::slot::{LaneCache, LaneSlot};
     pub use crate::handler::declared::{
-        AnyFn, AsyncFn, BuiltFn, HandlerInfo, IgnoreFn, NoArgFn, RefFn, SharedFn, SuccessFn,
-        TakesEvent, any_callback, boxed, outcome, payload_mismatch, read_unit, shared_callback,
-        shared_event, typed_callback,
+        AnyFn, AsyncFn, AsyncInFn, BuiltFn, HandlerInfo, IgnoreFn, NoArgFn, RefFn, SharedFn,
+        SuccessFn, TakesEvent, any_callback, any_callback_in, boxed, outcome, payload_mismatch,
+        read_unit, shared_callback, shared_callback_in, shared_event, typed_callback,
+        typed_callback_in,
     };
     pub use crate::linker::link_time::{KeySpec, Namespace, Registration};
+    pub use crate::workflow::extract::StateNeed;
     pub use crate::linker::namespace::{namespace, namespace_linker};
     pub use crate::registry::callback::EventCallback;
     // Named in diagnostics, where a user reads them as `pyventus::__private::...`.

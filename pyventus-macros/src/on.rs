@@ -59,7 +59,7 @@ fn expand_handler(
     let mut errors = Errors::default();
     let args = HandlerArgs::parse(args, &mut errors);
     args.check(attr_span, kind.attr(), &mut errors);
-    let sig = Signature::parse(func, "a handler", &mut errors);
+    let sig = Signature::parse_handler(func, &mut errors);
     let shape = match args.events.as_slice() {
         [EventArg::Typed(ty)] => EventShape::Typed(ty),
         [EventArg::Named(_)] => EventShape::Named,
@@ -99,12 +99,14 @@ fn expand_handler(
     };
     let handler = if sig.is_async {
         async_handler(&sig, &shape, &generated)
+    } else if !sig.extras.is_empty() {
+        extracting_handler(&sig, &shape, &generated)
     } else if args.inline.is_some() {
         inline_handler(&sig, &shape, &generated)
     } else {
         sync_handler(&sig, &shape, &generated)
     };
-    let registration = registration(kind, &args, handler, &generated);
+    let registration = registration(kind, &args, &sig, handler, &generated);
     let func = sig.emit(item);
     Ok(quote! {
         #func
@@ -128,6 +130,7 @@ fn expand_handler(
 fn registration(
     kind: Kind,
     args: &HandlerArgs,
+    sig: &Signature<'_>,
     handler: Handler,
     generated: &Generated,
 ) -> TokenStream {
@@ -147,6 +150,10 @@ fn registration(
     } = handler;
     let info = &generated.info;
     let once = matches!(kind, Kind::Once);
+    let needs = sig
+        .extras
+        .iter()
+        .map(|ty| quote_spanned!(ty.span()=> <#ty as #public::FromDelivery>::NEEDS));
     let blocking = args.blocking.is_some();
     let registration = quote! {
         #items
@@ -158,6 +165,7 @@ fn registration(
                 keys: &[#(#keys),*],
                 once: #once,
                 blocking: #blocking,
+                needs: &[#(#needs),*],
                 callback: &#callback,
             }
         }
@@ -216,12 +224,98 @@ struct Handler {
 /// mismatch points there.
 fn call(sig: &Signature<'_>, arg: Option<TokenStream>) -> TokenStream {
     let ident = &sig.func.sig.ident;
+    let extras = extra_names(sig);
     match (&sig.param, arg) {
         (Some(param), Some(arg)) => {
             let arg = respan(arg, param.ty.span());
-            quote_spanned!(param.ty.span()=> #ident(#arg))
+            quote_spanned!(param.ty.span()=> #ident(#arg #(, #extras)*))
         }
         _ => quote!(#ident()),
+    }
+}
+
+/// The names the values a handler takes after its event are read into.
+fn extra_names(sig: &Signature<'_>) -> Vec<proc_macro2::Ident> {
+    (0..sig.extras.len())
+        .map(|i| quote::format_ident!("__pyventus_x{i}"))
+        .collect()
+}
+
+/// Reads the values a handler takes after its event from `__cx` (its
+/// delivery), each spanned at its parameter's type, where a type that is not
+/// a `FromDelivery` is reported: a `Result` of their tuple.
+fn read_extras(sig: &Signature<'_>, generated: &Generated) -> TokenStream {
+    let public = generated.runtime.public();
+    let private = generated.runtime.private();
+    let reads = sig.extras.iter().map(|ty| {
+        quote_spanned!(ty.span()=> <#ty as #public::FromDelivery>::from_delivery(__cx)?)
+    });
+    quote! {
+        (|| -> ::core::result::Result<_, #private::anyhow::Error> {
+            ::core::result::Result::Ok((#(#reads,)*))
+        })()
+    }
+}
+
+/// A synchronous handler that takes values after its event: a closure of its
+/// own, which reads them from the delivery, then calls the handler.
+fn extracting_handler(
+    sig: &Signature<'_>,
+    shape: &EventShape<'_>,
+    generated: &Generated,
+) -> Handler {
+    let public = generated.runtime.public();
+    let private = generated.runtime.private();
+    let clone = quote!(::core::clone::Clone::clone);
+    let extras = extra_names(sig);
+    let read = read_extras(sig, generated);
+    let body = |arg: TokenStream| {
+        let output = generated.read_output(&call(sig, Some(arg)));
+        quote! {
+            match #read {
+                ::core::result::Result::Ok((#(#extras,)*)) => {
+                    #output.map_err(::core::convert::Into::<#private::anyhow::Error>::into)
+                }
+                ::core::result::Result::Err(__err) => ::core::result::Result::Err(__err),
+            }
+        }
+    };
+    let cx = quote!(__cx: &#public::DeliveryContext<'_>);
+    let (constructor, closure) = match sig.param.as_ref().map(|p| (&p.form, p)) {
+        Some((Form::Ref(_) | Form::Value(_), param)) => {
+            let event = event_type(&param.form, shape, &public);
+            let arg = match &param.form {
+                Form::Value(_) => quote!(#clone(__e)),
+                _ => quote!(__e),
+            };
+            let body = body(arg);
+            (quote!(typed_callback_in), quote!(|__e: &#event, #cx| #body))
+        }
+        Some((Form::Shared(_), param)) => {
+            let event = event_type(&param.form, shape, &public);
+            let body = body(quote!(__e));
+            (
+                quote!(shared_callback_in),
+                quote!(|__e: ::std::sync::Arc<#event>, #cx| #body),
+            )
+        }
+        // `&AnyEvent` (an `Arc<AnyEvent>` is refused for a synchronous handler).
+        _ => {
+            let body = body(quote!(__e));
+            (
+                quote!(any_callback_in),
+                quote!(|__e: &#public::AnyEvent, #cx| #body),
+            )
+        }
+    };
+    Handler {
+        items: quote! {
+            fn __pyventus_callback() -> #private::EventCallback {
+                #private::#constructor(#closure)
+            }
+        },
+        callback: quote!(#private::BuiltFn(__pyventus_callback)),
+        probes: true,
     }
 }
 
@@ -391,12 +485,30 @@ fn async_handler(sig: &Signature<'_>, shape: &EventShape<'_>, generated: &Genera
             }
         }
     };
+    if sig.extras.is_empty() {
+        return Handler {
+            items: TokenStream::new(),
+            probes: true,
+            callback: quote! {
+                #private::AsyncFn(|__ev: ::std::sync::Arc<#public::AnyEvent>| {
+                    #private::boxed(async move { #body })
+                })
+            },
+        };
+    }
+    // The values after its event are read before its future starts.
+    let extras = extra_names(sig);
+    let read = read_extras(sig, generated);
     Handler {
         items: TokenStream::new(),
         probes: true,
         callback: quote! {
-            #private::AsyncFn(|__ev: ::std::sync::Arc<#public::AnyEvent>| {
-                #private::boxed(async move { #body })
+            #private::AsyncInFn(|__ev: ::std::sync::Arc<#public::AnyEvent>, __cx: &#public::DeliveryContext<'_>| {
+                let __extras = #read;
+                #private::boxed(async move {
+                    let (#(#extras,)*) = __extras?;
+                    #body
+                })
             })
         },
     }

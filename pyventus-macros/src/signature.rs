@@ -32,6 +32,10 @@ pub(crate) struct Param {
 pub(crate) struct Signature<'a> {
     pub(crate) func: &'a ItemFn,
     pub(crate) param: Option<Param>,
+    /// The values a handler takes after its event (`State<T>`, ...), each read
+    /// from its delivery: what `FromDelivery` types they are is the compiler's
+    /// to check, at each one.
+    pub(crate) extras: Vec<Type>,
     /// The declared return type (`()` when none is written); for an `async fn`,
     /// its future's output. Read at the type level by the generated code, so
     /// any spelling (`anyhow::Result<T>`, an alias) means what the type is.
@@ -100,6 +104,16 @@ impl<'a> Signature<'a> {
     /// (a parameter it cannot read is left out). `what` names the function's
     /// role in messages ("a handler", "a success callback").
     pub(crate) fn parse(func: &'a ItemFn, what: &str, errors: &mut Errors) -> Self {
+        Self::parse_with(func, what, false, errors)
+    }
+
+    /// [`parse`](Self::parse) for a handler, which may take values after its
+    /// event.
+    pub(crate) fn parse_handler(func: &'a ItemFn, errors: &mut Errors) -> Self {
+        Self::parse_with(func, "a handler", true, errors)
+    }
+
+    fn parse_with(func: &'a ItemFn, what: &str, extras_allowed: bool, errors: &mut Errors) -> Self {
         let sig = &func.sig;
         if let Some(unsafety) = &sig.unsafety {
             errors.push(syn::Error::new_spanned(
@@ -129,6 +143,7 @@ impl<'a> Signature<'a> {
             ));
         }
         let mut param = None;
+        let mut extras = Vec::new();
         let mut typed_params = 0;
         for input in &sig.inputs {
             match input {
@@ -140,6 +155,9 @@ impl<'a> Signature<'a> {
                          `linker.on::<E>().subscribe(...)`"
                     ),
                 )),
+                FnArg::Typed(typed) if typed_params > 0 && extras_allowed => {
+                    extras.push((*typed.ty).clone());
+                }
                 FnArg::Typed(_) if typed_params > 0 => errors.push(syn::Error::new_spanned(
                     input,
                     format!("{what} takes at most one parameter; remove this one"),
@@ -158,6 +176,7 @@ impl<'a> Signature<'a> {
         Signature {
             func,
             param,
+            extras,
             output: parse_output(&sig.output),
             is_async: sig.asyncness.is_some(),
         }

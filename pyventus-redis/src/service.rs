@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use pyventus_core::remote::Envelope;
 use pyventus_core::{EventEmission, ProcessingService};
 
@@ -330,6 +331,35 @@ impl ProcessingService for RedisProcessingService {
         // Redis refused it, dropping it would have been the refusal.)
         emission.handed_off();
         Ok(())
+    }
+
+    fn submit_async(
+        &self,
+        emission: EventEmission,
+    ) -> BoxFuture<'static, Result<(), pyventus_core::Error>> {
+        // Taken at the call: refused here, before anything is sent, if a
+        // worker could not run it; and traced in the caller's span.
+        #[cfg_attr(not(feature = "opentelemetry"), expect(unused_mut))]
+        let mut envelope = match Envelope::of(&emission) {
+            Ok(envelope) => envelope,
+            Err(err) => return Box::pin(std::future::ready(Err(err))),
+        };
+        #[cfg(feature = "opentelemetry")]
+        pyventus_core::remote::trace::inject_current(&mut envelope);
+        let service = self.clone();
+        Box::pin(async move {
+            match service.enqueue(&envelope).await {
+                Ok(_) => {
+                    emission.handed_off();
+                    Ok(())
+                }
+                Err(err) => {
+                    // Refused: the caller learns it; nothing was lost.
+                    emission.discard();
+                    Err(err.into())
+                }
+            }
+        })
     }
 
     fn runs_remotely(&self) -> bool {

@@ -31,6 +31,7 @@ pub struct WorkerBuilder {
     confirm_timeout: Duration,
     reconnect: (Duration, Duration),
     give_up_after: Option<Duration>,
+    states: Vec<Box<dyn FnOnce(&EventLinker) + Send>>,
 }
 
 impl WorkerBuilder {
@@ -50,7 +51,32 @@ impl WorkerBuilder {
             confirm_timeout: Duration::from_secs(10),
             reconnect: (Duration::from_millis(100), Duration::from_secs(10)),
             give_up_after: Some(Duration::from_mins(5)),
+            states: Vec::new(),
         }
+    }
+
+    /// Provides `value` to the worker's linker, for its handlers that take a
+    /// [`State<T>`](pyventus_core::State): a database pool, a mail client,
+    /// made in this process as the web process makes its own.
+    /// [`connect`](Self::connect) refuses to start while a handler of the
+    /// linker takes a state nobody provided.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn doc() -> Result<(), pyventus_amqp::Error> {
+    /// struct Mailer;
+    /// let worker = pyventus_amqp::Worker::builder("amqp://guest:guest@127.0.0.1:5672/%2f")
+    ///     .state(Mailer)
+    ///     .connect()
+    ///     .await?;
+    /// # drop(worker); Ok(()) }
+    /// ```
+    pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.states.push(Box::new(move |linker: &EventLinker| {
+            linker.provide(value);
+        }));
+        self
     }
 
     /// The queue to take messages from (default `"default"`).
@@ -192,6 +218,10 @@ impl WorkerBuilder {
             Some(linker) => linker,
             None => EventLinker::try_global()?,
         };
+        for provide in self.states {
+            provide(&linker);
+        }
+        linker.check_states()?;
         let consumer = self.consumer.unwrap_or_else(broker::process_name);
         let connection = broker::connect(
             &self.url,

@@ -13,7 +13,7 @@ mod loss;
 mod run;
 mod subscribers;
 
-pub(crate) use loss::{report_loss, submitting};
+pub(crate) use loss::{Submitting, report_loss, submitting};
 pub(crate) use subscribers::{Subscribers, select};
 
 use std::any::Any;

@@ -16,6 +16,7 @@ use crate::lifecycle::context::{self, CurrentEmission, InEmission};
 use crate::registry::Registry;
 use crate::registry::callback::EventCallback;
 use crate::registry::record::SubscriberInner;
+use crate::workflow::extract::DeliveryContext;
 use crate::workflow::{Dispatch, Run, Settled, panic_error};
 use crate::{Error, RunReport};
 
@@ -248,7 +249,9 @@ impl Job {
                         let _entered = context::enter(self.current.clone());
                         let _in_span = span.enter();
                         crate::observe::trace::started(delivery.debug);
-                        catch_unwind(AssertUnwindSafe(|| f(self.current.event.clone())))
+                        catch_unwind(AssertUnwindSafe(|| {
+                            f(self.current.event.clone(), &DeliveryContext::new(run))
+                        }))
                     };
                     let outcome = match started {
                         Ok(fut) => AssertUnwindSafe(

@@ -39,6 +39,7 @@ use futures::future::BoxFuture;
 use crate::handler::marker;
 use crate::handler::probe::ReadAs;
 use crate::registry::callback::EventCallback;
+use crate::workflow::extract::DeliveryContext;
 use crate::workflow::{Outcome, SuccessCallback, ok};
 use crate::{AnyEvent, HandlerOutput, SuccessHandler};
 
@@ -208,7 +209,18 @@ impl DeclaredHandler for AsyncFn {
     }
 }
 
-/// A handler whose callback is built by a function of its own (`inline`).
+/// An `async fn` handler that takes values after its event: its function
+/// reads them from the delivery, then boxes the handler's future.
+pub struct AsyncInFn(pub fn(Arc<AnyEvent>, &DeliveryContext<'_>) -> BoxFuture<'static, Outcome>);
+
+impl DeclaredHandler for AsyncInFn {
+    fn callback(&self) -> EventCallback {
+        EventCallback::asynchronous_in(self.0)
+    }
+}
+
+/// A handler whose callback is built by a function of its own (`inline`, or
+/// one that takes values after its event).
 pub struct BuiltFn(pub fn() -> EventCallback);
 
 impl DeclaredHandler for BuiltFn {
@@ -295,6 +307,37 @@ pub fn any_callback<R: HandlerOutput>(
     handler: impl Fn(&AnyEvent) -> R + Send + Sync + 'static,
 ) -> EventCallback {
     EventCallback::from_any(handler)
+}
+
+/// The callback of a handler taking `&E` and values read from its delivery.
+pub fn typed_callback_in<E, R>(
+    handler: impl Fn(&E, &DeliveryContext<'_>) -> R + Send + Sync + 'static,
+) -> EventCallback
+where
+    E: Any + Send + Sync,
+    R: HandlerOutput,
+{
+    EventCallback::from_ref_in(handler)
+}
+
+/// The callback of a handler taking `Arc<E>` and values read from its
+/// delivery.
+pub fn shared_callback_in<E, R>(
+    handler: impl Fn(Arc<E>, &DeliveryContext<'_>) -> R + Send + Sync + 'static,
+) -> EventCallback
+where
+    E: Any + Send + Sync,
+    R: HandlerOutput,
+{
+    EventCallback::from_shared_in(handler)
+}
+
+/// The callback of a handler taking `&AnyEvent` (or nothing) and values read
+/// from its delivery.
+pub fn any_callback_in<R: HandlerOutput>(
+    handler: impl Fn(&AnyEvent, &DeliveryContext<'_>) -> R + Send + Sync + 'static,
+) -> EventCallback {
+    EventCallback::from_any_in(handler)
 }
 
 /// The shared event as `Arc<E>`, if it is an `E`.

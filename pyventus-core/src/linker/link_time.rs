@@ -9,6 +9,7 @@ use crate::handler::declared::{DeclaredHandler, DeclaredSuccess};
 use crate::linker::EventLinkerBuilder;
 use crate::registry::record::SubscriberParts;
 use crate::workflow::SuccessCallback;
+use crate::workflow::extract::StateNeed;
 use crate::{Error, EventKey, EventLinker};
 
 /// The namespace of a registration: `None` for the global linker, or the
@@ -56,6 +57,9 @@ pub enum Registration {
         once: bool,
         /// Whether a sync body runs off the async workers.
         blocking: bool,
+        /// The states it takes after its event (`None` for what is not a
+        /// state), for [`verify`] and a worker's startup.
+        needs: &'static [Option<StateNeed>],
         /// The handler, which makes its event callback.
         callback: &'static dyn DeclaredHandler,
     },
@@ -152,9 +156,10 @@ pub(crate) fn collect(
                 keys,
                 once,
                 blocking,
+                needs,
                 callback,
             } if in_namespace(*namespace, wanted) => {
-                Some((*id, *keys, *once, *blocking, *callback))
+                Some((*id, *keys, *once, *blocking, *needs, *callback))
             }
             _ => None,
         })
@@ -226,10 +231,11 @@ pub(crate) fn collect(
     // One publication for every handler: collecting N handlers costs O(N).
     let all = handlers
         .into_iter()
-        .map(|(id, keys, once, blocking, callback)| {
+        .map(|(id, keys, once, blocking, needs, callback)| {
             let parts = SubscriberParts {
                 once,
                 blocking,
+                needs,
                 handler_id: Some(id),
                 callback: callback.callback(),
                 success: successes.remove(id),
@@ -263,7 +269,8 @@ fn duplicate_default(first: &'static str, second: &'static str, callback: &'stat
 /// that cannot be built, instead of the first `emit` finding one out and
 /// panicking: two event types that claim one name, two handlers with one id,
 /// a handler with two success callbacks, more handlers than a namespace's
-/// `max_subscribers`. Call it in one test, and a mistake anywhere in the
+/// `max_subscribers`; and every [`State`](crate::State) a handler takes that
+/// nobody provided to its linker yet (call it after providing them). Call it in one test, and a mistake anywhere in the
 /// binary fails there.
 ///
 /// It finds the namespaces `#[derive(Linker)]` declares (each registers
@@ -284,9 +291,22 @@ fn duplicate_default(first: &'static str, second: &'static str, callback: &'stat
 /// ```
 pub fn verify() -> Result<(), VerifyError> {
     let mut failures = Vec::new();
-    if let Err(error) = EventLinker::try_global() {
-        failures.push(("global", error));
-    }
+    let mut check = |name: &'static str, linker: Result<EventLinker, Error>| match linker {
+        Ok(linker) => {
+            // A handler whose state nobody provided would fail each delivery.
+            for (_handler, state) in linker.missing_states() {
+                failures.push((
+                    name,
+                    Error::MissingState {
+                        state,
+                        linker: linker.name().to_owned(),
+                    },
+                ));
+            }
+        }
+        Err(error) => failures.push((name, error)),
+    };
+    check("global", EventLinker::try_global());
     let mut seen: Vec<fn() -> Result<EventLinker, Error>> = Vec::new();
     for item in inventory::iter::<Registration> {
         if let Registration::Namespace { name, try_linker } = item {
@@ -296,11 +316,10 @@ pub fn verify() -> Result<(), VerifyError> {
                 continue;
             }
             seen.push(*try_linker);
-            if let Err(error) = try_linker() {
-                failures.push((name(), error));
-            }
+            check(name(), try_linker());
         }
     }
+    failures.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
     failures.sort_by_key(|(name, _)| *name);
     if failures.is_empty() {
         Ok(())

@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use crate::registry::Registry;
 use crate::registry::record::{SubscriberInner, SubscriberParts};
+use crate::workflow::extract::States;
 use crate::workflow::{DefaultSuccess, FailureCallback, LinkerSettings};
 use crate::{Error, EventKey, EventSubscriber, debug_from_env};
 
@@ -81,6 +82,7 @@ pub struct EventLinker {
 #[derive(Default)]
 pub struct EventLinkerBuilder {
     name: Option<Cow<'static, str>>,
+    states: Vec<Box<dyn FnOnce(&States) + Send>>,
     max_subscribers: Option<usize>,
     default_success: Option<DefaultSuccess>,
     default_failure: Option<FailureCallback>,
@@ -154,6 +156,23 @@ impl EventLinkerBuilder {
         self
     }
 
+    /// Provides `value` to the linker's handlers that take a
+    /// [`State<T>`](crate::State), as [`EventLinker::provide`] does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use pyventus_core::EventLinker;
+    /// struct Pool;
+    /// let linker = EventLinker::builder().state(Pool).build();
+    /// assert!(linker.state::<Pool>().is_some());
+    /// ```
+    pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        let value = Arc::new(value);
+        self.states.push(Box::new(move |states| states.insert(value)));
+        self
+    }
+
     /// Builds the linker.
     ///
     /// # Panics
@@ -200,6 +219,13 @@ impl EventLinkerBuilder {
                         HandledFailures::Default => Some(tracing::Level::DEBUG),
                         HandledFailures::At(level) => level,
                     },
+                    states: {
+                        let states = States::default();
+                        for provide in self.states {
+                            provide(&states);
+                        }
+                        states
+                    },
                 },
                 self.max_subscribers,
                 self.debug.unwrap_or_else(debug_from_env),
@@ -232,6 +258,87 @@ impl EventLinker {
     /// Whether debug logging is on for this linker.
     pub fn is_debug(&self) -> bool {
         self.registry.debug
+    }
+
+    /// Provides `value` to the handlers that take a [`State<T>`](crate::State)
+    /// (a database pool, a mail client), replacing a value of its type
+    /// provided before. Provide each state at startup, before the first
+    /// emission that needs it, in every process that runs those handlers (the
+    /// web process and its workers): a handler whose state is missing fails
+    /// its delivery with [`Error::MissingState`], and
+    /// [`verify`](crate::verify) reports it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pyventus_core::{EventEmitter, EventLinker, State};
+    ///
+    /// struct Greeter { greeting: &'static str }
+    ///
+    /// let linker = EventLinker::new();
+    /// linker.provide(Greeter { greeting: "Hello" });
+    /// linker.on_named("Greet").subscribe(|name: &String| println!("{name}"))?;
+    /// assert_eq!(linker.state::<Greeter>().unwrap().greeting, "Hello");
+    /// # Ok::<(), pyventus_core::Error>(())
+    /// ```
+    pub fn provide<T: Send + Sync + 'static>(&self, value: T) -> &Self {
+        self.provide_shared(Arc::new(value))
+    }
+
+    /// [`provide`](Self::provide) for a value already shared.
+    pub fn provide_shared<T: Send + Sync + 'static>(&self, value: Arc<T>) -> &Self {
+        self.registry.settings.states.insert(value);
+        self.registry
+            .trace("provided", &std::any::type_name::<T>());
+        self
+    }
+
+    /// The value of type `T` provided to the linker, if any.
+    pub fn state<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.registry.settings.states.get()
+    }
+
+    /// The states its subscribers take that nobody provided: each handler's
+    /// id with the state's type name. Empty when every handler can run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use pyventus_core::EventLinker;
+    /// assert!(EventLinker::new().missing_states().is_empty());
+    /// ```
+    pub fn missing_states(&self) -> Vec<(String, &'static str)> {
+        self.registry
+            .needs()
+            .into_iter()
+            .filter(|(_, need)| !self.registry.settings.states.contains((need.type_id)()))
+            .map(|(handler, need)| (handler, (need.type_name)()))
+            .collect()
+    }
+
+    /// `Ok` when every state its subscribers take was provided; else the
+    /// first one missing, as [`Error::MissingState`]: what a worker checks
+    /// before it takes its first message.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MissingState`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use pyventus_core::EventLinker;
+    /// EventLinker::new().check_states()?;
+    /// # Ok::<(), pyventus_core::Error>(())
+    /// ```
+    pub fn check_states(&self) -> Result<(), Error> {
+        match self.missing_states().into_iter().next() {
+            None => Ok(()),
+            Some((_, state)) => Err(Error::MissingState {
+                state,
+                linker: self.name().to_owned(),
+            }),
+        }
     }
 
     /// Whether both handles are the same registry.

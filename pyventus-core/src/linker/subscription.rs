@@ -116,6 +116,7 @@ impl<'a, K: 'static> Subscription<'a, K> {
             });
         }
         let parts = SubscriberParts {
+            needs: &[],
             once: self.once,
             blocking: self.blocking,
             handler_id: None,

@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
+
 use crate::{Error, EventEmission};
 
 mod executor;
@@ -66,6 +68,20 @@ pub trait ProcessingService: Send + Sync + 'static {
     /// Takes an emission to run.
     fn submit(&self, emission: EventEmission) -> Result<(), Error>;
 
+    /// Takes an emission to run, from async code: what
+    /// [`EventEmitter::emit_async`](crate::EventEmitter::emit_async) awaits. A
+    /// service whose `submit` waits on I/O (a broker's publish) takes the
+    /// emission here, at the call, and returns the I/O as a future, so that
+    /// async code never blocks its thread on it. By default, `submit`, done
+    /// at the call.
+    ///
+    /// The emission is taken (run, handed off, refused) when the call
+    /// returns; the future only finishes what it began. A refusal it reports
+    /// comes with the emission [discarded](EventEmission::discard), not lost.
+    fn submit_async(&self, emission: EventEmission) -> BoxFuture<'static, Result<(), Error>> {
+        Box::pin(std::future::ready(self.submit(emission)))
+    }
+
     /// Whether `submit` always runs the emission to completion on the calling
     /// thread before returning. When it does, the emitter may skip building an
     /// `EventEmission` for events whose subscribers are all synchronous and run
@@ -110,6 +126,10 @@ fn short_type_name(full: &'static str) -> &'static str {
 impl<P: ProcessingService + ?Sized> ProcessingService for Arc<P> {
     fn submit(&self, emission: EventEmission) -> Result<(), Error> {
         (**self).submit(emission)
+    }
+
+    fn submit_async(&self, emission: EventEmission) -> BoxFuture<'static, Result<(), Error>> {
+        (**self).submit_async(emission)
     }
 
     fn runs_inline(&self) -> bool {

@@ -14,11 +14,13 @@ use futures::future::BoxFuture;
 
 use crate::AnyEvent;
 use crate::registry::lane::{Call, ErasedLane, Lane, TypedFn, UnitFn};
+use crate::workflow::extract::DeliveryContext;
 use crate::workflow::output::HandlerOutput;
 use crate::workflow::{Outcome, Run, Settled, Workflow};
 
 type SyncFn = dyn Fn(Run<'_>) -> Settled + Send + Sync;
-type AsyncFn = dyn Fn(Arc<AnyEvent>) -> BoxFuture<'static, Outcome> + Send + Sync;
+type AsyncFn =
+    dyn Fn(Arc<AnyEvent>, &DeliveryContext<'_>) -> BoxFuture<'static, Outcome> + Send + Sync;
 
 /// An event callback, erased. Not public API.
 #[doc(hidden)]
@@ -112,7 +114,58 @@ impl EventCallback {
     pub(crate) fn asynchronous(
         f: impl Fn(Arc<AnyEvent>) -> BoxFuture<'static, Outcome> + Send + Sync + 'static,
     ) -> Self {
+        EventCallback::Async(Box::new(move |event, _: &DeliveryContext<'_>| f(event)))
+    }
+
+    /// An async callback that reads its delivery before its future starts
+    /// (a handler that takes a `State`).
+    pub(crate) fn asynchronous_in(
+        f: impl Fn(Arc<AnyEvent>, &DeliveryContext<'_>) -> BoxFuture<'static, Outcome>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
         EventCallback::Async(Box::new(f))
+    }
+
+    /// A callback taking `&E` and its delivery (a handler that takes a
+    /// `State`): it always settles its own outcome, since reading its
+    /// delivery may fail.
+    pub(crate) fn from_ref_in<E, R>(
+        f: impl Fn(&E, &DeliveryContext<'_>) -> R + Send + Sync + 'static,
+    ) -> Self
+    where
+        E: Any + Send + Sync,
+        R: HandlerOutput,
+    {
+        let settling =
+            move |event: &E, run: Run<'_>| run.deliver(|| f(event, &DeliveryContext::new(run)));
+        EventCallback::typed(Call::Settling(Arc::new(TypedFn(Box::new(settling)))))
+    }
+
+    /// [`from_shared`](Self::from_shared), with its delivery.
+    pub(crate) fn from_shared_in<E, R>(
+        f: impl Fn(Arc<E>, &DeliveryContext<'_>) -> R + Send + Sync + 'static,
+    ) -> Self
+    where
+        E: Any + Send + Sync,
+        R: HandlerOutput,
+    {
+        EventCallback::Shared(Box::new(move |run: Run<'_>| {
+            match run.delivery.shared.and_then(AnyEvent::downcast_arc::<E>) {
+                Some(event) => run.deliver(|| f(event, &DeliveryContext::new(run))),
+                None => Err(run.fail(mismatch::<E>(run.delivery.event))),
+            }
+        }))
+    }
+
+    /// [`from_any`](Self::from_any), with its delivery.
+    pub(crate) fn from_any_in<R: HandlerOutput>(
+        f: impl Fn(&AnyEvent, &DeliveryContext<'_>) -> R + Send + Sync + 'static,
+    ) -> Self {
+        EventCallback::Borrowed(Box::new(move |run: Run<'_>| {
+            run.deliver(|| f(run.delivery.event, &DeliveryContext::new(run)))
+        }))
     }
 
     /// Runs a synchronous callback to completion.

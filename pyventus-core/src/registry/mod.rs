@@ -99,6 +99,21 @@ impl Registry {
         self.snapshot.load()
     }
 
+    /// Every subscriber's needs: its handler's id and each state it takes.
+    pub(crate) fn needs(&self) -> Vec<(String, crate::workflow::extract::StateNeed)> {
+        let links = self.lock();
+        let mut needs: Vec<_> = links
+            .by_sub
+            .values()
+            .flat_map(|(sub, _)| {
+                let handler = sub.handler_id().unwrap_or("<runtime>");
+                sub.needs.iter().flatten().map(move |need| (handler.to_owned(), *need))
+            })
+            .collect();
+        needs.sort_by(|a, b| a.0.cmp(&b.0));
+        needs
+    }
+
     /// The generation of the published snapshot.
     #[inline]
     pub(crate) fn generation(&self) -> u64 {

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::workflow::extract::StateNeed;
 use crate::EventKey;
 use crate::registry::callback::EventCallback;
 use crate::registry::list::Live;
@@ -19,6 +20,9 @@ pub(crate) struct SubscriberInner {
     pub(crate) global_and_more: bool,
     pub(crate) blocking: bool,
     pub(crate) callback: EventCallback,
+    /// The states its handler takes (a link-time handler's; a closure
+    /// captures what it needs).
+    pub(crate) needs: &'static [Option<StateNeed>],
 }
 
 /// What goes into a subscriber, gathered by a subscription builder.
@@ -29,6 +33,7 @@ pub(crate) struct SubscriberParts {
     pub(crate) callback: EventCallback,
     pub(crate) success: Option<SuccessCallback>,
     pub(crate) failure: Option<FailureCallback>,
+    pub(crate) needs: &'static [Option<StateNeed>],
 }
 
 impl SubscriberInner {
@@ -46,6 +51,7 @@ impl SubscriberInner {
             global_and_more: keys.len() > 1 && keys.iter().any(EventKey::is_any),
             blocking: parts.blocking,
             callback: parts.callback,
+            needs: parts.needs,
         }
     }
 

@@ -29,7 +29,6 @@ mod envelope;
 mod failure;
 mod health;
 mod inbound;
-mod signal;
 #[cfg(feature = "opentelemetry")]
 #[cfg_attr(docsrs, doc(cfg(feature = "opentelemetry")))]
 pub mod trace;
@@ -43,5 +42,5 @@ pub use envelope::{ENVELOPE_VERSION, Envelope, EnvelopeError};
 pub use failure::DeliveryFailure;
 pub use health::{Health, HealthWatch};
 pub use inbound::{Inbound, delivery_span};
-pub use signal::shutdown_signal;
+pub use crate::signal::shutdown_signal;
 pub use worker_metrics::{Running, WorkerMetrics};

@@ -8,10 +8,14 @@
 //!   receive it; `Run`, one subscriber running in one delivery.
 //! - `output`: [`HandlerOutput`](crate::HandlerOutput), how a handler's return
 //!   value becomes its outcome.
+//! - `extract`: what a handler takes beyond its event ([`State`](crate::State),
+//!   [`FromDelivery`](crate::FromDelivery)), read from a
+//!   [`DeliveryContext`](crate::DeliveryContext).
 //!
 //! It reports to `observe` (spans, logs, metrics) and knows events; nothing of
 //! the registry, the linker or the emissions that run it.
 
+pub(crate) mod extract;
 pub(crate) mod output;
 
 use std::any::{Any, TypeId};
@@ -180,6 +184,8 @@ pub(crate) struct LinkerSettings {
     /// The level a failure a callback handled is logged at (`None`: not at
     /// all); one no callback handled is always an error.
     pub(crate) handled_failures: Option<tracing::Level>,
+    /// The values provided to the linker, for handlers that take a `State`.
+    pub(crate) states: extract::States,
 }
 
 /// One event as the subscribers of one emission receive it, and where it runs.

@@ -42,6 +42,7 @@ pub struct WorkerBuilder {
     linker: Option<EventLinker>,
     consumer: Option<String>,
     retry_backoff: Option<Backoff>,
+    states: Vec<Box<dyn FnOnce(&EventLinker) + Send>>,
     config: Config,
 }
 
@@ -53,6 +54,7 @@ impl WorkerBuilder {
             linker: None,
             consumer: None,
             retry_backoff: None,
+            states: Vec::new(),
             config: Config {
                 concurrency: 8,
                 visibility: Duration::from_secs(30),
@@ -73,6 +75,30 @@ impl WorkerBuilder {
                 sync_inline: false,
             },
         }
+    }
+
+    /// Provides `value` to the worker's linker, for its handlers that take a
+    /// [`State<T>`](pyventus_core::State): a database pool, a mail client,
+    /// made in this process as the web process makes its own.
+    /// [`connect`](Self::connect) refuses to start while a handler of the
+    /// linker takes a state nobody provided.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn doc() -> Result<(), pyventus_redis::Error> {
+    /// struct Mailer;
+    /// let worker = pyventus_redis::Worker::builder("redis://127.0.0.1:6379")
+    ///     .state(Mailer)
+    ///     .connect()
+    ///     .await?;
+    /// # drop(worker); Ok(()) }
+    /// ```
+    pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.states.push(Box::new(move |linker: &EventLinker| {
+            linker.provide(value);
+        }));
+        self
     }
 
     /// The queue to take entries from (default `"default"`).
@@ -262,6 +288,10 @@ impl WorkerBuilder {
             Some(linker) => linker,
             None => EventLinker::try_global()?,
         };
+        for provide in self.states {
+            provide(&linker);
+        }
+        linker.check_states()?;
         let config = &self.config;
         let inbound = config.handler_timeouts.iter().fold(
             Inbound::new(linker, "redis-worker")

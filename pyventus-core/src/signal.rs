@@ -1,5 +1,5 @@
 //! `shutdown_signal`: the signal that asks a worker (or a server) to drain and
-//! stop.
+//! stop, for `remote` (workers) and the axum layer alike.
 
 /// Completes at the next Ctrl-C, or, on Unix, SIGTERM (what systemd and
 /// Kubernetes send to stop a process): what `run_until_signal` waits for
@@ -12,7 +12,7 @@
 /// # #[tokio::main] async fn main() {
 /// tokio::select! {
 ///     () = serve() => {}
-///     () = pyventus_core::remote::shutdown_signal() => println!("draining"),
+///     () = pyventus_core::shutdown_signal() => println!("draining"),
 /// }
 /// # }
 /// ```
