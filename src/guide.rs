@@ -13,7 +13,8 @@
 //! 8. Integrations: [`axum`] (handlers after the response), [`redis`] and
 //!    [`amqp`] (worker processes over Redis Streams or RabbitMQ), [`metrics`]
 //!    (counters and gauges for Prometheus and the rest), behind their
-//!    features.
+//!    features; `web_and_worker`: a web process and a worker for the same
+//!    events (linkers, targets, state, draining).
 //! 9. [`architecture`]: the crates, the path of an emission, the registry,
 //!    and writing a backend; [`compile_errors`]: every diagnostic and its fix;
 //!    [`benchmarks`]: what it all costs.
@@ -67,6 +68,13 @@ pub mod amqp {}
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 #[doc = include_str!("../docs/metrics.md")]
 pub mod metrics {}
+
+// Its snippet derives serde's traits, a dev-dependency of the test package,
+// which doctests it (tests/guide.rs).
+#[cfg(all(feature = "redis", not(doctest)))]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+#[doc = include_str!("../docs/web_and_worker.md")]
+pub mod web_and_worker {}
 
 #[doc = include_str!("../docs/architecture.md")]
 pub mod architecture {}

@@ -20,3 +20,7 @@ mod amqp {}
 #[cfg(all(doctest, feature = "metrics"))]
 #[doc = include_str!("../docs/metrics.md")]
 mod metrics {}
+
+#[cfg(all(doctest, feature = "redis"))]
+#[doc = include_str!("../docs/web_and_worker.md")]
+mod web_and_worker {}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use pyventus::testing::Recorder;
-use pyventus::{Event, EventLinker, Linker, assert_emitted, assert_not_emitted, on};
+use pyventus::{Event, EventLinker, Linker, assert_emitted, assert_not_emitted, on, once};
 
 #[derive(Debug, Clone, PartialEq, Event)]
 struct OrderCreated {
@@ -159,4 +159,69 @@ fn a_recording_only_recorder_runs_nothing_and_claims_no_one_time_subscriber() {
         once.is_subscribed(),
         "the one-time subscriber is still there"
     );
+}
+
+// A passthrough recorder's own emitter: the global namespace, copied per emitter.
+
+#[derive(Debug, Clone, Event)]
+struct Welcomed;
+
+static WELCOMES: AtomicU32 = AtomicU32::new(0);
+
+#[once(Welcomed)]
+fn first_welcome() {
+    WELCOMES.fetch_add(1, Ordering::SeqCst);
+}
+
+#[test]
+fn a_passthrough_emitter_runs_the_global_handlers_on_a_copy_of_its_own() {
+    let before = WELCOMES.load(Ordering::SeqCst);
+    for _ in 0..2 {
+        let recorder = Recorder::passthrough();
+        let emitter = recorder.emitter();
+        emitter.emit(Welcomed).unwrap();
+        emitter.emit(Welcomed).unwrap();
+        assert_eq!(recorder.events()[0].handler_ids(), ["testing::first_welcome"]);
+    }
+    // Each copy's `#[once]` ran once: the global linker's own is still fresh.
+    assert_eq!(WELCOMES.load(Ordering::SeqCst) - before, 2);
+    assert!(!pyventus::EventLinker::global().is_empty());
+}
+
+#[test]
+fn a_handler_failure_fails_a_passthrough_test_unless_failures_are_allowed() {
+    let failing = || {
+        let linker = EventLinker::new();
+        linker
+            .on_named("Charge")
+            .subscribe(|| -> Result<(), std::io::Error> {
+                Err(std::io::Error::other("card declined"))
+            })
+            .unwrap();
+        linker
+            .on_named("Charge")
+            .subscribe(|| panic!("gateway down"))
+            .unwrap();
+        linker
+    };
+    let recorder = Recorder::passthrough();
+    let emitter = recorder.emitter_on(failing());
+    let failed = catch_unwind(AssertUnwindSafe(|| {
+        emitter.emit_named("Charge", ())
+    }))
+    .expect_err("the failure fails the test");
+    let message = failed
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(message.contains("allow_failures"), "{message}");
+
+    let recorder = Recorder::passthrough().allow_failures();
+    recorder.emitter_on(failing()).emit_named("Charge", ()).unwrap();
+    let failures = recorder.failures();
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    assert!(failures.iter().any(|f| f.contains("card declined")));
+    assert!(failures.iter().any(|f| f.contains("gateway down")));
+    let events = recorder.events();
+    assert_eq!(events[0].report().map(|report| report.ran()), Some(2));
 }

@@ -28,7 +28,7 @@
 use std::fmt::{self, Write as _};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::{AnyEvent, Error, EventEmission, EventEmitter, EventLinker, ProcessingService};
+use crate::{AnyEvent, Error, EventEmission, EventEmitter, EventLinker, ProcessingService, RunReport};
 
 /// A processing service that records every emission, in order, whether or not
 /// anything subscribes to it; with [`passthrough`](Self::passthrough) it also
@@ -73,6 +73,8 @@ pub struct Recorder {
 #[derive(Default)]
 struct Inner {
     passthrough: bool,
+    /// Whether a handler's failure fails the test (panics out of `emit`).
+    allow_failures: bool,
     recorded: Mutex<Vec<Recorded>>,
 }
 
@@ -81,6 +83,8 @@ struct Inner {
 pub struct Recorded {
     event: Arc<AnyEvent>,
     handlers: Vec<&'static str>,
+    /// How its run ended, for a passthrough recorder.
+    report: Option<Arc<RunReport>>,
 }
 
 impl Recorded {
@@ -103,6 +107,13 @@ impl Recorded {
     pub fn handler_ids(&self) -> &[&'static str] {
         &self.handlers
     }
+
+    /// How its handlers did, once a [passthrough](Recorder::passthrough)
+    /// recorder ran it: how many ran, and each failure (handler id, error or
+    /// panic). `None` when it was only recorded.
+    pub fn report(&self) -> Option<&RunReport> {
+        self.report.as_deref()
+    }
 }
 
 impl fmt::Debug for Recorded {
@@ -117,19 +128,87 @@ impl Recorder {
         Self::default()
     }
 
-    /// A recorder that records, then runs each emission inline.
+    /// A recorder that records, then runs each emission inline, as
+    /// production would: its [`emitter`](Self::emitter) runs the declared
+    /// handlers of the global namespace (a fresh copy for each emitter), and
+    /// [`emitter_on`](Self::emitter_on) those of the linker you name.
+    ///
+    /// A handler's error or panic fails the test: `emit` panics with the
+    /// failure, which no tracing subscriber could hide. For tests of failure
+    /// paths, [`allow_failures`](Self::allow_failures) keeps them, to read
+    /// with [`failures`](Self::failures).
     pub fn passthrough() -> Self {
         Recorder {
             inner: Arc::new(Inner {
                 passthrough: true,
-                recorded: Mutex::default(),
+                ..Inner::default()
             }),
         }
     }
 
-    /// An emitter through this recorder, on an isolated empty linker.
+    /// This passthrough recorder, keeping the handlers' failures to read
+    /// ([`failures`](Self::failures), each [`Recorded::report`]) instead of
+    /// failing the test.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pyventus_core::testing::Recorder;
+    /// use pyventus_core::EventLinker;
+    ///
+    /// let linker = EventLinker::new();
+    /// linker.on_named("Charge").subscribe(|| -> Result<(), std::io::Error> {
+    ///     Err(std::io::Error::other("card declined"))
+    /// })?;
+    /// let recorder = Recorder::passthrough().allow_failures();
+    /// recorder.emitter_on(linker).emit_named("Charge", ())?;
+    /// assert_eq!(recorder.failures().len(), 1);
+    /// assert!(recorder.failures()[0].contains("card declined"));
+    /// # Ok::<(), pyventus_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn allow_failures(self) -> Self {
+        let inner = Inner {
+            passthrough: self.inner.passthrough,
+            allow_failures: true,
+            recorded: Mutex::new(self.lock().clone()),
+        };
+        Recorder {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// An emitter through this recorder. A recording-only recorder needs no
+    /// handler: it is on an isolated empty linker. A
+    /// [passthrough](Self::passthrough) one runs the global namespace's
+    /// declared handlers, on a copy of its own
+    /// ([`EventLinker::isolated_global`]), so that its `#[once]` handlers
+    /// and subscriptions do not leak into other tests.
+    ///
+    /// # Panics
+    ///
+    /// A passthrough recorder's, if the global namespace's handlers cannot be
+    /// linked (see [`verify`](crate::verify)).
     pub fn emitter(&self) -> EventEmitter {
-        self.emitter_on(EventLinker::new())
+        if self.inner.passthrough {
+            let linker = EventLinker::isolated_global().unwrap_or_else(|err| {
+                panic!("pyventus: cannot link the global namespace's handlers: {err}")
+            });
+            self.emitter_on(linker)
+        } else {
+            self.emitter_on(EventLinker::new())
+        }
+    }
+
+    /// Each handler failure of the emissions a
+    /// [passthrough](Self::passthrough) recorder ran, in order, described
+    /// (handler id, error or panic, message).
+    pub fn failures(&self) -> Vec<String> {
+        self.lock()
+            .iter()
+            .filter_map(|r| r.report.as_deref())
+            .flat_map(|report| report.failures().iter().map(ToString::to_string))
+            .collect()
     }
 
     /// An emitter through this recorder, on `linker` (a namespace's linker, to
@@ -218,13 +297,30 @@ impl Recorder {
 
 impl ProcessingService for Recorder {
     fn submit(&self, emission: EventEmission) -> Result<(), Error> {
-        self.lock().push(Recorded {
+        let recorded = Recorded {
             event: emission.event().clone(),
             handlers: emission.handler_ids().collect(),
-        });
+            report: None,
+        };
         if self.inner.passthrough {
-            drop(emission.run_blocking());
+            let index = {
+                let mut all = self.lock();
+                all.push(recorded);
+                all.len() - 1
+            };
+            let report = Arc::new(emission.run_blocking());
+            if let Some(slot) = self.lock().get_mut(index) {
+                slot.report = Some(report.clone());
+            }
+            if !self.inner.allow_failures && !report.is_success() {
+                panic!(
+                    "a handler failed in a passthrough test: {report}\n(use \
+                     `Recorder::passthrough().allow_failures()` to test failures, and read \
+                     them with `recorder.failures()`)"
+                );
+            }
         } else {
+            self.lock().push(recorded);
             // Recorded, not run: on purpose.
             emission.discard();
         }

@@ -128,6 +128,27 @@ impl EventLinker {
         })
     }
 
+    /// A new linker holding every link-time handler of the global namespace,
+    /// linked afresh: its `#[once]` handlers unclaimed, no state provided,
+    /// nothing subscribed at runtime. What a test runs the declared handlers
+    /// on, so that one test's `#[once]` or subscription does not leak into
+    /// another's (each call is a copy of its own).
+    ///
+    /// # Errors
+    ///
+    /// As [`try_global`](Self::try_global).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let copy = pyventus_core::EventLinker::isolated_global()?;
+    /// assert!(!copy.ptr_eq(&pyventus_core::EventLinker::global()));
+    /// # Ok::<(), pyventus_core::Error>(())
+    /// ```
+    pub fn isolated_global() -> Result<EventLinker, Error> {
+        collect(None, EventLinker::builder().name("global (isolated)"))
+    }
+
     /// The global namespace, or why its link-time handlers cannot be linked.
     pub fn try_global() -> Result<EventLinker, Error> {
         static GLOBAL: OnceLock<Result<EventLinker, Error>> = OnceLock::new();

@@ -316,6 +316,33 @@ impl EventLinker {
             .collect()
     }
 
+    /// The link-time handlers of this linker that `worker`'s linker lacks:
+    /// what a worker on `worker` could not run of what an emitter on this
+    /// linker targets (a remote emission targets its linker's handlers by
+    /// id), each handler's id. Empty when the worker runs everything: call it
+    /// in a test with the web process's and the worker's linkers, to learn of
+    /// a mismatch there rather than from dead letters after the retries.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use pyventus_core::EventLinker;
+    /// let web = EventLinker::new();
+    /// let worker = EventLinker::new();
+    /// assert!(web.handlers_missing_from(&worker).is_empty());
+    /// ```
+    pub fn handlers_missing_from(&self, worker: &EventLinker) -> Vec<&'static str> {
+        let theirs = worker.registry.handler_ids();
+        let mut missing: Vec<_> = self
+            .registry
+            .handler_ids()
+            .into_iter()
+            .filter(|id| theirs.binary_search(id).is_err())
+            .collect();
+        missing.dedup();
+        missing
+    }
+
     /// `Ok` when every state its subscribers take was provided; else the
     /// first one missing, as [`Error::MissingState`]: what a worker checks
     /// before it takes its first message.

@@ -99,6 +99,19 @@ impl Registry {
         self.snapshot.load()
     }
 
+    /// The ids of its link-time handlers, sorted.
+    pub(crate) fn handler_ids(&self) -> Vec<&'static str> {
+        let links = self.lock();
+        let mut ids: Vec<_> = links
+            .by_sub
+            .values()
+            .filter_map(|(sub, _)| sub.handler_id())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
     /// Every subscriber's needs: its handler's id and each state it takes.
     pub(crate) fn needs(&self) -> Vec<(String, crate::workflow::extract::StateNeed)> {
         let links = self.lock();
