@@ -216,8 +216,11 @@ impl State<'_> {
                             tracing::debug!(target: "pyventus", "the relay's LISTEN connection failed (polling until it is back): {err}");
                             self.listener = None;
                         } else {
-                            // Several commits, one claim.
-                            while let Ok(Some(_)) = listener.try_recv().await {}
+                            // Several commits, one claim: take what is already
+                            // there (`timeout` polls once before its deadline).
+                            while let Ok(Ok(Some(_))) =
+                                tokio::time::timeout(Duration::ZERO, listener.try_recv()).await
+                            {}
                         }
                     }
                     () = tokio::time::sleep(until) => {}
