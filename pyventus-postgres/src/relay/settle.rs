@@ -229,24 +229,32 @@ fn lost(claimed: &Claimed, reason: &str) {
     );
 }
 
-/// Runs a settling statement, again after a short pause if the database
-/// blinked (three tries); `None` if it failed, which is logged: the row stays
-/// leased until its lease ends, then it is claimed again.
+/// Runs a settling statement, again while the database is unreachable (a
+/// restart) for as long as the lease lasts: until then the row is still this
+/// relay's to settle, so its handlers need not run again. `None` if it failed
+/// for good, which is logged: the row is claimed again once its lease ends.
 async fn persist<T, F>(relay: &Relay, mut statement: impl FnMut() -> F) -> Option<T>
 where
     F: Future<Output = Result<T, sqlx::Error>>,
 {
-    const TRIES: u32 = 3;
-    for attempt in 0..TRIES {
+    let inner = &relay.inner;
+    let give_up = Instant::now() + inner.config.lease;
+    let mut attempt = 0;
+    loop {
         match statement().await {
             Ok(done) => return Some(done),
-            Err(err) if crate::error::is_transient(&err) && attempt + 1 < TRIES => {
-                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+            Err(err)
+                if crate::error::is_transient(&err)
+                    && Instant::now() < give_up
+                    && !inner.abandon.is_cancelled() =>
+            {
+                tokio::time::sleep(backoff(Duration::from_millis(50), Duration::from_secs(1), attempt)).await;
+                attempt += 1;
             }
             Err(err) => {
                 tracing::error!(
                     target: "pyventus",
-                    relay = %relay.inner.name,
+                    relay = %inner.name,
                     "cannot write a delivery's outcome; its events will be claimed again once their lease ends: {}",
                     Error::from(err)
                 );
@@ -254,7 +262,6 @@ where
             }
         }
     }
-    None
 }
 
 /// `text` cut to at most about `max` bytes, on a character boundary.
