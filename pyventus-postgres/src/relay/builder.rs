@@ -90,7 +90,7 @@ impl RelayBuilder {
     ///
     /// # async fn f(outbox: Outbox) -> Result<(), pyventus_postgres::Error> {
     /// let relay = Relay::builder(&outbox)
-    ///     .forward_to(ExecutorProcessingService::new())
+    ///     .forward_to(ExecutorProcessingService::with_threads(2))
     ///     .build()?;
     /// # Ok(()) }
     /// ```
