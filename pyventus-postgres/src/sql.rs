@@ -66,11 +66,13 @@ impl Sql {
             ),
             // The first rows due, in order; a keyed row only when no earlier
             // row of its key remains (in flight, waiting for a retry, or not
-            // claimed yet). Rows another relay is claiming are skipped.
+            // claimed yet). Rows another relay is claiming are skipped, and so
+            // are the rows this relay holds ($4) whose lease ran out while the
+            // database was unreachable: their outcome is still to be written.
             claim: format!(
                 "WITH c AS (
                      SELECT o.seq FROM {s}.outbox o
-                     WHERE o.due_at <= now()
+                     WHERE o.due_at <= now() AND o.seq <> ALL($4::int8[])
                        AND (o.partition_key IS NULL OR NOT EXISTS (
                              SELECT 1 FROM {s}.outbox p
                              WHERE p.partition_key = o.partition_key AND p.seq < o.seq))

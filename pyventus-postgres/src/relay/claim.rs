@@ -37,11 +37,13 @@ pub(crate) async fn claim(
     limit: usize,
     lease: Duration,
     owner: &str,
+    held: &[i64],
 ) -> Result<Vec<Claimed>, Error> {
     let rows = sqlx::query(&sql.claim)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .bind(millis(lease))
         .bind(owner)
+        .bind(held)
         .fetch_all(pool)
         .await?;
     let mut claimed = rows

@@ -39,6 +39,11 @@ impl Leases {
         self.lock().remove(&seq);
     }
 
+    /// The rows held now.
+    pub(crate) fn seqs(&self) -> Vec<i64> {
+        self.lock().keys().copied().collect()
+    }
+
     fn held(&self) -> (Vec<i64>, Vec<i64>) {
         self.lock().iter().map(|(seq, (fence, _))| (*seq, *fence)).unzip()
     }

@@ -109,12 +109,14 @@ impl State<'_> {
                 () = inner.shutdown.cancelled() => return Ok(()),
             };
             let requested = permits.len();
+            let held = inner.leases.seqs();
             let claimed = claim(
                 inner.outbox.pool(),
                 inner.outbox.sql(),
                 requested,
                 config.lease,
                 &inner.name,
+                &held,
             )
             .await;
             let claimed = match claimed {

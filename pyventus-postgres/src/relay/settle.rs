@@ -56,7 +56,6 @@ async fn write(relay: &Relay, batch: &mut Vec<Finished>) {
     let mut done: Vec<&Finished> = Vec::new();
     let mut nudge = false;
     for finished in batch.iter() {
-        inner.leases.release(finished.claimed.seq);
         if finished.lease.is_lost() {
             tracing::warn!(
                 target: "pyventus",
@@ -78,6 +77,11 @@ async fn write(relay: &Relay, batch: &mut Vec<Finished>) {
     }
     if !done.is_empty() {
         complete(relay, &done).await;
+    }
+    // Renewed until written: a row whose outcome waits for the database to
+    // come back is not claimed again meanwhile.
+    for finished in batch.iter() {
+        inner.leases.release(finished.claimed.seq);
     }
     if nudge {
         // The next event of a key may be claimed now.
