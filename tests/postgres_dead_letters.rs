@@ -25,7 +25,10 @@ static RUNS: Mutex<Option<HashMap<&'static str, u32>>> = Mutex::new(None);
 
 fn ran(handler: &'static str) -> u32 {
     let mut runs = RUNS.lock().unwrap();
-    let n = runs.get_or_insert_with(HashMap::new).entry(handler).or_default();
+    let n = runs
+        .get_or_insert_with(HashMap::new)
+        .entry(handler)
+        .or_default();
     *n += 1;
     *n
 }
@@ -45,6 +48,7 @@ struct Charge {
 
 #[on(Charge, linker = RetryTests)]
 async fn flaky_gateway(_: Charge) -> anyhow::Result<()> {
+    tokio::task::yield_now().await;
     let attempt = current_delivery().unwrap().attempt;
     let n = ran("flaky_gateway");
     assert_eq!(n, attempt, "runs once per attempt");
@@ -71,7 +75,7 @@ async fn a_handler_failing_twice_then_succeeding_runs_three_times_and_its_siblin
         .unwrap();
     let running = spawn_run(&relay);
     let mut tx = pool.begin().await.unwrap();
-    outbox.emit(&mut *tx, Charge { cents: 100 }).await.unwrap();
+    outbox.emit(&mut tx, Charge { cents: 100 }).await.unwrap();
     tx.commit().await.unwrap();
     until(Duration::from_secs(10), "the third attempt", async || {
         relay.stats().delivered == 1
@@ -79,7 +83,11 @@ async fn a_handler_failing_twice_then_succeeding_runs_three_times_and_its_siblin
     .await;
     stop(&relay, running).await;
     assert_eq!(runs("flaky_gateway"), 3);
-    assert_eq!(runs("charge_audit"), 1, "a handler that succeeded never runs again");
+    assert_eq!(
+        runs("charge_audit"),
+        1,
+        "a handler that succeeded never runs again"
+    );
     assert_eq!(relay.stats().retried, 2);
     assert_eq!(outbox_rows(&pool, &outbox).await, 0);
     cleanup(&pool, &outbox).await;
@@ -122,7 +130,7 @@ async fn a_handler_that_always_fails_is_dead_lettered_after_max_attempts_with_it
         .unwrap();
     let running = spawn_run(&relay);
     let mut tx = pool.begin().await.unwrap();
-    let id = outbox.emit(&mut *tx, Refund { cents: 5 }).await.unwrap();
+    let id = outbox.emit(&mut tx, Refund { cents: 5 }).await.unwrap();
     tx.commit().await.unwrap();
     let dead = outbox.dead_letters();
     until(Duration::from_secs(10), "the dead letter", async || {
@@ -198,7 +206,7 @@ async fn bad_input_is_dead_lettered_with_a_readable_reason_while_the_relay_keeps
     .await
     .unwrap();
     // A row emitted properly, then edited by hand.
-    let edited = outbox.emit(&mut *tx, Invoice { number: 1 }).await.unwrap();
+    let edited = outbox.emit(&mut tx, Invoice { number: 1 }).await.unwrap();
     sqlx::query(&format!(
         "UPDATE {schema}.outbox SET payload = '[\"edited\"]' WHERE id = $1"
     ))
@@ -207,13 +215,15 @@ async fn bad_input_is_dead_lettered_with_a_readable_reason_while_the_relay_keeps
     .await
     .unwrap();
     // And a good one after them.
-    outbox.emit(&mut *tx, Invoice { number: 2 }).await.unwrap();
+    outbox.emit(&mut tx, Invoice { number: 2 }).await.unwrap();
     tx.commit().await.unwrap();
 
     let dead = outbox.dead_letters();
-    until(Duration::from_secs(10), "three dead letters and the good event", async || {
-        dead.count().await.unwrap() == 3 && INVOICES.load(Ordering::SeqCst) == 1
-    })
+    until(
+        Duration::from_secs(10),
+        "three dead letters and the good event",
+        async || dead.count().await.unwrap() == 3 && INVOICES.load(Ordering::SeqCst) == 1,
+    )
     .await;
     stop(&relay, running).await;
     let letters = dead.list(10).await.unwrap();
@@ -229,11 +239,27 @@ async fn bad_input_is_dead_lettered_with_a_readable_reason_while_the_relay_keeps
             ("Invoice", "malformed")
         ]
     );
-    assert!(letters[0].reason.contains("missing field `number`"), "{}", letters[0].reason);
-    assert!(letters[1].reason.contains("unknown event `NoSuchEvent`"), "{}", letters[1].reason);
-    assert!(letters[2].reason.contains("malformed payload"), "{}", letters[2].reason);
+    assert!(
+        letters[0].reason.contains("missing field `number`"),
+        "{}",
+        letters[0].reason
+    );
+    assert!(
+        letters[1].reason.contains("unknown event `NoSuchEvent`"),
+        "{}",
+        letters[1].reason
+    );
+    assert!(
+        letters[2].reason.contains("malformed payload"),
+        "{}",
+        letters[2].reason
+    );
     assert_eq!(letters[2].event_id, edited);
-    assert_eq!(INVOICES.load(Ordering::SeqCst), 1, "the good event was delivered");
+    assert_eq!(
+        INVOICES.load(Ordering::SeqCst),
+        1,
+        "the good event was delivered"
+    );
 
     assert_eq!(dead.purge(&[letters[1].seq]).await.unwrap(), 1);
     assert_eq!(dead.purge_all().await.unwrap(), 2);

@@ -78,7 +78,7 @@ async fn relay_child_process() {
         .concurrency(CONCURRENCY)
         .lease(Duration::from_secs(3))
         .poll_interval(Duration::from_millis(200))
-        .give_up_after(Duration::from_secs(60))
+        .give_up_after(Duration::from_mins(1))
         .build()
         .unwrap();
     relay.run().await.unwrap();
@@ -112,25 +112,30 @@ impl Drop for RelayProcess {
     }
 }
 
+const N: i64 = 10_000;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[expect(clippy::too_many_lines, reason = "one scenario, step by step")]
 async fn the_relay_killed_three_times_and_postgres_restarted_once_loses_nothing_and_reruns_only_what_was_in_flight()
  {
     let Some(server) = PrivatePostgres::start() else {
         return;
     };
     let url = server.url();
-    let log = std::env::temp_dir().join(format!("pyventus-relay-{}.log", uuid::Uuid::new_v4().simple()));
+    let log = std::env::temp_dir().join(format!(
+        "pyventus-relay-{}.log",
+        uuid::Uuid::new_v4().simple()
+    ));
     let pool = pool(&url, 4).await;
     let outbox = Outbox::builder().build(&pool).unwrap();
     outbox.migrate().await.unwrap();
 
-    const N: i64 = 10_000;
     for chunk in 0..N / 200 {
         let mut tx = pool.begin().await.unwrap();
         for i in 0..200 {
             #[expect(clippy::cast_sign_loss, reason = "positive")]
             let n = (chunk * 200 + i) as u64;
-            outbox.emit(&mut *tx, Booked { n }).await.unwrap();
+            outbox.emit(&mut tx, Booked { n }).await.unwrap();
         }
         tx.commit().await.unwrap();
     }
@@ -153,16 +158,18 @@ async fn the_relay_killed_three_times_and_postgres_restarted_once_loses_nothing_
     let started = Instant::now();
     let mut relay = RelayProcess::start(&url, &log);
     for (kill, at) in [1_500, 3_500, 5_500].into_iter().enumerate() {
-        until(Duration::from_secs(60), &format!("{at} delivered"), async || {
-            delivered(&url).await.is_some_and(|d| d >= at)
-        })
+        until(
+            Duration::from_mins(1),
+            &format!("{at} delivered"),
+            async || delivered(&url).await.is_some_and(|d| d >= at),
+        )
         .await;
         relay.kill();
         eprintln!("kill -9 #{} at {:?}", kill + 1, started.elapsed());
         relay = RelayProcess::start(&url, &log);
     }
 
-    until(Duration::from_secs(60), "7,500 delivered", async || {
+    until(Duration::from_mins(1), "7,500 delivered", async || {
         delivered(&url).await.is_some_and(|d| d >= 7_500)
     })
     .await;
@@ -176,12 +183,20 @@ async fn the_relay_killed_three_times_and_postgres_restarted_once_loses_nothing_
     })
     .await;
     let resumed = back.elapsed();
-    eprintln!("PostgreSQL restarted at {:?}; delivery resumed {resumed:?} after it was back", back - started);
-    assert!(resumed < Duration::from_secs(5), "resumed within 5 s: {resumed:?}");
+    eprintln!(
+        "PostgreSQL restarted at {:?}; delivery resumed {resumed:?} after it was back",
+        back - started
+    );
+    assert!(
+        resumed < Duration::from_secs(5),
+        "resumed within 5 s: {resumed:?}"
+    );
 
-    until(Duration::from_secs(60), "every event delivered", async || {
-        delivered(&url).await == Some(N)
-    })
+    until(
+        Duration::from_mins(1),
+        "every event delivered",
+        async || delivered(&url).await == Some(N),
+    )
     .await;
     let total = started.elapsed();
     relay.kill();
@@ -194,8 +209,16 @@ async fn the_relay_killed_three_times_and_postgres_restarted_once_loses_nothing_
         *runs.entry((id, handler)).or_default() += 1;
     }
     let events: std::collections::HashSet<&str> = runs.keys().map(|(id, _)| *id).collect();
-    assert_eq!(events.len(), N as usize, "every event's handlers ran: nothing lost");
-    assert_eq!(runs.len(), 2 * N as usize, "both handlers of every event");
+    assert_eq!(
+        events.len(),
+        usize::try_from(N).unwrap(),
+        "every event's handlers ran: nothing lost"
+    );
+    assert_eq!(
+        runs.len(),
+        2 * usize::try_from(N).unwrap(),
+        "both handlers of every event"
+    );
     let repeated: Vec<_> = runs.iter().filter(|(_, n)| **n > 1).collect();
     eprintln!(
         "10,000 events, 3 kills and a restart in {total:?}; {} handler runs repeated (events in flight at a kill)",

@@ -37,7 +37,10 @@ async fn apply_step(step: Step) {
     match &key {
         Some(key) => {
             let mut running = RUNNING.lock().unwrap();
-            let now = running.get_or_insert_with(HashMap::new).entry(key.clone()).or_default();
+            let now = running
+                .get_or_insert_with(HashMap::new)
+                .entry(key.clone())
+                .or_default();
             *now += 1;
             if *now > 1 {
                 OVERLAPS.fetch_add(1, Ordering::SeqCst);
@@ -51,7 +54,13 @@ async fn apply_step(step: Step) {
     tokio::time::sleep(Duration::from_millis(fastrand::u64(1..4))).await;
     match key {
         Some(key) => {
-            *RUNNING.lock().unwrap().as_mut().unwrap().get_mut(&key).unwrap() -= 1;
+            *RUNNING
+                .lock()
+                .unwrap()
+                .as_mut()
+                .unwrap()
+                .get_mut(&key)
+                .unwrap() -= 1;
             DELIVERED
                 .lock()
                 .unwrap()
@@ -66,16 +75,17 @@ async fn apply_step(step: Step) {
     }
 }
 
+const KEYS: usize = 4;
+const PER_TASK: u64 = 40;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_keys_events_run_one_at_a_time_in_commit_order_and_unkeyed_ones_in_parallel() {
     let Some((pool, outbox)) = outbox("ordering").await else {
         return;
     };
-    const KEYS: usize = 4;
-    const PER_TASK: u64 = 40;
     // Key -> the `n`s in commit order: a keyed emit holds its key's lock to
     // COMMIT, so the order in which emits of one key return is commit order.
-    let committed: std::sync::Arc<Mutex<HashMap<String, Vec<u64>>>> = Default::default();
+    let committed = std::sync::Arc::new(Mutex::new(HashMap::<String, Vec<u64>>::new()));
     let mut tasks = Vec::new();
     for key in 0..KEYS {
         // Two tasks race on each key.
@@ -86,8 +96,13 @@ async fn one_keys_events_run_one_at_a_time_in_commit_order_and_unkeyed_ones_in_p
                 for i in 0..PER_TASK {
                     let n = racer * 1_000 + i;
                     let mut tx = pool.begin().await.unwrap();
-                    outbox.keyed(&key).emit(&mut *tx, Step { n }).await.unwrap();
-                    committed.lock().unwrap().entry(key.clone()).or_default().push(n);
+                    outbox.keyed(&key).emit(&mut tx, Step { n }).await.unwrap();
+                    committed
+                        .lock()
+                        .unwrap()
+                        .entry(key.clone())
+                        .or_default()
+                        .push(n);
                     tokio::task::yield_now().await;
                     tx.commit().await.unwrap();
                 }
@@ -99,7 +114,7 @@ async fn one_keys_events_run_one_at_a_time_in_commit_order_and_unkeyed_ones_in_p
     }
     let mut tx = pool.begin().await.unwrap();
     for n in 0..64 {
-        outbox.emit(&mut *tx, Step { n }).await.unwrap();
+        outbox.emit(&mut tx, Step { n }).await.unwrap();
     }
     tx.commit().await.unwrap();
 
@@ -109,20 +124,31 @@ async fn one_keys_events_run_one_at_a_time_in_commit_order_and_unkeyed_ones_in_p
         .build()
         .unwrap();
     let running = spawn_run(&relay);
-    let total = KEYS * 2 * PER_TASK as usize + 64;
-    until(Duration::from_secs(60), "every step", async || {
-        relay.stats().delivered as usize == total
+    let total = KEYS as u64 * 2 * PER_TASK + 64;
+    until(Duration::from_mins(1), "every step", async || {
+        relay.stats().delivered == total
     })
     .await;
     stop(&relay, running).await;
 
     let delivered = DELIVERED.lock().unwrap().take().unwrap();
-    let committed = committed.lock().unwrap();
-    for (key, order) in committed.iter() {
-        assert_eq!(delivered.get(key), Some(order), "{key}: delivered in commit order");
+    let committed = std::mem::take(&mut *committed.lock().unwrap());
+    for (key, order) in &committed {
+        assert_eq!(
+            delivered.get(key),
+            Some(order),
+            "{key}: delivered in commit order"
+        );
     }
-    assert_eq!(OVERLAPS.load(Ordering::SeqCst), 0, "one event of a key at a time");
+    assert_eq!(
+        OVERLAPS.load(Ordering::SeqCst),
+        0,
+        "one event of a key at a time"
+    );
     let parallel = UNKEYED_MAX.load(Ordering::SeqCst);
-    assert!(parallel > 1, "unkeyed events run in parallel (at most {parallel} at once)");
+    assert!(
+        parallel > 1,
+        "unkeyed events run in parallel (at most {parallel} at once)"
+    );
     cleanup(&pool, &outbox).await;
 }

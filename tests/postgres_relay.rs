@@ -31,8 +31,15 @@ static ORDERS: Mutex<Option<HashMap<u64, u32>>> = Mutex::new(None);
 #[on(Order, linker = RelayTests)]
 async fn fulfil(order: Order) {
     tokio::time::sleep(Duration::from_micros(200)).await;
-    *ORDERS.lock().unwrap().get_or_insert_with(HashMap::new).entry(order.n).or_default() += 1;
+    *ORDERS
+        .lock()
+        .unwrap()
+        .get_or_insert_with(HashMap::new)
+        .entry(order.n)
+        .or_default() += 1;
 }
+
+const N: usize = 3_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_relays_on_one_table_never_deliver_an_event_twice_while_healthy() {
@@ -50,26 +57,34 @@ async fn two_relays_on_one_table_never_deliver_an_event_twice_while_healthy() {
         })
         .collect();
     let running: Vec<_> = relays.iter().map(spawn_run).collect();
-    const N: u64 = 3_000;
-    for chunk in 0..N / 100 {
+    for chunk in 0..N as u64 / 100 {
         let mut tx = pool.begin().await.unwrap();
         for i in 0..100 {
-            outbox.emit(&mut *tx, Order { n: chunk * 100 + i }).await.unwrap();
+            outbox
+                .emit(&mut tx, Order { n: chunk * 100 + i })
+                .await
+                .unwrap();
         }
         tx.commit().await.unwrap();
     }
-    until(Duration::from_secs(60), "every order", async || {
-        ORDERS.lock().unwrap().as_ref().map_or(0, HashMap::len) == N as usize
+    until(Duration::from_mins(1), "every order", async || {
+        ORDERS.lock().unwrap().as_ref().map_or(0, HashMap::len) == N
     })
     .await;
     for (relay, running) in relays.iter().zip(running) {
         stop(relay, running).await;
     }
     let orders = ORDERS.lock().unwrap().take().unwrap();
-    assert!(orders.values().all(|runs| *runs == 1), "no order fulfilled twice");
+    assert!(
+        orders.values().all(|runs| *runs == 1),
+        "no order fulfilled twice"
+    );
     let shares: Vec<u64> = relays.iter().map(|r| r.stats().delivered).collect();
-    assert_eq!(shares.iter().sum::<u64>(), N);
-    assert!(shares.iter().all(|s| *s > 0), "both relays took a share: {shares:?}");
+    assert_eq!(shares.iter().sum::<u64>(), N as u64);
+    assert!(
+        shares.iter().all(|s| *s > 0),
+        "both relays took a share: {shares:?}"
+    );
     assert_eq!(outbox_rows(&pool, &outbox).await, 0);
     cleanup(&pool, &outbox).await;
 }
@@ -90,7 +105,7 @@ async fn transfer(_: Transfer) {
         // The first relay's whole runtime stalls (a paused process, a long
         // GC): its lease keeper cannot renew either.
         STALLED_STARTED.store(true, Ordering::SeqCst);
-        std::thread::sleep(Duration::from_millis(2_000));
+        std::thread::sleep(Duration::from_secs(2));
     } else {
         // The second relay holds the event until the first has tried, and
         // failed, to complete it.
@@ -123,11 +138,13 @@ async fn a_relay_stalled_past_its_lease_loses_the_event_and_cannot_complete_it_a
             .block_on(on_its_own.run())
     });
     let mut tx = pool.begin().await.unwrap();
-    let id = outbox.emit(&mut *tx, Transfer).await.unwrap();
+    let id = outbox.emit(&mut tx, Transfer).await.unwrap();
     tx.commit().await.unwrap();
-    until(Duration::from_secs(5), "the first relay's claim", async || {
-        STALLED_STARTED.load(Ordering::SeqCst)
-    })
+    until(
+        Duration::from_secs(5),
+        "the first relay's claim",
+        async || STALLED_STARTED.load(Ordering::SeqCst),
+    )
     .await;
 
     let healthy = relay(&outbox)
@@ -137,13 +154,17 @@ async fn a_relay_stalled_past_its_lease_loses_the_event_and_cannot_complete_it_a
         .build()
         .unwrap();
     let running = spawn_run(&healthy);
-    until(Duration::from_secs(5), "the healthy relay's claim", async || {
-        TRANSFER_RUNS.load(Ordering::SeqCst) == 2
-    })
+    until(
+        Duration::from_secs(5),
+        "the healthy relay's claim",
+        async || TRANSFER_RUNS.load(Ordering::SeqCst) == 2,
+    )
     .await;
-    until(Duration::from_secs(5), "the stalled relay noticing", async || {
-        stalled.stats().leases_lost == 1
-    })
+    until(
+        Duration::from_secs(5),
+        "the stalled relay noticing",
+        async || stalled.stats().leases_lost == 1,
+    )
     .await;
     let (owner, fence): (String, i64) = sqlx::query_as(&format!(
         "SELECT lease_owner, fence FROM {}.outbox WHERE id = $1",
@@ -153,13 +174,23 @@ async fn a_relay_stalled_past_its_lease_loses_the_event_and_cannot_complete_it_a
     .fetch_one(&pool)
     .await
     .unwrap();
-    assert_eq!((owner.as_str(), fence), ("healthy", 2), "still there, the healthy relay's");
-    assert_eq!(stalled.stats().delivered, 0, "the stalled relay completed nothing");
+    assert_eq!(
+        (owner.as_str(), fence),
+        ("healthy", 2),
+        "still there, the healthy relay's"
+    );
+    assert_eq!(
+        stalled.stats().delivered,
+        0,
+        "the stalled relay completed nothing"
+    );
 
     STALLED_GAVE_UP.store(true, Ordering::SeqCst);
-    until(Duration::from_secs(5), "the healthy relay's completion", async || {
-        healthy.stats().delivered == 1
-    })
+    until(
+        Duration::from_secs(5),
+        "the healthy relay's completion",
+        async || healthy.stats().delivered == 1,
+    )
     .await;
     stop(&healthy, running).await;
     stalled.shutdown();
@@ -197,7 +228,7 @@ async fn a_relay_hands_committed_events_to_a_processing_service() {
     let running = spawn_run(&relay);
     let mut tx = pool.begin().await.unwrap();
     for n in 0..20 {
-        outbox.emit(&mut *tx, Ping { n }).await.unwrap();
+        outbox.emit(&mut tx, Ping { n }).await.unwrap();
     }
     tx.commit().await.unwrap();
     until(Duration::from_secs(10), "every ping", async || {

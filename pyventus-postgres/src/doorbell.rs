@@ -37,7 +37,7 @@ const WAIT: Duration = Duration::from_millis(100);
 
 /// How long a token of a transaction that stays open is watched; past it, the
 /// relays' poll delivers its events.
-const WATCH: Duration = Duration::from_secs(60);
+const WATCH: Duration = Duration::from_mins(1);
 
 /// The most tokens one ring waits for.
 const BATCH: usize = 256;

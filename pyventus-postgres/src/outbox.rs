@@ -115,9 +115,9 @@ impl OutboxBuilder {
     pub fn build(self, pool: &PgPool) -> Result<Outbox, Error> {
         check_name(&self.schema)?;
         let sql = Arc::new(Sql::new(&self.schema));
-        let doorbell = self.doorbell.then(|| {
-            Doorbell::new((*pool.connect_options()).clone(), sql.clone())
-        });
+        let doorbell = self
+            .doorbell
+            .then(|| Doorbell::new((*pool.connect_options()).clone(), sql.clone()));
         Ok(Outbox {
             inner: Arc::new(Inner {
                 sql,
@@ -283,7 +283,8 @@ impl Outbox {
     ///
     /// See [`Outbox`].
     pub async fn emit<E: Event>(&self, conn: &mut PgConnection, event: E) -> Result<Uuid, Error> {
-        self.insert(conn, E::NAME, typed_payload(&event)?, None).await
+        self.insert(conn, E::NAME, typed_payload(&event)?, None)
+            .await
     }
 
     /// Writes a named event with a JSON payload; the relay decodes it as the

@@ -90,7 +90,11 @@ pub async fn migrate(conn: &mut PgConnection, schema: &str) -> Result<i32, Error
             expected: SCHEMA_VERSION,
         });
     }
-    for (index, migration) in MIGRATIONS.iter().enumerate().skip(usize::try_from(found).unwrap_or(0)) {
+    for (index, migration) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(found).unwrap_or(0))
+    {
         let version = i32::try_from(index + 1).unwrap_or(i32::MAX);
         sqlx::raw_sql(&migration.replace("{schema}", schema))
             .execute(&mut *tx)
@@ -153,11 +157,10 @@ pub async fn check_schema(conn: &mut PgConnection, schema: &str) -> Result<(), E
 }
 
 async fn current(conn: &mut PgConnection, schema: &str) -> Result<i32, Error> {
-    let version: Option<i32> = sqlx::query_scalar(&format!(
-        "SELECT max(version) FROM {schema}.schema_version"
-    ))
-    .fetch_one(conn)
-    .await?;
+    let version: Option<i32> =
+        sqlx::query_scalar(&format!("SELECT max(version) FROM {schema}.schema_version"))
+            .fetch_one(conn)
+            .await?;
     Ok(version.unwrap_or(0))
 }
 
@@ -201,7 +204,15 @@ mod tests {
     fn schema_names_are_checked_before_they_reach_sql() {
         assert!(check_name("pyventus").is_ok());
         assert!(check_name("orders_2").is_ok());
-        for bad in ["", "Orders", "1abc", "a b", "a;drop", "a\"b", &"x".repeat(49)] {
+        for bad in [
+            "",
+            "Orders",
+            "1abc",
+            "a b",
+            "a;drop",
+            "a\"b",
+            &"x".repeat(49),
+        ] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
     }

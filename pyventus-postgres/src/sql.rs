@@ -33,12 +33,12 @@ pub(crate) struct Sql {
 }
 
 impl Sql {
+    #[expect(clippy::too_many_lines, reason = "the statements, one after the other")]
     pub(crate) fn new(schema: &str) -> Sql {
         let s = schema;
         let doorbell = lock_key(s, LockKind::Doorbell);
         let partition = lock_key(s, LockKind::Partition);
-        let insert =
-            format!("INSERT INTO {s}.outbox (id, event, payload, context, partition_key)");
+        let insert = format!("INSERT INTO {s}.outbox (id, event, payload, context, partition_key)");
         let values = "$1, $2, $3::jsonb, $4::jsonb, $5";
         let bell = format!("pg_advisory_xact_lock_shared({doorbell}, $6)");
         let key = format!("pg_advisory_xact_lock({partition}, hashtext($5))");

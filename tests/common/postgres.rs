@@ -43,7 +43,10 @@ pub async fn postgres_url() -> Option<String> {
 
 /// A schema name no other test uses.
 pub fn fresh_schema(name: &str) -> String {
-    format!("t_{name}_{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
+    format!(
+        "t_{name}_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
 }
 
 /// A pool on `url` with room for a relay and the test's own transactions.
@@ -144,7 +147,9 @@ impl PrivatePostgres {
                 "initdb and pg_ctl are required (PYVENTUS_REQUIRE_SERVICES=1) but not on the PATH: \
                  the fault tests start a PostgreSQL of their own"
             );
-            super::skip("initdb is not on the PATH (the fault tests start a PostgreSQL of their own)");
+            super::skip(
+                "initdb is not on the PATH (the fault tests start a PostgreSQL of their own)",
+            );
             return None;
         }
         let port = TcpListener::bind("127.0.0.1:0")
@@ -167,9 +172,17 @@ impl PrivatePostgres {
         }
         let server = PrivatePostgres { dir, port };
         let data = server.data();
-        let out = server
-            .command("initdb")
-            .args(["-D", &data, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"])
+        let out = command("initdb")
+            .args([
+                "-D",
+                &data,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ])
             .stdout(Stdio::null())
             .output()
             .unwrap();
@@ -186,16 +199,6 @@ impl PrivatePostgres {
         self.dir.join("data").to_string_lossy().into_owned()
     }
 
-    fn command(&self, program: &str) -> Command {
-        if is_root() {
-            let mut command = Command::new("runuser");
-            command.args(["-u", "postgres", "--", program]);
-            command
-        } else {
-            Command::new(program)
-        }
-    }
-
     fn launch(&self) {
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60",
@@ -203,9 +206,19 @@ impl PrivatePostgres {
             self.dir.display()
         );
         let log = self.dir.join("log").to_string_lossy().into_owned();
-        let out = self
-            .command("pg_ctl")
-            .args(["-D", &self.data(), "-o", &options, "-l", &log, "-w", "-t", "30", "start"])
+        let out = command("pg_ctl")
+            .args([
+                "-D",
+                &self.data(),
+                "-o",
+                &options,
+                "-l",
+                &log,
+                "-w",
+                "-t",
+                "30",
+                "start",
+            ])
             .stdout(Stdio::null())
             .output()
             .unwrap();
@@ -223,8 +236,7 @@ impl PrivatePostgres {
     /// Stops it the way a crash does (`pg_ctl stop -m immediate`: no
     /// checkpoint; recovery at the next start).
     pub fn kill(&self) {
-        let _ = self
-            .command("pg_ctl")
+        let _ = command("pg_ctl")
             .args(["-D", &self.data(), "-m", "immediate", "-w", "stop"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -241,6 +253,17 @@ impl Drop for PrivatePostgres {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `program`, as `postgres` when this runs as root (PostgreSQL refuses root).
+fn command(program: &str) -> Command {
+    if is_root() {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--", program]);
+        command
+    } else {
+        Command::new(program)
     }
 }
 

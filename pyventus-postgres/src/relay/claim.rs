@@ -18,7 +18,10 @@ pub(crate) struct Claimed {
     pub(crate) event: String,
     pub(crate) payload: String,
     /// Propagation headers, as JSON.
-    #[cfg_attr(not(feature = "opentelemetry"), expect(dead_code, reason = "read by the opentelemetry feature"))]
+    #[cfg_attr(
+        not(feature = "opentelemetry"),
+        expect(dead_code, reason = "read by the opentelemetry feature")
+    )]
     pub(crate) context: Option<String>,
     pub(crate) partition_key: Option<String>,
     /// This attempt, from 1.

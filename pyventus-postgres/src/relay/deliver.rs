@@ -87,8 +87,7 @@ async fn execute(
     lease: Lease,
 ) -> Result<Outcome, Failure> {
     let event = decode(claimed, settings.named)?;
-    let mut emission =
-        EventEmission::resolve(settings.linker, event).map_err(Failure::Resolve)?;
+    let mut emission = EventEmission::resolve(settings.linker, event).map_err(Failure::Resolve)?;
     emission.set_context(Arc::new(Delivery::new(
         claimed.id,
         claimed.seq,
@@ -111,8 +110,9 @@ fn decode(claimed: &Claimed, named: &NamedTypes) -> Result<Arc<AnyEvent>, Failur
                 source,
             })
         }
-        None => pyventus_core::remote::decode(&claimed.event, &claimed.payload)
-            .map_err(Failure::Decode),
+        None => {
+            pyventus_core::remote::decode(&claimed.event, &claimed.payload).map_err(Failure::Decode)
+        }
     }
 }
 

@@ -38,9 +38,9 @@ impl Failure {
     /// metric's `reason` label.
     pub(crate) fn label(&self) -> &'static str {
         match self {
-            Failure::Decode(DecodeError::Unknown(_)) => "unknown_event",
+            Failure::Decode(DecodeError::Unknown(_))
+            | Failure::Resolve(pyventus_core::Error::NoHandler { .. }) => "unknown_event",
             Failure::Decode(_) | Failure::NamedPayload { .. } => "malformed",
-            Failure::Resolve(pyventus_core::Error::NoHandler { .. }) => "unknown_event",
             Failure::Resolve(_) => "unresolved",
             Failure::Handlers(_) => "failed",
             Failure::TimedOut(_) => "timed_out",

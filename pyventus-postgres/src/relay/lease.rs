@@ -45,7 +45,10 @@ impl Leases {
     }
 
     fn held(&self) -> (Vec<i64>, Vec<i64>) {
-        self.lock().iter().map(|(seq, (fence, _))| (*seq, *fence)).unzip()
+        self.lock()
+            .iter()
+            .map(|(seq, (fence, _))| (*seq, *fence))
+            .unzip()
     }
 
     /// Marks lost the leases of these rows that are still held (not settled

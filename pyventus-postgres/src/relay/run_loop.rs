@@ -156,7 +156,11 @@ impl State<'_> {
         Counters::add(&inner.stats.claimed, claimed.len() as u64);
         stats::claimed(claimed.iter().map(|c| c.lag));
         if let Some(last) = claimed.last() {
-            #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "a lag in milliseconds, clamped at zero")]
+            #[expect(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "a lag in milliseconds, clamped at zero"
+            )]
             let lag = (last.lag.max(0.0) * 1_000.0) as u64;
             inner.stats.last_lag_ms.store(lag, Ordering::Relaxed);
         }
@@ -325,7 +329,11 @@ impl State<'_> {
 
 /// Waits for `want` free slots (fewer if the relay has fewer), then takes
 /// every other free one up to `batch`.
-async fn take_slots(slots: &Arc<Semaphore>, want: usize, batch: usize) -> Vec<OwnedSemaphorePermit> {
+async fn take_slots(
+    slots: &Arc<Semaphore>,
+    want: usize,
+    batch: usize,
+) -> Vec<OwnedSemaphorePermit> {
     let want = u32::try_from(want.max(1)).unwrap_or(1);
     let first = slots
         .clone()

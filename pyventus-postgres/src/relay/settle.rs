@@ -46,16 +46,16 @@ pub(crate) enum Ended {
 pub(crate) async fn settle(relay: Relay, mut finished: UnboundedReceiver<Finished>) {
     let mut batch = Vec::with_capacity(256);
     while finished.recv_many(&mut batch, 512).await > 0 {
-        write(&relay, &mut batch).await;
+        write(&relay, &batch).await;
         batch.clear();
     }
 }
 
-async fn write(relay: &Relay, batch: &mut Vec<Finished>) {
+async fn write(relay: &Relay, batch: &[Finished]) {
     let inner = &relay.inner;
     let mut done: Vec<&Finished> = Vec::new();
     let mut nudge = false;
-    for finished in batch.iter() {
+    for finished in batch {
         if finished.lease.is_lost() {
             tracing::warn!(
                 target: "pyventus",
@@ -80,7 +80,7 @@ async fn write(relay: &Relay, batch: &mut Vec<Finished>) {
     }
     // Renewed until written: a row whose outcome waits for the database to
     // come back is not claimed again meanwhile.
-    for finished in batch.iter() {
+    for finished in batch {
         inner.leases.release(finished.claimed.seq);
     }
     if nudge {
@@ -252,7 +252,12 @@ where
                     && Instant::now() < give_up
                     && !inner.abandon.is_cancelled() =>
             {
-                tokio::time::sleep(backoff(Duration::from_millis(50), Duration::from_secs(1), attempt)).await;
+                tokio::time::sleep(backoff(
+                    Duration::from_millis(50),
+                    Duration::from_secs(1),
+                    attempt,
+                ))
+                .await;
                 attempt += 1;
             }
             Err(err) => {
