@@ -299,8 +299,14 @@ fn postgres_outbox() {
     assert!(out.contains("Listening on http://127.0.0.1:"), "{out}");
     let order = out
         .lines()
-        .find_map(|line| line.strip_prefix("order ").filter(|rest| !rest.contains(' ')))
+        .find_map(|line| {
+            line.strip_prefix("order ")
+                .filter(|rest| !rest.contains(' '))
+        })
         .expect("the route answered with the order's id");
-    assert!(out.contains(&format!("order {order} recorded")), "the relay ran the handler: {out}");
+    assert!(
+        out.contains(&format!("order {order} recorded")),
+        "the relay ran the handler: {out}"
+    );
     assert!(out.contains("delivered: 1"), "{out}");
 }

@@ -11,8 +11,10 @@
 use std::cmp::Reverse;
 use std::time::{Duration, Instant};
 
-use tokio::sync::OwnedSemaphorePermit;
+use std::sync::Arc;
+
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::Relay;
 use super::claim::Claimed;
@@ -42,13 +44,31 @@ pub(crate) enum Ended {
     Abandoned,
 }
 
+/// How many batches are written at once: while one waits for its round trip,
+/// the next is being gathered and sent (each row is settled once, so their
+/// order does not matter).
+const WRITERS: usize = 4;
+
 /// Writes what deliveries did until every sender is gone.
 pub(crate) async fn settle(relay: Relay, mut finished: UnboundedReceiver<Finished>) {
-    let mut batch = Vec::with_capacity(256);
-    while finished.recv_many(&mut batch, 512).await > 0 {
-        write(&relay, &batch).await;
-        batch.clear();
+    let writers = Arc::new(Semaphore::new(WRITERS));
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        let Ok(writer) = writers.clone().acquire_owned().await else {
+            break;
+        };
+        let mut batch = Vec::with_capacity(256);
+        if finished.recv_many(&mut batch, 512).await == 0 {
+            break;
+        }
+        let relay = relay.clone();
+        tasks.spawn(async move {
+            write(&relay, &batch).await;
+            drop(writer);
+        });
+        while tasks.try_join_next().is_some() {}
     }
+    while tasks.join_next().await.is_some() {}
 }
 
 async fn write(relay: &Relay, batch: &[Finished]) {
