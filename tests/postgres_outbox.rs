@@ -306,3 +306,65 @@ async fn a_missing_or_newer_schema_is_a_clear_error_at_startup() {
     assert!(matches!(err, Error::SchemaTooNew { .. }), "{err}");
     cleanup(&pool, &outbox).await;
 }
+
+// --- Retention.
+
+#[derive(Debug, Clone, Event, Serialize, Deserialize)]
+struct Archived {
+    n: u64,
+}
+
+static ARCHIVED: AtomicU64 = AtomicU64::new(0);
+
+#[on(Archived, linker = OutboxTests)]
+fn archived(_: &Archived) {
+    ARCHIVED.fetch_add(1, Ordering::SeqCst);
+}
+
+#[tokio::test]
+async fn an_archiving_relay_keeps_delivered_events_until_they_are_purged() {
+    let Some((pool, outbox)) = outbox("archive").await else {
+        return;
+    };
+    let mut tx = pool.begin().await.unwrap();
+    for n in 0..5 {
+        outbox.emit(&mut tx, Archived { n }).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let (waiting, _) = outbox.backlog().await.unwrap();
+    assert_eq!(waiting, 5);
+
+    let relay = relay(&outbox)
+        .linker(OutboxTests::linker())
+        .archive(true)
+        .build()
+        .unwrap();
+    let running = spawn_run(&relay);
+    until(
+        Duration::from_secs(10),
+        "every event archived",
+        async || relay.stats().delivered == 5,
+    )
+    .await;
+    stop(&relay, running).await;
+    assert_eq!(ARCHIVED.load(Ordering::SeqCst), 5);
+    let archived: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM {}.delivered",
+        outbox.schema()
+    ))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(archived, 5);
+    assert_eq!(outbox.backlog().await.unwrap().0, 0);
+    assert_eq!(
+        outbox
+            .purge_older_than(Duration::from_hours(1))
+            .await
+            .unwrap(),
+        0,
+        "none that old"
+    );
+    assert_eq!(outbox.purge_older_than(Duration::ZERO).await.unwrap(), 5);
+    cleanup(&pool, &outbox).await;
+}
