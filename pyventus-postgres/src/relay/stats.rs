@@ -56,7 +56,6 @@ pub(crate) fn leases_lost(n: u64) {
 /// assert_eq!(stats.dead_lettered, 0);
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct RelayStats {
     /// Events claimed (each attempt counts).
     pub claimed: u64,
