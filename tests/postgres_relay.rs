@@ -122,21 +122,36 @@ async fn a_relay_stalled_past_its_lease_loses_the_event_and_cannot_complete_it_a
         return;
     };
     let lease = Duration::from_millis(600);
-    let stalled = relay(&outbox)
-        .linker(RelayTests::linker())
-        .name("stalled")
-        .lease(lease)
-        .build()
-        .unwrap();
-    // On a runtime of its own, with one thread: the stall stops all of it.
-    let on_its_own = stalled.clone();
+    // On a runtime of its own, with one thread, and a pool of its own (a
+    // connection belongs to the runtime that opened it): the stall stops all
+    // of it, and only it.
+    let (url, schema) = (
+        pyventus::postgres::url_from_env(),
+        outbox.schema().to_owned(),
+    );
+    let (handle, stalled) = std::sync::mpsc::channel();
     let stalled_thread = std::thread::spawn(move || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap()
-            .block_on(on_its_own.run())
+            .block_on(async move {
+                let pool = common::postgres::pool(&url, 4).await;
+                let outbox = pyventus::postgres::Outbox::builder()
+                    .schema(schema)
+                    .build(&pool)
+                    .unwrap();
+                let stalled = relay(&outbox)
+                    .linker(RelayTests::linker())
+                    .name("stalled")
+                    .lease(lease)
+                    .build()
+                    .unwrap();
+                handle.send(stalled.clone()).unwrap();
+                stalled.run().await
+            })
     });
+    let stalled = stalled.recv().unwrap();
     let mut tx = pool.begin().await.unwrap();
     let id = outbox.emit(&mut tx, Transfer).await.unwrap();
     tx.commit().await.unwrap();

@@ -99,17 +99,24 @@ pub fn current_delivery() -> Option<Delivery> {
         .map(|delivery| (*delivery).clone())
 }
 
-/// Whether this relay still holds an event; shared by the delivery's handlers
-/// and the relay's lease keeper.
+/// Whether this relay still holds an event; shared by the delivery's handlers,
+/// the relay's lease keeper and its settler.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Lease(CancellationToken);
+pub(crate) struct Lease(
+    CancellationToken,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+);
 
 impl Lease {
     pub(crate) fn is_lost(&self) -> bool {
         self.0.is_cancelled()
     }
 
-    pub(crate) fn lose(&self) {
+    /// Marks the lease lost; `true` for the first to notice (the keeper or
+    /// the settler), so that a loss is counted once.
+    pub(crate) fn lose(&self) -> bool {
+        let first = !self.1.swap(true, std::sync::atomic::Ordering::AcqRel);
         self.0.cancel();
+        first
     }
 }

@@ -60,8 +60,9 @@ impl Leases {
             if renewed.contains(seq) {
                 continue;
             }
-            if let Some((_, lease)) = held.remove(seq) {
-                lease.lose();
+            if let Some((_, lease)) = held.remove(seq)
+                && lease.lose()
+            {
                 lost += 1;
             }
         }

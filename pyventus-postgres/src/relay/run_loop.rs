@@ -22,6 +22,9 @@ use super::{Relay, lease};
 use crate::Error;
 use crate::schema::check_schema;
 
+/// How many claims a relay has in flight at most.
+const CLAIMERS: usize = 2;
+
 /// Clears the running flag however `run` ends.
 struct Running<'a>(&'a Relay);
 
@@ -99,45 +102,82 @@ impl State<'_> {
         // After a full batch, wait for half a batch of free slots before the
         // next claim (fewer, larger claims); after a partial one, for one.
         let mut want = 1;
+        // Up to `CLAIMERS` claims at once while there is a backlog (SKIP
+        // LOCKED keeps them apart): one waits for its round trip while the
+        // next is sent. Caught up (a partial batch), claim again only once
+        // woken.
+        let mut claims = tokio::task::JoinSet::new();
+        let mut caught_up = false;
         loop {
             if inner.shutdown.is_cancelled() {
+                self.give_back(claims, finished).await;
                 return Ok(());
             }
             self.ensure_listener().await;
-            let permits = tokio::select! {
-                permits = take_slots(slots, want, config.batch) => permits,
-                () = inner.shutdown.cancelled() => return Ok(()),
-            };
-            let requested = permits.len();
-            let held = inner.leases.seqs();
-            let claimed = claim(
-                inner.outbox.pool(),
-                inner.outbox.sql(),
-                requested,
-                config.lease,
-                &inner.name,
-                &held,
-            )
-            .await;
-            let claimed = match claimed {
-                Ok(claimed) => {
-                    self.reachable();
-                    claimed
-                }
-                Err(err) => {
-                    drop(permits);
-                    self.unreachable(err).await?;
-                    continue;
-                }
-            };
-            let full = claimed.len() == requested;
-            self.start(claimed, permits, in_flight, finished);
-            if full {
-                want = (config.batch / 2).clamp(1, config.concurrency);
+            if caught_up && claims.is_empty() {
+                self.wait_for_work().await;
+                caught_up = false;
+                want = 1;
                 continue;
             }
-            want = 1;
-            self.wait_for_work().await;
+            tokio::select! {
+                permits = take_slots(slots, want, config.batch), if !caught_up && claims.len() < CLAIMERS => {
+                    let held = inner.leases.seqs();
+                    let (pool, sql, name) = (inner.outbox.pool().clone(), inner.outbox.sql().clone(), inner.name.clone());
+                    let (n, lease) = (permits.len(), config.lease);
+                    claims.spawn(async move {
+                        (claim(&pool, &sql, n, lease, &name, &held).await, permits)
+                    });
+                }
+                Some(joined) = claims.join_next(), if !claims.is_empty() => {
+                    let Ok((claimed, permits)) = joined else { continue };
+                    match claimed {
+                        Ok(claimed) => {
+                            self.reachable();
+                            let full = claimed.len() == permits.len();
+                            self.start(claimed, permits, in_flight, finished);
+                            if full {
+                                want = (config.batch / 2).clamp(1, config.concurrency);
+                            } else {
+                                caught_up = true;
+                            }
+                        }
+                        Err(err) => {
+                            drop(permits);
+                            self.unreachable(err).await?;
+                        }
+                    }
+                }
+                () = inner.shutdown.cancelled() => {
+                    self.give_back(claims, finished).await;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// At shutdown, gives back what the claims still in flight took: due at
+    /// once, the attempt not counted.
+    async fn give_back(
+        &self,
+        mut claims: tokio::task::JoinSet<(Result<Vec<Claimed>, Error>, Vec<OwnedSemaphorePermit>)>,
+        finished: &mpsc::UnboundedSender<Finished>,
+    ) {
+        let inner = &self.relay.inner;
+        while let Some(joined) = claims.join_next().await {
+            let Ok((Ok(claimed), mut permits)) = joined else {
+                continue;
+            };
+            for row in claimed {
+                let Some(slot) = permits.pop() else { break };
+                let lease = inner.leases.hold(row.seq, row.fence);
+                let _ = finished.send(Finished {
+                    claimed: row,
+                    lease,
+                    ended: Ended::Abandoned,
+                    _slot: slot,
+                });
+            }
         }
     }
 

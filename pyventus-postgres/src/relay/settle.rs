@@ -91,7 +91,17 @@ async fn write(relay: &Relay, batch: &[Finished]) {
                 succeeded,
                 failed,
                 failure,
-            }) => fail(relay, &finished.claimed, succeeded, failed, failure).await,
+            }) => {
+                fail(
+                    relay,
+                    &finished.claimed,
+                    &finished.lease,
+                    succeeded,
+                    failed,
+                    failure,
+                )
+                .await;
+            }
             Ended::Abandoned => release(relay, &finished.claimed).await,
         }
     }
@@ -133,7 +143,12 @@ async fn complete(relay: &Relay, done: &[&Finished]) {
     for _ in 0..n {
         WORKER.acked();
     }
-    let stale = seqs.len() as u64 - n;
+    // A row written by nobody: its fence moved on. Counted once, by whoever
+    // notices first (the lease keeper may have).
+    let stale = done
+        .iter()
+        .filter(|f| !written.contains(&f.claimed.seq) && f.lease.lose())
+        .count() as u64;
     if stale > 0 {
         Counters::add(&inner.stats.leases_lost, stale);
         super::stats::leases_lost(stale);
@@ -148,6 +163,7 @@ async fn complete(relay: &Relay, done: &[&Finished]) {
 async fn fail(
     relay: &Relay,
     claimed: &Claimed,
+    lease: &Lease,
     succeeded: &[String],
     failed: &[String],
     failure: &Failure,
@@ -183,7 +199,7 @@ async fn fail(
                     truncated(&reason, 1024)
                 );
             }
-            Some(_) => lost(claimed, &reason),
+            Some(_) => lost(relay, claimed, lease, &reason),
             None => {}
         }
         return;
@@ -222,7 +238,7 @@ async fn fail(
                 truncated(&reason, 1024)
             );
         }
-        Some(_) => lost(claimed, &reason),
+        Some(_) => lost(relay, claimed, lease, &reason),
         None => {}
     }
 }
@@ -244,7 +260,11 @@ async fn release(relay: &Relay, claimed: &Claimed) {
     }
 }
 
-fn lost(claimed: &Claimed, reason: &str) {
+fn lost(relay: &Relay, claimed: &Claimed, lease: &Lease, reason: &str) {
+    if lease.lose() {
+        Counters::add(&relay.inner.stats.leases_lost, 1);
+        super::stats::leases_lost(1);
+    }
     tracing::warn!(
         target: "pyventus",
         seq = claimed.seq,
