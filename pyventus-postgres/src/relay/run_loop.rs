@@ -22,6 +22,9 @@ use super::{Relay, lease};
 use crate::Error;
 use crate::schema::check_schema;
 
+/// The claims in flight: each one's rows, and the slots it took for them.
+type Claims = tokio::task::JoinSet<(Result<Vec<Claimed>, Error>, Vec<OwnedSemaphorePermit>)>;
+
 /// How many claims a relay has in flight at most.
 const CLAIMERS: usize = 2;
 
@@ -106,7 +109,7 @@ impl State<'_> {
         // LOCKED keeps them apart): one waits for its round trip while the
         // next is sent. Caught up (a partial batch), claim again only once
         // woken.
-        let mut claims = tokio::task::JoinSet::new();
+        let mut claims = Claims::new();
         let mut caught_up = false;
         loop {
             if inner.shutdown.is_cancelled() {
@@ -158,11 +161,7 @@ impl State<'_> {
 
     /// At shutdown, gives back what the claims still in flight took: due at
     /// once, the attempt not counted.
-    async fn give_back(
-        &self,
-        mut claims: tokio::task::JoinSet<(Result<Vec<Claimed>, Error>, Vec<OwnedSemaphorePermit>)>,
-        finished: &mpsc::UnboundedSender<Finished>,
-    ) {
+    async fn give_back(&self, mut claims: Claims, finished: &mpsc::UnboundedSender<Finished>) {
         let inner = &self.relay.inner;
         while let Some(joined) = claims.join_next().await {
             let Ok((Ok(claimed), mut permits)) = joined else {
