@@ -9,9 +9,10 @@
 //! doorbell task. The task, on a connection of its own, waits for those
 //! tokens' transactions to end (an exclusive lock on each, granted when its
 //! transaction commits or rolls back) and then sends `pg_notify` from its own
-//! short transaction. Emitters never wait for the doorbell, and the
-//! doorbell's `NOTIFY`s serialize only among themselves: one per batch of
-//! commits.
+//! short transaction, with `synchronous_commit = off` (it needs no flush of
+//! its own, so it does not take turns at the disk with the emitters'
+//! commits). Emitters never wait for the doorbell, and the doorbell's
+//! `NOTIFY`s serialize only among themselves: one per batch of commits.
 //!
 //! A doorbell that cannot ring (its connection is down, a transaction stays
 //! open past the lock timeout) costs latency, never an event: relays also
@@ -173,6 +174,12 @@ async fn connect(options: &PgConnectOptions) -> Result<PgConnection, sqlx::Error
         .connect()
         .await?;
     sqlx::query(&format!("SET lock_timeout = {}", WAIT.as_millis()))
+        .execute(&mut conn)
+        .await?;
+    // A ring's transaction writes nothing worth a flush of its own: its
+    // commit need not wait for the disk (and so does not take turns at it
+    // with the emitters' commits). A ring lost in a crash costs a poll.
+    sqlx::query("SET synchronous_commit = off")
         .execute(&mut conn)
         .await?;
     Ok(conn)
