@@ -8,20 +8,25 @@
 //! cargo run -p pyventus-examples --example custom_backend --features serde
 //! ```
 //!
-//! Nothing here uses a hidden or private item: `remote::Envelope`,
-//! `remote::decode`, `EventEmission::{resolve, retain_handlers, set_context,
-//! run, handed_off}` and `RunReport` are the whole seam. See
-//! `docs/architecture.md`.
+//! Nothing here uses a hidden or private item, and nothing a worker does is
+//! written again: `remote::Envelope` carries the emission, and the worker runs
+//! what every pyventus worker runs between receiving a message and settling it
+//! (`remote::Inbound`: decode, resolve, target the handlers, run them under
+//! their deadline in a `remote::delivery_span`), then settles by the
+//! `remote::DeliveryFailure` it gets back, after a `remote::Backoff`. The
+//! backend is only its transport. See `docs/architecture.md`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
-use pyventus::remote::{self, Envelope};
+use pyventus::remote::{self, Backoff, DeliveryFailure, Envelope, Inbound};
 use pyventus::{
     Error, Event, EventEmission, EventEmitter, EventLinker, ProcessingService, current_emission, on,
 };
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 
 // --- The application: an event and its handlers, declared as usual.
 
@@ -107,14 +112,28 @@ struct Delivery {
 const MAX_ATTEMPTS: u32 = 3;
 
 /// Runs every queued delivery until the queue is empty.
-async fn work(broker: &Broker, linker: &EventLinker) {
+async fn work(broker: &Broker, inbound: &Inbound) {
+    let backoff = Backoff::exponential(Duration::from_millis(10), Duration::from_millis(100));
     while let Some((envelope, attempt)) = broker.take() {
-        let outcome = deliver(linker, &envelope, attempt).await;
+        let span = remote::delivery_span("invoices", &envelope.id, attempt.into());
+        let outcome = inbound
+            .run(&envelope, Arc::new(Delivery { attempt }))
+            .instrument(span)
+            .await;
         match outcome {
             Ok(()) => println!("acknowledged {}", envelope.event),
-            Err(Retry { handlers, reason }) if attempt < MAX_ATTEMPTS => {
-                println!("retrying {handlers:?}: {reason}");
+            Err(failure) if !failure.is_permanent() && attempt < MAX_ATTEMPTS => {
                 // Only the handlers that failed run again.
+                let handlers: Vec<String> = match &failure {
+                    DeliveryFailure::Handlers(report) => report
+                        .failures()
+                        .iter()
+                        .filter_map(|f| f.handler_id().map(str::to_owned))
+                        .collect(),
+                    _ => envelope.handlers.clone(),
+                };
+                println!("retrying {handlers:?}: {failure}");
+                tokio::time::sleep(backoff.delay(attempt - 1)).await;
                 broker.publish(
                     Envelope {
                         handlers,
@@ -123,49 +142,12 @@ async fn work(broker: &Broker, linker: &EventLinker) {
                     attempt + 1,
                 );
             }
-            Err(Retry { reason, .. }) => {
-                println!("dead-lettered: {reason}");
-                lock(&broker.dead).push((envelope, reason));
+            Err(failure) => {
+                println!("dead-lettered ({}): {failure}", failure.label());
+                lock(&broker.dead).push((envelope, failure.to_string()));
             }
         }
     }
-}
-
-/// What to retry, and why.
-struct Retry {
-    handlers: Vec<String>,
-    reason: String,
-}
-
-async fn deliver(linker: &EventLinker, envelope: &Envelope, attempt: u32) -> Result<(), Retry> {
-    let fail = |reason: String| Retry {
-        handlers: envelope.handlers.clone(),
-        reason,
-    };
-    let event =
-        remote::decode(&envelope.event, &envelope.payload).map_err(|err| fail(err.to_string()))?;
-    let mut emission =
-        EventEmission::resolve(linker, event).map_err(|err| fail(err.to_string()))?;
-    if !envelope.handlers.is_empty() {
-        let missing = emission.retain_handlers(&envelope.handlers);
-        if !missing.is_empty() {
-            emission.discard();
-            return Err(fail(format!("handlers not in this worker: {missing:?}")));
-        }
-    }
-    emission.set_context(Arc::new(Delivery { attempt }));
-    let report = emission.run().await;
-    if report.is_success() {
-        return Ok(());
-    }
-    let failures = report.into_failures();
-    Err(Retry {
-        handlers: failures
-            .iter()
-            .filter_map(|f| f.handler_id().map(str::to_owned))
-            .collect(),
-        reason: failures[0].to_string(),
-    })
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -184,7 +166,11 @@ async fn main() -> Result<(), Error> {
 
     // The worker side (another process, in real life): the same handlers,
     // found by the event's name.
-    work(&broker, &EventLinker::global()).await;
+    work(
+        &broker,
+        &Inbound::new(EventLinker::global(), "in-memory-worker"),
+    )
+    .await;
     assert!(lock(&broker.dead).is_empty());
     Ok(())
 }

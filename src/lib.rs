@@ -62,9 +62,31 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub use pyventus_core::*;
+// The facade's items, by name (as axum and tracing re-export theirs): what
+// joins pyventus's interface is decided here, not by what another crate makes
+// `pub`.
+#[doc(hidden)]
+pub use pyventus_core::marker;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub use pyventus_core::metrics;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use pyventus_core::remote;
+pub use pyventus_core::{
+    AnyEvent, AsyncHandler, BlockingThreads, Completion, CurrentEmission, EmitKey, Error, Event,
+    EventEmission, EventEmitter, EventEmitterBuilder, EventKey, EventLinker, EventLinkerBuilder,
+    EventObject, EventSubscriber, ExecutorProcessingService, FailureKind, Handler, HandlerOutput,
+    HandlerPanic, InlineProcessingService, Linker, NamedKey, ProcessingService, ProcessorSource,
+    RunReport, SubscriberFailure, Subscription, SuccessHandler, Unfinished, VerifyError,
+    current_emission, debug_from_env, kind, named_key, runtime, verify, wait_for_all,
+    wait_for_all_blocking,
+};
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub use pyventus_core::{TokioProcessingService, TokioProcessingServiceBuilder};
 #[doc(inline)]
-pub use pyventus_macros::*;
+pub use pyventus_macros::{Event, Linker, on, on_failure, on_success, once};
 
 /// [`anyhow`](https://docs.rs/anyhow), the error type of handlers and failure
 /// callbacks: re-exported so that `use pyventus::anyhow;` is all a handler
@@ -106,7 +128,15 @@ pub use pyventus_redis as redis;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::__pyventus_event_codec as event_codec;
-    pub use pyventus_core::__private::*;
+    pub use pyventus_core::__private::{
+        AnyFn, AsHandlerOutput, AsValue, AsyncFn, BuiltFn, EventCallback, HandlerInfo, IgnoreFn,
+        KeySpec, LaneSlot, Namespace, NoArgFn, Outcome, OutputProbe, RefFn, Registration, SharedFn,
+        SuccessFn, SuccessValue, TakesEvent, ViaHandlerOutput, ViaResult, ViaValue, any_callback,
+        anyhow, boxed, inventory, namespace, namespace_linker, outcome, payload_mismatch,
+        read_unit, shared_callback, shared_event, success_value, typed_callback,
+    };
+    #[cfg(feature = "serde")]
+    pub use pyventus_core::__private::{Codec, CodecRegistration, Probe, ViaNothing, ViaSerde};
 }
 
 /// Registers an event type's codec (JSON, when it derives `Serialize` and

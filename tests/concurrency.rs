@@ -254,3 +254,87 @@ fn a_panicking_handler_never_stops_the_others_or_the_processor() {
         assert_eq!(count.load(Ordering::SeqCst), EMITS);
     }
 }
+
+/// An event with subscribers past the 32 a small list holds, whose list is
+/// then append-only and a removal leaves a tombstone in it.
+#[derive(Debug, Event)]
+struct Crowded;
+
+/// How a handler takes the last subscriber away while an emission runs.
+#[derive(Debug, Clone, Copy)]
+enum Removal {
+    Unsubscribe,
+    Unlink,
+    RemoveEvent,
+    RemoveAll,
+}
+
+/// An emission of an event with `crowd` subscribers whose first handler
+/// links `new` and takes `old` (the last) away: what ran, in order.
+fn swap_while_emitting(crowd: usize, removal: Removal) -> Vec<&'static str> {
+    let linker = EventLinker::new();
+    let ran = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let old = Arc::new(std::sync::OnceLock::<pyventus::EventSubscriber>::new());
+    let (inner, record, old_inside) = (linker.clone(), ran.clone(), old.clone());
+    linker
+        .on::<Crowded>()
+        .subscribe(move |_: &Crowded| {
+            let Some(old) = old_inside.get() else { return };
+            if record.lock().unwrap().contains(&"swapped") {
+                return;
+            }
+            record.lock().unwrap().push("swapped");
+            let record = record.clone();
+            inner
+                .on::<Crowded>()
+                .subscribe(move |_: &Crowded| record.lock().unwrap().push("new"))
+                .unwrap();
+            let removed = match removal {
+                Removal::Unsubscribe => old.unsubscribe(),
+                Removal::Unlink => inner.remove(EventKey::of::<Crowded>(), old),
+                Removal::RemoveEvent => inner.remove_event(EventKey::of::<Crowded>()),
+                Removal::RemoveAll => inner.remove_all(),
+            };
+            assert!(removed);
+        })
+        .unwrap();
+    for _ in 2..crowd {
+        linker.on::<Crowded>().subscribe(|_: &Crowded| {}).unwrap();
+    }
+    let record = ran.clone();
+    let last = linker
+        .on::<Crowded>()
+        .subscribe(move |_: &Crowded| record.lock().unwrap().push("old"))
+        .unwrap();
+    old.set(last).unwrap();
+    emitter(&linker, InlineProcessingService::default())
+        .emit(Crowded)
+        .unwrap();
+    // The handler holds the linker: let it go.
+    linker.remove_all();
+    ran.lock().unwrap().clone()
+}
+
+/// A handler that swaps another for a new one (links the new, removes the
+/// old) while an emission runs: the emission runs the subscribers it
+/// started with, the old one included and not the new, whether the event has
+/// a few subscribers or more than a small list holds (found by the model
+/// check of `src/interleavings`: past 32 subscribers, the removed one was
+/// skipped, and the emission ran neither).
+#[test]
+fn an_emission_runs_the_subscribers_it_started_with_however_many_while_a_handler_swaps_one() {
+    for removal in [
+        Removal::Unsubscribe,
+        Removal::Unlink,
+        Removal::RemoveEvent,
+        Removal::RemoveAll,
+    ] {
+        for crowd in [3, 40, 100] {
+            assert_eq!(
+                swap_while_emitting(crowd, removal),
+                ["swapped", "old"],
+                "{crowd} subscribers, {removal:?}"
+            );
+        }
+    }
+}

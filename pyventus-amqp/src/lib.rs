@@ -30,18 +30,20 @@
 //! This crate is written against `pyventus-core`'s public API alone, as any
 //! third-party backend could be. See `docs/amqp.md` for the walk-through.
 
-mod backoff;
 mod broker;
-mod dead;
+mod dead_letter;
+mod dead_letters;
 mod envelope;
 mod error;
-mod handling;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod publisher;
 mod service;
-mod supervisor;
 mod worker;
 
-pub use dead::{DeadLetter, DeadLetters};
+pub use dead_letter::DeadLetter;
+pub use dead_letters::DeadLetters;
 pub use error::Error;
 pub use pyventus_core::remote::{ENVELOPE_VERSION, Envelope, EnvelopeError};
 pub use service::{AmqpProcessingService, AmqpProcessingServiceBuilder};

@@ -1,19 +1,21 @@
 //! The event emitter: resolves an event's subscribers and hands the emission to a
 //! processing service.
 
-use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::any_event::{EventObject, Named};
 use crate::emission::{Subscribers, select};
-use crate::key::{ANY_NAME, KeyHash, TypeInfo, hash_name};
-use crate::lane::{self, Found, Lane, LaneSlot, NamedFound};
-use crate::record::SubscriberInner;
+use crate::event::any_event::{EventObject, Named};
+use crate::event::key::{ANY_NAME, KeyHash, TypeInfo, hash_name};
+use crate::event::slot::LaneSlot;
+use crate::observe::trace::{self, debug_event};
+use crate::registry::lane::Lane;
+use crate::registry::record::SubscriberInner;
+use crate::registry::thread_cache;
 use crate::registry::{Entry, Registry, Route, Snapshot};
-use crate::trace::{self, debug_event};
-use crate::workflow::{Delivery, Run};
+use crate::sync::LocalKey;
+use crate::workflow::{Dispatch, Run};
 use crate::{
     AnyEvent, Completion, EmitKey, Error, Event, EventEmission, EventLinker,
     InlineProcessingService, ProcessingService, debug_from_env,
@@ -194,14 +196,9 @@ impl EventEmitter {
             let registry = &*inner.linker.registry;
             let ran = match E::__pyventus_lane_slot() {
                 Some(slot) => {
-                    let delivery = || Delivery::borrowed(&event, &registry.settings);
-                    lane::run_cached(slot, registry.generation(), &event, delivery).ran_or_fill(
-                        || fill_slot(registry, slot, &event, &event, KeyHash::<E>::HASH),
-                    )
+                    thread_cache::run_from_slot(registry, slot, &event, &event, KeyHash::<E>::HASH)
                 }
-                None => registry.with_snapshot(|snapshot| {
-                    run_lane(registry, snapshot, &event, KeyHash::<E>::HASH)
-                }),
+                None => thread_cache::run_from_snapshot(registry, &event, KeyHash::<E>::HASH),
             };
             if ran {
                 return Ok(());
@@ -297,15 +294,12 @@ impl EventEmitter {
         &self,
         named: Named<T>,
         hash: u64,
-        slot: &'static std::thread::LocalKey<LaneSlot<T>>,
+        slot: &'static LocalKey<LaneSlot<T>>,
     ) -> Result<(), Error> {
         let inner = &*self.inner;
         if inner.borrow_fast_path && !trace::debug_enabled() {
             let registry = &*inner.linker.registry;
-            let delivery = || Delivery::borrowed(&named, &registry.settings);
-            let ran = lane::run_cached(slot, registry.generation(), &named.payload, delivery)
-                .ran_or_fill(|| fill_slot(registry, slot, &named, &named.payload, hash));
-            if ran {
+            if thread_cache::run_from_slot(registry, slot, &named, &named.payload, hash) {
                 return Ok(());
             }
         }
@@ -322,11 +316,7 @@ impl EventEmitter {
         let inner = &*self.inner;
         if inner.borrow_fast_path && !trace::debug_enabled() {
             let registry = &*inner.linker.registry;
-            let delivery = || Delivery::borrowed(&named, &registry.settings);
-            let generation = registry.generation();
-            let ran =
-                lane::run_named_cached(hash, &named.name, generation, &named.payload, delivery)
-                    .ran_or_fill(|| fill_named_lane(registry, &named, hash));
+            let ran = thread_cache::run_named(registry, &named, hash);
             if ran {
                 return Ok(());
             }
@@ -476,124 +466,18 @@ impl EventEmitter {
     }
 }
 
-/// Reads what the current snapshot holds for the event into a slot of this
-/// thread (an event type's, or a [`NamedKey`](crate::NamedKey)'s, whose
-/// subscribers take `P`), then runs the emission as [`run_payload_lane`] would:
-/// whether it ran.
-#[cold]
-#[inline(never)]
-fn fill_slot<O: EventObject, P: Any + Send + Sync>(
-    registry: &Registry,
-    slot: &'static std::thread::LocalKey<LaneSlot<P>>,
-    event: &O,
-    payload: &P,
-    hash: u64,
-) -> bool {
-    registry.with_snapshot(|snapshot| {
-        let found = match lane_in(snapshot, event.name(), hash) {
-            NamedFound::Empty => Found::Nothing,
-            NamedFound::Lane(lane) => lane
-                .downcast::<Lane<P>>()
-                .map_or(Found::General, Found::Lane),
-            NamedFound::General => Found::General,
-        };
-        lane::remember(slot, snapshot.generation, found);
-        run_payload_lane(registry, snapshot, event, payload, hash)
-    })
-}
-
-/// Reads what the current snapshot holds for the named event into this
-/// thread's cache of named lanes, then runs the emission as
-/// [`run_payload_lane`] would: whether it ran.
-#[cold]
-#[inline(never)]
-fn fill_named_lane<T: Send + Sync + 'static>(
-    registry: &Registry,
-    named: &Named<T>,
-    hash: u64,
-) -> bool {
-    registry.with_snapshot(|snapshot| {
-        let found = lane_in(snapshot, &named.name, hash);
-        lane::remember_named(hash, named.name.clone(), snapshot.generation, found);
-        run_payload_lane(registry, snapshot, named, &named.payload, hash)
-    })
-}
-
-/// What a snapshot holds for an event, as the lane caches keep it: no
-/// subscriber, the lane of a plain entry, or what only the general path runs
-/// (a global subscriber, or an entry that is not plain or has no lane).
-fn lane_in(snapshot: &Snapshot, name: &str, hash: u64) -> NamedFound {
-    if snapshot.has_global() {
-        return NamedFound::General;
-    }
-    match snapshot.find(name, hash) {
-        None => NamedFound::Empty,
-        Some(entry) if entry.plain => entry
-            .lane
-            .clone()
-            .map_or(NamedFound::General, NamedFound::Lane),
-        Some(_) => NamedFound::General,
-    }
-}
-
-/// The fastest path, for an inline emitter: an event with no subscribers, or
-/// whose subscribers are all synchronous callbacks of its type (and nothing
-/// subscribes to the global event), runs here with one downcast per emission.
-/// Returns whether it ran; `false` leaves everything to the general path.
-#[inline]
-fn run_lane<O: EventObject>(
-    registry: &Registry,
-    snapshot: &Snapshot,
-    event: &O,
-    hash: u64,
-) -> bool {
-    run_payload_lane(registry, snapshot, event, event, hash)
-}
-
-/// [`run_lane`] for an event whose subscribers take `payload` (the event
-/// itself, or a named event's payload).
-#[inline]
-fn run_payload_lane<O: EventObject, P: Any + Send + Sync>(
-    registry: &Registry,
-    snapshot: &Snapshot,
-    event: &O,
-    payload: &P,
-    hash: u64,
-) -> bool {
-    if snapshot.has_global() {
-        return false;
-    }
-    let Some(entry) = snapshot.find(event.name(), hash) else {
-        return true;
-    };
-    if !entry.plain {
-        return false;
-    }
-    match entry
-        .lane
-        .as_ref()
-        .and_then(|lane| lane.downcast_ref::<Lane<P>>())
-    {
-        Some(lane) => {
-            lane.deliver(payload, &Delivery::borrowed(event, &registry.settings));
-            true
-        }
-        None => false,
-    }
-}
-
 /// The inline fast path: runs synchronous subscribers on the caller's borrowed
 /// event, with no emission, no allocation and no lock.
 #[inline]
 fn run_borrowed<O: EventObject>(registry: &Registry, event: &O, route: Route<'_>) {
-    let _hidden = crate::context::hide();
-    let delivery = Delivery::borrowed(event, &registry.settings);
+    let _hidden = crate::lifecycle::context::hide();
+    let delivery = Dispatch::borrowed(event, &registry.settings);
     let run = |sub: &Arc<SubscriberInner>| {
         // Failures were handed to the callbacks; nobody here needs them back.
         let settled = sub.callback.run_sync(Run::new(&sub.workflow, &delivery));
         delivery.tally.settled(&settled);
     };
-    if route.all_plain() {
+    if route.all_direct() {
         if let Some(entry) = route.entry {
             // A lane makes no spans: with them wanted, each subscriber runs in its own.
             let lane = entry.lane.as_ref().filter(|_| !trace::debug_enabled());
@@ -611,7 +495,6 @@ fn run_borrowed<O: EventObject>(registry: &Registry, event: &O, route: Route<'_>
     delivery.tally.record(event.name());
 }
 
-/// A named event, checked, and its key's hash.
 /// A named event to emit. `"..."` is the global event: its subscribers alone
 /// receive the payload (Pyventus's `emit(..., *args)`); no other event can
 /// have that name.

@@ -11,6 +11,22 @@
 //!   [`ExecutorProcessingService`], or one of your own.
 //! - [`wait_for_all`]: waits for every emission of the process before shutdown.
 //!
+//! # Glossary
+//!
+//! - *Event*: a typed event (a type deriving [`Event`]), a named event (a name
+//!   and a payload), or the *global event* `...` ([`EventKey::any`]), whose
+//!   subscribers receive every event. The linker `#[on]` registers into by
+//!   default is the *default linker*, [`EventLinker::global`].
+//! - *Subscriber*: one subscription's callback, with its success and failure
+//!   callbacks; *handler*: one declared with `#[on]`.
+//! - *Emission*: one emitted event with the subscribers it runs
+//!   ([`EventEmission`]); *delivery*: one subscriber's run of it, or a worker's
+//!   run of one broker message (both in a `pyventus.delivery` span).
+//! - *Settle*: decide what a finished run means: its outcome to the callbacks,
+//!   or a message acknowledged, retried or dead-lettered.
+//!
+//! `docs/architecture.md` maps the crate's folders, one per concept.
+//!
 //! # Examples
 //!
 //! ```
@@ -29,79 +45,76 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod any_event;
-mod context;
-mod declared;
 mod emission;
 mod emitter;
-mod erased;
 mod error;
 mod event;
 mod handler;
-mod in_flight;
-mod key;
-mod lane;
+#[cfg(all(test, shuttle))]
+mod interleavings;
 mod lifecycle;
-mod link_time;
 mod linker;
-mod list;
-#[cfg(feature = "metrics")]
-#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
-pub mod metrics;
-mod named_key;
-mod namespace;
-mod output;
-mod probe;
+mod observe;
 mod processing;
-mod record;
 mod registry;
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub mod remote;
 mod report;
 pub mod runtime;
-mod snapshot;
-mod subscriber;
-mod subscription;
+mod sync;
 pub mod testing;
-mod trace;
-mod trie;
 mod workflow;
 
-pub use any_event::{AnyEvent, EventObject};
-pub use context::{CurrentEmission, current_emission};
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub use observe::metrics;
+
 pub use emission::{BlockingThreads, Completion, EventEmission};
 pub use emitter::{EventEmitter, EventEmitterBuilder};
 pub use error::{Error, HandlerPanic, ProcessorSource};
 pub use event::Event;
+pub use event::any_event::{AnyEvent, EventObject};
+pub use event::key::EventKey;
+pub use event::named_key::{EmitKey, NamedKey};
 #[doc(hidden)]
 pub use handler::marker;
 pub use handler::{AsyncHandler, Handler, SuccessHandler, kind};
-pub use key::EventKey;
+pub use lifecycle::context::{CurrentEmission, current_emission};
 pub use lifecycle::{Unfinished, wait_for_all, wait_for_all_blocking};
-pub use link_time::{VerifyError, verify};
+pub use linker::link_time::{VerifyError, verify};
+pub use linker::namespace::Linker;
+pub use linker::subscriber::EventSubscriber;
+pub use linker::subscription::Subscription;
 pub use linker::{EventLinker, EventLinkerBuilder};
-pub use named_key::{EmitKey, NamedKey};
-pub use namespace::Linker;
-pub use output::HandlerOutput;
 pub use processing::{ExecutorProcessingService, InlineProcessingService, ProcessingService};
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use processing::{TokioProcessingService, TokioProcessingServiceBuilder};
 pub use report::{FailureKind, RunReport, SubscriberFailure};
-pub use subscriber::EventSubscriber;
-pub use subscription::Subscription;
+pub use workflow::output::HandlerOutput;
 
 /// Not public API. Used by the code the `pyventus` macros generate.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::declared::*;
-    pub use crate::erased::EventCallback;
-    pub use crate::lane::LaneSlot;
-    pub use crate::link_time::{KeySpec, Namespace, Registration};
-    pub use crate::namespace::{namespace, namespace_linker};
-    pub use crate::probe::*;
-    pub use crate::workflow::{Delivery, OkValue, Outcome, Run, SuccessCallback, ok};
+    // What `#[derive(Event)]`, `#[derive(Linker)]`, `#[on]`, `#[once]`,
+    // `#[on_success]`, `#[on_failure]` and `named_key!` write, by name: nothing
+    // joins this interface by being made `pub` elsewhere.
+    pub use crate::event::slot::{LaneCache, LaneSlot};
+    pub use crate::handler::declared::{
+        AnyFn, AsyncFn, BuiltFn, HandlerInfo, IgnoreFn, NoArgFn, RefFn, SharedFn, SuccessFn,
+        TakesEvent, any_callback, boxed, outcome, payload_mismatch, read_unit, shared_callback,
+        shared_event, typed_callback,
+    };
+    pub use crate::linker::link_time::{KeySpec, Namespace, Registration};
+    pub use crate::linker::namespace::{namespace, namespace_linker};
+    pub use crate::registry::callback::EventCallback;
+    // Named in diagnostics, where a user reads them as `pyventus::__private::...`.
+    pub use crate::handler::probe::{AsHandlerOutput, AsValue, SuccessValue};
+    pub use crate::handler::probe::{
+        OutputProbe, ViaHandlerOutput, ViaResult, ViaValue, success_value,
+    };
+    pub use crate::workflow::Outcome;
     pub use {anyhow, inventory};
 
     #[cfg(feature = "serde")]

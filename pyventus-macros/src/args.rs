@@ -7,8 +7,8 @@ use syn::meta::ParseNestedMeta;
 use syn::parse::{ParseStream, Parser};
 use syn::{Attribute, Ident, LitStr, Path, Token, Type};
 
+use crate::check;
 use crate::diagnostics::Errors;
-use crate::event::check_name;
 
 /// One event a handler is linked to.
 // Lives only while one attribute expands; boxing would buy nothing.
@@ -236,7 +236,7 @@ impl HandlerArgs {
                     "`\"...\"` is a named event; for the global event write `...` without quotes",
                 ));
             }
-            check_name(&name).inspect_err(|_| self.bad_event = true)?;
+            check::event_name(&name).inspect_err(|_| self.bad_event = true)?;
             self.events.push(EventArg::Named(name));
             Ok(())
         } else {

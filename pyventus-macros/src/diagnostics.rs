@@ -6,14 +6,20 @@ use syn::parse::{ParseStream, Parser};
 use syn::{Attribute, Block, ItemFn, Visibility};
 
 /// Collects several errors, so a user fixes them in one round (serde's `Ctxt`).
+/// It must be [`finish`](Self::finish)ed: dropped unchecked, it panics, so a
+/// path that forgets to report what it collected fails every build of it, in
+/// this crate's own tests, instead of dropping a user's errors in silence.
 #[derive(Default)]
-pub(crate) struct Errors(Option<syn::Error>);
+pub(crate) struct Errors {
+    collected: Option<syn::Error>,
+    finished: bool,
+}
 
 impl Errors {
     pub(crate) fn push(&mut self, err: syn::Error) {
-        match &mut self.0 {
+        match &mut self.collected {
             Some(all) => all.combine(err),
-            None => self.0 = Some(err),
+            None => self.collected = Some(err),
         }
     }
 
@@ -23,8 +29,18 @@ impl Errors {
     }
 
     /// Every error collected, as one (syn prints each at its own span).
-    pub(crate) fn finish(self) -> syn::Result<()> {
-        self.0.map_or(Ok(()), Err)
+    pub(crate) fn finish(mut self) -> syn::Result<()> {
+        self.finished = true;
+        self.collected.take().map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Errors {
+    fn drop(&mut self) {
+        assert!(
+            self.finished || std::thread::panicking(),
+            "pyventus-macros: collected errors were never reported (`Errors::finish`)"
+        );
     }
 }
 

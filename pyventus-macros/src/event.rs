@@ -6,8 +6,9 @@ use syn::ext::IdentExt;
 use syn::{DeriveInput, LitStr, Path, parse_quote};
 
 use crate::args::{parse_crate_path, parse_options};
+use crate::check;
 use crate::diagnostics::Errors;
-use crate::path::Runtime;
+use crate::names::Runtime;
 
 /// Options of `#[event(...)]`.
 #[derive(Default)]
@@ -26,7 +27,7 @@ fn parse_attrs(input: &DeriveInput) -> syn::Result<EventAttrs> {
                 if attrs.name.is_some() {
                     return Err(meta.error("duplicate `name`; give the event one name"));
                 }
-                check_name(&name)?;
+                check::event_name(&name)?;
                 attrs.name = Some(name);
                 Ok(())
             } else if meta.path.is_ident("crate") {
@@ -42,20 +43,6 @@ fn parse_attrs(input: &DeriveInput) -> syn::Result<EventAttrs> {
         });
     }
     errors.finish().map(|()| attrs)
-}
-
-pub(crate) fn check_name(name: &LitStr) -> syn::Result<()> {
-    match name.value().as_str() {
-        "" => Err(syn::Error::new_spanned(
-            name,
-            "event name is empty; write a non-empty name",
-        )),
-        "..." => Err(syn::Error::new_spanned(
-            name,
-            "`...` names the global event; pick another name",
-        )),
-        _ => Ok(()),
-    }
 }
 
 pub(crate) fn expand(mut input: DeriveInput) -> syn::Result<TokenStream> {

@@ -5,12 +5,13 @@ use proc_macro::TokenStream;
 use syn::{DeriveInput, parse_macro_input};
 
 mod args;
+mod check;
 mod diagnostics;
 mod event;
 mod linker;
+mod names;
 mod on;
 mod on_outcome;
-mod path;
 mod signature;
 
 /// Derives `Event`: the event's name (its dispatch key) is the type's
@@ -229,7 +230,7 @@ pub fn once(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_attribute]
 pub fn on_success(args: TokenStream, item: TokenStream) -> TokenStream {
-    on_outcome::expand(on_outcome::Outcome::Success, args.into(), item.into()).into()
+    on_outcome::expand(signature::Outcome::Success, args.into(), item.into()).into()
 }
 
 /// A failure callback: `#[on_failure(handler)]` gets the error (or panic) of
@@ -266,5 +267,5 @@ pub fn on_success(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_attribute]
 pub fn on_failure(args: TokenStream, item: TokenStream) -> TokenStream {
-    on_outcome::expand(on_outcome::Outcome::Failure, args.into(), item.into()).into()
+    on_outcome::expand(signature::Outcome::Failure, args.into(), item.into()).into()
 }

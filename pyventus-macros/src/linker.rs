@@ -6,7 +6,7 @@ use syn::{DeriveInput, LitBool, LitInt, LitStr, Path};
 
 use crate::args::{parse_crate_path, parse_options};
 use crate::diagnostics::Errors;
-use crate::path::Runtime;
+use crate::names::Runtime;
 
 /// Options of `#[linker(...)]`.
 #[derive(Default)]

@@ -1,13 +1,14 @@
 //! `#[on(...)]` and `#[once(...)]`: a function linked to events at link time.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Ident, ItemFn, Type};
+use syn::{ItemFn, Type};
 
 use crate::args::{EventArg, HandlerArgs};
+use crate::check::{self, EventShape};
 use crate::diagnostics::{Errors, expand_fn, respan};
-use crate::path::Runtime;
+use crate::names::{self, Runtime};
 use crate::signature::{Form, Signature};
 
 /// Which attribute: a regular or a one-time subscription.
@@ -24,21 +25,6 @@ impl Kind {
             Kind::Once => "once",
         }
     }
-}
-
-/// What the handler's events make of its parameter.
-enum EventShape<'a> {
-    /// One typed event.
-    Typed(&'a Type),
-    /// One named event.
-    Named,
-    /// Several events, or the global event.
-    Many,
-}
-
-/// The hidden item `#[on_success(handler)]` finds a handler by.
-pub(crate) fn info_ident(handler: &Ident) -> Ident {
-    format_ident!("__pyventus_handler_{}", handler, span = handler.span())
 }
 
 /// Expands `#[on]`/`#[once]`; on error, the function is still emitted so the
@@ -79,7 +65,7 @@ fn expand_handler(
         [EventArg::Named(_)] => EventShape::Named,
         _ => EventShape::Many,
     };
-    if let Err(err) = check_param(&sig, &shape) {
+    if let Err(err) = check::handler_param(&sig, &shape) {
         errors.push(err);
     }
     if let (Some(inline), true) = (&args.inline, sig.is_async) {
@@ -95,7 +81,7 @@ fn expand_handler(
     let private = runtime.private();
     let ident = &func.sig.ident;
     let vis = &func.vis;
-    let info = info_ident(ident);
+    let info = names::handler_info(ident);
     let output = &sig.output;
     let namespace = match &args.linker {
         Some(linker) => {
@@ -190,27 +176,6 @@ fn registration(
         }
     } else {
         registration
-    }
-}
-
-/// The parameter forms each event shape allows.
-fn check_param(sig: &Signature<'_>, shape: &EventShape<'_>) -> syn::Result<()> {
-    let Some(param) = &sig.param else {
-        return Ok(());
-    };
-    let error = |message: &str| Err(syn::Error::new_spanned(&param.ty, message));
-    match (&param.form, shape, sig.is_async) {
-        (Form::AnyShared, _, false) => error(
-            "a synchronous handler borrows the event: take `&AnyEvent` (`Arc<AnyEvent>` is for `async fn`)",
-        ),
-        (Form::Ref(_) | Form::Value(_) | Form::Shared(_), EventShape::Many, _) => error(
-            "a handler of several events, or of the global event, cannot know the event's type: \
-             take `&AnyEvent` and downcast it (`e.downcast_ref::<T>()`), or nothing",
-        ),
-        (Form::Shared(_), EventShape::Named, _) => {
-            error("a named event's payload is lent to its handlers: take `&T` (or `T`, cloned)")
-        }
-        _ => Ok(()),
     }
 }
 

@@ -7,33 +7,10 @@ use syn::spanned::Spanned;
 use syn::{ItemFn, Path, Type};
 
 use crate::args::CallbackArgs;
+use crate::check;
 use crate::diagnostics::{Errors, expand_fn, respan};
-use crate::on::info_ident;
-use crate::path::Runtime;
-use crate::signature::{Form, Signature};
-
-/// Which attribute.
-#[derive(Clone, Copy)]
-pub(crate) enum Outcome {
-    Success,
-    Failure,
-}
-
-impl Outcome {
-    fn attr(self) -> &'static str {
-        match self {
-            Outcome::Success => "on_success",
-            Outcome::Failure => "on_failure",
-        }
-    }
-
-    fn role(self) -> &'static str {
-        match self {
-            Outcome::Success => "a success callback",
-            Outcome::Failure => "a failure callback",
-        }
-    }
-}
+use crate::names::{self, Runtime};
+use crate::signature::{Outcome, Signature};
 
 /// Expands `#[on_success]`/`#[on_failure]`; on error, the function is still
 /// emitted so the rest of the crate type-checks.
@@ -64,7 +41,7 @@ fn expand_callback(
         ));
     }
     if !args.bad_handler
-        && let Err(err) = check_param(outcome, &sig, args.handler.is_none())
+        && let Err(err) = check::callback_param(outcome, &sig, args.handler.is_none())
     {
         errors.push(err);
     }
@@ -85,27 +62,6 @@ fn expand_callback(
     })
 }
 
-/// The parameter each callback may take.
-fn check_param(outcome: Outcome, sig: &Signature<'_>, default: bool) -> syn::Result<()> {
-    let Some(param) = &sig.param else {
-        return Ok(());
-    };
-    let message = match (outcome, default, &param.form) {
-        (Outcome::Success, false, Form::Value(_)) | (Outcome::Failure, _, Form::Ref(_)) => {
-            return Ok(());
-        }
-        (Outcome::Success, true, Form::Ref(_)) => return Ok(()),
-        (Outcome::Success, false, _) => {
-            "a success callback takes its handler's `Ok` value by value, or nothing"
-        }
-        (Outcome::Success, true, _) => {
-            "a default success callback takes `&dyn Any` (downcast it), or nothing"
-        }
-        (Outcome::Failure, _, _) => "a failure callback takes `&anyhow::Error`, or nothing",
-    };
-    Err(syn::Error::new_spanned(&param.ty, message))
-}
-
 /// The callback called with `arg`, spanned at its parameter so that a type
 /// mismatch points there.
 fn call(sig: &Signature<'_>, arg: TokenStream) -> TokenStream {
@@ -123,7 +79,7 @@ fn call(sig: &Signature<'_>, arg: TokenStream) -> TokenStream {
 fn info_path(handler: &Path) -> Path {
     let mut info = handler.clone();
     if let Some(last) = info.segments.last_mut() {
-        last.ident = info_ident(&last.ident);
+        last.ident = names::handler_info(&last.ident);
     }
     info
 }

@@ -179,3 +179,26 @@ impl Signature<'_> {
         }
     }
 }
+
+/// Which callback a function is: `#[on_success]` or `#[on_failure]`.
+#[derive(Clone, Copy)]
+pub(crate) enum Outcome {
+    Success,
+    Failure,
+}
+
+impl Outcome {
+    pub(crate) fn attr(self) -> &'static str {
+        match self {
+            Outcome::Success => "on_success",
+            Outcome::Failure => "on_failure",
+        }
+    }
+
+    pub(crate) fn role(self) -> &'static str {
+        match self {
+            Outcome::Success => "a success callback",
+            Outcome::Failure => "a failure callback",
+        }
+    }
+}

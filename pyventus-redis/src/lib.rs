@@ -22,7 +22,6 @@
 //! section for restarts, timeouts, backoff and health signals.
 
 mod backlog;
-mod backoff;
 mod connection;
 mod dead_letter;
 mod dead_letters;
@@ -30,6 +29,9 @@ mod delivery;
 mod entry;
 mod envelope;
 mod error;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod service;
 mod stream;
 mod worker;
@@ -37,11 +39,11 @@ mod worker;
 use std::borrow::Cow;
 
 pub use backlog::Overflow;
-pub use backoff::{Backoff, InvalidBackoff};
 pub use dead_letter::DeadLetter;
 pub use dead_letters::DeadLetters;
 pub use delivery::{Delivery, current_delivery};
 pub use error::Error;
+pub use pyventus_core::remote::{Backoff, InvalidBackoff};
 pub use pyventus_core::remote::{ENVELOPE_VERSION, Envelope};
 pub use service::{RedisProcessingService, RedisProcessingServiceBuilder, ServiceStats};
 pub use worker::{Health, Worker, WorkerBuilder, WorkerStats};

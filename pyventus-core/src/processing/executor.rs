@@ -10,8 +10,8 @@ use std::thread::{self, JoinHandle};
 
 use crossbeam_channel::{Receiver, SendError, Sender};
 
-use crate::context;
-use crate::in_flight::{InFlight, Ticket};
+use crate::lifecycle::context;
+use crate::lifecycle::in_flight::{InFlight, Ticket};
 use crate::{Error, EventEmission, HandlerPanic, ProcessingService};
 
 /// Runs emissions on a pool of threads: Pyventus's Executor processing service.

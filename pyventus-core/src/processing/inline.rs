@@ -1,6 +1,6 @@
 //! The inline processing service: emissions run in the caller.
 
-use crate::context;
+use crate::lifecycle::context;
 use crate::{Error, EventEmission, ProcessingService};
 
 /// Runs each emission in the caller, to completion, before `emit` returns.

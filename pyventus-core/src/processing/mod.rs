@@ -1,4 +1,9 @@
 //! Processing services: where and how an emission's subscribers run.
+//!
+//! - [`ProcessingService`](crate::ProcessingService) (this file): the trait.
+//! - `inline`, `tokio`, `executor`: the services pyventus ships.
+//! - `submit`: [`EventEmission::submit_to`](crate::EventEmission::submit_to),
+//!   handing an emission to a service and telling a refusal from a loss.
 
 use std::sync::Arc;
 
@@ -6,6 +11,7 @@ use crate::{Error, EventEmission};
 
 mod executor;
 mod inline;
+mod submit;
 #[cfg(feature = "tokio")]
 mod tokio;
 

@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::runtime::Handle;
 
-use crate::context::{self, Lineage};
-use crate::in_flight::{InFlight, Ticket};
+use crate::lifecycle::context::{self, Lineage};
+use crate::lifecycle::in_flight::{InFlight, Ticket};
 use crate::{Error, EventEmission, ProcessingService};
 
 /// Runs emissions as tokio tasks: Pyventus's `AsyncIO` processing service.

@@ -46,7 +46,7 @@ impl WorkerMetrics {
     pub fn received(&self) -> Running {
         #[cfg(feature = "metrics")]
         {
-            use crate::metrics::{WORKER_IN_FLIGHT, WORKER_RECEIVED};
+            use crate::observe::metrics::{WORKER_IN_FLIGHT, WORKER_RECEIVED};
             ::metrics::counter!(WORKER_RECEIVED, "backend" => self.backend).increment(1);
             ::metrics::gauge!(WORKER_IN_FLIGHT, "backend" => self.backend).increment(1.0);
         }
@@ -58,13 +58,15 @@ impl WorkerMetrics {
     /// A delivery finished and was acknowledged.
     pub fn acked(&self) {
         #[cfg(feature = "metrics")]
-        ::metrics::counter!(crate::metrics::WORKER_ACKED, "backend" => self.backend).increment(1);
+        ::metrics::counter!(crate::observe::metrics::WORKER_ACKED, "backend" => self.backend)
+            .increment(1);
     }
 
     /// A failed delivery was given back for another attempt.
     pub fn retried(&self) {
         #[cfg(feature = "metrics")]
-        ::metrics::counter!(crate::metrics::WORKER_RETRIED, "backend" => self.backend).increment(1);
+        ::metrics::counter!(crate::observe::metrics::WORKER_RETRIED, "backend" => self.backend)
+            .increment(1);
     }
 
     /// A delivery moved to the dead letters; `reason` is a short, fixed label
@@ -72,7 +74,7 @@ impl WorkerMetrics {
     pub fn dead_lettered(&self, reason: &'static str) {
         #[cfg(feature = "metrics")]
         ::metrics::counter!(
-            crate::metrics::WORKER_DEAD_LETTERED,
+            crate::observe::metrics::WORKER_DEAD_LETTERED,
             "backend" => self.backend,
             "reason" => reason
         )
@@ -84,7 +86,7 @@ impl WorkerMetrics {
     /// The connection to the broker was lost and made again.
     pub fn reconnected(&self) {
         #[cfg(feature = "metrics")]
-        ::metrics::counter!(crate::metrics::WORKER_RECONNECTS, "backend" => self.backend)
+        ::metrics::counter!(crate::observe::metrics::WORKER_RECONNECTS, "backend" => self.backend)
             .increment(1);
     }
 }
@@ -92,7 +94,7 @@ impl WorkerMetrics {
 impl Drop for Running {
     fn drop(&mut self) {
         #[cfg(feature = "metrics")]
-        ::metrics::gauge!(crate::metrics::WORKER_IN_FLIGHT, "backend" => self.backend)
+        ::metrics::gauge!(crate::observe::metrics::WORKER_IN_FLIGHT, "backend" => self.backend)
             .decrement(1.0);
     }
 }

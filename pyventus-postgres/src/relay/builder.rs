@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use pyventus_core::remote::Inbound;
 use pyventus_core::{EmitKey, EventLinker, ProcessingService};
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
@@ -241,10 +242,13 @@ impl RelayBuilder {
             Some(linker) => linker,
             None => EventLinker::try_global()?,
         };
+        let inbound = Inbound::new(linker, "postgres-relay")
+            .blocking(!self.config.sync_inline)
+            .handler_timeout(self.config.handler_timeout);
         Ok(Relay {
             inner: Arc::new(Inner {
                 outbox: self.outbox,
-                linker,
+                inbound,
                 target: self.target,
                 named: self.named,
                 name: self.name.unwrap_or_else(relay_name),

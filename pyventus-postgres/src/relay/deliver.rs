@@ -2,21 +2,21 @@
 //! the handlers that have not succeeded yet (or a processing service takes
 //! it), and the outcome comes back as a value, per handler.
 //!
-//! This is the relay's whole use of the worker seam (`remote::decode`,
-//! `EventEmission::resolve`, `retain_handlers`, `set_context`, `run`,
-//! `submit_to`), kept in this one module so that it can move into the
-//! pipeline `pyventus_core::remote` shares between backends. Per-handler
-//! completion is the part the brokers lack: the row's `done` list says which
-//! handlers succeeded already, and they are left out of the emission.
+//! The relay decodes a row itself (a named event by the type it was told),
+//! leaves out the handlers that succeeded already (per-handler completion,
+//! the part the brokers lack: the row's `done` list), then hands the emission
+//! to the step every pyventus worker shares, `pyventus_core::remote::Inbound`
+//! (its options, its deadline, its run, its report), and answers with the
+//! shared `DeliveryFailure`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use pyventus_core::{AnyEvent, BlockingThreads, EventEmission, ProcessingService};
+use pyventus_core::remote::{DecodeError, DeliveryFailure, Inbound};
+use pyventus_core::{AnyEvent, EventEmission, ProcessingService};
 use tracing::Instrument;
 
 use super::claim::Claimed;
-use super::interim::Failure;
 use crate::delivery::{Delivery, Lease};
 use crate::named::NamedTypes;
 
@@ -31,11 +31,12 @@ pub(crate) enum Target {
 
 /// What a delivery needs besides its row.
 pub(crate) struct Settings<'a> {
-    pub(crate) linker: &'a pyventus_core::EventLinker,
+    /// The relay's linker, options and deadline, as every worker runs them.
+    pub(crate) inbound: &'a Inbound,
     pub(crate) named: &'a NamedTypes,
     pub(crate) target: &'a Target,
+    /// How long a service it forwards to may take.
     pub(crate) timeout: Option<Duration>,
-    pub(crate) sync_inline: bool,
 }
 
 /// How one delivery ended.
@@ -48,12 +49,12 @@ pub(crate) enum Outcome {
     Failed {
         succeeded: Vec<String>,
         failed: Vec<String>,
-        failure: Failure,
+        failure: DeliveryFailure,
     },
 }
 
 impl Outcome {
-    fn failed(failure: Failure) -> Self {
+    fn failed(failure: DeliveryFailure) -> Self {
         Outcome::Failed {
             succeeded: Vec::new(),
             failed: Vec::new(),
@@ -85,43 +86,48 @@ async fn execute(
     claimed: &Claimed,
     settings: &Settings<'_>,
     lease: Lease,
-) -> Result<Outcome, Failure> {
+) -> Result<Outcome, DeliveryFailure> {
     let event = decode(claimed, settings.named)?;
-    let mut emission = EventEmission::resolve(settings.linker, event).map_err(Failure::Resolve)?;
-    emission.set_context(Arc::new(Delivery::new(
+    let emission = EventEmission::resolve(settings.inbound.linker(), event)
+        .map_err(DeliveryFailure::Resolve)?;
+    let delivery = Arc::new(Delivery::new(
         claimed.id,
         claimed.seq,
         u32::try_from(claimed.attempts).unwrap_or(0),
         claimed.partition_key.clone(),
         lease,
-    )));
+    ));
     match settings.target {
-        Target::Handlers => run_handlers(emission, claimed, settings).await,
-        Target::Service(service) => forward(emission, &**service, settings.timeout).await,
+        Target::Handlers => run_handlers(emission, claimed, settings.inbound, delivery).await,
+        Target::Service(service) => {
+            let mut emission = emission;
+            emission.set_context(delivery);
+            forward(emission, &**service, settings.timeout).await
+        }
     }
 }
 
 /// The event, decoded by the type registered for its name.
-fn decode(claimed: &Claimed, named: &NamedTypes) -> Result<Arc<AnyEvent>, Failure> {
+fn decode(claimed: &Claimed, named: &NamedTypes) -> Result<Arc<AnyEvent>, DeliveryFailure> {
     match named.get(&claimed.event) {
-        Some(decoder) => {
-            decoder(&claimed.event, &claimed.payload).map_err(|source| Failure::NamedPayload {
+        Some(decoder) => decoder(&claimed.event, &claimed.payload).map_err(|source| {
+            DeliveryFailure::Decode(DecodeError::Malformed {
                 event: claimed.event.clone(),
                 source,
             })
-        }
-        None => {
-            pyventus_core::remote::decode(&claimed.event, &claimed.payload).map_err(Failure::Decode)
-        }
+        }),
+        None => pyventus_core::remote::decode(&claimed.event, &claimed.payload)
+            .map_err(DeliveryFailure::Decode),
     }
 }
 
-/// Runs the handlers that have not succeeded yet.
+/// Runs the handlers that have not succeeded yet, through the shared step.
 async fn run_handlers(
     mut emission: EventEmission,
     claimed: &Claimed,
-    settings: &Settings<'_>,
-) -> Result<Outcome, Failure> {
+    inbound: &Inbound,
+    delivery: Arc<Delivery>,
+) -> Result<Outcome, DeliveryFailure> {
     let mut to_run: Vec<String> = emission
         .handler_ids()
         .filter(|id| !claimed.done.iter().any(|done| done == id))
@@ -139,35 +145,19 @@ async fn run_handlers(
         // the attempts before any handler succeeded, not after.
         emission.retain_handlers(&to_run);
     }
-    // Synchronous handlers on blocking threads (unless declared quick), off
-    // the relay's runtime, and on threads that runtime does not own: one stuck
-    // past the shutdown deadline does not keep the process from exiting.
-    emission.set_blocking(!settings.sync_inline);
-    emission.set_blocking_threads(BlockingThreads::Detached);
-    emission.set_processor("postgres-relay");
-    // Cut short (timeout, shutdown), the row stays in the outbox: not a loss.
-    emission.set_redeliverable(true);
-    let report = match settings.timeout {
-        Some(limit) => match tokio::time::timeout(limit, emission.run()).await {
-            Ok(report) => report,
-            Err(_) => {
-                return Ok(Outcome::Failed {
-                    succeeded: Vec::new(),
-                    failed: to_run,
-                    failure: Failure::TimedOut(limit),
-                });
-            }
-        },
-        None => emission.run().await,
+    let failure = match inbound.run_emission(emission, delivery).await {
+        Ok(()) => return Ok(Outcome::Done),
+        Err(failure) => failure,
     };
-    if report.is_success() {
-        return Ok(Outcome::Done);
-    }
-    let mut failed: Vec<String> = report
-        .failures()
-        .iter()
-        .filter_map(|f| f.handler_id().map(str::to_owned))
-        .collect();
+    let mut failed: Vec<String> = match &failure {
+        DeliveryFailure::Handlers(report) => report
+            .failures()
+            .iter()
+            .filter_map(|f| f.handler_id().map(str::to_owned))
+            .collect(),
+        // Cut short at the deadline: none is known to have succeeded.
+        _ => to_run.clone(),
+    };
     failed.sort_unstable();
     failed.dedup();
     let succeeded = to_run
@@ -177,7 +167,7 @@ async fn run_handlers(
     Ok(Outcome::Failed {
         succeeded,
         failed,
-        failure: Failure::Handlers(report),
+        failure,
     })
 }
 
@@ -187,18 +177,20 @@ async fn forward(
     mut emission: EventEmission,
     service: &dyn ProcessingService,
     timeout: Option<Duration>,
-) -> Result<Outcome, Failure> {
+) -> Result<Outcome, DeliveryFailure> {
     let done = emission.completion();
-    emission.submit_to(service).map_err(Failure::Forward)?;
+    emission
+        .submit_to(service)
+        .map_err(DeliveryFailure::Forward)?;
     let result = match timeout {
         Some(limit) => match tokio::time::timeout(limit, done).await {
             Ok(result) => result,
-            Err(_) => return Err(Failure::TimedOut(limit)),
+            Err(_) => return Err(DeliveryFailure::TimedOut(limit)),
         },
         None => done.await,
     };
     match result {
         Ok(()) | Err(pyventus_core::Error::NotAwaitable) => Ok(Outcome::Done),
-        Err(err) => Err(Failure::Forward(err)),
+        Err(err) => Err(DeliveryFailure::Forward(err)),
     }
 }

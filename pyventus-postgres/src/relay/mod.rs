@@ -4,13 +4,13 @@
 //! their checks), `run_loop` (waking, claiming, reconnecting, draining),
 //! `claim` (the claimed rows), `deliver` (running one delivery), `settle`
 //! (writing outcomes under the fence), `lease` (keeping the events in
-//! flight), `stats`, and `interim` (the pieces the shared worker pipeline will
-//! replace).
+//! flight), `stats`. Why a delivery failed, the backoff and the run of one
+//! event's handlers are the worker pipeline every broker shares
+//! (`pyventus_core::remote`: `DeliveryFailure`, `Backoff`, `Inbound`).
 
 mod builder;
 mod claim;
 mod deliver;
-mod interim;
 mod lease;
 mod run_loop;
 mod settle;
@@ -22,7 +22,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use pyventus_core::EventLinker;
+use pyventus_core::remote::Inbound;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -100,7 +100,8 @@ pub struct Relay {
 
 struct Inner {
     outbox: Outbox,
-    linker: EventLinker,
+    /// Runs each event's handlers: the step every pyventus worker shares.
+    inbound: Inbound,
     target: Target,
     named: NamedTypes,
     name: String,

@@ -15,12 +15,12 @@ use tokio_util::task::TaskTracker;
 
 use super::claim::{Claimed, claim};
 use super::deliver::{Settings, deliver};
-use super::interim::backoff;
 use super::settle::{Ended, Finished, settle};
 use super::stats::{self, Counters, WORKER};
 use super::{Relay, lease};
 use crate::Error;
 use crate::schema::check_schema;
+use pyventus_core::remote::{Backoff, DeliveryFailure};
 
 /// The claims in flight: each one's rows, and the slots it took for them.
 type Claims = tokio::task::JoinSet<(Result<Vec<Claimed>, Error>, Vec<OwnedSemaphorePermit>)>;
@@ -217,18 +217,17 @@ impl State<'_> {
                     Ended::Ran(super::deliver::Outcome::Failed {
                         succeeded: Vec::new(),
                         failed: Vec::new(),
-                        failure: super::interim::Failure::TooManyAttempts {
-                            attempts: row.attempts,
-                            max: inner.config.max_attempts,
+                        failure: DeliveryFailure::TooManyDeliveries {
+                            deliveries: u64::try_from(row.attempts).unwrap_or(0),
+                            max: inner.config.max_attempts.into(),
                         },
                     })
                 } else {
                     let settings = Settings {
-                        linker: &inner.linker,
+                        inbound: &inner.inbound,
                         named: &inner.named,
                         target: &inner.target,
                         timeout: inner.config.handler_timeout,
-                        sync_inline: inner.config.sync_inline,
                     };
                     tokio::select! {
                         biased;
@@ -350,7 +349,8 @@ impl State<'_> {
             });
         }
         // From 100 ms, doubling, up to 2 s: back within seconds of the server.
-        let pause = backoff(Duration::from_millis(100), Duration::from_secs(2), attempt);
+        let pause =
+            Backoff::exponential(Duration::from_millis(100), Duration::from_secs(2)).delay(attempt);
         tracing::warn!(
             target: "pyventus",
             relay = %inner.name,

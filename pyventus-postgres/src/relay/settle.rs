@@ -19,11 +19,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::Relay;
 use super::claim::Claimed;
 use super::deliver::Outcome;
-use super::interim::{Failure, backoff};
 use super::stats::{Counters, WORKER};
 use crate::Error;
 use crate::delivery::Lease;
 use crate::sql::millis;
+use pyventus_core::remote::{Backoff, DeliveryFailure};
 
 /// How much of a failure's reason the outbox keeps.
 const STORED_REASON: usize = 8 * 1024;
@@ -166,7 +166,7 @@ async fn fail(
     lease: &Lease,
     succeeded: &[String],
     failed: &[String],
-    failure: &Failure,
+    failure: &DeliveryFailure,
 ) {
     let inner = &relay.inner;
     let config = &inner.config;
@@ -204,11 +204,8 @@ async fn fail(
         }
         return;
     }
-    let delay = backoff(
-        config.retry_initial,
-        config.retry_max,
-        attempts.saturating_sub(1),
-    );
+    let delay = Backoff::exponential(config.retry_initial, config.retry_max)
+        .delay(attempts.saturating_sub(1));
     let retried = persist(relay, || {
         sqlx::query(&sql.retry)
             .bind(claimed.seq)
@@ -223,7 +220,7 @@ async fn fail(
         Some(1) => {
             relay.retry_due(Instant::now() + delay);
             Counters::add(&inner.stats.retried, 1);
-            if matches!(failure, Failure::TimedOut(_)) {
+            if matches!(failure, DeliveryFailure::TimedOut(_)) {
                 Counters::add(&inner.stats.timed_out, 1);
             }
             WORKER.retried();
@@ -292,11 +289,10 @@ where
                     && Instant::now() < give_up
                     && !inner.abandon.is_cancelled() =>
             {
-                tokio::time::sleep(backoff(
-                    Duration::from_millis(50),
-                    Duration::from_secs(1),
-                    attempt,
-                ))
+                tokio::time::sleep(
+                    Backoff::exponential(Duration::from_millis(50), Duration::from_secs(1))
+                        .delay(attempt),
+                )
                 .await;
                 attempt += 1;
             }

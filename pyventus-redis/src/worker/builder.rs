@@ -6,12 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pyventus_core::EventLinker;
-use tokio::sync::watch;
+use pyventus_core::remote::{HealthWatch, Inbound};
 use tokio_util::sync::CancellationToken;
 
 use super::lease::Leases;
 use super::stats::Counters;
-use super::{Health, Inner, Worker};
+use super::{Inner, Worker};
 use crate::connection::{self, Timeouts};
 use crate::stream::Stream;
 use crate::{Backoff, DEFAULT_MAX_ENTRY_SIZE, Error, check_queue};
@@ -262,17 +262,24 @@ impl WorkerBuilder {
             Some(linker) => linker,
             None => EventLinker::try_global()?,
         };
+        let config = &self.config;
+        let inbound = config.handler_timeouts.iter().fold(
+            Inbound::new(linker, "redis-worker")
+                .blocking(!config.sync_inline)
+                .handler_timeout(config.handler_timeout),
+            |inbound, (id, timeout)| inbound.handler_timeout_for(id.clone(), *timeout),
+        );
         Ok(Worker {
             inner: Arc::new(Inner {
                 keeper_stream: stream.with_connection(keeper_conn),
                 stream,
                 config: self.config,
                 client,
-                linker,
+                inbound,
                 consumer: self.consumer.unwrap_or_else(consumer_name),
                 shutdown: CancellationToken::new(),
                 abandon: CancellationToken::new(),
-                health: watch::Sender::new(Health::Starting),
+                health: HealthWatch::new(),
                 stats: Counters::default(),
                 leases: Leases::default(),
                 retries_due: Mutex::new(BinaryHeap::new()),

@@ -2,14 +2,14 @@
 //!
 //! The worker's jobs live in files named for them: `builder` (settings and
 //! their checks), `read_loop` (connecting, taking entries, reconnecting),
-//! `lease` (keeping the entries in flight), `execute` (running one entry's
-//! handlers), `settle` (acknowledging, retrying or dead-lettering it), with
-//! `failure` (why a delivery failed), `health` and `stats`.
+//! `lease` (keeping the entries in flight), `execute` (one entry's checks,
+//! then the shared inbound step, `pyventus_core::remote::Inbound`), `settle`
+//! (acknowledging, retrying or dead-lettering it), and `stats`. Why a
+//! delivery failed, the worker's health and the backoff are core's, shared by
+//! every broker (`pyventus_core::remote`).
 
 mod builder;
 mod execute;
-mod failure;
-mod health;
 mod lease;
 mod read_loop;
 mod settle;
@@ -22,12 +22,11 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use pyventus_core::EventLinker;
-use tokio::sync::watch;
+use pyventus_core::remote::{HealthWatch, Inbound, shutdown_signal};
 use tokio_util::sync::CancellationToken;
 
 pub use builder::WorkerBuilder;
-pub use health::Health;
+pub use pyventus_core::remote::Health;
 pub use stats::WorkerStats;
 
 use crate::Error;
@@ -118,13 +117,14 @@ struct Inner {
     stream: Stream,
     /// The lease keeper's commands, on a connection of pyventus's own runtime.
     keeper_stream: Stream,
-    linker: EventLinker,
+    /// Runs each entry's envelope: the step every broker's worker shares.
+    inbound: Inbound,
     consumer: String,
     /// Stop taking entries.
     shutdown: CancellationToken,
     /// Cut the runs in flight short (the shutdown deadline passed).
     abandon: CancellationToken,
-    health: watch::Sender<Health>,
+    health: HealthWatch,
     stats: Counters,
     leases: Leases,
     /// When entries this worker left for a retry become due.
@@ -170,7 +170,7 @@ impl Worker {
     /// # }
     /// ```
     pub fn health(&self) -> Health {
-        *self.inner.health.borrow()
+        self.inner.health.get()
     }
 
     /// A receiver that sees every change of [`health`](Self::health), to
@@ -188,8 +188,8 @@ impl Worker {
     /// });
     /// # }
     /// ```
-    pub fn watch_health(&self) -> watch::Receiver<Health> {
-        self.inner.health.subscribe()
+    pub fn watch_health(&self) -> tokio::sync::watch::Receiver<Health> {
+        self.inner.health.watch()
     }
 
     /// Asks [`run`](Self::run) to stop taking entries, finish those in flight
@@ -211,10 +211,10 @@ impl Worker {
     pub async fn run_until_signal(&self) -> Result<(), Error> {
         let worker = self.clone();
         let signals = tokio::spawn(async move {
-            wait_for_signal().await;
+            shutdown_signal().await;
             tracing::info!(target: "pyventus", "signal received: finishing the deliveries in flight (again to stop at once)");
             worker.shutdown();
-            wait_for_signal().await;
+            shutdown_signal().await;
             tracing::warn!(target: "pyventus", "second signal: cutting the deliveries in flight short");
             worker.shutdown_now();
         });
@@ -238,11 +238,7 @@ impl Worker {
     }
 
     fn set_health(&self, health: Health) {
-        self.inner.health.send_if_modified(|current| {
-            let changed = *current != health;
-            *current = health;
-            changed
-        });
+        self.inner.health.set(health);
     }
 
     fn push_retry(&self, due: Instant) {
@@ -251,25 +247,6 @@ impl Worker {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(Reverse(due));
-    }
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        let terminate = tokio::signal::unix::SignalKind::terminate();
-        let Ok(mut term) = tokio::signal::unix::signal(terminate) else {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

@@ -35,7 +35,7 @@ pub(super) async fn run(worker: &Worker) -> Result<(), Error> {
     if inner.running.swap(true, Ordering::AcqRel) {
         return Err(Error::AlreadyRunning);
     }
-    let _running = Running(&inner.running);
+    let _running = RunGuard(&inner.running);
     let keeper = Keeper::start(worker).await;
     let slots = Arc::new(Semaphore::new(inner.config.concurrency));
     let in_flight = TaskTracker::new();
@@ -67,9 +67,9 @@ pub(super) async fn run(worker: &Worker) -> Result<(), Error> {
 }
 
 /// Marks the worker as not running when `run` returns or is dropped.
-struct Running<'a>(&'a AtomicBool);
+struct RunGuard<'a>(&'a AtomicBool);
 
-impl Drop for Running<'_> {
+impl Drop for RunGuard<'_> {
     fn drop(&mut self) {
         self.0.store(false, Ordering::Release);
     }
@@ -280,7 +280,10 @@ impl<'w> Loop<'w> {
         let (since, attempts) = self.outage.get_or_insert((Instant::now(), 0));
         let (since, attempt) = (*since, *attempts);
         *attempts += 1;
-        self.worker.set_health(Health::Reconnecting { since });
+        self.worker.set_health(Health::Reconnecting {
+            since,
+            attempts: *attempts,
+        });
         let down = since.elapsed();
         if inner
             .config

@@ -12,7 +12,8 @@
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::failure::Failure;
+use pyventus_core::remote::DeliveryFailure;
+
 use super::stats::Counters;
 use super::{METRICS, Worker};
 use crate::delivery::Lease;
@@ -26,7 +27,7 @@ const LOGGED_REASON: usize = 1024;
 #[derive(Debug)]
 pub(super) enum Outcome {
     Done,
-    Failed(Failure),
+    Failed(DeliveryFailure),
     /// Cut short at the shutdown deadline.
     Abandoned,
 }
@@ -85,7 +86,7 @@ pub(super) async fn settle(worker: &Worker, taken: &Taken, lease: &Lease, outcom
 }
 
 /// Leaves a failed entry pending, claimable once its backoff has passed.
-async fn retry_later(worker: &Worker, id: &str, deliveries: u64, failure: &Failure) {
+async fn retry_later(worker: &Worker, id: &str, deliveries: u64, failure: &DeliveryFailure) {
     let inner = &worker.inner;
     let config = &inner.config;
     let attempt = u32::try_from(deliveries.saturating_sub(1)).unwrap_or(u32::MAX);
@@ -117,7 +118,7 @@ async fn retry_later(worker: &Worker, id: &str, deliveries: u64, failure: &Failu
 }
 
 /// Moves the entry to the dead letters, acknowledging it in the same step.
-async fn dead_letter(worker: &Worker, taken: &Taken, failure: &Failure) {
+async fn dead_letter(worker: &Worker, taken: &Taken, failure: &DeliveryFailure) {
     let inner = &worker.inner;
     let reason = failure.to_string();
     let fields = taken.entry.as_ref().map_or(&[][..], |entry| &entry.fields);
@@ -158,7 +159,7 @@ async fn dead_letter(worker: &Worker, taken: &Taken, failure: &Failure) {
     }
 }
 
-fn lost(failure: &Failure) {
+fn lost(failure: &DeliveryFailure) {
     tracing::warn!(
         target: "pyventus",
         "delivery failed, but another worker holds the entry now; it settles it: {}",

@@ -1,0 +1,272 @@
+//! Running an emission: its synchronous subscribers in place, the others as
+//! tasks (async) or on blocking threads, each through its workflow; then what
+//! the run reports, to its waiters and its processing service.
+
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use tracing::Instrument;
+
+use super::future::RunFuture;
+use super::{BlockingThreads, EventEmission};
+use crate::lifecycle::context::{self, CurrentEmission, InEmission};
+use crate::registry::Registry;
+use crate::registry::callback::EventCallback;
+use crate::registry::record::SubscriberInner;
+use crate::workflow::{Dispatch, Run, Settled, panic_error};
+use crate::{Error, RunReport};
+
+/// Each subscriber's outcome, as the joined async runs hand them back.
+pub(crate) type Joined = Vec<(Arc<SubscriberInner>, Settled)>;
+
+/// A subscriber's run still going when the synchronous ones are done (an
+/// async subscriber, or one on a blocking thread).
+type Pending = BoxFuture<'static, (Arc<SubscriberInner>, Settled)>;
+
+impl EventEmission {
+    #[inline]
+    pub(super) fn finish(&mut self, result: impl Fn() -> Result<(), Error>) {
+        self.settled = true;
+        // Uncounted before anyone wakes: a waiter sees its service idle.
+        drop(self.ticket.take());
+        for tx in self.waiters.drain(..) {
+            // A waiter may have stopped waiting; that is its choice.
+            let _ = tx.send(result());
+        }
+    }
+
+    #[inline]
+    fn current(&self) -> CurrentEmission {
+        CurrentEmission {
+            id: self.id,
+            event: self.event.clone(),
+            context: self.context.clone(),
+            lineage: self.lineage.clone(),
+        }
+    }
+
+    #[inline]
+    fn delivery(&self) -> Dispatch<'_> {
+        Dispatch::shared(
+            &self.event,
+            &self.registry.settings,
+            self.id,
+            self.debug,
+            &self.parent,
+        )
+    }
+
+    /// What running one subscriber away from the emission needs.
+    #[inline]
+    fn job(&self, sub: &Arc<SubscriberInner>) -> Job {
+        Job {
+            sub: sub.clone(),
+            registry: self.registry.clone(),
+            debug: self.debug,
+            current: self.current(),
+            parent: self.parent.clone(),
+        }
+    }
+
+    /// Runs the subscribers and their success or failure callbacks. Synchronous
+    /// subscribers run in order; asynchronous ones (and `blocking` ones, on
+    /// `spawn_blocking`) then run concurrently. Resolves when all have finished,
+    /// with what each did.
+    ///
+    /// Nothing runs until the future is first polled. An emission whose
+    /// subscribers are all synchronous finishes in that first poll; the future
+    /// is little more than the emission itself (what a task spawned on it
+    /// copies).
+    pub fn run(self) -> impl Future<Output = RunReport> + Send + 'static {
+        RunFuture::Start(self)
+    }
+
+    /// Runs the synchronous subscribers (and starts the others), in place:
+    /// the report so far, and the runs still to join.
+    #[inline]
+    pub(super) fn start(&mut self) -> (RunReport, Vec<Pending>) {
+        self.accounting.started(self.event.name(), self.processor);
+        let mut report = RunReport::default();
+        let mut pending: Vec<Pending> = Vec::new();
+        // Looked up only for a subscriber that wants a blocking thread.
+        let mut handle: Option<Option<tokio::runtime::Handle>> = None;
+        let entered = context::enter(self.current());
+        {
+            let delivery = self.delivery();
+            self.subscribers.for_each(|sub| {
+                if let EventCallback::Async(_) = &sub.callback {
+                    pending.push(self.job(sub).run_async().boxed());
+                    return;
+                }
+                if sub.blocking || self.blocking {
+                    let handle = handle.get_or_insert_with(|| self.blocking_handle());
+                    if let Some(handle) = handle {
+                        pending.push(self.spawn_blocking(handle, sub));
+                        return;
+                    }
+                }
+                report.record(
+                    sub.id(),
+                    sub.handler_id(),
+                    sub.callback.run_sync(Run::new(&sub.workflow, &delivery)),
+                );
+            });
+        }
+        drop(entered);
+        (report, pending)
+    }
+
+    /// Joins the runs [`start`](Self::start) left pending, then finishes.
+    pub(super) async fn join(mut self, mut report: RunReport, pending: Vec<Pending>) -> RunReport {
+        for (sub, settled) in futures::future::join_all(pending).await {
+            report.record(sub.id(), sub.handler_id(), settled);
+        }
+        self.end(&report);
+        report
+    }
+
+    /// The runtime whose blocking threads take the blocking subscribers, when
+    /// the emission runs on one (outside one, the calling thread runs them).
+    fn blocking_handle(&self) -> Option<tokio::runtime::Handle> {
+        let current = tokio::runtime::Handle::try_current().ok()?;
+        Some(match self.blocking_threads {
+            BlockingThreads::Runtime => current,
+            BlockingThreads::Detached => crate::runtime::own_handle(),
+        })
+    }
+
+    /// Runs a synchronous subscriber on `spawn_blocking`.
+    fn spawn_blocking(
+        &self,
+        handle: &tokio::runtime::Handle,
+        sub: &Arc<SubscriberInner>,
+    ) -> BoxFuture<'static, (Arc<SubscriberInner>, Settled)> {
+        let job = self.job(sub);
+        let sub = sub.clone();
+        let task = handle.spawn_blocking(move || job.run_blocking());
+        async move {
+            // The job contains its own panics; a join error can only mean the
+            // runtime is shutting down.
+            let settled = task.await.unwrap_or_else(|err| {
+                Err(anyhow::anyhow!("the blocking task did not finish: {err}"))
+            });
+            (sub, settled)
+        }
+        .boxed()
+    }
+
+    /// Records the run in the metrics and tells the waiters.
+    #[inline]
+    pub(super) fn end(&mut self, report: &RunReport) {
+        self.accounting
+            .ran(self.event.name(), self.processor, report);
+        self.finish(|| Ok(()));
+    }
+
+    /// Runs the subscribers to completion on the calling thread, blocking it.
+    /// Asynchronous subscribers run concurrently on a runtime: the current one if
+    /// the thread is in one (stepping out of its async context), a private one
+    /// otherwise.
+    pub fn run_blocking(self) -> RunReport {
+        self.run_then_block_on(crate::runtime::block_on)
+    }
+
+    /// Runs the synchronous subscribers in order, then hands the asynchronous ones,
+    /// joined, to `block_on` (which must run them to completion).
+    pub(crate) fn run_then_block_on(
+        mut self,
+        block_on: impl FnOnce(BoxFuture<'static, Joined>) -> Joined,
+    ) -> RunReport {
+        self.accounting.started(self.event.name(), self.processor);
+        let mut report = RunReport::default();
+        let mut pending = Vec::new();
+        let entered = context::enter(self.current());
+        {
+            let delivery = self.delivery();
+            self.subscribers.for_each(|sub| {
+                if sub.callback.is_async() {
+                    pending.push(self.job(sub).run_async());
+                } else {
+                    let settled = sub.callback.run_sync(Run::new(&sub.workflow, &delivery));
+                    report.record(sub.id(), sub.handler_id(), settled);
+                }
+            });
+        }
+        drop(entered);
+        if !pending.is_empty() {
+            for (sub, settled) in block_on(futures::future::join_all(pending).boxed()) {
+                report.record(sub.id(), sub.handler_id(), settled);
+            }
+        }
+        self.end(&report);
+        report
+    }
+}
+
+/// One subscriber of an emission, run away from it: on a task of its own
+/// (async) or a blocking thread.
+struct Job {
+    sub: Arc<SubscriberInner>,
+    registry: Arc<Registry>,
+    debug: bool,
+    current: CurrentEmission,
+    parent: tracing::Span,
+}
+
+impl Job {
+    fn delivery(&self) -> Dispatch<'_> {
+        Dispatch::shared(
+            &self.current.event,
+            &self.registry.settings,
+            self.current.id,
+            self.debug,
+            &self.parent,
+        )
+    }
+
+    /// Runs a synchronous subscriber on the calling (blocking) thread.
+    fn run_blocking(self) -> Settled {
+        let _entered = context::enter(self.current.clone());
+        let delivery = self.delivery();
+        self.sub
+            .callback
+            .run_sync(Run::new(&self.sub.workflow, &delivery))
+    }
+
+    /// Runs an asynchronous subscriber to completion.
+    async fn run_async(self) -> (Arc<SubscriberInner>, Settled) {
+        let settled = {
+            let delivery = self.delivery();
+            let run = Run::new(&self.sub.workflow, &delivery);
+            match &self.sub.callback {
+                EventCallback::Async(f) => {
+                    let span = run.span();
+                    let started = {
+                        let _entered = context::enter(self.current.clone());
+                        let _in_span = span.enter();
+                        crate::observe::trace::started(delivery.debug);
+                        catch_unwind(AssertUnwindSafe(|| f(self.current.event.clone())))
+                    };
+                    let outcome = match started {
+                        Ok(fut) => AssertUnwindSafe(
+                            InEmission::new(self.current.clone(), fut).instrument(span.clone()),
+                        )
+                        .catch_unwind()
+                        .await
+                        .unwrap_or_else(|panic| Err(panic_error(&*panic))),
+                        Err(panic) => Err(panic_error(&*panic)),
+                    };
+                    span.in_scope(|| run.settle(outcome))
+                }
+                sync => {
+                    let _entered = context::enter(self.current.clone());
+                    sync.run_sync(run)
+                }
+            }
+        };
+        (self.sub, settled)
+    }
+}

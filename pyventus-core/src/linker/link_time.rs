@@ -1,0 +1,347 @@
+//! Link-time registration: what the declarative macros submit through `inventory`,
+//! and how a linker collects it on first use.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use crate::handler::declared::{DeclaredHandler, DeclaredSuccess};
+use crate::linker::EventLinkerBuilder;
+use crate::registry::record::SubscriberParts;
+use crate::workflow::SuccessCallback;
+use crate::{Error, EventKey, EventLinker};
+
+/// The namespace of a registration: `None` for the global linker, or the
+/// `TypeId` of a `#[derive(Linker)]` type.
+pub type Namespace = Option<fn() -> TypeId>;
+
+/// One event a link-time handler is linked to, as constant data: a typed key
+/// is built by `EventKey::of::<E>`, one function per event type whichever
+/// handlers share it.
+#[derive(Clone, Copy)]
+pub enum KeySpec {
+    /// A typed event: `EventKey::of::<E>`.
+    Typed(fn() -> EventKey),
+    /// A named event.
+    Named(&'static str),
+    /// The global event.
+    Any,
+}
+
+impl KeySpec {
+    /// The key.
+    pub fn key(self) -> EventKey {
+        match self {
+            KeySpec::Typed(of) => of(),
+            KeySpec::Named(name) => EventKey::named(name),
+            KeySpec::Any => EventKey::any(),
+        }
+    }
+}
+
+/// One item submitted at link time by the declarative macros. Everything in it
+/// is a constant, a function pointer or a reference to constant data, as
+/// `inventory::submit!` requires: a handler costs no code of its own beyond
+/// what `inventory` needs to link it.
+pub enum Registration {
+    /// A handler (`#[on]`, `#[once]`).
+    Handler {
+        /// Its linker.
+        namespace: Namespace,
+        /// Its stable id: `module::path::function`.
+        id: &'static str,
+        /// The events it is linked to.
+        keys: &'static [KeySpec],
+        /// Whether it is one-time.
+        once: bool,
+        /// Whether a sync body runs off the async workers.
+        blocking: bool,
+        /// The handler, which makes its event callback.
+        callback: &'static dyn DeclaredHandler,
+    },
+    /// `#[on_success(handler)]`.
+    Success {
+        /// The handler's linker.
+        namespace: Namespace,
+        /// The handler's id.
+        handler: &'static str,
+        /// The callback.
+        callback: &'static dyn DeclaredSuccess,
+    },
+    /// `#[on_failure(handler)]`.
+    Failure {
+        /// The handler's linker.
+        namespace: Namespace,
+        /// The handler's id.
+        handler: &'static str,
+        /// The callback.
+        callback: fn(&anyhow::Error),
+    },
+    /// A bare `#[on_success]`: the linker's default success callback.
+    DefaultSuccess {
+        /// Its linker.
+        namespace: Namespace,
+        /// The callback's id, for error messages.
+        id: &'static str,
+        /// The callback.
+        callback: fn(&dyn Any),
+    },
+    /// A bare `#[on_failure]`: the linker's default failure callback.
+    DefaultFailure {
+        /// Its linker.
+        namespace: Namespace,
+        /// The callback's id, for error messages.
+        id: &'static str,
+        /// The callback.
+        callback: fn(&anyhow::Error),
+    },
+    /// A namespace (`#[derive(Linker)]`), for [`verify`].
+    Namespace {
+        /// Its type's path, as `std::any::type_name` gives it.
+        name: fn() -> &'static str,
+        /// Its linker, built on first use.
+        try_linker: fn() -> Result<EventLinker, Error>,
+    },
+}
+
+inventory::collect!(Registration);
+
+/// The global namespace, built from the link-time handlers.
+impl EventLinker {
+    /// The global namespace: every link-time handler declared without
+    /// `linker = ...`, collected on first use.
+    ///
+    /// # Panics
+    ///
+    /// On first use, if the link-time handlers cannot be linked (two types claim
+    /// one event name). [`EventLinker::try_global`] returns the error instead.
+    pub fn global() -> EventLinker {
+        Self::try_global().unwrap_or_else(|err| {
+            panic!(
+                "pyventus: cannot build the global linker: {err} \
+                     (`pyventus::verify()` in a test finds this before it runs)"
+            )
+        })
+    }
+
+    /// The global namespace, or why its link-time handlers cannot be linked.
+    pub fn try_global() -> Result<EventLinker, Error> {
+        static GLOBAL: OnceLock<Result<EventLinker, Error>> = OnceLock::new();
+        GLOBAL
+            .get_or_init(|| collect(None, EventLinker::builder().name("global")))
+            .clone()
+    }
+}
+
+fn in_namespace(namespace: Namespace, wanted: Option<TypeId>) -> bool {
+    namespace.map(|f| f()) == wanted
+}
+
+/// Builds the linker of a namespace from every registration linked into the binary.
+pub(crate) fn collect(
+    wanted: Option<TypeId>,
+    mut builder: EventLinkerBuilder,
+) -> Result<EventLinker, Error> {
+    let registrations = || inventory::iter::<Registration>.into_iter();
+
+    let mut handlers: Vec<_> = registrations()
+        .filter_map(|item| match item {
+            Registration::Handler {
+                namespace,
+                id,
+                keys,
+                once,
+                blocking,
+                callback,
+            } if in_namespace(*namespace, wanted) => {
+                Some((*id, *keys, *once, *blocking, *callback))
+            }
+            _ => None,
+        })
+        .collect();
+    // Link order is the linker's choice; subscription order should not be.
+    handlers.sort_by_key(|h| h.0);
+    // Callbacks find their handler by id: two handlers with one id would make
+    // that a guess (same-named functions in two function bodies of one module).
+    if let Some(pair) = handlers.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+        return Err(Error::DuplicateHandlerId {
+            id: pair[0].0.to_owned(),
+        });
+    }
+
+    // Keep the callbacks of this namespace's handlers, so a mistake in one
+    // namespace fails that namespace only.
+    let mut successes: HashMap<&'static str, SuccessCallback> = HashMap::new();
+    let mut failures: HashMap<&'static str, fn(&anyhow::Error)> = HashMap::new();
+    let mut default_success: Option<&'static str> = None;
+    let mut default_failure: Option<&'static str> = None;
+    let ours = |handler: &str| handlers.iter().any(|h| h.0 == handler);
+    for item in registrations() {
+        match item {
+            Registration::Success {
+                namespace,
+                handler,
+                callback,
+            } if in_namespace(*namespace, wanted) && ours(handler) => {
+                let previous = successes.insert(handler, callback.callback());
+                if previous.is_some() {
+                    return Err(duplicate(handler, "success"));
+                }
+            }
+            Registration::Failure {
+                namespace,
+                handler,
+                callback,
+            } if in_namespace(*namespace, wanted) && ours(handler) => {
+                let previous = failures.insert(handler, *callback);
+                if previous.is_some() {
+                    return Err(duplicate(handler, "failure"));
+                }
+            }
+            Registration::DefaultSuccess {
+                namespace,
+                id,
+                callback,
+            } if in_namespace(*namespace, wanted) => {
+                if let Some(first) = default_success.replace(id) {
+                    return Err(duplicate_default(first, id, "success"));
+                }
+                builder = builder.default_success(*callback);
+            }
+            Registration::DefaultFailure {
+                namespace,
+                id,
+                callback,
+            } if in_namespace(*namespace, wanted) => {
+                if let Some(first) = default_failure.replace(id) {
+                    return Err(duplicate_default(first, id, "failure"));
+                }
+                builder = builder.default_failure(*callback);
+            }
+            _ => {}
+        }
+    }
+
+    let linker = builder.try_build()?;
+    // One publication for every handler: collecting N handlers costs O(N).
+    let all = handlers
+        .into_iter()
+        .map(|(id, keys, once, blocking, callback)| {
+            let parts = SubscriberParts {
+                once,
+                blocking,
+                handler_id: Some(id),
+                callback: callback.callback(),
+                success: successes.remove(id),
+                failure: failures.remove(id).map(|f| Arc::new(f) as _),
+            };
+            let keys: Vec<EventKey> = keys.iter().map(|key| key.key()).collect();
+            (keys, parts)
+        })
+        .collect();
+    linker.subscribe_all(all)?;
+    Ok(linker)
+}
+
+fn duplicate(handler: &'static str, callback: &'static str) -> Error {
+    Error::DuplicateCallback {
+        handler: handler.to_owned(),
+        callback,
+    }
+}
+
+fn duplicate_default(first: &'static str, second: &'static str, callback: &'static str) -> Error {
+    Error::DuplicateDefault {
+        first,
+        second,
+        callback,
+    }
+}
+
+/// Builds every linker of this binary that has link-time handlers (the
+/// global one and each `#[derive(Linker)]` namespace) and reports every one
+/// that cannot be built, instead of the first `emit` finding one out and
+/// panicking: two event types that claim one name, two handlers with one id,
+/// a handler with two success callbacks, more handlers than a namespace's
+/// `max_subscribers`. Call it in one test, and a mistake anywhere in the
+/// binary fails there.
+///
+/// It finds the namespaces `#[derive(Linker)]` declares (each registers
+/// itself at link time); a type that implements [`Linker`](crate::Linker) by
+/// hand is not among them.
+///
+/// # Errors
+///
+/// [`VerifyError`], which lists each linker that cannot be built and why.
+///
+/// # Examples
+///
+/// In a test of your crate (`#[test] fn every_handler_links()`), unwrapped:
+/// a failure prints each broken linker and why.
+///
+/// ```
+/// pyventus_core::verify().unwrap();
+/// ```
+pub fn verify() -> Result<(), VerifyError> {
+    let mut failures = Vec::new();
+    if let Err(error) = EventLinker::try_global() {
+        failures.push(("global", error));
+    }
+    let mut seen: Vec<fn() -> Result<EventLinker, Error>> = Vec::new();
+    for item in inventory::iter::<Registration> {
+        if let Registration::Namespace { name, try_linker } = item {
+            // A type derives `Linker` once; `inventory` lists it once. Kept
+            // safe against a list that repeats itself all the same.
+            if seen.iter().any(|f| std::ptr::fn_addr_eq(*f, *try_linker)) {
+                continue;
+            }
+            seen.push(*try_linker);
+            if let Err(error) = try_linker() {
+                failures.push((name(), error));
+            }
+        }
+    }
+    failures.sort_by_key(|(name, _)| *name);
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(VerifyError { failures })
+    }
+}
+
+/// The linkers [`verify`] could not build, each with why.
+pub struct VerifyError {
+    failures: Vec<(&'static str, Error)>,
+}
+
+impl VerifyError {
+    /// Each linker that cannot be built (`global`, or the namespace type's
+    /// path), with its error.
+    pub fn failures(&self) -> &[(&'static str, Error)] {
+        &self.failures
+    }
+}
+
+impl std::fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let count = self.failures.len();
+        write!(
+            f,
+            "{count} linker{} cannot be built:",
+            if count == 1 { "" } else { "s" }
+        )?;
+        for (linker, error) in &self.failures {
+            write!(f, "\n  - {linker}: {error}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The same as `Display`: `verify().unwrap()` in a test prints the list.
+impl std::fmt::Debug for VerifyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::error::Error for VerifyError {}

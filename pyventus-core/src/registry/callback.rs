@@ -1,0 +1,183 @@
+//! Type-erased event callbacks: what a subscriber stores, whatever form its
+//! handler took.
+//!
+//! A synchronous callback is one indirect call that downcasts the payload, runs
+//! the handler and settles its outcome. The parts that are the same for every
+//! handler (failures, panics, callbacks, logging) live, non-generic and out of
+//! line, in `workflow`.
+
+use std::any::{Any, TypeId};
+use std::fmt;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
+use crate::AnyEvent;
+use crate::registry::lane::{Call, ErasedLane, Lane, TypedFn, UnitFn};
+use crate::workflow::output::HandlerOutput;
+use crate::workflow::{Outcome, Run, Settled, Workflow};
+
+type SyncFn = dyn Fn(Run<'_>) -> Settled + Send + Sync;
+type AsyncFn = dyn Fn(Arc<AnyEvent>) -> BoxFuture<'static, Outcome> + Send + Sync;
+
+/// An event callback, erased. Not public API.
+#[doc(hidden)]
+pub enum EventCallback {
+    /// Synchronous, for the typed event `E`: erased, and also typed so that a
+    /// registry entry of `E` can call it without downcasting (its lane).
+    Typed(Box<SyncFn>, TypedCallback),
+    /// Synchronous, needs only a borrow of the event: can run on a borrowed event
+    /// without the emission ever being moved to the heap.
+    Borrowed(Box<SyncFn>),
+    /// Synchronous, needs the shared event (`Arc<E>` parameters).
+    Shared(Box<SyncFn>),
+    /// Asynchronous.
+    Async(Box<AsyncFn>),
+}
+
+impl EventCallback {
+    /// A synchronous callback of the typed event `E`, as a lane calls it.
+    fn typed<E: Any + Send + Sync>(call: Call<E>) -> Self {
+        let erased = call.clone();
+        EventCallback::Typed(
+            Box::new(
+                move |run: Run<'_>| match run.delivery.payload().downcast_ref::<E>() {
+                    Some(event) => erased.call(event, run),
+                    None => Err(run.fail(mismatch::<E>(run.delivery.event))),
+                },
+            ),
+            TypedCallback {
+                type_id: TypeId::of::<E>(),
+                call: Box::new(call),
+                lane: Lane::<E>::build,
+                push: Lane::<E>::pushed,
+            },
+        )
+    }
+
+    /// The typed callback, erased, for a lane to take.
+    pub(crate) fn typed_call(&self) -> Option<&(dyn Any + Send + Sync)> {
+        match self {
+            EventCallback::Typed(_, typed) => Some(&*typed.call),
+            _ => None,
+        }
+    }
+
+    /// A handler taking `&E`, for the typed event (or named payload) `E`. One
+    /// that returns `()` is called by lanes directly (nothing to settle but a
+    /// panic), any other through its workflow.
+    pub(crate) fn from_ref<E, R>(f: impl Fn(&E) -> R + Send + Sync + 'static) -> Self
+    where
+        E: Any + Send + Sync,
+        R: HandlerOutput,
+    {
+        if TypeId::of::<R>() == TypeId::of::<()>() {
+            // `R` is `()`: dropping the result drops nothing.
+            let unit = move |event: &E| drop(f(event));
+            return EventCallback::typed(Call::Unit(Arc::new(UnitFn(Box::new(unit)))));
+        }
+        let settling = move |event: &E, run: Run<'_>| run.deliver(|| f(event));
+        EventCallback::typed(Call::Settling(Arc::new(TypedFn(Box::new(settling)))))
+    }
+
+    /// A function taking `&E` and returning nothing (a declared handler): lanes
+    /// call it as a unit handler, with nothing to read.
+    pub(crate) fn from_unit_fn<E: Any + Send + Sync>(f: fn(&E)) -> Self {
+        EventCallback::typed(Call::Unit(Arc::new(UnitFn(Box::new(f)))))
+    }
+
+    /// A handler taking `Arc<E>`.
+    pub(crate) fn from_shared<E, R>(f: impl Fn(Arc<E>) -> R + Send + Sync + 'static) -> Self
+    where
+        E: Any + Send + Sync,
+        R: HandlerOutput,
+    {
+        EventCallback::Shared(Box::new(move |run: Run<'_>| {
+            match run.delivery.shared.and_then(AnyEvent::downcast_arc::<E>) {
+                Some(event) => run.deliver(|| f(event)),
+                None => Err(run.fail(mismatch::<E>(run.delivery.event))),
+            }
+        }))
+    }
+
+    /// A handler taking `&AnyEvent` (or ignoring the event).
+    pub(crate) fn from_any<R: HandlerOutput>(
+        f: impl Fn(&AnyEvent) -> R + Send + Sync + 'static,
+    ) -> Self {
+        EventCallback::Borrowed(Box::new(move |run: Run<'_>| {
+            run.deliver(|| f(run.delivery.event))
+        }))
+    }
+
+    pub(crate) fn asynchronous(
+        f: impl Fn(Arc<AnyEvent>) -> BoxFuture<'static, Outcome> + Send + Sync + 'static,
+    ) -> Self {
+        EventCallback::Async(Box::new(f))
+    }
+
+    /// Runs a synchronous callback to completion.
+    #[inline]
+    pub(crate) fn run_sync(&self, run: Run<'_>) -> Settled {
+        let _span = run.start();
+        match self {
+            EventCallback::Typed(f, _) | EventCallback::Borrowed(f) => f(run),
+            EventCallback::Shared(f) if run.delivery.shared.is_some() => f(run),
+            // The emitter only borrows when every subscriber can run on a borrow,
+            // and only calls this for synchronous ones; reaching here is a bug in
+            // pyventus.
+            EventCallback::Shared(_) | EventCallback::Async(_) => Err(run.fail(anyhow::anyhow!(
+                "pyventus internal error: a subscriber was run on the wrong path"
+            ))),
+        }
+    }
+
+    pub(crate) fn is_async(&self) -> bool {
+        matches!(self, EventCallback::Async(_))
+    }
+
+    /// Whether running it needs the event on the heap (`Arc`), not just borrowed.
+    pub(crate) fn needs_shared(&self) -> bool {
+        matches!(self, EventCallback::Shared(_) | EventCallback::Async(_))
+    }
+}
+
+/// The typed side of a synchronous callback of `E`.
+#[doc(hidden)]
+pub struct TypedCallback {
+    pub(crate) type_id: TypeId,
+    /// A `Call<E>`.
+    call: Box<dyn Any + Send + Sync>,
+    /// Builds the lane of a registry entry whose subscribers are all typed for `E`.
+    pub(crate) lane: LaneBuilder,
+    /// Appends a subscriber to such a lane.
+    pub(crate) push: LanePusher,
+}
+
+type LaneBuilder = fn(
+    &mut dyn Iterator<Item = (&Arc<Workflow>, Option<&(dyn Any + Send + Sync)>)>,
+) -> Option<ErasedLane>;
+type LanePusher =
+    fn(&ErasedLane, &Arc<Workflow>, Option<&(dyn Any + Send + Sync)>) -> Option<ErasedLane>;
+
+/// The failure of a subscriber handed a payload of another type. Kept out of
+/// line: the hot path is the successful downcast.
+#[cold]
+#[inline(never)]
+pub(crate) fn mismatch<T>(event: &AnyEvent) -> anyhow::Error {
+    crate::Error::PayloadType {
+        event: event.name().to_owned(),
+        expected: std::any::type_name::<T>(),
+        found: event.payload_type_name(),
+    }
+    .into()
+}
+
+impl fmt::Debug for EventCallback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EventCallback::Typed(..) | EventCallback::Borrowed(_) => "sync",
+            EventCallback::Shared(_) => "sync (shared)",
+            EventCallback::Async(_) => "async",
+        })
+    }
+}

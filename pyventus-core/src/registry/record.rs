@@ -1,0 +1,84 @@
+//! A subscriber's record: its callbacks and kind, as the registry stores it and
+//! emissions run it. Its state lives in its `Workflow`, which lanes share.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::EventKey;
+use crate::registry::callback::EventCallback;
+use crate::registry::list::Live;
+use crate::workflow::{FailureCallback, SuccessCallback, Workflow};
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+pub(crate) struct SubscriberInner {
+    pub(crate) workflow: Arc<Workflow>,
+    pub(crate) once: bool,
+    /// Whether the subscriber is linked to the global event and to other events
+    /// (an emission then dedupes it).
+    pub(crate) global_and_more: bool,
+    pub(crate) blocking: bool,
+    pub(crate) callback: EventCallback,
+}
+
+/// What goes into a subscriber, gathered by a subscription builder.
+pub(crate) struct SubscriberParts {
+    pub(crate) once: bool,
+    pub(crate) blocking: bool,
+    pub(crate) handler_id: Option<&'static str>,
+    pub(crate) callback: EventCallback,
+    pub(crate) success: Option<SuccessCallback>,
+    pub(crate) failure: Option<FailureCallback>,
+}
+
+impl SubscriberInner {
+    /// A subscriber of a linker that has (or not) a default success callback.
+    pub(crate) fn new(parts: SubscriberParts, keys: &[EventKey], default_success: bool) -> Self {
+        SubscriberInner {
+            workflow: Arc::new(Workflow::new(
+                NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                parts.handler_id,
+                parts.success,
+                parts.failure,
+                default_success,
+            )),
+            once: parts.once,
+            global_and_more: keys.len() > 1 && keys.iter().any(EventKey::is_any),
+            blocking: parts.blocking,
+            callback: parts.callback,
+        }
+    }
+
+    /// The subscriber's process-unique id.
+    #[inline]
+    pub(crate) fn id(&self) -> u64 {
+        self.workflow.id
+    }
+
+    pub(crate) fn handler_id(&self) -> Option<&'static str> {
+        self.workflow.handler_id
+    }
+
+    /// Wins a one-time subscriber for the calling emission. Exactly one caller
+    /// ever gets `true`.
+    #[inline]
+    pub(crate) fn claim(&self) -> bool {
+        self.workflow.claim()
+    }
+
+    /// Marks the subscriber removed, dated by the lists' clock.
+    pub(crate) fn deactivate(&self) {
+        self.workflow.deactivate(crate::registry::list::removal);
+    }
+
+    pub(crate) fn is_live(&self) -> bool {
+        self.workflow.is_live()
+    }
+}
+
+impl Live for Arc<SubscriberInner> {
+    #[inline]
+    fn is_live_in(&self, made: u64) -> bool {
+        self.workflow.is_live_in(made)
+    }
+}

@@ -1,0 +1,480 @@
+//! Each thread's caches of what the registry's current snapshot holds, and
+//! the one lookup the emitter asks: did the event run here, or does the
+//! general path take it?
+//!
+//! Four caches share one key, the snapshot's generation (unique across
+//! linkers), and one answer, [`Found`]: nothing to run, a lane to run, or
+//! the general path. Each is read with one thread-local access and no
+//! read-modify-write, and filled on a miss from the snapshot:
+//!
+//! - the snapshot this thread used last (any linker's), for every emit;
+//! - an event type's lane, in the [`LaneSlot`] `#[derive(Event)]` gives it;
+//! - a [`NamedKey`](crate::NamedKey)'s lane, in the slot `named_key!` gives it;
+//! - 32 named events' lanes, by their name's hash, for `emit_named`.
+//!
+//! A cache keeps what it read until its thread reads another snapshot or
+//! exits: a removed subscriber's captures may drop that much later, inside
+//! the thread's destructors, where no pyventus code may panic (every access
+//! is a `try_with`, and a cache borrowed further up the stack is skipped).
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::sync::atomic::Ordering;
+
+use crate::event::any_event::{EventObject, Named};
+use crate::event::slot::{LaneCache, LaneSlot};
+use crate::registry::lane::{ErasedLane, Lane};
+use crate::registry::{Registry, Snapshot};
+use crate::sync::{AccessError, Arc, LocalKey, thread_local};
+use crate::workflow::Dispatch;
+
+thread_local! {
+    /// The snapshot this thread used last (see `Registry::with_snapshot`).
+    static CACHED: RefCell<Option<Arc<Snapshot>>> = const { RefCell::new(None) };
+}
+
+/// What a snapshot holds for one event, as a thread's caches keep it.
+pub(crate) enum Found<L> {
+    /// No subscriber: emitting it does nothing.
+    Empty,
+    /// Anything a lane does not run (global subscribers, one-time ones, mixed
+    /// callbacks): the general path.
+    General,
+    /// Its subscribers, all synchronous callbacks of its payload's type.
+    Lane(L),
+}
+
+/// What one thread knows of one event type's lane, as of one snapshot
+/// generation (0: nothing yet; generations start at 1). Not public API: what a
+/// [`LaneSlot`] holds.
+#[doc(hidden)]
+pub struct Known<E> {
+    generation: u64,
+    found: Found<Arc<Lane<E>>>,
+}
+
+impl<E: 'static> LaneCache for E {
+    type Cache = Known<E>;
+    const UNKNOWN: Known<E> = Known {
+        generation: 0,
+        found: Found::Empty,
+    };
+}
+
+/// What the caches decided.
+pub(crate) enum Lookup {
+    /// Ran (or there was nothing to run).
+    Ran,
+    /// Not a lane's job: take the general path.
+    General,
+    /// The cache does not know this snapshot.
+    Miss,
+}
+
+impl Lookup {
+    /// What a cache answered: `Some(ran)` when it knew the snapshot (ran, or
+    /// left the emission to the general path), `None` or no cache when not.
+    #[inline]
+    fn of(hit: Result<Option<bool>, AccessError>) -> Self {
+        match hit {
+            Ok(Some(true)) => Lookup::Ran,
+            Ok(Some(false)) => Lookup::General,
+            _ => Lookup::Miss,
+        }
+    }
+
+    /// Whether the emission ran on a lane, `fill` deciding on a miss (it
+    /// reads the snapshot into the cache and runs the emission if it can).
+    #[inline]
+    fn ran_or_fill(self, fill: impl FnOnce() -> bool) -> bool {
+        match self {
+            Lookup::Ran => true,
+            Lookup::General => false,
+            Lookup::Miss => fill(),
+        }
+    }
+}
+
+// --- The lookups the emitter asks: whether the emission ran here.
+
+/// Runs `event` from `slot` (its type's, or its `NamedKey`'s), whose lane
+/// takes `payload`; on a miss, reads the snapshot into the slot first.
+#[inline]
+pub(crate) fn run_from_slot<O: EventObject, P: Any + Send + Sync>(
+    registry: &Registry,
+    slot: &'static LocalKey<LaneSlot<P>>,
+    event: &O,
+    payload: &P,
+    hash: u64,
+) -> bool {
+    let delivery = || Dispatch::borrowed(event, &registry.settings);
+    run_cached(slot, registry.generation(), payload, delivery)
+        .ran_or_fill(|| fill_slot(registry, slot, event, payload, hash))
+}
+
+/// Runs the named event from this thread's named lanes; on a miss, reads the
+/// snapshot into them first.
+#[inline]
+pub(crate) fn run_named<T: Send + Sync + 'static>(
+    registry: &Registry,
+    named: &Named<T>,
+    hash: u64,
+) -> bool {
+    let delivery = || Dispatch::borrowed(named, &registry.settings);
+    run_named_cached(
+        hash,
+        &named.name,
+        registry.generation(),
+        &named.payload,
+        delivery,
+    )
+    .ran_or_fill(|| fill_named_lane(registry, named, hash))
+}
+
+/// Runs `event`, a type with no slot (a generic one), from the cached
+/// snapshot.
+#[inline]
+pub(crate) fn run_from_snapshot<O: EventObject>(registry: &Registry, event: &O, hash: u64) -> bool {
+    registry.with_snapshot(|snapshot| run_lane(registry, snapshot, event, hash))
+}
+
+// --- The snapshot cache.
+
+impl Registry {
+    /// Runs `f` on the current snapshot, from this thread's cache when it is
+    /// current: one atomic load and no read-modify-write, where `ArcSwap`'s
+    /// load takes two. The cache keeps one snapshot per thread (the last one
+    /// this thread used, of any linker) until the thread uses another or exits,
+    /// so what a removed subscriber captured may be dropped that much later.
+    #[inline]
+    pub(crate) fn with_snapshot<R>(&self, f: impl FnOnce(&Snapshot) -> R) -> R {
+        let generation = self.generation.load(Ordering::Acquire);
+        let mut f = Some(f);
+        if let Ok(Some(result)) = CACHED.try_with(|cell| match cell.try_borrow() {
+            Ok(cached) => match (&*cached, f.take()) {
+                (Some(snapshot), Some(f)) if snapshot.generation == generation => Some(f(snapshot)),
+                (_, back) => {
+                    f = back;
+                    None
+                }
+            },
+            Err(_) => None,
+        }) {
+            return result;
+        }
+        match f {
+            Some(f) => self.with_fresh_snapshot(f),
+            None => unreachable!("`f` runs at most once, and returns when it does"),
+        }
+    }
+
+    /// Loads the snapshot, caches it for this thread when the cache is free
+    /// (not borrowed by an emission running further up this thread's stack),
+    /// and runs `f` on it.
+    #[cold]
+    #[inline(never)]
+    fn with_fresh_snapshot<R>(&self, f: impl FnOnce(&Snapshot) -> R) -> R {
+        let snapshot = self.snapshot.load_full();
+        let previous = CACHED
+            .try_with(|cell| {
+                cell.try_borrow_mut()
+                    .ok()
+                    .map(|mut slot| slot.replace(snapshot.clone()))
+            })
+            .ok()
+            .flatten();
+        // The previous snapshot may hold the last reference to a removed
+        // subscriber, whose closure's captures drop now: outside the borrow.
+        drop(previous);
+        f(&snapshot)
+    }
+}
+
+// --- An event type's (or a NamedKey's) slot.
+
+/// Runs `event` on its cached lane if this thread's cache knows `generation`.
+#[inline]
+fn run_cached<'d, E: Any + Send + Sync>(
+    slot: &'static LocalKey<LaneSlot<E>>,
+    generation: u64,
+    event: &E,
+    delivery: impl FnOnce() -> Dispatch<'d>,
+) -> Lookup {
+    let hit = slot.try_with(|slot| {
+        let known = slot.0.try_borrow().ok()?;
+        if known.generation != generation {
+            return None;
+        }
+        match &known.found {
+            Found::Empty => Some(true),
+            Found::Lane(lane) => {
+                lane.deliver(event, &delivery());
+                Some(true)
+            }
+            Found::General => Some(false),
+        }
+    });
+    Lookup::of(hit)
+}
+
+/// Remembers what the snapshot of `generation` holds for `E` on this thread,
+/// unless an emission further up this thread's stack is using the cache.
+fn remember<E: 'static>(
+    slot: &'static LocalKey<LaneSlot<E>>,
+    generation: u64,
+    found: Found<Arc<Lane<E>>>,
+) {
+    let next = Known { generation, found };
+    let previous = slot
+        .try_with(|slot| {
+            slot.0
+                .try_borrow_mut()
+                .ok()
+                .map(|mut known| std::mem::replace(&mut *known, next))
+        })
+        .ok()
+        .flatten();
+    // What the previous lane held may drop now (a removed subscriber's
+    // captures): outside the borrow.
+    drop(previous);
+}
+
+// --- The named events' lanes.
+
+/// How many named events each thread caches the lanes of (by their name's
+/// hash: a named emit whose slot another name took looks its event up again).
+const NAMED_SLOTS: usize = 32;
+
+/// What a thread remembers of one named event, as of one snapshot generation.
+struct NamedSlot {
+    /// 0 for a slot never filled (generations start at 1).
+    generation: u64,
+    hash: u64,
+    /// The event's name: two names may share a hash.
+    name: Cow<'static, str>,
+    /// Its lane is erased: a named event's subscribers may take any payload.
+    found: Found<ErasedLane>,
+}
+
+impl NamedSlot {
+    const UNUSED: NamedSlot = NamedSlot {
+        generation: 0,
+        hash: 0,
+        name: Cow::Borrowed(""),
+        found: Found::General,
+    };
+}
+
+thread_local! {
+    /// Each thread's lanes of named events: an emit through an `EventKey` finds
+    /// its subscribers here, as a typed emit does in its type's slot.
+    static NAMED: RefCell<[NamedSlot; NAMED_SLOTS]> =
+        const { RefCell::new([const { NamedSlot::UNUSED }; NAMED_SLOTS]) };
+}
+
+#[inline]
+#[allow(clippy::cast_possible_truncation)] // the low bits of a well-mixed hash
+fn named_slot(hash: u64) -> usize {
+    hash as usize % NAMED_SLOTS
+}
+
+/// [`run_cached`] for a named event: runs the lane of `name`'s subscribers on
+/// `payload` when this thread has it for `generation`.
+#[inline]
+fn run_named_cached<'d, P: Any + Send + Sync>(
+    hash: u64,
+    name: &str,
+    generation: u64,
+    payload: &P,
+    delivery: impl FnOnce() -> Dispatch<'d>,
+) -> Lookup {
+    let hit = NAMED.try_with(|slots| {
+        let slots = slots.try_borrow().ok()?;
+        let slot = &slots[named_slot(hash)];
+        let own = &*slot.name;
+        let same_name = std::ptr::eq(own, name) || own == name;
+        if slot.generation != generation || slot.hash != hash || !same_name {
+            return None;
+        }
+        match &slot.found {
+            Found::Empty => Some(true),
+            Found::General => Some(false),
+            // Another payload type than its subscribers': the general path
+            // says what that means (an error if a typed event owns the name).
+            Found::Lane(lane) => {
+                let lane = lane.downcast_ref::<Lane<P>>()?;
+                lane.deliver(payload, &delivery());
+                Some(true)
+            }
+        }
+    });
+    Lookup::of(hit)
+}
+
+/// Caches what the snapshot of `generation` holds for the named event.
+fn remember_named(hash: u64, name: Cow<'static, str>, generation: u64, found: Found<ErasedLane>) {
+    let next = NamedSlot {
+        generation,
+        hash,
+        name,
+        found,
+    };
+    let previous = NAMED
+        .try_with(|slots| {
+            slots
+                .try_borrow_mut()
+                .ok()
+                .map(|mut slots| std::mem::replace(&mut slots[named_slot(hash)], next))
+        })
+        .ok()
+        .flatten();
+    // What the previous lane held may drop now: outside the borrow.
+    drop(previous);
+}
+
+// --- Filling the caches from the snapshot, and the lanes it holds.
+
+/// Reads what the current snapshot holds for the event into a slot of this
+/// thread (an event type's, or a [`NamedKey`](crate::NamedKey)'s, whose
+/// subscribers take `P`), then runs the emission as [`run_payload_lane`] would:
+/// whether it ran.
+#[cold]
+#[inline(never)]
+fn fill_slot<O: EventObject, P: Any + Send + Sync>(
+    registry: &Registry,
+    slot: &'static LocalKey<LaneSlot<P>>,
+    event: &O,
+    payload: &P,
+    hash: u64,
+) -> bool {
+    registry.with_snapshot(|snapshot| {
+        let found = match lane_in(snapshot, event.name(), hash) {
+            Found::Empty => Found::Empty,
+            Found::Lane(lane) => lane
+                .downcast::<Lane<P>>()
+                .map_or(Found::General, Found::Lane),
+            Found::General => Found::General,
+        };
+        remember(slot, snapshot.generation, found);
+        run_payload_lane(registry, snapshot, event, payload, hash)
+    })
+}
+
+/// Reads what the current snapshot holds for the named event into this
+/// thread's cache of named lanes, then runs the emission as
+/// [`run_payload_lane`] would: whether it ran.
+#[cold]
+#[inline(never)]
+fn fill_named_lane<T: Send + Sync + 'static>(
+    registry: &Registry,
+    named: &Named<T>,
+    hash: u64,
+) -> bool {
+    registry.with_snapshot(|snapshot| {
+        let found = lane_in(snapshot, &named.name, hash);
+        remember_named(hash, named.name.clone(), snapshot.generation, found);
+        run_payload_lane(registry, snapshot, named, &named.payload, hash)
+    })
+}
+
+/// What a snapshot holds for an event, as the lane caches keep it: no
+/// subscriber, the lane of a direct entry, or what only the general path runs
+/// (a global subscriber, or an entry that is not direct or has no lane).
+fn lane_in(snapshot: &Snapshot, name: &str, hash: u64) -> Found<ErasedLane> {
+    if snapshot.has_global() {
+        return Found::General;
+    }
+    match snapshot.find(name, hash) {
+        None => Found::Empty,
+        Some(entry) if entry.direct => entry.lane.clone().map_or(Found::General, Found::Lane),
+        Some(_) => Found::General,
+    }
+}
+
+/// The fastest path, for an inline emitter: an event with no subscribers, or
+/// whose subscribers are all synchronous callbacks of its type (and nothing
+/// subscribes to the global event), runs here with one downcast per emission.
+/// Returns whether it ran; `false` leaves everything to the general path.
+#[inline]
+fn run_lane<O: EventObject>(
+    registry: &Registry,
+    snapshot: &Snapshot,
+    event: &O,
+    hash: u64,
+) -> bool {
+    run_payload_lane(registry, snapshot, event, event, hash)
+}
+
+/// [`run_lane`] for an event whose subscribers take `payload` (the event
+/// itself, or a named event's payload).
+#[inline]
+fn run_payload_lane<O: EventObject, P: Any + Send + Sync>(
+    registry: &Registry,
+    snapshot: &Snapshot,
+    event: &O,
+    payload: &P,
+    hash: u64,
+) -> bool {
+    if snapshot.has_global() {
+        return false;
+    }
+    let Some(entry) = snapshot.find(event.name(), hash) else {
+        return true;
+    };
+    if !entry.direct {
+        return false;
+    }
+    match entry
+        .lane
+        .as_ref()
+        .and_then(|lane| lane.downcast_ref::<Lane<P>>())
+    {
+        Some(lane) => {
+            lane.deliver(payload, &Dispatch::borrowed(event, &registry.settings));
+            true
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(hash: u64, name: &str, generation: u64) -> &'static str {
+        let never = || -> Dispatch<'static> { unreachable!("an empty event runs nothing") };
+        match run_named_cached(hash, name, generation, &(), never) {
+            Lookup::Ran => "ran",
+            Lookup::General => "general",
+            Lookup::Miss => "miss",
+        }
+    }
+
+    #[test]
+    fn a_named_slot_answers_only_for_its_own_name_hash_and_generation() {
+        // Two names with one hash (as a crafted collision would give): the slot
+        // remembers one of them only.
+        remember_named(7, Cow::Borrowed("Alpha"), 3, Found::Empty);
+        assert_eq!(lookup(7, "Alpha", 3), "ran");
+        assert_eq!(
+            lookup(7, &String::from("Alpha"), 3),
+            "ran",
+            "equal, not the same str"
+        );
+        assert_eq!(
+            lookup(7, "Bravo", 3),
+            "miss",
+            "another name with the same hash"
+        );
+        assert_eq!(lookup(7, "Alpha", 4), "miss", "another snapshot");
+        assert_eq!(
+            lookup(7 + NAMED_SLOTS as u64, "Alpha", 3),
+            "miss",
+            "another hash, same slot"
+        );
+        remember_named(7, Cow::Borrowed("Bravo"), 3, Found::General);
+        assert_eq!(lookup(7, "Bravo", 3), "general");
+        assert_eq!(lookup(7, "Alpha", 3), "miss", "replaced");
+    }
+}

@@ -1,0 +1,218 @@
+//! `Inbound`: what every worker does with a message's envelope, whatever its
+//! broker: decode its event, resolve its subscribers in the worker's linker,
+//! keep the handlers it targets, set the emission's options, run it under its
+//! deadline, and read the report. The broker crate only receives the message
+//! before and settles it after.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{DeliveryFailure, Envelope};
+use crate::{BlockingThreads, EventEmission, EventLinker};
+
+/// A worker's settings for running envelopes, and the step that runs one.
+///
+/// # Examples
+///
+/// ```
+/// use pyventus_core::EventLinker;
+/// use pyventus_core::remote::{DeliveryFailure, Envelope, Inbound};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// let inbound = Inbound::new(EventLinker::new(), "my-worker")
+///     .handler_timeout(Some(Duration::from_secs(5)));
+/// let envelope = Envelope::new("Ping", "null");
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// // No type of this process is the event `Ping`: a failure the worker
+/// // retries (another worker may know it), or dead-letters with this reason.
+/// let failure = inbound.run(&envelope, Arc::new(())).await.unwrap_err();
+/// assert!(matches!(failure, DeliveryFailure::Decode(_)));
+/// assert!(failure.to_string().starts_with("unknown event `Ping`"));
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Inbound {
+    linker: EventLinker,
+    processor: &'static str,
+    blocking: bool,
+    handler_timeout: Option<Duration>,
+    handler_timeouts: HashMap<String, Duration>,
+}
+
+impl Inbound {
+    /// Runs envelopes through `linker`'s handlers; `processor` names the
+    /// worker in metrics (`redis-worker`, say). Synchronous handlers run on
+    /// blocking threads, with no timeout.
+    pub fn new(linker: EventLinker, processor: &'static str) -> Self {
+        Inbound {
+            linker,
+            processor,
+            blocking: true,
+            handler_timeout: None,
+            handler_timeouts: HashMap::new(),
+        }
+    }
+
+    /// Whether synchronous handlers run on blocking threads (the default), off
+    /// the worker's runtime; `false` runs them on it, for handlers known to be
+    /// quick. Blocking threads are pyventus's own, which the worker's runtime
+    /// does not wait for when it drops: a handler stuck past the shutdown
+    /// deadline does not keep the process from exiting (its message is
+    /// delivered again).
+    #[must_use]
+    pub fn blocking(mut self, blocking: bool) -> Self {
+        self.blocking = blocking;
+        self
+    }
+
+    /// How long a delivery's handlers may run (none: no limit), unless
+    /// [`handler_timeout_for`](Self::handler_timeout_for) says otherwise.
+    #[must_use]
+    pub fn handler_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.handler_timeout = timeout;
+        self
+    }
+
+    /// How long the handler `handler_id` may run.
+    #[must_use]
+    pub fn handler_timeout_for(mut self, handler_id: impl Into<String>, timeout: Duration) -> Self {
+        self.handler_timeouts.insert(handler_id.into(), timeout);
+        self
+    }
+
+    /// The linker whose handlers run.
+    pub fn linker(&self) -> &EventLinker {
+        &self.linker
+    }
+
+    /// Runs `envelope`'s handlers, with `context` attached to the emission
+    /// for handlers to read (the broker's delivery: envelope id, attempt), in
+    /// the current span, where it records the envelope's id and event.
+    ///
+    /// # Errors
+    ///
+    /// The [`DeliveryFailure`]: a payload that does not decode, an event this
+    /// worker cannot resolve, targeted handlers it does not have, failed
+    /// handlers (with their report), or the deadline passed (the asynchronous
+    /// handlers cancelled).
+    pub async fn run(
+        &self,
+        envelope: &Envelope,
+        context: Arc<dyn Any + Send + Sync>,
+    ) -> Result<(), DeliveryFailure> {
+        tracing::Span::current()
+            .record("envelope", envelope.id.as_str())
+            .record("event", envelope.event.as_str());
+        let event =
+            super::decode(&envelope.event, &envelope.payload).map_err(DeliveryFailure::Decode)?;
+        let mut emission =
+            EventEmission::resolve(&self.linker, event).map_err(DeliveryFailure::Resolve)?;
+        if !envelope.handlers.is_empty() {
+            let missing = emission.retain_handlers(&envelope.handlers);
+            if !missing.is_empty() {
+                // Runs nothing: the delivery fails, so a worker that has every
+                // handler it targets takes it (or it is dead-lettered).
+                emission.discard();
+                return Err(DeliveryFailure::MissingHandlers(missing));
+            }
+        }
+        self.run_emission(emission, context).await
+    }
+
+    /// The second half of [`run`](Self::run), for a worker that decodes and
+    /// resolves its events itself (from a database row, say) and may narrow
+    /// the emission first (leaving out the handlers that already succeeded):
+    /// sets the emission's options, runs it under its deadline, and reads its
+    /// report.
+    ///
+    /// # Errors
+    ///
+    /// [`DeliveryFailure::Handlers`] with the run's report, or
+    /// [`DeliveryFailure::TimedOut`].
+    pub async fn run_emission(
+        &self,
+        mut emission: EventEmission,
+        context: Arc<dyn Any + Send + Sync>,
+    ) -> Result<(), DeliveryFailure> {
+        emission.set_blocking(self.blocking);
+        emission.set_blocking_threads(BlockingThreads::Detached);
+        emission.set_processor(self.processor);
+        // Cut short (its deadline, the worker's shutdown), the message is
+        // delivered again: not a loss.
+        emission.set_redeliverable(true);
+        emission.set_context(context);
+        let report = match self.deadline(&emission) {
+            Some(limit) => tokio::time::timeout(limit, emission.run())
+                .await
+                .map_err(|_| DeliveryFailure::TimedOut(limit))?,
+            None => emission.run().await,
+        };
+        if report.is_success() {
+            Ok(())
+        } else {
+            Err(DeliveryFailure::Handlers(report))
+        }
+    }
+
+    /// How long `emission`'s handlers may run: the longest timeout among them,
+    /// or none if any has none.
+    fn deadline(&self, emission: &EventEmission) -> Option<Duration> {
+        if emission.subscriber_count() == 0 {
+            return None;
+        }
+        let mut longest = Duration::ZERO;
+        let mut link_time = 0;
+        for id in emission.handler_ids() {
+            link_time += 1;
+            let limit = self
+                .handler_timeouts
+                .get(id)
+                .copied()
+                .or(self.handler_timeout)?;
+            longest = longest.max(limit);
+        }
+        if emission.subscriber_count() > link_time {
+            // Closures subscribed at runtime have no id: the worker's timeout.
+            longest = longest.max(self.handler_timeout?);
+        }
+        Some(longest)
+    }
+}
+
+impl fmt::Debug for Inbound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inbound")
+            .field("linker", &self.linker)
+            .field("processor", &self.processor)
+            .field("blocking", &self.blocking)
+            .field("handler_timeout", &self.handler_timeout)
+            .field("handler_timeouts", &self.handler_timeouts)
+            .finish()
+    }
+}
+
+/// The span one delivery runs in, `pyventus.delivery` at info level: the
+/// queue, the broker's id of the message (a Redis entry id, a RabbitMQ
+/// delivery tag), its attempt, and, once [`Inbound::run`] has read the
+/// envelope, its id and event.
+///
+/// # Examples
+///
+/// ```
+/// let span = pyventus_core::remote::delivery_span("orders", &"1700000000000-0", 1);
+/// # drop(span);
+/// ```
+pub fn delivery_span(queue: &str, message: &dyn fmt::Display, attempt: u64) -> tracing::Span {
+    tracing::info_span!(
+        "pyventus.delivery",
+        queue = %queue,
+        message = %message,
+        attempt,
+        envelope = tracing::field::Empty,
+        event = tracing::field::Empty,
+    )
+}
