@@ -11,7 +11,8 @@
 //!    what waiting and shutting down guarantee, and what is reported.
 //! 7. [`testing`]: asserting what code emits; running handlers in tests.
 //! 8. Integrations: [`axum`] (handlers after the response), [`redis`] and
-//!    [`amqp`] (worker processes over Redis Streams or RabbitMQ), [`metrics`]
+//!    [`amqp`] (worker processes over Redis Streams or RabbitMQ), [`postgres`]
+//!    (a transactional outbox and its relays), [`metrics`]
 //!    (counters and gauges for Prometheus and the rest), behind their
 //!    features; `web_and_worker`: a web process and a worker for the same
 //!    events (linkers, targets, state, draining).
@@ -56,6 +57,11 @@ pub mod axum {}
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 #[doc = include_str!("../docs/redis.md")]
 pub mod redis {}
+
+#[cfg(all(feature = "postgres", not(doctest)))]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+#[doc = include_str!("../docs/postgres.md")]
+pub mod postgres {}
 
 #[cfg(all(feature = "amqp", not(doctest)))]
 #[cfg_attr(docsrs, doc(cfg(feature = "amqp")))]

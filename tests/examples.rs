@@ -277,3 +277,36 @@ fn delete_amqp_queue(queue: &str) {
         let _ = connection.close(200, "OK".into()).await;
     });
 }
+
+/// The axum route that inserts an order and emits `OrderPlaced` in the same
+/// transaction, and the relay that hands it to the `shop` handlers, over a
+/// real PostgreSQL.
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_outbox() {
+    let reachable = std::net::TcpStream::connect("127.0.0.1:5432").is_ok()
+        || std::env::var("PYVENTUS_POSTGRES_URL").is_ok();
+    if !reachable {
+        assert_ne!(
+            std::env::var("PYVENTUS_REQUIRE_SERVICES").as_deref(),
+            Ok("1"),
+            "PostgreSQL is required (PYVENTUS_REQUIRE_SERVICES=1) but not reachable"
+        );
+        common::skip("no PostgreSQL at 127.0.0.1:5432 (set PYVENTUS_POSTGRES_URL)");
+        return;
+    }
+    let out = run_with("postgres_outbox", &["--smoke"]);
+    assert!(out.contains("Listening on http://127.0.0.1:"), "{out}");
+    let order = out
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("order ")
+                .filter(|rest| !rest.contains(' '))
+        })
+        .expect("the route answered with the order's id");
+    assert!(
+        out.contains(&format!("order {order} recorded")),
+        "the relay ran the handler: {out}"
+    );
+    assert!(out.contains("delivered: 1"), "{out}");
+}

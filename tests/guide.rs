@@ -2,7 +2,7 @@
 //! snippets use axum, serde, tracing-subscriber, OpenTelemetry and the `shop`
 //! example crate, which are dev-dependencies here and not of the facade (whose
 //! examples are to build as little as a user's crate). The facade still
-//! publishes these pages as `pyventus::guide::{axum, redis, amqp, metrics}`; the
+//! publishes these pages as `pyventus::guide::{axum, redis, amqp, postgres, metrics}`; the
 //! other pages are doctested there.
 
 #[cfg(all(doctest, feature = "axum"))]
@@ -16,6 +16,10 @@ mod redis {}
 #[cfg(all(doctest, feature = "amqp"))]
 #[doc = include_str!("../docs/amqp.md")]
 mod amqp {}
+
+#[cfg(all(doctest, feature = "postgres"))]
+#[doc = include_str!("../docs/postgres.md")]
+mod postgres {}
 
 #[cfg(all(doctest, feature = "metrics"))]
 #[doc = include_str!("../docs/metrics.md")]

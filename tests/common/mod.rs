@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use pyventus::{EventEmitter, EventLinker, InlineProcessingService, ProcessingService};
 use tracing_subscriber::fmt::MakeWriter;
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
 

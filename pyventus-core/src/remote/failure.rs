@@ -59,24 +59,29 @@ pub enum DeliveryFailure {
     /// The handlers did not finish within their timeout; the asynchronous
     /// ones were cancelled.
     TimedOut(Duration),
+    /// A processing service the worker hands its events to (a relay
+    /// forwarding to tokio, or to a broker) refused it.
+    Forward(Error),
 }
 
 impl DeliveryFailure {
     /// The failure's kind, as the dead-letter metric's `reason` label:
     /// `malformed`, `too_large`, `max_deliveries`, `unknown_event`,
-    /// `unresolved`, `missing_handler`, `failed` or `timed_out`.
+    /// `unresolved`, `missing_handler`, `failed`, `timed_out` or `forward`.
     pub fn label(&self) -> &'static str {
         match self {
+            DeliveryFailure::Decode(DecodeError::Unknown(_))
+            | DeliveryFailure::Resolve(Error::NoHandler { .. }) => "unknown_event",
             DeliveryFailure::Unreadable(_)
             | DeliveryFailure::Envelope(_)
             | DeliveryFailure::Decode(_) => "malformed",
             DeliveryFailure::TooLarge { .. } => "too_large",
             DeliveryFailure::TooManyDeliveries { .. } => "max_deliveries",
-            DeliveryFailure::Resolve(Error::NoHandler { .. }) => "unknown_event",
             DeliveryFailure::Resolve(_) => "unresolved",
             DeliveryFailure::MissingHandlers(_) => "missing_handler",
             DeliveryFailure::Handlers(_) => "failed",
             DeliveryFailure::TimedOut(_) => "timed_out",
+            DeliveryFailure::Forward(_) => "forward",
         }
     }
 
@@ -123,6 +128,9 @@ impl fmt::Display for DeliveryFailure {
                 "handlers timed out after {limit:?}: they did not finish within the handler \
                  timeout ({limit:?}), and the asynchronous ones were cancelled"
             ),
+            DeliveryFailure::Forward(err) => {
+                write!(f, "the processing service did not take it: {err}")
+            }
         }
     }
 }
@@ -132,7 +140,7 @@ impl std::error::Error for DeliveryFailure {
         match self {
             DeliveryFailure::Envelope(err) => Some(err),
             DeliveryFailure::Decode(err) => Some(err),
-            DeliveryFailure::Resolve(err) => Some(err),
+            DeliveryFailure::Resolve(err) | DeliveryFailure::Forward(err) => Some(err),
             _ => None,
         }
     }

@@ -120,6 +120,24 @@ impl Inbound {
                 return Err(DeliveryFailure::MissingHandlers(missing));
             }
         }
+        self.run_emission(emission, context).await
+    }
+
+    /// The second half of [`run`](Self::run), for a worker that decodes and
+    /// resolves its events itself (from a database row, say) and may narrow
+    /// the emission first (leaving out the handlers that already succeeded):
+    /// sets the emission's options, runs it under its deadline, and reads its
+    /// report.
+    ///
+    /// # Errors
+    ///
+    /// [`DeliveryFailure::Handlers`] with the run's report, or
+    /// [`DeliveryFailure::TimedOut`].
+    pub async fn run_emission(
+        &self,
+        mut emission: EventEmission,
+        context: Arc<dyn Any + Send + Sync>,
+    ) -> Result<(), DeliveryFailure> {
         emission.set_blocking(self.blocking);
         emission.set_blocking_threads(BlockingThreads::Detached);
         emission.set_processor(self.processor);
