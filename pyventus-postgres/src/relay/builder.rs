@@ -42,6 +42,7 @@ pub struct RelayBuilder {
     target: Target,
     named: NamedTypes,
     name: Option<String>,
+    states: Vec<Box<dyn FnOnce(&EventLinker) + Send>>,
     config: Config,
 }
 
@@ -53,6 +54,7 @@ impl RelayBuilder {
             target: Target::Handlers,
             named: NamedTypes::default(),
             name: None,
+            states: Vec::new(),
             config: Config {
                 concurrency: 16,
                 batch: 0,
@@ -68,6 +70,17 @@ impl RelayBuilder {
                 sync_inline: false,
             },
         }
+    }
+
+    /// Provides `value` to the relay's linker, for its handlers that take a
+    /// [`State<T>`](pyventus_core::State), made in this process as the web
+    /// process makes its own. [`build`](Self::build) refuses a linker whose
+    /// handlers take a state nobody provided.
+    pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.states.push(Box::new(move |linker: &EventLinker| {
+            linker.provide(value);
+        }));
+        self
     }
 
     /// The linker whose link-time handlers the relay runs, and in which it
@@ -242,6 +255,12 @@ impl RelayBuilder {
             Some(linker) => linker,
             None => EventLinker::try_global()?,
         };
+        for provide in self.states {
+            provide(&linker);
+        }
+        if matches!(self.target, Target::Handlers) {
+            linker.check_states()?;
+        }
         let inbound = Inbound::new(linker, "postgres-relay")
             .blocking(!self.config.sync_inline)
             .handler_timeout(self.config.handler_timeout);
