@@ -73,21 +73,24 @@ pub use pyventus_core::metrics;
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub use pyventus_core::remote;
+#[cfg(any(feature = "axum", feature = "serde"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "axum", feature = "redis", feature = "amqp")))
+)]
+pub use pyventus_core::shutdown_signal;
 pub use pyventus_core::{
-    AnyEvent, AsyncHandler, BlockingThreads, Completion, CurrentEmission, EmitKey, Error, Event,
-    EventEmission, EventEmitter, EventEmitterBuilder, EventKey, EventLinker, EventLinkerBuilder,
-    EventObject, EventSubscriber, ExecutorProcessingService, FailureKind, Handler, HandlerOutput,
-    HandlerPanic, InlineProcessingService, Linker, NamedKey, ProcessingService, ProcessorSource,
-    RunReport, SubscriberFailure, Subscription, SuccessHandler, Unfinished, VerifyError,
-    current_emission, debug_from_env, kind, named_key, runtime, verify, wait_for_all,
-    wait_for_all_blocking,
+    AnyEvent, AsyncHandler, BlockingThreads, Completion, CurrentEmission, DeliveryContext, EmitKey,
+    Error, Event, EventEmission, EventEmitter, EventEmitterBuilder, EventKey, EventLinker,
+    EventLinkerBuilder, EventObject, EventSubscriber, ExecutorProcessingService, FailureKind,
+    FromDelivery, Handler, HandlerOutput, HandlerPanic, InlineProcessingService, Linker, NamedKey,
+    ProcessingService, ProcessorSource, Provided, RunReport, State, SubscriberFailure,
+    Subscription, SuccessHandler, Unfinished, VerifyError, current_emission, debug_from_env, kind,
+    named_key, runtime, verify, wait_for_all, wait_for_all_blocking,
 };
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use pyventus_core::{TokioProcessingService, TokioProcessingServiceBuilder};
-#[cfg(any(feature = "axum", feature = "serde"))]
-#[cfg_attr(docsrs, doc(cfg(any(feature = "axum", feature = "redis", feature = "amqp"))))]
-pub use pyventus_core::shutdown_signal;
 #[doc(inline)]
 pub use pyventus_macros::{Event, Linker, on, on_failure, on_success, once};
 

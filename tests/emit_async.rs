@@ -8,9 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use pyventus::{
-    Event, EventEmitter, EventLinker, Linker, State, TokioProcessingService, on,
-};
+use pyventus::{Event, EventEmitter, EventLinker, Linker, State, TokioProcessingService, on};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Event, Serialize, Deserialize)]
@@ -69,7 +67,7 @@ mod redis {
         emitter.emit_async(Shipped { order: 7 }).await.unwrap();
         assert_eq!(service.stats().enqueued, 1);
         let mut conn = connection(&url).await;
-        let entries: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        let entries: ::redis::streams::StreamRangeReply = ::redis::cmd("XRANGE")
             .arg(crate::common::redis::stream_key(&queue))
             .arg("-")
             .arg("+")

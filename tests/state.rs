@@ -3,6 +3,10 @@
 //! delivered; a state nobody provided is an error at each delivery and in
 //! `verify()`, never a silent skip. Each test uses a namespace of its own.
 
+// Handlers take their extractors by value, as axum's do; and the `Result`
+// handlers here show that a fallible handler's output reaches its callbacks.
+#![allow(clippy::needless_pass_by_value, clippy::unnecessary_wraps)]
+
 mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,7 +53,9 @@ struct Shop;
 
 #[on(OrderPlaced, linker = Shop)]
 fn record_by_ref(e: &OrderPlaced, ledger: State<Ledger>, currency: State<Currency>) {
-    ledger.record(format!("ref {} {}", e.id, currency.0));
+    // `State` derefs to the value (its field `.0` is the `Arc`).
+    let Currency(code) = &*currency;
+    ledger.record(format!("ref {} {code}", e.id));
 }
 
 #[on(OrderPlaced, linker = Shop)]
@@ -97,13 +103,7 @@ async fn handlers_of_every_form_get_the_state_provided_to_their_linker() {
             .unwrap();
         assert_eq!(
             ledger.entries(),
-            [
-                "async 7",
-                "inline 7",
-                "ref 7 EUR",
-                "shared 7",
-                "value 7"
-            ]
+            ["async 7", "inline 7", "ref 7 EUR", "shared 7", "value 7"]
         );
         ledger.entries.lock().unwrap().clear();
     }
@@ -125,7 +125,7 @@ fn audit(_: &Audit, _ledger: State<Ledger>) {
 
 static FAILURES: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-#[on_failure(audit, linker = Unprovided)]
+#[on_failure(audit)]
 fn audit_failed(err: &anyhow::Error) {
     FAILURES.lock().unwrap().push(err.to_string());
 }
@@ -192,6 +192,8 @@ static EMISSIONS: Mutex<Vec<Option<u64>>> = Mutex::new(Vec::new());
 
 #[on(OrderPlaced, linker = Traced)]
 async fn note_emission(_: Arc<OrderPlaced>, emission: Option<CurrentEmission>) {
+    // Taken before the first await, and still the one it runs in after it.
+    tokio::task::yield_now().await;
     EMISSIONS.lock().unwrap().push(emission.map(|e| e.id()));
 }
 

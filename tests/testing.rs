@@ -181,7 +181,10 @@ fn a_passthrough_emitter_runs_the_global_handlers_on_a_copy_of_its_own() {
         let emitter = recorder.emitter();
         emitter.emit(Welcomed).unwrap();
         emitter.emit(Welcomed).unwrap();
-        assert_eq!(recorder.events()[0].handler_ids(), ["testing::first_welcome"]);
+        assert_eq!(
+            recorder.events()[0].handler_ids(),
+            ["testing::first_welcome"]
+        );
     }
     // Each copy's `#[once]` ran once: the global linker's own is still fresh.
     assert_eq!(WELCOMES.load(Ordering::SeqCst) - before, 2);
@@ -200,28 +203,26 @@ fn a_handler_failure_fails_a_passthrough_test_unless_failures_are_allowed() {
             .unwrap();
         linker
             .on_named("Charge")
-            .subscribe(|| panic!("gateway down"))
+            .subscribe(|| -> Result<(), std::io::Error> { panic!("gateway down") })
             .unwrap();
         linker
     };
     let recorder = Recorder::passthrough();
     let emitter = recorder.emitter_on(failing());
-    let failed = catch_unwind(AssertUnwindSafe(|| {
-        emitter.emit_named("Charge", ())
-    }))
-    .expect_err("the failure fails the test");
-    let message = failed
-        .downcast_ref::<String>()
-        .cloned()
-        .unwrap_or_default();
+    let failed = catch_unwind(AssertUnwindSafe(|| emitter.emit_named("Charge", ())))
+        .expect_err("the failure fails the test");
+    let message = failed.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(message.contains("allow_failures"), "{message}");
 
     let recorder = Recorder::passthrough().allow_failures();
-    recorder.emitter_on(failing()).emit_named("Charge", ()).unwrap();
+    recorder
+        .emitter_on(failing())
+        .emit_named("Charge", ())
+        .unwrap();
     let failures = recorder.failures();
     assert_eq!(failures.len(), 2, "{failures:?}");
     assert!(failures.iter().any(|f| f.contains("card declined")));
     assert!(failures.iter().any(|f| f.contains("gateway down")));
     let events = recorder.events();
-    assert_eq!(events[0].report().map(|report| report.ran()), Some(2));
+    assert_eq!(events[0].report().map(pyventus::RunReport::ran), Some(2));
 }

@@ -316,7 +316,7 @@ impl ProcessingService for AmqpProcessingService {
         let service = self.clone();
         Box::pin(async move {
             match service.publish(&envelope).await {
-                Ok(_) => {
+                Ok(()) => {
                     emission.handed_off();
                     Ok(())
                 }

@@ -18,7 +18,7 @@ use crate::sync::LocalKey;
 use crate::workflow::{Dispatch, Run};
 use crate::{
     AnyEvent, Completion, EmitKey, Error, Event, EventEmission, EventLinker,
-    InlineProcessingService, ProcessingService, debug_from_env,
+    InlineProcessingService, ProcessingService, Provided, debug_from_env,
 };
 
 /// Emits events to the subscribers of a linker, through a processing service:
@@ -94,7 +94,7 @@ pub struct EventEmitterBuilder {
     processor: Option<Arc<dyn ProcessingService>>,
     linker: Option<EventLinker>,
     debug: Option<bool>,
-    states: Vec<Box<dyn FnOnce(&EventLinker) + Send>>,
+    states: Provided,
 }
 
 impl EventEmitterBuilder {
@@ -113,9 +113,7 @@ impl EventEmitterBuilder {
     /// assert!(emitter.linker().state::<Pool>().is_some());
     /// ```
     pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
-        self.states.push(Box::new(move |linker: &EventLinker| {
-            linker.provide(value);
-        }));
+        self.states.add(value);
         self
     }
 
@@ -150,9 +148,7 @@ impl EventEmitterBuilder {
             .unwrap_or_else(|| Arc::new(InlineProcessingService::default()));
         let debug = self.debug.unwrap_or_else(debug_from_env);
         let linker = self.linker.unwrap_or_else(EventLinker::global);
-        for provide in self.states {
-            provide(&linker);
-        }
+        self.states.provide_to(&linker);
         EventEmitter {
             inner: Arc::new(Inner {
                 borrow_fast_path: processor.runs_inline() && !debug,

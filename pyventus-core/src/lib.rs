@@ -88,7 +88,7 @@ pub use linker::link_time::{VerifyError, verify};
 pub use linker::namespace::Linker;
 pub use linker::subscriber::EventSubscriber;
 pub use linker::subscription::Subscription;
-pub use linker::{EventLinker, EventLinkerBuilder};
+pub use linker::{EventLinker, EventLinkerBuilder, Provided};
 pub use processing::{ExecutorProcessingService, InlineProcessingService, ProcessingService};
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
@@ -114,9 +114,9 @@ pub mod __private {
         typed_callback_in,
     };
     pub use crate::linker::link_time::{KeySpec, Namespace, Registration};
-    pub use crate::workflow::extract::StateNeed;
     pub use crate::linker::namespace::{namespace, namespace_linker};
     pub use crate::registry::callback::EventCallback;
+    pub use crate::workflow::extract::StateNeed;
     // Named in diagnostics, where a user reads them as `pyventus::__private::...`.
     pub use crate::handler::probe::{AsHandlerOutput, AsValue, SuccessValue};
     pub use crate::handler::probe::{

@@ -28,7 +28,9 @@
 use std::fmt::{self, Write as _};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::{AnyEvent, Error, EventEmission, EventEmitter, EventLinker, ProcessingService, RunReport};
+use crate::{
+    AnyEvent, Error, EventEmission, EventEmitter, EventLinker, ProcessingService, RunReport,
+};
 
 /// A processing service that records every emission, in order, whether or not
 /// anything subscribes to it; with [`passthrough`](Self::passthrough) it also
@@ -312,13 +314,12 @@ impl ProcessingService for Recorder {
             if let Some(slot) = self.lock().get_mut(index) {
                 slot.report = Some(report.clone());
             }
-            if !self.inner.allow_failures && !report.is_success() {
-                panic!(
-                    "a handler failed in a passthrough test: {report}\n(use \
-                     `Recorder::passthrough().allow_failures()` to test failures, and read \
-                     them with `recorder.failures()`)"
-                );
-            }
+            assert!(
+                self.inner.allow_failures || report.is_success(),
+                "a handler failed in a passthrough test: {report}\n(use \
+                 `Recorder::passthrough().allow_failures()` to test failures, and read \
+                 them with `recorder.failures()`)"
+            );
         } else {
             self.lock().push(recorded);
             // Recorded, not run: on purpose.

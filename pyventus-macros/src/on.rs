@@ -247,9 +247,10 @@ fn extra_names(sig: &Signature<'_>) -> Vec<proc_macro2::Ident> {
 fn read_extras(sig: &Signature<'_>, generated: &Generated) -> TokenStream {
     let public = generated.runtime.public();
     let private = generated.runtime.private();
-    let reads = sig.extras.iter().map(|ty| {
-        quote_spanned!(ty.span()=> <#ty as #public::FromDelivery>::from_delivery(__cx)?)
-    });
+    let reads = sig
+        .extras
+        .iter()
+        .map(|ty| quote_spanned!(ty.span()=> <#ty as #public::FromDelivery>::from_delivery(__cx)?));
     quote! {
         (|| -> ::core::result::Result<_, #private::anyhow::Error> {
             ::core::result::Result::Ok((#(#reads,)*))

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pyventus_core::EventLinker;
 use pyventus_core::remote::{HealthWatch, Inbound};
+use pyventus_core::{EventLinker, Provided};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -31,7 +31,7 @@ pub struct WorkerBuilder {
     confirm_timeout: Duration,
     reconnect: (Duration, Duration),
     give_up_after: Option<Duration>,
-    states: Vec<Box<dyn FnOnce(&EventLinker) + Send>>,
+    states: Provided,
 }
 
 impl WorkerBuilder {
@@ -51,7 +51,7 @@ impl WorkerBuilder {
             confirm_timeout: Duration::from_secs(10),
             reconnect: (Duration::from_millis(100), Duration::from_secs(10)),
             give_up_after: Some(Duration::from_mins(5)),
-            states: Vec::new(),
+            states: Provided::default(),
         }
     }
 
@@ -73,9 +73,7 @@ impl WorkerBuilder {
     /// # drop(worker); Ok(()) }
     /// ```
     pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
-        self.states.push(Box::new(move |linker: &EventLinker| {
-            linker.provide(value);
-        }));
+        self.states.add(value);
         self
     }
 
@@ -218,9 +216,7 @@ impl WorkerBuilder {
             Some(linker) => linker,
             None => EventLinker::try_global()?,
         };
-        for provide in self.states {
-            provide(&linker);
-        }
+        self.states.provide_to(&linker);
         linker.check_states()?;
         let consumer = self.consumer.unwrap_or_else(broker::process_name);
         let connection = broker::connect(

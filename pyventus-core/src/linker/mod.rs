@@ -82,7 +82,7 @@ pub struct EventLinker {
 #[derive(Default)]
 pub struct EventLinkerBuilder {
     name: Option<Cow<'static, str>>,
-    states: Vec<Box<dyn FnOnce(&States) + Send>>,
+    states: Provided,
     max_subscribers: Option<usize>,
     default_success: Option<DefaultSuccess>,
     default_failure: Option<FailureCallback>,
@@ -168,8 +168,7 @@ impl EventLinkerBuilder {
     /// assert!(linker.state::<Pool>().is_some());
     /// ```
     pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
-        let value = Arc::new(value);
-        self.states.push(Box::new(move |states| states.insert(value)));
+        self.states.add(value);
         self
     }
 
@@ -209,7 +208,7 @@ impl EventLinkerBuilder {
                           set at least 1, or leave it out for no limit",
             });
         }
-        Ok(EventLinker {
+        let linker = EventLinker {
             registry: Arc::new(Registry::new(
                 LinkerSettings {
                     name: self.name.unwrap_or(Cow::Borrowed("linker")),
@@ -219,18 +218,59 @@ impl EventLinkerBuilder {
                         HandledFailures::Default => Some(tracing::Level::DEBUG),
                         HandledFailures::At(level) => level,
                     },
-                    states: {
-                        let states = States::default();
-                        for provide in self.states {
-                            provide(&states);
-                        }
-                        states
-                    },
+                    states: States::default(),
                 },
                 self.max_subscribers,
                 self.debug.unwrap_or_else(debug_from_env),
             )),
-        })
+        };
+        self.states.provide_to(&linker);
+        Ok(linker)
+    }
+}
+
+/// Values to provide to a linker, gathered by a builder before it has its
+/// linker: what the `state` methods of the linker's, the emitter's and the
+/// workers' builders collect (see [`EventLinker::provide`]).
+///
+/// # Examples
+///
+/// ```
+/// use pyventus_core::{EventLinker, Provided};
+///
+/// struct Pool;
+/// let mut provided = Provided::default();
+/// provided.add(Pool);
+/// let linker = EventLinker::new();
+/// provided.provide_to(&linker);
+/// assert!(linker.state::<Pool>().is_some());
+/// ```
+#[derive(Default)]
+pub struct Provided(Vec<Provide>);
+
+/// One deferred [`EventLinker::provide`].
+type Provide = Box<dyn FnOnce(&EventLinker) + Send>;
+
+impl Provided {
+    /// Adds `value`, to provide later.
+    pub fn add<T: Send + Sync + 'static>(&mut self, value: T) {
+        self.0.push(Box::new(move |linker: &EventLinker| {
+            linker.provide(value);
+        }));
+    }
+
+    /// Provides every value added, in order (a later value of one type
+    /// replaces an earlier one).
+    pub fn provide_to(self, linker: &EventLinker) {
+        for provide in self.0 {
+            provide(linker);
+        }
+    }
+}
+
+impl fmt::Debug for Provided {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Provided({} values)", self.0.len())
     }
 }
 
@@ -288,8 +328,7 @@ impl EventLinker {
     /// [`provide`](Self::provide) for a value already shared.
     pub fn provide_shared<T: Send + Sync + 'static>(&self, value: Arc<T>) -> &Self {
         self.registry.settings.states.insert(value);
-        self.registry
-            .trace("provided", &std::any::type_name::<T>());
+        self.registry.trace("provided", &std::any::type_name::<T>());
         self
     }
 

@@ -87,7 +87,9 @@ struct Handover {
 
 impl Handover {
     fn begin(emission: &mut EventEmission, processor: &'static str) -> Self {
-        let acceptance = emission.accounting.accepted(emission.event.name(), processor);
+        let acceptance = emission
+            .accounting
+            .accepted(emission.event.name(), processor);
         emission.processor = processor;
         Handover {
             id: emission.id,

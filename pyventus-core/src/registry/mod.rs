@@ -120,7 +120,10 @@ impl Registry {
             .values()
             .flat_map(|(sub, _)| {
                 let handler = sub.handler_id().unwrap_or("<runtime>");
-                sub.needs.iter().flatten().map(move |need| (handler.to_owned(), *need))
+                sub.needs
+                    .iter()
+                    .flatten()
+                    .map(move |need| (handler.to_owned(), *need))
             })
             .collect();
         needs.sort_by(|a, b| a.0.cmp(&b.0));

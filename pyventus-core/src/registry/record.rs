@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::workflow::extract::StateNeed;
 use crate::EventKey;
 use crate::registry::callback::EventCallback;
 use crate::registry::list::Live;
+use crate::workflow::extract::StateNeed;
 use crate::workflow::{FailureCallback, SuccessCallback, Workflow};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);

@@ -34,6 +34,7 @@ mod inbound;
 pub mod trace;
 mod worker_metrics;
 
+pub use crate::signal::shutdown_signal;
 pub use backoff::{Backoff, InvalidBackoff};
 #[doc(hidden)]
 pub use codec::{Codec, CodecRegistration, Probe, ViaNothing, ViaSerde};
@@ -42,5 +43,4 @@ pub use envelope::{ENVELOPE_VERSION, Envelope, EnvelopeError};
 pub use failure::DeliveryFailure;
 pub use health::{Health, HealthWatch};
 pub use inbound::{Inbound, delivery_span};
-pub use crate::signal::shutdown_signal;
 pub use worker_metrics::{Running, WorkerMetrics};

@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use pyventus_core::remote::Inbound;
-use pyventus_core::{EmitKey, EventLinker, ProcessingService};
+use pyventus_core::{EmitKey, EventLinker, ProcessingService, Provided};
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -42,7 +42,7 @@ pub struct RelayBuilder {
     target: Target,
     named: NamedTypes,
     name: Option<String>,
-    states: Vec<Box<dyn FnOnce(&EventLinker) + Send>>,
+    states: Provided,
     config: Config,
 }
 
@@ -54,7 +54,7 @@ impl RelayBuilder {
             target: Target::Handlers,
             named: NamedTypes::default(),
             name: None,
-            states: Vec::new(),
+            states: Provided::default(),
             config: Config {
                 concurrency: 16,
                 batch: 0,
@@ -77,9 +77,7 @@ impl RelayBuilder {
     /// process makes its own. [`build`](Self::build) refuses a linker whose
     /// handlers take a state nobody provided.
     pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
-        self.states.push(Box::new(move |linker: &EventLinker| {
-            linker.provide(value);
-        }));
+        self.states.add(value);
         self
     }
 
@@ -255,9 +253,7 @@ impl RelayBuilder {
             Some(linker) => linker,
             None => EventLinker::try_global()?,
         };
-        for provide in self.states {
-            provide(&linker);
-        }
+        self.states.provide_to(&linker);
         if matches!(self.target, Target::Handlers) {
             linker.check_states()?;
         }

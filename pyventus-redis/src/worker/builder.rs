@@ -5,8 +5,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pyventus_core::EventLinker;
 use pyventus_core::remote::{HealthWatch, Inbound};
+use pyventus_core::{EventLinker, Provided};
 use tokio_util::sync::CancellationToken;
 
 use super::lease::Leases;
@@ -42,7 +42,7 @@ pub struct WorkerBuilder {
     linker: Option<EventLinker>,
     consumer: Option<String>,
     retry_backoff: Option<Backoff>,
-    states: Vec<Box<dyn FnOnce(&EventLinker) + Send>>,
+    states: Provided,
     config: Config,
 }
 
@@ -54,7 +54,7 @@ impl WorkerBuilder {
             linker: None,
             consumer: None,
             retry_backoff: None,
-            states: Vec::new(),
+            states: Provided::default(),
             config: Config {
                 concurrency: 8,
                 visibility: Duration::from_secs(30),
@@ -95,9 +95,7 @@ impl WorkerBuilder {
     /// # drop(worker); Ok(()) }
     /// ```
     pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
-        self.states.push(Box::new(move |linker: &EventLinker| {
-            linker.provide(value);
-        }));
+        self.states.add(value);
         self
     }
 
@@ -288,9 +286,7 @@ impl WorkerBuilder {
             Some(linker) => linker,
             None => EventLinker::try_global()?,
         };
-        for provide in self.states {
-            provide(&linker);
-        }
+        self.states.provide_to(&linker);
         linker.check_states()?;
         let config = &self.config;
         let inbound = config.handler_timeouts.iter().fold(
