@@ -183,6 +183,33 @@ fn a_linker_hands_back_what_was_provided_and_the_last_value_of_a_type_wins() {
     assert!(linker.missing_states().is_empty());
 }
 
+/// A state whose `Drop` provides again: user code, run when a later value
+/// replaces it.
+struct ProvidesOnDrop(EventLinker);
+
+impl Drop for ProvidesOnDrop {
+    fn drop(&mut self) {
+        self.0.provide(Currency("dropped"));
+    }
+}
+
+#[test]
+fn a_replaced_state_drops_outside_the_linkers_lock() {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let linker = EventLinker::new();
+        linker.provide(ProvidesOnDrop(linker.clone()));
+        // Replacing it drops the first value, whose `Drop` provides: under a
+        // lock held across the drop, this would deadlock.
+        linker.provide(ProvidesOnDrop(EventLinker::new()));
+        done.send(linker.state::<Currency>().map(|c| c.0)).unwrap();
+    });
+    let provided = finished
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("providing a state deadlocked in the replaced value's Drop");
+    assert_eq!(provided, Some("dropped"));
+}
+
 // --- The emission being delivered.
 
 #[derive(Linker)]

@@ -89,6 +89,12 @@ mod model {
         }
     }
 
+    impl<T: Default> Default for ArcSwap<T> {
+        fn default() -> Self {
+            Self::from_pointee(T::default())
+        }
+    }
+
     /// `std::thread::LocalKey`, over a Shuttle thread-local: the methods of
     /// std's that this crate uses.
     #[allow(unreachable_pub)] // public signatures name it (`Event::__pyventus_lane_slot`), as they name std's

@@ -31,12 +31,15 @@ type StateMap = HashMap<TypeId, Arc<dyn Any + Send + Sync>>;
 impl States {
     /// Provides `value`, replacing any value of its type.
     pub(crate) fn insert<T: Send + Sync + 'static>(&self, value: Arc<T>) {
-        let _turn = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut next = StateMap::clone(&self.current.load());
-        next.insert(TypeId::of::<T>(), value);
-        // The previous map drops after the turn, outside any lock a reader
-        // could wait on: its values are shared with the new map.
-        drop(self.current.swap(Arc::new(next)));
+        let previous = {
+            let _turn = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut next = StateMap::clone(&self.current.load());
+            next.insert(TypeId::of::<T>(), value);
+            self.current.swap(Arc::new(next))
+        };
+        // The previous map drops after the turn: a value it alone held (the
+        // one replaced) may run user code in its `Drop`.
+        drop(previous);
     }
 
     /// The value of type `T`, if one was provided.
