@@ -81,13 +81,25 @@ fn record_inline(e: &OrderPlaced, ledger: State<Ledger>) {
     ledger.record(format!("inline {}", e.id));
 }
 
+/// Provides `Shop`'s states once, as a program does at startup: every test
+/// that looks at the process-wide linkers (`verify()`) sees them provided,
+/// whichever test runs first.
+fn shop() -> (EventLinker, Arc<Ledger>) {
+    static LEDGER: std::sync::OnceLock<Arc<Ledger>> = std::sync::OnceLock::new();
+    let linker = Shop::linker();
+    let ledger = LEDGER.get_or_init(|| {
+        let ledger = Arc::new(Ledger::default());
+        linker
+            .provide_shared(ledger.clone())
+            .provide(Currency("EUR"));
+        ledger
+    });
+    (linker, ledger.clone())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handlers_of_every_form_get_the_state_provided_to_their_linker() {
-    let ledger = Arc::new(Ledger::default());
-    let linker = Shop::linker();
-    linker
-        .provide_shared(ledger.clone())
-        .provide(Currency("EUR"));
+    let (linker, ledger) = shop();
     assert!(linker.missing_states().is_empty());
     for processor in [
         Arc::new(InlineProcessingService::new()) as Arc<dyn pyventus::ProcessingService>,
@@ -154,6 +166,8 @@ fn a_state_nobody_provided_fails_each_delivery_with_a_clear_error() {
 
 #[test]
 fn verify_reports_a_state_nobody_provided_before_the_first_emit() {
+    // `Shop`'s states are provided at "startup"; `Unprovided`'s never are.
+    shop();
     let err = pyventus::verify().unwrap_err();
     let missing: Vec<_> = err
         .failures()
