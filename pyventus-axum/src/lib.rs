@@ -40,9 +40,14 @@
 
 mod body;
 mod extractor;
+#[cfg(feature = "remote")]
+mod health;
 mod layer;
 mod request_queue;
 
 pub use body::BackgroundBody;
 pub use extractor::{AxumProcessingService, BackgroundEmitter, MissingLayer};
+#[cfg(feature = "remote")]
+#[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
+pub use health::health_routes;
 pub use layer::{BackgroundEmitterLayer, BackgroundEmitterService};

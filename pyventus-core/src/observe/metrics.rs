@@ -108,6 +108,73 @@ pub const WORKER_RECONNECTS: &str = "pyventus_worker_reconnects_total";
 /// Gauge: deliveries a worker is running now (label `backend`).
 pub const WORKER_IN_FLIGHT: &str = "pyventus_worker_in_flight";
 
+/// Every metric above, with its kind, unit and help text.
+const DESCRIPTIONS: [(Kind, &str, ::metrics::Unit, &str); 15] = {
+    use ::metrics::Unit::{Count, Seconds};
+    use Kind::{Counter, Gauge, Histogram};
+    [
+        (Counter, EMISSIONS, Count, "Emissions a processing service accepted."),
+        (Counter, DROPPED, Count, "Accepted emissions lost before they finished."),
+        (Counter, DELIVERIES, Count, "Subscribers run, whatever their outcome."),
+        (Counter, SUCCEEDED, Count, "Subscribers that returned Ok."),
+        (Counter, FAILED, Count, "Subscribers that returned an error."),
+        (Counter, PANICKED, Count, "Subscribers that panicked."),
+        (Histogram, DURATION, Seconds, "From an emission's start to its last subscriber's end."),
+        (Gauge, QUEUED, Count, "Accepted emissions not started yet (the queue depth)."),
+        (Gauge, IN_FLIGHT, Count, "Accepted emissions not finished yet, queued or running."),
+        (Counter, WORKER_RECEIVED, Count, "Broker deliveries a worker took, redeliveries included."),
+        (Counter, WORKER_ACKED, Count, "Deliveries a worker finished and acknowledged."),
+        (Counter, WORKER_RETRIED, Count, "Failed deliveries given back to the broker for another attempt."),
+        (Counter, WORKER_DEAD_LETTERED, Count, "Deliveries moved to the dead letters, by reason."),
+        (Counter, WORKER_RECONNECTS, Count, "Connections to the broker lost and made again."),
+        (Gauge, WORKER_IN_FLIGHT, Count, "Deliveries a worker is running now."),
+    ]
+};
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// Describes every pyventus metric (its unit and a help text) to the
+/// installed recorder: Prometheus then prints a `# HELP` line for each.
+///
+/// Call it once, after installing the recorder: a description goes to the
+/// recorder installed when it is made, as with the `describe_*!` macros of
+/// the [`metrics`](https://docs.rs/metrics) crate. Recording works without it.
+///
+/// # Examples
+///
+/// ```
+/// use metrics_util::debugging::DebuggingRecorder;
+/// use pyventus_core::{EventEmitter, EventLinker, metrics};
+///
+/// let recorder = DebuggingRecorder::new();
+/// let snapshotter = recorder.snapshotter();
+/// ::metrics::with_local_recorder(&recorder, || {
+///     metrics::describe();
+///     let linker = EventLinker::new();
+///     linker.on_named("Ping").subscribe(|| {})?;
+///     EventEmitter::builder().linker(linker).build().emit_named("Ping", ())
+/// })?;
+/// let help = snapshotter.snapshot().into_vec().into_iter().find_map(|(key, _, help, _)| {
+///     (key.key().name() == metrics::SUCCEEDED).then_some(help)
+/// });
+/// assert_eq!(help.flatten().as_deref(), Some("Subscribers that returned Ok."));
+/// # Ok::<(), pyventus_core::Error>(())
+/// ```
+pub fn describe() {
+    for (kind, name, unit, help) in DESCRIPTIONS {
+        match kind {
+            Kind::Counter => ::metrics::describe_counter!(name, unit, help),
+            Kind::Gauge => ::metrics::describe_gauge!(name, unit, help),
+            Kind::Histogram => ::metrics::describe_histogram!(name, unit, help),
+        }
+    }
+}
+
 /// Where an emission stands in its processing service's gauges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
