@@ -565,3 +565,32 @@ async fn emit_and_wait_from_a_task_the_route_spawned_waits_for_the_response_inst
     assert_eq!(record.take(), ["first 0"]);
     drain(&layer).await;
 }
+
+/// A worker's probes answer from its health: live while it runs or is about
+/// to, ready only while it takes messages, and the body says which.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn a_workers_probes_answer_from_its_health() {
+    use pyventus::remote::{Health, HealthWatch};
+
+    let health = HealthWatch::new();
+    let addr = serve(pyventus::axum::health_routes(health.watch())).await;
+    let probe = async |path| {
+        let (status, body) = get_full(addr, path).await;
+        (status.as_u16(), String::from_utf8(body.to_vec()).unwrap())
+    };
+    assert_eq!(probe("/health/live").await, (200, "Starting".into()));
+    assert_eq!(probe("/health/ready").await, (503, "Starting".into()));
+    health.set(Health::Ready);
+    assert_eq!(probe("/health/ready").await, (200, "Ready".into()));
+    health.set(Health::Reconnecting {
+        since: std::time::Instant::now(),
+        attempts: 2,
+    });
+    let (status, body) = probe("/health/ready").await;
+    assert_eq!(status, 503);
+    assert!(body.starts_with("Reconnecting"), "{body}");
+    assert_eq!(probe("/health/live").await.0, 200);
+    health.set(Health::Failed);
+    assert_eq!(probe("/health/live").await, (503, "Failed".into()));
+}

@@ -28,7 +28,9 @@ async fn redis_url() -> Option<String> {
             panic!("Redis is required (PYVENTUS_REQUIRE_SERVICES=1) but not reachable at {url}")
         }
         _ => {
-            eprintln!("SKIPPED: no Redis reachable at {url} (set PYVENTUS_REDIS_URL to run this test)");
+            eprintln!(
+                "SKIPPED: no Redis reachable at {url} (set PYVENTUS_REDIS_URL to run this test)"
+            );
             None
         }
     }
@@ -140,9 +142,11 @@ async fn a_web_process_and_a_worker_share_the_handlers_crate_state_metrics_and_a
     assert_eq!(refused.0, 422, "{refused:?}");
 
     // The worker's handler, with the state its process provided.
-    until(Duration::from_secs(10), "the worker sent 3 confirmations", async || {
-        store.list("sent").await.unwrap().len() == 3
-    })
+    until(
+        Duration::from_secs(10),
+        "the worker sent 3 confirmations",
+        async || store.list("sent").await.unwrap().len() == 3,
+    )
     .await;
     let mut sent = store.list("sent").await.unwrap();
     sent.sort();
@@ -156,35 +160,18 @@ async fn a_web_process_and_a_worker_share_the_handlers_crate_state_metrics_and_a
     );
     // The web process's handlers after the responses, with its state; the
     // `#[once]` handler ran for one order only.
-    until(Duration::from_secs(10), "the web handlers ran", async || {
-        store.list("recorded").await.unwrap().len() == 3
-            && store.list("audited").await.unwrap().len() == 3
-    })
+    until(
+        Duration::from_secs(10),
+        "the web handlers ran",
+        async || {
+            store.list("recorded").await.unwrap().len() == 3
+                && store.list("audited").await.unwrap().len() == 3
+        },
+    )
     .await;
     assert_eq!(store.list("first").await.unwrap().len(), 1);
 
-    // Metrics, described (`# HELP`), and the worker's probes.
-    let (status, metrics) = http(&addr, "GET", "/metrics", "").await;
-    assert_eq!(status, 200);
-    assert!(
-        metrics.contains("# HELP pyventus_deliveries_total"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains(r#"pyventus_deliveries_succeeded_total{event="orders::OrderPlaced",processor="tokio"} 7"#),
-        "3 recorded, 3 audited, 1 first: {metrics}"
-    );
-    let (status, worker_metrics) = http(&probes, "GET", "/metrics", "").await;
-    assert_eq!(status, 200);
-    assert!(
-        worker_metrics.contains(r#"pyventus_worker_acked_total{backend="redis"} 3"#),
-        "{worker_metrics}"
-    );
-    assert_eq!(
-        http(&probes, "GET", "/health/ready", "").await,
-        (200, "Ready".to_owned())
-    );
-    assert_eq!(http(&probes, "GET", "/health/live", "").await.0, 200);
+    scrape(&addr, &probes).await;
 
     // SIGTERM right after a response: the slow audit (300 ms) of order 5 is
     // still running, and the server waits for it before it exits.
@@ -194,7 +181,11 @@ async fn a_web_process_and_a_worker_share_the_handlers_crate_state_metrics_and_a
     let status = exit_status(&mut web, "orders-web").await;
     assert!(status.success(), "orders-web exited with {status}");
     assert!(
-        store.list("audited").await.unwrap().contains(&"5".to_owned()),
+        store
+            .list("audited")
+            .await
+            .unwrap()
+            .contains(&"5".to_owned()),
         "the audit pending at SIGTERM ran before the process exited"
     );
     let drained = printed(env!("CARGO_BIN_EXE_orders-web"));
@@ -203,21 +194,57 @@ async fn a_web_process_and_a_worker_share_the_handlers_crate_state_metrics_and_a
         "{drained:?}"
     );
 
-    until(Duration::from_secs(10), "the worker sent order 5", async || {
-        store.list("sent").await.unwrap().len() == 4
-    })
+    until(
+        Duration::from_secs(10),
+        "the worker sent order 5",
+        async || store.list("sent").await.unwrap().len() == 4,
+    )
     .await;
     sigterm(&worker);
     let status = exit_status(&mut worker, "orders-worker").await;
     assert!(status.success(), "orders-worker exited with {status}");
     let stopped = printed(env!("CARGO_BIN_EXE_orders-worker"));
     assert!(
-        stopped.iter().any(|line| line == "stopped: 4 processed, 0 retried, 0 dead-lettered"),
+        stopped
+            .iter()
+            .any(|line| line == "stopped: 4 processed, 0 retried, 0 dead-lettered"),
         "{stopped:?}"
     );
 
+    clear(&store, &url, &queue).await;
+}
+
+/// Metrics, described (`# HELP`), and the worker's probes.
+async fn scrape(addr: &str, probes: &str) {
+    let (status, metrics) = http(addr, "GET", "/metrics", "").await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("# HELP pyventus_deliveries_total"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"pyventus_deliveries_succeeded_total{event="OrderPlaced",processor="tokio"} 7"#
+        ),
+        "3 recorded, 3 audited, 1 first: {metrics}"
+    );
+    let (status, worker_metrics) = http(probes, "GET", "/metrics", "").await;
+    assert_eq!(status, 200);
+    assert!(
+        worker_metrics.contains(r#"pyventus_worker_acked_total{backend="redis"} 3"#),
+        "{worker_metrics}"
+    );
+    assert_eq!(
+        http(probes, "GET", "/health/ready", "").await,
+        (200, "Ready".to_owned())
+    );
+    assert_eq!(http(probes, "GET", "/health/live", "").await.0, 200);
+}
+
+/// Deletes what the test wrote: the store's lists and the queue's keys.
+async fn clear(store: &Store, url: &str, queue: &str) {
     store.clear().await.unwrap();
-    let mut redis = redis::Client::open(url.as_str())
+    let mut redis = redis::Client::open(url)
         .unwrap()
         .get_multiplexed_async_connection()
         .await
@@ -228,7 +255,11 @@ async fn a_web_process_and_a_worker_share_the_handlers_crate_state_metrics_and_a
         .await
         .unwrap();
     if !keys.is_empty() {
-        let _: () = redis::cmd("DEL").arg(keys).query_async(&mut redis).await.unwrap();
+        let _: () = redis::cmd("DEL")
+            .arg(keys)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
     }
 }
 

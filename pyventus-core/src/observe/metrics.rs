@@ -113,21 +113,86 @@ const DESCRIPTIONS: [(Kind, &str, ::metrics::Unit, &str); 15] = {
     use ::metrics::Unit::{Count, Seconds};
     use Kind::{Counter, Gauge, Histogram};
     [
-        (Counter, EMISSIONS, Count, "Emissions a processing service accepted."),
-        (Counter, DROPPED, Count, "Accepted emissions lost before they finished."),
-        (Counter, DELIVERIES, Count, "Subscribers run, whatever their outcome."),
+        (
+            Counter,
+            EMISSIONS,
+            Count,
+            "Emissions a processing service accepted.",
+        ),
+        (
+            Counter,
+            DROPPED,
+            Count,
+            "Accepted emissions lost before they finished.",
+        ),
+        (
+            Counter,
+            DELIVERIES,
+            Count,
+            "Subscribers run, whatever their outcome.",
+        ),
         (Counter, SUCCEEDED, Count, "Subscribers that returned Ok."),
-        (Counter, FAILED, Count, "Subscribers that returned an error."),
+        (
+            Counter,
+            FAILED,
+            Count,
+            "Subscribers that returned an error.",
+        ),
         (Counter, PANICKED, Count, "Subscribers that panicked."),
-        (Histogram, DURATION, Seconds, "From an emission's start to its last subscriber's end."),
-        (Gauge, QUEUED, Count, "Accepted emissions not started yet (the queue depth)."),
-        (Gauge, IN_FLIGHT, Count, "Accepted emissions not finished yet, queued or running."),
-        (Counter, WORKER_RECEIVED, Count, "Broker deliveries a worker took, redeliveries included."),
-        (Counter, WORKER_ACKED, Count, "Deliveries a worker finished and acknowledged."),
-        (Counter, WORKER_RETRIED, Count, "Failed deliveries given back to the broker for another attempt."),
-        (Counter, WORKER_DEAD_LETTERED, Count, "Deliveries moved to the dead letters, by reason."),
-        (Counter, WORKER_RECONNECTS, Count, "Connections to the broker lost and made again."),
-        (Gauge, WORKER_IN_FLIGHT, Count, "Deliveries a worker is running now."),
+        (
+            Histogram,
+            DURATION,
+            Seconds,
+            "From an emission's start to its last subscriber's end.",
+        ),
+        (
+            Gauge,
+            QUEUED,
+            Count,
+            "Accepted emissions not started yet (the queue depth).",
+        ),
+        (
+            Gauge,
+            IN_FLIGHT,
+            Count,
+            "Accepted emissions not finished yet, queued or running.",
+        ),
+        (
+            Counter,
+            WORKER_RECEIVED,
+            Count,
+            "Broker deliveries a worker took, redeliveries included.",
+        ),
+        (
+            Counter,
+            WORKER_ACKED,
+            Count,
+            "Deliveries a worker finished and acknowledged.",
+        ),
+        (
+            Counter,
+            WORKER_RETRIED,
+            Count,
+            "Failed deliveries given back to the broker for another attempt.",
+        ),
+        (
+            Counter,
+            WORKER_DEAD_LETTERED,
+            Count,
+            "Deliveries moved to the dead letters, by reason.",
+        ),
+        (
+            Counter,
+            WORKER_RECONNECTS,
+            Count,
+            "Connections to the broker lost and made again.",
+        ),
+        (
+            Gauge,
+            WORKER_IN_FLIGHT,
+            Count,
+            "Deliveries a worker is running now.",
+        ),
     ]
 };
 

@@ -79,7 +79,10 @@ async fn main() -> anyhow::Result<()> {
         .with_state(App { jobs })
         // The layer covers the routes added before it.
         .layer(layer.clone())
-        .route("/metrics", get(move || std::future::ready(metrics.render())))
+        .route(
+            "/metrics",
+            get(move || std::future::ready(metrics.render())),
+        )
         .route("/health", get(|| async { "ok" }));
 
     let addr = std::env::var("ORDERS_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());

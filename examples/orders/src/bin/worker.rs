@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use axum::Router;
 use axum::routing::get;
 use orders::{Jobs, Store};
 use pyventus::redis::{Worker, url_from_env};
@@ -31,8 +30,10 @@ async fn main() -> anyhow::Result<()> {
         .connect()
         .await?;
 
-    let probes = pyventus::axum::health_routes(worker.watch_health())
-        .route("/metrics", get(move || std::future::ready(metrics.render())));
+    let probes = pyventus::axum::health_routes(worker.watch_health()).route(
+        "/metrics",
+        get(move || std::future::ready(metrics.render())),
+    );
     let addr = std::env::var("ORDERS_WORKER_ADDR").unwrap_or_else(|_| "127.0.0.1:3001".to_owned());
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("probes on http://{}", listener.local_addr()?);
