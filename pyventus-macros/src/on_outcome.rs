@@ -52,13 +52,42 @@ fn expand_callback(
         Some(handler) => of_handler(outcome, &sig, handler, &runtime),
         None => default_of(outcome, &sig, args.linker.as_ref(), &runtime),
     };
+    let fallback = args
+        .handler
+        .as_ref()
+        .map(|handler| fallback(&func.sig.ident, handler));
     let func = sig.emit(item);
     Ok(quote! {
         #func
 
+        #fallback
+
         const _: () = {
             #registration
         };
+    })
+}
+
+/// For a handler named without a path (`charge`, in this module): a type of
+/// the hidden handler-info name in a module of the callback's own, glob
+/// imported beside it. The handler's own hidden type, an item of this module,
+/// shadows a glob import; when there is none (`charge` is no `#[on]`
+/// handler), the fallback is found, it is not a `HandlerInfo`, and the
+/// trait's diagnostic says so, where a missing type would only be "cannot
+/// find type `__pyventus_handler_charge`".
+fn fallback(callback: &syn::Ident, handler: &Path) -> Option<TokenStream> {
+    let handler = handler.get_ident()?;
+    let info = names::handler_info(handler);
+    let module = quote::format_ident!("__pyventus_fallback_{}", callback);
+    Some(quote! {
+        #[doc(hidden)]
+        #[allow(non_snake_case)]
+        mod #module {
+            #[allow(non_camel_case_types, dead_code)]
+            pub enum #info {}
+        }
+        #[allow(unused_imports)]
+        use #module::*;
     })
 }
 
@@ -93,6 +122,11 @@ fn of_handler(
     let private = runtime.private();
     let info = info_path(handler);
     let info = quote_spanned!(handler.span()=> <#info as #private::HandlerInfo>);
+    // Every use at the handler's span: a name that is no handler is then one
+    // error there, not one per use.
+    let output = quote_spanned!(handler.span()=> #info::Output);
+    let namespace = quote_spanned!(handler.span()=> #info::NAMESPACE);
+    let id = quote_spanned!(handler.span()=> #info::ID);
     match outcome {
         Outcome::Success => {
             let callback = if let Some(param) = &sig.param {
@@ -106,10 +140,10 @@ fn of_handler(
                     ty => quote!(#ty),
                 };
                 let called = call(sig, quote!(#private::success_value::<_, #ty>(__value)));
-                let read = quote!(|__r: #info::Output| {
-                    (&&&#private::OutputProbe::<#info::Output>::new()).output_kind().read(__r)
+                let read = quote_spanned!(handler.span()=> |__r: #output| {
+                    (&&&#private::OutputProbe::<#output>::new()).output_kind().read(__r)
                 });
-                quote!(#private::SuccessFn::new(#read, |__value| { let _ = #called; }))
+                quote_spanned!(handler.span()=> #private::SuccessFn::new(#read, |__value| { let _ = #called; }))
             } else if matches!(sig.func.sig.output, syn::ReturnType::Default) {
                 // Nothing to adapt: the callback itself is the `fn()`.
                 let ident = &sig.func.sig.ident;
@@ -124,8 +158,8 @@ fn of_handler(
 
                 #private::inventory::submit! {
                     #private::Registration::Success {
-                        namespace: #info::NAMESPACE,
-                        handler: #info::ID,
+                        namespace: #namespace,
+                        handler: #id,
                         callback: &#callback,
                     }
                 }
@@ -140,8 +174,8 @@ fn of_handler(
 
                 #private::inventory::submit! {
                     #private::Registration::Failure {
-                        namespace: #info::NAMESPACE,
-                        handler: #info::ID,
+                        namespace: #namespace,
+                        handler: #id,
                         callback: __pyventus_failure,
                     }
                 }

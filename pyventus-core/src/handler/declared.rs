@@ -45,6 +45,16 @@ use crate::{AnyEvent, HandlerOutput, SuccessHandler};
 
 /// What `#[on]` tells `#[on_success(handler)]` and `#[on_failure(handler)]`
 /// about a handler, through a hidden type beside it.
+///
+/// A callback naming a function of its own module that has no such type
+/// finds a fallback of that name instead, an empty enum the callback's
+/// attribute glob-imports (which the handler's own type shadows), and this
+/// trait's message says what went wrong.
+#[diagnostic::on_unimplemented(
+    message = "no `#[on]` or `#[once]` handler of this name in scope",
+    label = "not a handler declared with `#[on]` or `#[once]`",
+    note = "a callback names its handler: declare the function with `#[on(...)]` or `#[once(...)]`, or give its path (`orders::charge`) when it is in another module"
+)]
 pub trait HandlerInfo {
     /// The handler's stable id: `module::path::function`.
     const ID: &'static str;
