@@ -19,7 +19,7 @@ use common::amqp::{
 };
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable};
-use pyventus::amqp::{AmqpProcessingService, DeadLetters, Worker, current_delivery};
+use pyventus::amqp::{AmqpProcessingService, DeadLetters, Delivery, Worker, current_delivery};
 use pyventus::{Error, Event, EventEmitter, EventLinker, Linker, on, on_success};
 use serde::{Deserialize, Serialize};
 
@@ -56,9 +56,11 @@ static HAPPY_IDS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 static SEEN_BY_ASYNC: AtomicU64 = AtomicU64::new(0);
 static SEEN_BY_BLOCKING: AtomicU64 = AtomicU64::new(0);
 
+/// Takes its delivery as a parameter, and reads it from `current_delivery()`.
 #[on(Greeting, linker = HappyPath)]
-fn greet(g: &Greeting) -> u64 {
-    let delivery = current_delivery().expect("a sync handler sees its delivery");
+fn greet(g: &Greeting, delivery: Delivery) -> u64 {
+    let current = current_delivery().expect("a sync handler sees its delivery");
+    assert_eq!(delivery, current);
     assert_eq!(delivery.attempt, 1);
     HAPPY_IDS.lock().unwrap().push(delivery.envelope_id);
     HAPPY_SUM.fetch_add(g.n, Ordering::SeqCst);

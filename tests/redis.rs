@@ -14,7 +14,9 @@ use std::time::Duration;
 use common::redis::{
     cleanup, connection, emitter, fresh_queue, redis_url, service, spawn_run, until,
 };
-use pyventus::redis::{DeadLetters, Envelope, RedisProcessingService, Worker, current_delivery};
+use pyventus::redis::{
+    DeadLetters, Delivery, Envelope, RedisProcessingService, Worker, current_delivery,
+};
 use pyventus::{Error, Event, EventLinker, Linker, on, on_success};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
@@ -61,9 +63,12 @@ static HAPPY_SUM: AtomicU64 = AtomicU64::new(0);
 static HAPPY_CALLBACKS: AtomicU64 = AtomicU64::new(0);
 static HAPPY_IDS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
+/// Takes its delivery as a parameter, and reads it from `current_delivery()`.
 #[on(Greeting, linker = HappyPath)]
-fn greet(g: &Greeting) -> u64 {
-    let delivery = current_delivery().expect("a worker's handler sees its delivery");
+fn greet(g: &Greeting, delivery: Delivery) -> u64 {
+    let current = current_delivery().expect("a worker's handler sees its delivery");
+    assert_eq!(delivery.envelope_id, current.envelope_id);
+    assert_eq!(delivery.attempt, 1);
     HAPPY_IDS.lock().unwrap().push(delivery.envelope_id);
     HAPPY_SUM.fetch_add(g.n, Ordering::SeqCst);
     g.n

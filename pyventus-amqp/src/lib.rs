@@ -103,3 +103,30 @@ pub fn current_delivery() -> Option<Delivery> {
         .context::<Delivery>()
         .map(|delivery| (*delivery).clone())
 }
+
+/// A handler takes its delivery as a parameter after its event, as it takes
+/// a [`State`](pyventus_core::State): `fn charge(e: &OrderPlaced, delivery:
+/// Delivery)`. Outside a RabbitMQ worker (an in-process emitter, say) the
+/// delivery fails with an error that says so, before the handler runs; a
+/// handler that runs in both places reads [`current_delivery`] instead.
+///
+/// # Examples
+///
+/// ```
+/// use pyventus_core::FromDelivery;
+/// use pyventus_amqp::Delivery;
+///
+/// fn assert_extractor<T: FromDelivery>() {}
+/// assert_extractor::<Delivery>();
+/// ```
+impl pyventus_core::FromDelivery for Delivery {
+    fn from_delivery(
+        _: &pyventus_core::DeliveryContext<'_>,
+    ) -> Result<Self, pyventus_core::anyhow::Error> {
+        current_delivery().ok_or_else(|| {
+            pyventus_core::anyhow::anyhow!(
+                "the handler takes a `pyventus::amqp::Delivery` but runs outside a RabbitMQ worker"
+            )
+        })
+    }
+}

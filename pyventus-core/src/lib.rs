@@ -68,6 +68,10 @@ mod sync;
 pub mod testing;
 mod workflow;
 
+/// [`anyhow`](https://docs.rs/anyhow), the error type of handlers, failure
+/// callbacks and [`FromDelivery`]: re-exported, as the facade does, so that a
+/// backend implementing an extractor names it through this crate.
+pub use anyhow;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub use observe::metrics;
