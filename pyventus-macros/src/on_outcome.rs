@@ -140,10 +140,10 @@ fn of_handler(
                     ty => quote!(#ty),
                 };
                 let called = call(sig, quote!(#private::success_value::<_, #ty>(__value)));
-                let read = quote_spanned!(handler.span()=> |__r: #output| {
+                let read = quote!(|__r: #output| {
                     (&&&#private::OutputProbe::<#output>::new()).output_kind().read(__r)
                 });
-                quote_spanned!(handler.span()=> #private::SuccessFn::new(#read, |__value| { let _ = #called; }))
+                quote!(#private::SuccessFn::new(#read, |__value| { let _ = #called; }))
             } else if matches!(sig.func.sig.output, syn::ReturnType::Default) {
                 // Nothing to adapt: the callback itself is the `fn()`.
                 let ident = &sig.func.sig.ident;
