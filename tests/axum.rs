@@ -594,3 +594,48 @@ async fn a_workers_probes_answer_from_its_health() {
     health.set(Health::Failed);
     assert_eq!(probe("/health/live").await, (503, "Failed".into()));
 }
+
+/// With a broker as the layer's processor, a request's remote emissions are
+/// committed with its response, as local ones are: a 4xx sends nothing.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_emissions_are_committed_with_the_response() {
+    use common::redis::{cleanup, connection, fresh_queue, redis_url, service, stream_key};
+
+    #[derive(Debug, Clone, pyventus::Event, serde::Serialize, serde::Deserialize)]
+    struct Remote(u32);
+
+    let Some(url) = redis_url().await else { return };
+    let queue = fresh_queue("axum-commit");
+    let layer = BackgroundEmitterLayer::new()
+        .linker(EventLinker::new())
+        .processor(service(&url, &queue).await);
+    let app = Router::new()
+        .route(
+            "/ok",
+            get(|emitter: BackgroundEmitter| async move {
+                emitter.emit(Remote(1)).unwrap();
+                StatusCode::OK
+            }),
+        )
+        .route(
+            "/bad",
+            get(|emitter: BackgroundEmitter| async move {
+                emitter.emit(Remote(2)).unwrap();
+                StatusCode::BAD_REQUEST
+            }),
+        )
+        .layer(layer.clone());
+    let addr = serve(app).await;
+    assert_eq!(get_full(addr, "/bad").await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(get_full(addr, "/ok").await.0, StatusCode::OK);
+    drain(&layer).await;
+    let mut conn = connection(&url).await;
+    let len: usize = ::redis::cmd("XLEN")
+        .arg(stream_key(&queue))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(len, 1, "only the 200's emission reached Redis");
+    cleanup(&url, &queue).await;
+}

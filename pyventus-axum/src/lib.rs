@@ -38,6 +38,8 @@
 //! # drop(app);
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod body;
 mod extractor;
 #[cfg(feature = "remote")]
