@@ -83,10 +83,11 @@ pub use pyventus_core::{
     AnyEvent, AsyncHandler, BlockingThreads, Completion, CurrentEmission, DeliveryContext, EmitKey,
     Error, Event, EventEmission, EventEmitter, EventEmitterBuilder, EventKey, EventLinker,
     EventLinkerBuilder, EventObject, EventSubscriber, ExecutorProcessingService, FailureKind,
-    FromDelivery, Handler, HandlerOutput, HandlerPanic, InlineProcessingService, Linker, NamedKey,
-    ProcessingService, ProcessorSource, Provided, RunReport, State, SubscriberFailure,
-    Subscription, SuccessHandler, Unfinished, VerifyError, current_emission, debug_from_env, kind,
-    named_key, runtime, verify, wait_for_all, wait_for_all_blocking,
+    FromDelivery, GuardedSubscription, Handler, HandlerOutput, HandlerPanic,
+    InlineProcessingService, Linker, NamedKey, ProcessingService, ProcessorSource, Provided,
+    RunReport, State, SubscriberFailure, Subscription, SubscriptionGuard, SuccessHandler,
+    Unfinished, VerifyError, current_emission, debug_from_env, kind, named_key, runtime, verify,
+    wait_for_all, wait_for_all_blocking,
 };
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]

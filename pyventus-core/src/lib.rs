@@ -84,6 +84,7 @@ pub use handler::marker;
 pub use handler::{AsyncHandler, Handler, SuccessHandler, kind};
 pub use lifecycle::context::{CurrentEmission, current_emission};
 pub use lifecycle::{Unfinished, wait_for_all, wait_for_all_blocking};
+pub use linker::guard::{GuardedSubscription, SubscriptionGuard};
 pub use linker::link_time::{VerifyError, verify};
 pub use linker::namespace::Linker;
 pub use linker::subscriber::EventSubscriber;

@@ -261,6 +261,7 @@ pub(crate) fn collect(
                 callback: callback.callback(),
                 success: successes.remove(id),
                 failure: failures.remove(id).map(|f| Arc::new(f) as _),
+                gate: None,
             };
             let keys: Vec<EventKey> = keys.iter().map(|key| key.key()).collect();
             (keys, parts)

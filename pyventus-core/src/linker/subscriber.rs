@@ -74,7 +74,12 @@ impl EventSubscriber {
 
     /// Unlinks the subscriber from all its events. Returns whether it was
     /// subscribed.
+    ///
+    /// An emission that started before may still run it; a guarded subscriber's
+    /// (see [`SubscriptionGuard`](crate::SubscriptionGuard)) does not: once
+    /// this returns, no new run of it starts.
     pub fn unsubscribe(&self) -> bool {
+        self.close_gate();
         let Some(registry) = self.registry.upgrade() else {
             return false;
         };
@@ -83,6 +88,15 @@ impl EventSubscriber {
             registry.trace("removed subscriber", self);
         }
         removed
+    }
+}
+
+impl EventSubscriber {
+    /// Stops new runs of a guarded subscriber (one with a gate).
+    pub(crate) fn close_gate(&self) {
+        if let Some(gate) = &self.inner.gate {
+            gate.close();
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use crate::AnyEvent;
+use crate::lifecycle::gate::{Gate, Inside};
 use crate::registry::lane::{Call, ErasedLane, Lane, TypedFn, UnitFn};
 use crate::workflow::extract::DeliveryContext;
 use crate::workflow::output::HandlerOutput;
@@ -166,6 +167,43 @@ impl EventCallback {
         EventCallback::Borrowed(Box::new(move |run: Run<'_>| {
             run.deliver(|| f(run.delivery.event, &DeliveryContext::new(run)))
         }))
+    }
+
+    /// The callback behind `gate`: a run starts only through it (none once it
+    /// is closed), and counts there until it is over, callbacks included. A
+    /// gated typed callback leaves its entry's lane: its gate is passed on
+    /// the erased path.
+    pub(crate) fn gated(self, gate: Arc<Gate>) -> Self {
+        fn sync(f: Box<SyncFn>, gate: Arc<Gate>) -> Box<SyncFn> {
+            Box::new(move |run: Run<'_>| match gate.enter() {
+                Some(_pass) => f(run),
+                // Closed: the run never starts, and has nothing to settle.
+                None => Ok(()),
+            })
+        }
+        match self {
+            EventCallback::Typed(f, _) | EventCallback::Borrowed(f) => {
+                EventCallback::Borrowed(sync(f, gate))
+            }
+            EventCallback::Shared(f) => EventCallback::Shared(sync(f, gate)),
+            EventCallback::Async(f) => {
+                EventCallback::Async(Box::new(move |event, delivery: &DeliveryContext<'_>| {
+                    match gate.enter_owned() {
+                        Some(pass) => {
+                            let future = {
+                                let _inside = gate.enter_mark();
+                                f(event, delivery)
+                            };
+                            Box::pin(Inside {
+                                pass: Some(pass),
+                                future,
+                            })
+                        }
+                        None => Box::pin(futures::future::ready(Ok(None))),
+                    }
+                }))
+            }
+        }
     }
 
     /// Runs a synchronous callback to completion.

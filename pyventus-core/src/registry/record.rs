@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::EventKey;
+use crate::lifecycle::gate::Gate;
 use crate::registry::callback::EventCallback;
 use crate::registry::list::Live;
 use crate::workflow::extract::StateNeed;
@@ -23,6 +24,9 @@ pub(crate) struct SubscriberInner {
     /// The states its handler takes (a link-time handler's; a closure
     /// captures what it needs).
     pub(crate) needs: &'static [Option<StateNeed>],
+    /// A guarded subscriber's gate (its callback passes it): closed when it
+    /// is unsubscribed by hand, so that no run starts after that returns.
+    pub(crate) gate: Option<Arc<Gate>>,
 }
 
 /// What goes into a subscriber, gathered by a subscription builder.
@@ -34,6 +38,7 @@ pub(crate) struct SubscriberParts {
     pub(crate) success: Option<SuccessCallback>,
     pub(crate) failure: Option<FailureCallback>,
     pub(crate) needs: &'static [Option<StateNeed>],
+    pub(crate) gate: Option<Arc<Gate>>,
 }
 
 impl SubscriberInner {
@@ -52,6 +57,7 @@ impl SubscriberInner {
             blocking: parts.blocking,
             callback: parts.callback,
             needs: parts.needs,
+            gate: parts.gate,
         }
     }
 
