@@ -82,10 +82,10 @@ pub use pyventus_core::shutdown_signal;
 pub use pyventus_core::{
     AnyEvent, AsyncHandler, BlockingThreads, Completion, CurrentEmission, DeliveryContext, EmitKey,
     Error, Event, EventEmission, EventEmitter, EventEmitterBuilder, EventKey, EventLinker,
-    EventLinkerBuilder, EventObject, EventSubscriber, ExecutorProcessingService, FailureKind,
-    FromDelivery, GuardedSubscription, Handler, HandlerOutput, HandlerPanic,
-    InlineProcessingService, Linker, NamedKey, ProcessingService, ProcessorSource, Provided,
-    RunReport, State, SubscriberFailure, Subscription, SubscriptionGuard, SuccessHandler,
+    EventLinkerBuilder, EventObject, EventStream, EventSubscriber, ExecutorProcessingService,
+    FailureKind, FromDelivery, GuardedSubscription, Handler, HandlerOutput, HandlerPanic,
+    InlineProcessingService, Lagged, Linker, NamedKey, ProcessingService, ProcessorSource,
+    Provided, RunReport, State, SubscriberFailure, Subscription, SubscriptionGuard, SuccessHandler,
     Unfinished, VerifyError, current_emission, debug_from_env, kind, named_key, runtime, verify,
     wait_for_all, wait_for_all_blocking,
 };

@@ -87,6 +87,7 @@ pub use lifecycle::{Unfinished, wait_for_all, wait_for_all_blocking};
 pub use linker::guard::{GuardedSubscription, SubscriptionGuard};
 pub use linker::link_time::{VerifyError, verify};
 pub use linker::namespace::Linker;
+pub use linker::stream::{EventStream, Lagged};
 pub use linker::subscriber::EventSubscriber;
 pub use linker::subscription::Subscription;
 pub use linker::{EventLinker, EventLinkerBuilder, Provided};

@@ -14,6 +14,7 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::{Pin, pin};
+use std::sync::OnceLock;
 use std::task::{Context, Poll};
 
 use tokio::sync::Notify;
@@ -21,9 +22,13 @@ use tokio::sync::Notify;
 use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 use crate::sync::{Arc, thread_local};
 
-/// Set once the gate is closed; the count of runs in progress is above it.
+/// Set once the gate is closed.
 const CLOSED: usize = 1;
-const ONE_RUN: usize = 2;
+/// Set once its subscriber is unlinked from its last event, however.
+const UNLINKED: usize = 2;
+/// The count of runs in progress is above the flags.
+const ONE_RUN: usize = 4;
+const FLAGS: u32 = 2;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -38,6 +43,9 @@ pub(crate) struct Gate {
     id: u64,
     state: AtomicUsize,
     drained: Notify,
+    /// Told when its subscriber is unlinked (a stream ends then). It runs
+    /// under the registry's lock: it may only set flags and wake a waker.
+    on_unlink: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl Gate {
@@ -46,6 +54,7 @@ impl Gate {
             id: NEXT_ID.fetch_add(1, SeqCst),
             state: AtomicUsize::new(0),
             drained: Notify::new(),
+            on_unlink: OnceLock::new(),
         })
     }
 
@@ -84,7 +93,7 @@ impl Gate {
 
     fn leave(&self) {
         let before = self.state.fetch_sub(ONE_RUN, SeqCst);
-        if before & CLOSED != 0 && before >> 1 == 1 {
+        if before & CLOSED != 0 && before >> FLAGS == 1 {
             self.drained.notify_waiters();
         }
     }
@@ -95,9 +104,34 @@ impl Gate {
         self.state.fetch_or(CLOSED, SeqCst) & CLOSED == 0
     }
 
+    /// Marks its subscriber unlinked from every event (removed by any means:
+    /// its guard, `remove_all`, ...), and tells whoever asked.
+    pub(crate) fn unlinked(&self) {
+        if self.state.fetch_or(UNLINKED, SeqCst) & UNLINKED == 0
+            && let Some(tell) = self.on_unlink.get()
+        {
+            tell();
+        }
+    }
+
+    /// Whether its subscriber was unlinked from every event.
+    pub(crate) fn is_unlinked(&self) -> bool {
+        self.state.load(SeqCst) & UNLINKED != 0
+    }
+
+    /// Calls `tell` when the subscriber is unlinked (once; under the
+    /// registry's lock, so it may only set flags and wake a waker).
+    pub(crate) fn on_unlink(&self, tell: impl Fn() + Send + Sync + 'static) {
+        let _ = self.on_unlink.set(Box::new(tell));
+        // Unlinked before `tell` was set: told now.
+        if self.is_unlinked() {
+            (self.on_unlink.get().expect("just set"))();
+        }
+    }
+
     /// How many runs are in progress.
     pub(crate) fn running(&self) -> usize {
-        self.state.load(SeqCst) >> 1
+        self.state.load(SeqCst) >> FLAGS
     }
 
     /// Whether the calling thread is inside one of this gate's runs (waiting

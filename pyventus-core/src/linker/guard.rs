@@ -108,13 +108,17 @@ impl<'a, K: 'static> GuardedSubscription<'a, K> {
               (`let _guard = ...`, not `let _ = ...`) for as long as the subscription \
               should last, or call `.detach()` to keep the subscription for good"]
 pub struct SubscriptionGuard {
-    subscriber: Option<EventSubscriber>,
+    subscriber: EventSubscriber,
+    /// Whether dropping it still ends the subscription (not once ended, or
+    /// detached).
+    armed: bool,
 }
 
 impl SubscriptionGuard {
     fn new(subscriber: EventSubscriber) -> Self {
         SubscriptionGuard {
-            subscriber: Some(subscriber),
+            subscriber,
+            armed: true,
         }
     }
 
@@ -130,9 +134,7 @@ impl SubscriptionGuard {
     /// # Ok::<(), pyventus_core::Error>(())
     /// ```
     pub fn subscriber(&self) -> &EventSubscriber {
-        self.subscriber
-            .as_ref()
-            .expect("a guard holds its subscriber until it is consumed")
+        &self.subscriber
     }
 
     /// How many runs of the handler are in progress now.
@@ -165,9 +167,8 @@ impl SubscriptionGuard {
     /// # Ok::<(), pyventus_core::Error>(())
     /// ```
     pub fn detach(mut self) -> EventSubscriber {
-        self.subscriber
-            .take()
-            .expect("a guard holds its subscriber until it is consumed")
+        self.armed = false;
+        self.subscriber.clone()
     }
 
     /// Unsubscribes, as dropping the guard does, then waits until every run
@@ -221,15 +222,15 @@ impl SubscriptionGuard {
         Ok(())
     }
 
-    fn gate(&self) -> Option<&Arc<Gate>> {
-        self.subscriber.as_ref()?.inner.gate.as_ref()
+    pub(crate) fn gate(&self) -> Option<&Arc<Gate>> {
+        self.subscriber.inner.gate.as_ref()
     }
 
     /// Ends the subscription: the gate first (no run starts from here on),
     /// then the registry.
     fn end(&mut self) {
-        if let Some(subscriber) = self.subscriber.take() {
-            subscriber.unsubscribe();
+        if std::mem::replace(&mut self.armed, false) {
+            self.subscriber.unsubscribe();
         }
     }
 }
@@ -244,6 +245,7 @@ impl fmt::Debug for SubscriptionGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SubscriptionGuard")
             .field("subscriber", &self.subscriber)
+            .field("armed", &self.armed)
             .finish()
     }
 }

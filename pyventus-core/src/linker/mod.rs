@@ -8,6 +8,9 @@
 //!   subscription returns.
 //! - `guard`: [`SubscriptionGuard`](crate::SubscriptionGuard), a subscription
 //!   that ends when it drops (`linker.on::<E>().guard()`).
+//! - `stream`: [`EventStream`](crate::EventStream), the events of a
+//!   subscription as a `futures::Stream` (`linker.stream::<E>(capacity)`),
+//!   and the [`Lagged`](crate::Lagged) item of a slow consumer.
 //! - `link_time`: the handlers `#[on]` registers at link time, collected on a
 //!   linker's first use, and [`verify`](crate::verify).
 //! - `namespace`: [`Linker`](crate::Linker), the namespaces `#[derive(Linker)]`
@@ -16,6 +19,7 @@
 pub(crate) mod guard;
 pub(crate) mod link_time;
 pub(crate) mod namespace;
+pub(crate) mod stream;
 pub(crate) mod subscriber;
 pub(crate) mod subscription;
 

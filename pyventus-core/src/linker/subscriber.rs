@@ -12,7 +12,9 @@ use crate::registry::record::SubscriberInner;
 ///
 /// Cheap to clone; clones are the same subscriber. Subscribing the same function
 /// twice gives two subscribers, and both run. Keeping or dropping the handle does
-/// not affect the subscription: call [`unsubscribe`](Self::unsubscribe) to end it.
+/// not affect the subscription: call [`unsubscribe`](Self::unsubscribe) to end it,
+/// or subscribe with [`guard()`](crate::Subscription::guard) for a
+/// [`SubscriptionGuard`](crate::SubscriptionGuard) that ends it on drop.
 ///
 /// # Examples
 ///

@@ -81,6 +81,9 @@ impl SubscriberInner {
     /// Marks the subscriber removed, dated by the lists' clock.
     pub(crate) fn deactivate(&self) {
         self.workflow.deactivate(crate::registry::list::removal);
+        if let Some(gate) = &self.gate {
+            gate.unlinked();
+        }
     }
 
     pub(crate) fn is_live(&self) -> bool {
