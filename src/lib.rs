@@ -80,20 +80,21 @@ pub use pyventus_core::remote;
 )]
 pub use pyventus_core::shutdown_signal;
 pub use pyventus_core::{
-    AnyEvent, AsyncHandler, BlockingThreads, Completion, CurrentEmission, DeliveryContext, EmitKey,
-    Error, Event, EventEmission, EventEmitter, EventEmitterBuilder, EventKey, EventLinker,
-    EventLinkerBuilder, EventObject, EventStream, EventSubscriber, ExecutorProcessingService,
-    FailureKind, FromDelivery, GuardedSubscription, Handler, HandlerOutput, HandlerPanic,
-    InlineProcessingService, Lagged, Linker, NamedKey, ProcessingService, ProcessorSource,
-    Provided, RunReport, State, SubscriberFailure, Subscription, SubscriptionGuard, SuccessHandler,
-    Unfinished, VerifyError, current_emission, debug_from_env, kind, named_key, runtime, verify,
-    wait_for_all, wait_for_all_blocking,
+    Answer, AnyEvent, AsyncHandler, BlockingThreads, CollectBuilder, Completion, CurrentEmission,
+    DeliveryContext, EmitKey, Error, Event, EventEmission, EventEmitter, EventEmitterBuilder,
+    EventKey, EventLinker, EventLinkerBuilder, EventObject, EventStream, EventSubscriber,
+    ExecutorProcessingService, FailureKind, FromDelivery, GuardedSubscription, Handler,
+    HandlerOutput, HandlerPanic, InlineProcessingService, Lagged, Linker, NamedKey,
+    ProcessingService, ProcessorSource, Provided, Request, RequestBuilder, RequestError, RunReport,
+    State, SubscriberFailure, Subscription, SubscriptionGuard, SuccessHandler, Unfinished,
+    VerifyError, current_emission, debug_from_env, kind, named_key, runtime, verify, wait_for_all,
+    wait_for_all_blocking,
 };
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use pyventus_core::{TokioProcessingService, TokioProcessingServiceBuilder};
 #[doc(inline)]
-pub use pyventus_macros::{Event, Linker, on, on_failure, on_success, once};
+pub use pyventus_macros::{Event, Linker, Request, on, on_failure, on_success, once};
 
 /// [`anyhow`](https://docs.rs/anyhow), the error type of handlers and failure
 /// callbacks: re-exported so that `use pyventus::anyhow;` is all a handler

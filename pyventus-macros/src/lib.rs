@@ -12,6 +12,7 @@ mod linker;
 mod names;
 mod on;
 mod on_outcome;
+mod request;
 mod signature;
 
 /// Derives `Event`: the event's name (its dispatch key) is the type's
@@ -44,6 +45,45 @@ mod signature;
 pub fn derive_event(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     event::expand(input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Derives `Request`: the type is a request whose responder answers
+/// `response` or fails with `error`. Options:
+/// `#[request(response = Type, error = Type, many, crate = path)]`; `error`
+/// defaults to `std::convert::Infallible`; `many` lets several responders
+/// answer it (asked with `emitter.collect(..)`), where by default a second is
+/// refused. The type must also be an `Event`.
+///
+/// # Examples
+///
+/// ```
+/// use pyventus::{Event, EventEmitter, EventLinker, Request};
+/// use std::time::Duration;
+///
+/// #[derive(Debug, Event, Request)]
+/// #[request(response = u64, error = String)]
+/// struct GetQuote {
+///     symbol: String,
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), pyventus::RequestError<String>> {
+/// let linker = EventLinker::new();
+/// linker.respond(|q: &GetQuote| if q.symbol == "ACME" { Ok(42) } else { Err("unknown".into()) })?;
+/// let emitter = EventEmitter::builder().linker(linker).build();
+/// let quote = emitter
+///     .request(GetQuote { symbol: "ACME".into() })
+///     .timeout(Duration::from_secs(1))
+///     .await?;
+/// assert_eq!(quote, 42);
+/// # Ok(()) }
+/// ```
+#[proc_macro_derive(Request, attributes(request))]
+pub fn derive_request(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    request::expand(&input)
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }

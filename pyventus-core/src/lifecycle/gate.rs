@@ -104,6 +104,11 @@ impl Gate {
         self.state.fetch_or(CLOSED, SeqCst) & CLOSED == 0
     }
 
+    /// Whether the gate is closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state.load(SeqCst) & CLOSED != 0
+    }
+
     /// Marks its subscriber unlinked from every event (removed by any means:
     /// its guard, `remove_all`, ...), and tells whoever asked.
     pub(crate) fn unlinked(&self) {

@@ -153,6 +153,7 @@ impl<'a, K: 'static> Subscription<'a, K> {
             success: self.success,
             failure: self.failure,
             gate,
+            responder: None,
         };
         self.linker.subscribe_parts(&self.keys, parts)
     }

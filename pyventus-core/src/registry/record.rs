@@ -27,6 +27,17 @@ pub(crate) struct SubscriberInner {
     /// A guarded subscriber's gate (its callback passes it): closed when it
     /// is unsubscribed by hand, so that no run starts after that returns.
     pub(crate) gate: Option<Arc<Gate>>,
+    /// Whether it answers a request: one of its type's responders, or its only one.
+    pub(crate) responder: Option<Responder>,
+}
+
+/// How a request's responders may share it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Responder {
+    /// The request's only responder: a second is refused.
+    Only,
+    /// One of several (a request asked with `collect`).
+    OneOf,
 }
 
 /// What goes into a subscriber, gathered by a subscription builder.
@@ -39,6 +50,30 @@ pub(crate) struct SubscriberParts {
     pub(crate) failure: Option<FailureCallback>,
     pub(crate) needs: &'static [Option<StateNeed>],
     pub(crate) gate: Option<Arc<Gate>>,
+    pub(crate) responder: Option<Responder>,
+}
+
+impl SubscriberParts {
+    /// A request's responder: its callback, behind a gate of its own (a
+    /// request waiting for it learns at once that it was unsubscribed).
+    pub(crate) fn responder(
+        callback: EventCallback,
+        handler_id: Option<&'static str>,
+        responder: Responder,
+    ) -> Self {
+        let gate = Gate::new();
+        SubscriberParts {
+            once: false,
+            blocking: false,
+            handler_id,
+            callback: callback.gated(gate.clone()),
+            success: None,
+            failure: None,
+            needs: &[],
+            gate: Some(gate),
+            responder: Some(responder),
+        }
+    }
 }
 
 impl SubscriberInner {
@@ -58,6 +93,7 @@ impl SubscriberInner {
             callback: parts.callback,
             needs: parts.needs,
             gate: parts.gate,
+            responder: parts.responder,
         }
     }
 
@@ -83,6 +119,14 @@ impl SubscriberInner {
         self.workflow.deactivate(crate::registry::list::removal);
         if let Some(gate) = &self.gate {
             gate.unlinked();
+        }
+    }
+
+    /// Who it is, as an error names it.
+    pub(crate) fn describe(&self) -> String {
+        match self.handler_id() {
+            Some(id) => format!("`{id}`"),
+            None => "a runtime responder".to_owned(),
         }
     }
 
