@@ -94,7 +94,7 @@ pub use pyventus_core::{
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use pyventus_core::{TokioProcessingService, TokioProcessingServiceBuilder};
 #[doc(inline)]
-pub use pyventus_macros::{Event, Linker, Request, on, on_failure, on_success, once};
+pub use pyventus_macros::{Event, Linker, Request, on, on_failure, on_success, once, respond};
 
 /// [`anyhow`](https://docs.rs/anyhow), the error type of handlers and failure
 /// callbacks: re-exported so that `use pyventus::anyhow;` is all a handler
@@ -137,12 +137,13 @@ pub use pyventus_redis as redis;
 pub mod __private {
     pub use crate::__pyventus_event_codec as event_codec;
     pub use pyventus_core::__private::{
-        AnyFn, AsHandlerOutput, AsValue, AsyncFn, AsyncInFn, BuiltFn, EventCallback, HandlerInfo,
-        IgnoreFn, KeySpec, LaneCache, LaneSlot, Namespace, NoArgFn, Outcome, OutputProbe, RefFn,
-        Registration, SharedFn, StateNeed, SuccessFn, SuccessValue, TakesEvent, ViaHandlerOutput,
-        ViaResult, ViaValue, any_callback, any_callback_in, anyhow, boxed, inventory, namespace,
-        namespace_linker, outcome, payload_mismatch, read_unit, shared_callback,
-        shared_callback_in, shared_event, success_value, typed_callback, typed_callback_in,
+        AnyFn, AsHandlerOutput, AsValue, AsyncFn, AsyncInFn, BuiltFn, DeclaredResponder,
+        EventCallback, HandlerInfo, IgnoreFn, KeySpec, LaneCache, LaneSlot, Namespace, NoArgFn,
+        Outcome, OutputProbe, RefFn, Registration, SharedFn, StateNeed, SuccessFn, SuccessValue,
+        TakesEvent, ViaHandlerOutput, ViaResult, ViaValue, any_callback, any_callback_in, anyhow,
+        async_responder, boxed, inventory, namespace, namespace_linker, outcome, payload_mismatch,
+        read_unit, shared_callback, shared_callback_in, shared_event, success_value,
+        sync_responder, typed_callback, typed_callback_in,
     };
     #[cfg(feature = "serde")]
     pub use pyventus_core::__private::{Codec, CodecRegistration, Probe, ViaNothing, ViaSerde};

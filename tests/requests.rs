@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::{emitter, inline};
 use pyventus::{
     Error, Event, EventEmission, EventLinker, ExecutorProcessingService, ProcessingService,
-    Request, RequestError, TokioProcessingService,
+    Request, RequestError, TokioProcessingService, respond,
 };
 
 #[derive(Debug, Clone, Event, Request)]
@@ -546,4 +546,100 @@ async fn request_refuses_a_request_with_several_responders() {
             count: 2
         }
     );
+}
+
+// Declared responders.
+
+#[derive(Debug, Event, Request)]
+#[request(response = String)]
+struct Greet {
+    name: &'static str,
+}
+
+#[respond]
+fn greet(g: &Greet) -> Result<String, std::convert::Infallible> {
+    Ok(format!("Hello, {}!", g.name))
+}
+
+#[derive(Debug, Event, Request)]
+#[request(response = usize, error = String)]
+struct Measure(&'static str);
+
+#[respond]
+async fn measure(m: Arc<Measure>) -> Result<usize, String> {
+    tokio::task::yield_now().await;
+    if m.0.is_empty() {
+        return Err("nothing to measure".to_owned());
+    }
+    Ok(m.0.len())
+}
+
+#[tokio::test]
+async fn a_declared_responder_answers_on_the_default_linker() {
+    let emitter = pyventus::EventEmitter::builder()
+        .processor(TokioProcessingService::default())
+        .build();
+    let hello = emitter.request(Greet { name: "Ada" }).timeout(SECOND).await;
+    assert_eq!(hello.as_deref(), Ok("Hello, Ada!"));
+    let length = emitter.request(Measure("four")).timeout(SECOND).await;
+    assert_eq!(length, Ok(4));
+    let err = emitter
+        .request(Measure(""))
+        .timeout(SECOND)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        RequestError::Responder {
+            request: "Measure",
+            error: "nothing to measure".to_owned()
+        }
+    );
+    // Still plain functions.
+    assert_eq!(greet(&Greet { name: "Bo" }).unwrap(), "Hello, Bo!");
+    let linker = EventLinker::global();
+    assert_eq!(linker.handler(concat!(module_path!(), "::greet")).len(), 1);
+}
+
+#[tokio::test]
+async fn a_runtime_responder_beside_a_declared_one_is_refused() {
+    let linker = EventLinker::isolated_global().unwrap();
+    let err = linker
+        .respond(|_: &Greet| Ok("again".to_owned()))
+        .unwrap_err();
+    let Error::TwoResponders { existing, .. } = &err else {
+        panic!("expected TwoResponders, got {err}");
+    };
+    assert_eq!(existing, &format!("`{}::greet`", module_path!()));
+}
+
+#[derive(pyventus::Linker)]
+struct Doubled;
+
+#[derive(Debug, Event, Request)]
+#[request(response = u8)]
+struct Twice;
+
+#[respond(linker = Doubled)]
+fn first_answer(_: &Twice) -> Result<u8, std::convert::Infallible> {
+    Ok(1)
+}
+
+#[respond(linker = Doubled)]
+fn second_answer(_: &Twice) -> Result<u8, std::convert::Infallible> {
+    Ok(2)
+}
+
+#[test]
+fn two_declared_responders_of_one_request_are_reported_by_verify() {
+    let err = pyventus::verify().unwrap_err();
+    let failures = err.failures();
+    assert_eq!(failures.len(), 1, "{err}");
+    let (namespace, error) = &failures[0];
+    assert!(namespace.ends_with("Doubled"), "{namespace}");
+    assert!(
+        matches!(error, Error::TwoResponders { request, .. } if request == "Twice"),
+        "{error}"
+    );
+    assert!(err.to_string().contains("second_answer"), "{err}");
 }

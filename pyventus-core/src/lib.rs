@@ -117,6 +117,7 @@ pub mod __private {
     // `#[on_success]`, `#[on_failure]` and `named_key!` write, by name: nothing
     // joins this interface by being made `pub` elsewhere.
     pub use crate::event::slot::{LaneCache, LaneSlot};
+    pub use crate::handler::declared::DeclaredResponder;
     pub use crate::handler::declared::{
         AnyFn, AsyncFn, AsyncInFn, BuiltFn, HandlerInfo, IgnoreFn, NoArgFn, RefFn, SharedFn,
         SuccessFn, TakesEvent, any_callback, any_callback_in, boxed, outcome, payload_mismatch,

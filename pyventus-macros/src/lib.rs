@@ -13,6 +13,7 @@ mod names;
 mod on;
 mod on_outcome;
 mod request;
+mod respond;
 mod signature;
 
 /// Derives `Event`: the event's name (its dispatch key) is the type's
@@ -308,4 +309,47 @@ pub fn on_success(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn on_failure(args: TokenStream, item: TokenStream) -> TokenStream {
     on_outcome::expand(signature::Outcome::Failure, args.into(), item.into()).into()
+}
+
+/// Declares the responder of a request (see `#[derive(Request)]`), linked at
+/// link time like `#[on]`: a `fn` taking `&R`, or an `async fn` taking
+/// `Arc<R>`, that returns `Result<R::Response, R::Error>`. A request has one
+/// responder (unless declared `many`): a second is reported by
+/// `pyventus::verify()` and refused when the linker is built. Options:
+/// `linker = Path`, `crate = path`.
+///
+/// # Examples
+///
+/// ```rust,standalone_crate
+/// use pyventus::{Event, EventEmitter, Request, respond};
+/// use std::time::Duration;
+///
+/// #[derive(Debug, Event, Request)]
+/// #[request(response = u64, error = String)]
+/// struct GetQuote {
+///     symbol: String,
+/// }
+///
+/// #[respond]
+/// fn quote(q: &GetQuote) -> Result<u64, String> {
+///     match q.symbol.as_str() {
+///         "ACME" => Ok(42),
+///         other => Err(format!("unknown symbol {other}")),
+///     }
+/// }
+///
+/// #[tokio::main]
+/// async fn main() {
+///     let emitter = EventEmitter::builder().build();
+///     let answer = emitter
+///         .request(GetQuote { symbol: "ACME".into() })
+///         .timeout(Duration::from_secs(1))
+///         .await;
+///     assert_eq!(answer, Ok(42));
+///     assert_eq!(quote(&GetQuote { symbol: "ACME".into() }), Ok(42)); // still a plain function
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn respond(args: TokenStream, item: TokenStream) -> TokenStream {
+    respond::expand(args.into(), item.into()).into()
 }

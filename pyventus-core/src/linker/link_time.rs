@@ -5,7 +5,7 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use crate::handler::declared::{DeclaredHandler, DeclaredSuccess};
+use crate::handler::declared::{DeclaredHandler, DeclaredResponder, DeclaredSuccess};
 use crate::linker::EventLinkerBuilder;
 use crate::registry::record::{Responder, SubscriberParts};
 use crate::workflow::SuccessCallback;
@@ -105,12 +105,8 @@ pub enum Registration {
         namespace: Namespace,
         /// Its stable id: `module::path::function`.
         id: &'static str,
-        /// Its request's key: `EventKey::of::<R>`.
-        key: fn() -> EventKey,
-        /// Whether its request takes several responders.
-        many: bool,
-        /// Makes its event callback.
-        callback: fn() -> crate::registry::callback::EventCallback,
+        /// Makes the responder: its request's key and its callback.
+        responder: fn() -> DeclaredResponder,
     },
     /// A namespace (`#[derive(Linker)]`), for [`verify`].
     Namespace {
@@ -296,18 +292,21 @@ fn responders(wanted: Option<TypeId>) -> Vec<(Vec<EventKey>, SubscriberParts)> {
             Registration::Responder {
                 namespace,
                 id,
-                key,
-                many,
-                callback,
+                responder,
             } if in_namespace(*namespace, wanted) => {
-                let kind = if *many {
+                let DeclaredResponder {
+                    key,
+                    many,
+                    callback,
+                } = responder();
+                let kind = if many {
                     Responder::OneOf
                 } else {
                     Responder::Only
                 };
                 Some((
-                    vec![key()],
-                    SubscriberParts::responder(callback(), Some(*id), kind),
+                    vec![key],
+                    SubscriberParts::responder(callback, Some(*id), kind),
                 ))
             }
             _ => None,

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 
+use crate::handler::declared::DeclaredResponder;
 use crate::registry::callback::EventCallback;
 use crate::registry::record::{Responder, SubscriberParts};
 use crate::request::Request;
@@ -77,22 +78,30 @@ fn kind<R: Request>() -> Responder {
     }
 }
 
-/// The callback of a function declared with `#[respond]` that takes `&R`.
+/// The responder of a function declared with `#[respond]` that takes `&R`.
 /// Not public API.
 #[doc(hidden)]
-pub fn sync_responder<R: Request>(f: fn(&R) -> Result<R::Response, R::Error>) -> EventCallback {
-    sync_callback::<R>(f)
+pub fn sync_responder<R: Request>(f: fn(&R) -> Result<R::Response, R::Error>) -> DeclaredResponder {
+    DeclaredResponder::new(
+        EventKey::of::<R>(),
+        R::MANY_RESPONDERS,
+        sync_callback::<R>(f),
+    )
 }
 
-/// The callback of an `async fn` declared with `#[respond]` that takes
+/// The responder of an `async fn` declared with `#[respond]` that takes
 /// `Arc<R>`. Not public API.
 #[doc(hidden)]
-pub fn async_responder<R, Fut>(f: fn(Arc<R>) -> Fut) -> EventCallback
+pub fn async_responder<R, Fut>(f: fn(Arc<R>) -> Fut) -> DeclaredResponder
 where
     R: Request,
     Fut: Future<Output = Result<R::Response, R::Error>> + Send + 'static,
 {
-    async_callback::<R, _, _>(f)
+    DeclaredResponder::new(
+        EventKey::of::<R>(),
+        R::MANY_RESPONDERS,
+        async_callback::<R, _, _>(f),
+    )
 }
 
 /// Responders, subscribed at runtime.
