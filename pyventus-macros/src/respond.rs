@@ -50,7 +50,12 @@ fn parse_args(args: TokenStream, errors: &mut Errors) -> RespondArgs {
                 Ok(())
             }
         } else {
-            Err(meta.error(format!("unknown `respond` option; {OPTIONS}")))
+            let err = meta.error(format!("unknown `respond` option; {OPTIONS}"));
+            // Its value too, so that the options after it are still read.
+            if meta.input.peek(syn::Token![=]) {
+                let _: syn::Expr = meta.value()?.parse()?;
+            }
+            Err(err)
         };
         if let Err(err) = result {
             errors.push(err);
