@@ -1,9 +1,12 @@
 //! An in-process request on tokio beside the floor it is built on: a bare
 //! `tokio::sync::oneshot` round trip, where a spawned task sends the answer to
-//! the awaiting caller. Both on the same 2-worker runtime, in the same run.
+//! the awaiting caller. Both on the same runtime, in the same run: a 2-worker
+//! runtime (where each round trip wakes another worker, and the machine's load
+//! shows), and a current-thread one (the overhead alone).
 //!
 //! Run with `cargo bench -p pyventus-benches --bench requests`; it ends with
-//! the ratio of the two medians (`docs/benchmarks.md` has the figures).
+//! the ratio of the two medians on each runtime, from rounds taken in turn
+//! (`docs/benchmarks.md` has the figures).
 
 // criterion's macros generate undocumented items.
 #![allow(missing_docs)]
@@ -20,9 +23,16 @@ use tokio::sync::oneshot;
 #[request(response = u64)]
 struct Double(u64);
 
-fn runtime() -> Runtime {
+fn multi_thread() -> Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn current_thread() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()
@@ -65,8 +75,8 @@ async fn requests(emitter: &EventEmitter, iters: u64) -> Duration {
     started.elapsed()
 }
 
-fn bench(c: &mut Criterion, runtime: &Runtime, emitter: &EventEmitter) {
-    let mut group = c.benchmark_group("request_round_trip");
+fn bench(c: &mut Criterion, flavor: &str, runtime: &Runtime, emitter: &EventEmitter) {
+    let mut group = c.benchmark_group(format!("request_round_trip/{flavor}"));
     group.bench_function("tokio_oneshot", |b| {
         b.iter_custom(|iters| runtime.block_on(oneshot_round_trips(iters)));
     });
@@ -77,7 +87,7 @@ fn bench(c: &mut Criterion, runtime: &Runtime, emitter: &EventEmitter) {
 }
 
 /// The medians of rounds of 10,000 of each, taken in turn, and their ratio.
-fn ratio(runtime: &Runtime, emitter: &EventEmitter) {
+fn ratio(flavor: &str, runtime: &Runtime, emitter: &EventEmitter) {
     const ROUNDS: usize = 9;
     const PER_ROUND: u64 = 10_000;
     let (mut bare, mut asked) = (Vec::new(), Vec::new());
@@ -89,16 +99,23 @@ fn ratio(runtime: &Runtime, emitter: &EventEmitter) {
     asked.sort_unstable();
     let (bare, asked) = (bare[ROUNDS / 2], asked[ROUNDS / 2]);
     println!(
-        "request round trip: tokio oneshot {bare:?}, pyventus request {asked:?}, ratio {:.2}x",
+        "request round trip ({flavor}): tokio oneshot {bare:?}, pyventus request {asked:?}, ratio {:.2}x",
         asked.as_secs_f64() / bare.as_secs_f64()
     );
 }
 
 fn main() {
-    let runtime = runtime();
+    let runtimes = [
+        ("multi_thread", multi_thread()),
+        ("current_thread", current_thread()),
+    ];
     let emitter = emitter();
     let mut criterion = Criterion::default().configure_from_args();
-    bench(&mut criterion, &runtime, &emitter);
+    for (flavor, runtime) in &runtimes {
+        bench(&mut criterion, flavor, runtime, &emitter);
+    }
     criterion.final_summary();
-    ratio(&runtime, &emitter);
+    for (flavor, runtime) in &runtimes {
+        ratio(flavor, runtime, &emitter);
+    }
 }
