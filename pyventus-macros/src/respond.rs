@@ -176,6 +176,10 @@ fn expand_responder(
     };
     let handler = respan(quote!(#ident), output_span);
     Ok(quote! {
+        // A responder returns its request's `Result` whether or not it can
+        // fail (its signature is the request's): clippy's pedantic
+        // `unnecessary_wraps` would ask for what cannot be.
+        #[allow(clippy::unnecessary_wraps)]
         #item
 
         const _: () = {

@@ -95,7 +95,7 @@ impl<'a, K: 'static> Subscription<'a, K> {
         self
     }
 
-    /// Makes the subscription a [`SubscriptionGuard`]: it ends when the guard
+    /// Makes the subscription a [`SubscriptionGuard`](crate::SubscriptionGuard): it ends when the guard
     /// drops, and once it has ended no new run of its handler starts.
     ///
     /// # Examples
