@@ -38,7 +38,7 @@ use crate::request::{Answer, Request, RequestError};
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), pyventus_core::RequestError<std::convert::Infallible>> {
 /// let linker = EventLinker::new();
-/// linker.respond(|a: &Add| Ok(a.0 + a.1))?;
+/// linker.respond(|a: &Add| Ok(a.0 + a.1)).unwrap();
 /// let emitter = EventEmitter::builder().linker(linker).build();
 /// let ask = emitter.request(Add(2, 3)); // nothing sent yet
 /// assert_eq!(ask.timeout(Duration::from_millis(100)).await?, 5);

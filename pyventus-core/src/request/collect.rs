@@ -41,8 +41,8 @@ type Enough<R> = Box<dyn FnMut(&[Answer<R>]) -> bool + Send>;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), pyventus_core::RequestError<std::convert::Infallible>> {
 /// let linker = EventLinker::new();
-/// linker.respond(|_: &WhoIsThere| Ok("billing"))?;
-/// linker.respond(|_: &WhoIsThere| Ok("shipping"))?;
+/// linker.respond(|_: &WhoIsThere| Ok("billing")).unwrap();
+/// linker.respond(|_: &WhoIsThere| Ok("shipping")).unwrap();
 /// let emitter = EventEmitter::builder().linker(linker).build();
 /// let answers = emitter.collect(WhoIsThere).timeout(Duration::from_millis(100)).await?;
 /// let mut names: Vec<_> = answers.into_iter().map(Result::unwrap).collect();
@@ -77,7 +77,7 @@ impl<R: Request> CollectBuilder<R> {
     /// # async fn main() -> Result<(), pyventus_core::RequestError<std::convert::Infallible>> {
     /// let linker = EventLinker::new();
     /// for n in 0..5 {
-    ///     linker.respond(move |_: &Ping| Ok(n))?;
+    ///     linker.respond(move |_: &Ping| Ok(n)).unwrap();
     /// }
     /// let emitter = EventEmitter::builder().linker(linker).build();
     /// let quorum = emitter
@@ -182,11 +182,11 @@ impl EventEmitter {
     /// # #[tokio::main]
     /// # async fn main() -> Result<(), pyventus_core::RequestError<std::convert::Infallible>> {
     /// let linker = EventLinker::new();
-    /// linker.respond(|_: &Bid| Ok(10))?;
+    /// linker.respond(|_: &Bid| Ok(10)).unwrap();
     /// linker.respond_async(|_: Arc<Bid>| async {
     ///     tokio::time::sleep(Duration::from_secs(5)).await; // too slow
     ///     Ok(5)
-    /// })?;
+    /// }).unwrap();
     /// let emitter = EventEmitter::builder()
     ///     .processor(TokioProcessingService::default())
     ///     .linker(linker)

@@ -54,10 +54,12 @@ use crate::{Error, Event, HandlerPanic};
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), pyventus_core::RequestError<String>> {
 /// let linker = EventLinker::new();
-/// linker.respond(|q: &GetQuote| match q.symbol {
-///     "ACME" => Ok(42),
-///     other => Err(format!("unknown symbol {other}")),
-/// })?;
+/// linker
+///     .respond(|q: &GetQuote| match q.symbol {
+///         "ACME" => Ok(42),
+///         other => Err(format!("unknown symbol {other}")),
+///     })
+///     .unwrap();
 /// let emitter = EventEmitter::builder().linker(linker).build();
 /// let price = emitter
 ///     .request(GetQuote { symbol: "ACME" })
