@@ -69,17 +69,17 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 ///     symbol: String,
 /// }
 ///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), pyventus::RequestError<String>> {
 /// let linker = EventLinker::new();
 /// linker.respond(|q: &GetQuote| if q.symbol == "ACME" { Ok(42) } else { Err("unknown".into()) })?;
 /// let emitter = EventEmitter::builder().linker(linker).build();
-/// let quote = emitter
-///     .request(GetQuote { symbol: "ACME".into() })
-///     .timeout(Duration::from_secs(1))
-///     .await?;
-/// assert_eq!(quote, 42);
-/// # Ok(()) }
+/// // From synchronous code here; `.await` it in async code.
+/// let quote = pyventus::runtime::block_on(
+///     emitter
+///         .request(GetQuote { symbol: "ACME".into() })
+///         .timeout(Duration::from_secs(1)),
+/// );
+/// assert_eq!(quote, Ok(42));
+/// # Ok::<(), pyventus::Error>(())
 /// ```
 #[proc_macro_derive(Request, attributes(request))]
 pub fn derive_request(input: TokenStream) -> TokenStream {
@@ -338,13 +338,14 @@ pub fn on_failure(args: TokenStream, item: TokenStream) -> TokenStream {
 ///     }
 /// }
 ///
-/// #[tokio::main]
-/// async fn main() {
+/// fn main() {
 ///     let emitter = EventEmitter::builder().build();
-///     let answer = emitter
-///         .request(GetQuote { symbol: "ACME".into() })
-///         .timeout(Duration::from_secs(1))
-///         .await;
+///     // From synchronous code here; `.await` it in async code.
+///     let answer = pyventus::runtime::block_on(
+///         emitter
+///             .request(GetQuote { symbol: "ACME".into() })
+///             .timeout(Duration::from_secs(1)),
+///     );
 ///     assert_eq!(answer, Ok(42));
 ///     assert_eq!(quote(&GetQuote { symbol: "ACME".into() }), Ok(42)); // still a plain function
 /// }
