@@ -45,9 +45,10 @@ async fn a_consumer_stalled_behind_a_tokio_emitter_lags_then_catches_up() {
         .build();
     let emitter = emitter(&linker, service.clone());
     let mut ticks = linker.stream::<Tick>(16).unwrap();
+    let (go, stalled) = tokio::sync::oneshot::channel::<()>();
     let consumer = tokio::spawn(async move {
         // Stalled until every emission has run.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        stalled.await.unwrap();
         let mut items = Vec::new();
         while let Ok(Some(item)) =
             tokio::time::timeout(Duration::from_millis(200), ticks.next()).await
@@ -60,6 +61,7 @@ async fn a_consumer_stalled_behind_a_tokio_emitter_lags_then_catches_up() {
         emitter.emit(Tick(n)).unwrap();
     }
     service.wait_for_tasks().await.unwrap();
+    go.send(()).unwrap();
     let items = consumer.await.unwrap();
     assert_eq!(items[0], Err(Lagged { missed: 984 }));
     let newest: Vec<u64> = items[1..].iter().map(|i| *i.as_ref().unwrap()).collect();
