@@ -40,6 +40,20 @@ impl<'a, K: 'static> GuardedSubscription<'a, K> {
     }
 
     /// Subscribes a synchronous handler; the guard unsubscribes it on drop.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pyventus_core::{EventEmitter, EventLinker};
+    ///
+    /// let linker = EventLinker::new();
+    /// let guard = linker.on_named("Greet").guard().subscribe(|name: &String| {
+    ///     println!("Hello, {name}!");
+    /// })?;
+    /// EventEmitter::builder().linker(linker).build().emit_named("Greet", "Ada".to_string())?;
+    /// drop(guard);
+    /// # Ok::<(), pyventus_core::Error>(())
+    /// ```
     pub fn subscribe<M, F: Handler<K, M>>(self, handler: F) -> Result<SubscriptionGuard, Error> {
         let gate = Gate::new();
         let callback = handler.into_callback().gated(gate.clone());
@@ -49,6 +63,20 @@ impl<'a, K: 'static> GuardedSubscription<'a, K> {
     }
 
     /// Subscribes an asynchronous handler; the guard unsubscribes it on drop.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pyventus_core::EventLinker;
+    ///
+    /// let linker = EventLinker::new();
+    /// let guard = linker
+    ///     .on_named("Tick")
+    ///     .guard()
+    ///     .subscribe_async(|| async { println!("tick") })?;
+    /// assert!(guard.subscriber().is_async());
+    /// # Ok::<(), pyventus_core::Error>(())
+    /// ```
     pub fn subscribe_async<M, F: AsyncHandler<K, M>>(
         self,
         handler: F,

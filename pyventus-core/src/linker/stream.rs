@@ -233,12 +233,30 @@ impl<T> EventStream<T> {
     }
 
     /// Whether it holds no event.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use pyventus_core::EventLinker;
+    /// let stream = EventLinker::new().stream_named::<u32>("Tick", 8)?;
+    /// assert!(stream.is_empty());
+    /// # Ok::<(), pyventus_core::Error>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The most events it holds before the oldest is dropped for a
     /// [`Lagged`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use pyventus_core::EventLinker;
+    /// let stream = EventLinker::new().stream_named::<u32>("Tick", 8)?;
+    /// assert_eq!(stream.capacity(), 8);
+    /// # Ok::<(), pyventus_core::Error>(())
+    /// ```
     pub fn capacity(&self) -> usize {
         self.shared.capacity
     }

@@ -68,6 +68,42 @@ impl<R: Request> RequestBuilder<R> {
     /// waited), [`Emit`](RequestError::Emit), [`Dropped`](RequestError::Dropped),
     /// [`Remote`](RequestError::Remote),
     /// [`ManyResponders`](RequestError::ManyResponders).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pyventus_core::{Event, EventEmitter, EventLinker, Request, RequestError};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// #[derive(Debug)]
+    /// struct Slow;
+    /// impl Event for Slow {
+    ///     const NAME: &'static str = "Slow";
+    /// }
+    /// impl Request for Slow {
+    ///     type Response = ();
+    ///     type Error = std::convert::Infallible;
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let linker = EventLinker::new();
+    /// linker
+    ///     .respond_async(|_: Arc<Slow>| async {
+    ///         tokio::time::sleep(Duration::from_secs(10)).await;
+    ///         Ok(())
+    ///     })
+    ///     .unwrap();
+    /// let emitter = EventEmitter::builder()
+    ///     .processor(pyventus_core::TokioProcessingService::default())
+    ///     .linker(linker)
+    ///     .build();
+    /// let timeout = Duration::from_millis(10);
+    /// let answer = emitter.request(Slow).timeout(timeout).await;
+    /// assert_eq!(answer, Err(RequestError::Timeout { request: "Slow", timeout }));
+    /// # }
+    /// ```
     pub fn timeout(self, timeout: Duration) -> impl Future<Output = Answer<R>> + Send + 'static {
         let RequestBuilder { emitter, request } = self;
         async move {

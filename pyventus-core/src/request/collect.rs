@@ -103,6 +103,30 @@ impl<R: Request> CollectBuilder<R> {
     ///
     /// [`RequestError::Emit`] and [`RequestError::Remote`]: the request could
     /// not be asked. What each responder did is in its answer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use pyventus_core::{Event, EventEmitter, EventLinker, Request, RequestError};
+    /// # use std::time::Duration;
+    /// # #[derive(Debug)] struct Vote;
+    /// # impl Event for Vote { const NAME: &'static str = "Vote"; }
+    /// # impl Request for Vote {
+    /// #     type Response = bool;
+    /// #     type Error = &'static str;
+    /// #     const MANY_RESPONDERS: bool = true;
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let linker = EventLinker::new();
+    /// linker.respond(|_: &Vote| Ok(true)).unwrap();
+    /// linker.respond(|_: &Vote| Err("abstains")).unwrap();
+    /// let emitter = EventEmitter::builder().linker(linker).build();
+    /// let votes = emitter.collect(Vote).timeout(Duration::from_secs(1)).await.unwrap();
+    /// assert!(votes.contains(&Ok(true)));
+    /// assert!(votes.contains(&Err(RequestError::Responder { request: "Vote", error: "abstains" })));
+    /// # }
+    /// ```
     pub fn timeout(
         self,
         timeout: Duration,

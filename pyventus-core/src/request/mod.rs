@@ -210,5 +210,26 @@ pub enum RequestError<E> {
     },
 }
 
-/// One answer to a request of type `R`, as its responder gave it.
+/// One answer to a request of type `R`, as its responder gave it: what
+/// `request(r).timeout(d)` resolves to, and each item `collect` gathers.
+///
+/// # Examples
+///
+/// ```
+/// use pyventus_core::{Answer, Event, Request, RequestError};
+///
+/// #[derive(Debug)]
+/// struct Ping;
+/// impl Event for Ping {
+///     const NAME: &'static str = "Ping";
+/// }
+/// impl Request for Ping {
+///     type Response = &'static str;
+///     type Error = std::convert::Infallible;
+/// }
+///
+/// let answer: Answer<Ping> = Ok("pong");
+/// let none: Answer<Ping> = Err(RequestError::NoResponder { request: "Ping" });
+/// assert!(answer.is_ok() && none.is_err());
+/// ```
 pub type Answer<R> = Result<<R as Request>::Response, RequestError<<R as Request>::Error>>;
