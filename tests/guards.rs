@@ -103,9 +103,16 @@ fn a_guarded_async_handler_does_not_start_after_the_drop() {
         let service = TokioProcessingService::default();
         let emitter = emitter(&linker, service.clone());
         let runs = Arc::new(AtomicUsize::new(0));
-        let r = runs.clone();
+        let settled = Arc::new(AtomicUsize::new(0));
+        let (r, ok, failed) = (runs.clone(), settled.clone(), settled.clone());
         let guard = linker
             .on::<Tick>()
+            .on_success(move || {
+                ok.fetch_add(1, SeqCst);
+            })
+            .on_failure(move |_: &anyhow::Error| {
+                failed.fetch_add(1, SeqCst);
+            })
             .guard()
             .subscribe_async(move || {
                 let r = r.clone();
@@ -119,6 +126,8 @@ fn a_guarded_async_handler_does_not_start_after_the_drop() {
         drop(guard);
         service.wait_for_tasks().await.unwrap();
         assert_eq!(runs.load(SeqCst), 0);
+        // A run that never started is not a success, nor a failure.
+        assert_eq!(settled.load(SeqCst), 0);
     });
 }
 

@@ -17,7 +17,7 @@ use crate::lifecycle::gate::{Gate, Inside};
 use crate::registry::lane::{Call, ErasedLane, Lane, TypedFn, UnitFn};
 use crate::workflow::extract::DeliveryContext;
 use crate::workflow::output::HandlerOutput;
-use crate::workflow::{Outcome, Run, Settled, Workflow};
+use crate::workflow::{OkValue, Outcome, Run, Settled, Skipped, Workflow};
 
 type SyncFn = dyn Fn(Run<'_>) -> Settled + Send + Sync;
 type AsyncFn =
@@ -199,7 +199,10 @@ impl EventCallback {
                                 future,
                             })
                         }
-                        None => Box::pin(futures::future::ready(Ok(None))),
+                        None => {
+                            let skipped: OkValue = Box::new(Skipped);
+                            Box::pin(futures::future::ready(Ok(Some(skipped))))
+                        }
                     }
                 }))
             }
