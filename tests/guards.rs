@@ -382,3 +382,37 @@ fn no_run_starts_after_its_guards_drop_returned_under_churn() {
     );
     assert!(linker.is_empty());
 }
+
+#[test]
+fn a_guarded_handler_on_the_inline_fast_path_tells_its_callbacks_of_its_runs_only() {
+    let linker = EventLinker::new();
+    let emitter = inline_fast(&linker);
+    // A plain subscriber of the same event beside it.
+    let plain = Arc::new(AtomicUsize::new(0));
+    let p = plain.clone();
+    linker
+        .on::<Tick>()
+        .subscribe(move |_: &Tick| {
+            p.fetch_add(1, SeqCst);
+        })
+        .unwrap();
+    let (runs, successes) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (r, s) = (runs.clone(), successes.clone());
+    let guard = linker
+        .on::<Tick>()
+        .on_success(move || {
+            s.fetch_add(1, SeqCst);
+        })
+        .guard()
+        .subscribe(move |_: &Tick| {
+            r.fetch_add(1, SeqCst);
+        })
+        .unwrap();
+    emitter.emit(Tick).unwrap();
+    emitter.emit(Tick).unwrap();
+    drop(guard);
+    emitter.emit(Tick).unwrap();
+    assert_eq!(runs.load(SeqCst), 2);
+    assert_eq!(successes.load(SeqCst), 2);
+    assert_eq!(plain.load(SeqCst), 3);
+}

@@ -54,6 +54,7 @@ impl EventCallback {
                 call: Box::new(call),
                 lane: Lane::<E>::build,
                 push: Lane::<E>::pushed,
+                gated: gated_typed::<E>,
             },
         )
     }
@@ -171,8 +172,7 @@ impl EventCallback {
 
     /// The callback behind `gate`: a run starts only through it (none once it
     /// is closed), and counts there until it is over, callbacks included. A
-    /// gated typed callback leaves its entry's lane: its gate is passed on
-    /// the erased path.
+    /// typed callback stays typed, so its entry keeps its lane.
     pub(crate) fn gated(self, gate: Arc<Gate>) -> Self {
         fn sync(f: Box<SyncFn>, gate: Arc<Gate>) -> Box<SyncFn> {
             Box::new(move |run: Run<'_>| match gate.enter() {
@@ -182,9 +182,12 @@ impl EventCallback {
             })
         }
         match self {
-            EventCallback::Typed(f, _) | EventCallback::Borrowed(f) => {
-                EventCallback::Borrowed(sync(f, gate))
-            }
+            EventCallback::Typed(f, typed) => match (typed.gated)(&*typed.call, gate.clone()) {
+                Some(gated) => gated,
+                // A typed callback always holds the `Call` of its type.
+                None => EventCallback::Borrowed(sync(f, gate)),
+            },
+            EventCallback::Borrowed(f) => EventCallback::Borrowed(sync(f, gate)),
             EventCallback::Shared(f) => EventCallback::Shared(sync(f, gate)),
             EventCallback::Async(f) => {
                 EventCallback::Async(Box::new(move |event, delivery: &DeliveryContext<'_>| {
@@ -245,6 +248,32 @@ pub struct TypedCallback {
     pub(crate) lane: LaneBuilder,
     /// Appends a subscriber to such a lane.
     pub(crate) push: LanePusher,
+    /// The same callback behind a gate (see [`EventCallback::gated`]).
+    gated: fn(&(dyn Any + Send + Sync), Arc<Gate>) -> Option<EventCallback>,
+}
+
+/// A typed callback of `E` behind `gate`, still typed (its entry keeps its
+/// lane). A unit handler becomes a settling one: a run the gate refuses must
+/// not be told to a success callback as a unit handler's return would be.
+fn gated_typed<E: Any + Send + Sync>(
+    call: &(dyn Any + Send + Sync),
+    gate: Arc<Gate>,
+) -> Option<EventCallback> {
+    let gated = match call.downcast_ref::<Call<E>>()?.clone() {
+        Call::Unit(f) => Call::Settling(Arc::new(TypedFn(Box::new(
+            move |event: &E, run: Run<'_>| match gate.enter() {
+                Some(_pass) => run.deliver(|| (f.0)(event)),
+                None => Ok(()),
+            },
+        )))),
+        Call::Settling(f) => Call::Settling(Arc::new(TypedFn(Box::new(
+            move |event: &E, run: Run<'_>| match gate.enter() {
+                Some(_pass) => (f.0)(event, run),
+                None => Ok(()),
+            },
+        )))),
+    };
+    Some(EventCallback::typed(gated))
 }
 
 type LaneBuilder = fn(
