@@ -643,3 +643,34 @@ fn two_declared_responders_of_one_request_are_reported_by_verify() {
     );
     assert!(err.to_string().contains("second_answer"), "{err}");
 }
+
+#[tokio::test]
+async fn a_request_on_a_thread_pool_is_answered_from_a_pool_thread() {
+    let linker = EventLinker::new();
+    let caller = std::thread::current().id();
+    let elsewhere = Arc::new(AtomicUsize::new(0));
+    let e = elsewhere.clone();
+    linker
+        .respond(move |q: &GetQuote| {
+            if std::thread::current().id() != caller {
+                e.fetch_add(1, SeqCst);
+            }
+            quote(q)
+        })
+        .unwrap();
+    let pool = ExecutorProcessingService::with_threads(2);
+    let answer = emitter(&linker, pool.clone())
+        .request(GetQuote {
+            symbol: "ACME",
+            n: 4,
+        })
+        .timeout(SECOND)
+        .await;
+    assert_eq!(answer, Ok(8));
+    assert_eq!(
+        elsewhere.load(SeqCst),
+        1,
+        "the responder ran on the caller's thread"
+    );
+    pool.shutdown(true);
+}
