@@ -130,6 +130,12 @@ impl<R: Request> RequestBuilder<R> {
                 }
             };
             let mut rx = rx;
+            // Answered already (a responder that ran in the caller): no timer.
+            match rx.try_recv() {
+                Ok(answer) => return answer,
+                Err(oneshot::error::TryRecvError::Closed) => return Err(unanswered(name, gate)),
+                Err(oneshot::error::TryRecvError::Empty) => {}
+            }
             let mut sleep = pin!(timer(timeout));
             let answered = poll_fn(|cx| {
                 if let Poll::Ready(answer) = std::pin::Pin::new(&mut rx).poll(cx) {
