@@ -1,4 +1,7 @@
-//! Every form a request and its responders take.
+//! Every form a request and its responders take, in a crate that denies
+//! warnings and missing docs: the generated code adds neither.
+#![deny(missing_docs, warnings)]
+#![forbid(unsafe_code)]
 
 use pyventus::{Event, Linker, Request, respond};
 use std::sync::Arc;
