@@ -674,3 +674,49 @@ async fn a_request_on_a_thread_pool_is_answered_from_a_pool_thread() {
     );
     pool.shutdown(true);
 }
+
+#[derive(Debug, Event, Request)]
+#[request(response = u32, error = anyhow::Error)]
+struct Parse(&'static str);
+
+/// What a caller with `anyhow` writes: `?` on a request whose responder
+/// fails with `anyhow::Error`.
+async fn parse(emitter: &pyventus::EventEmitter, text: &'static str) -> anyhow::Result<u32> {
+    Ok(emitter.request(Parse(text)).timeout(SECOND).await?)
+}
+
+#[tokio::test]
+async fn a_request_error_goes_into_anyhow_with_its_responders_error_in_the_message() {
+    let linker = EventLinker::new();
+    linker.respond(|p: &Parse| Ok(p.0.parse::<u32>()?)).unwrap();
+    let emitter = inline(&linker);
+    assert_eq!(parse(&emitter, "42").await.unwrap(), 42);
+    let err = parse(&emitter, "forty-two").await.unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("the responder of `Parse` failed: invalid digit"),
+        "{err}"
+    );
+    let request_error = err.downcast_ref::<RequestError<anyhow::Error>>().unwrap();
+    assert!(request_error.responder_error().is_some());
+    // A panic keeps its source.
+    let panicked = emitter_panic().await;
+    let source = std::error::Error::source(&panicked).expect("the panic");
+    assert_eq!(
+        source.to_string(),
+        "handler panicked: the quote service fell over"
+    );
+}
+
+async fn emitter_panic() -> RequestError<QuoteError> {
+    let linker = EventLinker::new();
+    linker.respond(quote).unwrap();
+    inline(&linker)
+        .request(GetQuote {
+            symbol: "PANIC",
+            n: 1,
+        })
+        .timeout(SECOND)
+        .await
+        .unwrap_err()
+}

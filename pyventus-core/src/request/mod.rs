@@ -21,6 +21,7 @@ pub(crate) mod collect;
 pub(crate) mod reply;
 pub(crate) mod responder;
 
+use std::fmt;
 use std::time::Duration;
 
 use crate::{Error, Event, HandlerPanic};
@@ -114,14 +115,10 @@ pub trait Request: Event {
 /// assert!(matches!(err, RequestError::NoResponder { request: "Ping" }));
 /// # }
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RequestError<E> {
     /// Nothing answers this request: nothing was emitted.
-    #[error(
-        "no responder for request `{request}`: subscribe one with `linker.respond(...)` \
-         or declare one with `#[respond]`"
-    )]
     NoResponder {
         /// The request's event name.
         request: &'static str,
@@ -129,10 +126,6 @@ pub enum RequestError<E> {
 
     /// `request` asks one responder, and this request (declared `many`) has
     /// several: nothing was emitted.
-    #[error(
-        "request `{request}` has {count} responders and `request` asks one: \
-         ask them all with `collect`"
-    )]
     ManyResponders {
         /// The request's event name.
         request: &'static str,
@@ -142,7 +135,6 @@ pub enum RequestError<E> {
 
     /// No answer within the caller's timeout. The responder may still be
     /// running; its answer, if it comes, is dropped.
-    #[error("request `{request}` got no answer within {timeout:?}")]
     Timeout {
         /// The request's event name.
         request: &'static str,
@@ -151,28 +143,23 @@ pub enum RequestError<E> {
     },
 
     /// The responder answered with its error.
-    #[error("the responder of `{request}` failed: {error}")]
     Responder {
         /// The request's event name.
         request: &'static str,
         /// Its error.
-        #[source]
         error: E,
     },
 
     /// The responder panicked.
-    #[error("the responder of `{request}` panicked: {}", panic.message())]
     Panicked {
         /// The request's event name.
         request: &'static str,
         /// The panic.
-        #[source]
         panic: HandlerPanic,
     },
 
     /// The responder was unsubscribed while the request waited, before its
     /// run started.
-    #[error("the responder of `{request}` was unsubscribed before it answered")]
     Unsubscribed {
         /// The request's event name.
         request: &'static str,
@@ -180,18 +167,15 @@ pub enum RequestError<E> {
 
     /// The emitter could not emit the request (the processing service
     /// refused it, another type owns its name).
-    #[error("request `{request}` could not be emitted: {source}")]
     Emit {
         /// The request's event name.
         request: &'static str,
         /// Why.
-        #[source]
         source: Error,
     },
 
     /// The request's emission was dropped before its responder ran (its
     /// runtime shut down, its processing service dropped it).
-    #[error("request `{request}` was dropped before its responder ran")]
     Dropped {
         /// The request's event name.
         request: &'static str,
@@ -199,15 +183,93 @@ pub enum RequestError<E> {
 
     /// The emitter's processing service runs emissions in another process;
     /// requests are answered in this one.
-    #[error(
-        "request `{request}` was not emitted: its emitter's processing service runs \
-         emissions in another process, and requests are answered in this one; \
-         use an emitter with a local processing service"
-    )]
     Remote {
         /// The request's event name.
         request: &'static str,
     },
+}
+
+impl<E: fmt::Display> fmt::Display for RequestError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequestError::NoResponder { request } => write!(
+                f,
+                "no responder for request `{request}`: subscribe one with `linker.respond(...)` \
+                 or declare one with `#[respond]`"
+            ),
+            RequestError::ManyResponders { request, count } => write!(
+                f,
+                "request `{request}` has {count} responders and `request` asks one: \
+                 ask them all with `collect`"
+            ),
+            RequestError::Timeout { request, timeout } => {
+                write!(f, "request `{request}` got no answer within {timeout:?}")
+            }
+            RequestError::Responder { request, error } => {
+                write!(f, "the responder of `{request}` failed: {error}")
+            }
+            RequestError::Panicked { request, panic } => write!(
+                f,
+                "the responder of `{request}` panicked: {}",
+                panic.message()
+            ),
+            RequestError::Unsubscribed { request } => write!(
+                f,
+                "the responder of `{request}` was unsubscribed before it answered"
+            ),
+            RequestError::Emit { request, source } => {
+                write!(f, "request `{request}` could not be emitted: {source}")
+            }
+            RequestError::Dropped { request } => {
+                write!(
+                    f,
+                    "request `{request}` was dropped before its responder ran"
+                )
+            }
+            RequestError::Remote { request } => write!(
+                f,
+                "request `{request}` was not emitted: its emitter's processing service runs \
+                 emissions in another process, and requests are answered in this one; \
+                 use an emitter with a local processing service"
+            ),
+        }
+    }
+}
+
+/// An error whatever the responder's error type (`anyhow::Error`, a
+/// `String`, an error enum): `?` takes a request's error into
+/// `anyhow::Result` or `Box<dyn Error>`. The responder's own error is in the
+/// message, and typed in [`responder_error`](Self::responder_error);
+/// [`source`](std::error::Error::source) gives the panic, or the emitter's
+/// error.
+impl<E: fmt::Debug + fmt::Display> std::error::Error for RequestError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RequestError::Panicked { panic, .. } => Some(panic),
+            RequestError::Emit { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl<E> RequestError<E> {
+    /// The responder's own error, when it answered with one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pyventus_core::RequestError;
+    ///
+    /// let err: RequestError<&str> = RequestError::Responder { request: "Divide", error: "by zero" };
+    /// assert_eq!(err.responder_error(), Some(&"by zero"));
+    /// assert_eq!(RequestError::<&str>::Dropped { request: "Divide" }.responder_error(), None);
+    /// ```
+    pub fn responder_error(&self) -> Option<&E> {
+        match self {
+            RequestError::Responder { error, .. } => Some(error),
+            _ => None,
+        }
+    }
 }
 
 /// One answer to a request of type `R`, as its responder gave it: what
