@@ -12,6 +12,8 @@ mod linker;
 mod names;
 mod on;
 mod on_outcome;
+mod request;
+mod respond;
 mod signature;
 
 /// Derives `Event`: the event's name (its dispatch key) is the type's
@@ -44,6 +46,45 @@ mod signature;
 pub fn derive_event(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     event::expand(input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Derives `Request`: the type is a request whose responder answers
+/// `response` or fails with `error`. Options:
+/// `#[request(response = Type, error = Type, many, crate = path)]`; `error`
+/// defaults to `std::convert::Infallible`; `many` lets several responders
+/// answer it (asked with `emitter.collect(..)`), where by default a second is
+/// refused. The type must also be an `Event`.
+///
+/// # Examples
+///
+/// ```
+/// use pyventus::{Event, EventEmitter, EventLinker, Request};
+/// use std::time::Duration;
+///
+/// #[derive(Debug, Event, Request)]
+/// #[request(response = u64, error = String)]
+/// struct GetQuote {
+///     symbol: String,
+/// }
+///
+/// let linker = EventLinker::new();
+/// linker.respond(|q: &GetQuote| if q.symbol == "ACME" { Ok(42) } else { Err("unknown".into()) })?;
+/// let emitter = EventEmitter::builder().linker(linker).build();
+/// // From synchronous code here; `.await` it in async code.
+/// let quote = pyventus::runtime::block_on(
+///     emitter
+///         .request(GetQuote { symbol: "ACME".into() })
+///         .timeout(Duration::from_secs(1)),
+/// );
+/// assert_eq!(quote, Ok(42));
+/// # Ok::<(), pyventus::Error>(())
+/// ```
+#[proc_macro_derive(Request, attributes(request))]
+pub fn derive_request(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    request::expand(&input)
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }
@@ -268,4 +309,48 @@ pub fn on_success(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn on_failure(args: TokenStream, item: TokenStream) -> TokenStream {
     on_outcome::expand(signature::Outcome::Failure, args.into(), item.into()).into()
+}
+
+/// Declares the responder of a request (see `#[derive(Request)]`), linked at
+/// link time like `#[on]`: a `fn` taking `&R`, or an `async fn` taking
+/// `Arc<R>`, that returns `Result<R::Response, R::Error>`. A request has one
+/// responder (unless declared `many`): a second is reported by
+/// `pyventus::verify()` and refused when the linker is built. Options:
+/// `linker = Path`, `crate = path`.
+///
+/// # Examples
+///
+/// ```rust,standalone_crate
+/// use pyventus::{Event, EventEmitter, Request, respond};
+/// use std::time::Duration;
+///
+/// #[derive(Debug, Event, Request)]
+/// #[request(response = u64, error = String)]
+/// struct GetQuote {
+///     symbol: String,
+/// }
+///
+/// #[respond]
+/// fn quote(q: &GetQuote) -> Result<u64, String> {
+///     match q.symbol.as_str() {
+///         "ACME" => Ok(42),
+///         other => Err(format!("unknown symbol {other}")),
+///     }
+/// }
+///
+/// fn main() {
+///     let emitter = EventEmitter::builder().build();
+///     // From synchronous code here; `.await` it in async code.
+///     let answer = pyventus::runtime::block_on(
+///         emitter
+///             .request(GetQuote { symbol: "ACME".into() })
+///             .timeout(Duration::from_secs(1)),
+///     );
+///     assert_eq!(answer, Ok(42));
+///     assert_eq!(quote(&GetQuote { symbol: "ACME".into() }), Ok(42)); // still a plain function
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn respond(args: TokenStream, item: TokenStream) -> TokenStream {
+    respond::expand(args.into(), item.into()).into()
 }

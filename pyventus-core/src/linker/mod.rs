@@ -6,13 +6,20 @@
 //!   `linker.on::<E>()`, `once`, `on_named`, `on_any`, `on_keys`.
 //! - `subscriber`: [`EventSubscriber`](crate::EventSubscriber), the handle a
 //!   subscription returns.
+//! - `guard`: [`SubscriptionGuard`](crate::SubscriptionGuard), a subscription
+//!   that ends when it drops (`linker.on::<E>().guard()`).
+//! - `stream`: [`EventStream`](crate::EventStream), the events of a
+//!   subscription as a `futures::Stream` (`linker.stream::<E>(capacity)`),
+//!   and the [`Lagged`](crate::Lagged) item of a slow consumer.
 //! - `link_time`: the handlers `#[on]` registers at link time, collected on a
 //!   linker's first use, and [`verify`](crate::verify).
 //! - `namespace`: [`Linker`](crate::Linker), the namespaces `#[derive(Linker)]`
 //!   declares.
 
+pub(crate) mod guard;
 pub(crate) mod link_time;
 pub(crate) mod namespace;
+pub(crate) mod stream;
 pub(crate) mod subscriber;
 pub(crate) mod subscription;
 
@@ -480,6 +487,7 @@ impl EventLinker {
 
     /// Unlinks a subscriber from all its events. Returns whether it was subscribed.
     pub fn remove_subscriber(&self, subscriber: &EventSubscriber) -> bool {
+        subscriber.close_gate();
         let removed = self.registry.remove_subscriber(subscriber.id());
         if removed {
             self.trace_removal("removed subscriber", subscriber);

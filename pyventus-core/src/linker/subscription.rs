@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use crate::handler::kind::{Many, Named, Typed};
 use crate::handler::{AsyncHandler, Handler, SuccessHandler};
+use crate::lifecycle::gate::Gate;
+use crate::linker::guard::GuardedSubscription;
 use crate::registry::callback::EventCallback;
 use crate::registry::record::SubscriberParts;
 use crate::workflow::output::HandlerOutput;
@@ -93,6 +95,25 @@ impl<'a, K: 'static> Subscription<'a, K> {
         self
     }
 
+    /// Makes the subscription a [`SubscriptionGuard`](crate::SubscriptionGuard): it ends when the guard
+    /// drops, and once it has ended no new run of its handler starts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pyventus_core::EventLinker;
+    ///
+    /// let linker = EventLinker::new();
+    /// let guard = linker.on_named("Tick").guard().subscribe(|| println!("tick"))?;
+    /// assert!(linker.contains_subscriber(guard.subscriber()));
+    /// drop(guard);
+    /// assert!(linker.is_empty());
+    /// # Ok::<(), pyventus_core::Error>(())
+    /// ```
+    pub fn guard(self) -> GuardedSubscription<'a, K> {
+        GuardedSubscription::new(self)
+    }
+
     /// Subscribes a synchronous handler.
     pub fn subscribe<M, F: Handler<K, M>>(self, handler: F) -> Result<EventSubscriber, Error> {
         self.finish::<<F::Output as HandlerOutput>::Ok>(handler.into_callback())
@@ -107,6 +128,14 @@ impl<'a, K: 'static> Subscription<'a, K> {
     }
 
     fn finish<Ok: 'static>(self, callback: EventCallback) -> Result<EventSubscriber, Error> {
+        self.finish_callback::<Ok>(callback, None)
+    }
+
+    pub(crate) fn finish_callback<Ok: 'static>(
+        self,
+        callback: EventCallback,
+        gate: Option<Arc<Gate>>,
+    ) -> Result<EventSubscriber, Error> {
         if let Some(expected) = self.success.as_ref().and_then(|s| s.expects)
             && expected.id != TypeId::of::<Ok>()
         {
@@ -123,6 +152,8 @@ impl<'a, K: 'static> Subscription<'a, K> {
             callback,
             success: self.success,
             failure: self.failure,
+            gate,
+            responder: None,
         };
         self.linker.subscribe_parts(&self.keys, parts)
     }

@@ -13,10 +13,11 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use crate::AnyEvent;
+use crate::lifecycle::gate::{Gate, Inside};
 use crate::registry::lane::{Call, ErasedLane, Lane, TypedFn, UnitFn};
 use crate::workflow::extract::DeliveryContext;
 use crate::workflow::output::HandlerOutput;
-use crate::workflow::{Outcome, Run, Settled, Workflow};
+use crate::workflow::{OkValue, Outcome, Run, Settled, Skipped, Workflow};
 
 type SyncFn = dyn Fn(Run<'_>) -> Settled + Send + Sync;
 type AsyncFn =
@@ -53,6 +54,7 @@ impl EventCallback {
                 call: Box::new(call),
                 lane: Lane::<E>::build,
                 push: Lane::<E>::pushed,
+                gated: gated_typed::<E>,
             },
         )
     }
@@ -168,6 +170,48 @@ impl EventCallback {
         }))
     }
 
+    /// The callback behind `gate`: a run starts only through it (none once it
+    /// is closed), and counts there until it is over, callbacks included. A
+    /// typed callback stays typed, so its entry keeps its lane.
+    pub(crate) fn gated(self, gate: Arc<Gate>) -> Self {
+        fn sync(f: Box<SyncFn>, gate: Arc<Gate>) -> Box<SyncFn> {
+            Box::new(move |run: Run<'_>| match gate.enter() {
+                Some(_pass) => f(run),
+                // Closed: the run never starts, and has nothing to settle.
+                None => Ok(()),
+            })
+        }
+        match self {
+            EventCallback::Typed(f, typed) => match (typed.gated)(&*typed.call, gate.clone()) {
+                Some(gated) => gated,
+                // A typed callback always holds the `Call` of its type.
+                None => EventCallback::Borrowed(sync(f, gate)),
+            },
+            EventCallback::Borrowed(f) => EventCallback::Borrowed(sync(f, gate)),
+            EventCallback::Shared(f) => EventCallback::Shared(sync(f, gate)),
+            EventCallback::Async(f) => {
+                EventCallback::Async(Box::new(move |event, delivery: &DeliveryContext<'_>| {
+                    match gate.enter_owned() {
+                        Some(pass) => {
+                            let future = {
+                                let _inside = gate.enter_mark();
+                                f(event, delivery)
+                            };
+                            Box::pin(Inside {
+                                pass: Some(pass),
+                                future,
+                            })
+                        }
+                        None => {
+                            let skipped: OkValue = Box::new(Skipped);
+                            Box::pin(futures::future::ready(Ok(Some(skipped))))
+                        }
+                    }
+                }))
+            }
+        }
+    }
+
     /// Runs a synchronous callback to completion.
     #[inline]
     pub(crate) fn run_sync(&self, run: Run<'_>) -> Settled {
@@ -204,6 +248,32 @@ pub struct TypedCallback {
     pub(crate) lane: LaneBuilder,
     /// Appends a subscriber to such a lane.
     pub(crate) push: LanePusher,
+    /// The same callback behind a gate (see [`EventCallback::gated`]).
+    gated: fn(&(dyn Any + Send + Sync), Arc<Gate>) -> Option<EventCallback>,
+}
+
+/// A typed callback of `E` behind `gate`, still typed (its entry keeps its
+/// lane). A unit handler becomes a settling one: a run the gate refuses must
+/// not be told to a success callback as a unit handler's return would be.
+fn gated_typed<E: Any + Send + Sync>(
+    call: &(dyn Any + Send + Sync),
+    gate: Arc<Gate>,
+) -> Option<EventCallback> {
+    let gated = match call.downcast_ref::<Call<E>>()?.clone() {
+        Call::Unit(f) => Call::Settling(Arc::new(TypedFn(Box::new(
+            move |event: &E, run: Run<'_>| match gate.enter() {
+                Some(_pass) => run.deliver(|| (f.0)(event)),
+                None => Ok(()),
+            },
+        )))),
+        Call::Settling(f) => Call::Settling(Arc::new(TypedFn(Box::new(
+            move |event: &E, run: Run<'_>| match gate.enter() {
+                Some(_pass) => (f.0)(event, run),
+                None => Ok(()),
+            },
+        )))),
+    };
+    Some(EventCallback::typed(gated))
 }
 
 type LaneBuilder = fn(

@@ -28,6 +28,10 @@ use crate::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use crate::workflow::output::HandlerOutput;
 use crate::{AnyEvent, HandlerPanic};
 
+/// What an async callback whose run never started (its subscriber's gate
+/// was closed) resolves to, in place of an `Ok` value: settled as nothing.
+pub(crate) struct Skipped;
+
 /// A handler's `Ok` value, boxed for the success callback.
 pub(crate) type OkValue = Box<dyn Any + Send>;
 
@@ -305,6 +309,8 @@ impl<'a> Run<'a> {
     /// Settles an async callback's outcome.
     pub(crate) fn settle(self, outcome: Outcome) -> Settled {
         match outcome {
+            // A run its gate refused never started: nothing to settle.
+            Ok(Some(value)) if value.is::<Skipped>() => Ok(()),
             Ok(value) => {
                 self.succeed_boxed(value);
                 Ok(())
