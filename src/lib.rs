@@ -86,7 +86,7 @@ pub use pyventus_core::{
     FromDelivery, Handler, HandlerOutput, HandlerPanic, InlineProcessingService, Linker, NamedKey,
     ProcessingService, ProcessorSource, Provided, RunReport, State, SubscriberFailure,
     Subscription, SuccessHandler, Unfinished, VerifyError, current_emission, debug_from_env, kind,
-    named_key, runtime, verify, wait_for_all, wait_for_all_blocking,
+    named_key, resilience, runtime, verify, wait_for_all, wait_for_all_blocking,
 };
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]

@@ -61,6 +61,7 @@ mod registry;
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub mod remote;
 mod report;
+pub mod resilience;
 pub mod runtime;
 #[cfg(feature = "signal")]
 mod signal;

@@ -12,6 +12,7 @@ mod linker;
 mod names;
 mod on;
 mod on_outcome;
+mod policy;
 mod signature;
 
 /// Derives `Event`: the event's name (its dispatch key) is the type's

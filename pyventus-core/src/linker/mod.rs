@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use crate::registry::Registry;
 use crate::registry::record::{SubscriberInner, SubscriberParts};
+use crate::resilience::{DeadLetter, DeadLetterSink, SinkFn};
 use crate::workflow::extract::States;
 use crate::workflow::{DefaultSuccess, FailureCallback, LinkerSettings};
 use crate::{Error, EventKey, EventSubscriber, debug_from_env};
@@ -88,6 +89,7 @@ pub struct EventLinkerBuilder {
     default_failure: Option<FailureCallback>,
     debug: Option<bool>,
     handled_failures: HandledFailures,
+    dead_letters: Option<SinkFn>,
 }
 
 /// How handled failures are logged, as the builder was told.
@@ -123,6 +125,15 @@ impl EventLinkerBuilder {
     /// The failure callback of subscribers without one of their own.
     pub fn default_failure(mut self, f: impl Fn(&anyhow::Error) + Send + Sync + 'static) -> Self {
         self.default_failure = Some(Arc::new(f));
+        self
+    }
+
+    /// Where deliveries go that a handler's [`Policy`](crate::resilience::Policy)
+    /// gave up on (retries exhausted, timed out, refused when busy): `sink`
+    /// receives each as a [`DeadLetter`], after the failure callback. See
+    /// [`EventLinker::set_dead_letters`] to set it on a linker already built.
+    pub fn dead_letters(mut self, sink: impl Fn(&DeadLetter<'_>) + Send + Sync + 'static) -> Self {
+        self.dead_letters = Some(Arc::new(sink));
         self
     }
 
@@ -219,6 +230,7 @@ impl EventLinkerBuilder {
                         HandledFailures::At(level) => level,
                     },
                     states: States::default(),
+                    dead_letters: DeadLetterSink::new(self.dead_letters),
                 },
                 self.max_subscribers,
                 self.debug.unwrap_or_else(debug_from_env),
@@ -298,6 +310,33 @@ impl EventLinker {
     /// Whether debug logging is on for this linker.
     pub fn is_debug(&self) -> bool {
         self.registry.debug
+    }
+
+    /// Sets (or with `None`, removes) where deliveries go that a handler's
+    /// [`Policy`](crate::resilience::Policy) gave up on, as
+    /// [`EventLinkerBuilder::dead_letters`] does: for a linker built
+    /// elsewhere, such as [`EventLinker::global`] or a `#[derive(Linker)]`
+    /// namespace. Deliveries already running may still reach the previous
+    /// sink.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pyventus_core::EventLinker;
+    /// use pyventus_core::resilience::DeadLetter;
+    ///
+    /// EventLinker::new().set_dead_letters(Some(|letter: &DeadLetter<'_>| {
+    ///     eprintln!("gave up on {}: {:#}", letter.event().name(), letter.error());
+    /// }));
+    /// ```
+    pub fn set_dead_letters<F>(&self, sink: Option<F>) -> &Self
+    where
+        F: Fn(&DeadLetter<'_>) + Send + Sync + 'static,
+    {
+        let sink = sink.map(|f| Arc::new(f) as SinkFn);
+        // The previous sink drops here, after the lock.
+        drop(self.registry.settings.dead_letters.set(sink));
+        self
     }
 
     /// Provides `value` to the handlers that take a [`State<T>`](crate::State)

@@ -12,11 +12,12 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use crate::AnyEvent;
 use crate::registry::lane::{Call, ErasedLane, Lane, TypedFn, UnitFn};
+use crate::resilience::Policy;
 use crate::workflow::extract::DeliveryContext;
 use crate::workflow::output::HandlerOutput;
 use crate::workflow::{Outcome, Run, Settled, Workflow};
+use crate::{AnyEvent, Error};
 
 type SyncFn = dyn Fn(Run<'_>) -> Settled + Send + Sync;
 type AsyncFn =
@@ -35,6 +36,17 @@ pub enum EventCallback {
     Shared(Box<SyncFn>),
     /// Asynchronous.
     Async(Box<AsyncFn>),
+    /// A callback with a [`Policy`]: run apart, by the emission's retry loop.
+    Resilient(Box<Guarded>),
+}
+
+/// A callback with its policy, and the permits of its concurrency limit
+/// (shared by every emission that runs the subscriber). Not public API.
+#[doc(hidden)]
+pub struct Guarded {
+    pub(crate) inner: EventCallback,
+    pub(crate) policy: Policy,
+    pub(crate) permits: Option<tokio::sync::Semaphore>,
 }
 
 impl EventCallback {
@@ -55,6 +67,32 @@ impl EventCallback {
                 push: Lane::<E>::pushed,
             },
         )
+    }
+
+    /// `inner`, run under `policy`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSetting`] if the policy cannot work, or asks for a
+    /// timeout of a synchronous callback (which cannot be cancelled).
+    pub(crate) fn guarded(inner: EventCallback, policy: Policy) -> Result<Self, Error> {
+        policy.check()?;
+        if policy.timeout_after().is_some() && !inner.is_async() {
+            return Err(Error::InvalidSetting {
+                setting: "timeout",
+                problem: "applies to async handlers only: a synchronous handler cannot be \
+                          cancelled at its deadline; make it async (`subscribe_async`, \
+                          `async fn`), or leave the timeout out",
+            });
+        }
+        let permits = policy
+            .concurrency_limit()
+            .map(|limit| tokio::sync::Semaphore::new(usize::try_from(limit).unwrap_or(usize::MAX)));
+        Ok(EventCallback::Resilient(Box::new(Guarded {
+            inner,
+            policy,
+            permits,
+        })))
     }
 
     /// The typed callback, erased, for a lane to take.
@@ -178,19 +216,29 @@ impl EventCallback {
             // The emitter only borrows when every subscriber can run on a borrow,
             // and only calls this for synchronous ones; reaching here is a bug in
             // pyventus.
-            EventCallback::Shared(_) | EventCallback::Async(_) => Err(run.fail(anyhow::anyhow!(
-                "pyventus internal error: a subscriber was run on the wrong path"
-            ))),
+            EventCallback::Shared(_) | EventCallback::Async(_) | EventCallback::Resilient(_) => {
+                Err(run.fail(anyhow::anyhow!(
+                    "pyventus internal error: a subscriber was run on the wrong path"
+                )))
+            }
         }
     }
 
     pub(crate) fn is_async(&self) -> bool {
-        matches!(self, EventCallback::Async(_))
+        match self {
+            EventCallback::Async(_) => true,
+            EventCallback::Resilient(guarded) => guarded.inner.is_async(),
+            _ => false,
+        }
     }
 
-    /// Whether running it needs the event on the heap (`Arc`), not just borrowed.
+    /// Whether running it needs the event on the heap (`Arc`), not just
+    /// borrowed: an async callback's future owns it, and a retry loop keeps it.
     pub(crate) fn needs_shared(&self) -> bool {
-        matches!(self, EventCallback::Shared(_) | EventCallback::Async(_))
+        matches!(
+            self,
+            EventCallback::Shared(_) | EventCallback::Async(_) | EventCallback::Resilient(_)
+        )
     }
 }
 
@@ -231,6 +279,8 @@ impl fmt::Debug for EventCallback {
             EventCallback::Typed(..) | EventCallback::Borrowed(_) => "sync",
             EventCallback::Shared(_) => "sync (shared)",
             EventCallback::Async(_) => "async",
+            EventCallback::Resilient(guarded) if guarded.inner.is_async() => "async, with a policy",
+            EventCallback::Resilient(_) => "sync, with a policy",
         })
     }
 }

@@ -1,0 +1,185 @@
+//! A subscriber with a [`Policy`](crate::resilience::Policy), run apart from
+//! the emission's in-order synchronous subscribers: its concurrency slot, its
+//! attempts, the backoff between them and each attempt's deadline.
+//!
+//! Every attempt runs as the same delivery of the same emission (its context,
+//! its span's fields); only this subscriber runs again. The workflow settles
+//! each attempt as usual, except that an attempt the policy will retry is not
+//! handed to the callbacks (the `attempt` marker tells it): the last failure
+//! reaches them once, with its `Exhausted` context, then the dead-letter sink.
+//! The emission waits for this loop, so `wait_for_all` and the services' waits
+//! include the retries still scheduled.
+
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::{Either, select};
+use tracing::Instrument;
+
+use super::run::Job;
+use crate::lifecycle::context::{self, InEmission};
+use crate::registry::callback::{EventCallback, Guarded};
+use crate::registry::record::SubscriberInner;
+use crate::resilience::attempt::{self, Attempt};
+use crate::resilience::{Busy, Refused, TimedOut};
+use crate::workflow::extract::DeliveryContext;
+use crate::workflow::{Outcome, Run, Settled, panic_error};
+
+impl Job {
+    /// Runs a subscriber with a policy to its end: success, or the failure
+    /// its policy gave up on.
+    pub(super) async fn run_guarded(self) -> (Arc<SubscriberInner>, Settled) {
+        let sub = self.sub.clone();
+        let settled = match &sub.callback {
+            EventCallback::Resilient(guarded) => self.deliver(guarded).await,
+            // Routed here only with a policy; anything else runs as it would.
+            _ => return self.run_async().await,
+        };
+        (sub, settled)
+    }
+
+    async fn deliver(&self, guarded: &Guarded) -> Settled {
+        let policy = guarded.policy;
+        let subscriber = self.sub.id();
+        // Held across the attempts and the pauses between them.
+        let _permit = match &guarded.permits {
+            None => None,
+            Some(permits) if policy.busy() == Busy::Refuse => match permits.try_acquire() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    let limit = policy.concurrency_limit().unwrap_or_default();
+                    return self.refuse(Refused { limit });
+                }
+            },
+            // The semaphore is never closed.
+            Some(permits) => permits.acquire().await.ok(),
+        };
+        let attempts = policy.max_attempts();
+        let mut number = 1;
+        loop {
+            let attempt = Attempt {
+                subscriber,
+                number,
+                last: number >= attempts,
+            };
+            match self
+                .attempt(&guarded.inner, policy.timeout_after(), attempt)
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(err) if attempt.last => return Err(err),
+                Err(err) => {
+                    let delay = policy.retry_backoff().delay(number - 1);
+                    tracing::warn!(
+                        target: "pyventus",
+                        parent: &self.parent,
+                        handler = self.sub.workflow.handler(),
+                        subscriber,
+                        emission = self.current.id,
+                        attempt = number,
+                        attempts,
+                        retry_in = ?delay,
+                        "attempt failed, retrying: {err:#}"
+                    );
+                    crate::runtime::sleep(delay).await;
+                    number += 1;
+                }
+            }
+        }
+    }
+
+    /// One attempt, settled by the workflow as `attempt`.
+    async fn attempt(
+        &self,
+        inner: &EventCallback,
+        timeout: Option<Duration>,
+        attempt: Attempt,
+    ) -> Settled {
+        match inner {
+            EventCallback::Async(f) => {
+                let delivery = self.delivery();
+                let run = Run::new(&self.sub.workflow, &delivery);
+                let span = run.span();
+                let started = {
+                    let _entered = context::enter(self.current.clone());
+                    let _in_span = span.enter();
+                    crate::observe::trace::started(delivery.debug);
+                    catch_unwind(AssertUnwindSafe(|| {
+                        f(self.current.event.clone(), &DeliveryContext::new(run))
+                    }))
+                };
+                let outcome = match started {
+                    Ok(fut) => {
+                        let running = AssertUnwindSafe(
+                            InEmission::new(self.current.clone(), fut).instrument(span.clone()),
+                        )
+                        .catch_unwind()
+                        .map(|ended| ended.unwrap_or_else(|panic| Err(panic_error(&*panic))));
+                        match timeout {
+                            None => running.await,
+                            Some(after) => deadline(running, after).await,
+                        }
+                    }
+                    Err(panic) => Err(panic_error(&*panic)),
+                };
+                span.in_scope(|| attempt::during(attempt, || run.settle(outcome)))
+            }
+            _ if self.sub.blocking => match tokio::runtime::Handle::try_current() {
+                Ok(handle) => {
+                    let job = self.clone();
+                    let task = handle.spawn_blocking(move || job.attempt_sync(attempt));
+                    // The attempt contains its own panics; a join error can
+                    // only mean the runtime is shutting down.
+                    task.await.unwrap_or_else(|err| {
+                        Err(anyhow::anyhow!("the blocking task did not finish: {err}"))
+                    })
+                }
+                Err(_) => self.attempt_sync(attempt),
+            },
+            _ => self.attempt_sync(attempt),
+        }
+    }
+
+    /// One attempt of a synchronous subscriber, on the calling thread.
+    fn attempt_sync(&self, attempt: Attempt) -> Settled {
+        let EventCallback::Resilient(guarded) = &self.sub.callback else {
+            return Err(anyhow::anyhow!(
+                "pyventus internal error: a subscriber without a policy was retried"
+            ));
+        };
+        let _entered = context::enter(self.current.clone());
+        let delivery = self.delivery();
+        let run = Run::new(&self.sub.workflow, &delivery);
+        attempt::during(attempt, || guarded.inner.run_sync(run))
+    }
+
+    /// Fails a delivery refused at its concurrency limit, before any attempt.
+    fn refuse(&self, refused: Refused) -> Settled {
+        let _entered = context::enter(self.current.clone());
+        let delivery = self.delivery();
+        let run = Run::new(&self.sub.workflow, &delivery);
+        let _span = run.span().entered();
+        let attempt = Attempt {
+            subscriber: self.sub.id(),
+            number: 0,
+            last: true,
+        };
+        Err(attempt::during(attempt, || {
+            run.fail(anyhow::Error::new(refused))
+        }))
+    }
+}
+
+/// `running`'s outcome, or [`TimedOut`] if it is still running `after` from
+/// now (it is then dropped: cancelled).
+async fn deadline(running: impl Future<Output = Outcome>, after: Duration) -> Outcome {
+    let running = std::pin::pin!(running);
+    let timer = std::pin::pin!(crate::runtime::sleep(after));
+    match select(running, timer).await {
+        Either::Left((outcome, _)) => outcome,
+        Either::Right(((), _)) => Err(anyhow::Error::new(TimedOut { after })),
+    }
+}
