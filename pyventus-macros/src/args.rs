@@ -61,7 +61,7 @@ mod kw {
 }
 
 const HANDLER_OPTIONS: &str = "`linker = Path`, `blocking`, `inline`, `crate = path`, \
-     `retries = N`, `backoff = \"min..max\"`, `timeout = \"2s\"`, `concurrency = N` or `busy = refuse`";
+     or a policy: `retries`, `backoff`, `timeout`, `concurrency`, `busy`";
 const CALLBACK_OPTIONS: &str =
     "a handler's name, `linker = Path` for a linker's default callback, or `crate = path`";
 
