@@ -116,7 +116,7 @@ mod via_axum {
         assert!(response.status().is_success());
         response.into_body().collect().await.unwrap();
         layer.close();
-        tokio::time::timeout(Duration::from_secs(60), layer.wait())
+        tokio::time::timeout(Duration::from_mins(1), layer.wait())
             .await
             .expect("the layer did not drain");
     }
@@ -339,7 +339,7 @@ async fn a_timed_out_async_handler_is_cancelled_at_its_deadline() {
         let late = dropped.duration_since(started).saturating_sub(TIMEOUT);
         eprintln!("{service:?}: cancelled {late:?} after its deadline");
         assert!(
-            dropped.duration_since(started) >= TIMEOUT - MS,
+            dropped.duration_since(started) + MS >= TIMEOUT,
             "{service:?}: not before it"
         );
         // 50 ms on an idle machine; generous for a loaded CI runner.
@@ -515,7 +515,7 @@ async fn wait_for_all_waits_for_retries_still_scheduled() {
         })
         .unwrap();
     let emitter = common::emitter(&linker, TokioProcessingService::default());
-    let emitted = Instant::now();
+    let start = Instant::now();
     emitter.emit_named("Job", 0_u32).unwrap();
     pyventus::wait_for_all().await.unwrap();
     assert_eq!(
@@ -524,7 +524,7 @@ async fn wait_for_all_waits_for_retries_still_scheduled() {
         "the retry ran before the wait returned"
     );
     assert!(
-        emitted.elapsed() >= 150 * MS,
+        start.elapsed() >= 150 * MS,
         "after its backoff (jittered down to half)"
     );
 }
