@@ -13,7 +13,7 @@
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use futures::future::{Either, select};
@@ -24,7 +24,7 @@ use crate::lifecycle::context::{self, InEmission};
 use crate::registry::callback::{EventCallback, Guarded};
 use crate::registry::record::SubscriberInner;
 use crate::resilience::attempt::{self, Attempt};
-use crate::resilience::{Busy, Refused, TimedOut};
+use crate::resilience::{Busy, Delivery, Middleware, Refused, Rejected, TimedOut};
 use crate::workflow::extract::DeliveryContext;
 use crate::workflow::{Outcome, Run, Settled, panic_error};
 
@@ -51,7 +51,7 @@ impl Job {
                 Ok(permit) => Some(permit),
                 Err(_) => {
                     let limit = policy.concurrency_limit().unwrap_or_default();
-                    return self.refuse(Refused { limit });
+                    return self.give_up(0, anyhow::Error::new(Refused { limit }));
                 }
             },
             // The semaphore is never closed.
@@ -65,10 +65,28 @@ impl Job {
                 number,
                 last: number >= attempts,
             };
-            match self
+            let delivery = Delivery {
+                event: &self.current.event,
+                handler: self.sub.handler_id(),
+                subscriber,
+                emission: self.current.id,
+                attempt: number,
+                max_attempts: attempts,
+            };
+            if let Err(err) = self.before(&guarded.middleware, &delivery) {
+                return self.give_up(number - 1, err.context(Rejected));
+            }
+            let started = Instant::now();
+            let settled = self
                 .attempt(&guarded.inner, policy.timeout_after(), attempt)
-                .await
-            {
+                .await;
+            self.after(
+                &guarded.middleware,
+                &delivery,
+                settled.as_ref().err().map_or(Ok(()), Err),
+                started.elapsed(),
+            );
+            match settled {
                 Ok(()) => return Ok(()),
                 Err(err) if attempt.last => return Err(err),
                 Err(err) => {
@@ -156,20 +174,67 @@ impl Job {
         attempt::during(attempt, || guarded.inner.run_sync(run))
     }
 
-    /// Fails a delivery refused at its concurrency limit, before any attempt.
-    fn refuse(&self, refused: Refused) -> Settled {
+    /// Fails a delivery that will not run (again): refused at its
+    /// concurrency limit, or rejected by middleware, after `ran` attempts.
+    fn give_up(&self, ran: u32, err: anyhow::Error) -> Settled {
         let _entered = context::enter(self.current.clone());
         let delivery = self.delivery();
         let run = Run::new(&self.sub.workflow, &delivery);
         let _span = run.span().entered();
         let attempt = Attempt {
             subscriber: self.sub.id(),
-            number: 0,
+            number: ran,
             last: true,
         };
-        Err(attempt::during(attempt, || {
-            run.fail(anyhow::Error::new(refused))
-        }))
+        Err(attempt::during(attempt, || run.fail(err)))
+    }
+
+    /// Runs each middleware's `before`, outermost first, in the delivery's
+    /// context: the first error rejects the delivery (a panic is one).
+    fn before(
+        &self,
+        layers: &[Arc<dyn Middleware>],
+        delivery: &Delivery<'_>,
+    ) -> anyhow::Result<()> {
+        if layers.is_empty() {
+            return Ok(());
+        }
+        let _entered = context::enter(self.current.clone());
+        let _span = self.parent.enter();
+        for layer in layers {
+            catch_unwind(AssertUnwindSafe(|| layer.before(delivery)))
+                .unwrap_or_else(|panic| Err(panic_error(&*panic)))?;
+        }
+        Ok(())
+    }
+
+    /// Runs each middleware's `after`, innermost first, in the delivery's
+    /// context; a panic is logged.
+    fn after(
+        &self,
+        layers: &[Arc<dyn Middleware>],
+        delivery: &Delivery<'_>,
+        outcome: Result<(), &anyhow::Error>,
+        took: Duration,
+    ) {
+        if layers.is_empty() {
+            return;
+        }
+        let _entered = context::enter(self.current.clone());
+        let _span = self.parent.enter();
+        for layer in layers.iter().rev() {
+            if let Err(panic) =
+                catch_unwind(AssertUnwindSafe(|| layer.after(delivery, outcome, took)))
+            {
+                tracing::error!(
+                    target: "pyventus",
+                    handler = self.sub.workflow.handler(),
+                    emission = self.current.id,
+                    "middleware panicked after an attempt: {}",
+                    crate::HandlerPanic::from_payload(&*panic).message()
+                );
+            }
+        }
     }
 }
 

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use crate::registry::Registry;
 use crate::registry::record::{SubscriberInner, SubscriberParts};
-use crate::resilience::{DeadLetter, DeadLetterSink, SinkFn};
+use crate::resilience::{DeadLetter, DeadLetterSink, Layers, Middleware, SinkFn};
 use crate::workflow::extract::States;
 use crate::workflow::{DefaultSuccess, FailureCallback, LinkerSettings};
 use crate::{Error, EventKey, EventSubscriber, debug_from_env};
@@ -90,6 +90,7 @@ pub struct EventLinkerBuilder {
     debug: Option<bool>,
     handled_failures: HandledFailures,
     dead_letters: Option<SinkFn>,
+    middleware: Layers,
 }
 
 /// How handled failures are logged, as the builder was told.
@@ -134,6 +135,16 @@ impl EventLinkerBuilder {
     /// [`EventLinker::set_dead_letters`] to set it on a linker already built.
     pub fn dead_letters(mut self, sink: impl Fn(&DeadLetter<'_>) + Send + Sync + 'static) -> Self {
         self.dead_letters = Some(Arc::new(sink));
+        self
+    }
+
+    /// Wraps each attempt of every handler subscribed at run time on this
+    /// linker in `middleware` (outside the subscription's own; see
+    /// [`Middleware`]). Each such handler then runs as one with a policy
+    /// does, apart from the in-order synchronous subscribers and off the
+    /// inline fast path.
+    pub fn middleware(mut self, middleware: impl Middleware) -> Self {
+        self.middleware.push(Arc::new(middleware));
         self
     }
 
@@ -231,6 +242,7 @@ impl EventLinkerBuilder {
                     },
                     states: States::default(),
                     dead_letters: DeadLetterSink::new(self.dead_letters),
+                    middleware: self.middleware,
                 },
                 self.max_subscribers,
                 self.debug.unwrap_or_else(debug_from_env),
@@ -457,6 +469,8 @@ impl EventLinker {
         parts: SubscriberParts,
     ) -> Result<EventSubscriber, Error> {
         let default_success = self.registry.settings.default_success.is_some();
+        let mut parts = parts;
+        parts.callback = parts.callback.wrapped(&self.registry.settings.middleware);
         let inner = Arc::new(SubscriberInner::new(parts, keys, default_success));
         self.registry.add(&inner, keys)?;
         let sub = self.handle(inner);
@@ -472,7 +486,8 @@ impl EventLinker {
         let default_success = self.registry.settings.default_success.is_some();
         let subs: Vec<_> = all
             .into_iter()
-            .map(|(keys, parts)| {
+            .map(|(keys, mut parts)| {
+                parts.callback = parts.callback.wrapped(&self.registry.settings.middleware);
                 let inner = Arc::new(SubscriberInner::new(parts, &keys, default_success));
                 (inner, keys)
             })

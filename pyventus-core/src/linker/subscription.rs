@@ -10,7 +10,7 @@ use crate::handler::kind::{Many, Named, Typed};
 use crate::handler::{AsyncHandler, Handler, SuccessHandler};
 use crate::registry::callback::EventCallback;
 use crate::registry::record::SubscriberParts;
-use crate::resilience::{Busy, Policy};
+use crate::resilience::{Busy, Layers, Middleware, Policy};
 use crate::workflow::output::HandlerOutput;
 use crate::workflow::{FailureCallback, SuccessCallback};
 use crate::{Error, Event, EventKey, EventLinker, EventSubscriber};
@@ -59,6 +59,7 @@ pub struct Subscription<'a, K> {
     success: Option<SuccessCallback>,
     failure: Option<FailureCallback>,
     policy: Option<Policy>,
+    middleware: Layers,
     kind: PhantomData<fn() -> K>,
 }
 
@@ -72,6 +73,7 @@ impl<'a, K: 'static> Subscription<'a, K> {
             success: None,
             failure: None,
             policy: None,
+            middleware: Vec::new(),
             kind: PhantomData,
         }
     }
@@ -152,6 +154,13 @@ impl<'a, K: 'static> Subscription<'a, K> {
         self.with_policy(|p| p.concurrency(limit).when_busy(busy))
     }
 
+    /// Wraps each attempt of the handler in `middleware` (after any given
+    /// before it, and inside the linker's own: see [`Middleware`]).
+    pub fn middleware(mut self, middleware: impl Middleware) -> Self {
+        self.middleware.push(Arc::new(middleware));
+        self
+    }
+
     fn with_policy(mut self, f: impl FnOnce(Policy) -> Policy) -> Self {
         self.policy = Some(f(self.policy.unwrap_or_default()));
         self
@@ -182,7 +191,8 @@ impl<'a, K: 'static> Subscription<'a, K> {
         let callback = match self.policy {
             Some(policy) => EventCallback::guarded(callback, policy)?,
             None => callback,
-        };
+        }
+        .wrapped(&self.middleware);
         let parts = SubscriberParts {
             needs: &[],
             once: self.once,

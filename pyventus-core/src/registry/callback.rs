@@ -13,7 +13,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use crate::registry::lane::{Call, ErasedLane, Lane, TypedFn, UnitFn};
-use crate::resilience::Policy;
+use crate::resilience::{Layers, Middleware, Policy};
 use crate::workflow::extract::DeliveryContext;
 use crate::workflow::output::HandlerOutput;
 use crate::workflow::{Outcome, Run, Settled, Workflow};
@@ -47,6 +47,8 @@ pub struct Guarded {
     pub(crate) inner: EventCallback,
     pub(crate) policy: Policy,
     pub(crate) permits: Option<tokio::sync::Semaphore>,
+    /// Outermost first.
+    pub(crate) middleware: Layers,
 }
 
 impl EventCallback {
@@ -92,7 +94,27 @@ impl EventCallback {
             inner,
             policy,
             permits,
+            middleware: Vec::new(),
         })))
+    }
+
+    /// The callback wrapped in `layers` (outside any it has already): run
+    /// apart, as one with a policy is.
+    pub(crate) fn wrapped(self, layers: &[Arc<dyn Middleware>]) -> Self {
+        if layers.is_empty() {
+            return self;
+        }
+        let mut guarded = match self {
+            EventCallback::Resilient(guarded) => guarded,
+            plain => Box::new(Guarded {
+                inner: plain,
+                policy: Policy::new(),
+                permits: None,
+                middleware: Vec::new(),
+            }),
+        };
+        guarded.middleware.splice(0..0, layers.iter().cloned());
+        EventCallback::Resilient(guarded)
     }
 
     /// The typed callback, erased, for a lane to take.

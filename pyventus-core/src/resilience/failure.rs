@@ -67,6 +67,9 @@ pub enum FailureReason {
     /// It never ran: its concurrency limit was reached and its policy refuses
     /// when busy ([`Refused`]).
     Refused,
+    /// It never ran: a [`Middleware`](super::Middleware) rejected the
+    /// delivery ([`Rejected`]).
+    Rejected,
 }
 
 impl FailureReason {
@@ -78,6 +81,7 @@ impl FailureReason {
             FailureReason::Panicked => "panicked",
             FailureReason::TimedOut => "timed_out",
             FailureReason::Refused => "refused",
+            FailureReason::Rejected => "rejected",
         }
     }
 
@@ -87,6 +91,8 @@ impl FailureReason {
             FailureReason::TimedOut
         } else if err.downcast_ref::<Refused>().is_some() {
             FailureReason::Refused
+        } else if err.downcast_ref::<Rejected>().is_some() {
+            FailureReason::Rejected
         } else if err.downcast_ref::<HandlerPanic>().is_some() {
             FailureReason::Panicked
         } else {
@@ -102,6 +108,7 @@ impl fmt::Display for FailureReason {
             FailureReason::Panicked => "panicked",
             FailureReason::TimedOut => "timed out",
             FailureReason::Refused => "refused",
+            FailureReason::Rejected => "rejected",
         })
     }
 }
@@ -115,7 +122,8 @@ impl Exhausted {
         }
     }
 
-    /// How many attempts ran (0 when the delivery was [`Refused`]).
+    /// How many attempts ran (0 when the delivery was [`Refused`], or
+    /// [`Rejected`] before its first).
     pub fn attempts(&self) -> u32 {
         self.attempts
     }
@@ -129,7 +137,8 @@ impl Exhausted {
 impl fmt::Display for Exhausted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.reason, self.attempts) {
-            (FailureReason::Refused, _) => f.write_str("refused before its first attempt"),
+            (FailureReason::Refused, 0) => f.write_str("refused before its first attempt"),
+            (FailureReason::Rejected, 0) => f.write_str("rejected before its first attempt"),
             (reason, 1) => write!(f, "gave up after 1 attempt ({reason})"),
             (reason, n) => write!(f, "gave up after {n} attempts ({reason})"),
         }
@@ -185,3 +194,16 @@ impl fmt::Display for Refused {
 }
 
 impl std::error::Error for Refused {}
+
+/// The context of a middleware's error when it rejected a delivery: the
+/// handler did not run, and nothing was retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rejected;
+
+impl fmt::Display for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("rejected by middleware")
+    }
+}
+
+impl std::error::Error for Rejected {}

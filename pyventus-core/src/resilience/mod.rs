@@ -14,6 +14,8 @@
 //!   ([`TimedOut`], [`Refused`], a [`HandlerPanic`](crate::HandlerPanic) or
 //!   the handler's own).
 //! - `dead_letter`: [`DeadLetter`], what a linker's dead-letter sink receives.
+//! - `middleware`: [`Middleware`], the user's code around each attempt of a
+//!   handler or of a linker's handlers ([`Delivery`] is what it sees).
 //! - `attempt`: which attempt of which subscriber this thread is running, so
 //!   that the workflow hands only the last attempt's failure to the callbacks.
 //!
@@ -25,11 +27,14 @@ pub(crate) mod attempt;
 mod backoff;
 mod dead_letter;
 mod failure;
+mod middleware;
 
 pub use backoff::{Backoff, InvalidBackoff};
 pub use dead_letter::DeadLetter;
 pub(crate) use dead_letter::{DeadLetterSink, SinkFn};
-pub use failure::{Exhausted, FailureReason, Refused, TimedOut};
+pub use failure::{Exhausted, FailureReason, Refused, Rejected, TimedOut};
+pub(crate) use middleware::Layers;
+pub use middleware::{Delivery, Middleware};
 
 use std::time::Duration;
 

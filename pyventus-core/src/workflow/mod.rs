@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use crate::event::key::TypeInfo;
 use crate::observe::trace::{self, Handled};
-use crate::resilience::{DeadLetter, DeadLetterSink, Exhausted, attempt};
+use crate::resilience::{DeadLetter, DeadLetterSink, Exhausted, Layers, attempt};
 use crate::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use crate::workflow::output::HandlerOutput;
 use crate::{AnyEvent, HandlerPanic};
@@ -194,6 +194,8 @@ pub(crate) struct LinkerSettings {
     pub(crate) states: extract::States,
     /// Where deliveries a handler's policy gave up on go.
     pub(crate) dead_letters: DeadLetterSink,
+    /// What wraps the handlers subscribed at run time.
+    pub(crate) middleware: Layers,
 }
 
 /// One event as the subscribers of one emission receive it, and where it runs.
