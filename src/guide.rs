@@ -19,8 +19,8 @@
 //!    features; `web_and_worker`: a web process and a worker for the same
 //!    events (linkers, targets, state, draining).
 //! 10. [`architecture`]: the crates, the path of an emission, the registry,
-//!    and writing a backend; [`compile_errors`]: every diagnostic and its fix;
-//!    [`benchmarks`]: what it all costs.
+//!     and writing a backend; [`compile_errors`]: every diagnostic and its fix;
+//!     [`benchmarks`]: what it all costs.
 
 // The pages are prose that names products (RabbitMQ, FastAPI, AsyncIO), not
 // code items to put in backticks.
