@@ -612,3 +612,104 @@ fn declared_policies_retry_and_time_out_as_runtime_ones_do() {
         [(1, FailureReason::TimedOut)]
     );
 }
+
+// Linker defaults: a policy for every handler without one of its own.
+
+#[test]
+fn a_linkers_default_policy_applies_to_handlers_without_their_own() {
+    let seen = Arc::new(Seen::default());
+    let linker = EventLinker::builder()
+        .debug(false)
+        .default_policy(
+            Policy::new()
+                .retries(2)
+                .backoff(Duration::ZERO, Duration::ZERO)
+                .timeout(Duration::from_secs(5)),
+        )
+        .build();
+    let (defaulted, own) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+    let counted = defaulted.clone();
+    // Synchronous: the default's timeout is left out, not refused.
+    linker
+        .on_named("Job")
+        .on_failure(seen.failure())
+        .subscribe(move || -> anyhow::Result<()> {
+            counted.fetch_add(1, Ordering::SeqCst);
+            anyhow::bail!("fails")
+        })
+        .unwrap();
+    let counted = own.clone();
+    linker
+        .on_named("Job")
+        .retries(1)
+        .backoff(Duration::ZERO, Duration::ZERO)
+        .subscribe(move || -> anyhow::Result<()> {
+            counted.fetch_add(1, Ordering::SeqCst);
+            anyhow::bail!("fails")
+        })
+        .unwrap();
+    common::inline(&linker).emit_named("Job", 0_u32).unwrap();
+    assert_eq!(
+        defaulted.load(Ordering::SeqCst),
+        3,
+        "the default: 1 + 2 retries"
+    );
+    assert_eq!(own.load(Ordering::SeqCst), 2, "its own: 1 + 1 retry");
+    assert_eq!(seen.failures.lock().unwrap()[0].0.unwrap().attempts(), 3);
+
+    let err = EventLinker::builder()
+        .default_policy(Policy::new().concurrency(0))
+        .try_build()
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        Error::InvalidSetting {
+            setting: "concurrency",
+            ..
+        }
+    ));
+}
+
+#[derive(Linker)]
+#[linker(retries = 2, backoff = "1ms", timeout = "50ms")]
+struct Defaulted;
+
+static DEFAULTED_RUNS: AtomicU32 = AtomicU32::new(0);
+static DEFAULTED_TIMEOUTS: AtomicU32 = AtomicU32::new(0);
+
+#[on("Flaky", linker = Defaulted)]
+fn defaulted_flaky() -> anyhow::Result<()> {
+    match DEFAULTED_RUNS.fetch_add(1, Ordering::SeqCst) {
+        0 | 1 => anyhow::bail!("not yet"),
+        _ => Ok(()),
+    }
+}
+
+#[on("Slow", linker = Defaulted)]
+async fn defaulted_slow() {
+    tokio::time::sleep(Duration::from_secs(10)).await;
+}
+
+#[on_failure(defaulted_slow)]
+fn defaulted_slow_failed(err: &anyhow::Error) {
+    let exhausted = err.downcast_ref::<Exhausted>().unwrap();
+    assert_eq!(
+        (exhausted.attempts(), exhausted.reason()),
+        (3, FailureReason::TimedOut)
+    );
+    DEFAULTED_TIMEOUTS.fetch_add(1, Ordering::SeqCst);
+}
+
+#[test]
+fn a_namespaces_default_policy_applies_to_its_declared_handlers() {
+    let emitter = common::inline(&Defaulted::linker());
+    emitter.emit_named("Flaky", ()).unwrap();
+    assert_eq!(DEFAULTED_RUNS.load(Ordering::SeqCst), 3);
+    let started = Instant::now();
+    emitter.emit_named("Slow", ()).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "three 50 ms attempts"
+    );
+    assert_eq!(DEFAULTED_TIMEOUTS.load(Ordering::SeqCst), 1);
+}

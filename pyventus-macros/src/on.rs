@@ -68,7 +68,7 @@ fn expand_handler(
     if let Err(err) = check::handler_param(&sig, &shape) {
         errors.push(err);
     }
-    args.policy.check(sig.is_async, &mut errors);
+    args.policy.check(Some(sig.is_async), &mut errors);
     if let (Some(inline), true) = (&args.inline, sig.is_async) {
         errors.push(syn::Error::new(
             inline.span(),

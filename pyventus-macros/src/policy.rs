@@ -45,6 +45,18 @@ impl PolicyArgs {
     pub(crate) fn parse_item(&mut self, input: ParseStream<'_>) -> syn::Result<()> {
         let key: Ident = input.call(syn::ext::IdentExt::parse_any)?;
         input.parse::<Token![=]>()?;
+        self.parse_value(&key, input)
+    }
+
+    /// Whether `key` names a policy option.
+    pub(crate) fn is_option(key: &syn::Path) -> bool {
+        ["retries", "backoff", "timeout", "concurrency", "busy"]
+            .iter()
+            .any(|name| key.is_ident(name))
+    }
+
+    /// Parses the value of the option `key` (after its `=`).
+    pub(crate) fn parse_value(&mut self, key: &Ident, input: ParseStream<'_>) -> syn::Result<()> {
         let span = key.span();
         let name = key.to_string();
         let duplicate = match name.as_str() {
@@ -115,23 +127,25 @@ impl PolicyArgs {
     }
 
     /// The checks across options and the signature: a backoff paces retries,
-    /// `busy` needs a limit, a timeout needs an `async fn`.
-    pub(crate) fn check(&self, is_async: bool, errors: &mut Errors) {
+    /// `busy` needs a limit, a timeout needs an `async fn` (`is_async`:
+    /// `None` for a linker's default, whose timeout applies to its async
+    /// handlers only).
+    pub(crate) fn check(&self, is_async: Option<bool>, errors: &mut Errors) {
         if let (Some((span, ..)), None) = (self.backoff, self.retries) {
             errors.push(syn::Error::new(
                 span,
-                "`backoff` paces retries, and this handler has none; add `retries = N`, \
+                "`backoff` paces retries, and there are none; add `retries = N`, \
                  or remove `backoff`",
             ));
         }
         if let (Some((span, _)), None) = (self.refuse, self.concurrency) {
             errors.push(syn::Error::new(
                 span,
-                "`busy` says what to do at the concurrency limit, and this handler has none; \
+                "`busy` says what to do at a concurrency limit, and there is none; \
                  add `concurrency = N`, or remove `busy`",
             ));
         }
-        if let (Some((span, _)), false) = (self.timeout, is_async) {
+        if let (Some((span, _)), Some(false)) = (self.timeout, is_async) {
             errors.push(syn::Error::new(
                 span,
                 "`timeout` cancels an `async fn` handler at its deadline, and a synchronous \

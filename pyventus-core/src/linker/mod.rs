@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use crate::registry::Registry;
 use crate::registry::record::{SubscriberInner, SubscriberParts};
-use crate::resilience::{DeadLetter, DeadLetterSink, Layers, Middleware, SinkFn};
+use crate::resilience::{DeadLetter, DeadLetterSink, Layers, Middleware, Policy, SinkFn};
 use crate::workflow::extract::States;
 use crate::workflow::{DefaultSuccess, FailureCallback, LinkerSettings};
 use crate::{Error, EventKey, EventSubscriber, debug_from_env};
@@ -91,6 +91,7 @@ pub struct EventLinkerBuilder {
     handled_failures: HandledFailures,
     dead_letters: Option<SinkFn>,
     middleware: Layers,
+    default_policy: Option<Policy>,
 }
 
 /// How handled failures are logged, as the builder was told.
@@ -135,6 +136,33 @@ impl EventLinkerBuilder {
     /// [`EventLinker::set_dead_letters`] to set it on a linker already built.
     pub fn dead_letters(mut self, sink: impl Fn(&DeadLetter<'_>) + Send + Sync + 'static) -> Self {
         self.dead_letters = Some(Arc::new(sink));
+        self
+    }
+
+    /// The [`Policy`] of every handler of this linker without one of its own
+    /// (runtime subscriptions and link-time handlers alike): its retries,
+    /// backoff and concurrency limit, and its timeout for the async handlers
+    /// (a synchronous one cannot be cancelled, so it runs without). Each such
+    /// handler then runs apart from the in-order synchronous subscribers and
+    /// off the inline fast path. `#[linker(retries = 3, ...)]` sets it on a
+    /// `#[derive(Linker)]` namespace.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pyventus_core::EventLinker;
+    /// use pyventus_core::resilience::Policy;
+    /// use std::time::Duration;
+    ///
+    /// let linker = EventLinker::builder()
+    ///     .default_policy(Policy::new().retries(2).timeout(Duration::from_secs(5)))
+    ///     .build();
+    /// // Retried twice; no timeout (a synchronous handler):
+    /// linker.on_named("Audit").subscribe(|| println!("audited"))?;
+    /// # Ok::<(), pyventus_core::Error>(())
+    /// ```
+    pub fn default_policy(mut self, policy: Policy) -> Self {
+        self.default_policy = Some(policy);
         self
     }
 
@@ -223,6 +251,9 @@ impl EventLinkerBuilder {
     /// assert!(err.to_string().starts_with("`max_subscribers` is 0"));
     /// ```
     pub fn try_build(self) -> Result<EventLinker, Error> {
+        if let Some(policy) = &self.default_policy {
+            policy.check()?;
+        }
         if self.max_subscribers == Some(0) {
             return Err(Error::InvalidSetting {
                 setting: "max_subscribers",
@@ -243,6 +274,7 @@ impl EventLinkerBuilder {
                     states: States::default(),
                     dead_letters: DeadLetterSink::new(self.dead_letters),
                     middleware: self.middleware,
+                    default_policy: self.default_policy,
                 },
                 self.max_subscribers,
                 self.debug.unwrap_or_else(debug_from_env),
@@ -470,7 +502,10 @@ impl EventLinker {
     ) -> Result<EventSubscriber, Error> {
         let default_success = self.registry.settings.default_success.is_some();
         let mut parts = parts;
-        parts.callback = parts.callback.wrapped(&self.registry.settings.middleware);
+        let settings = &self.registry.settings;
+        parts.callback = parts
+            .callback
+            .linked(settings.default_policy, &settings.middleware)?;
         let inner = Arc::new(SubscriberInner::new(parts, keys, default_success));
         self.registry.add(&inner, keys)?;
         let sub = self.handle(inner);
@@ -484,14 +519,17 @@ impl EventLinker {
         all: Vec<(Vec<EventKey>, SubscriberParts)>,
     ) -> Result<(), Error> {
         let default_success = self.registry.settings.default_success.is_some();
-        let subs: Vec<_> = all
+        let settings = &self.registry.settings;
+        let subs = all
             .into_iter()
             .map(|(keys, mut parts)| {
-                parts.callback = parts.callback.wrapped(&self.registry.settings.middleware);
+                parts.callback = parts
+                    .callback
+                    .linked(settings.default_policy, &settings.middleware)?;
                 let inner = Arc::new(SubscriberInner::new(parts, &keys, default_success));
-                (inner, keys)
+                Ok((inner, keys))
             })
-            .collect();
+            .collect::<Result<Vec<_>, Error>>()?;
         let count = subs.len();
         self.registry.add_all(subs)?;
         crate::observe::trace::debug_event!(self.registry.debug, linker = %self.registry.name(), handlers = count, "subscribed the link-time handlers");

@@ -3,6 +3,7 @@
 use std::any::TypeId;
 use std::sync::OnceLock;
 
+use crate::resilience::Policy;
 use crate::{Error, EventLinker};
 
 /// A namespace with its own [`EventLinker`], holding the link-time handlers
@@ -70,9 +71,13 @@ pub fn namespace_linker<L: Linker>(
     name: &'static str,
     max_subscribers: Option<usize>,
     debug: Option<bool>,
+    policy: Option<Policy>,
 ) -> Result<EventLinker, Error> {
     cell.get_or_init(|| {
         let mut builder = EventLinker::builder().name(name);
+        if let Some(policy) = policy {
+            builder = builder.default_policy(policy);
+        }
         if let Some(limit) = max_subscribers {
             builder = builder.max_subscribers(limit);
         }

@@ -49,6 +49,9 @@ pub struct Guarded {
     pub(crate) permits: Option<tokio::sync::Semaphore>,
     /// Outermost first.
     pub(crate) middleware: Layers,
+    /// Whether the policy is the subscription's own (not only middleware's
+    /// placeholder): a linker's default policy leaves its own alone.
+    pub(crate) own_policy: bool,
 }
 
 impl EventCallback {
@@ -87,15 +90,40 @@ impl EventCallback {
                           `async fn`), or leave the timeout out",
             });
         }
-        let permits = policy
-            .concurrency_limit()
-            .map(|limit| tokio::sync::Semaphore::new(usize::try_from(limit).unwrap_or(usize::MAX)));
         Ok(EventCallback::Resilient(Box::new(Guarded {
             inner,
             policy,
-            permits,
+            permits: permits(policy),
             middleware: Vec::new(),
+            own_policy: true,
         })))
+    }
+
+    /// The callback under the linker's defaults: its default policy, if the
+    /// callback has none of its own (without the timeout for a synchronous
+    /// one, which cannot honour it), then its middleware around all.
+    pub(crate) fn linked(
+        self,
+        default: Option<Policy>,
+        layers: &[Arc<dyn Middleware>],
+    ) -> Result<Self, Error> {
+        let callback = match (self, default) {
+            (EventCallback::Resilient(mut guarded), Some(policy)) if !guarded.own_policy => {
+                let policy = policy.for_callback(guarded.inner.is_async());
+                policy.check()?;
+                guarded.permits = permits(policy);
+                guarded.policy = policy;
+                guarded.own_policy = true;
+                EventCallback::Resilient(guarded)
+            }
+            (EventCallback::Resilient(guarded), _) => EventCallback::Resilient(guarded),
+            (plain, Some(policy)) => {
+                let policy = policy.for_callback(plain.is_async());
+                EventCallback::guarded(plain, policy)?
+            }
+            (plain, None) => plain,
+        };
+        Ok(callback.wrapped(layers))
     }
 
     /// The callback wrapped in `layers` (outside any it has already): run
@@ -111,6 +139,7 @@ impl EventCallback {
                 policy: Policy::new(),
                 permits: None,
                 middleware: Vec::new(),
+                own_policy: false,
             }),
         };
         guarded.middleware.splice(0..0, layers.iter().cloned());
@@ -281,6 +310,13 @@ type LaneBuilder = fn(
 ) -> Option<ErasedLane>;
 type LanePusher =
     fn(&ErasedLane, &Arc<Workflow>, Option<&(dyn Any + Send + Sync)>) -> Option<ErasedLane>;
+
+/// The permits of a policy's concurrency limit.
+fn permits(policy: Policy) -> Option<tokio::sync::Semaphore> {
+    policy
+        .concurrency_limit()
+        .map(|limit| tokio::sync::Semaphore::new(usize::try_from(limit).unwrap_or(usize::MAX)))
+}
 
 /// The failure of a subscriber handed a payload of another type. Kept out of
 /// line: the hot path is the successful downcast.

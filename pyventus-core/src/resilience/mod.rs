@@ -202,6 +202,15 @@ impl Policy {
         self.busy
     }
 
+    /// The policy as a callback takes it from a linker's defaults: without
+    /// the timeout for a synchronous one, which cannot be cancelled.
+    pub(crate) const fn for_callback(mut self, is_async: bool) -> Self {
+        if !is_async {
+            self.timeout = None;
+        }
+        self
+    }
+
     /// Whether the settings can work: a timeout and a concurrency limit above
     /// zero, a backoff whose first delay does not exceed its cap (and see
     /// [`Backoff::check`]).

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use crate::event::key::TypeInfo;
 use crate::observe::trace::{self, Handled};
-use crate::resilience::{DeadLetter, DeadLetterSink, Exhausted, Layers, attempt};
+use crate::resilience::{DeadLetter, DeadLetterSink, Exhausted, Layers, Policy, attempt};
 use crate::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use crate::workflow::output::HandlerOutput;
 use crate::{AnyEvent, HandlerPanic};
@@ -196,6 +196,8 @@ pub(crate) struct LinkerSettings {
     pub(crate) dead_letters: DeadLetterSink,
     /// What wraps the handlers subscribed at run time.
     pub(crate) middleware: Layers,
+    /// The policy of the handlers without one of their own.
+    pub(crate) default_policy: Option<Policy>,
 }
 
 /// One event as the subscribers of one emission receive it, and where it runs.
