@@ -91,6 +91,7 @@ impl Job {
                 Err(err) if attempt.last => return Err(err),
                 Err(err) => {
                     let delay = policy.retry_backoff().delay(number - 1);
+                    crate::observe::retried(self.current.event.name(), self.sub.workflow.handler());
                     tracing::warn!(
                         target: "pyventus",
                         parent: &self.parent,

@@ -340,6 +340,11 @@ impl<'a> Run<'a> {
             Some(attempt) if !attempt.last => return err,
             Some(attempt) => {
                 let context = Exhausted::of(attempt.number, &err);
+                crate::observe::exhausted(
+                    self.delivery.event.name(),
+                    self.workflow.handler(),
+                    context.reason().label(),
+                );
                 exhausted = Some(context);
                 err.context(context)
             }
