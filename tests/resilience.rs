@@ -172,6 +172,15 @@ async fn a_handler_failing_twice_then_succeeding_runs_three_times_and_its_siblin
                 .on_named("Job")
                 .subscribe(move || counter.fetch_add(1, Ordering::SeqCst))
                 .unwrap();
+            // A sibling with a policy of its own, which succeeds at once: it
+            // is never run again for this emission.
+            let steady = Arc::new(AtomicU32::new(0));
+            let counter = steady.clone();
+            linker
+                .on_named("Job")
+                .policy(quick_retries(3))
+                .subscribe(move || counter.fetch_add(1, Ordering::SeqCst))
+                .unwrap();
             let flaky = {
                 let (runs, emissions) = (runs.clone(), emissions.clone());
                 move || -> anyhow::Result<u32> {
@@ -213,6 +222,11 @@ async fn a_handler_failing_twice_then_succeeding_runs_three_times_and_its_siblin
                 sibling.load(Ordering::SeqCst),
                 1,
                 "{what}: the sibling ran once"
+            );
+            assert_eq!(
+                steady.load(Ordering::SeqCst),
+                1,
+                "{what}: so did the one with a policy"
             );
             assert_eq!(successes.load(Ordering::SeqCst), 1, "{what}: one success");
             assert!(seen.failures.lock().unwrap().is_empty(), "{what}");
