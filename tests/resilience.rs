@@ -727,3 +727,46 @@ fn a_namespaces_default_policy_applies_to_its_declared_handlers() {
     );
     assert_eq!(DEFAULTED_TIMEOUTS.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_blocking_handler_with_a_policy_keeps_its_attempts_off_the_runtime_thread() {
+    let linker = EventLinker::builder().debug(false).build();
+    let runs = Arc::new(AtomicU32::new(0));
+    let counted = runs.clone();
+    linker
+        .on_named("Job")
+        .blocking()
+        .policy(quick_retries(1))
+        .subscribe(move || -> anyhow::Result<()> {
+            // Blocks its thread: were it the runtime's only one, the ticker
+            // below could not tick meanwhile.
+            std::thread::sleep(Duration::from_millis(100));
+            match counted.fetch_add(1, Ordering::SeqCst) {
+                0 => anyhow::bail!("first attempt fails"),
+                _ => Ok(()),
+            }
+        })
+        .unwrap();
+    let ticks = Arc::new(AtomicU32::new(0));
+    let ticker = {
+        let ticks = ticks.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(5 * MS).await;
+                ticks.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    let tokio = TokioProcessingService::default();
+    common::emitter(&linker, tokio.clone())
+        .emit_named("Job", 0_u32)
+        .unwrap();
+    tokio.wait_for_tasks().await.unwrap();
+    ticker.abort();
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    let ticked = ticks.load(Ordering::SeqCst);
+    assert!(
+        ticked >= 10,
+        "the runtime kept ticking through 200 ms of attempts: {ticked}"
+    );
+}

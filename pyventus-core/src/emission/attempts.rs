@@ -30,18 +30,27 @@ use crate::workflow::{Outcome, Run, Settled, panic_error};
 
 impl Job {
     /// Runs a subscriber with a policy to its end: success, or the failure
-    /// its policy gave up on.
-    pub(super) async fn run_guarded(self) -> (Arc<SubscriberInner>, Settled) {
+    /// its policy gave up on. A synchronous one's attempts run on `blocking`'s
+    /// blocking threads when given (it is `blocking`, or the emission runs
+    /// every synchronous subscriber there, as a broker's worker does).
+    pub(super) async fn run_guarded(
+        self,
+        blocking: Option<tokio::runtime::Handle>,
+    ) -> (Arc<SubscriberInner>, Settled) {
         let sub = self.sub.clone();
         let settled = match &sub.callback {
-            EventCallback::Resilient(guarded) => self.deliver(guarded).await,
+            EventCallback::Resilient(guarded) => self.deliver(guarded, blocking.as_ref()).await,
             // Routed here only with a policy; anything else runs as it would.
             _ => return self.run_async().await,
         };
         (sub, settled)
     }
 
-    async fn deliver(&self, guarded: &Guarded) -> Settled {
+    async fn deliver(
+        &self,
+        guarded: &Guarded,
+        blocking: Option<&tokio::runtime::Handle>,
+    ) -> Settled {
         let policy = guarded.policy;
         let subscriber = self.sub.id();
         // Held across the attempts and the pauses between them.
@@ -78,7 +87,7 @@ impl Job {
             }
             let started = Instant::now();
             let settled = self
-                .attempt(&guarded.inner, policy.timeout_after(), attempt)
+                .attempt(&guarded.inner, policy.timeout_after(), blocking, attempt)
                 .await;
             self.after(
                 &guarded.middleware,
@@ -115,6 +124,7 @@ impl Job {
         &self,
         inner: &EventCallback,
         timeout: Option<Duration>,
+        blocking: Option<&tokio::runtime::Handle>,
         attempt: Attempt,
     ) -> Settled {
         match inner {
@@ -146,8 +156,8 @@ impl Job {
                 };
                 span.in_scope(|| attempt::during(attempt, || run.settle(outcome)))
             }
-            _ if self.sub.blocking => match tokio::runtime::Handle::try_current() {
-                Ok(handle) => {
+            _ => match blocking {
+                Some(handle) => {
                     let job = self.clone();
                     let task = handle.spawn_blocking(move || job.attempt_sync(attempt));
                     // The attempt contains its own panics; a join error can
@@ -156,9 +166,8 @@ impl Job {
                         Err(anyhow::anyhow!("the blocking task did not finish: {err}"))
                     })
                 }
-                Err(_) => self.attempt_sync(attempt),
+                None => self.attempt_sync(attempt),
             },
-            _ => self.attempt_sync(attempt),
         }
     }
 

@@ -103,7 +103,12 @@ impl EventEmission {
                     return;
                 }
                 if let EventCallback::Resilient(_) = &sub.callback {
-                    pending.push(self.job(sub).run_guarded().boxed());
+                    let blocking = if sub.blocking || self.blocking {
+                        handle.get_or_insert_with(|| self.blocking_handle()).clone()
+                    } else {
+                        None
+                    };
+                    pending.push(self.job(sub).run_guarded(blocking).boxed());
                     return;
                 }
                 if sub.blocking || self.blocking {
@@ -195,7 +200,8 @@ impl EventEmission {
                 if let EventCallback::Async(_) = &sub.callback {
                     pending.push(Either::Left(self.job(sub).run_async()));
                 } else if let EventCallback::Resilient(_) = &sub.callback {
-                    pending.push(Either::Right(self.job(sub).run_guarded()));
+                    // The caller's thread runs it, as the other synchronous ones.
+                    pending.push(Either::Right(self.job(sub).run_guarded(None)));
                 } else {
                     let settled = sub.callback.run_sync(Run::new(&sub.workflow, &delivery));
                     report.record(sub.id(), sub.handler_id(), settled);
