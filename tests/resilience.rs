@@ -764,7 +764,7 @@ async fn a_blocking_handler_with_a_policy_keeps_its_attempts_off_the_runtime_thr
     tokio.wait_for_tasks().await.unwrap();
     ticker.abort();
     assert_eq!(runs.load(Ordering::SeqCst), 2);
-    let ticked = ticks.load(Ordering::SeqCst);
+    let counted_ticks = ticks.load(Ordering::SeqCst);
     assert!(
         ticked >= 10,
         "the runtime kept ticking through 200 ms of attempts: {ticked}"
