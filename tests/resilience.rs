@@ -770,3 +770,42 @@ async fn a_blocking_handler_with_a_policy_keeps_its_attempts_off_the_runtime_thr
         "the runtime kept ticking through 200 ms of attempts: {counted_ticks}"
     );
 }
+
+#[derive(Debug, pyventus::Event)]
+struct Ping;
+
+#[test]
+fn a_retry_whose_runtime_shuts_down_mid_backoff_is_reported_lost() {
+    let linker = EventLinker::builder().debug(false).build();
+    let runs = Arc::new(AtomicU32::new(0));
+    let counted = runs.clone();
+    linker
+        .on::<Ping>()
+        .retries(3)
+        .backoff(Duration::from_secs(30), Duration::from_secs(30))
+        .subscribe(move || -> anyhow::Result<()> {
+            counted.fetch_add(1, Ordering::SeqCst);
+            anyhow::bail!("down")
+        })
+        .unwrap();
+    let mut emission = pyventus::EventEmission::resolve(&linker, Arc::new(Ping)).unwrap();
+    let done = emission.completion();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.spawn(emission.run());
+    // The first attempt fails; its retry waits 30 s when the runtime goes.
+    runtime.block_on(async {
+        while runs.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(MS).await;
+        }
+        tokio::time::sleep(20 * MS).await;
+    });
+    drop(runtime);
+    assert_eq!(
+        pyventus::runtime::block_on(done),
+        Err(Error::EmissionDropped)
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
