@@ -217,3 +217,39 @@ fn a_panicking_middleware_is_contained() {
     emitter.emit_named("Job", ()).unwrap();
     assert_eq!(runs.load(Ordering::SeqCst), 2);
 }
+
+/// Enriches each attempt with the tenant its event names.
+struct Tenant;
+
+impl Middleware for Tenant {
+    fn span(&self, delivery: &Delivery<'_>) -> Option<tracing::Span> {
+        let tenant = delivery.event().downcast_ref::<&'static str>()?;
+        Some(tracing::info_span!("tenant", name = *tenant))
+    }
+}
+
+#[test]
+fn middleware_enriches_what_the_handler_logs_with_a_span_of_its_own() {
+    let linker = EventLinker::builder()
+        .debug(false)
+        .middleware(Tenant)
+        .build();
+    linker
+        .on_named("Invoice")
+        .subscribe(|| tracing::info!("invoice sent"))
+        .unwrap();
+    let (logs, _capturing) = common::Logs::capture();
+    common::inline(&linker)
+        .emit_named("Invoice", "acme")
+        .unwrap();
+    let text = logs.text();
+    let line = text
+        .lines()
+        .find(|line| line.contains("invoice sent"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("tenant{name=\"acme\"}"), "{line}");
+    assert!(
+        line.find("tenant{").unwrap() < line.find("pyventus.delivery").unwrap_or(usize::MAX),
+        "the delivery span is inside the tenant's: {line}"
+    );
+}

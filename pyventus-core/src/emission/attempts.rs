@@ -85,8 +85,12 @@ impl Job {
             if let Err(err) = self.before(&guarded.middleware, &delivery) {
                 return self.give_up(number - 1, err.context(Rejected));
             }
+            // Middleware that enriches the attempt gives it a span of its own,
+            // the parent of its delivery span.
+            let enriched = self.enrich(&guarded.middleware, &delivery);
+            let job = enriched.as_ref().unwrap_or(self);
             let started = Instant::now();
-            let settled = self
+            let settled = job
                 .attempt(&guarded.inner, policy.timeout_after(), blocking, attempt)
                 .await;
             self.after(
@@ -216,6 +220,36 @@ impl Job {
                 .unwrap_or_else(|panic| Err(panic_error(&*panic)))?;
         }
         Ok(())
+    }
+
+    /// The job with its parent span replaced by the middlewares' spans, each
+    /// made inside the one before (outermost first), if any gives one.
+    fn enrich(&self, layers: &[Arc<dyn Middleware>], delivery: &Delivery<'_>) -> Option<Job> {
+        if layers.is_empty() {
+            return None;
+        }
+        let _entered = context::enter(self.current.clone());
+        let mut parent: Option<tracing::Span> = None;
+        for layer in layers {
+            let made = {
+                let _inside = parent.as_ref().unwrap_or(&self.parent).enter();
+                catch_unwind(AssertUnwindSafe(|| layer.span(delivery)))
+            };
+            match made {
+                Ok(Some(span)) => parent = Some(span),
+                Ok(None) => {}
+                Err(panic) => tracing::error!(
+                    target: "pyventus",
+                    handler = self.sub.workflow.handler(),
+                    emission = self.current.id,
+                    "middleware panicked making its span: {}",
+                    crate::HandlerPanic::from_payload(&*panic).message()
+                ),
+            }
+        }
+        let mut job = self.clone();
+        job.parent = parent?;
+        Some(job)
     }
 
     /// Runs each middleware's `after`, innermost first, in the delivery's

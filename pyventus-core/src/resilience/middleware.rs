@@ -1,5 +1,6 @@
 //! Middleware: code of the user's that wraps each attempt of a handler (or of
-//! every handler of a linker), to observe, time or reject its deliveries.
+//! every handler of a linker), to observe, enrich, time or reject its
+//! deliveries.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +8,9 @@ use std::time::Duration;
 use crate::AnyEvent;
 
 /// Wraps the deliveries of a handler: sees each attempt before it runs (and
-/// may reject it) and after it ran (with its outcome and how long it took).
+/// may reject it), may give it a span that enriches what it logs, and sees
+/// it after it ran (with its outcome and how long it took): observe, enrich,
+/// time, reject.
 ///
 /// Give it to one subscription with
 /// [`Subscription::middleware`](crate::Subscription::middleware), or to
@@ -93,6 +96,17 @@ pub trait Middleware: Send + Sync + 'static {
         Ok(())
     }
 
+    /// A span to run the attempt in, to enrich what the handler logs: its
+    /// fields (a tenant, an order id read from the event) show on every
+    /// event the handler and pyventus log during the attempt, whose
+    /// `pyventus.delivery` span becomes its child. Made with the emitting
+    /// span (or the outer middleware's span) current. `None` (the default):
+    /// no span of its own.
+    fn span(&self, delivery: &Delivery<'_>) -> Option<tracing::Span> {
+        let _ = delivery;
+        None
+    }
+
     /// After an attempt, with its outcome and how long it ran (a retry's
     /// backoff is not counted).
     fn after(&self, delivery: &Delivery<'_>, outcome: Result<(), &anyhow::Error>, took: Duration) {
@@ -103,6 +117,10 @@ pub trait Middleware: Send + Sync + 'static {
 impl<M: Middleware + ?Sized> Middleware for Arc<M> {
     fn before(&self, delivery: &Delivery<'_>) -> anyhow::Result<()> {
         (**self).before(delivery)
+    }
+
+    fn span(&self, delivery: &Delivery<'_>) -> Option<tracing::Span> {
+        (**self).span(delivery)
     }
 
     fn after(&self, delivery: &Delivery<'_>, outcome: Result<(), &anyhow::Error>, took: Duration) {
