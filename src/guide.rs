@@ -10,14 +10,16 @@
 //! 6. [`requests`]: requests and their responders, `request` and `collect`.
 //! 7. [`lifecycle`]: what happens to an emission on each processing service,
 //!    what waiting and shutting down guarantee, and what is reported.
-//! 8. [`testing`]: asserting what code emits; running handlers in tests.
-//! 9. Integrations: [`axum`] (handlers after the response), [`redis`] and
+//! 8. [`resilience`]: retries, timeouts, concurrency limits, dead letters
+//!    and middleware, and what they mean on each processing service.
+//! 9. [`testing`]: asserting what code emits; running handlers in tests.
+//! 10. Integrations: [`axum`] (handlers after the response), [`redis`] and
 //!    [`amqp`] (worker processes over Redis Streams or RabbitMQ), [`postgres`]
 //!    (a transactional outbox and its relays), [`metrics`]
 //!    (counters and gauges for Prometheus and the rest), behind their
 //!    features; `web_and_worker`: a web process and a worker for the same
 //!    events (linkers, targets, state, draining).
-//! 10. [`architecture`]: the crates, the path of an emission, the registry,
+//! 11. [`architecture`]: the crates, the path of an emission, the registry,
 //!     and writing a backend; [`compile_errors`]: every diagnostic and its fix;
 //!     [`benchmarks`]: what it all costs.
 
@@ -45,6 +47,9 @@ pub mod requests {}
 
 #[doc = include_str!("../docs/lifecycle.md")]
 pub mod lifecycle {}
+
+#[doc = include_str!("../docs/resilience.md")]
+pub mod resilience {}
 
 #[doc = include_str!("../docs/testing.md")]
 pub mod testing {}

@@ -87,8 +87,8 @@ pub use pyventus_core::{
     HandlerOutput, HandlerPanic, InlineProcessingService, Lagged, Linker, NamedKey,
     ProcessingService, ProcessorSource, Provided, Request, RequestBuilder, RequestError, RunReport,
     State, SubscriberFailure, Subscription, SubscriptionGuard, SuccessHandler, Unfinished,
-    VerifyError, current_emission, debug_from_env, kind, named_key, runtime, verify, wait_for_all,
-    wait_for_all_blocking,
+    VerifyError, current_emission, debug_from_env, kind, named_key, resilience, runtime, verify,
+    wait_for_all, wait_for_all_blocking,
 };
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]

@@ -66,6 +66,7 @@ mod registry;
 pub mod remote;
 mod report;
 mod request;
+pub mod resilience;
 pub mod runtime;
 #[cfg(feature = "signal")]
 mod signal;

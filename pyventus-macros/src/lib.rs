@@ -12,6 +12,7 @@ mod linker;
 mod names;
 mod on;
 mod on_outcome;
+mod policy;
 mod request;
 mod respond;
 mod signature;
@@ -91,7 +92,10 @@ pub fn derive_request(input: TokenStream) -> TokenStream {
 
 /// Derives `Linker`: the type names a namespace with a linker of its own, which
 /// holds the handlers declared with `linker = ThisType`. Options:
-/// `#[linker(max_subscribers = N, debug = bool, name = "...", crate = path)]`.
+/// `#[linker(max_subscribers = N, debug = bool, name = "...", crate = path)]`,
+/// and a default policy for its handlers without one of their own, with the
+/// options `#[on]` takes: `retries`, `backoff`, `timeout` (for its async
+/// handlers), `concurrency`, `busy` (see `docs/resilience.md`).
 ///
 /// The type gets an inherent `linker()` returning its `EventLinker`.
 ///
@@ -143,7 +147,10 @@ pub fn derive_linker(input: TokenStream) -> TokenStream {
 /// into its adapter: a few instructions less per call, at the build cost of that
 /// closure; by default a handler is passed as data, its `fn` pointer, and builds
 /// like a plain function) and `crate = path` (where pyventus is, for a crate that renames the
-/// dependency; every pyventus attribute and derive takes it). All mistakes in
+/// dependency; every pyventus attribute and derive takes it). A policy for
+/// when it fails, hangs or is busy: `retries = N`, `backoff = "100ms..5s"`,
+/// `timeout = "2s"` (an `async fn` only), `concurrency = N` and
+/// `busy = wait | refuse` (see `docs/resilience.md`). All mistakes in
 /// the arguments and the signature are reported together.
 ///
 /// The function stays a plain function, callable and testable. It may be

@@ -7,7 +7,9 @@ use std::sync::{Arc, OnceLock};
 
 use crate::handler::declared::{DeclaredHandler, DeclaredResponder, DeclaredSuccess};
 use crate::linker::EventLinkerBuilder;
+use crate::registry::callback::EventCallback;
 use crate::registry::record::{Responder, SubscriberParts};
+use crate::resilience::Policy;
 use crate::workflow::SuccessCallback;
 use crate::workflow::extract::StateNeed;
 use crate::{Error, EventKey, EventLinker};
@@ -62,6 +64,8 @@ pub enum Registration {
         needs: &'static [Option<StateNeed>],
         /// The handler, which makes its event callback.
         callback: &'static dyn DeclaredHandler,
+        /// Its policy (`retries = ...`, `timeout = ...`), checked by the macro.
+        policy: Option<Policy>,
     },
     /// `#[on_success(handler)]`.
     Success {
@@ -188,8 +192,9 @@ pub(crate) fn collect(
                 blocking,
                 needs,
                 callback,
+                policy,
             } if in_namespace(*namespace, wanted) => {
-                Some((*id, *keys, *once, *blocking, *needs, *callback))
+                Some((*id, *keys, *once, *blocking, *needs, *callback, *policy))
             }
             _ => None,
         })
@@ -260,25 +265,27 @@ pub(crate) fn collect(
     let linker = builder.try_build()?;
     let responders = responders(wanted);
     // One publication for every handler: collecting N handlers costs O(N).
-    let all = handlers
-        .into_iter()
-        .map(|(id, keys, once, blocking, needs, callback)| {
-            let parts = SubscriberParts {
-                once,
-                blocking,
-                needs,
-                handler_id: Some(id),
-                callback: callback.callback(),
-                success: successes.remove(id),
-                failure: failures.remove(id).map(|f| Arc::new(f) as _),
-                gate: None,
-                responder: None,
-            };
-            let keys: Vec<EventKey> = keys.iter().map(|key| key.key()).collect();
-            (keys, parts)
-        })
-        .chain(responders)
-        .collect();
+    let mut all = Vec::with_capacity(handlers.len() + responders.len());
+    for (id, keys, once, blocking, needs, callback, policy) in handlers {
+        let callback = match policy {
+            Some(policy) => EventCallback::guarded(callback.callback(), policy)?,
+            None => callback.callback(),
+        };
+        let parts = SubscriberParts {
+            once,
+            blocking,
+            needs,
+            handler_id: Some(id),
+            callback,
+            success: successes.remove(id),
+            failure: failures.remove(id).map(|f| Arc::new(f) as _),
+            gate: None,
+            responder: None,
+        };
+        let keys: Vec<EventKey> = keys.iter().map(|key| key.key()).collect();
+        all.push((keys, parts));
+    }
+    all.extend(responders);
     linker.subscribe_all(all)?;
     Ok(linker)
 }

@@ -4,6 +4,7 @@ use std::any::{TypeId, type_name};
 use std::borrow::Cow;
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::handler::kind::{Many, Named, Typed};
 use crate::handler::{AsyncHandler, Handler, SuccessHandler};
@@ -11,6 +12,7 @@ use crate::lifecycle::gate::Gate;
 use crate::linker::guard::GuardedSubscription;
 use crate::registry::callback::EventCallback;
 use crate::registry::record::SubscriberParts;
+use crate::resilience::{Busy, Layers, Middleware, Policy};
 use crate::workflow::output::HandlerOutput;
 use crate::workflow::{FailureCallback, SuccessCallback};
 use crate::{Error, Event, EventKey, EventLinker, EventSubscriber};
@@ -58,6 +60,8 @@ pub struct Subscription<'a, K> {
     blocking: bool,
     success: Option<SuccessCallback>,
     failure: Option<FailureCallback>,
+    policy: Option<Policy>,
+    middleware: Layers,
     kind: PhantomData<fn() -> K>,
 }
 
@@ -70,6 +74,8 @@ impl<'a, K: 'static> Subscription<'a, K> {
             blocking: false,
             success: None,
             failure: None,
+            policy: None,
+            middleware: Vec::new(),
             kind: PhantomData,
         }
     }
@@ -114,6 +120,73 @@ impl<'a, K: 'static> Subscription<'a, K> {
         GuardedSubscription::new(self)
     }
 
+    /// Runs the handler under `policy`: retries with backoff, a timeout per
+    /// attempt (async handlers only), a concurrency limit. Replaces what
+    /// [`retries`](Self::retries), [`backoff`](Self::backoff),
+    /// [`timeout`](Self::timeout) and [`concurrency`](Self::concurrency) set
+    /// before it. See [`Policy`] and `docs/resilience.md`.
+    ///
+    /// `subscribe` returns [`Error::InvalidSetting`] for a policy that cannot
+    /// work (see [`Policy::check`]) and for a timeout of a synchronous handler,
+    /// which cannot be cancelled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pyventus_core::resilience::{Busy, Policy};
+    /// use pyventus_core::{Error, EventLinker};
+    /// use std::time::Duration;
+    ///
+    /// let linker = EventLinker::new();
+    /// let policy = Policy::new().retries(3).timeout(Duration::from_secs(2)).concurrency(8);
+    /// linker
+    ///     .on_named("OrderPlaced")
+    ///     .policy(policy)
+    ///     .subscribe_async(|| async { Ok::<(), anyhow::Error>(()) })?;
+    ///
+    /// // A synchronous handler cannot be cancelled at a deadline:
+    /// let err = linker.on_named("OrderPlaced").policy(policy).subscribe(|| ()).unwrap_err();
+    /// assert!(matches!(err, Error::InvalidSetting { setting: "timeout", .. }));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Retries a failed run up to `retries` times ([`Policy::retries`]).
+    pub fn retries(self, retries: u32) -> Self {
+        self.with_policy(|p| p.retries(retries))
+    }
+
+    /// Waits from `min` to `max` between retries ([`Policy::backoff`]).
+    pub fn backoff(self, min: Duration, max: Duration) -> Self {
+        self.with_policy(|p| p.backoff(min, max))
+    }
+
+    /// Cancels an attempt of an async handler after `timeout` ([`Policy::timeout`]).
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.with_policy(|p| p.timeout(timeout))
+    }
+
+    /// At most `limit` runs of the handler at once, and what a delivery does
+    /// beyond them ([`Policy::concurrency`], [`Policy::when_busy`]).
+    pub fn concurrency(self, limit: u32, busy: Busy) -> Self {
+        self.with_policy(|p| p.concurrency(limit).when_busy(busy))
+    }
+
+    /// Wraps each attempt of the handler in `middleware` (after any given
+    /// before it, and inside the linker's own: see [`Middleware`]).
+    pub fn middleware(mut self, middleware: impl Middleware) -> Self {
+        self.middleware.push(Arc::new(middleware));
+        self
+    }
+
+    fn with_policy(mut self, f: impl FnOnce(Policy) -> Policy) -> Self {
+        self.policy = Some(f(self.policy.unwrap_or_default()));
+        self
+    }
+
     /// Subscribes a synchronous handler.
     pub fn subscribe<M, F: Handler<K, M>>(self, handler: F) -> Result<EventSubscriber, Error> {
         self.finish::<<F::Output as HandlerOutput>::Ok>(handler.into_callback())
@@ -144,6 +217,11 @@ impl<'a, K: 'static> Subscription<'a, K> {
                 found: type_name::<Ok>(),
             });
         }
+        let callback = match self.policy {
+            Some(policy) => EventCallback::guarded(callback, policy)?,
+            None => callback,
+        }
+        .wrapped(&self.middleware);
         let parts = SubscriberParts {
             needs: &[],
             once: self.once,

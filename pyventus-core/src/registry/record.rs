@@ -79,6 +79,7 @@ impl SubscriberParts {
 impl SubscriberInner {
     /// A subscriber of a linker that has (or not) a default success callback.
     pub(crate) fn new(parts: SubscriberParts, keys: &[EventKey], default_success: bool) -> Self {
+        let resilient = matches!(parts.callback, EventCallback::Resilient(_));
         SubscriberInner {
             workflow: Arc::new(Workflow::new(
                 NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -86,6 +87,7 @@ impl SubscriberInner {
                 parts.success,
                 parts.failure,
                 default_success,
+                resilient,
             )),
             once: parts.once,
             global_and_more: keys.len() > 1 && keys.iter().any(EventKey::is_any),
