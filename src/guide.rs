@@ -7,18 +7,21 @@
 //! 3. [`linkers`]: the registry, runtime subscription, queries and removal.
 //! 4. [`emitters`]: emitting, and the processing services that run emissions.
 //! 5. [`workflow`]: success and failure callbacks, panics, logging.
-//! 6. [`lifecycle`]: what happens to an emission on each processing service,
+//! 6. [`requests`]: requests and their responders, `request` and `collect`.
+//! 7. [`lifecycle`]: what happens to an emission on each processing service,
 //!    what waiting and shutting down guarantee, and what is reported.
-//! 7. [`testing`]: asserting what code emits; running handlers in tests.
-//! 8. Integrations: [`axum`] (handlers after the response), [`redis`] and
+//! 8. [`resilience`]: retries, timeouts, concurrency limits, dead letters
+//!    and middleware, and what they mean on each processing service.
+//! 9. [`testing`]: asserting what code emits; running handlers in tests.
+//! 10. Integrations: [`axum`] (handlers after the response), [`redis`] and
 //!    [`amqp`] (worker processes over Redis Streams or RabbitMQ), [`postgres`]
 //!    (a transactional outbox and its relays), [`metrics`]
 //!    (counters and gauges for Prometheus and the rest), behind their
 //!    features; `web_and_worker`: a web process and a worker for the same
 //!    events (linkers, targets, state, draining).
-//! 9. [`architecture`]: the crates, the path of an emission, the registry,
-//!    and writing a backend; [`compile_errors`]: every diagnostic and its fix;
-//!    [`benchmarks`]: what it all costs.
+//! 11. [`architecture`]: the crates, the path of an emission, the registry,
+//!     and writing a backend; [`compile_errors`]: every diagnostic and its fix;
+//!     [`benchmarks`]: what it all costs.
 
 // The pages are prose that names products (RabbitMQ, FastAPI, AsyncIO), not
 // code items to put in backticks.
@@ -39,8 +42,14 @@ pub mod emitters {}
 #[doc = include_str!("../docs/workflow.md")]
 pub mod workflow {}
 
+#[doc = include_str!("../docs/requests.md")]
+pub mod requests {}
+
 #[doc = include_str!("../docs/lifecycle.md")]
 pub mod lifecycle {}
+
+#[doc = include_str!("../docs/resilience.md")]
+pub mod resilience {}
 
 #[doc = include_str!("../docs/testing.md")]
 pub mod testing {}

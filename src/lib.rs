@@ -80,19 +80,21 @@ pub use pyventus_core::remote;
 )]
 pub use pyventus_core::shutdown_signal;
 pub use pyventus_core::{
-    AnyEvent, AsyncHandler, BlockingThreads, Completion, CurrentEmission, DeliveryContext, EmitKey,
-    Error, Event, EventEmission, EventEmitter, EventEmitterBuilder, EventKey, EventLinker,
-    EventLinkerBuilder, EventObject, EventSubscriber, ExecutorProcessingService, FailureKind,
-    FromDelivery, Handler, HandlerOutput, HandlerPanic, InlineProcessingService, Linker, NamedKey,
-    ProcessingService, ProcessorSource, Provided, RunReport, State, SubscriberFailure,
-    Subscription, SuccessHandler, Unfinished, VerifyError, current_emission, debug_from_env, kind,
-    named_key, runtime, verify, wait_for_all, wait_for_all_blocking,
+    Answer, AnyEvent, AsyncHandler, BlockingThreads, CollectBuilder, Completion, CurrentEmission,
+    DeliveryContext, EmitKey, Error, Event, EventEmission, EventEmitter, EventEmitterBuilder,
+    EventKey, EventLinker, EventLinkerBuilder, EventObject, EventStream, EventSubscriber,
+    ExecutorProcessingService, FailureKind, FromDelivery, GuardedSubscription, Handler,
+    HandlerOutput, HandlerPanic, InlineProcessingService, Lagged, Linker, NamedKey,
+    ProcessingService, ProcessorSource, Provided, Request, RequestBuilder, RequestError, RunReport,
+    State, SubscriberFailure, Subscription, SubscriptionGuard, SuccessHandler, Unfinished,
+    VerifyError, current_emission, debug_from_env, kind, named_key, resilience, runtime, verify,
+    wait_for_all, wait_for_all_blocking,
 };
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use pyventus_core::{TokioProcessingService, TokioProcessingServiceBuilder};
 #[doc(inline)]
-pub use pyventus_macros::{Event, Linker, on, on_failure, on_success, once};
+pub use pyventus_macros::{Event, Linker, Request, on, on_failure, on_success, once, respond};
 
 /// [`anyhow`](https://docs.rs/anyhow), the error type of handlers and failure
 /// callbacks: re-exported so that `use pyventus::anyhow;` is all a handler
@@ -135,12 +137,13 @@ pub use pyventus_redis as redis;
 pub mod __private {
     pub use crate::__pyventus_event_codec as event_codec;
     pub use pyventus_core::__private::{
-        AnyFn, AsHandlerOutput, AsValue, AsyncFn, AsyncInFn, BuiltFn, EventCallback, HandlerInfo,
-        IgnoreFn, KeySpec, LaneCache, LaneSlot, Namespace, NoArgFn, Outcome, OutputProbe, RefFn,
-        Registration, SharedFn, StateNeed, SuccessFn, SuccessValue, TakesEvent, ViaHandlerOutput,
-        ViaResult, ViaValue, any_callback, any_callback_in, anyhow, boxed, inventory, namespace,
-        namespace_linker, outcome, payload_mismatch, read_unit, shared_callback,
-        shared_callback_in, shared_event, success_value, typed_callback, typed_callback_in,
+        AnyFn, AsHandlerOutput, AsValue, AsyncFn, AsyncInFn, BuiltFn, DeclaredResponder,
+        EventCallback, HandlerInfo, IgnoreFn, KeySpec, LaneCache, LaneSlot, Namespace, NoArgFn,
+        Outcome, OutputProbe, RefFn, Registration, SharedFn, StateNeed, SuccessFn, SuccessValue,
+        TakesEvent, ViaHandlerOutput, ViaResult, ViaValue, any_callback, any_callback_in, anyhow,
+        async_responder, boxed, inventory, namespace, namespace_linker, outcome, payload_mismatch,
+        read_unit, shared_callback, shared_callback_in, shared_event, success_value,
+        sync_responder, typed_callback, typed_callback_in,
     };
     #[cfg(feature = "serde")]
     pub use pyventus_core::__private::{Codec, CodecRegistration, Probe, ViaNothing, ViaSerde};

@@ -1,5 +1,6 @@
 //! Every example in `examples/` runs, and prints what its comments promise:
-//! the facade's own (`hello_world`, `namespaces`, `runtime_flexibility`) and
+//! the facade's own (`hello_world`, `namespaces`, `runtime_flexibility`,
+//! `resilience`) and
 //! the `pyventus-examples` package's. The examples are built first, for the
 //! whole workspace as `cargo test --workspace --all-features` builds them (a
 //! no-op after it; needed when only this test was asked for, or they could be
@@ -115,6 +116,20 @@ fn namespaces() {
         run("namespaces"),
         "User's PasswordResetEvent received! (example@email.com)\n\
          The global linker's handler is still waiting.\n"
+    );
+}
+
+#[test]
+fn resilience() {
+    assert_eq!(
+        run("resilience"),
+        "order 7: mail server busy (attempt 1)\n\
+         order 7: audited\n\
+         audit OrderPlaced: attempt 1/2 ok, under a second\n\
+         order 7: mail server busy (attempt 2)\n\
+         order 7: confirmation sent (attempt 3)\n\
+         warehouse: gave up after 2 attempts (timed out): timed out after 50ms\n\
+         dead letter: OrderShipped after 2 attempts\n"
     );
 }
 

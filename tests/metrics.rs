@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use pyventus::metrics::{
-    DELIVERIES, DROPPED, DURATION, EMISSIONS, FAILED, IN_FLIGHT, PANICKED, QUEUED, SUCCEEDED,
+    DELIVERIES, DROPPED, DURATION, EMISSIONS, EXHAUSTED, FAILED, IN_FLIGHT, PANICKED, QUEUED,
+    RETRIES, SUCCEEDED,
 };
 use pyventus::{
     Error, EventEmission, EventEmitter, EventLinker, ExecutorProcessingService,
@@ -129,6 +130,33 @@ fn assert_outcomes(event: &str, processor: &str, emissions: f64) {
     let runs = emissions as usize;
     assert_eq!(samples(DURATION, &labels), runs, "{DURATION}");
     assert_eq!(value(DROPPED, &labels), 0.0, "{DROPPED}");
+}
+
+#[test]
+fn a_policys_retries_and_give_ups_are_counted_by_handler_and_reason() {
+    snapshotter();
+    let linker = EventLinker::new();
+    linker
+        .on_named("MetricsPolicy")
+        .retries(2)
+        .backoff(Duration::ZERO, Duration::ZERO)
+        .subscribe(|| -> anyhow::Result<()> { anyhow::bail!("down") })
+        .unwrap();
+    let emitter = EventEmitter::builder()
+        .processor(InlineProcessingService::new())
+        .linker(linker)
+        .build();
+    emitter.emit_named("MetricsPolicy", ()).unwrap();
+    let event = [("event", "MetricsPolicy"), ("handler", "<runtime>")];
+    assert_eq!(value(RETRIES, &event), 2.0, "{RETRIES}");
+    let failed = [("event", "MetricsPolicy"), ("reason", "failed")];
+    assert_eq!(value(EXHAUSTED, &failed), 1.0, "{EXHAUSTED}");
+    // The run's own counters see one failed delivery, not three.
+    assert_eq!(
+        value(FAILED, &[("event", "MetricsPolicy")]),
+        1.0,
+        "{FAILED}"
+    );
 }
 
 #[test]

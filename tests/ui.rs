@@ -21,5 +21,7 @@ fn ui() {
     t.compile_fail("derive_event/*.rs");
     t.compile_fail("derive_linker/*.rs");
     t.compile_fail("named_key/*.rs");
+    t.compile_fail("derive_request/*.rs");
+    t.compile_fail("respond/*.rs");
     t.pass("pass/*.rs");
 }

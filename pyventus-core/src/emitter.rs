@@ -547,6 +547,50 @@ impl EventEmitter {
         Some(emission)
     }
 
+    /// Emits `event` as an emission that carries `context` (a request's
+    /// reply, read by its responders), never on the inline fast path, once
+    /// `proceed` has seen the gates of the event's live responders and agreed.
+    /// Returns those gates, and whether it emitted.
+    pub(crate) fn emit_carrying<E: Event>(
+        &self,
+        event: E,
+        context: Arc<dyn std::any::Any + Send + Sync>,
+        proceed: impl FnOnce(&[Arc<crate::lifecycle::gate::Gate>]) -> bool,
+    ) -> Result<(Vec<Arc<crate::lifecycle::gate::Gate>>, bool), Error> {
+        KeyHash::<E>::NAME.result()?;
+        let registry = &*self.inner.linker.registry;
+        let emission = registry.with_snapshot(move |snapshot| {
+            let route = snapshot
+                .lookup(event.name(), KeyHash::<E>::HASH, event.payload().type_id())
+                .map_err(|owner| claim_error(owner, &event, Claim::Typed))?;
+            let responders: Vec<_> = route
+                .entry
+                .into_iter()
+                .flat_map(|entry| entry.iter())
+                .filter(|sub| sub.responder.is_some() && sub.is_live())
+                .filter_map(|sub| sub.gate.clone())
+                .collect();
+            if !proceed(&responders) {
+                return Ok::<_, Error>((responders, None));
+            }
+            let emission = self.emission(Arc::new(event), route);
+            Ok((responders, emission))
+        })?;
+        match emission {
+            (responders, Some(mut emission)) => {
+                emission.set_context(context);
+                emission.submit_to(&*self.inner.processor)?;
+                Ok((responders, true))
+            }
+            (responders, None) => Ok((responders, false)),
+        }
+    }
+
+    /// Whether its processing service runs emissions in other processes.
+    pub(crate) fn is_remote(&self) -> bool {
+        self.inner.remote
+    }
+
     /// [`emit_object`](Self::emit_object) from async code, off the inline fast
     /// path: the emission goes to the service's `submit_async`, awaited.
     async fn emit_object_async<O: EventObject>(

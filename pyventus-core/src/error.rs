@@ -198,6 +198,21 @@ pub enum Error {
         linker: String,
     },
 
+    /// A second responder for a request that takes exactly one.
+    #[error(
+        "request `{request}` already has a responder ({existing}), and a request has exactly \
+         one: remove {new}, or declare the request with `#[request(..., many)]` to ask all \
+         its responders with `collect`"
+    )]
+    TwoResponders {
+        /// The request's event name.
+        request: String,
+        /// The responder already subscribed (its handler id, or `a runtime responder`).
+        existing: String,
+        /// The one refused.
+        new: String,
+    },
+
     /// An event that arrived from elsewhere, that nothing here handles.
     #[error("no handler for event `{event}` in this process")]
     NoHandler {

@@ -9,6 +9,10 @@
 //! - [`EventEmitter`]: emits events through a [`ProcessingService`]:
 //!   [`InlineProcessingService`], [`TokioProcessingService`],
 //!   [`ExecutorProcessingService`], or one of your own.
+//! - [`Request`]: an event that asks for an answer,
+//!   [`EventEmitter::request`] and [`EventEmitter::collect`] to ask it.
+//! - [`SubscriptionGuard`], [`EventStream`]: subscriptions that end when
+//!   dropped, and events as a `futures::Stream`.
 //! - [`wait_for_all`]: waits for every emission of the process before shutdown.
 //!
 //! # Glossary
@@ -61,6 +65,8 @@ mod registry;
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub mod remote;
 mod report;
+mod request;
+pub mod resilience;
 pub mod runtime;
 #[cfg(feature = "signal")]
 mod signal;
@@ -88,8 +94,10 @@ pub use handler::marker;
 pub use handler::{AsyncHandler, Handler, SuccessHandler, kind};
 pub use lifecycle::context::{CurrentEmission, current_emission};
 pub use lifecycle::{Unfinished, wait_for_all, wait_for_all_blocking};
+pub use linker::guard::{GuardedSubscription, SubscriptionGuard};
 pub use linker::link_time::{VerifyError, verify};
 pub use linker::namespace::Linker;
+pub use linker::stream::{EventStream, Lagged};
 pub use linker::subscriber::EventSubscriber;
 pub use linker::subscription::Subscription;
 pub use linker::{EventLinker, EventLinkerBuilder, Provided};
@@ -98,6 +106,9 @@ pub use processing::{ExecutorProcessingService, InlineProcessingService, Process
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use processing::{TokioProcessingService, TokioProcessingServiceBuilder};
 pub use report::{FailureKind, RunReport, SubscriberFailure};
+pub use request::ask::RequestBuilder;
+pub use request::collect::CollectBuilder;
+pub use request::{Answer, Request, RequestError};
 #[cfg(feature = "signal")]
 #[cfg_attr(docsrs, doc(cfg(feature = "signal")))]
 pub use signal::shutdown_signal;
@@ -111,6 +122,7 @@ pub mod __private {
     // `#[on_success]`, `#[on_failure]` and `named_key!` write, by name: nothing
     // joins this interface by being made `pub` elsewhere.
     pub use crate::event::slot::{LaneCache, LaneSlot};
+    pub use crate::handler::declared::DeclaredResponder;
     pub use crate::handler::declared::{
         AnyFn, AsyncFn, AsyncInFn, BuiltFn, HandlerInfo, IgnoreFn, NoArgFn, RefFn, SharedFn,
         SuccessFn, TakesEvent, any_callback, any_callback_in, boxed, outcome, payload_mismatch,
@@ -120,6 +132,7 @@ pub mod __private {
     pub use crate::linker::link_time::{KeySpec, Namespace, Registration};
     pub use crate::linker::namespace::{namespace, namespace_linker};
     pub use crate::registry::callback::EventCallback;
+    pub use crate::request::responder::{async_responder, sync_responder};
     pub use crate::workflow::extract::StateNeed;
     // Named in diagnostics, where a user reads them as `pyventus::__private::...`.
     pub use crate::handler::probe::{AsHandlerOutput, AsValue, SuccessValue};

@@ -106,3 +106,26 @@ where
         }),
     }
 }
+
+/// Waits `duration` on pyventus's own runtime's timer, from any runtime or
+/// none: a handler's backoff and deadline work on a runtime built without
+/// timers, on a current-thread one, and on the executor's threads alike. The
+/// timer is cancelled if the wait is.
+pub(crate) async fn sleep(duration: std::time::Duration) {
+    if duration.is_zero() {
+        return;
+    }
+    let timer = private_runtime().spawn(tokio::time::sleep(duration));
+    let _cancel = AbortOnDrop(timer.abort_handle());
+    // An error can only be the timer's cancellation: the wait is over either way.
+    let _ = timer.await;
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -9,6 +9,7 @@ use syn::{Attribute, Ident, LitStr, Path, Token, Type};
 
 use crate::check;
 use crate::diagnostics::Errors;
+use crate::policy::{self, PolicyArgs};
 
 /// One event a handler is linked to.
 // Lives only while one attribute expands; boxing would buy nothing.
@@ -32,6 +33,8 @@ pub(crate) struct HandlerArgs {
     pub(crate) inline: Option<Ident>,
     /// `crate = path`: where the runtime is.
     pub(crate) krate: Option<Path>,
+    /// `retries`, `backoff`, `timeout`, `concurrency`, `busy`.
+    pub(crate) policy: PolicyArgs,
     /// Whether an argument meant as an event was malformed (then "no event"
     /// would be noise).
     bad_event: bool,
@@ -57,7 +60,8 @@ mod kw {
     syn::custom_keyword!(inline);
 }
 
-const HANDLER_OPTIONS: &str = "`linker = Path`, `blocking`, `inline` or `crate = path`";
+const HANDLER_OPTIONS: &str = "`linker = Path`, `blocking`, `inline`, `crate = path`, \
+     or a policy: `retries`, `backoff`, `timeout`, `concurrency`, `busy`";
 const CALLBACK_OPTIONS: &str =
     "a handler's name, `linker = Path` for a linker's default callback, or `crate = path`";
 
@@ -222,6 +226,8 @@ impl HandlerArgs {
             flag(input, &mut self.blocking)
         } else if input.peek(kw::inline) && ends_item(input) {
             flag(input, &mut self.inline)
+        } else if policy::peek(input) {
+            self.policy.parse_item(input)
         } else if input.peek(Ident) && input.peek2(Token![=]) {
             unknown_option(input, HANDLER_OPTIONS)
         } else if input.peek(Token![...]) {

@@ -12,6 +12,9 @@ mod linker;
 mod names;
 mod on;
 mod on_outcome;
+mod policy;
+mod request;
+mod respond;
 mod signature;
 
 /// Derives `Event`: the event's name (its dispatch key) is the type's
@@ -48,9 +51,51 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
         .into()
 }
 
+/// Derives `Request`: the type is a request whose responder answers
+/// `response` or fails with `error`. Options:
+/// `#[request(response = Type, error = Type, many, crate = path)]`; `error`
+/// defaults to `std::convert::Infallible`; `many` lets several responders
+/// answer it (asked with `emitter.collect(..)`), where by default a second is
+/// refused. The type must also be an `Event`.
+///
+/// # Examples
+///
+/// ```
+/// use pyventus::{Event, EventEmitter, EventLinker, Request};
+/// use std::time::Duration;
+///
+/// #[derive(Debug, Event, Request)]
+/// #[request(response = u64, error = String)]
+/// struct GetQuote {
+///     symbol: String,
+/// }
+///
+/// let linker = EventLinker::new();
+/// linker.respond(|q: &GetQuote| if q.symbol == "ACME" { Ok(42) } else { Err("unknown".into()) })?;
+/// let emitter = EventEmitter::builder().linker(linker).build();
+/// // From synchronous code here; `.await` it in async code.
+/// let quote = pyventus::runtime::block_on(
+///     emitter
+///         .request(GetQuote { symbol: "ACME".into() })
+///         .timeout(Duration::from_secs(1)),
+/// );
+/// assert_eq!(quote, Ok(42));
+/// # Ok::<(), pyventus::Error>(())
+/// ```
+#[proc_macro_derive(Request, attributes(request))]
+pub fn derive_request(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    request::expand(&input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
 /// Derives `Linker`: the type names a namespace with a linker of its own, which
 /// holds the handlers declared with `linker = ThisType`. Options:
-/// `#[linker(max_subscribers = N, debug = bool, name = "...", crate = path)]`.
+/// `#[linker(max_subscribers = N, debug = bool, name = "...", crate = path)]`,
+/// and a default policy for its handlers without one of their own, with the
+/// options `#[on]` takes: `retries`, `backoff`, `timeout` (for its async
+/// handlers), `concurrency`, `busy` (see `docs/resilience.md`).
 ///
 /// The type gets an inherent `linker()` returning its `EventLinker`.
 ///
@@ -102,7 +147,10 @@ pub fn derive_linker(input: TokenStream) -> TokenStream {
 /// into its adapter: a few instructions less per call, at the build cost of that
 /// closure; by default a handler is passed as data, its `fn` pointer, and builds
 /// like a plain function) and `crate = path` (where pyventus is, for a crate that renames the
-/// dependency; every pyventus attribute and derive takes it). All mistakes in
+/// dependency; every pyventus attribute and derive takes it). A policy for
+/// when it fails, hangs or is busy: `retries = N`, `backoff = "100ms..5s"`,
+/// `timeout = "2s"` (an `async fn` only), `concurrency = N` and
+/// `busy = wait | refuse` (see `docs/resilience.md`). All mistakes in
 /// the arguments and the signature are reported together.
 ///
 /// The function stays a plain function, callable and testable. It may be
@@ -268,4 +316,48 @@ pub fn on_success(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn on_failure(args: TokenStream, item: TokenStream) -> TokenStream {
     on_outcome::expand(signature::Outcome::Failure, args.into(), item.into()).into()
+}
+
+/// Declares the responder of a request (see `#[derive(Request)]`), linked at
+/// link time like `#[on]`: a `fn` taking `&R`, or an `async fn` taking
+/// `Arc<R>`, that returns `Result<R::Response, R::Error>`. A request has one
+/// responder (unless declared `many`): a second is reported by
+/// `pyventus::verify()` and refused when the linker is built. Options:
+/// `linker = Path`, `crate = path`.
+///
+/// # Examples
+///
+/// ```rust,standalone_crate
+/// use pyventus::{Event, EventEmitter, Request, respond};
+/// use std::time::Duration;
+///
+/// #[derive(Debug, Event, Request)]
+/// #[request(response = u64, error = String)]
+/// struct GetQuote {
+///     symbol: String,
+/// }
+///
+/// #[respond]
+/// fn quote(q: &GetQuote) -> Result<u64, String> {
+///     match q.symbol.as_str() {
+///         "ACME" => Ok(42),
+///         other => Err(format!("unknown symbol {other}")),
+///     }
+/// }
+///
+/// fn main() {
+///     let emitter = EventEmitter::builder().build();
+///     // From synchronous code here; `.await` it in async code.
+///     let answer = pyventus::runtime::block_on(
+///         emitter
+///             .request(GetQuote { symbol: "ACME".into() })
+///             .timeout(Duration::from_secs(1)),
+///     );
+///     assert_eq!(answer, Ok(42));
+///     assert_eq!(quote(&GetQuote { symbol: "ACME".into() }), Ok(42)); // still a plain function
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn respond(args: TokenStream, item: TokenStream) -> TokenStream {
+    respond::expand(args.into(), item.into()).into()
 }

@@ -7,6 +7,7 @@ use syn::{DeriveInput, LitBool, LitInt, LitStr, Path};
 use crate::args::{parse_crate_path, parse_options};
 use crate::diagnostics::Errors;
 use crate::names::Runtime;
+use crate::policy::PolicyArgs;
 
 /// Options of `#[linker(...)]`.
 #[derive(Default)]
@@ -15,6 +16,8 @@ struct LinkerAttrs {
     max_subscribers: Option<LitInt>,
     debug: Option<LitBool>,
     krate: Option<Path>,
+    /// The default policy of its handlers.
+    policy: PolicyArgs,
 }
 
 fn parse_attrs(input: &DeriveInput, errors: &mut Errors) -> LinkerAttrs {
@@ -43,6 +46,9 @@ fn parse_attrs(input: &DeriveInput, errors: &mut Errors) -> LinkerAttrs {
                 if attrs.name.replace(name).is_some() {
                     return Err(duplicate());
                 }
+            } else if PolicyArgs::is_option(&meta.path) {
+                let key = meta.path.require_ident()?.clone();
+                attrs.policy.parse_value(&key, meta.value()?)?;
             } else if meta.path.is_ident("crate") {
                 let path = parse_crate_path(meta.value()?)?;
                 if attrs.krate.replace(path).is_some() {
@@ -51,7 +57,8 @@ fn parse_attrs(input: &DeriveInput, errors: &mut Errors) -> LinkerAttrs {
             } else {
                 return Err(meta.error(
                     "unknown `linker` option; expected `max_subscribers = N`, `debug = bool`, \
-                     `name = \"...\"` or `crate = path`",
+                     `name = \"...\"`, `crate = path`, or a default policy: `retries`, \
+                     `backoff`, `timeout`, `concurrency`, `busy`",
                 ));
             }
             Ok(())
@@ -70,6 +77,7 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
         ));
     }
     let attrs = parse_attrs(input, &mut errors);
+    attrs.policy.check(None, &mut errors);
     errors.finish()?;
     let runtime = Runtime::new(attrs.krate.as_ref());
     let public = runtime.public();
@@ -87,6 +95,7 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
         Some(debug) => quote!(::core::option::Option::Some(#debug)),
         None => quote!(::core::option::Option::None),
     };
+    let policy = attrs.policy.expand(&public);
     let doc = format!(
         "The [`EventLinker`]({runtime}::EventLinker) of the `{ident}` namespace, with every \
          link-time handler declared with `linker = {ident}`.\n\n# Panics\n\nOn first use, if \
@@ -101,7 +110,7 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
                 static LINKER: ::std::sync::OnceLock<
                     ::core::result::Result<#public::EventLinker, #public::Error>,
                 > = ::std::sync::OnceLock::new();
-                #private::namespace_linker::<Self>(&LINKER, #name, #max_subscribers, #debug)
+                #private::namespace_linker::<Self>(&LINKER, #name, #max_subscribers, #debug, #policy)
             }
         }
 

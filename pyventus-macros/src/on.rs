@@ -68,6 +68,7 @@ fn expand_handler(
     if let Err(err) = check::handler_param(&sig, &shape) {
         errors.push(err);
     }
+    args.policy.check(Some(sig.is_async), &mut errors);
     if let (Some(inline), true) = (&args.inline, sig.is_async) {
         errors.push(syn::Error::new(
             inline.span(),
@@ -155,6 +156,7 @@ fn registration(
         .iter()
         .map(|ty| quote_spanned!(ty.span()=> <#ty as #public::FromDelivery>::NEEDS));
     let blocking = args.blocking.is_some();
+    let policy = args.policy.expand(&public);
     let registration = quote! {
         #items
 
@@ -167,6 +169,7 @@ fn registration(
                 blocking: #blocking,
                 needs: &[#(#needs),*],
                 callback: &#callback,
+                policy: #policy,
             }
         }
     };

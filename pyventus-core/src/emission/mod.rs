@@ -8,6 +8,7 @@
 //! future of [`EventEmission::run`]; `loss` reports an emission dropped before
 //! it ran. Handing it to a processing service is `processing::submit`'s.
 
+mod attempts;
 mod future;
 mod loss;
 mod run;

@@ -7,7 +7,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use futures::FutureExt;
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, Either};
 use tracing::Instrument;
 
 use super::future::RunFuture;
@@ -102,6 +102,15 @@ impl EventEmission {
                     pending.push(self.job(sub).run_async().boxed());
                     return;
                 }
+                if let EventCallback::Resilient(_) = &sub.callback {
+                    let blocking = if sub.blocking || self.blocking {
+                        handle.get_or_insert_with(|| self.blocking_handle()).clone()
+                    } else {
+                        None
+                    };
+                    pending.push(self.job(sub).run_guarded(blocking).boxed());
+                    return;
+                }
                 if sub.blocking || self.blocking {
                     let handle = handle.get_or_insert_with(|| self.blocking_handle());
                     if let Some(handle) = handle {
@@ -188,8 +197,11 @@ impl EventEmission {
         {
             let delivery = self.delivery();
             self.subscribers.for_each(|sub| {
-                if sub.callback.is_async() {
-                    pending.push(self.job(sub).run_async());
+                if let EventCallback::Async(_) = &sub.callback {
+                    pending.push(Either::Left(self.job(sub).run_async()));
+                } else if let EventCallback::Resilient(_) = &sub.callback {
+                    // The caller's thread runs it, as the other synchronous ones.
+                    pending.push(Either::Right(self.job(sub).run_guarded(None)));
                 } else {
                     let settled = sub.callback.run_sync(Run::new(&sub.workflow, &delivery));
                     report.record(sub.id(), sub.handler_id(), settled);
@@ -208,17 +220,18 @@ impl EventEmission {
 }
 
 /// One subscriber of an emission, run away from it: on a task of its own
-/// (async) or a blocking thread.
-struct Job {
-    sub: Arc<SubscriberInner>,
+/// (async), a blocking thread, or its policy's retry loop.
+#[derive(Clone)]
+pub(super) struct Job {
+    pub(super) sub: Arc<SubscriberInner>,
     registry: Arc<Registry>,
     debug: bool,
-    current: CurrentEmission,
-    parent: tracing::Span,
+    pub(super) current: CurrentEmission,
+    pub(super) parent: tracing::Span,
 }
 
 impl Job {
-    fn delivery(&self) -> Dispatch<'_> {
+    pub(super) fn delivery(&self) -> Dispatch<'_> {
         Dispatch::shared(
             &self.current.event,
             &self.registry.settings,
@@ -238,7 +251,7 @@ impl Job {
     }
 
     /// Runs an asynchronous subscriber to completion.
-    async fn run_async(self) -> (Arc<SubscriberInner>, Settled) {
+    pub(super) async fn run_async(self) -> (Arc<SubscriberInner>, Settled) {
         let settled = {
             let delivery = self.delivery();
             let run = Run::new(&self.sub.workflow, &delivery);

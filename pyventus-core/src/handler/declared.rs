@@ -233,6 +233,25 @@ impl DeclaredHandler for AsyncInFn {
 /// one that takes values after its event).
 pub struct BuiltFn(pub fn() -> EventCallback);
 
+/// A responder declared with `#[respond]`: its request's key, whether the
+/// request takes several responders, and its callback. Not public API.
+#[doc(hidden)]
+pub struct DeclaredResponder {
+    pub(crate) key: crate::EventKey,
+    pub(crate) many: bool,
+    pub(crate) callback: EventCallback,
+}
+
+impl DeclaredResponder {
+    pub(crate) fn new(key: crate::EventKey, many: bool, callback: EventCallback) -> Self {
+        DeclaredResponder {
+            key,
+            many,
+            callback,
+        }
+    }
+}
+
 impl DeclaredHandler for BuiltFn {
     fn callback(&self) -> EventCallback {
         (self.0)()

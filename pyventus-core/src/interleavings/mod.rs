@@ -1,7 +1,8 @@
 //! Model checking of the concurrent core: the registry's per-thread snapshot
 //! caches against subscribe and remove (`snapshot_cache`), one-time claims
-//! under racing emitters (`once`), and the in-flight counts against the waits
-//! (`in_flight`), each explored schedule by schedule by
+//! under racing emitters (`once`), the in-flight counts against the waits
+//! (`in_flight`), and a guarded subscriber's gate against its runs and the
+//! wait for them (`gate`), each explored schedule by schedule by
 //! [Shuttle](https://docs.rs/shuttle).
 //!
 //! The code under test is the crate's own, unchanged: built with
@@ -37,6 +38,7 @@
 //! the code asks for), and what happens inside `arc_swap`, `std::sync::Arc`,
 //! `OnceLock` and tokio's `Notify` (each is one step; they are trusted).
 
+mod gate;
 mod in_flight;
 mod once;
 mod snapshot_cache;

@@ -7,12 +7,15 @@
 //!   becomes an emission.
 //! - `in_flight`: the counts (`InFlight`, one per service and one for the
 //!   process) and the `Ticket` an accepted emission holds until it finishes.
+//! - `gate`: the gate a guarded subscriber's runs pass (`Gate`): closed, no
+//!   run starts; its runs in progress can be waited for.
 //! - `context`: the emission a thread runs now
 //!   ([`current_emission`](crate::current_emission)) and its `Lineage` (the
 //!   service that runs it, the ones that wait for it), which refuses the waits
 //!   that could never end.
 
 pub(crate) mod context;
+pub(crate) mod gate;
 pub(crate) mod in_flight;
 
 use crate::Error;

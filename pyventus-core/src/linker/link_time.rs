@@ -5,9 +5,11 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use crate::handler::declared::{DeclaredHandler, DeclaredSuccess};
+use crate::handler::declared::{DeclaredHandler, DeclaredResponder, DeclaredSuccess};
 use crate::linker::EventLinkerBuilder;
-use crate::registry::record::SubscriberParts;
+use crate::registry::callback::EventCallback;
+use crate::registry::record::{Responder, SubscriberParts};
+use crate::resilience::Policy;
 use crate::workflow::SuccessCallback;
 use crate::workflow::extract::StateNeed;
 use crate::{Error, EventKey, EventLinker};
@@ -62,6 +64,8 @@ pub enum Registration {
         needs: &'static [Option<StateNeed>],
         /// The handler, which makes its event callback.
         callback: &'static dyn DeclaredHandler,
+        /// Its policy (`retries = ...`, `timeout = ...`), checked by the macro.
+        policy: Option<Policy>,
     },
     /// `#[on_success(handler)]`.
     Success {
@@ -98,6 +102,15 @@ pub enum Registration {
         id: &'static str,
         /// The callback.
         callback: fn(&anyhow::Error),
+    },
+    /// A responder (`#[respond]`).
+    Responder {
+        /// Its linker.
+        namespace: Namespace,
+        /// Its stable id: `module::path::function`.
+        id: &'static str,
+        /// Makes the responder: its request's key and its callback.
+        responder: fn() -> DeclaredResponder,
     },
     /// A namespace (`#[derive(Linker)]`), for [`verify`].
     Namespace {
@@ -179,8 +192,9 @@ pub(crate) fn collect(
                 blocking,
                 needs,
                 callback,
+                policy,
             } if in_namespace(*namespace, wanted) => {
-                Some((*id, *keys, *once, *blocking, *needs, *callback))
+                Some((*id, *keys, *once, *blocking, *needs, *callback, *policy))
             }
             _ => None,
         })
@@ -249,25 +263,64 @@ pub(crate) fn collect(
     }
 
     let linker = builder.try_build()?;
+    let responders = responders(wanted);
     // One publication for every handler: collecting N handlers costs O(N).
-    let all = handlers
-        .into_iter()
-        .map(|(id, keys, once, blocking, needs, callback)| {
-            let parts = SubscriberParts {
-                once,
-                blocking,
-                needs,
-                handler_id: Some(id),
-                callback: callback.callback(),
-                success: successes.remove(id),
-                failure: failures.remove(id).map(|f| Arc::new(f) as _),
-            };
-            let keys: Vec<EventKey> = keys.iter().map(|key| key.key()).collect();
-            (keys, parts)
-        })
-        .collect();
+    let mut all = Vec::with_capacity(handlers.len() + responders.len());
+    for (id, keys, once, blocking, needs, callback, policy) in handlers {
+        let callback = match policy {
+            Some(policy) => EventCallback::guarded(callback.callback(), policy)?,
+            None => callback.callback(),
+        };
+        let parts = SubscriberParts {
+            once,
+            blocking,
+            needs,
+            handler_id: Some(id),
+            callback,
+            success: successes.remove(id),
+            failure: failures.remove(id).map(|f| Arc::new(f) as _),
+            gate: None,
+            responder: None,
+        };
+        let keys: Vec<EventKey> = keys.iter().map(|key| key.key()).collect();
+        all.push((keys, parts));
+    }
+    all.extend(responders);
     linker.subscribe_all(all)?;
     Ok(linker)
+}
+
+/// The responders (`#[respond]`) of a namespace, with their events, in a
+/// stable order: of two responders of one request, the same one is refused.
+fn responders(wanted: Option<TypeId>) -> Vec<(Vec<EventKey>, SubscriberParts)> {
+    let mut responders: Vec<_> = inventory::iter::<Registration>
+        .into_iter()
+        .filter_map(|item| match item {
+            Registration::Responder {
+                namespace,
+                id,
+                responder,
+            } if in_namespace(*namespace, wanted) => {
+                let DeclaredResponder {
+                    key,
+                    many,
+                    callback,
+                } = responder();
+                let kind = if many {
+                    Responder::OneOf
+                } else {
+                    Responder::Only
+                };
+                Some((
+                    vec![key],
+                    SubscriberParts::responder(callback, Some(*id), kind),
+                ))
+            }
+            _ => None,
+        })
+        .collect();
+    responders.sort_by_key(|(_, parts)| parts.handler_id);
+    responders
 }
 
 fn duplicate(handler: &'static str, callback: &'static str) -> Error {

@@ -6,13 +6,20 @@
 //!   `linker.on::<E>()`, `once`, `on_named`, `on_any`, `on_keys`.
 //! - `subscriber`: [`EventSubscriber`](crate::EventSubscriber), the handle a
 //!   subscription returns.
+//! - `guard`: [`SubscriptionGuard`](crate::SubscriptionGuard), a subscription
+//!   that ends when it drops (`linker.on::<E>().guard()`).
+//! - `stream`: [`EventStream`](crate::EventStream), the events of a
+//!   subscription as a `futures::Stream` (`linker.stream::<E>(capacity)`),
+//!   and the [`Lagged`](crate::Lagged) item of a slow consumer.
 //! - `link_time`: the handlers `#[on]` registers at link time, collected on a
 //!   linker's first use, and [`verify`](crate::verify).
 //! - `namespace`: [`Linker`](crate::Linker), the namespaces `#[derive(Linker)]`
 //!   declares.
 
+pub(crate) mod guard;
 pub(crate) mod link_time;
 pub(crate) mod namespace;
+pub(crate) mod stream;
 pub(crate) mod subscriber;
 pub(crate) mod subscription;
 
@@ -23,6 +30,7 @@ use std::sync::Arc;
 
 use crate::registry::Registry;
 use crate::registry::record::{SubscriberInner, SubscriberParts};
+use crate::resilience::{DeadLetter, DeadLetterSink, Layers, Middleware, Policy, SinkFn};
 use crate::workflow::extract::States;
 use crate::workflow::{DefaultSuccess, FailureCallback, LinkerSettings};
 use crate::{Error, EventKey, EventSubscriber, debug_from_env};
@@ -88,6 +96,9 @@ pub struct EventLinkerBuilder {
     default_failure: Option<FailureCallback>,
     debug: Option<bool>,
     handled_failures: HandledFailures,
+    dead_letters: Option<SinkFn>,
+    middleware: Layers,
+    default_policy: Option<Policy>,
 }
 
 /// How handled failures are logged, as the builder was told.
@@ -123,6 +134,52 @@ impl EventLinkerBuilder {
     /// The failure callback of subscribers without one of their own.
     pub fn default_failure(mut self, f: impl Fn(&anyhow::Error) + Send + Sync + 'static) -> Self {
         self.default_failure = Some(Arc::new(f));
+        self
+    }
+
+    /// Where deliveries go that a handler's [`Policy`](crate::resilience::Policy)
+    /// gave up on (retries exhausted, timed out, refused when busy): `sink`
+    /// receives each as a [`DeadLetter`], after the failure callback. See
+    /// [`EventLinker::set_dead_letters`] to set it on a linker already built.
+    pub fn dead_letters(mut self, sink: impl Fn(&DeadLetter<'_>) + Send + Sync + 'static) -> Self {
+        self.dead_letters = Some(Arc::new(sink));
+        self
+    }
+
+    /// The [`Policy`] of every handler of this linker without one of its own
+    /// (runtime subscriptions and link-time handlers alike): its retries,
+    /// backoff and concurrency limit, and its timeout for the async handlers
+    /// (a synchronous one cannot be cancelled, so it runs without). Each such
+    /// handler then runs apart from the in-order synchronous subscribers and
+    /// off the inline fast path. `#[linker(retries = 3, ...)]` sets it on a
+    /// `#[derive(Linker)]` namespace.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pyventus_core::EventLinker;
+    /// use pyventus_core::resilience::Policy;
+    /// use std::time::Duration;
+    ///
+    /// let linker = EventLinker::builder()
+    ///     .default_policy(Policy::new().retries(2).timeout(Duration::from_secs(5)))
+    ///     .build();
+    /// // Retried twice; no timeout (a synchronous handler):
+    /// linker.on_named("Audit").subscribe(|| println!("audited"))?;
+    /// # Ok::<(), pyventus_core::Error>(())
+    /// ```
+    pub fn default_policy(mut self, policy: Policy) -> Self {
+        self.default_policy = Some(policy);
+        self
+    }
+
+    /// Wraps each attempt of every handler subscribed at run time on this
+    /// linker in `middleware` (outside the subscription's own; see
+    /// [`Middleware`]). Each such handler then runs as one with a policy
+    /// does, apart from the in-order synchronous subscribers and off the
+    /// inline fast path.
+    pub fn middleware(mut self, middleware: impl Middleware) -> Self {
+        self.middleware.push(Arc::new(middleware));
         self
     }
 
@@ -201,6 +258,9 @@ impl EventLinkerBuilder {
     /// assert!(err.to_string().starts_with("`max_subscribers` is 0"));
     /// ```
     pub fn try_build(self) -> Result<EventLinker, Error> {
+        if let Some(policy) = &self.default_policy {
+            policy.check()?;
+        }
         if self.max_subscribers == Some(0) {
             return Err(Error::InvalidSetting {
                 setting: "max_subscribers",
@@ -219,6 +279,9 @@ impl EventLinkerBuilder {
                         HandledFailures::At(level) => level,
                     },
                     states: States::default(),
+                    dead_letters: DeadLetterSink::new(self.dead_letters),
+                    middleware: self.middleware,
+                    default_policy: self.default_policy,
                 },
                 self.max_subscribers,
                 self.debug.unwrap_or_else(debug_from_env),
@@ -298,6 +361,33 @@ impl EventLinker {
     /// Whether debug logging is on for this linker.
     pub fn is_debug(&self) -> bool {
         self.registry.debug
+    }
+
+    /// Sets (or with `None`, removes) where deliveries go that a handler's
+    /// [`Policy`](crate::resilience::Policy) gave up on, as
+    /// [`EventLinkerBuilder::dead_letters`] does: for a linker built
+    /// elsewhere, such as [`EventLinker::global`] or a `#[derive(Linker)]`
+    /// namespace. Deliveries already running may still reach the previous
+    /// sink.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pyventus_core::EventLinker;
+    /// use pyventus_core::resilience::DeadLetter;
+    ///
+    /// EventLinker::new().set_dead_letters(Some(|letter: &DeadLetter<'_>| {
+    ///     eprintln!("gave up on {}: {:#}", letter.event().name(), letter.error());
+    /// }));
+    /// ```
+    pub fn set_dead_letters<F>(&self, sink: Option<F>) -> &Self
+    where
+        F: Fn(&DeadLetter<'_>) + Send + Sync + 'static,
+    {
+        let sink = sink.map(|f| Arc::new(f) as SinkFn);
+        // The previous sink drops here, after the lock.
+        drop(self.registry.settings.dead_letters.set(sink));
+        self
     }
 
     /// Provides `value` to the handlers that take a [`State<T>`](crate::State)
@@ -418,6 +508,11 @@ impl EventLinker {
         parts: SubscriberParts,
     ) -> Result<EventSubscriber, Error> {
         let default_success = self.registry.settings.default_success.is_some();
+        let mut parts = parts;
+        let settings = &self.registry.settings;
+        parts.callback = parts
+            .callback
+            .linked(settings.default_policy, &settings.middleware)?;
         let inner = Arc::new(SubscriberInner::new(parts, keys, default_success));
         self.registry.add(&inner, keys)?;
         let sub = self.handle(inner);
@@ -431,13 +526,17 @@ impl EventLinker {
         all: Vec<(Vec<EventKey>, SubscriberParts)>,
     ) -> Result<(), Error> {
         let default_success = self.registry.settings.default_success.is_some();
-        let subs: Vec<_> = all
+        let settings = &self.registry.settings;
+        let subs = all
             .into_iter()
-            .map(|(keys, parts)| {
+            .map(|(keys, mut parts)| {
+                parts.callback = parts
+                    .callback
+                    .linked(settings.default_policy, &settings.middleware)?;
                 let inner = Arc::new(SubscriberInner::new(parts, &keys, default_success));
-                (inner, keys)
+                Ok((inner, keys))
             })
-            .collect();
+            .collect::<Result<Vec<_>, Error>>()?;
         let count = subs.len();
         self.registry.add_all(subs)?;
         crate::observe::trace::debug_event!(self.registry.debug, linker = %self.registry.name(), handlers = count, "subscribed the link-time handlers");
@@ -480,6 +579,7 @@ impl EventLinker {
 
     /// Unlinks a subscriber from all its events. Returns whether it was subscribed.
     pub fn remove_subscriber(&self, subscriber: &EventSubscriber) -> bool {
+        subscriber.close_gate();
         let removed = self.registry.remove_subscriber(subscriber.id());
         if removed {
             self.trace_removal("removed subscriber", subscriber);

@@ -3,6 +3,7 @@
 use std::any::TypeId;
 use std::sync::OnceLock;
 
+use crate::resilience::Policy;
 use crate::{Error, EventLinker};
 
 /// A namespace with its own [`EventLinker`], holding the link-time handlers
@@ -23,7 +24,7 @@ use crate::{Error, EventLinker};
 ///     fn try_linker() -> Result<EventLinker, pyventus_core::Error> {
 ///         static LINKER: std::sync::OnceLock<Result<EventLinker, pyventus_core::Error>> =
 ///             std::sync::OnceLock::new();
-///         pyventus_core::__private::namespace_linker::<Self>(&LINKER, "UserLinker", Some(10), None)
+///         pyventus_core::__private::namespace_linker::<Self>(&LINKER, "UserLinker", Some(10), None, None)
 ///     }
 /// }
 ///
@@ -70,9 +71,13 @@ pub fn namespace_linker<L: Linker>(
     name: &'static str,
     max_subscribers: Option<usize>,
     debug: Option<bool>,
+    policy: Option<Policy>,
 ) -> Result<EventLinker, Error> {
     cell.get_or_init(|| {
         let mut builder = EventLinker::builder().name(name);
+        if let Some(policy) = policy {
+            builder = builder.default_policy(policy);
+        }
         if let Some(limit) = max_subscribers {
             builder = builder.max_subscribers(limit);
         }

@@ -12,7 +12,9 @@ use crate::registry::record::SubscriberInner;
 ///
 /// Cheap to clone; clones are the same subscriber. Subscribing the same function
 /// twice gives two subscribers, and both run. Keeping or dropping the handle does
-/// not affect the subscription: call [`unsubscribe`](Self::unsubscribe) to end it.
+/// not affect the subscription: call [`unsubscribe`](Self::unsubscribe) to end it,
+/// or subscribe with [`guard()`](crate::Subscription::guard) for a
+/// [`SubscriptionGuard`](crate::SubscriptionGuard) that ends it on drop.
 ///
 /// # Examples
 ///
@@ -74,7 +76,12 @@ impl EventSubscriber {
 
     /// Unlinks the subscriber from all its events. Returns whether it was
     /// subscribed.
+    ///
+    /// An emission that started before may still run it; a guarded subscriber's
+    /// (see [`SubscriptionGuard`](crate::SubscriptionGuard)) does not: once
+    /// this returns, no new run of it starts.
     pub fn unsubscribe(&self) -> bool {
+        self.close_gate();
         let Some(registry) = self.registry.upgrade() else {
             return false;
         };
@@ -83,6 +90,15 @@ impl EventSubscriber {
             registry.trace("removed subscriber", self);
         }
         removed
+    }
+}
+
+impl EventSubscriber {
+    /// Stops new runs of a guarded subscriber (one with a gate).
+    pub(crate) fn close_gate(&self) {
+        if let Some(gate) = &self.inner.gate {
+            gate.close();
+        }
     }
 }
 

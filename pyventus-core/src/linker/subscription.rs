@@ -4,11 +4,15 @@ use std::any::{TypeId, type_name};
 use std::borrow::Cow;
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::handler::kind::{Many, Named, Typed};
 use crate::handler::{AsyncHandler, Handler, SuccessHandler};
+use crate::lifecycle::gate::Gate;
+use crate::linker::guard::GuardedSubscription;
 use crate::registry::callback::EventCallback;
 use crate::registry::record::SubscriberParts;
+use crate::resilience::{Busy, Layers, Middleware, Policy};
 use crate::workflow::output::HandlerOutput;
 use crate::workflow::{FailureCallback, SuccessCallback};
 use crate::{Error, Event, EventKey, EventLinker, EventSubscriber};
@@ -56,6 +60,8 @@ pub struct Subscription<'a, K> {
     blocking: bool,
     success: Option<SuccessCallback>,
     failure: Option<FailureCallback>,
+    policy: Option<Policy>,
+    middleware: Layers,
     kind: PhantomData<fn() -> K>,
 }
 
@@ -68,6 +74,8 @@ impl<'a, K: 'static> Subscription<'a, K> {
             blocking: false,
             success: None,
             failure: None,
+            policy: None,
+            middleware: Vec::new(),
             kind: PhantomData,
         }
     }
@@ -93,6 +101,92 @@ impl<'a, K: 'static> Subscription<'a, K> {
         self
     }
 
+    /// Makes the subscription a [`SubscriptionGuard`](crate::SubscriptionGuard): it ends when the guard
+    /// drops, and once it has ended no new run of its handler starts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pyventus_core::EventLinker;
+    ///
+    /// let linker = EventLinker::new();
+    /// let guard = linker.on_named("Tick").guard().subscribe(|| println!("tick"))?;
+    /// assert!(linker.contains_subscriber(guard.subscriber()));
+    /// drop(guard);
+    /// assert!(linker.is_empty());
+    /// # Ok::<(), pyventus_core::Error>(())
+    /// ```
+    pub fn guard(self) -> GuardedSubscription<'a, K> {
+        GuardedSubscription::new(self)
+    }
+
+    /// Runs the handler under `policy`: retries with backoff, a timeout per
+    /// attempt (async handlers only), a concurrency limit. Replaces what
+    /// [`retries`](Self::retries), [`backoff`](Self::backoff),
+    /// [`timeout`](Self::timeout) and [`concurrency`](Self::concurrency) set
+    /// before it. See [`Policy`] and `docs/resilience.md`.
+    ///
+    /// `subscribe` returns [`Error::InvalidSetting`] for a policy that cannot
+    /// work (see [`Policy::check`]) and for a timeout of a synchronous handler,
+    /// which cannot be cancelled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pyventus_core::resilience::{Busy, Policy};
+    /// use pyventus_core::{Error, EventLinker};
+    /// use std::time::Duration;
+    ///
+    /// let linker = EventLinker::new();
+    /// let policy = Policy::new().retries(3).timeout(Duration::from_secs(2)).concurrency(8);
+    /// linker
+    ///     .on_named("OrderPlaced")
+    ///     .policy(policy)
+    ///     .subscribe_async(|| async { Ok::<(), anyhow::Error>(()) })?;
+    ///
+    /// // A synchronous handler cannot be cancelled at a deadline:
+    /// let err = linker.on_named("OrderPlaced").policy(policy).subscribe(|| ()).unwrap_err();
+    /// assert!(matches!(err, Error::InvalidSetting { setting: "timeout", .. }));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Retries a failed run up to `retries` times ([`Policy::retries`]).
+    pub fn retries(self, retries: u32) -> Self {
+        self.with_policy(|p| p.retries(retries))
+    }
+
+    /// Waits from `min` to `max` between retries ([`Policy::backoff`]).
+    pub fn backoff(self, min: Duration, max: Duration) -> Self {
+        self.with_policy(|p| p.backoff(min, max))
+    }
+
+    /// Cancels an attempt of an async handler after `timeout` ([`Policy::timeout`]).
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.with_policy(|p| p.timeout(timeout))
+    }
+
+    /// At most `limit` runs of the handler at once, and what a delivery does
+    /// beyond them ([`Policy::concurrency`], [`Policy::when_busy`]).
+    pub fn concurrency(self, limit: u32, busy: Busy) -> Self {
+        self.with_policy(|p| p.concurrency(limit).when_busy(busy))
+    }
+
+    /// Wraps each attempt of the handler in `middleware` (after any given
+    /// before it, and inside the linker's own: see [`Middleware`]).
+    pub fn middleware(mut self, middleware: impl Middleware) -> Self {
+        self.middleware.push(Arc::new(middleware));
+        self
+    }
+
+    fn with_policy(mut self, f: impl FnOnce(Policy) -> Policy) -> Self {
+        self.policy = Some(f(self.policy.unwrap_or_default()));
+        self
+    }
+
     /// Subscribes a synchronous handler.
     pub fn subscribe<M, F: Handler<K, M>>(self, handler: F) -> Result<EventSubscriber, Error> {
         self.finish::<<F::Output as HandlerOutput>::Ok>(handler.into_callback())
@@ -107,6 +201,14 @@ impl<'a, K: 'static> Subscription<'a, K> {
     }
 
     fn finish<Ok: 'static>(self, callback: EventCallback) -> Result<EventSubscriber, Error> {
+        self.finish_callback::<Ok>(callback, None)
+    }
+
+    pub(crate) fn finish_callback<Ok: 'static>(
+        self,
+        callback: EventCallback,
+        gate: Option<Arc<Gate>>,
+    ) -> Result<EventSubscriber, Error> {
         if let Some(expected) = self.success.as_ref().and_then(|s| s.expects)
             && expected.id != TypeId::of::<Ok>()
         {
@@ -115,6 +217,11 @@ impl<'a, K: 'static> Subscription<'a, K> {
                 found: type_name::<Ok>(),
             });
         }
+        let callback = match self.policy {
+            Some(policy) => EventCallback::guarded(callback, policy)?,
+            None => callback,
+        }
+        .wrapped(&self.middleware);
         let parts = SubscriberParts {
             needs: &[],
             once: self.once,
@@ -123,6 +230,8 @@ impl<'a, K: 'static> Subscription<'a, K> {
             callback,
             success: self.success,
             failure: self.failure,
+            gate,
+            responder: None,
         };
         self.linker.subscribe_parts(&self.keys, parts)
     }

@@ -86,6 +86,13 @@ pub const PANICKED: &str = "pyventus_deliveries_panicked_total";
 /// Histogram: seconds from an emission's start to its last subscriber's end
 /// (labels `event`, `processor`).
 pub const DURATION: &str = "pyventus_emission_duration_seconds";
+/// Counter: attempts of a handler with a policy that failed and will be
+/// retried (labels `event`, `handler`: its id, or `<runtime>`).
+pub const RETRIES: &str = "pyventus_handler_retries_total";
+/// Counter: deliveries a handler's policy gave up on (labels `event`,
+/// `handler`, `reason`: `failed`, `panicked`, `timed_out`, `refused`,
+/// `rejected`).
+pub const EXHAUSTED: &str = "pyventus_handler_exhausted_total";
 /// Gauge: accepted emissions not started yet (label `processor`).
 pub const QUEUED: &str = "pyventus_emissions_queued";
 /// Gauge: accepted emissions not finished yet, queued or running (label `processor`).
@@ -362,6 +369,31 @@ impl Equivalent<(Box<str>, &'static str)> for Query<'_> {
 
 fn record(f: impl FnOnce(&dyn Recorder)) {
     ::metrics::with_recorder(f);
+}
+
+/// A handler's attempt failed and will be retried.
+pub(crate) fn retried(event: &str, handler: &'static str) {
+    let labels = vec![
+        Label::new("event", event.to_owned()),
+        Label::new("handler", handler),
+    ];
+    record(|r| {
+        r.register_counter(&Key::from_parts(RETRIES, labels), &METADATA)
+            .increment(1);
+    });
+}
+
+/// A handler's policy gave up on a delivery.
+pub(crate) fn exhausted(event: &str, handler: &'static str, reason: &'static str) {
+    let labels = vec![
+        Label::new("event", event.to_owned()),
+        Label::new("handler", handler),
+        Label::new("reason", reason),
+    ];
+    record(|r| {
+        r.register_counter(&Key::from_parts(EXHAUSTED, labels), &METADATA)
+            .increment(1);
+    });
 }
 
 /// One emission's part in the metrics: which service counts it, and where.

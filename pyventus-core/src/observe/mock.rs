@@ -64,3 +64,9 @@ impl Accounting {
     #[inline]
     pub(crate) fn settled(&mut self, _: &str, _: &'static str, _: bool) {}
 }
+
+/// A handler's attempt failed and will be retried: nothing to count.
+pub(crate) fn retried(_: &str, _: &'static str) {}
+
+/// A handler's policy gave up: nothing to count.
+pub(crate) fn exhausted(_: &str, _: &'static str, _: &'static str) {}

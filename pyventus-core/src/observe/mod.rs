@@ -12,6 +12,6 @@ mod mock;
 pub(crate) mod trace;
 
 #[cfg(feature = "metrics")]
-pub(crate) use metrics::{Acceptance, Accounting, Tally};
+pub(crate) use metrics::{Acceptance, Accounting, Tally, exhausted, retried};
 #[cfg(not(feature = "metrics"))]
-pub(crate) use mock::{Acceptance, Accounting, Tally};
+pub(crate) use mock::{Acceptance, Accounting, Tally, exhausted, retried};

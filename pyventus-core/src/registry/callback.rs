@@ -12,11 +12,13 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use crate::AnyEvent;
+use crate::lifecycle::gate::{Gate, Inside};
 use crate::registry::lane::{Call, ErasedLane, Lane, TypedFn, UnitFn};
+use crate::resilience::{Layers, Middleware, Policy};
 use crate::workflow::extract::DeliveryContext;
 use crate::workflow::output::HandlerOutput;
-use crate::workflow::{Outcome, Run, Settled, Workflow};
+use crate::workflow::{OkValue, Outcome, Run, Settled, Skipped, Workflow};
+use crate::{AnyEvent, Error};
 
 type SyncFn = dyn Fn(Run<'_>) -> Settled + Send + Sync;
 type AsyncFn =
@@ -35,6 +37,22 @@ pub enum EventCallback {
     Shared(Box<SyncFn>),
     /// Asynchronous.
     Async(Box<AsyncFn>),
+    /// A callback with a [`Policy`]: run apart, by the emission's retry loop.
+    Resilient(Box<Guarded>),
+}
+
+/// A callback with its policy, and the permits of its concurrency limit
+/// (shared by every emission that runs the subscriber). Not public API.
+#[doc(hidden)]
+pub struct Guarded {
+    pub(crate) inner: EventCallback,
+    pub(crate) policy: Policy,
+    pub(crate) permits: Option<tokio::sync::Semaphore>,
+    /// Outermost first.
+    pub(crate) middleware: Layers,
+    /// Whether the policy is the subscription's own (not only middleware's
+    /// placeholder): a linker's default policy leaves its own alone.
+    pub(crate) own_policy: bool,
 }
 
 impl EventCallback {
@@ -53,8 +71,81 @@ impl EventCallback {
                 call: Box::new(call),
                 lane: Lane::<E>::build,
                 push: Lane::<E>::pushed,
+                gated: gated_typed::<E>,
             },
         )
+    }
+
+    /// `inner`, run under `policy`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSetting`] if the policy cannot work, or asks for a
+    /// timeout of a synchronous callback (which cannot be cancelled).
+    pub(crate) fn guarded(inner: EventCallback, policy: Policy) -> Result<Self, Error> {
+        policy.check()?;
+        if policy.timeout_after().is_some() && !inner.is_async() {
+            return Err(Error::InvalidSetting {
+                setting: "timeout",
+                problem: "applies to async handlers only: a synchronous handler cannot be \
+                          cancelled at its deadline; make it async (`subscribe_async`, \
+                          `async fn`), or leave the timeout out",
+            });
+        }
+        Ok(EventCallback::Resilient(Box::new(Guarded {
+            inner,
+            policy,
+            permits: permits(policy),
+            middleware: Vec::new(),
+            own_policy: true,
+        })))
+    }
+
+    /// The callback under the linker's defaults: its default policy, if the
+    /// callback has none of its own (without the timeout for a synchronous
+    /// one, which cannot honour it), then its middleware around all.
+    pub(crate) fn linked(
+        self,
+        default: Option<Policy>,
+        layers: &[Arc<dyn Middleware>],
+    ) -> Result<Self, Error> {
+        let callback = match (self, default) {
+            (EventCallback::Resilient(mut guarded), Some(policy)) if !guarded.own_policy => {
+                let policy = policy.for_callback(guarded.inner.is_async());
+                policy.check()?;
+                guarded.permits = permits(policy);
+                guarded.policy = policy;
+                guarded.own_policy = true;
+                EventCallback::Resilient(guarded)
+            }
+            (EventCallback::Resilient(guarded), _) => EventCallback::Resilient(guarded),
+            (plain, Some(policy)) => {
+                let policy = policy.for_callback(plain.is_async());
+                EventCallback::guarded(plain, policy)?
+            }
+            (plain, None) => plain,
+        };
+        Ok(callback.wrapped(layers))
+    }
+
+    /// The callback wrapped in `layers` (outside any it has already): run
+    /// apart, as one with a policy is.
+    pub(crate) fn wrapped(self, layers: &[Arc<dyn Middleware>]) -> Self {
+        if layers.is_empty() {
+            return self;
+        }
+        let mut guarded = match self {
+            EventCallback::Resilient(guarded) => guarded,
+            plain => Box::new(Guarded {
+                inner: plain,
+                policy: Policy::new(),
+                permits: None,
+                middleware: Vec::new(),
+                own_policy: false,
+            }),
+        };
+        guarded.middleware.splice(0..0, layers.iter().cloned());
+        EventCallback::Resilient(guarded)
     }
 
     /// The typed callback, erased, for a lane to take.
@@ -168,6 +259,53 @@ impl EventCallback {
         }))
     }
 
+    /// The callback behind `gate`: a run starts only through it (none once it
+    /// is closed), and counts there until it is over, callbacks included. A
+    /// typed callback stays typed, so its entry keeps its lane.
+    pub(crate) fn gated(self, gate: Arc<Gate>) -> Self {
+        fn sync(f: Box<SyncFn>, gate: Arc<Gate>) -> Box<SyncFn> {
+            Box::new(move |run: Run<'_>| match gate.enter() {
+                Some(_pass) => f(run),
+                // Closed: the run never starts, and has nothing to settle.
+                None => Ok(()),
+            })
+        }
+        match self {
+            EventCallback::Typed(f, typed) => match (typed.gated)(&*typed.call, gate.clone()) {
+                Some(gated) => gated,
+                // A typed callback always holds the `Call` of its type.
+                None => EventCallback::Borrowed(sync(f, gate)),
+            },
+            EventCallback::Borrowed(f) => EventCallback::Borrowed(sync(f, gate)),
+            EventCallback::Shared(f) => EventCallback::Shared(sync(f, gate)),
+            EventCallback::Async(f) => {
+                EventCallback::Async(Box::new(move |event, delivery: &DeliveryContext<'_>| {
+                    match gate.enter_owned() {
+                        Some(pass) => {
+                            let future = {
+                                let _inside = gate.enter_mark();
+                                f(event, delivery)
+                            };
+                            Box::pin(Inside {
+                                pass: Some(pass),
+                                future,
+                            })
+                        }
+                        None => {
+                            let skipped: OkValue = Box::new(Skipped);
+                            Box::pin(futures::future::ready(Ok(Some(skipped))))
+                        }
+                    }
+                }))
+            }
+            // Each attempt passes the gate: once it is closed, no retry starts.
+            EventCallback::Resilient(mut guarded) => {
+                guarded.inner = guarded.inner.gated(gate);
+                EventCallback::Resilient(guarded)
+            }
+        }
+    }
+
     /// Runs a synchronous callback to completion.
     #[inline]
     pub(crate) fn run_sync(&self, run: Run<'_>) -> Settled {
@@ -178,19 +316,29 @@ impl EventCallback {
             // The emitter only borrows when every subscriber can run on a borrow,
             // and only calls this for synchronous ones; reaching here is a bug in
             // pyventus.
-            EventCallback::Shared(_) | EventCallback::Async(_) => Err(run.fail(anyhow::anyhow!(
-                "pyventus internal error: a subscriber was run on the wrong path"
-            ))),
+            EventCallback::Shared(_) | EventCallback::Async(_) | EventCallback::Resilient(_) => {
+                Err(run.fail(anyhow::anyhow!(
+                    "pyventus internal error: a subscriber was run on the wrong path"
+                )))
+            }
         }
     }
 
     pub(crate) fn is_async(&self) -> bool {
-        matches!(self, EventCallback::Async(_))
+        match self {
+            EventCallback::Async(_) => true,
+            EventCallback::Resilient(guarded) => guarded.inner.is_async(),
+            _ => false,
+        }
     }
 
-    /// Whether running it needs the event on the heap (`Arc`), not just borrowed.
+    /// Whether running it needs the event on the heap (`Arc`), not just
+    /// borrowed: an async callback's future owns it, and a retry loop keeps it.
     pub(crate) fn needs_shared(&self) -> bool {
-        matches!(self, EventCallback::Shared(_) | EventCallback::Async(_))
+        matches!(
+            self,
+            EventCallback::Shared(_) | EventCallback::Async(_) | EventCallback::Resilient(_)
+        )
     }
 }
 
@@ -204,6 +352,32 @@ pub struct TypedCallback {
     pub(crate) lane: LaneBuilder,
     /// Appends a subscriber to such a lane.
     pub(crate) push: LanePusher,
+    /// The same callback behind a gate (see [`EventCallback::gated`]).
+    gated: fn(&(dyn Any + Send + Sync), Arc<Gate>) -> Option<EventCallback>,
+}
+
+/// A typed callback of `E` behind `gate`, still typed (its entry keeps its
+/// lane). A unit handler becomes a settling one: a run the gate refuses must
+/// not be told to a success callback as a unit handler's return would be.
+fn gated_typed<E: Any + Send + Sync>(
+    call: &(dyn Any + Send + Sync),
+    gate: Arc<Gate>,
+) -> Option<EventCallback> {
+    let gated = match call.downcast_ref::<Call<E>>()?.clone() {
+        Call::Unit(f) => Call::Settling(Arc::new(TypedFn(Box::new(
+            move |event: &E, run: Run<'_>| match gate.enter() {
+                Some(_pass) => run.deliver(|| (f.0)(event)),
+                None => Ok(()),
+            },
+        )))),
+        Call::Settling(f) => Call::Settling(Arc::new(TypedFn(Box::new(
+            move |event: &E, run: Run<'_>| match gate.enter() {
+                Some(_pass) => (f.0)(event, run),
+                None => Ok(()),
+            },
+        )))),
+    };
+    Some(EventCallback::typed(gated))
 }
 
 type LaneBuilder = fn(
@@ -211,6 +385,13 @@ type LaneBuilder = fn(
 ) -> Option<ErasedLane>;
 type LanePusher =
     fn(&ErasedLane, &Arc<Workflow>, Option<&(dyn Any + Send + Sync)>) -> Option<ErasedLane>;
+
+/// The permits of a policy's concurrency limit.
+fn permits(policy: Policy) -> Option<tokio::sync::Semaphore> {
+    policy
+        .concurrency_limit()
+        .map(|limit| tokio::sync::Semaphore::new(usize::try_from(limit).unwrap_or(usize::MAX)))
+}
 
 /// The failure of a subscriber handed a payload of another type. Kept out of
 /// line: the hot path is the successful downcast.
@@ -231,6 +412,8 @@ impl fmt::Debug for EventCallback {
             EventCallback::Typed(..) | EventCallback::Borrowed(_) => "sync",
             EventCallback::Shared(_) => "sync (shared)",
             EventCallback::Async(_) => "async",
+            EventCallback::Resilient(guarded) if guarded.inner.is_async() => "async, with a policy",
+            EventCallback::Resilient(_) => "sync, with a policy",
         })
     }
 }

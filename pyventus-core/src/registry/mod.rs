@@ -33,7 +33,7 @@ pub(crate) mod trie;
 
 use std::collections::HashMap;
 
-use crate::registry::record::SubscriberInner;
+use crate::registry::record::{Responder, SubscriberInner};
 pub(crate) use crate::registry::snapshot::{Entry, Route, Snapshot};
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::{Arc, ArcSwap, Guard, Mutex, MutexGuard, PoisonError};
@@ -229,6 +229,16 @@ impl Registry {
                     name: key.name().to_owned(),
                     existing: owner.name,
                     new: new.name,
+                });
+            }
+            if sub.responder == Some(Responder::Only)
+                && let Some(existing) =
+                    entry.and_then(|e| e.iter().find(|s| s.responder.is_some() && s.is_live()))
+            {
+                return Err(Error::TwoResponders {
+                    request: key.name().to_owned(),
+                    existing: existing.describe(),
+                    new: sub.describe(),
                 });
             }
             if let Some(limit) = self.max_subscribers

@@ -23,7 +23,6 @@
 //! trace context in the envelope, so that a worker's delivery span continues
 //! the emitter's trace.
 
-mod backoff;
 mod codec;
 mod envelope;
 mod failure;
@@ -34,8 +33,8 @@ mod inbound;
 pub mod trace;
 mod worker_metrics;
 
+pub use crate::resilience::{Backoff, InvalidBackoff};
 pub use crate::signal::shutdown_signal;
-pub use backoff::{Backoff, InvalidBackoff};
 #[doc(hidden)]
 pub use codec::{Codec, CodecRegistration, Probe, ViaNothing, ViaSerde};
 pub use codec::{DecodeError, decode, encode};

@@ -24,9 +24,14 @@ use std::sync::Arc;
 
 use crate::event::key::TypeInfo;
 use crate::observe::trace::{self, Handled};
+use crate::resilience::{DeadLetter, DeadLetterSink, Exhausted, Layers, Policy, attempt};
 use crate::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use crate::workflow::output::HandlerOutput;
 use crate::{AnyEvent, HandlerPanic};
+
+/// What an async callback whose run never started (its subscriber's gate
+/// was closed) resolves to, in place of an `Ok` value: settled as nothing.
+pub(crate) struct Skipped;
 
 /// A handler's `Ok` value, boxed for the success callback.
 pub(crate) type OkValue = Box<dyn Any + Send>;
@@ -108,6 +113,9 @@ pub(crate) struct Workflow {
     /// Whether an `Ok` value goes anywhere (its own success callback, or the
     /// linker's default): read once per call instead of two options.
     pub(crate) notify_success: bool,
+    /// Whether it runs under a policy (its failures may be attempts to retry):
+    /// read only when it fails.
+    pub(crate) resilient: bool,
     state: AtomicU8,
     /// When it was removed, by the lists' clock (the registry's
     /// `list::removal`); 0 while
@@ -122,11 +130,13 @@ impl Workflow {
         success: Option<SuccessCallback>,
         failure: Option<FailureCallback>,
         default_success: bool,
+        resilient: bool,
     ) -> Self {
         Workflow {
             id,
             handler_id,
             notify_success: success.is_some() || default_success,
+            resilient,
             success,
             failure,
             state: AtomicU8::new(ACTIVE),
@@ -186,6 +196,12 @@ pub(crate) struct LinkerSettings {
     pub(crate) handled_failures: Option<tracing::Level>,
     /// The values provided to the linker, for handlers that take a `State`.
     pub(crate) states: extract::States,
+    /// Where deliveries a handler's policy gave up on go.
+    pub(crate) dead_letters: DeadLetterSink,
+    /// What wraps the handlers subscribed at run time.
+    pub(crate) middleware: Layers,
+    /// The policy of the handlers without one of their own.
+    pub(crate) default_policy: Option<Policy>,
 }
 
 /// One event as the subscribers of one emission receive it, and where it runs.
@@ -305,6 +321,8 @@ impl<'a> Run<'a> {
     /// Settles an async callback's outcome.
     pub(crate) fn settle(self, outcome: Outcome) -> Settled {
         match outcome {
+            // A run its gate refused never started: nothing to settle.
+            Ok(Some(value)) if value.is::<Skipped>() => Ok(()),
             Ok(value) => {
                 self.succeed_boxed(value);
                 Ok(())
@@ -315,9 +333,28 @@ impl<'a> Run<'a> {
 
     /// Logs a failure and hands it to the failure callback (or the default),
     /// then gives it back.
+    ///
+    /// A subscriber with a policy: the failure of an attempt the policy will
+    /// retry goes back to the retry loop untouched; the last one gets
+    /// [`Exhausted`] as its context, and also goes to the dead-letter sink.
     #[cold]
     #[inline(never)]
     pub(crate) fn fail(self, err: anyhow::Error) -> anyhow::Error {
+        let mut exhausted = None;
+        let err = match self.attempt() {
+            None => err,
+            Some(attempt) if !attempt.last => return err,
+            Some(attempt) => {
+                let context = Exhausted::of(attempt.number, &err);
+                crate::observe::exhausted(
+                    self.delivery.event.name(),
+                    self.workflow.handler(),
+                    context.reason().label(),
+                );
+                exhausted = Some(context);
+                err.context(context)
+            }
+        };
         let failure = self.workflow.failure.as_ref().or(self
             .delivery
             .linker
@@ -333,7 +370,39 @@ impl<'a> Run<'a> {
         if let Some(failure) = failure {
             self.contain("failure callback", || failure(&err));
         }
+        if let Some(exhausted) = exhausted {
+            self.dead_letter(&err, exhausted);
+        }
         err
+    }
+
+    /// The attempt of this subscriber's policy this thread is running, if it
+    /// has a policy.
+    fn attempt(self) -> Option<attempt::Attempt> {
+        if self.workflow.resilient {
+            attempt::of(self.workflow.id)
+        } else {
+            None
+        }
+    }
+
+    /// Hands a delivery the policy gave up on to the linker's dead-letter sink.
+    fn dead_letter(self, err: &anyhow::Error, exhausted: Exhausted) {
+        let (Some(sink), Some(event)) = (
+            self.delivery.linker.dead_letters.get(),
+            self.delivery.shared,
+        ) else {
+            return;
+        };
+        let letter = DeadLetter {
+            event,
+            error: err,
+            exhausted,
+            handler: self.workflow.handler_id,
+            subscriber: self.workflow.id,
+            emission: self.delivery.emission,
+        };
+        self.contain("dead-letter sink", || sink(&letter));
     }
 
     fn contain(self, what: &str, f: impl FnOnce()) {

@@ -6,7 +6,7 @@ struct OrderCreated {
 }
 
 // Every mistake of the attribute and of the signature is reported at once.
-#[on(OrderCreated, retries = 3, "", blocking, blocking)]
+#[on(OrderCreated, priority = 3, "", blocking, blocking)]
 fn handler<T>(event: &mut OrderCreated, extra: T) {
     let _ = (event.order_id, extra);
 }

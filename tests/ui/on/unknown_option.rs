@@ -5,6 +5,6 @@ struct OrderCreated {
     order_id: u64,
 }
 
-#[on(OrderCreated, retries = 3)]
+#[on(OrderCreated, priority = 3)]
 fn handler() {}
 fn main() {}

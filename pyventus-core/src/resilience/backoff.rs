@@ -1,4 +1,5 @@
-//! `Backoff`: a capped, jittered exponential backoff, the pause a worker takes
+//! `Backoff`: a capped, jittered exponential backoff: the pause a handler takes
+//! between its attempts (a [`Policy`](super::Policy)'s retries), and the pause a worker takes
 //! between reconnection attempts, between redeliveries of a failed message and
 //! between attempts to publish a dead letter, whatever its broker.
 
@@ -17,7 +18,7 @@ use std::time::Duration;
 /// # Examples
 ///
 /// ```
-/// use pyventus_core::remote::Backoff;
+/// use pyventus_core::resilience::Backoff;
 /// use std::time::Duration;
 ///
 /// let backoff = Backoff::exponential(Duration::from_millis(100), Duration::from_secs(5));
@@ -97,7 +98,7 @@ impl Backoff {
     /// # Examples
     ///
     /// ```
-    /// use pyventus_core::remote::{Backoff, InvalidBackoff};
+    /// use pyventus_core::resilience::{Backoff, InvalidBackoff};
     /// use std::time::Duration;
     ///
     /// let shrinking = Backoff::exponential(Duration::from_secs(1), Duration::from_secs(8)).factor(0.5);

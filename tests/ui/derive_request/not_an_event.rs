@@ -1,0 +1,7 @@
+use pyventus::Request;
+
+#[derive(Debug, Request)]
+#[request(response = u64)]
+struct GetQuote;
+
+fn main() {}
