@@ -14,11 +14,11 @@
 //!    and middleware, and what they mean on each processing service.
 //! 9. [`testing`]: asserting what code emits; running handlers in tests.
 //! 10. Integrations: [`axum`] (handlers after the response), [`redis`] and
-//!    [`amqp`] (worker processes over Redis Streams or RabbitMQ), [`postgres`]
-//!    (a transactional outbox and its relays), [`metrics`]
-//!    (counters and gauges for Prometheus and the rest), behind their
-//!    features; `web_and_worker`: a web process and a worker for the same
-//!    events (linkers, targets, state, draining).
+//!     [`amqp`] (worker processes over Redis Streams or RabbitMQ), [`postgres`]
+//!     (a transactional outbox and its relays), [`metrics`]
+//!     (counters and gauges for Prometheus and the rest), behind their
+//!     features; `web_and_worker`: a web process and a worker for the same
+//!     events (linkers, targets, state, draining).
 //! 11. [`architecture`]: the crates, the path of an emission, the registry,
 //!     and writing a backend; [`compile_errors`]: every diagnostic and its fix;
 //!     [`benchmarks`]: what it all costs.

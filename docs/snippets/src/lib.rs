@@ -19,6 +19,8 @@ pages! {
     linkers = "linkers.md",
     emitters = "emitters.md",
     workflow = "workflow.md",
+    requests = "requests.md",
+    resilience = "resilience.md",
     lifecycle = "lifecycle.md",
     testing = "testing.md",
     axum = "axum.md",
