@@ -29,6 +29,7 @@ mod envelope;
 mod failure;
 mod health;
 mod inbound;
+mod requests;
 #[cfg(feature = "opentelemetry")]
 #[cfg_attr(docsrs, doc(cfg(feature = "opentelemetry")))]
 pub mod trace;
@@ -43,4 +44,5 @@ pub use envelope::{ENVELOPE_VERSION, Envelope, EnvelopeError};
 pub use failure::DeliveryFailure;
 pub use health::{Health, HealthWatch};
 pub use inbound::{Inbound, delivery_span};
+pub use requests::{REPLY_BY, REPLY_TO, RemoteRequests, ReplySender};
 pub use worker_metrics::{Running, WorkerMetrics};
