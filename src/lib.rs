@@ -224,12 +224,17 @@ macro_rules! __pyventus_crosses_process {
     }};
 }
 
-/// Without serde, nothing crosses a process: nothing to check.
+/// Without serde, nothing crosses a process: a `remote` request is an error.
 #[cfg(not(feature = "serde"))]
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __pyventus_crosses_process {
-    ($ty:ty) => {};
+    ($ty:ty) => {
+        ::core::compile_error!(
+            "a `remote` request needs pyventus's `serde` feature (on with `redis`); \
+             enable it, or drop `remote` from `#[request(...)]`"
+        );
+    };
 }
 
 /// The README, compiled as a doctest so its snippets stay true.

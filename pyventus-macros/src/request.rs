@@ -136,10 +136,11 @@ fn remote_codec(
         .into_iter()
         .flatten()
         .map(|ty| quote_spanned!(ty.span()=> #private::crosses_process!(#ty);));
+    // Spanned at `remote`: what its bounds say is what `remote` asks for.
     let codec = if attrs.error.is_some() {
-        quote!(#private::answer_codec!(Self))
+        quote_spanned!(remote.span()=> #private::answer_codec!(Self))
     } else {
-        quote!(#private::answer_codec!(infallible Self))
+        quote_spanned!(remote.span()=> #private::answer_codec!(infallible Self))
     };
     Ok(quote! {
         fn __pyventus_answer_codec() -> ::core::option::Option<#private::AnswerCodec<Self>> {
