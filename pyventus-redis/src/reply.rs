@@ -32,7 +32,9 @@ impl RemoteRequests for RedisProcessingService {
         timeout: Duration,
     ) -> BoxFuture<'static, Result<Option<String>, pyventus_core::Error>> {
         let service = self.clone();
-        Box::pin(async move {
+        // On pyventus's own runtime: awaited from any executor, and finished
+        // (the reply list deleted) even if the caller stops waiting first.
+        Box::pin(pyventus_core::runtime::on_io_runtime(async move {
             let key = reply_key(service.queue(), &envelope.id);
             let deadline = tokio::time::Instant::now() + timeout;
             let by = SystemTime::now()
@@ -57,7 +59,7 @@ impl RemoteRequests for RedisProcessingService {
                     }
                 }
             }
-        })
+        }))
     }
 }
 
