@@ -6,8 +6,10 @@
 #![cfg(feature = "redis")]
 
 mod common;
+// Not in `common`: its request types would be in every test binary.
+#[path = "common/requests.rs"]
+mod requests;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::redis::{
@@ -15,77 +17,13 @@ use common::redis::{
 };
 use pyventus::redis::Worker;
 use pyventus::{Event, EventLinker, Request, RequestError};
+use requests::{GetQuote, Quote, QuoteError, Square, Stuck, Unanswered, responders};
 use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Event, Request, Serialize, Deserialize)]
-#[request(response = Quote, error = QuoteError, remote)]
-struct GetQuote {
-    symbol: String,
-}
-
-#[derive(Debug, PartialEq, Serialize, Deserialize)]
-struct Quote {
-    symbol: String,
-    price: u64,
-}
-
-#[derive(Debug, PartialEq, Serialize, Deserialize)]
-enum QuoteError {
-    UnknownSymbol(String),
-}
-
-/// A request whose error is `Infallible` (the default): its answers cross too.
-#[derive(Debug, Event, Request, Serialize, Deserialize)]
-#[request(response = u64, remote)]
-struct Square(u64);
-
-/// A request no worker answers.
-#[derive(Debug, Event, Request, Serialize, Deserialize)]
-#[request(response = (), remote)]
-struct Unanswered;
 
 /// A request not declared `remote`: answered in its process only.
 #[derive(Debug, Event, Request, Serialize, Deserialize)]
 #[request(response = u64)]
 struct LocalOnly;
-
-/// A request the child worker sits on until it is killed.
-#[derive(Debug, Event, Request, Serialize, Deserialize)]
-#[request(response = (), remote)]
-struct Stuck;
-
-/// The worker's responders: `ACME` is 42, `PANIC` panics, `SLOW` takes 50 ms,
-/// anything else is unknown.
-fn responders() -> EventLinker {
-    let linker = EventLinker::new();
-    linker
-        .respond_async(|q: Arc<GetQuote>| async move {
-            match q.symbol.as_str() {
-                "PANIC" => panic!("the quote service fell over"),
-                "SLOW" => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    Ok(Quote {
-                        symbol: q.symbol.clone(),
-                        price: 1,
-                    })
-                }
-                "ACME" => Ok(Quote {
-                    symbol: q.symbol.clone(),
-                    price: 42,
-                }),
-                other => Err(QuoteError::UnknownSymbol(other.to_owned())),
-            }
-        })
-        .unwrap();
-    linker.respond(|s: &Square| Ok(s.0 * s.0)).unwrap();
-    linker
-        .respond_async(|_: Arc<Stuck>| async {
-            tokio::time::sleep(Duration::from_hours(1)).await;
-            Ok(())
-        })
-        .unwrap();
-    linker
-}
 
 async fn worker(url: &str, queue: &str) -> Worker {
     Worker::builder(url)

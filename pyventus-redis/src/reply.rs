@@ -101,6 +101,7 @@ impl ReplySender for Replies {
     fn send<'a>(
         &'a self,
         to: &'a str,
+        _id: &'a str,
         answer: String,
         ttl: Duration,
     ) -> BoxFuture<'a, Result<(), String>> {

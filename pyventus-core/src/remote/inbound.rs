@@ -259,7 +259,7 @@ async fn reply(envelope: &Envelope, sender: &dyn ReplySender, to: &str, answer: 
     }
     // Unread, it goes within a second of the caller's deadline.
     let ttl = Duration::from_millis(by.saturating_sub(now).saturating_add(1_000));
-    if let Err(reason) = sender.send(to, answer, ttl).await {
+    if let Err(reason) = sender.send(to, &envelope.id, answer, ttl).await {
         tracing::warn!(target: "pyventus", envelope = %envelope.id, reply_to = %to, "could not send the answer: {reason}");
     }
 }

@@ -79,19 +79,21 @@ pub trait RemoteRequests: Send + Sync {
 ///     fn send<'a>(
 ///         &'a self,
 ///         to: &'a str,
+///         id: &'a str,
 ///         answer: String,
 ///         _ttl: Duration,
 ///     ) -> BoxFuture<'a, Result<(), String>> {
 ///         Box::pin(async move {
-///             println!("{to} <- {answer}");
+///             println!("{to} <- {answer} (the answer of {id})");
 ///             Ok(())
 ///         })
 ///     }
 /// }
-/// # drop(Log.send("reply", String::new(), Duration::ZERO));
+/// # drop(Log.send("reply", "id", String::new(), Duration::ZERO));
 /// ```
 pub trait ReplySender: Send + Sync {
-    /// Puts `answer` at `to`, where it may stay at most `ttl` unread.
+    /// Puts `answer` to the request `id` (the envelope's id, its correlation
+    /// id) at `to`, where it may stay at most `ttl` unread.
     ///
     /// # Errors
     ///
@@ -100,6 +102,7 @@ pub trait ReplySender: Send + Sync {
     fn send<'a>(
         &'a self,
         to: &'a str,
+        id: &'a str,
         answer: String,
         ttl: Duration,
     ) -> BoxFuture<'a, Result<(), String>>;
