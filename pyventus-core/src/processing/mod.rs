@@ -101,6 +101,12 @@ pub trait ProcessingService: Send + Sync + 'static {
     /// if it [runs emissions remotely](Self::runs_remotely) and can carry
     /// answers back; `None` (the default) refuses remote requests with
     /// [`RequestError::Remote`](crate::RequestError::Remote).
+    ///
+    /// ```
+    /// use pyventus_core::{InlineProcessingService, ProcessingService};
+    /// // It runs emissions here: requests are answered here, not through it.
+    /// assert!(InlineProcessingService::new().remote_requests().is_none());
+    /// ```
     #[cfg(feature = "serde")]
     #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
     fn remote_requests(&self) -> Option<Arc<dyn crate::remote::RemoteRequests>> {

@@ -93,6 +93,36 @@ impl Inbound {
     /// panic), or `NoResponder` when this worker has none, goes to `sender`,
     /// unless the caller's deadline ([`REPLY_BY`]) has passed. Without one,
     /// such requests run and their callers time out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::future::BoxFuture;
+    /// use pyventus_core::EventLinker;
+    /// use pyventus_core::remote::{Inbound, ReplySender};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// /// A broker's way back to the caller (a Redis list, an AMQP reply-to).
+    /// struct Outbox;
+    /// impl ReplySender for Outbox {
+    ///     fn send<'a>(
+    ///         &'a self,
+    ///         to: &'a str,
+    ///         id: &'a str,
+    ///         answer: String,
+    ///         ttl: Duration,
+    ///     ) -> BoxFuture<'a, Result<(), String>> {
+    ///         Box::pin(async move {
+    ///             println!("{answer} to {to} for {id}, kept {ttl:?} at most");
+    ///             Ok(())
+    ///         })
+    ///     }
+    /// }
+    ///
+    /// let inbound = Inbound::new(EventLinker::new(), "my-worker").reply_sender(Arc::new(Outbox));
+    /// # drop(inbound);
+    /// ```
     #[must_use]
     pub fn reply_sender(mut self, sender: Arc<dyn ReplySender>) -> Self {
         self.replies = Some(sender);
