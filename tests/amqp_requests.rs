@@ -137,6 +137,7 @@ async fn a_worker_without_a_responder_answers_no_responder_at_once() {
         emitter.request(Unanswered).timeout(Duration::from_secs(5)),
     )
     .await;
+    println!("NoResponder came back after {:?}", start.elapsed());
     assert_eq!(
         answer,
         Err(RequestError::NoResponder {
@@ -241,6 +242,10 @@ async fn a_worker_killed_mid_request_gives_the_caller_a_timeout_not_a_hang() {
     child.wait().unwrap();
 
     let answer = bounded("the request", stuck).await.unwrap();
+    println!(
+        "the caller's 2 s timeout ended its wait {:?} after the kill",
+        killed.elapsed()
+    );
     assert_eq!(
         answer,
         Err(RequestError::Timeout {

@@ -122,6 +122,7 @@ async fn a_worker_without_a_responder_answers_no_responder_at_once() {
         emitter.request(Unanswered).timeout(Duration::from_secs(5)),
     )
     .await;
+    println!("NoResponder came back after {:?}", start.elapsed());
     assert_eq!(
         answer,
         Err(RequestError::NoResponder {
@@ -149,6 +150,7 @@ async fn a_request_nobody_takes_times_out_at_its_deadline_and_leaves_no_reply_li
     let start = Instant::now();
     let answer = bounded("the request", emitter.request(Square(2)).timeout(timeout)).await;
     let took = start.elapsed();
+    println!("a 200 ms request with no worker timed out after {took:?}");
     assert_eq!(
         answer,
         Err(RequestError::Timeout {
@@ -270,6 +272,10 @@ async fn a_worker_killed_mid_request_gives_the_caller_a_timeout_not_a_hang() {
     child.wait().unwrap();
 
     let answer = bounded("the request", stuck).await.unwrap();
+    println!(
+        "the caller's 2 s timeout ended its wait {:?} after the kill",
+        killed.elapsed()
+    );
     assert_eq!(
         answer,
         Err(RequestError::Timeout {
