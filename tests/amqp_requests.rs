@@ -154,6 +154,32 @@ async fn a_worker_without_a_responder_answers_no_responder_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_nobody_takes_times_out_at_its_deadline_and_leaves_no_reply_queue() {
+    let Some(url) = amqp_url().await else { return };
+    let queue = fresh_queue("no-worker");
+    let emitter = emitter(&url, &queue).await;
+    let timeout = Duration::from_millis(200);
+
+    let start = Instant::now();
+    let answer = bounded("the request", emitter.request(Square(2)).timeout(timeout)).await;
+    let took = start.elapsed();
+    println!("a 200 ms request with no worker timed out after {took:?}");
+    assert_eq!(
+        answer,
+        Err(RequestError::Timeout {
+            request: "Square",
+            timeout
+        })
+    );
+    assert!(
+        took >= timeout && took < timeout + Duration::from_millis(500),
+        "took {took:?}"
+    );
+    no_reply_queue(&queue);
+    cleanup(&url, &queue).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_concurrent_requests_each_get_their_own_answer() {
     const REQUESTS: u64 = 500;
     let Some(url) = amqp_url().await else { return };

@@ -106,24 +106,26 @@ impl Requests {
         Ok(link)
     }
 
-    /// Publishes the request and waits for its answer, up to `timeout`.
+    /// Publishes the request and waits for its answer, up to `timeout`
+    /// (connecting first counts: a broker that cannot be reached is a
+    /// timeout, not a longer wait).
     async fn ask(
         &self,
         envelope: &Envelope,
         queue: &str,
         timeout: Duration,
     ) -> Result<Option<String>, Error> {
-        let link = self.link().await?;
-        let (tx, rx) = oneshot::channel();
         let id = envelope.id.clone();
-        self.waiting
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id.clone(), tx);
-        let properties = envelope::properties(envelope)?
-            .with_reply_to(DIRECT_REPLY_TO.into())
-            .with_correlation_id(id.as_str().into());
         let asked = async {
+            let link = self.link().await?;
+            let (tx, rx) = oneshot::channel();
+            self.waiting
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(id.clone(), tx);
+            let properties = envelope::properties(envelope)?
+                .with_reply_to(DIRECT_REPLY_TO.into())
+                .with_correlation_id(id.as_str().into());
             link.channel
                 .basic_publish(
                     "".into(),
@@ -141,10 +143,7 @@ impl Requests {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&id);
-        match answer {
-            Ok(answer) => answer,
-            Err(_) => Ok(None),
-        }
+        answer.unwrap_or(Ok(None))
     }
 }
 
