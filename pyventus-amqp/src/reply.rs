@@ -14,14 +14,14 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
-use pyventus_core::remote::{Envelope, REPLY_BY, RemoteRequests, ReplySender};
+use pyventus_core::remote::{Envelope, RemoteRequests, ReplySender};
 use tokio::sync::oneshot;
 
 use crate::publisher::Publisher;
@@ -150,21 +150,11 @@ impl Requests {
 impl RemoteRequests for AmqpProcessingService {
     fn ask(
         &self,
-        mut envelope: Envelope,
+        envelope: Envelope,
         timeout: Duration,
     ) -> BoxFuture<'static, Result<Option<String>, pyventus_core::Error>> {
         let service = self.clone();
         Box::pin(pyventus_core::runtime::on_io_runtime(async move {
-            let by = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                .saturating_add(timeout);
-            envelope.context.insert(
-                REPLY_BY.to_owned(),
-                u64::try_from(by.as_millis())
-                    .unwrap_or(u64::MAX)
-                    .to_string(),
-            );
             let (requests, queue) = service.requests();
             Ok(requests.ask(&envelope, queue, timeout).await?)
         }))

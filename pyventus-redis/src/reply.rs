@@ -11,10 +11,10 @@
 //! a caller that times out deletes it, and an answer pushed after that
 //! expires within a second of the caller's deadline: no list is left behind.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
-use pyventus_core::remote::{Envelope, REPLY_BY, REPLY_TO, RemoteRequests, ReplySender};
+use pyventus_core::remote::{Envelope, REPLY_TO, RemoteRequests, ReplySender};
 use redis::aio::ConnectionManager;
 
 use crate::connection;
@@ -37,14 +37,7 @@ impl RemoteRequests for RedisProcessingService {
         Box::pin(pyventus_core::runtime::on_io_runtime(async move {
             let key = reply_key(service.queue(), &envelope.id);
             let deadline = tokio::time::Instant::now() + timeout;
-            let by = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                .saturating_add(timeout);
             envelope.context.insert(REPLY_TO.to_owned(), key.clone());
-            envelope
-                .context
-                .insert(REPLY_BY.to_owned(), connection::millis(by).to_string());
             let waited =
                 tokio::time::timeout_at(deadline, service.wait_for_reply(&envelope, &key, timeout))
                     .await;

@@ -277,7 +277,7 @@ impl fmt::Debug for Inbound {
 /// Sends a request's encoded answer to its caller's reply address, while the
 /// caller still waits; a failure is logged (the caller times out).
 async fn reply(envelope: &Envelope, sender: &dyn ReplySender, to: &str, answer: String) {
-    let now = super::envelope::millis(std::time::SystemTime::now());
+    let now = super::millis(std::time::SystemTime::now());
     let by = envelope
         .context
         .get(REPLY_BY)

@@ -40,6 +40,7 @@ pub use backoff::{Backoff, InvalidBackoff};
 #[doc(hidden)]
 pub use codec::{Codec, CodecRegistration, Probe, ViaNothing, ViaSerde};
 pub use codec::{DecodeError, decode, encode};
+pub(crate) use envelope::millis;
 pub use envelope::{ENVELOPE_VERSION, Envelope, EnvelopeError};
 pub use failure::DeliveryFailure;
 pub use health::{Health, HealthWatch};

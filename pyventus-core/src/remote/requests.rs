@@ -49,10 +49,11 @@ pub const REPLY_BY: &str = "pyventus-reply-by";
 /// # drop(Loopback.ask(Envelope::new("Ping", "null"), Duration::from_secs(1)));
 /// ```
 pub trait RemoteRequests: Send + Sync {
-    /// Sends `envelope` with a reply address (under [`REPLY_TO`]) and the
-    /// deadline (under [`REPLY_BY`]) in its context, and waits up to
-    /// `timeout` for the encoded answer: `None` if none came in time. Leaves
-    /// nothing behind at the reply address either way.
+    /// Sends `envelope` (the caller's deadline already in its context, under
+    /// [`REPLY_BY`]) with a reply address the worker learns (under
+    /// [`REPLY_TO`] in its context, or however the broker carries one), and
+    /// waits up to `timeout` for the encoded answer: `None` if none came in
+    /// time. Leaves nothing behind at the reply address either way.
     ///
     /// # Errors
     ///

@@ -206,8 +206,13 @@ pub(crate) async fn ask<R: Request>(
         source,
     };
     let payload = crate::remote::encode(&request).map_err(emit)?;
-    #[cfg_attr(not(feature = "opentelemetry"), expect(unused_mut))]
     let mut envelope = crate::remote::Envelope::new(name, payload);
+    // Past it nobody waits: a worker that takes the request later sends nothing.
+    let by = std::time::SystemTime::now() + timeout;
+    envelope.context.insert(
+        crate::remote::REPLY_BY.to_owned(),
+        crate::remote::millis(by).to_string(),
+    );
     // The worker's delivery span continues the caller's trace.
     #[cfg(feature = "opentelemetry")]
     crate::remote::trace::inject_current(&mut envelope);
