@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use common::amqp::{amqp_url, cleanup, fresh_queue, queue_of, ready, spawn_run, stop, until};
 use pyventus::amqp::{AmqpProcessingService, Worker};
-use pyventus::{EventEmitter, EventLinker, RequestError};
-use requests::{GetQuote, Quote, QuoteError, Square, Stuck, Unanswered, responders};
+use pyventus::{EventEmitter, EventLinker};
+use requests::{Stuck, responders};
 
 async fn worker(url: &str, queue: &str) -> Worker {
     Worker::builder(url)
@@ -65,59 +65,13 @@ fn no_reply_queue(queue: &str) {
     assert_eq!(queues_of(queue), expected);
 }
 
-/// Bounds a wait so that a hang fails the test within seconds.
-async fn bounded<T>(what: &str, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(10), future)
-        .await
-        .unwrap_or_else(|_| panic!("{what} hung"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_is_answered_by_a_worker_with_its_value_error_or_panic() {
     let Some(url) = amqp_url().await else { return };
     let queue = fresh_queue("requests");
     let worker = worker(&url, &queue).await;
     let running = spawn_run(&worker);
-    let emitter = emitter(&url, &queue).await;
-    let second = Duration::from_secs(5);
-    let ask = |symbol: &str| {
-        emitter
-            .request(GetQuote {
-                symbol: symbol.into(),
-            })
-            .timeout(second)
-    };
-
-    let acme = bounded("the request", ask("ACME")).await;
-    assert_eq!(
-        acme,
-        Ok(Quote {
-            symbol: "ACME".into(),
-            price: 42
-        })
-    );
-    let unknown = bounded("the request", ask("NOPE")).await;
-    assert_eq!(
-        unknown,
-        Err(RequestError::Responder {
-            request: "GetQuote",
-            error: QuoteError::UnknownSymbol("NOPE".into()),
-        })
-    );
-    let panicked = bounded("the request", ask("PANIC")).await.unwrap_err();
-    let RequestError::Panicked {
-        request: "GetQuote",
-        panic,
-    } = &panicked
-    else {
-        panic!("expected Panicked, got {panicked:?}");
-    };
-    assert_eq!(panic.message(), "the quote service fell over");
-    assert_eq!(
-        bounded("the request", emitter.request(Square(12)).timeout(second)).await,
-        Ok(144)
-    );
-
+    requests::value_error_and_panic_come_back(&emitter(&url, &queue).await).await;
     stop(&worker, running).await;
     no_reply_queue(&queue);
     cleanup(&url, &queue).await;
@@ -129,26 +83,7 @@ async fn a_worker_without_a_responder_answers_no_responder_at_once() {
     let queue = fresh_queue("no-responder");
     let worker = worker(&url, &queue).await;
     let running = spawn_run(&worker);
-    let emitter = emitter(&url, &queue).await;
-
-    let start = Instant::now();
-    let answer = bounded(
-        "the request",
-        emitter.request(Unanswered).timeout(Duration::from_secs(5)),
-    )
-    .await;
-    println!("NoResponder came back after {:?}", start.elapsed());
-    assert_eq!(
-        answer,
-        Err(RequestError::NoResponder {
-            request: "Unanswered"
-        })
-    );
-    assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        start.elapsed()
-    );
+    requests::no_responder_comes_back_at_once(&emitter(&url, &queue).await).await;
     stop(&worker, running).await;
     cleanup(&url, &queue).await;
 }
@@ -157,51 +92,18 @@ async fn a_worker_without_a_responder_answers_no_responder_at_once() {
 async fn a_request_nobody_takes_times_out_at_its_deadline_and_leaves_no_reply_queue() {
     let Some(url) = amqp_url().await else { return };
     let queue = fresh_queue("no-worker");
-    let emitter = emitter(&url, &queue).await;
-    let timeout = Duration::from_millis(200);
-
-    let start = Instant::now();
-    let answer = bounded("the request", emitter.request(Square(2)).timeout(timeout)).await;
-    let took = start.elapsed();
-    println!("a 200 ms request with no worker timed out after {took:?}");
-    assert_eq!(
-        answer,
-        Err(RequestError::Timeout {
-            request: "Square",
-            timeout
-        })
-    );
-    assert!(
-        took >= timeout && took < timeout + Duration::from_millis(500),
-        "took {took:?}"
-    );
+    requests::times_out_at_its_deadline(&emitter(&url, &queue).await).await;
     no_reply_queue(&queue);
     cleanup(&url, &queue).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_concurrent_requests_each_get_their_own_answer() {
-    const REQUESTS: u64 = 500;
     let Some(url) = amqp_url().await else { return };
     let queue = fresh_queue("concurrent");
     let worker = worker(&url, &queue).await;
     let running = spawn_run(&worker);
-    let emitter = emitter(&url, &queue).await;
-
-    let start = Instant::now();
-    let asks = (0..REQUESTS).map(|n| {
-        let ask = emitter.request(Square(n)).timeout(Duration::from_secs(20));
-        tokio::spawn(async move { (n, ask.await) })
-    });
-    let answers = bounded("the requests", futures::future::join_all(asks)).await;
-    for answer in answers {
-        let (n, answer) = answer.unwrap();
-        assert_eq!(answer, Ok(n * n), "request {n}");
-    }
-    println!(
-        "{REQUESTS} concurrent requests answered in {:?}",
-        start.elapsed()
-    );
+    requests::each_of_many_gets_its_own_answer(&emitter(&url, &queue).await, 500).await;
     stop(&worker, running).await;
     no_reply_queue(&queue);
     cleanup(&url, &queue).await;
@@ -236,26 +138,11 @@ async fn a_worker_killed_mid_request_gives_the_caller_a_timeout_not_a_hang() {
         .env(CHILD_QUEUE, &queue)
         .spawn()
         .unwrap();
-
-    // The child is up once it answers.
-    let up = Instant::now();
-    loop {
-        let answer = emitter
-            .request(Square(3))
-            .timeout(Duration::from_millis(500))
-            .await;
-        if answer == Ok(9) {
-            break;
-        }
-        assert!(
-            up.elapsed() < Duration::from_secs(20),
-            "the child never answered: {answer:?}"
-        );
-    }
+    requests::until_a_worker_answers(&emitter).await;
 
     let timeout = Duration::from_secs(2);
     let stuck = tokio::spawn(emitter.request(Stuck).timeout(timeout));
-    // Mid-request: the child has taken it and sits on it.
+    // Mid-request: the child has taken it (none ready) and sits on it.
     tokio::time::sleep(Duration::from_millis(200)).await;
     until(
         Duration::from_secs(5),
@@ -267,23 +154,7 @@ async fn a_worker_killed_mid_request_gives_the_caller_a_timeout_not_a_hang() {
     child.kill().unwrap(); // SIGKILL: no answer, no shutdown
     child.wait().unwrap();
 
-    let answer = bounded("the request", stuck).await.unwrap();
-    println!(
-        "the caller's 2 s timeout ended its wait {:?} after the kill",
-        killed.elapsed()
-    );
-    assert_eq!(
-        answer,
-        Err(RequestError::Timeout {
-            request: "Stuck",
-            timeout
-        })
-    );
-    assert!(
-        killed.elapsed() < timeout + Duration::from_millis(500),
-        "took {:?}",
-        killed.elapsed()
-    );
+    requests::times_out_after_the_kill(stuck, timeout, killed).await;
     no_reply_queue(&queue);
     cleanup(&url, &queue).await;
 }

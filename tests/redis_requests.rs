@@ -13,11 +13,12 @@ mod requests;
 use std::time::{Duration, Instant};
 
 use common::redis::{
-    cleanup, connection, emitter, fresh_queue, redis_url, service, spawn_run, stop,
+    cleanup, connection, emitter, fresh_queue, pending, redis_url, service, spawn_child, spawn_run,
+    stop, until,
 };
 use pyventus::redis::Worker;
-use pyventus::{Event, EventLinker, Request, RequestError};
-use requests::{GetQuote, Quote, QuoteError, Square, Stuck, Unanswered, responders};
+use pyventus::{Event, EventEmitter, EventLinker, Request, RequestError};
+use requests::{Stuck, responders};
 use serde::{Deserialize, Serialize};
 
 /// A request not declared `remote`: answered in its process only.
@@ -36,20 +37,18 @@ async fn worker(url: &str, queue: &str) -> Worker {
         .unwrap()
 }
 
-/// The reply lists of `queue` still in Redis.
-async fn reply_keys(url: &str, queue: &str) -> Vec<String> {
-    redis::cmd("KEYS")
+async fn caller(url: &str, queue: &str) -> EventEmitter {
+    emitter(service(url, queue).await, EventLinker::new())
+}
+
+/// Fails if a reply list of `queue` is left in Redis.
+async fn no_reply_list(url: &str, queue: &str) {
+    let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("pyventus:{{{queue}}}:reply:*"))
         .query_async(&mut connection(url).await)
         .await
-        .unwrap()
-}
-
-/// Bounds a wait so that a hang fails the test within seconds.
-async fn bounded<T>(what: &str, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(10), future)
-        .await
-        .unwrap_or_else(|_| panic!("{what} hung"))
+        .unwrap();
+    assert_eq!(keys, Vec::<String>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,52 +57,8 @@ async fn a_request_is_answered_by_a_worker_with_its_value_error_or_panic() {
     let queue = fresh_queue("requests");
     let worker = worker(&url, &queue).await;
     let running = spawn_run(&worker);
-    let emitter = emitter(service(&url, &queue).await, EventLinker::new());
-    let second = Duration::from_secs(5);
-    let ask = |symbol: &str| {
-        emitter
-            .request(GetQuote {
-                symbol: symbol.into(),
-            })
-            .timeout(second)
-    };
-
-    let acme = bounded("the request", ask("ACME")).await;
-    assert_eq!(
-        acme,
-        Ok(Quote {
-            symbol: "ACME".into(),
-            price: 42
-        })
-    );
-
-    let unknown = bounded("the request", ask("NOPE")).await;
-    assert_eq!(
-        unknown,
-        Err(RequestError::Responder {
-            request: "GetQuote",
-            error: QuoteError::UnknownSymbol("NOPE".into()),
-        })
-    );
-
-    let panicked = bounded("the request", ask("PANIC")).await.unwrap_err();
-    let RequestError::Panicked {
-        request: "GetQuote",
-        panic,
-    } = &panicked
-    else {
-        panic!("expected Panicked, got {panicked:?}");
-    };
-    assert_eq!(panic.message(), "the quote service fell over");
-
-    // The worker keeps answering after a panic; an `Infallible` error crosses too.
-    assert_eq!(
-        bounded("the request", emitter.request(Square(12)).timeout(second)).await,
-        Ok(144)
-    );
-    assert!(bounded("the request", ask("ACME")).await.is_ok());
-
-    assert_eq!(reply_keys(&url, &queue).await, Vec::<String>::new());
+    requests::value_error_and_panic_come_back(&caller(&url, &queue).await).await;
+    no_reply_list(&url, &queue).await;
     stop(&worker, running).await;
     cleanup(&url, &queue).await;
 }
@@ -114,28 +69,8 @@ async fn a_worker_without_a_responder_answers_no_responder_at_once() {
     let queue = fresh_queue("no-responder");
     let worker = worker(&url, &queue).await;
     let running = spawn_run(&worker);
-    let emitter = emitter(service(&url, &queue).await, EventLinker::new());
-
-    let start = Instant::now();
-    let answer = bounded(
-        "the request",
-        emitter.request(Unanswered).timeout(Duration::from_secs(5)),
-    )
-    .await;
-    println!("NoResponder came back after {:?}", start.elapsed());
-    assert_eq!(
-        answer,
-        Err(RequestError::NoResponder {
-            request: "Unanswered"
-        })
-    );
-    assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        start.elapsed()
-    );
-
-    assert_eq!(reply_keys(&url, &queue).await, Vec::<String>::new());
+    requests::no_responder_comes_back_at_once(&caller(&url, &queue).await).await;
+    no_reply_list(&url, &queue).await;
     stop(&worker, running).await;
     cleanup(&url, &queue).await;
 }
@@ -144,25 +79,8 @@ async fn a_worker_without_a_responder_answers_no_responder_at_once() {
 async fn a_request_nobody_takes_times_out_at_its_deadline_and_leaves_no_reply_list() {
     let Some(url) = redis_url().await else { return };
     let queue = fresh_queue("no-worker");
-    let emitter = emitter(service(&url, &queue).await, EventLinker::new());
-    let timeout = Duration::from_millis(200);
-
-    let start = Instant::now();
-    let answer = bounded("the request", emitter.request(Square(2)).timeout(timeout)).await;
-    let took = start.elapsed();
-    println!("a 200 ms request with no worker timed out after {took:?}");
-    assert_eq!(
-        answer,
-        Err(RequestError::Timeout {
-            request: "Square",
-            timeout
-        })
-    );
-    assert!(
-        took >= timeout && took < timeout + Duration::from_millis(500),
-        "took {took:?}"
-    );
-    assert_eq!(reply_keys(&url, &queue).await, Vec::<String>::new());
+    requests::times_out_at_its_deadline(&caller(&url, &queue).await).await;
+    no_reply_list(&url, &queue).await;
     cleanup(&url, &queue).await;
 }
 
@@ -170,7 +88,7 @@ async fn a_request_nobody_takes_times_out_at_its_deadline_and_leaves_no_reply_li
 async fn a_request_not_declared_remote_is_refused_at_once() {
     let Some(url) = redis_url().await else { return };
     let queue = fresh_queue("local-only");
-    let emitter = emitter(service(&url, &queue).await, EventLinker::new());
+    let emitter = caller(&url, &queue).await;
     let answer = emitter
         .request(LocalOnly)
         .timeout(Duration::from_secs(5))
@@ -185,38 +103,18 @@ async fn a_request_not_declared_remote_is_refused_at_once() {
         ),
         "{err:?}"
     );
-    assert!(
-        err.to_string().contains("`Serialize` and `Deserialize`"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("remote)]`"), "{err}");
     cleanup(&url, &queue).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_concurrent_requests_each_get_their_own_answer() {
-    const REQUESTS: u64 = 500;
     let Some(url) = redis_url().await else { return };
     let queue = fresh_queue("concurrent");
     let worker = worker(&url, &queue).await;
     let running = spawn_run(&worker);
-    let emitter = emitter(service(&url, &queue).await, EventLinker::new());
-
-    let start = Instant::now();
-    let asks = (0..REQUESTS).map(|n| {
-        let ask = emitter.request(Square(n)).timeout(Duration::from_secs(20));
-        tokio::spawn(async move { (n, ask.await) })
-    });
-    let answers = bounded("the requests", futures::future::join_all(asks)).await;
-    for answer in answers {
-        let (n, answer) = answer.unwrap();
-        assert_eq!(answer, Ok(n * n), "request {n}");
-    }
-    println!(
-        "{REQUESTS} concurrent requests answered in {:?}",
-        start.elapsed()
-    );
-
-    assert_eq!(reply_keys(&url, &queue).await, Vec::<String>::new());
+    requests::each_of_many_gets_its_own_answer(&caller(&url, &queue).await, 500).await;
+    no_reply_list(&url, &queue).await;
     stop(&worker, running).await;
     cleanup(&url, &queue).await;
 }
@@ -239,55 +137,24 @@ fn child_responder_process() {
 async fn a_worker_killed_mid_request_gives_the_caller_a_timeout_not_a_hang() {
     let Some(url) = redis_url().await else { return };
     let queue = fresh_queue("killed");
-    let emitter = emitter(service(&url, &queue).await, EventLinker::new());
-    let mut child = common::redis::spawn_child("child_responder_process", &[(CHILD_QUEUE, &queue)]);
-
-    // The child is up once it answers.
-    let up = Instant::now();
-    loop {
-        let answer = emitter
-            .request(Square(3))
-            .timeout(Duration::from_millis(500))
-            .await;
-        if answer == Ok(9) {
-            break;
-        }
-        assert!(
-            up.elapsed() < Duration::from_secs(20),
-            "the child never answered: {answer:?}"
-        );
-    }
+    let emitter = caller(&url, &queue).await;
+    let mut child = spawn_child("child_responder_process", &[(CHILD_QUEUE, &queue)]);
+    requests::until_a_worker_answers(&emitter).await;
 
     let timeout = Duration::from_secs(2);
     let stuck = tokio::spawn(emitter.request(Stuck).timeout(timeout));
     // Mid-request: the child has taken it (it is pending) and sits on it.
-    common::redis::until(
+    until(
         Duration::from_secs(5),
         "the child to take the request",
-        async || common::redis::pending(&url, &queue).await == 1,
+        async || pending(&url, &queue).await == 1,
     )
     .await;
     let killed = Instant::now();
     child.kill().unwrap(); // SIGKILL: no answer, no shutdown
     child.wait().unwrap();
 
-    let answer = bounded("the request", stuck).await.unwrap();
-    println!(
-        "the caller's 2 s timeout ended its wait {:?} after the kill",
-        killed.elapsed()
-    );
-    assert_eq!(
-        answer,
-        Err(RequestError::Timeout {
-            request: "Stuck",
-            timeout
-        })
-    );
-    assert!(
-        killed.elapsed() < timeout + Duration::from_millis(500),
-        "took {:?}",
-        killed.elapsed()
-    );
-    assert_eq!(reply_keys(&url, &queue).await, Vec::<String>::new());
+    requests::times_out_after_the_kill(stuck, timeout, killed).await;
+    no_reply_list(&url, &queue).await;
     cleanup(&url, &queue).await;
 }

@@ -245,7 +245,7 @@ impl<E: fmt::Display> fmt::Display for RequestError<E> {
                 "request `{request}` was not emitted: its emitter's processing service runs \
                  emissions in another process, and its answer cannot come back from there; \
                  declare it `#[request(..., remote)]` (its response and error then derive \
-                 `Serialize` and `Deserialize`) on a service that carries answers (Redis), \
+                 `Serialize` and `Deserialize`) on a service that carries answers (Redis, RabbitMQ), \
                  or use an emitter with a local processing service"
             ),
         }
