@@ -11,6 +11,11 @@
 //! after it is dropped. The worker publishes its answer to the `reply_to` it
 //! was given, with an expiration of the time left to the caller's deadline.
 //! Nothing is declared, so nothing is left behind.
+//!
+//! Concurrency: a mutex guards the map of waiting requests (never held
+//! across I/O); an async mutex makes one caller connect while the others
+//! wait for its link; the answers are read on one task, on pyventus's own
+//! runtime, which runs no user code.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
