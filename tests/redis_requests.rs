@@ -70,6 +70,14 @@ async fn a_worker_without_a_responder_answers_no_responder_at_once() {
     let worker = worker(&url, &queue).await;
     let running = spawn_run(&worker);
     requests::no_responder_comes_back_at_once(&caller(&url, &queue).await).await;
+    // Answered, the request is settled: no retry answers again later.
+    until(
+        Duration::from_secs(5),
+        "the request to be settled",
+        async || pending(&url, &queue).await == 0,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
     no_reply_list(&url, &queue).await;
     stop(&worker, running).await;
     cleanup(&url, &queue).await;

@@ -91,7 +91,9 @@ impl Inbound {
     /// process (an envelope with a [`REPLY_TO`] address): after the request's
     /// emission has run, its responder's answer (its value, its error, its
     /// panic), or `NoResponder` when this worker has none, goes to `sender`,
-    /// unless the caller's deadline ([`REPLY_BY`]) has passed. Without one,
+    /// unless the caller's deadline ([`REPLY_BY`]) has passed. A request
+    /// this worker has no handler at all for is answered `NoResponder` and
+    /// settled (not retried: its caller has its answer). Without a sender,
     /// such requests run and their callers time out.
     ///
     /// # Examples
@@ -160,7 +162,10 @@ impl Inbound {
             Err(err) => {
                 if let (Some((sender, to)), Error::NoHandler { .. }) = (reply_to, &err) {
                     // Known at once: the caller need not wait for its timeout.
+                    // Answered, the request is settled: a redelivery would
+                    // only answer again.
                     reply(envelope, &**sender, to, no_responder()).await;
+                    return Ok(());
                 }
                 return Err(DeliveryFailure::Resolve(err));
             }
