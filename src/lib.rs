@@ -135,18 +135,23 @@ pub use pyventus_redis as redis;
 /// Not public API. Used by the code the macros generate.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::__pyventus_answer_codec as answer_codec;
+    pub use crate::__pyventus_crosses_process as crosses_process;
     pub use crate::__pyventus_event_codec as event_codec;
     pub use pyventus_core::__private::{
-        AnyFn, AsHandlerOutput, AsValue, AsyncFn, AsyncInFn, BuiltFn, DeclaredResponder,
-        EventCallback, HandlerInfo, IgnoreFn, KeySpec, LaneCache, LaneSlot, Namespace, NoArgFn,
-        Outcome, OutputProbe, RefFn, Registration, SharedFn, StateNeed, SuccessFn, SuccessValue,
-        TakesEvent, ViaHandlerOutput, ViaResult, ViaValue, any_callback, any_callback_in, anyhow,
-        async_responder, boxed, inventory, namespace, namespace_linker, outcome, payload_mismatch,
-        read_unit, shared_callback, shared_callback_in, shared_event, success_value,
-        sync_responder, typed_callback, typed_callback_in,
+        AnswerCodec, AnyFn, AsHandlerOutput, AsValue, AsyncFn, AsyncInFn, BuiltFn,
+        DeclaredResponder, EventCallback, HandlerInfo, IgnoreFn, KeySpec, LaneCache, LaneSlot,
+        Namespace, NoArgFn, Outcome, OutputProbe, RefFn, Registration, SharedFn, StateNeed,
+        SuccessFn, SuccessValue, TakesEvent, ViaHandlerOutput, ViaResult, ViaValue, any_callback,
+        any_callback_in, anyhow, async_responder, boxed, inventory, namespace, namespace_linker,
+        outcome, payload_mismatch, read_unit, shared_callback, shared_callback_in, shared_event,
+        success_value, sync_responder, typed_callback, typed_callback_in,
     };
     #[cfg(feature = "serde")]
-    pub use pyventus_core::__private::{Codec, CodecRegistration, Probe, ViaNothing, ViaSerde};
+    pub use pyventus_core::__private::{
+        Codec, CodecRegistration, CrossesProcess, Probe, ViaNothing, ViaSerde, answer_codec,
+        infallible_answer_codec,
+    };
 }
 
 /// Registers an event type's codec (JSON, when it derives `Serialize` and
@@ -179,6 +184,57 @@ macro_rules! __pyventus_event_codec {
 #[macro_export]
 macro_rules! __pyventus_event_codec {
     ($ty:ty) => {};
+}
+
+/// The answer codec of a request declared `#[request(..., remote)]` (JSON),
+/// so that a worker in another process can answer it. Not public API:
+/// written by `#[derive(Request)]`.
+#[cfg(feature = "serde")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __pyventus_answer_codec {
+    (infallible $ty:ty) => {
+        ::core::option::Option::Some($crate::__private::infallible_answer_codec::<$ty>())
+    };
+    ($ty:ty) => {
+        ::core::option::Option::Some($crate::__private::answer_codec::<$ty>())
+    };
+}
+
+/// Without a backend that carries requests to other processes, requests are
+/// answered in their process: no codec.
+#[cfg(not(feature = "serde"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __pyventus_answer_codec {
+    ($($request:tt)*) => {
+        ::core::option::Option::None
+    };
+}
+
+/// Checks that a type can cross a process (serde), at the user's type. Not
+/// public API: written by `#[derive(Request)]` for a `remote` request.
+#[cfg(feature = "serde")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __pyventus_crosses_process {
+    ($ty:ty) => {{
+        fn __pyventus_crosses<T: $crate::__private::CrossesProcess>() {}
+        __pyventus_crosses::<$ty>();
+    }};
+}
+
+/// Without serde, nothing crosses a process: a `remote` request is an error.
+#[cfg(not(feature = "serde"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __pyventus_crosses_process {
+    ($ty:ty) => {
+        ::core::compile_error!(
+            "a `remote` request needs pyventus's `serde` feature (on with `redis`); \
+             enable it, or drop `remote` from `#[request(...)]`"
+        );
+    };
 }
 
 /// The README, compiled as a doctest so its snippets stay true.

@@ -39,6 +39,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod publisher;
+mod reply;
 mod service;
 mod worker;
 

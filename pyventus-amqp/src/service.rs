@@ -67,6 +67,8 @@ struct Inner {
     topology: Topology,
     confirm_timeout: Duration,
     publisher: Publisher,
+    /// Requests' own connection, consuming their answers (direct reply-to).
+    requests: crate::reply::Requests,
 }
 
 /// Builds an [`AmqpProcessingService`].
@@ -146,12 +148,18 @@ impl AmqpProcessingServiceBuilder {
                 topology,
                 confirm_timeout: self.confirm_timeout,
                 publisher,
+                requests: crate::reply::Requests::new(&self.url, self.connect_timeout),
             }),
         })
     }
 }
 
 impl AmqpProcessingService {
+    /// Its requests, and the RabbitMQ queue they go to.
+    pub(crate) fn requests(&self) -> (&crate::reply::Requests, &str) {
+        (&self.inner.requests, &self.inner.topology.queue)
+    }
+
     /// A builder connecting to `url` (`amqp://user:password@host:port/vhost`,
     /// the default virtual host being `%2f`; `amqps://` with the `tls` feature).
     pub fn builder(url: &str) -> AmqpProcessingServiceBuilder {
@@ -331,6 +339,10 @@ impl ProcessingService for AmqpProcessingService {
 
     fn runs_remotely(&self) -> bool {
         true
+    }
+
+    fn remote_requests(&self) -> Option<Arc<dyn pyventus_core::remote::RemoteRequests>> {
+        Some(Arc::new(self.clone()))
     }
 
     fn name(&self) -> &'static str {

@@ -586,6 +586,12 @@ impl EventEmitter {
         }
     }
 
+    /// How its processing service sends requests to workers, if it can.
+    #[cfg(feature = "serde")]
+    pub(crate) fn remote_requests(&self) -> Option<Arc<dyn crate::remote::RemoteRequests>> {
+        self.inner.processor.remote_requests()
+    }
+
     /// Whether its processing service runs emissions in other processes.
     pub(crate) fn is_remote(&self) -> bool {
         self.inner.remote

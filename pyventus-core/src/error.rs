@@ -344,6 +344,12 @@ impl HandlerPanic {
         HandlerPanic { message }
     }
 
+    /// A panic with this message (one that happened in another process).
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
+    pub(crate) fn from_message(message: String) -> Self {
+        HandlerPanic { message }
+    }
+
     /// The panic's message (`"a panic with a non-string payload"` when it had none).
     pub fn message(&self) -> &str {
         &self.message

@@ -132,6 +132,7 @@ pub mod __private {
     pub use crate::linker::link_time::{KeySpec, Namespace, Registration};
     pub use crate::linker::namespace::{namespace, namespace_linker};
     pub use crate::registry::callback::EventCallback;
+    pub use crate::request::remote::AnswerCodec;
     pub use crate::request::responder::{async_responder, sync_responder};
     pub use crate::workflow::extract::StateNeed;
     // Named in diagnostics, where a user reads them as `pyventus::__private::...`.
@@ -144,6 +145,8 @@ pub mod __private {
 
     #[cfg(feature = "serde")]
     pub use crate::remote::{Codec, CodecRegistration, Probe, ViaNothing, ViaSerde};
+    #[cfg(feature = "serde")]
+    pub use crate::request::remote::{CrossesProcess, answer_codec, infallible_answer_codec};
 }
 
 /// Whether `PYVENTUS_DEBUG` asks for debug logging (`1`, `true`, `yes`, `on`),

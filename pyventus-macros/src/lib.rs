@@ -53,10 +53,13 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 
 /// Derives `Request`: the type is a request whose responder answers
 /// `response` or fails with `error`. Options:
-/// `#[request(response = Type, error = Type, many, crate = path)]`; `error`
-/// defaults to `std::convert::Infallible`; `many` lets several responders
-/// answer it (asked with `emitter.collect(..)`), where by default a second is
-/// refused. The type must also be an `Event`.
+/// `#[request(response = Type, error = Type, many, remote, crate = path)]`;
+/// `error` defaults to `std::convert::Infallible`; `many` lets several
+/// responders answer it (asked with `emitter.collect(..)`), where by default a
+/// second is refused; `remote` lets a worker in another process answer it
+/// (through Redis: see `docs/requests.md`), and then its response and error
+/// (unless `Infallible`) must derive `Serialize` and `Deserialize`, a compile
+/// error at the type otherwise. The type must also be an `Event`.
 ///
 /// # Examples
 ///

@@ -15,10 +15,12 @@ struct RequestAttrs {
     response: Option<Type>,
     error: Option<Type>,
     many: Option<Ident>,
+    remote: Option<Ident>,
     krate: Option<Path>,
 }
 
-const OPTIONS: &str = "expected `response = Type`, `error = Type`, `many` or `crate = path`";
+const OPTIONS: &str =
+    "expected `response = Type`, `error = Type`, `many`, `remote` or `crate = path`";
 
 fn parse_attrs(input: &DeriveInput) -> syn::Result<RequestAttrs> {
     let mut attrs = RequestAttrs::default();
@@ -46,6 +48,13 @@ fn parse_attrs(input: &DeriveInput) -> syn::Result<RequestAttrs> {
                     return Err(duplicate("many"));
                 }
                 attrs.many = ident;
+                Ok(())
+            } else if meta.path.is_ident("remote") {
+                let ident = meta.path.get_ident().cloned();
+                if attrs.remote.is_some() {
+                    return Err(duplicate("remote"));
+                }
+                attrs.remote = ident;
                 Ok(())
             } else if meta.path.is_ident("crate") {
                 let path = parse_crate_path(meta.value()?)?;
@@ -92,12 +101,51 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
         .as_ref()
         .map_or_else(|| ident.span(), Spanned::span);
     let response = quote_spanned!(response_span=> #response);
+    let codec = attrs
+        .remote
+        .as_ref()
+        .map(|remote| remote_codec(input, &attrs, remote, &runtime))
+        .transpose()?;
     Ok(quote! {
         #[automatically_derived]
         impl #impl_generics #public::Request for #ident #ty_generics #where_clause {
             type Response = #response;
             type Error = #error;
             const MANY_RESPONDERS: bool = #many;
+            #codec
+        }
+    })
+}
+
+/// For a `remote` request: its answers' codec, and the checks, at the
+/// user's response and error types, that they cross a process.
+fn remote_codec(
+    input: &DeriveInput,
+    attrs: &RequestAttrs,
+    remote: &Ident,
+    runtime: &Runtime,
+) -> syn::Result<TokenStream> {
+    if !input.generics.params.is_empty() {
+        return Err(syn::Error::new_spanned(
+            remote,
+            "a generic request cannot be `remote`; declare `remote` on a concrete request type",
+        ));
+    }
+    let private = runtime.private();
+    let checks = [attrs.response.as_ref(), attrs.error.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(|ty| quote_spanned!(ty.span()=> #private::crosses_process!(#ty);));
+    // Spanned at `remote`: what its bounds say is what `remote` asks for.
+    let codec = if attrs.error.is_some() {
+        quote_spanned!(remote.span()=> #private::answer_codec!(Self))
+    } else {
+        quote_spanned!(remote.span()=> #private::answer_codec!(infallible Self))
+    };
+    Ok(quote! {
+        fn __pyventus_answer_codec() -> ::core::option::Option<#private::AnswerCodec<Self>> {
+            #(#checks)*
+            #codec
         }
     })
 }

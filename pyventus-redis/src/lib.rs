@@ -32,6 +32,7 @@ mod error;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing;
+mod reply;
 mod service;
 mod stream;
 mod worker;

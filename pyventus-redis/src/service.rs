@@ -68,6 +68,9 @@ pub struct RedisProcessingService {
 
 struct Inner {
     stream: Stream,
+    /// For the connections requests wait for their answers on.
+    client: redis::Client,
+    timeouts: Timeouts,
     cap: u64,
     overflow: Overflow,
     max_entry_size: usize,
@@ -183,6 +186,8 @@ impl RedisProcessingServiceBuilder {
         Ok(RedisProcessingService {
             inner: Arc::new(Inner {
                 stream,
+                client,
+                timeouts: self.timeouts,
                 cap: self.cap,
                 overflow: self.overflow,
                 max_entry_size: self.max_entry_size,
@@ -223,6 +228,18 @@ impl RedisProcessingService {
     /// The queue's name.
     pub fn queue(&self) -> &str {
         self.inner.stream.queue()
+    }
+
+    /// The client and timeouts of the connections requests wait on.
+    pub(crate) fn reply_client(&self) -> (&redis::Client, Timeouts) {
+        (&self.inner.client, self.inner.timeouts)
+    }
+
+    /// Deletes a request's reply list (its caller stopped waiting).
+    pub(crate) async fn delete_reply(&self, key: &str) {
+        if let Err(err) = self.inner.stream.delete(key).await {
+            tracing::warn!(target: "pyventus", key, "could not delete a reply list: {err}");
+        }
     }
 
     /// What the service has done so far.
@@ -319,6 +336,10 @@ impl RedisProcessingService {
 }
 
 impl ProcessingService for RedisProcessingService {
+    fn remote_requests(&self) -> Option<Arc<dyn pyventus_core::remote::RemoteRequests>> {
+        Some(Arc::new(self.clone()))
+    }
+
     fn submit(&self, emission: EventEmission) -> Result<(), pyventus_core::Error> {
         // Refuses what a worker could not run before anything is sent.
         #[cfg_attr(not(feature = "opentelemetry"), expect(unused_mut))]

@@ -120,6 +120,14 @@ impl Stream {
         }
     }
 
+    /// Deletes `key` (a request's reply list).
+    pub(crate) async fn delete(&self, key: &str) -> Result<(), Error> {
+        Ok(redis::cmd("DEL")
+            .arg(key)
+            .query_async::<()>(&mut self.conn())
+            .await?)
+    }
+
     pub(crate) fn queue(&self) -> &str {
         &self.keys.queue
     }

@@ -235,6 +235,13 @@ impl WorkerBuilder {
             Declare::DeadLetters,
             self.connect_timeout,
         );
+        let replies = Arc::new(crate::reply::Replies::new(Publisher::new(
+            &self.url,
+            format!("worker {consumer} replies"),
+            topology.clone(),
+            Declare::DeadLetters,
+            self.connect_timeout,
+        )));
         Ok(Worker {
             shared: Arc::new(Shared {
                 url: self.url,
@@ -242,7 +249,8 @@ impl WorkerBuilder {
                 topology,
                 inbound: Inbound::new(linker, "amqp-worker")
                     .blocking(self.blocking)
-                    .handler_timeout(self.handler_timeout),
+                    .handler_timeout(self.handler_timeout)
+                    .reply_sender(replies),
                 consumer,
                 concurrency,
                 max_deliveries: self.max_deliveries,

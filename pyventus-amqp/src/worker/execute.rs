@@ -30,7 +30,14 @@ pub(crate) async fn handle(shared: &Shared, message: Message) {
             shared.stats.redelivered.fetch_add(1, Ordering::Relaxed);
         }
         let outcome = match envelope::from_message(&message.properties, &message.data) {
-            Ok(envelope) => {
+            Ok(mut envelope) => {
+                // A request's caller waits at its direct reply-to address.
+                if let Some(reply_to) = message.properties.reply_to() {
+                    envelope.context.insert(
+                        pyventus_core::remote::REPLY_TO.to_owned(),
+                        reply_to.as_str().to_owned(),
+                    );
+                }
                 let delivery = Delivery {
                     envelope_id: envelope.id.clone(),
                     delivery_tag: message.delivery_tag,

@@ -92,6 +92,9 @@ pub struct EventEmission {
     blocking_threads: BlockingThreads,
     waiters: Vec<Waiter>,
     context: Option<Arc<dyn Any + Send + Sync>>,
+    /// Where its responder's answer goes when a worker runs a request for a
+    /// caller in another process.
+    remote_answer: Option<Arc<crate::request::remote::RemoteAnswer>>,
     /// Who runs it and who waits for it, as its handlers' context carries it.
     lineage: Lineage,
     /// Its count among the unfinished emissions of its processing service (and
@@ -160,6 +163,7 @@ impl EventEmission {
             blocking_threads: BlockingThreads::Runtime,
             waiters: Vec::new(),
             context: None,
+            remote_answer: None,
             lineage: Lineage::default(),
             ticket: None,
             settled: false,
@@ -341,6 +345,13 @@ impl EventEmission {
     /// broker's delivery (envelope id, attempt), for handlers that deduplicate.
     pub fn set_context(&mut self, context: Arc<dyn Any + Send + Sync>) {
         self.context = Some(context);
+    }
+
+    /// Has its responder leave its answer in `slot`, for a worker to send
+    /// to the caller in another process.
+    #[cfg(feature = "serde")]
+    pub(crate) fn set_remote_answer(&mut self, slot: Arc<crate::request::remote::RemoteAnswer>) {
+        self.remote_answer = Some(slot);
     }
 
     /// Says that a broker keeps this emission's delivery until it is

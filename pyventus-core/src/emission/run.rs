@@ -45,6 +45,7 @@ impl EventEmission {
             id: self.id,
             event: self.event.clone(),
             context: self.context.clone(),
+            remote_answer: self.remote_answer.clone(),
             lineage: self.lineage.clone(),
         }
     }

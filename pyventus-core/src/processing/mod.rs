@@ -97,6 +97,22 @@ pub trait ProcessingService: Send + Sync + 'static {
         false
     }
 
+    /// How the service sends a request to a worker and waits for its answer,
+    /// if it [runs emissions remotely](Self::runs_remotely) and can carry
+    /// answers back; `None` (the default) refuses remote requests with
+    /// [`RequestError::Remote`](crate::RequestError::Remote).
+    ///
+    /// ```
+    /// use pyventus_core::{InlineProcessingService, ProcessingService};
+    /// // It runs emissions here: requests are answered here, not through it.
+    /// assert!(InlineProcessingService::new().remote_requests().is_none());
+    /// ```
+    #[cfg(feature = "serde")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+    fn remote_requests(&self) -> Option<Arc<dyn crate::remote::RemoteRequests>> {
+        None
+    }
+
     /// Whether the service wants emissions that have no subscriber here too
     /// (a recorder in tests, a metrics tap); services that run emissions
     /// [remotely](Self::runs_remotely) always get them.
@@ -142,6 +158,11 @@ impl<P: ProcessingService + ?Sized> ProcessingService for Arc<P> {
 
     fn wants_every_emission(&self) -> bool {
         (**self).wants_every_emission()
+    }
+
+    #[cfg(feature = "serde")]
+    fn remote_requests(&self) -> Option<Arc<dyn crate::remote::RemoteRequests>> {
+        (**self).remote_requests()
     }
 
     fn name(&self) -> &'static str {

@@ -10,8 +10,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{DeliveryFailure, Envelope};
-use crate::{BlockingThreads, EventEmission, EventLinker};
+use super::{DeliveryFailure, Envelope, REPLY_BY, REPLY_TO, ReplySender};
+use crate::request::remote::{RemoteAnswer, no_responder};
+use crate::{BlockingThreads, Error, EventEmission, EventLinker};
 
 /// A worker's settings for running envelopes, and the step that runs one.
 ///
@@ -41,6 +42,7 @@ pub struct Inbound {
     blocking: bool,
     handler_timeout: Option<Duration>,
     handler_timeouts: HashMap<String, Duration>,
+    replies: Option<Arc<dyn ReplySender>>,
 }
 
 impl Inbound {
@@ -54,6 +56,7 @@ impl Inbound {
             blocking: true,
             handler_timeout: None,
             handler_timeouts: HashMap::new(),
+            replies: None,
         }
     }
 
@@ -84,6 +87,50 @@ impl Inbound {
         self
     }
 
+    /// How this worker answers requests whose caller waits in another
+    /// process (an envelope with a [`REPLY_TO`] address): after the request's
+    /// emission has run, its responder's answer (its value, its error, its
+    /// panic), or `NoResponder` when this worker has none, goes to `sender`,
+    /// unless the caller's deadline ([`REPLY_BY`]) has passed. A request
+    /// this worker has no handler at all for is answered `NoResponder` and
+    /// settled (not retried: its caller has its answer). Without a sender,
+    /// such requests run and their callers time out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::future::BoxFuture;
+    /// use pyventus_core::EventLinker;
+    /// use pyventus_core::remote::{Inbound, ReplySender};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// /// A broker's way back to the caller (a Redis list, an AMQP reply-to).
+    /// struct Outbox;
+    /// impl ReplySender for Outbox {
+    ///     fn send<'a>(
+    ///         &'a self,
+    ///         to: &'a str,
+    ///         id: &'a str,
+    ///         answer: String,
+    ///         ttl: Duration,
+    ///     ) -> BoxFuture<'a, Result<(), String>> {
+    ///         Box::pin(async move {
+    ///             println!("{answer} to {to} for {id}, kept {ttl:?} at most");
+    ///             Ok(())
+    ///         })
+    ///     }
+    /// }
+    ///
+    /// let inbound = Inbound::new(EventLinker::new(), "my-worker").reply_sender(Arc::new(Outbox));
+    /// # drop(inbound);
+    /// ```
+    #[must_use]
+    pub fn reply_sender(mut self, sender: Arc<dyn ReplySender>) -> Self {
+        self.replies = Some(sender);
+        self
+    }
+
     /// The linker whose handlers run.
     pub fn linker(&self) -> &EventLinker {
         &self.linker
@@ -109,8 +156,44 @@ impl Inbound {
             .record("event", envelope.event.as_str());
         let event =
             super::decode(&envelope.event, &envelope.payload).map_err(DeliveryFailure::Decode)?;
-        let mut emission =
-            EventEmission::resolve(&self.linker, event).map_err(DeliveryFailure::Resolve)?;
+        let reply_to = self.replies.as_ref().zip(envelope.context.get(REPLY_TO));
+        let mut emission = match EventEmission::resolve(&self.linker, event) {
+            Ok(emission) => emission,
+            Err(err) => {
+                if let (Some((sender, to)), Error::NoHandler { .. }) = (reply_to, &err) {
+                    // Known at once: the caller need not wait for its timeout.
+                    // Answered, the request is settled: a redelivery would
+                    // only answer again.
+                    reply(envelope, &**sender, to, no_responder()).await;
+                    return Ok(());
+                }
+                return Err(DeliveryFailure::Resolve(err));
+            }
+        };
+        let Some((sender, to)) = reply_to else {
+            return self.run_targeted(envelope, emission, context).await;
+        };
+        let slot = Arc::new(RemoteAnswer::default());
+        emission.set_remote_answer(slot.clone());
+        let result = self.run_targeted(envelope, emission, context).await;
+        match slot.take() {
+            Some(answer) => reply(envelope, &**sender, to, answer).await,
+            // It ran, and nothing answered: it has no responder here.
+            None if result.is_ok() => reply(envelope, &**sender, to, no_responder()).await,
+            // Cut short or failed before answering: the caller times out (or
+            // a redelivery answers).
+            None => {}
+        }
+        result
+    }
+
+    /// Narrows `emission` to the handlers `envelope` targets and runs it.
+    async fn run_targeted(
+        &self,
+        envelope: &Envelope,
+        mut emission: EventEmission,
+        context: Arc<dyn Any + Send + Sync>,
+    ) -> Result<(), DeliveryFailure> {
         if !envelope.handlers.is_empty() {
             let missing = emission.retain_handlers(&envelope.handlers);
             if !missing.is_empty() {
@@ -191,7 +274,28 @@ impl fmt::Debug for Inbound {
             .field("blocking", &self.blocking)
             .field("handler_timeout", &self.handler_timeout)
             .field("handler_timeouts", &self.handler_timeouts)
+            .field("replies", &self.replies.is_some())
             .finish()
+    }
+}
+
+/// Sends a request's encoded answer to its caller's reply address, while the
+/// caller still waits; a failure is logged (the caller times out).
+async fn reply(envelope: &Envelope, sender: &dyn ReplySender, to: &str, answer: String) {
+    let now = super::millis(std::time::SystemTime::now());
+    let by = envelope
+        .context
+        .get(REPLY_BY)
+        .and_then(|by| by.parse::<u64>().ok())
+        .unwrap_or(u64::MAX);
+    if now >= by {
+        tracing::debug!(target: "pyventus", envelope = %envelope.id, "the caller stopped waiting: no answer sent");
+        return;
+    }
+    // Unread, it goes within a second of the caller's deadline.
+    let ttl = Duration::from_millis(by.saturating_sub(now).saturating_add(1_000));
+    if let Err(reason) = sender.send(to, &envelope.id, answer, ttl).await {
+        tracing::warn!(target: "pyventus", envelope = %envelope.id, reply_to = %to, "could not send the answer: {reason}");
     }
 }
 

@@ -28,6 +28,7 @@ mod envelope;
 mod failure;
 mod health;
 mod inbound;
+mod requests;
 #[cfg(feature = "opentelemetry")]
 #[cfg_attr(docsrs, doc(cfg(feature = "opentelemetry")))]
 pub mod trace;
@@ -38,8 +39,10 @@ pub use crate::signal::shutdown_signal;
 #[doc(hidden)]
 pub use codec::{Codec, CodecRegistration, Probe, ViaNothing, ViaSerde};
 pub use codec::{DecodeError, decode, encode};
+pub(crate) use envelope::millis;
 pub use envelope::{ENVELOPE_VERSION, Envelope, EnvelopeError};
 pub use failure::DeliveryFailure;
 pub use health::{Health, HealthWatch};
 pub use inbound::{Inbound, delivery_span};
+pub use requests::{REPLY_BY, REPLY_TO, RemoteRequests, ReplySender};
 pub use worker_metrics::{Running, WorkerMetrics};

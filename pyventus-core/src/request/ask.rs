@@ -58,6 +58,12 @@ impl<R: Request> RequestBuilder<R> {
     /// driver, as `#[tokio::main]` gives it), or on pyventus's own outside
     /// one.
     ///
+    /// On an emitter whose processing service runs emissions in other
+    /// processes (Redis), a worker answers: the request, its response and
+    /// its error must derive `Serialize` and `Deserialize`, or the request
+    /// is refused with [`Remote`](RequestError::Remote). See
+    /// `docs/requests.md`.
+    ///
     /// # Errors
     ///
     /// Each [`RequestError`]: [`NoResponder`](RequestError::NoResponder) at
@@ -109,6 +115,9 @@ impl<R: Request> RequestBuilder<R> {
         async move {
             let name = R::NAME;
             if emitter.is_remote() {
+                #[cfg(feature = "serde")]
+                return crate::request::remote::ask(&emitter, request, timeout).await;
+                #[cfg(not(feature = "serde"))]
                 return Err(RequestError::Remote { request: name });
             }
             let (tx, rx) = oneshot::channel();

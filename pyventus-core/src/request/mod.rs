@@ -18,6 +18,7 @@
 
 pub(crate) mod ask;
 pub(crate) mod collect;
+pub(crate) mod remote;
 pub(crate) mod reply;
 pub(crate) mod responder;
 
@@ -83,6 +84,17 @@ pub trait Request: Event {
     /// [`collect`](crate::EventEmitter::collect)); by default a second
     /// responder is refused.
     const MANY_RESPONDERS: bool = false;
+
+    /// How its answers cross a process, for a worker to answer it: written
+    /// by `#[derive(Request)]` for a request declared `remote`. Not public
+    /// API.
+    #[doc(hidden)]
+    fn __pyventus_answer_codec() -> Option<remote::AnswerCodec<Self>>
+    where
+        Self: Sized,
+    {
+        None
+    }
 }
 
 /// Why a request went unanswered. `E` is the request's
@@ -181,8 +193,10 @@ pub enum RequestError<E> {
         request: &'static str,
     },
 
-    /// The emitter's processing service runs emissions in another process;
-    /// requests are answered in this one.
+    /// The emitter's processing service runs emissions in another process,
+    /// and this request cannot be answered there: it is not declared
+    /// `#[request(..., remote)]`, or the service has no way back for answers.
+    /// Nothing was emitted.
     Remote {
         /// The request's event name.
         request: &'static str,
@@ -229,8 +243,10 @@ impl<E: fmt::Display> fmt::Display for RequestError<E> {
             RequestError::Remote { request } => write!(
                 f,
                 "request `{request}` was not emitted: its emitter's processing service runs \
-                 emissions in another process, and requests are answered in this one; \
-                 use an emitter with a local processing service"
+                 emissions in another process, and its answer cannot come back from there; \
+                 declare it `#[request(..., remote)]` (its response and error then derive \
+                 `Serialize` and `Deserialize`) on a service that carries answers (Redis, RabbitMQ), \
+                 or use an emitter with a local processing service"
             ),
         }
     }

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::request::remote::RemoteAnswer;
 use crate::request::{Answer, Request, RequestError};
 use crate::{HandlerPanic, current_emission};
 
@@ -22,13 +23,37 @@ pub(crate) enum ReplyTo<R: Request> {
     Many(mpsc::UnboundedSender<Answer<R>>),
 }
 
-impl<R: Request> ReplyTo<R> {
+/// Where the calling responder's answer goes: a caller in this process, or
+/// (the responder runs in a worker) the slot its worker sends from.
+pub(crate) enum Reply<R: Request> {
+    Local(Arc<ReplyTo<R>>),
+    Remote(Arc<RemoteAnswer>),
+}
+
+impl<R: Request> Reply<R> {
     /// The reply of the request the calling responder runs for, if it runs
     /// for one (a request emitted with `emit` has none: nobody waits).
-    pub(crate) fn current() -> Option<Arc<Self>> {
-        current_emission()?.context::<Self>()
+    pub(crate) fn current() -> Option<Self> {
+        let current = current_emission()?;
+        if let Some(local) = current.context::<ReplyTo<R>>() {
+            return Some(Reply::Local(local));
+        }
+        current.remote_answer.clone().map(Reply::Remote)
     }
 
+    fn send(&self, answer: Answer<R>) {
+        match self {
+            Reply::Local(reply) => reply.send(answer),
+            Reply::Remote(slot) => {
+                if let Some(codec) = R::__pyventus_answer_codec() {
+                    slot.put((codec.encode)(answer));
+                }
+            }
+        }
+    }
+}
+
+impl<R: Request> ReplyTo<R> {
     /// Hands over an answer. A caller that stopped waiting (its timeout
     /// passed) is not an error: the answer is dropped.
     pub(crate) fn send(&self, answer: Answer<R>) {
@@ -65,7 +90,7 @@ pub(crate) fn answer<R: Request>(
 
 /// Hands `answer` to `reply`, or, when nobody asked, logs a failure that
 /// would otherwise go unseen.
-pub(crate) fn settle<R: Request>(reply: Option<Arc<ReplyTo<R>>>, answer: Answer<R>) {
+pub(crate) fn settle<R: Request>(reply: Option<Reply<R>>, answer: Answer<R>) {
     match reply {
         Some(reply) => reply.send(answer),
         None => {

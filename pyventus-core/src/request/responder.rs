@@ -17,7 +17,7 @@ use crate::handler::declared::DeclaredResponder;
 use crate::registry::callback::EventCallback;
 use crate::registry::record::{Responder, SubscriberParts};
 use crate::request::Request;
-use crate::request::reply::{ReplyTo, answer, settle};
+use crate::request::reply::{Reply, answer, settle};
 use crate::{AnyEvent, Error, EventKey, EventLinker, EventSubscriber};
 
 /// The callback of a synchronous responder.
@@ -25,7 +25,7 @@ fn sync_callback<R: Request>(
     f: impl Fn(&R) -> Result<R::Response, R::Error> + Send + Sync + 'static,
 ) -> EventCallback {
     EventCallback::from_ref(move |request: &R| {
-        let reply = ReplyTo::<R>::current();
+        let reply = Reply::<R>::current();
         let call = catch_unwind(AssertUnwindSafe(|| f(request)));
         settle::<R>(reply, answer::<R>(call));
     })
@@ -40,7 +40,7 @@ where
 {
     EventCallback::asynchronous(move |event: Arc<AnyEvent>| {
         // Read while the emission is current: the future runs later.
-        let reply = ReplyTo::<R>::current();
+        let reply = Reply::<R>::current();
         let Some(request) = AnyEvent::downcast_arc::<R>(&event) else {
             let err = crate::registry::callback::mismatch::<R>(&*event);
             return futures::future::ready(Err(err)).boxed();

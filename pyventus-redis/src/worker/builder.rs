@@ -279,6 +279,7 @@ impl WorkerBuilder {
         check(&self.config)?;
         let client = self.client?;
         let conn = connection::manager(&client, self.config.timeouts).await?;
+        let replies = Arc::new(crate::reply::Replies::new(conn.clone()));
         let stream = Stream::new(conn, &self.queue);
         stream.ensure_group().await?;
         let keeper_conn = connection::manager_on_io_runtime(&client, self.config.timeouts).await?;
@@ -292,7 +293,8 @@ impl WorkerBuilder {
         let inbound = config.handler_timeouts.iter().fold(
             Inbound::new(linker, "redis-worker")
                 .blocking(!config.sync_inline)
-                .handler_timeout(config.handler_timeout),
+                .handler_timeout(config.handler_timeout)
+                .reply_sender(replies),
             |inbound, (id, timeout)| inbound.handler_timeout_for(id.clone(), *timeout),
         );
         Ok(Worker {
