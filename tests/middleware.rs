@@ -253,3 +253,53 @@ fn middleware_enriches_what_the_handler_logs_with_a_span_of_its_own() {
         "the delivery span is inside the tenant's: {line}"
     );
 }
+
+// --- A namespace's middleware, around its declared handlers.
+
+/// Counts the attempts it wraps, process-wide.
+struct CountAttempts;
+
+static WRAPPED: AtomicU32 = AtomicU32::new(0);
+
+impl Middleware for CountAttempts {
+    fn after(&self, _: &Delivery<'_>, _: Result<(), &anyhow::Error>, _: Duration) {
+        WRAPPED.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[derive(pyventus::Linker)]
+#[linker(middleware = CountAttempts, middleware = Reject)]
+struct Suspended;
+
+static SUSPENDED_RUNS: AtomicU32 = AtomicU32::new(0);
+static SUSPENDED_FAILURES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+#[pyventus::on("Invoice", linker = Suspended)]
+fn bill() {
+    SUSPENDED_RUNS.fetch_add(1, Ordering::SeqCst);
+}
+
+#[pyventus::on_failure(bill)]
+fn bill_failed(err: &anyhow::Error) {
+    SUSPENDED_FAILURES.lock().unwrap().push(format!("{err:#}"));
+}
+
+#[test]
+fn a_namespaces_middleware_wraps_its_declared_handlers() {
+    common::inline(&Suspended::linker())
+        .emit_named("Invoice", ())
+        .unwrap();
+    assert_eq!(
+        SUSPENDED_RUNS.load(Ordering::SeqCst),
+        0,
+        "the inner middleware rejected the delivery"
+    );
+    assert_eq!(
+        WRAPPED.load(Ordering::SeqCst),
+        1,
+        "the outer one saw the attempt"
+    );
+    let failures = SUSPENDED_FAILURES.lock().unwrap();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(failures[0].contains("tenant suspended"), "{failures:?}");
+}

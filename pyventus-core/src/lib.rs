@@ -130,7 +130,7 @@ pub mod __private {
         typed_callback_in,
     };
     pub use crate::linker::link_time::{KeySpec, Namespace, Registration};
-    pub use crate::linker::namespace::{namespace, namespace_linker};
+    pub use crate::linker::namespace::{middleware_layer, namespace, namespace_linker};
     pub use crate::registry::callback::EventCallback;
     pub use crate::request::remote::AnswerCodec;
     pub use crate::request::responder::{async_responder, sync_responder};

@@ -18,6 +18,8 @@ struct LinkerAttrs {
     krate: Option<Path>,
     /// The default policy of its handlers.
     policy: PolicyArgs,
+    /// Middleware around its handlers, outermost first.
+    middleware: Vec<syn::Expr>,
 }
 
 fn parse_attrs(input: &DeriveInput, errors: &mut Errors) -> LinkerAttrs {
@@ -46,6 +48,8 @@ fn parse_attrs(input: &DeriveInput, errors: &mut Errors) -> LinkerAttrs {
                 if attrs.name.replace(name).is_some() {
                     return Err(duplicate());
                 }
+            } else if meta.path.is_ident("middleware") {
+                attrs.middleware.push(meta.value()?.parse()?);
             } else if PolicyArgs::is_option(&meta.path) {
                 let key = meta.path.require_ident()?.clone();
                 attrs.policy.parse_value(&key, meta.value()?)?;
@@ -57,8 +61,8 @@ fn parse_attrs(input: &DeriveInput, errors: &mut Errors) -> LinkerAttrs {
             } else {
                 return Err(meta.error(
                     "unknown `linker` option; expected `max_subscribers = N`, `debug = bool`, \
-                     `name = \"...\"`, `crate = path`, or a default policy: `retries`, \
-                     `backoff`, `timeout`, `concurrency`, `busy`",
+                     `name = \"...\"`, `crate = path`, `middleware = expr`, or a default \
+                     policy: `retries`, `backoff`, `timeout`, `concurrency`, `busy`",
                 ));
             }
             Ok(())
@@ -96,6 +100,9 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
         None => quote!(::core::option::Option::None),
     };
     let policy = attrs.policy.expand(&public);
+    let middleware = attrs.middleware.iter().map(|expr| {
+        quote::quote_spanned!(syn::spanned::Spanned::span(expr)=> #private::middleware_layer(#expr))
+    });
     let doc = format!(
         "The [`EventLinker`]({runtime}::EventLinker) of the `{ident}` namespace, with every \
          link-time handler declared with `linker = {ident}`.\n\n# Panics\n\nOn first use, if \
@@ -110,7 +117,14 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
                 static LINKER: ::std::sync::OnceLock<
                     ::core::result::Result<#public::EventLinker, #public::Error>,
                 > = ::std::sync::OnceLock::new();
-                #private::namespace_linker::<Self>(&LINKER, #name, #max_subscribers, #debug, #policy)
+                #private::namespace_linker::<Self>(
+                    &LINKER,
+                    #name,
+                    #max_subscribers,
+                    #debug,
+                    #policy,
+                    || ::std::vec![#(#middleware),*],
+                )
             }
         }
 

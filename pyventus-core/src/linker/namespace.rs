@@ -1,9 +1,9 @@
 //! Namespaces: types that own a linker of their own (`#[derive(Linker)]`).
 
 use std::any::TypeId;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
-use crate::resilience::Policy;
+use crate::resilience::{Middleware, Policy};
 use crate::{Error, EventLinker};
 
 /// A namespace with its own [`EventLinker`], holding the link-time handlers
@@ -72,11 +72,17 @@ pub fn namespace_linker<L: Linker>(
     max_subscribers: Option<usize>,
     debug: Option<bool>,
     policy: Option<Policy>,
+    middleware: fn() -> Vec<Arc<dyn Middleware>>,
 ) -> Result<EventLinker, Error> {
     cell.get_or_init(|| {
         let mut builder = EventLinker::builder().name(name);
         if let Some(policy) = policy {
             builder = builder.default_policy(policy);
+        }
+        // `#[linker(middleware = ...)]`, outermost first, made once, when the
+        // namespace's linker is.
+        for layer in middleware() {
+            builder = builder.middleware(layer);
         }
         if let Some(limit) = max_subscribers {
             builder = builder.max_subscribers(limit);
@@ -87,4 +93,12 @@ pub fn namespace_linker<L: Linker>(
         crate::linker::link_time::collect(Some(TypeId::of::<L>()), builder)
     })
     .clone()
+}
+
+/// A namespace's middleware (`#[linker(middleware = expr)]`), shared. Not
+/// public API: the derive writes it, so that an expression that is not a
+/// [`Middleware`] is an error at the expression.
+#[doc(hidden)]
+pub fn middleware_layer(middleware: impl Middleware) -> Arc<dyn Middleware> {
+    Arc::new(middleware)
 }

@@ -82,6 +82,11 @@ use crate::AnyEvent;
 /// assert_eq!(rejected.load(Ordering::Relaxed), 1);
 /// # Ok::<(), pyventus_core::Error>(())
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a pyventus middleware",
+    label = "not a `Middleware`",
+    note = "implement `pyventus::resilience::Middleware` for it (each method has a default)"
+)]
 pub trait Middleware: Send + Sync + 'static {
     /// Before an attempt. An `Err` rejects the delivery: the handler does not
     /// run, nothing is retried, and the error (as [`Rejected`](super::Rejected)'s
