@@ -256,14 +256,15 @@ fn middleware_enriches_what_the_handler_logs_with_a_span_of_its_own() {
 
 // --- A namespace's middleware, around its declared handlers.
 
-/// Counts the attempts it wraps, process-wide.
+/// Counts the attempts it is asked about, process-wide.
 struct CountAttempts;
 
 static WRAPPED: AtomicU32 = AtomicU32::new(0);
 
 impl Middleware for CountAttempts {
-    fn after(&self, _: &Delivery<'_>, _: Result<(), &anyhow::Error>, _: Duration) {
+    fn before(&self, _: &Delivery<'_>) -> anyhow::Result<()> {
         WRAPPED.fetch_add(1, Ordering::SeqCst);
+        Ok(())
     }
 }
 
@@ -297,7 +298,7 @@ fn a_namespaces_middleware_wraps_its_declared_handlers() {
     assert_eq!(
         WRAPPED.load(Ordering::SeqCst),
         1,
-        "the outer one saw the attempt"
+        "the outer one was asked first"
     );
     let failures = SUSPENDED_FAILURES.lock().unwrap();
     assert_eq!(failures.len(), 1, "{failures:?}");
