@@ -24,7 +24,9 @@ use crate::{Error, EventLinker};
 ///     fn try_linker() -> Result<EventLinker, pyventus_core::Error> {
 ///         static LINKER: std::sync::OnceLock<Result<EventLinker, pyventus_core::Error>> =
 ///             std::sync::OnceLock::new();
-///         pyventus_core::__private::namespace_linker::<Self>(&LINKER, "UserLinker", Some(10), None, None)
+///         pyventus_core::__private::namespace_linker::<Self>(
+///             &LINKER, "UserLinker", Some(10), None, None, Vec::new,
+///         )
 ///     }
 /// }
 ///
