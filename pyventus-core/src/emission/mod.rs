@@ -94,7 +94,7 @@ pub struct EventEmission {
     context: Option<Arc<dyn Any + Send + Sync>>,
     /// Where its responder's answer goes when a worker runs a request for a
     /// caller in another process.
-    remote_answer: Option<Arc<crate::request::remote::RemoteAnswer>>,
+    remote_answer: Option<Arc<crate::lifecycle::answer::RemoteAnswer>>,
     /// Who runs it and who waits for it, as its handlers' context carries it.
     lineage: Lineage,
     /// Its count among the unfinished emissions of its processing service (and
@@ -350,7 +350,7 @@ impl EventEmission {
     /// Has its responder leave its answer in `slot`, for a worker to send
     /// to the caller in another process.
     #[cfg(feature = "serde")]
-    pub(crate) fn set_remote_answer(&mut self, slot: Arc<crate::request::remote::RemoteAnswer>) {
+    pub(crate) fn set_remote_answer(&mut self, slot: Arc<crate::lifecycle::answer::RemoteAnswer>) {
         self.remote_answer = Some(slot);
     }
 

@@ -50,7 +50,7 @@ pub struct CurrentEmission {
     pub(crate) id: u64,
     pub(crate) event: Arc<AnyEvent>,
     pub(crate) context: Option<Arc<dyn Any + Send + Sync>>,
-    pub(crate) remote_answer: Option<Arc<crate::request::remote::RemoteAnswer>>,
+    pub(crate) remote_answer: Option<Arc<crate::lifecycle::answer::RemoteAnswer>>,
     pub(crate) lineage: Lineage,
 }
 

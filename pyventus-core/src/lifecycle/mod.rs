@@ -14,6 +14,7 @@
 //!   service that runs it, the ones that wait for it), which refuses the waits
 //!   that could never end.
 
+pub(crate) mod answer;
 pub(crate) mod context;
 pub(crate) mod gate;
 pub(crate) mod in_flight;

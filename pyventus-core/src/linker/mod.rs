@@ -22,6 +22,8 @@ pub(crate) mod namespace;
 pub(crate) mod stream;
 pub(crate) mod subscriber;
 pub(crate) mod subscription;
+#[cfg(feature = "tower")]
+mod tower;
 
 use std::any::Any;
 use std::borrow::Cow;

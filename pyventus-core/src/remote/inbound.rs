@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{DeliveryFailure, Envelope, REPLY_BY, REPLY_TO, ReplySender};
-use crate::request::remote::{RemoteAnswer, no_responder};
+use crate::lifecycle::answer::RemoteAnswer;
 use crate::{BlockingThreads, Error, EventEmission, EventLinker};
 
 /// A worker's settings for running envelopes, and the step that runs one.
@@ -164,7 +164,13 @@ impl Inbound {
                     // Known at once: the caller need not wait for its timeout.
                     // Answered, the request is settled: a redelivery would
                     // only answer again.
-                    reply(envelope, &**sender, to, no_responder()).await;
+                    reply(
+                        envelope,
+                        &**sender,
+                        to,
+                        RemoteAnswer::NO_RESPONDER.to_owned(),
+                    )
+                    .await;
                     return Ok(());
                 }
                 return Err(DeliveryFailure::Resolve(err));
@@ -179,7 +185,15 @@ impl Inbound {
         match slot.take() {
             Some(answer) => reply(envelope, &**sender, to, answer).await,
             // It ran, and nothing answered: it has no responder here.
-            None if result.is_ok() => reply(envelope, &**sender, to, no_responder()).await,
+            None if result.is_ok() => {
+                reply(
+                    envelope,
+                    &**sender,
+                    to,
+                    RemoteAnswer::NO_RESPONDER.to_owned(),
+                )
+                .await
+            }
             // Cut short or failed before answering: the caller times out (or
             // a redelivery answers).
             None => {}

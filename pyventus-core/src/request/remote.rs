@@ -9,8 +9,6 @@
 //! `{"Ok": response}`, `{"Responder": error}`, `{"Panicked": "message"}`,
 //! `"NoResponder"`.
 
-use std::sync::{Mutex, PoisonError};
-
 use crate::request::{Answer, Request};
 
 /// Encodes and decodes the answers of the request `R`. Not public API: what
@@ -30,31 +28,11 @@ impl<R: Request> Clone for AnswerCodec<R> {
 
 impl<R: Request> Copy for AnswerCodec<R> {}
 
-/// Where a worker's responder leaves its encoded answer, for the worker to
-/// send to the caller's reply address once the emission has run.
-#[derive(Debug, Default)]
-pub(crate) struct RemoteAnswer(Mutex<Option<String>>);
-
-impl RemoteAnswer {
-    pub(crate) fn put(&self, answer: String) {
-        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        // The first answer wins; only one responder answers.
-        if slot.is_none() {
-            *slot = Some(answer);
-        }
-    }
-
-    #[cfg(feature = "serde")]
-    pub(crate) fn take(&self) -> Option<String> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
-    }
-}
-
+#[cfg(feature = "serde")]
+pub(crate) use wire::decode_or_malformed;
 #[cfg(feature = "serde")]
 #[doc(hidden)]
 pub use wire::{CrossesProcess, answer_codec, infallible_answer_codec};
-#[cfg(feature = "serde")]
-pub(crate) use wire::{decode_or_malformed, no_responder};
 
 #[cfg(feature = "serde")]
 mod wire {
@@ -97,18 +75,13 @@ mod wire {
         }
     }
 
-    fn json<T: Serialize>(wire: &T) -> String {
+    pub(super) fn json<T: Serialize>(wire: &T) -> String {
         serde_json::to_string(wire).unwrap_or_else(|err| {
             serde_json::to_string(&Wire::<(), ()>::Panicked(format!(
                 "the worker could not encode the answer: {err}"
             )))
             .unwrap_or_default()
         })
-    }
-
-    /// `"NoResponder"`: what a worker that has no responder answers.
-    pub(crate) fn no_responder() -> String {
-        json(&Wire::<(), ()>::NoResponder)
     }
 
     /// Decodes an answer, or says why it could not.
@@ -222,5 +195,18 @@ pub(crate) async fn ask<R: Request>(
             request: name,
             timeout,
         }),
+    }
+}
+
+#[cfg(all(test, feature = "serde"))]
+mod tests {
+    use crate::lifecycle::answer::RemoteAnswer;
+
+    #[test]
+    fn the_no_responder_answer_a_worker_sends_is_the_wires() {
+        assert_eq!(
+            super::wire::json(&super::wire::Wire::<(), ()>::NoResponder),
+            RemoteAnswer::NO_RESPONDER
+        );
     }
 }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::request::remote::RemoteAnswer;
+use crate::lifecycle::answer::RemoteAnswer;
 use crate::request::{Answer, Request, RequestError};
 use crate::{HandlerPanic, current_emission};
 

@@ -28,8 +28,6 @@ mod backoff;
 mod dead_letter;
 mod failure;
 mod middleware;
-#[cfg(feature = "tower")]
-mod service;
 
 pub use backoff::{Backoff, InvalidBackoff};
 pub use dead_letter::DeadLetter;

@@ -1,7 +1,7 @@
 //! A `tower::Service` as an event's handler, so that tower's own middleware
 //! (its timeout, rate and concurrency limits, load shedding, retries, or any
 //! `tower::Layer`) wraps a pyventus handler as it wraps an HTTP one. The
-//! other kind of middleware, pyventus's own [`Middleware`](super::Middleware),
+//! other kind of middleware, pyventus's own [`Middleware`](crate::resilience::Middleware),
 //! fits every handler (sync ones too) and sees each attempt of a policy.
 
 use std::sync::{Arc, Mutex, PoisonError};
