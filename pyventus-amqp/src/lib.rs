@@ -100,9 +100,7 @@ pub struct Delivery {
 /// assert!(pyventus_amqp::current_delivery().is_none());
 /// ```
 pub fn current_delivery() -> Option<Delivery> {
-    pyventus_core::current_emission()?
-        .context::<Delivery>()
-        .map(|delivery| (*delivery).clone())
+    pyventus_core::remote::attached()
 }
 
 /// A handler takes its delivery as a parameter after its event, as it takes
@@ -124,10 +122,6 @@ impl pyventus_core::FromDelivery for Delivery {
     fn from_delivery(
         _: &pyventus_core::DeliveryContext<'_>,
     ) -> Result<Self, pyventus_core::anyhow::Error> {
-        current_delivery().ok_or_else(|| {
-            pyventus_core::anyhow::anyhow!(
-                "the handler takes a `pyventus::amqp::Delivery` but runs outside a RabbitMQ worker"
-            )
-        })
+        pyventus_core::remote::attached_in_worker("pyventus::amqp::Delivery", "RabbitMQ")
     }
 }

@@ -95,9 +95,7 @@ impl Eq for Delivery {}
 /// assert!(pyventus_redis::current_delivery().is_none());
 /// ```
 pub fn current_delivery() -> Option<Delivery> {
-    pyventus_core::current_emission()?
-        .context::<Delivery>()
-        .map(|delivery| (*delivery).clone())
+    pyventus_core::remote::attached()
 }
 
 /// Whether this worker still holds an entry; shared by the delivery's handlers
@@ -134,10 +132,6 @@ impl pyventus_core::FromDelivery for Delivery {
     fn from_delivery(
         _: &pyventus_core::DeliveryContext<'_>,
     ) -> Result<Self, pyventus_core::anyhow::Error> {
-        current_delivery().ok_or_else(|| {
-            pyventus_core::anyhow::anyhow!(
-                "the handler takes a `pyventus::redis::Delivery` but runs outside a Redis worker"
-            )
-        })
+        pyventus_core::remote::attached_in_worker("pyventus::redis::Delivery", "Redis")
     }
 }

@@ -192,7 +192,7 @@ impl Inbound {
                     to,
                     RemoteAnswer::NO_RESPONDER.to_owned(),
                 )
-                .await
+                .await;
             }
             // Cut short or failed before answering: the caller times out (or
             // a redelivery answers).
@@ -333,4 +333,48 @@ pub fn delivery_span(queue: &str, message: &dyn fmt::Display, attempt: u64) -> t
         envelope = tracing::field::Empty,
         event = tracing::field::Empty,
     )
+}
+
+/// What the worker running the calling handler attached to its emission
+/// (the `context` of [`Inbound::run`]), if it is a `T`: a broker's delivery,
+/// whose `current_delivery()` this is.
+///
+/// # Examples
+///
+/// ```
+/// // Outside a worker's handler there is none.
+/// assert!(pyventus_core::remote::attached::<String>().is_none());
+/// ```
+pub fn attached<T: Clone + Send + Sync + 'static>() -> Option<T> {
+    crate::current_emission()?
+        .context::<T>()
+        .map(|attached| (*attached).clone())
+}
+
+/// [`attached`] for a handler parameter (a broker's
+/// [`FromDelivery`](crate::FromDelivery) for its delivery): outside one of
+/// `worker`'s workers, an error saying that the handler takes `type_path`
+/// there.
+///
+/// # Errors
+///
+/// Nothing of type `T` is attached to the handler's emission.
+///
+/// # Examples
+///
+/// ```
+/// let err = pyventus_core::remote::attached_in_worker::<String>("my::Delivery", "Kafka")
+///     .unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     "the handler takes a `my::Delivery` but runs outside a Kafka worker"
+/// );
+/// ```
+pub fn attached_in_worker<T: Clone + Send + Sync + 'static>(
+    type_path: &str,
+    worker: &str,
+) -> Result<T, anyhow::Error> {
+    attached().ok_or_else(|| {
+        anyhow::anyhow!("the handler takes a `{type_path}` but runs outside a {worker} worker")
+    })
 }

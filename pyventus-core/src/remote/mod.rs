@@ -43,6 +43,6 @@ pub(crate) use envelope::millis;
 pub use envelope::{ENVELOPE_VERSION, Envelope, EnvelopeError};
 pub use failure::DeliveryFailure;
 pub use health::{Health, HealthWatch};
-pub use inbound::{Inbound, delivery_span};
+pub use inbound::{Inbound, attached, attached_in_worker, delivery_span};
 pub use requests::{REPLY_BY, REPLY_TO, RemoteRequests, ReplySender};
 pub use worker_metrics::{Running, WorkerMetrics};
