@@ -1,6 +1,7 @@
 //! Named emits through an `EventKey` find their subscribers in a per-thread
 //! cache (32 slots, by the name's hash), as typed emits do in their type's
-//! slot. What the cache must never do: run a removed subscriber, miss a new
+//! slot; `emit_named` with a `&'static str` in another (16 slots, by the
+//! name's address). What the cache must never do: run a removed subscriber, miss a new
 //! one, mix two names that share a slot, mix two linkers, or let a payload of
 //! another type through on the second emit when the first refused it.
 
@@ -71,7 +72,7 @@ fn names_that_share_a_cache_slot_each_reach_their_own_subscribers() {
             emitter.emit_to(key, round).unwrap();
         }
         for name in names.iter().rev() {
-            // By name too: the same cache, the name hashed per call.
+            // By name too: the cache of `&'static str` names (16 slots).
             emitter.emit_named(*name, round).unwrap();
         }
     }
@@ -153,6 +154,125 @@ fn emitting_from_many_threads_while_named_subscribers_come_and_go_runs_only_live
     }
     let (after, _sub) = counter(&linker, "Tick");
     emitter.emit_to(&TICK, 1_u64).unwrap();
+    assert_eq!(
+        after.load(Ordering::SeqCst),
+        1,
+        "only the live subscriber ran"
+    );
+}
+
+// --- The same promises through `emit_named` with a `&'static str` (a
+// literal), whose lanes are found by the name's address.
+
+#[test]
+fn a_literal_name_reaches_subscribers_added_after_an_emit_and_stops_removed_ones() {
+    let linker = EventLinker::new();
+    let emitter = inline_fast(&linker);
+    emitter.emit_named("Tick", 1_u64).unwrap(); // caches "nobody"
+    let (first, first_sub) = counter(&linker, "Tick");
+    emitter.emit_named("Tick", 1_u64).unwrap();
+    let (second, _second_sub) = counter(&linker, "Tick");
+    emitter.emit_named("Tick", 1_u64).unwrap();
+    assert!(first_sub.unsubscribe());
+    emitter.emit_named("Tick", 1_u64).unwrap();
+    assert_eq!(
+        (first.load(Ordering::SeqCst), second.load(Ordering::SeqCst)),
+        (2, 2)
+    );
+    // The same name as a `String` (hashed) and through its key: one event.
+    emitter.emit_named(String::from("Tick"), 1_u64).unwrap();
+    emitter.emit_to(&TICK, 1_u64).unwrap();
+    assert_eq!(second.load(Ordering::SeqCst), 4);
+}
+
+#[test]
+fn a_literal_name_keeps_two_linkers_apart_and_reaches_global_subscribers() {
+    let (a, b) = (EventLinker::new(), EventLinker::new());
+    let (in_a, _sa) = counter(&a, "Tick");
+    let (in_b, _sb) = counter(&b, "Tick");
+    let (on_a, on_b) = (inline_fast(&a), inline_fast(&b));
+    for _ in 0..3 {
+        on_a.emit_named("Tick", 1_u64).unwrap();
+        on_b.emit_named("Tick", 10_u64).unwrap();
+    }
+    assert_eq!(
+        (in_a.load(Ordering::SeqCst), in_b.load(Ordering::SeqCst)),
+        (3, 30)
+    );
+    // A global subscriber added later: the lane no longer runs it all.
+    let global = Arc::new(AtomicUsize::new(0));
+    let g = global.clone();
+    let _global_sub = a
+        .on_any()
+        .subscribe(move || {
+            g.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    on_a.emit_named("Tick", 1_u64).unwrap();
+    assert_eq!(
+        (in_a.load(Ordering::SeqCst), global.load(Ordering::SeqCst)),
+        (4, 1)
+    );
+}
+
+#[test]
+fn a_literal_name_with_a_payload_of_the_wrong_type_is_refused_on_every_emit() {
+    let linker = EventLinker::new();
+    let (ticks, _sub) = counter(&linker, "Tick");
+    let pings = Arc::new(AtomicUsize::new(0));
+    let p = pings.clone();
+    linker
+        .on::<Ping>()
+        .subscribe(move |_: &Ping| {
+            p.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    let emitter = inline_fast(&linker);
+    for _ in 0..3 {
+        assert!(matches!(
+            emitter.emit_named("Ping", 7_u32),
+            Err(Error::PayloadType { .. })
+        ));
+        // A named event's subscribers of another payload type do not run.
+        emitter.emit_named("Tick", 7_u32).unwrap();
+    }
+    emitter.emit_named("Ping", Ping).unwrap();
+    emitter.emit_named("Tick", 2_u64).unwrap();
+    assert_eq!(
+        (pings.load(Ordering::SeqCst), ticks.load(Ordering::SeqCst)),
+        (1, 2)
+    );
+    assert!(matches!(
+        emitter.emit_named("", 1_u64),
+        Err(Error::EmptyEventName)
+    ));
+}
+
+#[test]
+fn emitting_a_literal_from_many_threads_while_subscribers_come_and_go_runs_only_live_ones() {
+    let linker = EventLinker::new();
+    let emitter = inline_fast(&linker);
+    let done = Arc::new(AtomicBool::new(false));
+    let emitters: Vec<_> = (0..2)
+        .map(|_| {
+            let (emitter, done) = (emitter.clone(), done.clone());
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    emitter.emit_named("Tick", 1_u64).unwrap();
+                }
+            })
+        })
+        .collect();
+    for _ in 0..200 {
+        let (_count, sub) = counter(&linker, "Tick");
+        sub.unsubscribe();
+    }
+    done.store(true, Ordering::Relaxed);
+    for thread in emitters {
+        thread.join().unwrap();
+    }
+    let (after, _sub) = counter(&linker, "Tick");
+    emitter.emit_named("Tick", 1_u64).unwrap();
     assert_eq!(
         after.load(Ordering::SeqCst),
         1,

@@ -94,6 +94,18 @@ fn emit_named_ticks(emitter: &EventEmitter, n: u64) {
     }
 }
 
+/// Emits the named event `Tick { value: i }` for `i` in `0..n`, by name: the
+/// payload and the handler of the typed scenarios, so the difference to
+/// `inline_1` is the named path's alone.
+#[inline(never)]
+fn emit_named_tick_payloads(emitter: &EventEmitter, n: u64) {
+    for i in 0..n {
+        black_box(emitter)
+            .emit_named("Named", Tick { value: i })
+            .unwrap();
+    }
+}
+
 /// Emits the named event `i` for `i` in `0..n`, through its key.
 #[inline(never)]
 fn emit_keyed_ticks(emitter: &EventEmitter, n: u64) {
@@ -215,6 +227,14 @@ fn main() {
             emit_ticks(&emitter(linker), n);
         }
         "named_1" => emit_named_ticks(&emitter(named_linker()), n),
+        "named_tick_1" => {
+            let linker = EventLinker::builder().debug(false).build();
+            linker
+                .on_named("Named")
+                .subscribe(|e: &Tick| add(e))
+                .unwrap();
+            emit_named_tick_payloads(&emitter(linker), n);
+        }
         "named_key_1" => emit_keyed_ticks(&emitter(named_linker()), n),
         "named_typed_key_1" => emit_typed_keyed_ticks(&emitter(named_linker()), n),
         "declarative_1" => emit_ticks(&emitter(Declared::linker()), n),

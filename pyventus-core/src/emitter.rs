@@ -253,13 +253,47 @@ impl EventEmitter {
     /// emitter.emit_named("GreetEvent", "Pyventus".to_string())?;
     /// # Ok::<(), pyventus_core::Error>(())
     /// ```
+    #[inline]
     pub fn emit_named<T: Send + Sync + 'static>(
         &self,
         name: impl Into<Cow<'static, str>>,
         payload: T,
     ) -> Result<(), Error> {
-        let (named, hash) = named_event(name.into(), payload)?;
-        self.emit_named_hashed(named, hash)
+        match name.into() {
+            Cow::Borrowed(literal) => self.emit_literal(literal, payload),
+            name @ Cow::Owned(_) => {
+                let (named, hash) = named_event(name, payload)?;
+                self.emit_named_hashed(named, hash)
+            }
+        }
+    }
+
+    /// [`emit_named`](Self::emit_named) with a `&'static str` name (a string
+    /// literal, say): on an inline emitter, the event's subscribers come from
+    /// this thread's lanes of such names, found by the name's address, so the
+    /// name is not hashed at each emission.
+    #[inline]
+    fn emit_literal<T: Send + Sync + 'static>(
+        &self,
+        name: &'static str,
+        payload: T,
+    ) -> Result<(), Error> {
+        if name.is_empty() {
+            return Err(Error::EmptyEventName);
+        }
+        let named = Named {
+            name: Cow::Borrowed(name),
+            payload,
+        };
+        let inner = &*self.inner;
+        if inner.borrow_fast_path && !trace::debug_enabled() {
+            let registry = &*inner.linker.registry;
+            if thread_cache::run_literal(registry, name, &named) {
+                return Ok(());
+            }
+        }
+        self.emit_object(named, hash_name(name), Claim::Payload, false)
+            .map(drop)
     }
 
     /// Emits a named event through a key built once (with

@@ -10,7 +10,9 @@
 //! - the snapshot this thread used last (any linker's), for every emit;
 //! - an event type's lane, in the [`LaneSlot`] `#[derive(Event)]` gives it;
 //! - a [`NamedKey`](crate::NamedKey)'s lane, in the slot `named_key!` gives it;
-//! - 32 named events' lanes, by their name's hash, for `emit_named`.
+//! - 32 named events' lanes, by their name's hash, for an `EventKey`;
+//! - 16 named events' lanes, by their name's address, for `emit_named` with a
+//!   `&'static str` (a literal): no hashing at all.
 //!
 //! A cache keeps what it read until its thread reads another snapshot or
 //! exits: a removed subscriber's captures may drop that much later, inside
@@ -23,6 +25,7 @@ use std::cell::RefCell;
 use std::sync::atomic::Ordering;
 
 use crate::event::any_event::{EventObject, Named};
+use crate::event::key::hash_name;
 use crate::event::slot::{LaneCache, LaneSlot};
 use crate::registry::lane::{ErasedLane, Lane};
 use crate::registry::{Registry, Snapshot};
@@ -130,6 +133,20 @@ pub(crate) fn run_named<T: Send + Sync + 'static>(
         delivery,
     )
     .ran_or_fill(|| fill_named_lane(registry, named, hash))
+}
+
+/// Runs the named event whose name is a `&'static str` from this thread's
+/// lanes of such names, found by the name's address; on a miss, reads the
+/// snapshot into them first (hashing the name once).
+#[inline]
+pub(crate) fn run_literal<T: Send + Sync + 'static>(
+    registry: &Registry,
+    name: &'static str,
+    named: &Named<T>,
+) -> bool {
+    let delivery = || Dispatch::borrowed(named, &registry.settings);
+    run_literal_cached(name, registry.generation(), &named.payload, delivery)
+        .ran_or_fill(|| fill_literal_lane(registry, name, named))
 }
 
 /// Runs `event`, a type with no slot (a generic one), from the cached
@@ -333,6 +350,95 @@ fn remember_named(hash: u64, name: Cow<'static, str>, generation: u64, found: Fo
     drop(previous);
 }
 
+// --- The lanes of named events named by a `&'static str`.
+
+/// How many `&'static str` names each thread caches the lanes of.
+const LITERAL_SLOTS: usize = 16;
+
+/// What a thread remembers of one named event whose name is a `&'static str`:
+/// such a str never moves nor changes, so its address and length name it, and
+/// finding its slot needs no hash of its bytes.
+struct LiteralSlot {
+    /// 0 for a slot never filled (generations start at 1).
+    generation: u64,
+    name: &'static str,
+    found: Found<ErasedLane>,
+}
+
+thread_local! {
+    /// Each thread's lanes of named events emitted by a `&'static str`.
+    static LITERAL: RefCell<[LiteralSlot; LITERAL_SLOTS]> = const {
+        RefCell::new(
+            [const {
+                LiteralSlot {
+                    generation: 0,
+                    name: "",
+                    found: Found::General,
+                }
+            }; LITERAL_SLOTS],
+        )
+    };
+}
+
+/// The slot of a `&'static str` name: its address, Fibonacci-hashed (the
+/// top bits of the product depend on every bit of the address).
+#[inline]
+fn literal_slot(name: &'static str) -> usize {
+    const LOG2: u32 = LITERAL_SLOTS.trailing_zeros();
+    let address = name.as_ptr() as usize as u64;
+    #[allow(clippy::cast_possible_truncation)] // LOG2 bits
+    let slot = (address.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - LOG2)) as usize;
+    slot
+}
+
+/// [`run_named_cached`] for a `&'static str` name: the same str (address and
+/// length) finds its slot, with no comparison of its bytes.
+#[inline]
+fn run_literal_cached<'d, P: Any + Send + Sync>(
+    name: &'static str,
+    generation: u64,
+    payload: &P,
+    delivery: impl FnOnce() -> Dispatch<'d>,
+) -> Lookup {
+    let hit = LITERAL.try_with(|slots| {
+        let slots = slots.try_borrow().ok()?;
+        let slot = &slots[literal_slot(name)];
+        if slot.generation != generation || !std::ptr::eq(slot.name, name) {
+            return None;
+        }
+        match &slot.found {
+            Found::Empty => Some(true),
+            Found::General => Some(false),
+            Found::Lane(lane) => {
+                let lane = lane.downcast_ref::<Lane<P>>()?;
+                lane.deliver(payload, &delivery());
+                Some(true)
+            }
+        }
+    });
+    Lookup::of(hit)
+}
+
+/// Caches what the snapshot of `generation` holds for the named event.
+fn remember_literal(name: &'static str, generation: u64, found: Found<ErasedLane>) {
+    let next = LiteralSlot {
+        generation,
+        name,
+        found,
+    };
+    let previous = LITERAL
+        .try_with(|slots| {
+            slots
+                .try_borrow_mut()
+                .ok()
+                .map(|mut slots| std::mem::replace(&mut slots[literal_slot(name)], next))
+        })
+        .ok()
+        .flatten();
+    // What the previous lane held may drop now: outside the borrow.
+    drop(previous);
+}
+
 // --- Filling the caches from the snapshot, and the lanes it holds.
 
 /// Reads what the current snapshot holds for the event into a slot of this
@@ -374,6 +480,22 @@ fn fill_named_lane<T: Send + Sync + 'static>(
     registry.with_snapshot(|snapshot| {
         let found = lane_in(snapshot, &named.name, hash);
         remember_named(hash, named.name.clone(), snapshot.generation, found);
+        run_payload_lane(registry, snapshot, named, &named.payload, hash)
+    })
+}
+
+/// [`fill_named_lane`] for a `&'static str` name, into the lanes found by
+/// its address.
+#[cold]
+#[inline(never)]
+fn fill_literal_lane<T: Send + Sync + 'static>(
+    registry: &Registry,
+    name: &'static str,
+    named: &Named<T>,
+) -> bool {
+    let hash = hash_name(name);
+    registry.with_snapshot(|snapshot| {
+        remember_literal(name, snapshot.generation, lane_in(snapshot, name, hash));
         run_payload_lane(registry, snapshot, named, &named.payload, hash)
     })
 }
@@ -476,5 +598,36 @@ mod tests {
         remember_named(7, Cow::Borrowed("Bravo"), 3, Found::General);
         assert_eq!(lookup(7, "Bravo", 3), "general");
         assert_eq!(lookup(7, "Alpha", 3), "miss", "replaced");
+    }
+
+    fn lookup_literal(name: &'static str, generation: u64) -> &'static str {
+        let never = || -> Dispatch<'static> { unreachable!("an empty event runs nothing") };
+        match run_literal_cached(name, generation, &(), never) {
+            Lookup::Ran => "ran",
+            Lookup::General => "general",
+            Lookup::Miss => "miss",
+        }
+    }
+
+    #[test]
+    fn a_literal_slot_answers_only_for_its_own_str_and_generation() {
+        let alphabet: &'static str = Box::leak(String::from("Alphabet").into_boxed_str());
+        let alpha = &alphabet[..5];
+        remember_literal(alpha, 3, Found::Empty);
+        assert_eq!(lookup_literal(alpha, 3), "ran");
+        assert_eq!(lookup_literal(alpha, 4), "miss", "another snapshot");
+        assert_eq!(
+            lookup_literal(alphabet, 3),
+            "miss",
+            "the same address, another length"
+        );
+        let elsewhere: &'static str = Box::leak(String::from("Alpha").into_boxed_str());
+        assert_eq!(
+            lookup_literal(elsewhere, 3),
+            "miss",
+            "equal bytes at another address: hashed on the general path instead"
+        );
+        remember_literal(alpha, 3, Found::General);
+        assert_eq!(lookup_literal(alpha, 3), "general", "replaced");
     }
 }
