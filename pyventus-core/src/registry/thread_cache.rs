@@ -314,19 +314,53 @@ fn run_named_cached<'d, P: Any + Send + Sync>(
         if slot.generation != generation || slot.hash != hash || !same_name {
             return None;
         }
-        match &slot.found {
+        slot.found.run(payload, delivery)
+    });
+    Lookup::of(hit)
+}
+
+impl Found<ErasedLane> {
+    /// Runs a named event's payload on what a slot found: `Some(ran)`, or
+    /// `None` for a payload of another type than its subscribers' (the
+    /// general path says what that means: an error if a typed event owns the
+    /// name).
+    #[inline]
+    fn run<'d, P: Any + Send + Sync>(
+        &self,
+        payload: &P,
+        delivery: impl FnOnce() -> Dispatch<'d>,
+    ) -> Option<bool> {
+        match self {
             Found::Empty => Some(true),
             Found::General => Some(false),
-            // Another payload type than its subscribers': the general path
-            // says what that means (an error if a typed event owns the name).
             Found::Lane(lane) => {
                 let lane = lane.downcast_ref::<Lane<P>>()?;
                 lane.deliver(payload, &delivery());
                 Some(true)
             }
         }
-    });
-    Lookup::of(hit)
+    }
+}
+
+/// Puts `next` in slot `index` of this thread's `table`, unless an emission
+/// further up this thread's stack is using the table; what the slot held is
+/// dropped after the borrow ends (a removed subscriber's captures may run
+/// code that emits).
+fn replace_slot<S: 'static, const N: usize>(
+    table: &'static LocalKey<RefCell<[S; N]>>,
+    index: usize,
+    next: S,
+) {
+    let previous = table
+        .try_with(|slots| {
+            slots
+                .try_borrow_mut()
+                .ok()
+                .map(|mut slots| std::mem::replace(&mut slots[index], next))
+        })
+        .ok()
+        .flatten();
+    drop(previous);
 }
 
 /// Caches what the snapshot of `generation` holds for the named event.
@@ -337,17 +371,7 @@ fn remember_named(hash: u64, name: Cow<'static, str>, generation: u64, found: Fo
         name,
         found,
     };
-    let previous = NAMED
-        .try_with(|slots| {
-            slots
-                .try_borrow_mut()
-                .ok()
-                .map(|mut slots| std::mem::replace(&mut slots[named_slot(hash)], next))
-        })
-        .ok()
-        .flatten();
-    // What the previous lane held may drop now: outside the borrow.
-    drop(previous);
+    replace_slot(&NAMED, named_slot(hash), next);
 }
 
 // --- The lanes of named events named by a `&'static str`.
@@ -406,15 +430,7 @@ fn run_literal_cached<'d, P: Any + Send + Sync>(
         if slot.generation != generation || !std::ptr::eq(slot.name, name) {
             return None;
         }
-        match &slot.found {
-            Found::Empty => Some(true),
-            Found::General => Some(false),
-            Found::Lane(lane) => {
-                let lane = lane.downcast_ref::<Lane<P>>()?;
-                lane.deliver(payload, &delivery());
-                Some(true)
-            }
-        }
+        slot.found.run(payload, delivery)
     });
     Lookup::of(hit)
 }
@@ -426,17 +442,7 @@ fn remember_literal(name: &'static str, generation: u64, found: Found<ErasedLane
         name,
         found,
     };
-    let previous = LITERAL
-        .try_with(|slots| {
-            slots
-                .try_borrow_mut()
-                .ok()
-                .map(|mut slots| std::mem::replace(&mut slots[literal_slot(name)], next))
-        })
-        .ok()
-        .flatten();
-    // What the previous lane held may drop now: outside the borrow.
-    drop(previous);
+    replace_slot(&LITERAL, literal_slot(name), next);
 }
 
 // --- Filling the caches from the snapshot, and the lanes it holds.
