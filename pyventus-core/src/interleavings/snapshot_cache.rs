@@ -63,14 +63,19 @@ thread_local! {
     static KEYED_SLOT: LaneSlot<Mark> = const { LaneSlot::new() };
 }
 
+/// A named event's key without a slot: its lanes are found by its hash.
+static HASHED: EventKey = EventKey::named_static("Hashed");
+
 /// A named event's key with a slot of its own, as `named_key!` makes one.
 static KEYED: NamedKey<Mark> = NamedKey::__new("Keyed", &KEYED_SLOT);
 
 /// The way an inline emit finds its subscribers.
 #[derive(Debug, Clone, Copy)]
 enum Path {
-    /// `emit_named`: the thread's named lanes.
+    /// `emit_named` with a literal: the thread's lanes of `&'static str` names.
     Named,
+    /// `emit_to` an `EventKey`: the thread's named lanes, by the name's hash.
+    Hashed,
     /// `emit_to` a `NamedKey`: the key's slot.
     Keyed,
     /// A typed event without a slot: the thread's cached snapshot.
@@ -113,6 +118,7 @@ impl Path {
     fn key(self) -> EventKey {
         match self {
             Path::Named => EventKey::named("Named"),
+            Path::Hashed => HASHED.clone(),
             Path::Keyed => KEYED.key().clone(),
             Path::Typed | Path::Shared => EventKey::of::<Mark>(),
             Path::Slotted => EventKey::of::<Slotted>(),
@@ -125,6 +131,9 @@ impl Path {
         let subscribed = match self {
             Path::Named => linker
                 .on_named("Named")
+                .subscribe(move |m: &Mark| seen.record(*m, who)),
+            Path::Hashed => linker
+                .on_named("Hashed")
                 .subscribe(move |m: &Mark| seen.record(*m, who)),
             Path::Keyed => linker
                 .on_named("Keyed")
@@ -148,6 +157,7 @@ impl Path {
     fn emit(self, emitter: &EventEmitter, mark: Mark) {
         let result = match self {
             Path::Named => emitter.emit_named("Named", mark),
+            Path::Hashed => emitter.emit_to(&HASHED, mark),
             Path::Keyed => emitter.emit_to(&KEYED, mark),
             Path::Global => emitter.emit_named("Global", mark),
             Path::Typed | Path::Shared => emitter.emit(mark),
@@ -311,8 +321,9 @@ const REMOVALS: [Removal; 4] = [
     Removal::RemoveAll,
 ];
 
-const PATHS: [Path; 6] = [
+const PATHS: [Path; 7] = [
     Path::Named,
+    Path::Hashed,
     Path::Keyed,
     Path::Typed,
     Path::Slotted,
@@ -333,6 +344,11 @@ fn every_removal(path: Path) {
 #[test]
 fn a_named_emit_sees_one_whole_state_of_the_registry_never_a_stale_one() {
     every_removal(Path::Named);
+}
+
+#[test]
+fn an_emit_through_an_event_key_sees_one_whole_state_never_a_stale_one() {
+    every_removal(Path::Hashed);
 }
 
 #[test]
