@@ -54,103 +54,137 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    if !std::env::args().any(|a| a == "--measure") {
+    let args: Vec<String> = std::env::args().collect();
+    if !args.iter().any(|a| a == "--measure") {
         return Ok(());
     }
-    let url = url_from_env();
-    let pid = std::process::id();
-    // Enqueued entries go to streams no one reads (trimmed each round); the
-    // end-to-end runs drain streams filled just before.
-    let (queue, enqueue_queue) = (format!("bench-{pid}"), format!("bench-{pid}-enqueue"));
-    let (floor_key, floor_enqueue_key) = (
-        format!("pyventus:{{floor-{pid}}}:stream"),
-        format!("pyventus:{{floor-{pid}-enqueue}}:stream"),
-    );
-    let service = RedisProcessingService::builder(&url)
-        .queue(&queue)
-        .connect()
-        .await?;
-    let enqueue_service = RedisProcessingService::builder(&url)
-        .queue(&enqueue_queue)
-        .connect()
-        .await?;
-    let emitter = EventEmitter::builder()
-        .processor(enqueue_service.clone())
-        .linker(Bench::linker())
-        .build();
-
-    let client = redis::Client::open(url.as_str())?;
-    let mut conn = client.get_multiplexed_async_connection().await?;
-    // `INFO cpu` on a connection of its own.
-    let mut meter = client.get_multiplexed_async_connection().await?;
-    for key in [&floor_key, &floor_enqueue_key] {
-        let _: redis::RedisResult<()> = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(key)
-            .arg(GROUP)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query_async(&mut conn)
-            .await;
-    }
-    let envelope = Envelope::new("Tick", r#"{"n":1}"#);
-    let mut table = Table::default();
-
+    let mut bench = Run::connect().await?;
     // `--profile worker|inline|floor`: only that end-to-end run, on more
     // entries, for a profiler to watch (`perf record`, `valgrind`).
-    let args: Vec<String> = std::env::args().collect();
     if let Some(what) = args
         .iter()
         .position(|a| a == "--profile")
         .and_then(|i| args.get(i + 1))
     {
-        let count = 5 * N;
-        if what == "floor" {
-            floor_fill(&conn, &floor_key, count).await?;
-            let goal = HANDLED.load(Ordering::Relaxed) + count;
-            let reader = client.get_multiplexed_async_connection().await?;
-            let sample = measure(
-                &mut meter,
-                count,
-                floor_consume(reader, floor_key.clone(), "floor".to_owned(), goal),
-            )
-            .await?;
-            eprintln!("floor: {sample:?}");
-        } else {
-            fill(&service, &envelope, count).await?;
-            let goal = HANDLED.load(Ordering::Relaxed) + count;
-            let worker = Worker::builder(&url)
-                .queue(&queue)
-                .linker(Bench::linker())
-                .concurrency(IN_FLIGHT)
-                .sync_handlers_inline(what == "inline")
-                .block(Duration::from_millis(100))
-                .connect()
-                .await?;
-            let running = tokio::spawn({
-                let worker = worker.clone();
-                async move { worker.run().await }
-            });
-            let sample = measure(&mut meter, count, until(goal)).await?;
-            worker.shutdown();
-            running.await??;
-            eprintln!("{what}: {sample:?}");
-        }
+        let sample = match what.as_str() {
+            "floor" => bench.floor_end_to_end(1, 5 * N).await?,
+            _ => bench.end_to_end(1, what == "inline", 5 * N).await?,
+        };
+        eprintln!("{what}: {sample:?}");
+        bench.clean().await;
         return Ok(());
     }
-
+    let mut table = Table::default();
     for round in 0..ROUNDS {
         eprintln!("round {}/{ROUNDS}", round + 1);
+        bench.enqueue_round(&mut table).await?;
+        let floor_one = bench.floor_end_to_end(1, N).await?;
+        let floor_two = bench.floor_end_to_end(2, N).await?;
+        for (workers, inline, floor, what) in [
+            (1, false, floor_one, "end to end, 1 worker"),
+            (
+                1,
+                true,
+                floor_one,
+                "end to end, 1 worker, `sync_handlers_inline(true)`",
+            ),
+            (2, false, floor_two, "end to end, 2 workers"),
+        ] {
+            let sample = bench.end_to_end(workers, inline, N).await?;
+            table.add(what, floor, sample);
+        }
+    }
+    table.print();
+    bench.clean().await;
+    Ok(())
+}
+
+/// The queues, connections and emitter of a run.
+struct Run {
+    url: String,
+    client: redis::Client,
+    /// The floor's commands.
+    conn: MultiplexedConnection,
+    /// `INFO cpu`, on a connection of its own.
+    meter: MultiplexedConnection,
+    /// Drained end to end: pyventus's queue, the floor's stream.
+    queue: String,
+    floor_key: String,
+    /// Enqueued to, and trimmed each round: no one reads them.
+    enqueue_queue: String,
+    floor_enqueue_key: String,
+    service: RedisProcessingService,
+    enqueue_service: RedisProcessingService,
+    emitter: EventEmitter,
+    envelope: Envelope,
+    runs: usize,
+}
+
+impl Run {
+    async fn connect() -> Result<Run> {
+        let url = url_from_env();
+        let pid = std::process::id();
+        let (queue, enqueue_queue) = (format!("bench-{pid}"), format!("bench-{pid}-enqueue"));
+        let service = RedisProcessingService::builder(&url)
+            .queue(&queue)
+            .connect()
+            .await?;
+        let enqueue_service = RedisProcessingService::builder(&url)
+            .queue(&enqueue_queue)
+            .connect()
+            .await?;
+        let emitter = EventEmitter::builder()
+            .processor(enqueue_service.clone())
+            .linker(Bench::linker())
+            .build();
+        let client = redis::Client::open(url.as_str())?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        let meter = client.get_multiplexed_async_connection().await?;
+        let (floor_key, floor_enqueue_key) = (
+            format!("pyventus:{{floor-{pid}}}:stream"),
+            format!("pyventus:{{floor-{pid}-enqueue}}:stream"),
+        );
+        for key in [&floor_key, &floor_enqueue_key] {
+            let _: redis::RedisResult<()> = redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(key)
+                .arg(GROUP)
+                .arg("0")
+                .arg("MKSTREAM")
+                .query_async(&mut conn)
+                .await;
+        }
+        Ok(Run {
+            url,
+            client,
+            conn,
+            meter,
+            queue,
+            floor_key,
+            enqueue_queue,
+            floor_enqueue_key,
+            service,
+            enqueue_service,
+            emitter,
+            envelope: Envelope::new("Tick", r#"{"n":1}"#),
+            runs: 0,
+        })
+    }
+
+    /// Enqueueing, one at a time and pipelined, floor and pyventus in turn.
+    async fn enqueue_round(&mut self, table: &mut Table) -> Result<()> {
         // One at a time: a round trip each, the JSON and the id made each time.
-        let floor = measure(&mut meter, ONE_AT_A_TIME, async {
+        let mut conn = self.conn.clone();
+        let key = &self.floor_enqueue_key;
+        let floor = measure(&mut self.meter, ONE_AT_A_TIME, async {
             for n in 0..ONE_AT_A_TIME {
-                floor_add(&mut conn, &floor_enqueue_key, n + 1).await?;
+                floor_add(&mut conn, key, n + 1).await?;
             }
             Ok(())
         })
         .await?;
-        let emit = measure(&mut meter, ONE_AT_A_TIME, async {
-            let emitter = emitter.clone();
+        let emitter = self.emitter.clone();
+        let emit = measure(&mut self.meter, ONE_AT_A_TIME, async {
             // From synchronous code, as `emit` is meant to be called.
             std::thread::spawn(move || {
                 for n in 0..ONE_AT_A_TIME {
@@ -168,7 +202,8 @@ async fn main() -> Result<()> {
             floor,
             emit,
         );
-        let emit_in_task = measure(&mut meter, ONE_AT_A_TIME, async {
+        let emitter = &self.emitter;
+        let emit_in_task = measure(&mut self.meter, ONE_AT_A_TIME, async {
             for n in 0..ONE_AT_A_TIME {
                 emitter.emit(Tick { n: n + 1 })?;
             }
@@ -182,108 +217,102 @@ async fn main() -> Result<()> {
         );
 
         // Pipelined: IN_FLIGHT commands at once on one connection.
-        let floor = measure(&mut meter, N, floor_fill(&conn, &floor_enqueue_key, N)).await?;
-        let enqueue = measure(&mut meter, N, fill(&enqueue_service, &envelope, N)).await?;
+        let floor = measure(
+            &mut self.meter,
+            N,
+            floor_fill(&self.conn, &self.floor_enqueue_key, N),
+        )
+        .await?;
+        let enqueue = measure(
+            &mut self.meter,
+            N,
+            fill(&self.enqueue_service, &self.envelope, N),
+        )
+        .await?;
         table.add(
             "enqueue, 64 in flight (pyventus: `enqueue`)",
             floor,
             enqueue,
         );
-        for key in [
-            floor_enqueue_key.clone(),
-            format!("pyventus:{{{enqueue_queue}}}:stream"),
-        ] {
+        let trimmed = [
+            self.floor_enqueue_key.clone(),
+            format!("pyventus:{{{}}}:stream", self.enqueue_queue),
+        ];
+        for key in trimmed {
             let _: () = redis::cmd("XTRIM")
                 .arg(&key)
                 .arg("MAXLEN")
                 .arg(0)
-                .query_async(&mut conn)
+                .query_async(&mut self.conn)
                 .await?;
         }
-
-        // End to end: each run drains N entries enqueued just before.
-        let mut floor_run = async |consumers: usize| -> Result<Sample> {
-            floor_fill(&conn, &floor_key, N).await?;
-            let goal = HANDLED.load(Ordering::Relaxed) + N;
-            let mut readers = Vec::new();
-            for _ in 0..consumers {
-                readers.push(client.get_multiplexed_async_connection().await?);
-            }
-            let consumers = readers
-                .into_iter()
-                .enumerate()
-                .map(|(i, reader)| {
-                    let key = floor_key.clone();
-                    tokio::spawn(floor_consume(
-                        reader,
-                        key,
-                        format!("floor-{round}-{i}"),
-                        goal,
-                    ))
-                })
-                .collect::<Vec<_>>();
-            let sample = measure(&mut meter, N, until(goal)).await?;
-            for consumer in consumers {
-                consumer.await??;
-            }
-            Ok(sample)
-        };
-        let floor_one = floor_run(1).await?;
-        let floor_two = floor_run(2).await?;
-        for (workers, inline, floor, what) in [
-            (1, false, floor_one, "end to end, 1 worker"),
-            (
-                1,
-                true,
-                floor_one,
-                "end to end, 1 worker, `sync_handlers_inline(true)`",
-            ),
-            (2, false, floor_two, "end to end, 2 workers"),
-        ] {
-            fill(&service, &envelope, N).await?;
-            let goal = HANDLED.load(Ordering::Relaxed) + N;
-            let mut handles = Vec::new();
-            for i in 0..workers {
-                handles.push(
-                    Worker::builder(&url)
-                        .queue(&queue)
-                        .linker(Bench::linker())
-                        .consumer(format!("bench-{round}-{i}-{inline}"))
-                        .concurrency(IN_FLIGHT)
-                        .sync_handlers_inline(inline)
-                        .block(Duration::from_millis(100))
-                        .connect()
-                        .await?,
-                );
-            }
-            let running = handles
-                .iter()
-                .map(|worker| {
-                    let worker = worker.clone();
-                    tokio::spawn(async move { worker.run().await })
-                })
-                .collect::<Vec<_>>();
-            let sample = measure(&mut meter, N, until(goal)).await?;
-            for worker in &handles {
-                worker.shutdown();
-            }
-            for run in running {
-                run.await??;
-            }
-            table.add(what, floor, sample);
-        }
+        Ok(())
     }
-    table.print();
 
-    let _: redis::RedisResult<()> = redis::cmd("DEL")
-        .arg(format!("pyventus:{{{queue}}}:stream"))
-        .arg(format!("pyventus:{{{queue}}}:dead"))
-        .arg(format!("pyventus:{{{enqueue_queue}}}:stream"))
-        .arg(&floor_key)
-        .arg(&floor_enqueue_key)
-        .query_async(&mut conn)
-        .await;
-    Ok(())
+    /// The floor's consumers draining `count` entries enqueued just before.
+    async fn floor_end_to_end(&mut self, consumers: usize, count: u64) -> Result<Sample> {
+        self.runs += 1;
+        floor_fill(&self.conn, &self.floor_key, count).await?;
+        let goal = HANDLED.load(Ordering::Relaxed) + count;
+        let mut running = Vec::new();
+        for i in 0..consumers {
+            let reader = self.client.get_multiplexed_async_connection().await?;
+            let (key, name) = (self.floor_key.clone(), format!("floor-{}-{i}", self.runs));
+            running.push(tokio::spawn(floor_consume(reader, key, name, goal)));
+        }
+        let sample = measure(&mut self.meter, count, until(goal)).await?;
+        for consumer in running {
+            consumer.await??;
+        }
+        Ok(sample)
+    }
+
+    /// `workers` workers draining `count` entries enqueued just before.
+    async fn end_to_end(&mut self, workers: usize, inline: bool, count: u64) -> Result<Sample> {
+        self.runs += 1;
+        fill(&self.service, &self.envelope, count).await?;
+        let goal = HANDLED.load(Ordering::Relaxed) + count;
+        let mut handles = Vec::new();
+        for i in 0..workers {
+            handles.push(
+                Worker::builder(&self.url)
+                    .queue(&self.queue)
+                    .linker(Bench::linker())
+                    .consumer(format!("bench-{}-{i}", self.runs))
+                    .concurrency(IN_FLIGHT)
+                    .sync_handlers_inline(inline)
+                    .block(Duration::from_millis(100))
+                    .connect()
+                    .await?,
+            );
+        }
+        let running = handles
+            .iter()
+            .map(|worker| {
+                let worker = worker.clone();
+                tokio::spawn(async move { worker.run().await })
+            })
+            .collect::<Vec<_>>();
+        let sample = measure(&mut self.meter, count, until(goal)).await?;
+        for worker in &handles {
+            worker.shutdown();
+        }
+        for run in running {
+            run.await??;
+        }
+        Ok(sample)
+    }
+
+    async fn clean(&mut self) {
+        let _: redis::RedisResult<()> = redis::cmd("DEL")
+            .arg(format!("pyventus:{{{}}}:stream", self.queue))
+            .arg(format!("pyventus:{{{}}}:dead", self.queue))
+            .arg(format!("pyventus:{{{}}}:stream", self.enqueue_queue))
+            .arg(&self.floor_key)
+            .arg(&self.floor_enqueue_key)
+            .query_async(&mut self.conn)
+            .await;
+    }
 }
 
 /// Enqueues `count` copies of `envelope`, [`IN_FLIGHT`] at a time.

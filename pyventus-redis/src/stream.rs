@@ -321,15 +321,14 @@ impl Stream {
         Ok(released)
     }
 
-    /// `XACK`: the entry is done. Returns whether it was pending.
-    pub(crate) async fn ack(&self, id: &str) -> Result<bool, Error> {
-        let acked: u64 = redis::cmd("XACK")
+    /// `XACK`: the entries are done. Returns how many were pending.
+    pub(crate) async fn ack(&self, ids: &[String]) -> Result<u64, Error> {
+        Ok(redis::cmd("XACK")
             .arg(&self.keys.stream)
             .arg(GROUP)
-            .arg(id)
+            .arg(ids)
             .query_async(&mut self.conn())
-            .await?;
-        Ok(acked > 0)
+            .await?)
     }
 
     /// Moves an entry this consumer holds to the dead letters, acknowledging

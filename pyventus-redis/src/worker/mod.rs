@@ -127,6 +127,8 @@ struct Inner {
     health: HealthWatch,
     stats: Counters,
     leases: Leases,
+    /// Acknowledgements waiting for the next `XACK`.
+    acks: settle::Acks,
     /// When entries this worker left for a retry become due.
     retries_due: Mutex<BinaryHeap<Reverse<Instant>>>,
     running: AtomicBool,
