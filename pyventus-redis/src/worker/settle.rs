@@ -121,6 +121,9 @@ impl Acks {
         // Dropped mid-send (the runtime shutting down), it lets the next
         // delivery send; what it held stays pending, delivered again.
         let mut sender = Sender(Some(self));
+        // The deliveries ready to run now (the rest of a batch) finish first,
+        // and join this `XACK`.
+        tokio::task::yield_now().await;
         loop {
             let ids = {
                 let mut next = self.lock();
