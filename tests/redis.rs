@@ -673,3 +673,48 @@ async fn many_deliveries_at_once_are_each_acknowledged_and_a_failure_among_them_
     );
     cleanup(&url, &queue).await;
 }
+
+// --- `emit` from synchronous code: outside any runtime, and on each flavor.
+
+#[test]
+fn emit_enqueues_from_a_plain_thread_and_from_either_runtime_flavor() {
+    let setup = tokio::runtime::Runtime::new().unwrap();
+    let Some(url) = setup.block_on(redis_url()) else {
+        return;
+    };
+    let queue = fresh_queue("sync-emit");
+    let service = setup.block_on(service(&url, &queue));
+    let emitter = emitter(service.clone(), HappyPath::linker());
+    // Outside any runtime, from several threads at once.
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for n in 0..25 {
+                    emitter.emit(Greeting { n }).unwrap();
+                }
+            });
+        }
+    });
+    // On a current-thread runtime, and on a multi-thread runtime's worker.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async { emitter.emit(Greeting { n: 1 }).unwrap() });
+    setup.block_on(async {
+        let emitter = emitter.clone();
+        tokio::spawn(async move { emitter.emit(Greeting { n: 2 }).unwrap() })
+            .await
+            .unwrap();
+    });
+    assert_eq!(service.stats().enqueued, 102);
+    setup.block_on(async {
+        let mut conn = connection(&url).await;
+        let len: u64 = conn
+            .xlen(format!("pyventus:{{{queue}}}:stream"))
+            .await
+            .unwrap();
+        assert_eq!(len, 102);
+        cleanup(&url, &queue).await;
+    });
+}

@@ -173,19 +173,24 @@ impl Run {
 
     /// Enqueueing, one at a time and pipelined, floor and pyventus in turn.
     async fn enqueue_round(&mut self, table: &mut Table) -> Result<()> {
-        // One at a time: a round trip each, the JSON and the id made each time.
-        let mut conn = self.conn.clone();
-        let key = &self.floor_enqueue_key;
-        let floor = measure(&mut self.meter, ONE_AT_A_TIME, async {
-            for n in 0..ONE_AT_A_TIME {
-                floor_add(&mut conn, key, n + 1).await?;
-            }
-            Ok(())
+        // One at a time: a round trip each, the JSON and the id made each
+        // time. From synchronous code, as `emit` is meant to be called: the
+        // floor on a blocking connection.
+        let (client, key) = (self.client.clone(), self.floor_enqueue_key.clone());
+        let floor = measure(&mut self.meter, ONE_AT_A_TIME, async move {
+            std::thread::spawn(move || -> Result<()> {
+                let mut conn = client.get_connection()?;
+                for n in 0..ONE_AT_A_TIME {
+                    let _: String = floor_xadd(&key, n + 1)?.query(&mut conn)?;
+                }
+                Ok(())
+            })
+            .join()
+            .expect("floor thread")
         })
         .await?;
         let emitter = self.emitter.clone();
         let emit = measure(&mut self.meter, ONE_AT_A_TIME, async {
-            // From synchronous code, as `emit` is meant to be called.
             std::thread::spawn(move || {
                 for n in 0..ONE_AT_A_TIME {
                     emitter.emit(Tick { n: n + 1 })?;
@@ -198,10 +203,21 @@ impl Run {
         })
         .await?;
         table.add(
-            "enqueue one at a time (floor: `XADD`; pyventus: `emit` from a thread)",
+            "one at a time, from a thread (floor: `XADD` on a blocking connection; pyventus: `emit`)",
             floor,
             emit,
         );
+        // From an async task: the floor awaits its `XADD`; `emit` steps out
+        // of the runtime for its round trip.
+        let mut conn = self.conn.clone();
+        let key = &self.floor_enqueue_key;
+        let floor = measure(&mut self.meter, ONE_AT_A_TIME, async {
+            for n in 0..ONE_AT_A_TIME {
+                let _: String = floor_xadd(key, n + 1)?.query_async(&mut conn).await?;
+            }
+            Ok(())
+        })
+        .await?;
         let emitter = &self.emitter;
         let emit_in_task = measure(&mut self.meter, ONE_AT_A_TIME, async {
             for n in 0..ONE_AT_A_TIME {
@@ -211,7 +227,7 @@ impl Run {
         })
         .await?;
         table.add(
-            "enqueue one at a time (pyventus: `emit` in an async task)",
+            "one at a time, in an async task (floor: `XADD` awaited; pyventus: `emit`)",
             floor,
             emit_in_task,
         );
@@ -342,12 +358,12 @@ async fn until(goal: u64) -> Result<()> {
 
 /// `XADD` of one envelope's fields, made as `emit` makes them: the event
 /// serialized, a fresh id, the time.
-async fn floor_add(conn: &mut MultiplexedConnection, key: &str, n: u64) -> Result<()> {
+fn floor_xadd(key: &str, n: u64) -> Result<redis::Cmd> {
     let payload = serde_json::to_string(&Tick { n })?;
     let id = uuid::Uuid::new_v4().to_string();
     let at = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis();
-    let _: String = redis::cmd("XADD")
-        .arg(key)
+    let mut xadd = redis::cmd("XADD");
+    xadd.arg(key)
         .arg("*")
         .arg("v")
         .arg(1)
@@ -358,10 +374,8 @@ async fn floor_add(conn: &mut MultiplexedConnection, key: &str, n: u64) -> Resul
         .arg("payload")
         .arg(payload)
         .arg("emitted_at")
-        .arg(u64::try_from(at)?)
-        .query_async(conn)
-        .await?;
-    Ok(())
+        .arg(u64::try_from(at)?);
+    Ok(xadd)
 }
 
 /// `count` `XADD`s of one envelope's fields, [`IN_FLIGHT`] at a time on one
