@@ -59,7 +59,7 @@ async fn main() -> Result<()> {
         return Ok(());
     }
     let mut bench = Run::connect().await?;
-    // `--profile worker|inline|floor`: only that end-to-end run, on more
+    // `--profile worker|inline|floor|enqueue|floor-enqueue`: only that end-to-end run, on more
     // entries, for a profiler to watch (`perf record`, `valgrind`).
     if let Some(what) = args
         .iter()
@@ -68,6 +68,15 @@ async fn main() -> Result<()> {
     {
         let sample = match what.as_str() {
             "floor" => bench.floor_end_to_end(1, 5 * N).await?,
+            "enqueue" => {
+                let service = bench.enqueue_service.clone();
+                let envelope = bench.envelope.clone();
+                measure(&mut bench.meter, 5 * N, fill(&service, &envelope, 5 * N)).await?
+            }
+            "floor-enqueue" => {
+                let (conn, key) = (bench.conn.clone(), bench.floor_enqueue_key.clone());
+                measure(&mut bench.meter, 5 * N, floor_fill(&conn, &key, 5 * N)).await?
+            }
             _ => bench.end_to_end(1, what == "inline", 5 * N).await?,
         };
         eprintln!("{what}: {sample:?}");

@@ -1,14 +1,14 @@
 //! `RedisProcessingService`: emissions enqueued on a Redis stream.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use tokio::runtime::RuntimeFlavor;
 use pyventus_core::remote::Envelope;
 use pyventus_core::{EventEmission, ProcessingService};
+use tokio::runtime::RuntimeFlavor;
 
 use crate::backlog::{Gauge, Overflow};
 use crate::connection::{self, Timeouts};

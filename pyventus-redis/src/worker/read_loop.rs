@@ -119,8 +119,8 @@ impl<'w> Loop<'w> {
                     }
                     // One task per batch, its deliveries concurrent within it:
                     // a task spawned per entry cost more than a trivial
-                    // handler (docs/benchmarks.md). Each frees its slot when
-                    // it ends, so the next batch fills it.
+                    // handler (docs/benchmarks.md). Each frees its slot once
+                    // its handlers ended, so the next batch fills it.
                     let worker = self.worker.clone();
                     in_flight.spawn(async move {
                         let mut running = taken
@@ -128,10 +128,7 @@ impl<'w> Loop<'w> {
                             .zip(permits)
                             .map(|(taken, permit)| {
                                 let worker = worker.clone();
-                                async move {
-                                    deliver(worker, taken).await;
-                                    drop(permit);
-                                }
+                                async move { deliver(worker, taken, permit).await }
                             })
                             .collect::<FuturesUnordered<_>>();
                         while running.next().await.is_some() {}

@@ -22,6 +22,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pyventus_core::remote::DeliveryFailure;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::stats::Counters;
 use super::{METRICS, Worker};
@@ -51,7 +52,15 @@ impl Outcome {
     }
 }
 
-pub(super) async fn settle(worker: &Worker, taken: &Taken, lease: &Lease, outcome: Outcome) {
+/// Settles a delivery; `slot` is freed before an acknowledgement (the handlers
+/// are done: the next batch may start while it goes), after anything else.
+pub(super) async fn settle(
+    worker: &Worker,
+    taken: &Taken,
+    lease: &Lease,
+    outcome: Outcome,
+    slot: OwnedSemaphorePermit,
+) {
     let inner = &worker.inner;
     let (id, deliveries) = (taken.id(), taken.deliveries);
     if lease.is_lost() {
@@ -63,7 +72,10 @@ pub(super) async fn settle(worker: &Worker, taken: &Taken, lease: &Lease, outcom
         return;
     }
     match outcome {
-        Outcome::Done => inner.acks.ack(worker, id).await,
+        Outcome::Done => {
+            drop(slot);
+            inner.acks.ack(worker, id).await;
+        }
         Outcome::Abandoned => {
             let ids = [id];
             let released = persist(worker, id, || {
