@@ -212,7 +212,7 @@ impl Run {
         })
         .await?;
         table.add(
-            "one at a time, from a thread (floor: `XADD` on a blocking connection; pyventus: `emit`)",
+            "one at a time, from a thread (floor: blocking `XADD`; pyventus: `emit`)",
             floor,
             emit,
         );
@@ -255,7 +255,7 @@ impl Run {
         )
         .await?;
         table.add(
-            "enqueue, 64 in flight (pyventus: `enqueue`)",
+            "64 in flight on one connection (pyventus: `enqueue`)",
             floor,
             enqueue,
         );
