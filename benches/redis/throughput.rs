@@ -389,28 +389,33 @@ fn floor_xadd(key: &str, n: u64) -> Result<redis::Cmd> {
 
 /// `count` `XADD`s of one envelope's fields, [`IN_FLIGHT`] at a time on one
 /// connection (what `RedisProcessingService::enqueue` is measured against).
+/// Each command is built from the envelope, as a producer of distinct events
+/// builds each of its own.
 async fn floor_fill(conn: &MultiplexedConnection, key: &str, count: u64) -> Result<()> {
     let envelope = Envelope::new("Tick", r#"{"n":1}"#);
-    let mut xadd = redis::cmd("XADD");
-    xadd.arg(key)
-        .arg("*")
-        .arg("v")
-        .arg(1)
-        .arg("id")
-        .arg(&envelope.id)
-        .arg("event")
-        .arg(&envelope.event)
-        .arg("payload")
-        .arg(&envelope.payload)
-        .arg("emitted_at")
-        .arg(envelope.emitted_at);
     let mut pending = FuturesUnordered::new();
     for _ in 0..count {
         if pending.len() >= IN_FLIGHT {
             pending.next().await.expect("pending")?;
         }
-        let (mut conn, xadd) = (conn.clone(), &xadd);
-        pending.push(async move { xadd.query_async::<String>(&mut conn).await });
+        let (mut conn, envelope) = (conn.clone(), &envelope);
+        pending.push(async move {
+            redis::cmd("XADD")
+                .arg(key)
+                .arg("*")
+                .arg("v")
+                .arg(envelope.v)
+                .arg("id")
+                .arg(&envelope.id)
+                .arg("event")
+                .arg(&envelope.event)
+                .arg("payload")
+                .arg(&envelope.payload)
+                .arg("emitted_at")
+                .arg(envelope.emitted_at)
+                .query_async::<String>(&mut conn)
+                .await
+        });
     }
     while let Some(result) = pending.next().await {
         result?;
