@@ -45,7 +45,7 @@ const ONE_AT_A_TIME: u64 = 10_000;
 /// Entries enqueued pipelined, and handled end to end, per round.
 const N: u64 = 40_000;
 /// Rounds of each measurement; the medians are reported.
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 7;
 /// Commands in flight when pipelined; the worker's concurrency and the floor's
 /// batch.
 const IN_FLIGHT: usize = 64;
