@@ -592,3 +592,129 @@ async fn settings_that_cannot_work_are_refused() {
         Err(pyventus::redis::Error::InvalidQueue(_))
     ));
 }
+
+// --- Acknowledgements in batches: each entry once its handlers ran, none lost.
+
+#[derive(Debug, Clone, Event, Serialize, Deserialize)]
+struct Parcel {
+    n: u64,
+}
+
+#[derive(Linker)]
+struct Batched;
+
+static PARCELS: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+
+#[on(Parcel, linker = Batched)]
+fn deliver_parcel(p: &Parcel) -> anyhow::Result<()> {
+    PARCELS.lock().unwrap().push(p.n);
+    anyhow::ensure!(p.n != 13, "parcel 13 is lost");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_deliveries_at_once_are_each_acknowledged_and_a_failure_among_them_is_not() {
+    let Some(url) = redis_url().await else { return };
+    let queue = fresh_queue("batched");
+    let service = service(&url, &queue).await;
+    let emitter = emitter(service, Batched::linker());
+    for n in 0..300 {
+        emitter.emit(Parcel { n }).unwrap();
+    }
+    let worker = Worker::builder(&url)
+        .queue(&queue)
+        .linker(Batched::linker())
+        .concurrency(64)
+        .max_deliveries(1)
+        .connect()
+        .await
+        .unwrap();
+    let running = spawn_run(&worker);
+    until(
+        Duration::from_secs(20),
+        "every parcel settled",
+        async || {
+            let stats = worker.stats();
+            stats.processed + stats.dead_lettered == 300
+        },
+    )
+    .await;
+    worker.shutdown();
+    running.await.unwrap().unwrap();
+
+    let stats = worker.stats();
+    assert_eq!(
+        (stats.processed, stats.dead_lettered, stats.retried),
+        (299, 1, 0)
+    );
+    let mut parcels = PARCELS.lock().unwrap().clone();
+    parcels.sort_unstable();
+    assert_eq!(parcels, (0..300).collect::<Vec<_>>(), "each ran once");
+    // Nothing is left pending: the 299 acknowledged, the failed one moved to
+    // the dead letters (acknowledged with its move), not with the others.
+    let mut conn = connection(&url).await;
+    let pending: redis::Value = redis::cmd("XPENDING")
+        .arg(format!("pyventus:{{{queue}}}:stream"))
+        .arg(pyventus::redis::GROUP)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let redis::Value::Array(summary) = pending else {
+        panic!("XPENDING: {pending:?}")
+    };
+    assert_eq!(summary.first(), Some(&redis::Value::Int(0)), "{summary:?}");
+    let dead = DeadLetters::connect(&url, &queue).await.unwrap();
+    let letters = dead.list(10).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert!(
+        letters[0].reason.contains("parcel 13 is lost"),
+        "{}",
+        letters[0].reason
+    );
+    cleanup(&url, &queue).await;
+}
+
+// --- `emit` from synchronous code: outside any runtime, and on each flavor.
+
+#[test]
+fn emit_enqueues_from_a_plain_thread_and_from_either_runtime_flavor() {
+    let setup = tokio::runtime::Runtime::new().unwrap();
+    let Some(url) = setup.block_on(redis_url()) else {
+        return;
+    };
+    let queue = fresh_queue("sync-emit");
+    let service = setup.block_on(service(&url, &queue));
+    let emitter = emitter(service.clone(), HappyPath::linker());
+    // Outside any runtime, from several threads at once.
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for n in 0..25 {
+                    emitter.emit(Greeting { n }).unwrap();
+                }
+            });
+        }
+    });
+    // On a current-thread runtime, and on a multi-thread runtime's worker.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async { emitter.emit(Greeting { n: 1 }).unwrap() });
+    setup.block_on(async {
+        let emitter = emitter.clone();
+        tokio::spawn(async move { emitter.emit(Greeting { n: 2 }).unwrap() })
+            .await
+            .unwrap();
+    });
+    assert_eq!(service.stats().enqueued, 102);
+    setup.block_on(async {
+        let mut conn = connection(&url).await;
+        let len: u64 = conn
+            .xlen(format!("pyventus:{{{queue}}}:stream"))
+            .await
+            .unwrap();
+        assert_eq!(len, 102);
+        cleanup(&url, &queue).await;
+    });
+}

@@ -1,13 +1,14 @@
 //! `RedisProcessingService`: emissions enqueued on a Redis stream.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use pyventus_core::remote::Envelope;
 use pyventus_core::{EventEmission, ProcessingService};
+use tokio::runtime::RuntimeFlavor;
 
 use crate::backlog::{Gauge, Overflow};
 use crate::connection::{self, Timeouts};
@@ -34,9 +35,10 @@ use crate::{DEFAULT_MAX_ENTRY_SIZE, Error, check_queue, envelope};
 /// [`max_entry_size`](RedisProcessingServiceBuilder::max_entry_size) are
 /// refused ([`Error::EntryTooLarge`]).
 ///
-/// Submitting blocks the calling thread for the round trip when called outside
-/// a runtime, and steps out of the async context inside one; from async code,
-/// prefer [`enqueue`](Self::enqueue).
+/// `emit` blocks the calling thread for the round trip, on a blocking
+/// connection of the service's (it steps out of the async context first when
+/// called on a runtime's worker thread): no task, no other thread, takes part.
+/// From async code, prefer [`enqueue`](Self::enqueue) (or `emit_async`).
 ///
 /// # Examples
 ///
@@ -68,8 +70,12 @@ pub struct RedisProcessingService {
 
 struct Inner {
     stream: Stream,
-    /// For the connections requests wait for their answers on.
+    /// For the connections requests wait for their answers on, and the
+    /// blocking ones.
     client: redis::Client,
+    /// Idle blocking connections for `emit`, one per thread emitting at once
+    /// at most; only one that answered its last command comes back here.
+    blocking: Mutex<Vec<redis::Connection>>,
     timeouts: Timeouts,
     cap: u64,
     overflow: Overflow,
@@ -187,6 +193,7 @@ impl RedisProcessingServiceBuilder {
             inner: Arc::new(Inner {
                 stream,
                 client,
+                blocking: Mutex::new(Vec::new()),
                 timeouts: self.timeouts,
                 cap: self.cap,
                 overflow: self.overflow,
@@ -258,14 +265,7 @@ impl RedisProcessingService {
     ///
     /// [`Error::EntryTooLarge`], [`Error::QueueFull`], or Redis's.
     pub async fn enqueue(&self, envelope: &Envelope) -> Result<String, Error> {
-        let fields = envelope::to_fields(envelope);
-        let size = envelope::size(&fields);
-        if size > self.inner.max_entry_size {
-            return Err(Error::EntryTooLarge {
-                size,
-                max: self.inner.max_entry_size,
-            });
-        }
+        let fields = self.fields(envelope)?;
         match self.add(&fields).await {
             // Redis closed the connection (a restart): the manager opens a new
             // one for the next command. A repeat is harmless (same envelope id).
@@ -274,19 +274,105 @@ impl RedisProcessingService {
         }
     }
 
+    /// [`enqueue`](Self::enqueue) on a blocking connection, on the calling
+    /// thread: what `emit` does.
+    fn enqueue_blocking(&self, envelope: &Envelope) -> Result<String, Error> {
+        let fields = self.fields(envelope)?;
+        let idle = self
+            .inner
+            .blocking
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let (mut conn, reused) = match idle {
+            Some(conn) => (conn, true),
+            None => (self.open_blocking()?, false),
+        };
+        let added = match self.add_blocking(&mut conn, &fields) {
+            // Closed while idle (a restart): once more on a new connection. A
+            // repeat is harmless (same envelope id).
+            Err(Error::Redis(err)) if reused && err.is_connection_dropped() => {
+                conn = self.open_blocking()?;
+                self.add_blocking(&mut conn, &fields)
+            }
+            other => other,
+        };
+        if matches!(added, Ok(_) | Err(Error::QueueFull { .. })) {
+            // One that failed may hold a late answer, or none: it goes.
+            self.inner
+                .blocking
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(conn);
+        }
+        added
+    }
+
+    /// A blocking connection with the service's timeouts.
+    fn open_blocking(&self) -> Result<redis::Connection, Error> {
+        let timeouts = self.inner.timeouts;
+        let conn = self
+            .inner
+            .client
+            .get_connection_with_timeout(timeouts.connect)?;
+        conn.set_read_timeout(Some(timeouts.response))?;
+        conn.set_write_timeout(Some(timeouts.response))?;
+        Ok(conn)
+    }
+
+    /// The entry's fields of `envelope`, unless it is too large.
+    fn fields(&self, envelope: &Envelope) -> Result<Vec<envelope::Field>, Error> {
+        let fields = envelope::to_fields(envelope);
+        let size = envelope::size(&fields);
+        if size > self.inner.max_entry_size {
+            return Err(Error::EntryTooLarge {
+                size,
+                max: self.inner.max_entry_size,
+            });
+        }
+        Ok(fields)
+    }
+
     async fn add(&self, fields: &[envelope::Field]) -> Result<String, Error> {
         let inner = &self.inner;
         if !inner.gauge.must_check() {
             let id = inner.stream.add(fields).await?;
-            inner.gauge.added();
-            inner.enqueued.fetch_add(1, Ordering::Relaxed);
-            return Ok(id);
+            return Ok(self.added_unchecked(id));
         }
-        match inner
+        let added = inner
             .stream
             .add_checked(fields, inner.cap, inner.overflow)
-            .await?
-        {
+            .await?;
+        self.added(added)
+    }
+
+    fn add_blocking(
+        &self,
+        conn: &mut redis::Connection,
+        fields: &[envelope::Field],
+    ) -> Result<String, Error> {
+        let inner = &self.inner;
+        if !inner.gauge.must_check() {
+            let id = inner.stream.add_blocking(conn, fields)?;
+            return Ok(self.added_unchecked(id));
+        }
+        let added = inner
+            .stream
+            .add_checked_blocking(conn, fields, inner.cap, inner.overflow)?;
+        self.added(added)
+    }
+
+    /// Counts an entry enqueued without a look at the backlog.
+    fn added_unchecked(&self, id: String) -> String {
+        self.inner.gauge.added();
+        self.inner.enqueued.fetch_add(1, Ordering::Relaxed);
+        id
+    }
+
+    /// Counts what the enqueue script did.
+    fn added(&self, added: Added) -> Result<String, Error> {
+        let inner = &self.inner;
+        match added {
             Added::Enqueued {
                 id,
                 backlog,
@@ -347,7 +433,18 @@ impl ProcessingService for RedisProcessingService {
         // The worker's delivery span continues the emitter's trace.
         #[cfg(feature = "opentelemetry")]
         pyventus_core::remote::trace::inject_current(&mut envelope);
-        pyventus_core::runtime::block_on(self.enqueue(&envelope))?;
+        let enqueue = || self.enqueue_blocking(&envelope);
+        match tokio::runtime::Handle::try_current() {
+            // A worker thread of the runtime steps out of it: its other tasks
+            // go on meanwhile. (A current-thread runtime waits, as it would
+            // for any blocking call.)
+            Ok(runtime) if runtime.runtime_flavor() == RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(enqueue)?;
+            }
+            _ => {
+                enqueue()?;
+            }
+        }
         // Whoever awaits it (`emit_and_wait`) learns it runs elsewhere. (Had
         // Redis refused it, dropping it would have been the refusal.)
         emission.handed_off();

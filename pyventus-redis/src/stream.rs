@@ -157,12 +157,25 @@ impl Stream {
 
     /// `XADD`: enqueues an entry, whatever the backlog.
     pub(crate) async fn add(&self, fields: &[Field]) -> Result<String, Error> {
+        Ok(self.xadd(fields).query_async(&mut self.conn()).await?)
+    }
+
+    /// [`add`](Self::add) on a blocking connection.
+    pub(crate) fn add_blocking(
+        &self,
+        conn: &mut redis::Connection,
+        fields: &[Field],
+    ) -> Result<String, Error> {
+        Ok(self.xadd(fields).query(conn)?)
+    }
+
+    fn xadd(&self, fields: &[Field]) -> redis::Cmd {
         let mut cmd = redis::cmd("XADD");
         cmd.arg(&self.keys.stream).arg("*");
         for (name, value) in fields {
             cmd.arg(name.as_ref()).arg(value);
         }
-        Ok(cmd.query_async(&mut self.conn()).await?)
+        cmd
     }
 
     /// Enqueues an entry unless the backlog has reached `cap`; with
@@ -173,8 +186,31 @@ impl Stream {
         cap: u64,
         overflow: Overflow,
     ) -> Result<Added, Error> {
-        const COMMAND: &str = "enqueue script";
-        let mut call = SCRIPTS.enqueue.key(&self.keys.stream);
+        let reply = Self::enqueue_call(&self.keys.stream, fields, cap, overflow)
+            .invoke_async(&mut self.conn())
+            .await?;
+        self.added(reply)
+    }
+
+    /// [`add_checked`](Self::add_checked) on a blocking connection.
+    pub(crate) fn add_checked_blocking(
+        &self,
+        conn: &mut redis::Connection,
+        fields: &[Field],
+        cap: u64,
+        overflow: Overflow,
+    ) -> Result<Added, Error> {
+        let reply = Self::enqueue_call(&self.keys.stream, fields, cap, overflow).invoke(conn)?;
+        self.added(reply)
+    }
+
+    fn enqueue_call<'a>(
+        stream: &'a str,
+        fields: &[Field],
+        cap: u64,
+        overflow: Overflow,
+    ) -> redis::ScriptInvocation<'a> {
+        let mut call = SCRIPTS.enqueue.key(stream);
         call.arg(GROUP).arg(cap).arg(match overflow {
             Overflow::Reject => "reject",
             Overflow::DropOldest => "drop",
@@ -182,7 +218,12 @@ impl Stream {
         for (name, value) in fields {
             call.arg(name.as_ref()).arg(value);
         }
-        let reply: Vec<Value> = call.invoke_async(&mut self.conn()).await?;
+        call
+    }
+
+    /// What the enqueue script's reply says.
+    fn added(&self, reply: Vec<Value>) -> Result<Added, Error> {
+        const COMMAND: &str = "enqueue script";
         let [id, backlog, dropped, created] = <[Value; 4]>::try_from(reply)
             .map_err(|_| Error::UnexpectedReply { command: COMMAND })?;
         let backlog = entry::int(&backlog, COMMAND)?;
@@ -321,15 +362,14 @@ impl Stream {
         Ok(released)
     }
 
-    /// `XACK`: the entry is done. Returns whether it was pending.
-    pub(crate) async fn ack(&self, id: &str) -> Result<bool, Error> {
-        let acked: u64 = redis::cmd("XACK")
+    /// `XACK`: the entries are done. Returns how many were pending.
+    pub(crate) async fn ack(&self, ids: &[String]) -> Result<u64, Error> {
+        Ok(redis::cmd("XACK")
             .arg(&self.keys.stream)
             .arg(GROUP)
-            .arg(id)
+            .arg(ids)
             .query_async(&mut self.conn())
-            .await?;
-        Ok(acked > 0)
+            .await?)
     }
 
     /// Moves an entry this consumer holds to the dead letters, acknowledging

@@ -10,6 +10,7 @@ use pyventus_core::{EventLinker, Provided};
 use tokio_util::sync::CancellationToken;
 
 use super::lease::Leases;
+use super::settle::Acks;
 use super::stats::Counters;
 use super::{Inner, Worker};
 use crate::connection::{self, Timeouts};
@@ -310,6 +311,7 @@ impl WorkerBuilder {
                 health: HealthWatch::new(),
                 stats: Counters::default(),
                 leases: Leases::default(),
+                acks: Acks::default(),
                 retries_due: Mutex::new(BinaryHeap::new()),
                 running: AtomicBool::new(false),
             }),

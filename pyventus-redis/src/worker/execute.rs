@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use pyventus_core::remote::{DeliveryFailure, delivery_span};
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
 use super::Worker;
@@ -14,8 +15,9 @@ use crate::delivery::{Delivery, Lease};
 use crate::envelope;
 use crate::stream::Taken;
 
-/// Runs one taken entry and settles it, in its span.
-pub(super) async fn deliver(worker: Worker, taken: Taken) {
+/// Runs one taken entry and settles it, in its span; frees its slot once its
+/// handlers ended (before its acknowledgement, which goes in a batch).
+pub(super) async fn deliver(worker: Worker, taken: Taken, slot: OwnedSemaphorePermit) {
     let span = delivery_span(worker.queue(), &taken.id(), taken.deliveries);
     // Before the span is entered: a started span's parent is fixed.
     #[cfg(feature = "opentelemetry")]
@@ -36,7 +38,7 @@ pub(super) async fn deliver(worker: Worker, taken: Taken) {
         };
         // Settling is quick; a renewal racing it would report a lease lost.
         inner.leases.release(taken.id());
-        settle(&worker, &taken, &lease, outcome).await;
+        settle(&worker, &taken, &lease, outcome, slot).await;
     }
     .instrument(span)
     .await;

@@ -73,10 +73,12 @@ static METRICS: pyventus_core::remote::WorkerMetrics =
 /// elsewhere or to read its stats and health); its counters are atomics, its
 /// health a `watch` channel, and the set of leases a mutex held only to add,
 /// remove or copy ids. No lock is held while handlers run: asynchronous ones
-/// run on tasks of the runtime that calls [`run`](Self::run), up to
-/// [`concurrency`](WorkerBuilder::concurrency) at once, synchronous ones on
-/// pyventus's blocking threads. One worker runs one loop at a time
-/// ([`Error::AlreadyRunning`]).
+/// run on the runtime that calls [`run`](Self::run), up to
+/// [`concurrency`](WorkerBuilder::concurrency) at once (the entries of one
+/// read run concurrently on one task of it), synchronous ones on
+/// pyventus's blocking threads. Acknowledgements go in batches: an entry
+/// joins the next `XACK` once its handlers succeeded. One worker runs one
+/// loop at a time ([`Error::AlreadyRunning`]).
 ///
 /// [`shutdown`](Self::shutdown) (or a signal, with
 /// [`run_until_signal`](Self::run_until_signal)) stops taking entries and
@@ -127,6 +129,8 @@ struct Inner {
     health: HealthWatch,
     stats: Counters,
     leases: Leases,
+    /// Acknowledgements waiting for the next `XACK`.
+    acks: settle::Acks,
     /// When entries this worker left for a retry become due.
     retries_due: Mutex<BinaryHeap<Reverse<Instant>>>,
     running: AtomicBool,

@@ -8,11 +8,21 @@
 //! the same script, that this consumer still holds the entry, so a loss not
 //! noticed yet cannot take the entry back either. (An acknowledgement racing
 //! such a loss is harmless: the handlers did succeed once.)
+//!
+//! Acknowledgements go in batches, as a database commits a group: a delivery
+//! whose handlers succeeded adds its entry to the next `XACK`; the first to
+//! find none in flight sends it, and goes on sending what the others added
+//! meanwhile until none is left. So an entry is still acknowledged only after
+//! its handlers ran, at once when the worker is quiet, and under load one
+//! command (one write, one reply) acknowledges many: a kill between the two
+//! leaves the entries pending, delivered again, as before.
 
 use std::future::Future;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pyventus_core::remote::DeliveryFailure;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::stats::Counters;
 use super::{METRICS, Worker};
@@ -42,7 +52,15 @@ impl Outcome {
     }
 }
 
-pub(super) async fn settle(worker: &Worker, taken: &Taken, lease: &Lease, outcome: Outcome) {
+/// Settles a delivery; `slot` is freed before an acknowledgement (the handlers
+/// are done: the next batch may start while it goes), after anything else.
+pub(super) async fn settle(
+    worker: &Worker,
+    taken: &Taken,
+    lease: &Lease,
+    outcome: Outcome,
+    slot: OwnedSemaphorePermit,
+) {
     let inner = &worker.inner;
     let (id, deliveries) = (taken.id(), taken.deliveries);
     if lease.is_lost() {
@@ -55,10 +73,8 @@ pub(super) async fn settle(worker: &Worker, taken: &Taken, lease: &Lease, outcom
     }
     match outcome {
         Outcome::Done => {
-            if persist(worker, id, || inner.stream.ack(id)).await.is_some() {
-                Counters::add(&inner.stats.processed, 1);
-                METRICS.acked();
-            }
+            drop(slot);
+            inner.acks.ack(worker, id).await;
         }
         Outcome::Abandoned => {
             let ids = [id];
@@ -82,6 +98,78 @@ pub(super) async fn settle(worker: &Worker, taken: &Taken, lease: &Lease, outcom
             dead_letter(worker, taken, &failure).await;
         }
         Outcome::Failed(failure) => retry_later(worker, id, deliveries, &failure).await,
+    }
+}
+
+/// The entries whose handlers succeeded, waiting for the next `XACK`.
+#[derive(Debug, Default)]
+pub(super) struct Acks {
+    next: Mutex<Batch>,
+}
+
+#[derive(Debug, Default)]
+struct Batch {
+    ids: Vec<String>,
+    /// A delivery is sending an `XACK`, and will send what is added meanwhile.
+    sending: bool,
+}
+
+impl Acks {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Batch> {
+        self.next.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Acknowledges `id`: in the `XACK` this call sends, or in the one another
+    /// delivery sends when its own is answered.
+    async fn ack(&self, worker: &Worker, id: &str) {
+        {
+            let mut next = self.lock();
+            next.ids.push(id.to_owned());
+            if next.sending {
+                return;
+            }
+            next.sending = true;
+        }
+        // Dropped mid-send (the runtime shutting down), it lets the next
+        // delivery send; what it held stays pending, delivered again.
+        let mut sender = Sender(Some(self));
+        // The deliveries ready to run now (the rest of a batch) finish first,
+        // and join this `XACK`.
+        tokio::task::yield_now().await;
+        loop {
+            let ids = {
+                let mut next = self.lock();
+                if next.ids.is_empty() {
+                    // In the same step as the look: an id added after it
+                    // finds no sender, and sends itself.
+                    next.sending = false;
+                    sender.0 = None;
+                    return;
+                }
+                std::mem::take(&mut next.ids)
+            };
+            let inner = &worker.inner;
+            if persist(worker, &ids[0], || inner.stream.ack(&ids))
+                .await
+                .is_some()
+            {
+                Counters::add(&inner.stats.processed, ids.len() as u64);
+                for _ in &ids {
+                    METRICS.acked();
+                }
+            }
+        }
+    }
+}
+
+/// Marks the batch as no longer being sent if its sender is dropped.
+struct Sender<'a>(Option<&'a Acks>);
+
+impl Drop for Sender<'_> {
+    fn drop(&mut self) {
+        if let Some(acks) = self.0 {
+            acks.lock().sending = false;
+        }
     }
 }
 
