@@ -134,9 +134,6 @@ def clean_build_seconds(crate, release):
 
 # --- Instructions, counted by valgrind.
 
-LOG = "valgrind.log"
-
-
 def wrap(argv):
     """RUSTC_WRAPPER: counts the instructions of the rustc run compiling the crate
     under test, runs every other rustc as it is."""
@@ -166,7 +163,7 @@ def instructions(crate, release):
     name = os.path.basename(crate)
     cargo(["build", "--quiet", *profile], crate)
     cargo(["clean", "--quiet", "-p", name, *profile], crate)
-    log = os.path.join(WORK, LOG)
+    log = os.path.join(WORK, f"valgrind-{name}-{'release' if release else 'dev'}.log")
     cargo(["build", "--quiet", *profile], crate, RUSTC_WRAPPER=os.path.abspath(__file__),
           BUILD_COST_CRATE=name, BUILD_COST_LOG=log)
     with open(log) as f:

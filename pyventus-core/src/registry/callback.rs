@@ -58,12 +58,20 @@ pub struct Guarded {
 impl EventCallback {
     /// A synchronous callback of the typed event `E`, as a lane calls it.
     fn typed<E: Any + Send + Sync>(call: Call<E>) -> Self {
+        EventCallback::typed_with(call, Some(gated_typed::<E>))
+    }
+
+    /// [`typed`](Self::typed), with how it is gated: `None` for a callback
+    /// that is never gated (a declared handler's; only a guarded
+    /// subscription's and a responder's are), which then compiles no gated
+    /// form of its own. Gated anyway, it would run as any borrowed callback.
+    fn typed_with<E: Any + Send + Sync>(call: Call<E>, gated: Option<GatedTyped>) -> Self {
         let typed = TypedCallback {
             type_id: TypeId::of::<E>(),
             call: call.erased(),
             lane: Lane::<E>::erased,
             raw: Lane::<E>::raw,
-            gated: gated_typed::<E>,
+            gated,
         };
         EventCallback::Typed(
             Box::new(
@@ -176,7 +184,7 @@ impl EventCallback {
     /// A function taking `&E` and returning nothing (a declared handler): lanes
     /// call it as a unit handler, with nothing to read.
     pub(crate) fn from_unit_fn<E: Any + Send + Sync>(f: fn(&E)) -> Self {
-        EventCallback::typed(Call::Unit(Arc::new(UnitFn(Box::new(f)))))
+        EventCallback::typed_with(Call::Unit(Arc::new(UnitFn(Box::new(f)))), None)
     }
 
     /// A handler taking `Arc<E>`.
@@ -271,9 +279,12 @@ impl EventCallback {
             })
         }
         match self {
-            EventCallback::Typed(f, typed) => match (typed.gated)(&typed.call, gate.clone()) {
+            EventCallback::Typed(f, typed) => match typed
+                .gated
+                .and_then(|gated| gated(&typed.call, gate.clone()))
+            {
                 Some(gated) => gated,
-                // A typed callback always holds the `Call` of its type.
+                // One that is never gated (a declared handler), gated anyway.
                 None => EventCallback::Borrowed(sync(f, gate)),
             },
             EventCallback::Borrowed(f) => EventCallback::Borrowed(sync(f, gate)),
@@ -354,9 +365,13 @@ pub struct TypedCallback {
     lane: fn(RawLane) -> Option<ErasedLane>,
     /// The subscribers of a lane of `E` (`Lane::<E>::raw`).
     raw: fn(&ErasedLane) -> Option<&RawLane>,
-    /// The same callback behind a gate (see [`EventCallback::gated`]).
-    gated: fn(&ErasedCall, Arc<Gate>) -> Option<EventCallback>,
+    /// The same callback behind a gate (see [`EventCallback::gated`]), if it
+    /// can be gated and stay typed.
+    gated: Option<GatedTyped>,
 }
+
+/// Makes a typed callback's gated form (`gated_typed::<E>`).
+type GatedTyped = fn(&ErasedCall, Arc<Gate>) -> Option<EventCallback>;
 
 impl TypedCallback {
     /// The lane of a registry entry whose subscribers (a workflow and, if it
