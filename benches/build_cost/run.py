@@ -115,7 +115,9 @@ fn main() {{
 
 
 def target_dir():
-    return os.path.join(WORK, "target")
+    """One target directory for every generated crate (breakdown.py's too), so
+    that the dependencies are built once."""
+    return os.path.join(ROOT, "target", "build-cost", "target")
 
 
 def cargo(args, crate, **env):
