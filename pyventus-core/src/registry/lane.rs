@@ -292,10 +292,7 @@ impl<E: Any + Send + Sync> Lane<E> {
             for f in quiet {
                 match catch_unwind(AssertUnwindSafe(|| (f.0)(event))) {
                     Ok(()) => delivery.tally.unit(true),
-                    Err(panic) => {
-                        self.raw
-                            .quiet_panicked(Arc::as_ptr(f).cast(), delivery, &*panic);
-                    }
+                    Err(panic) => self.quiet_panicked(f, delivery, &*panic),
                 }
             }
             return;
@@ -308,6 +305,20 @@ impl<E: Any + Send + Sync> Lane<E> {
             }
             None => self.run_large(event, delivery),
         }
+    }
+
+    /// Hands the panic of the quiet call `f` to its subscriber's failure
+    /// callback (through the lane itself: what the emit's loop keeps at hand).
+    #[cold]
+    #[inline(never)]
+    fn quiet_panicked(
+        &self,
+        f: &Arc<UnitFn<E>>,
+        delivery: &Dispatch<'_>,
+        panic: &(dyn Any + Send),
+    ) {
+        self.raw
+            .quiet_panicked(Arc::as_ptr(f).cast(), delivery, panic);
     }
 
     /// Runs a large lane, out of line: each call downcast to `E`'s (which
