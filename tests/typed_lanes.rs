@@ -53,7 +53,7 @@ fn subscribe(linker: &EventLinker, seen: &Arc<Seen>, i: usize) -> EventSubscribe
     match i % 10 {
         0 => on.subscribe(move |t: &Tick| {
             s.call(i, t);
-            assert!(t.n % 2 == 0, "subscriber {i} refuses odd ticks");
+            assert!(t.n.is_multiple_of(2), "subscriber {i} refuses odd ticks");
         }),
         3 => {
             let successes = seen.clone();
@@ -64,7 +64,7 @@ fn subscribe(linker: &EventLinker, seen: &Arc<Seen>, i: usize) -> EventSubscribe
         }
         7 => on.subscribe(move |t: &Tick| -> anyhow::Result<()> {
             s.call(i, t);
-            anyhow::ensure!(t.n % 2 == 0, "odd tick");
+            anyhow::ensure!(t.n.is_multiple_of(2), "odd tick");
             Ok(())
         }),
         _ => on.subscribe(move |t: &Tick| s.call(i, t)),

@@ -352,6 +352,14 @@ enum CallRef<'a, E> {
     Settling(&'a TypedFn<E>),
 }
 
+impl<E> Clone for CallRef<'_, E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<E> Copy for CallRef<'_, E> {}
+
 impl<E> LaneCall<E> {
     #[inline(always)]
     #[allow(clippy::inline_always)] // as `call`
