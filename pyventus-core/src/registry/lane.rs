@@ -1,6 +1,12 @@
 //! Typed lanes: the subscribers of an event that are all synchronous callbacks
 //! of its type, called with `&E` directly (each thread caches the lanes it
 //! uses: `thread_cache`).
+//!
+//! What a lane holds and how it is built and grows is [`RawLane`]: erased,
+//! compiled once in pyventus rather than once per event type in every crate
+//! that declares handlers (a crate of handlers over ten event types built
+//! ten copies of it). [`Lane<E>`] adds the typed calls of a small lane, which
+//! the emit's loop calls directly; a large lane downcasts each call as it runs.
 
 use std::any::{Any, TypeId};
 use std::panic::{AssertUnwindSafe, catch_unwind};
