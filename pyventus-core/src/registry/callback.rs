@@ -417,9 +417,16 @@ fn permits(policy: Policy) -> Option<tokio::sync::Semaphore> {
 #[cold]
 #[inline(never)]
 pub(crate) fn mismatch<T>(event: &AnyEvent) -> anyhow::Error {
+    payload_type(event, std::any::type_name::<T>())
+}
+
+/// [`mismatch`], compiled once for every type expected.
+#[cold]
+#[inline(never)]
+fn payload_type(event: &AnyEvent, expected: &'static str) -> anyhow::Error {
     crate::Error::PayloadType {
         event: event.name().to_owned(),
-        expected: std::any::type_name::<T>(),
+        expected,
         found: event.payload_type_name(),
     }
     .into()

@@ -51,10 +51,17 @@ impl<E> Call<E> {
     #[inline]
     pub(crate) fn call(&self, event: &E, run: Run<'_>) -> Settled {
         match self {
-            Call::Unit(f) => run.deliver(|| (f.0)(event)),
+            Call::Unit(f) => deliver_unit(run, &|| (f.0)(event)),
             Call::Settling(f) => (f.0)(event, run),
         }
     }
+}
+
+/// Runs a unit handler's call and settles its outcome (a panic), compiled
+/// once for every event type: the general path's call of a unit handler
+/// (a lane catches its own).
+fn deliver_unit(run: Run<'_>, call: &dyn Fn()) -> Settled {
+    run.deliver(call)
 }
 
 /// A subscriber's typed call, erased: an `Arc<UnitFn<E>>` or an
