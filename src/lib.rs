@@ -142,9 +142,9 @@ pub mod __private {
         AnswerCodec, AnyFn, AsHandlerOutput, AsValue, AsyncFn, AsyncInFn, BuiltFn,
         DeclaredResponder, EventCallback, HandlerInfo, IgnoreFn, KeySpec, LaneCache, LaneSlot,
         Namespace, NoArgFn, Outcome, OutputProbe, RefFn, Registration, SharedFn, StateNeed,
-        SuccessFn, SuccessValue, TakesEvent, ViaHandlerOutput, ViaResult, ViaValue, any_callback,
-        any_callback_in, anyhow, async_responder, boxed, inventory, middleware_layer, namespace,
-        namespace_linker, outcome, payload_mismatch, read_unit, shared_callback,
+        SuccessFn, SuccessValue, TakesEvent, UnitRefFn, ViaHandlerOutput, ViaResult, ViaValue,
+        any_callback, any_callback_in, anyhow, async_responder, boxed, inventory, middleware_layer,
+        namespace, namespace_linker, outcome, payload_mismatch, read_unit, shared_callback,
         shared_callback_in, shared_event, success_value, sync_responder, typed_callback,
         typed_callback_in,
     };

@@ -4,16 +4,19 @@ seconds (valgrind counts the compiler's instructions; unlike wall time, the coun
 does not move with the load of the machine).
 
 Compiles, each from clean with its dependencies prebuilt, crates of N functions
-over 10 event types (N = 200 by default):
+over 10 event types (N = 200 by default), as run.py generates them:
 
-- plain: the functions alone, as in run.py;
-- inventory: each function plus one bare `inventory::submit!` of a constant
-  registration (the floor of any link-time registration through inventory);
+- plain: the functions alone;
+- floor: each function plus one bare `inventory::submit!` (run.py's floor);
 - linkme: each function plus one element of a `linkme` distributed slice (the
   floor of a registration without a constructor per item, for comparison);
-- on: each function under `#[on]`, as in run.py, at N and at 2N, which splits
-  the cost into a part per handler and a part paid once (the adapters, compiled
-  once per event type).
+- on: each function under `#[on]`, at N and at 2N (a part per handler and a
+  part paid once), and at N over one event type (what each event type adds);
+- expanded: what `#[on]` writes, written out (no proc macro runs), and the same
+  without the hidden `HandlerInfo` type each handler has (what it costs).
+
+Then `#[derive(Event)]` against a hand-written `impl Event` (a name only): 20
+event types and no function, each beside the same 20 types with neither.
 
 Usage: python3 benches/build_cost/breakdown.py [--handlers N] [--release]
 Standard library only; installs valgrind with apt-get if it is missing (or says
@@ -22,71 +25,32 @@ how to). Prints Markdown for docs/benchmarks.md.
 
 import argparse
 import os
-import re
-import shutil
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import run  # noqa: E402  (the crates run.py builds)
+import run  # noqa: E402  (the crates run.py builds, and its valgrind wrapper)
 
-# Crates and builds of their own, beside run.py's.
+# Crates of their own, beside run.py's (the same target directory).
 run.WORK = os.path.join(run.WORK, "breakdown")
-LOG = os.path.join(run.WORK, "valgrind.log")
+EVENTS = 20
+P = "::pyventus::__private"
 
 
-def wrap(argv):
-    """RUSTC_WRAPPER: counts the instructions of the rustc run compiling the crate
-    under test, runs every other rustc as it is."""
-    rustc, args = argv[0], argv[1:]
-    crate = os.environ["BREAKDOWN_CRATE"]
-    if f"--crate-name {crate}" in " ".join(args):
-        cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no",
-               "--cachegrind-out-file=/dev/null", f"--log-file={LOG}", rustc, *args]
-        os.execvp("valgrind", cmd)
-    os.execvp(rustc, [rustc, *args])
-
-
-def ensure_valgrind():
-    if shutil.which("valgrind"):
-        return
-    if shutil.which("apt-get"):
-        subprocess.run(["apt-get", "install", "-y", "-qq", "valgrind"], check=False,
-                       capture_output=True)
-    if not shutil.which("valgrind"):
-        sys.exit("valgrind is missing: install it (apt-get install valgrind) and run again")
-
-
-def inventory_only(n):
-    """The plain crate, plus one bare registration per function."""
-    crate = run.generate("build_cost_inventory", n, False)
-    main = os.path.join(crate, "src", "main.rs")
-    with open(main) as f:
-        text = f.read()
-    submits = "\n".join(
-        f"""pyventus::__private::inventory::submit! {{
-    pyventus::__private::Registration::DefaultFailure {{
-        namespace: None, id: "handler_{i}", callback: ignore,
-    }}
-}}"""
-        for i in range(n))
-    text += f"\nfn ignore(_: &pyventus::__private::anyhow::Error) {{}}\n{submits}\n"
-    with open(main, "w") as f:
-        f.write(text)
+def edit(crate, text):
+    run.write(os.path.join(crate, "src", "main.rs"), text)
     return crate
 
 
 def linkme_only(n):
     """The plain crate, plus one bare element of a linkme distributed slice per
     function (a crate of its own's slice: what pyventus would declare)."""
-    crate = run.generate("build_cost_linkme", n, False)
+    crate = run.generate("breakdown_linkme", n, "plain")
     with open(os.path.join(crate, "Cargo.toml")) as f:
         manifest = f.read()
     manifest = manifest.replace("[dependencies]\n", "[dependencies]\nlinkme = \"0.3\"\n")
     with open(os.path.join(crate, "Cargo.toml"), "w") as f:
         f.write(manifest)
-    main = os.path.join(crate, "src", "main.rs")
-    with open(main) as f:
+    with open(os.path.join(crate, "src", "main.rs")) as f:
         text = f.read()
     elements = "\n".join(
         f"""#[linkme::distributed_slice(REGISTRATIONS)]
@@ -96,23 +60,67 @@ static REGISTRATION_{i}: (&str, fn(&pyventus::__private::anyhow::Error)) = ("han
              "#[linkme::distributed_slice]\n"
              "static REGISTRATIONS: [(&str, fn(&pyventus::__private::anyhow::Error))];\n"
              f"{elements}\n")
-    with open(main, "w") as f:
-        f.write(text)
-    return crate
+    return edit(crate, text)
 
 
-def instructions(crate, profile):
-    name = os.path.basename(crate)
-    env = dict(os.environ, CARGO_TARGET_DIR=os.path.join(run.WORK, "target"))
-    subprocess.run(["cargo", "build", "--quiet", *profile], cwd=crate, env=env, check=True)
-    subprocess.run(["cargo", "clean", "--quiet", "-p", name, *profile], cwd=crate, env=env,
-                   check=True)
-    env.update(RUSTC_WRAPPER=os.path.abspath(__file__), BREAKDOWN_CRATE=name)
-    subprocess.run(["cargo", "build", "--quiet", *profile], cwd=crate, env=env, check=True,
-                   capture_output=True)
-    with open(LOG) as f:
-        count = re.search(r"I\s+refs:\s+([\d,]+)", f.read()).group(1)
-    return int(count.replace(",", ""))
+def expanded(n, info):
+    """What `#[on(E)]` writes for `fn handler(e: &E)`, written out; without
+    `info`, with no hidden `HandlerInfo` type (its id written in place)."""
+    crate = run.generate(f"breakdown_expanded{'' if info else '_no_info'}", n, "on")
+    lines = ["use std::hint::black_box;", "use pyventus::Event;", ""]
+    for e in range(run.EVENTS):
+        lines.append(f"#[derive(Debug, Clone, Event)]\npub struct E{e} {{ pub value: u64 }}\n")
+    for i in range(n):
+        event = f"E{i % run.EVENTS}"
+        lines.append(f"pub fn handler_{i}(e: &{event}) {{ black_box(e.value); }}")
+        id_ = f'::core::concat!(::core::module_path!(), "::", ::core::stringify!(handler_{i}))'
+        namespace = "::core::option::Option::None"
+        if info:
+            name = f"__pyventus_handler_handler_{i}"
+            lines.append(f"""#[doc(hidden)]
+#[allow(non_camel_case_types, dead_code)]
+pub struct {name};
+#[automatically_derived]
+impl {P}::HandlerInfo for {name} {{
+    const ID: &'static str = {id_};
+    const NAMESPACE: ::core::option::Option<fn() -> ::core::any::TypeId> = {namespace};
+    type Output = ();
+}}""")
+            id_ = f"<{name} as {P}::HandlerInfo>::ID"
+            namespace = f"<{name} as {P}::HandlerInfo>::NAMESPACE"
+        lines.append(f"""{P}::inventory::submit! {{
+    {P}::Registration::Handler {{
+        namespace: {namespace},
+        id: {id_},
+        keys: &[{P}::KeySpec::Typed(::pyventus::EventKey::of::<{event}>)],
+        once: false,
+        blocking: false,
+        needs: &[],
+        callback: &{P}::UnitRefFn::new::<{event}>(handler_{i}),
+        policy: ::core::option::Option::None,
+    }}
+}}
+""")
+    lines.append(f"""fn main() {{
+    assert_eq!(pyventus::EventLinker::global().subscriber_count(), {n});
+}}""")
+    return edit(crate, "\n".join(lines) + "\n")
+
+
+def events(kind):
+    """20 event types and no function: derived (`derive`), with a hand-written
+    `impl Event` (`hand`), or neither (`none`)."""
+    crate = run.generate(f"breakdown_events_{kind}", 0, "plain", 0)
+    lines = ["#![allow(unused_imports)]", "use pyventus::Event;", ""]
+    for e in range(EVENTS):
+        derive = "Debug, Clone, Event" if kind == "derive" else "Debug, Clone"
+        lines.append(f"#[derive({derive})]\npub struct E{e} {{ pub value: u64 }}\n")
+        if kind == "hand":
+            lines.append(f"impl Event for E{e} {{\n    const NAME: &'static str = \"E{e}\";\n}}\n")
+    names = ", ".join(f"E{e}::NAME" for e in range(EVENTS)) if kind != "none" else ""
+    lines.append(f"fn main() {{\n    let names: &[&str] = &[{names}];\n"
+                 "    println!(\"{}\", names.len());\n}")
+    return edit(crate, "\n".join(lines) + "\n")
 
 
 def main():
@@ -121,34 +129,61 @@ def main():
     parser.add_argument("--release", action="store_true")
     args = parser.parse_args()
     n = args.handlers
-    profile = ["--release"] if args.release else []
-    ensure_valgrind()
+    release = args.release
+    run.ensure_valgrind()
 
-    plain = instructions(run.generate("build_cost_plain", n, False), profile)
-    inventory = instructions(inventory_only(n), profile)
-    linkme = instructions(linkme_only(n), profile)
-    on = instructions(run.generate("build_cost_with_on", n, True), profile)
-    on_twice = instructions(run.generate("build_cost_with_on", 2 * n, True), profile)
+    def count(crate):
+        return run.instructions(crate, release)
+
+    plain = count(run.generate("breakdown_plain", n, "plain"))
+    floor = count(run.generate("breakdown_floor", n, "floor"))
+    linkme = count(linkme_only(n))
+    on = count(run.generate("breakdown_with_on", n, "on"))
+    on_twice = count(run.generate("breakdown_with_on_twice", 2 * n, "on"))
+    on_one_event = count(run.generate("breakdown_with_on_one_event", n, "on", 1))
+    floor_one_event = count(run.generate("breakdown_floor_one_event", n, "floor", 1))
+    written = count(expanded(n, True))
+    written_no_info = count(expanded(n, False))
+    none, hand, derive = (count(events(kind)) for kind in ("none", "hand", "derive"))
+
     per_handler = (on_twice - on) / n
-    once = on - plain - per_handler * n
-    per_plain = plain / n
-    per_inventory = (inventory - plain) / n
-    per_linkme = (linkme - plain) / n
-
-    g = 1e9
-    label = "release" if args.release else "dev"
-    print(f"| rustc instructions ({label}), clean build of the crate, {n} functions | total | per function |")
+    per_type = (on - on_one_event) / (run.EVENTS - 1)
+    per_type_floor = (floor - floor_one_event) / (run.EVENTS - 1)
+    g, m = 1e9, 1e6
+    label = "release" if release else "dev"
+    print(f"| rustc instructions ({label}), clean build of the crate, {n} functions "
+          "over 10 event types | total | per function |")
     print("| --- | ---: | ---: |")
-    print(f"| plain functions | {plain / g:.2f} G | {per_plain / 1e6:.2f} M |")
-    print(f"| + a bare `inventory::submit!` each | {inventory / g:.2f} G | +{per_inventory / 1e6:.2f} M |")
-    print(f"| + a bare `linkme` slice element each (for comparison) | {linkme / g:.2f} G | "
-          f"+{per_linkme / 1e6:.2f} M |")
-    print(f"| with `#[on]` | {on / g:.2f} G | +{per_handler / 1e6:.2f} M per handler, "
-          f"+{once / g:.2f} G once |")
+    print(f"| plain functions | {plain / g:.2f} G | {plain / n / m:.2f} M |")
+    print(f"| floor: + a bare `inventory::submit!` each | {floor / g:.2f} G "
+          f"| +{(floor - plain) / n / m:.2f} M |")
+    print(f"| + a bare `linkme` slice element each (for comparison) | {linkme / g:.2f} G "
+          f"| +{(linkme - plain) / n / m:.2f} M |")
+    print(f"| with `#[on]` | {on / g:.2f} G | {per_handler / m:.2f} M per handler "
+          f"(at {n} to {2 * n}), `#[on]` / floor {on / floor:.2f}× |")
+    print()
+    print(f"| where `#[on]`'s cost over the floor goes ({label}, {n} handlers) | instructions |")
+    print("| --- | ---: |")
+    print(f"| the proc macro (`#[on]` against what it writes, written out) "
+          f"| {(on - written) / n / m:.2f} M per handler |")
+    print(f"| the hidden `HandlerInfo` type `#[on_success]` finds a handler by "
+          f"| {(written - written_no_info) / n / m:.2f} M per handler |")
+    print(f"| the registration's data beyond the floor's, and what is compiled once "
+          f"| {(written_no_info - floor) / g:.2f} G in all |")
+    print(f"| each event type with handlers (its typed callback and lane), "
+          f"beyond its `#[derive(Event)]` | {(per_type - per_type_floor) / m:.0f} M |")
+    print()
+    print(f"| rustc instructions ({label}), {EVENTS} event types, no function | total "
+          "| per event type, beyond the bare types |")
+    print("| --- | ---: | ---: |")
+    print(f"| the types alone (`#[derive(Debug, Clone)]`) | {none / g:.3f} G | |")
+    print(f"| with a hand-written `impl Event` | {hand / g:.3f} G "
+          f"| {(hand - none) / EVENTS / m:.2f} M |")
+    print(f"| with `#[derive(Event)]` | {derive / g:.3f} G | {(derive - none) / EVENTS / m:.2f} M |")
 
 
 if __name__ == "__main__":
-    if os.environ.get("BREAKDOWN_CRATE") and len(sys.argv) > 1 and not sys.argv[1].startswith("-"):
-        wrap(sys.argv[1:])
+    if os.environ.get("BUILD_COST_CRATE") and len(sys.argv) > 1 and not sys.argv[1].startswith("-"):
+        run.wrap(sys.argv[1:])
     else:
         main()

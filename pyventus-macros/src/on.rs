@@ -363,6 +363,11 @@ fn sync_handler(sig: &Signature<'_>, shape: &EventShape<'_>, generated: &Generat
     let handler = respan(quote!(#ident), span);
     let data = |form: TokenStream| respan(quote!(#private::#form::new::<#event>), span);
     let callback = match &param.form {
+        // Nothing to read: the handler is its lane's call as it is.
+        Form::Ref(_) if !probes => {
+            let new = data(quote!(UnitRefFn));
+            quote!(#new(#handler))
+        }
         Form::Ref(_) => {
             let new = data(quote!(RefFn));
             quote!(#new(#handler, #read))

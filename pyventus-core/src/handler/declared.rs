@@ -123,6 +123,29 @@ where
     }
 }
 
+/// A synchronous handler taking `&E` and declaring no return type: called
+/// by lanes through its own pointer, with nothing to read (and no adapter of
+/// its return type to compile).
+pub struct UnitRefFn<E> {
+    handler: fn(&E),
+}
+
+impl<E> UnitRefFn<E> {
+    /// The handler, of the event `A` its attribute names.
+    pub const fn new<A>(handler: fn(&E)) -> Self
+    where
+        E: TakesEvent<A>,
+    {
+        UnitRefFn { handler }
+    }
+}
+
+impl<E: Any + Send + Sync> DeclaredHandler for UnitRefFn<E> {
+    fn callback(&self) -> EventCallback {
+        EventCallback::from_unit_fn(self.handler)
+    }
+}
+
 /// A synchronous handler taking `Arc<E>`, read as `O`.
 pub struct SharedFn<E, R, O> {
     handler: fn(Arc<E>) -> R,

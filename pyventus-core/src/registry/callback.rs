@@ -13,7 +13,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use crate::lifecycle::gate::{Gate, Inside};
-use crate::registry::lane::{Call, ErasedLane, Lane, TypedFn, UnitFn};
+use crate::registry::lane::{Call, ErasedCall, ErasedLane, Lane, RawLane, TypedFn, UnitFn};
 use crate::resilience::{Layers, Middleware, Policy};
 use crate::workflow::extract::DeliveryContext;
 use crate::workflow::output::HandlerOutput;
@@ -58,21 +58,29 @@ pub struct Guarded {
 impl EventCallback {
     /// A synchronous callback of the typed event `E`, as a lane calls it.
     fn typed<E: Any + Send + Sync>(call: Call<E>) -> Self {
-        let erased = call.clone();
+        EventCallback::typed_with(call, Some(gated_typed::<E>))
+    }
+
+    /// [`typed`](Self::typed), with how it is gated: `None` for a callback
+    /// that is never gated (a declared handler's; only a guarded
+    /// subscription's and a responder's are), which then compiles no gated
+    /// form of its own. Gated anyway, it would run as any borrowed callback.
+    fn typed_with<E: Any + Send + Sync>(call: Call<E>, gated: Option<GatedTyped>) -> Self {
+        let typed = TypedCallback {
+            type_id: TypeId::of::<E>(),
+            call: call.erased(),
+            lane: Lane::<E>::erased,
+            raw: Lane::<E>::raw,
+            gated,
+        };
         EventCallback::Typed(
             Box::new(
                 move |run: Run<'_>| match run.delivery.payload().downcast_ref::<E>() {
-                    Some(event) => erased.call(event, run),
+                    Some(event) => call.call(event, run),
                     None => Err(run.fail(mismatch::<E>(run.delivery.event))),
                 },
             ),
-            TypedCallback {
-                type_id: TypeId::of::<E>(),
-                call: Box::new(call),
-                lane: Lane::<E>::build,
-                push: Lane::<E>::pushed,
-                gated: gated_typed::<E>,
-            },
+            typed,
         )
     }
 
@@ -148,10 +156,10 @@ impl EventCallback {
         EventCallback::Resilient(guarded)
     }
 
-    /// The typed callback, erased, for a lane to take.
-    pub(crate) fn typed_call(&self) -> Option<&(dyn Any + Send + Sync)> {
+    /// The typed callback, for a lane to take.
+    pub(crate) fn typed_side(&self) -> Option<&TypedCallback> {
         match self {
-            EventCallback::Typed(_, typed) => Some(&*typed.call),
+            EventCallback::Typed(_, typed) => Some(typed),
             _ => None,
         }
     }
@@ -176,7 +184,7 @@ impl EventCallback {
     /// A function taking `&E` and returning nothing (a declared handler): lanes
     /// call it as a unit handler, with nothing to read.
     pub(crate) fn from_unit_fn<E: Any + Send + Sync>(f: fn(&E)) -> Self {
-        EventCallback::typed(Call::Unit(Arc::new(UnitFn(Box::new(f)))))
+        EventCallback::typed_with(Call::Unit(Arc::new(UnitFn(Box::new(f)))), None)
     }
 
     /// A handler taking `Arc<E>`.
@@ -271,9 +279,12 @@ impl EventCallback {
             })
         }
         match self {
-            EventCallback::Typed(f, typed) => match (typed.gated)(&*typed.call, gate.clone()) {
+            EventCallback::Typed(f, typed) => match typed
+                .gated
+                .and_then(|gated| gated(&typed.call, gate.clone()))
+            {
                 Some(gated) => gated,
-                // A typed callback always holds the `Call` of its type.
+                // One that is never gated (a declared handler), gated anyway.
                 None => EventCallback::Borrowed(sync(f, gate)),
             },
             EventCallback::Borrowed(f) => EventCallback::Borrowed(sync(f, gate)),
@@ -342,49 +353,57 @@ impl EventCallback {
     }
 }
 
-/// The typed side of a synchronous callback of `E`.
+/// The typed side of a synchronous callback of `E`: what a lane of `E` is
+/// made of. Only its function pointers are compiled per event type, and
+/// they are small: what builds and grows a lane is [`RawLane`]'s.
 #[doc(hidden)]
 pub struct TypedCallback {
     pub(crate) type_id: TypeId,
-    /// A `Call<E>`.
-    call: Box<dyn Any + Send + Sync>,
-    /// Builds the lane of a registry entry whose subscribers are all typed for `E`.
-    pub(crate) lane: LaneBuilder,
-    /// Appends a subscriber to such a lane.
-    pub(crate) push: LanePusher,
-    /// The same callback behind a gate (see [`EventCallback::gated`]).
-    gated: fn(&(dyn Any + Send + Sync), Arc<Gate>) -> Option<EventCallback>,
+    /// Its `Call<E>`, erased.
+    pub(crate) call: ErasedCall,
+    /// Makes the lane of `E` of a lane's subscribers (`Lane::<E>::erased`).
+    lane: fn(RawLane) -> Option<ErasedLane>,
+    /// The subscribers of a lane of `E` (`Lane::<E>::raw`).
+    raw: fn(&ErasedLane) -> Option<&RawLane>,
+    /// The same callback behind a gate (see [`EventCallback::gated`]), if it
+    /// can be gated and stay typed.
+    gated: Option<GatedTyped>,
+}
+
+/// Makes a typed callback's gated form (`gated_typed::<E>`).
+type GatedTyped = fn(&ErasedCall, Arc<Gate>) -> Option<EventCallback>;
+
+impl TypedCallback {
+    /// The lane of a registry entry whose subscribers (a workflow and, if it
+    /// is one, its typed callback) are all typed callbacks of this one's
+    /// event type, or `None`.
+    pub(crate) fn lane(
+        &self,
+        subs: &mut dyn Iterator<Item = (&Arc<Workflow>, Option<&TypedCallback>)>,
+    ) -> Option<ErasedLane> {
+        RawLane::build(self.type_id, subs).and_then(self.lane)
+    }
+
+    /// `lane` with this callback's subscriber appended, or `None` if `lane` is
+    /// not a lane of its event type.
+    pub(crate) fn pushed(&self, lane: &ErasedLane, workflow: &Arc<Workflow>) -> Option<ErasedLane> {
+        (self.raw)(lane)?.pushed(workflow, self).and_then(self.lane)
+    }
 }
 
 /// A typed callback of `E` behind `gate`, still typed (its entry keeps its
 /// lane). A unit handler becomes a settling one: a run the gate refuses must
 /// not be told to a success callback as a unit handler's return would be.
-fn gated_typed<E: Any + Send + Sync>(
-    call: &(dyn Any + Send + Sync),
-    gate: Arc<Gate>,
-) -> Option<EventCallback> {
-    let gated = match call.downcast_ref::<Call<E>>()?.clone() {
-        Call::Unit(f) => Call::Settling(Arc::new(TypedFn(Box::new(
-            move |event: &E, run: Run<'_>| match gate.enter() {
-                Some(_pass) => run.deliver(|| (f.0)(event)),
-                None => Ok(()),
-            },
-        )))),
-        Call::Settling(f) => Call::Settling(Arc::new(TypedFn(Box::new(
-            move |event: &E, run: Run<'_>| match gate.enter() {
-                Some(_pass) => (f.0)(event, run),
-                None => Ok(()),
-            },
-        )))),
-    };
+fn gated_typed<E: Any + Send + Sync>(call: &ErasedCall, gate: Arc<Gate>) -> Option<EventCallback> {
+    let call = Call::<E>::of(call)?;
+    let gated = Call::Settling(Arc::new(TypedFn(Box::new(
+        move |event: &E, run: Run<'_>| match gate.enter() {
+            Some(_pass) => call.call(event, run),
+            None => Ok(()),
+        },
+    ))));
     Some(EventCallback::typed(gated))
 }
-
-type LaneBuilder = fn(
-    &mut dyn Iterator<Item = (&Arc<Workflow>, Option<&(dyn Any + Send + Sync)>)>,
-) -> Option<ErasedLane>;
-type LanePusher =
-    fn(&ErasedLane, &Arc<Workflow>, Option<&(dyn Any + Send + Sync)>) -> Option<ErasedLane>;
 
 /// The permits of a policy's concurrency limit.
 fn permits(policy: Policy) -> Option<tokio::sync::Semaphore> {
@@ -398,9 +417,16 @@ fn permits(policy: Policy) -> Option<tokio::sync::Semaphore> {
 #[cold]
 #[inline(never)]
 pub(crate) fn mismatch<T>(event: &AnyEvent) -> anyhow::Error {
+    payload_type(event, std::any::type_name::<T>())
+}
+
+/// [`mismatch`], compiled once for every type expected.
+#[cold]
+#[inline(never)]
+fn payload_type(event: &AnyEvent, expected: &'static str) -> anyhow::Error {
     crate::Error::PayloadType {
         event: event.name().to_owned(),
-        expected: std::any::type_name::<T>(),
+        expected,
         found: event.payload_type_name(),
     }
     .into()

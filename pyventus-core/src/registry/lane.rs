@@ -1,11 +1,18 @@
 //! Typed lanes: the subscribers of an event that are all synchronous callbacks
 //! of its type, called with `&E` directly (each thread caches the lanes it
 //! uses: `thread_cache`).
+//!
+//! What a lane holds and how it is built and grows is [`RawLane`]: erased,
+//! compiled once in pyventus rather than once per event type in every crate
+//! that declares handlers (a crate of handlers over ten event types built
+//! ten copies of it). [`Lane<E>`] adds the typed calls of a small lane, which
+//! the emit's loop calls directly; a large lane downcasts each call as it runs.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
+use crate::registry::callback::TypedCallback;
 use crate::registry::list::{Live, SubList};
 use crate::workflow::{Dispatch, Run, Settled, Workflow, panic_error};
 
@@ -44,14 +51,155 @@ impl<E> Call<E> {
     #[inline]
     pub(crate) fn call(&self, event: &E, run: Run<'_>) -> Settled {
         match self {
-            Call::Unit(f) => run.deliver(|| (f.0)(event)),
+            Call::Unit(f) => deliver_unit(run, &|| (f.0)(event)),
             Call::Settling(f) => (f.0)(event, run),
         }
     }
 }
 
-/// One subscriber of a lane.
-pub(crate) struct LaneSubscriber<E> {
+/// Runs a unit handler's call and settles its outcome (a panic), compiled
+/// once for every event type: the general path's call of a unit handler
+/// (a lane catches its own).
+fn deliver_unit(run: Run<'_>, call: &dyn Fn()) -> Settled {
+    run.deliver(call)
+}
+
+/// A subscriber's typed call, erased: an `Arc<UnitFn<E>>` or an
+/// `Arc<TypedFn<E>>` of its event type `E`, as a lane's erased side keeps it.
+#[derive(Clone)]
+pub(crate) enum ErasedCall {
+    /// A `Call::Unit`'s function.
+    Unit(Arc<dyn Any + Send + Sync>),
+    /// A `Call::Settling`'s function.
+    Settling(Arc<dyn Any + Send + Sync>),
+}
+
+impl<E: Any + Send + Sync> Call<E> {
+    /// Its function, erased.
+    pub(crate) fn erased(&self) -> ErasedCall {
+        match self {
+            Call::Unit(f) => ErasedCall::Unit(f.clone()),
+            Call::Settling(f) => ErasedCall::Settling(f.clone()),
+        }
+    }
+
+    /// The call of `E` that `erased` is, if it is one.
+    pub(crate) fn of(erased: &ErasedCall) -> Option<Self> {
+        Some(match erased {
+            ErasedCall::Unit(f) => Call::Unit(f.clone().downcast().ok()?),
+            ErasedCall::Settling(f) => Call::Settling(f.clone().downcast().ok()?),
+        })
+    }
+}
+
+/// One subscriber of a lane, erased: its workflow and its call. Not generic,
+/// so that what a lane keeps and how it grows is compiled once, in pyventus,
+/// not once per event type in the crate that declares handlers.
+#[derive(Clone)]
+struct LaneSubscriber {
+    workflow: Arc<Workflow>,
+    call: ErasedCall,
+    /// A unit handler whose success goes to a callback.
+    notifying: bool,
+}
+
+impl Live for LaneSubscriber {
+    /// Always: a lane belongs to an entry without tombstones (a removal that
+    /// leaves one drops the entry's lane), and holds no one-time subscriber,
+    /// so each of its versions runs everyone it holds.
+    #[inline]
+    fn is_live_in(&self, _made: u64) -> bool {
+        true
+    }
+}
+
+/// The subscribers of a lane, erased, with the type of the event their calls
+/// take: what a lane is built from and grows by, with no code of its event type.
+pub(crate) struct RawLane {
+    event: TypeId,
+    subs: SubList<LaneSubscriber>,
+}
+
+impl RawLane {
+    /// The subscribers (a workflow and, if it is one, its typed callback) of a
+    /// lane of the event type `event`, or `None` if one is not a typed
+    /// callback of that type.
+    pub(crate) fn build(
+        event: TypeId,
+        subs: &mut dyn Iterator<Item = (&Arc<Workflow>, Option<&TypedCallback>)>,
+    ) -> Option<RawLane> {
+        let mut all = Vec::new();
+        for (workflow, typed) in subs {
+            all.push(RawLane::subscriber(event, workflow, typed?)?);
+        }
+        Some(RawLane {
+            event,
+            subs: SubList::of(all),
+        })
+    }
+
+    /// These subscribers and one more, or `None` if it is not a typed callback
+    /// of their event type.
+    pub(crate) fn pushed(
+        &self,
+        workflow: &Arc<Workflow>,
+        typed: &TypedCallback,
+    ) -> Option<RawLane> {
+        let sub = RawLane::subscriber(self.event, workflow, typed)?;
+        Some(RawLane {
+            event: self.event,
+            subs: self.subs.pushed(sub),
+        })
+    }
+
+    fn subscriber(
+        event: TypeId,
+        workflow: &Arc<Workflow>,
+        typed: &TypedCallback,
+    ) -> Option<LaneSubscriber> {
+        (typed.type_id == event).then(|| LaneSubscriber {
+            workflow: workflow.clone(),
+            notifying: matches!(typed.call, ErasedCall::Unit(_)) && workflow.notify_success,
+            call: typed.call.clone(),
+        })
+    }
+
+    /// Hands the panic of the quiet call at `f` to its subscriber's failure
+    /// callback.
+    #[cold]
+    #[inline(never)]
+    fn quiet_panicked(&self, f: *const (), delivery: &Dispatch<'_>, panic: &(dyn Any + Send)) {
+        let owner = self.subs.as_small().and_then(|subs| {
+            subs.iter().find(
+                |sub| matches!(&sub.call, ErasedCall::Unit(g) if std::ptr::addr_eq(f, Arc::as_ptr(g))),
+            )
+        });
+        debug_assert!(
+            owner.is_some(),
+            "a quiet call belongs to one of its lane's subscribers"
+        );
+        if let Some(sub) = owner {
+            panicked(&sub.workflow, delivery, panic);
+        }
+    }
+}
+
+/// Tells the success callback (a unit handler returned).
+#[cold]
+fn succeeded(workflow: &Workflow, delivery: &Dispatch<'_>) {
+    Run::new(workflow, delivery).succeed_unit();
+}
+
+/// Hands a unit handler's panic to its failure callback.
+#[cold]
+fn panicked(workflow: &Workflow, delivery: &Dispatch<'_>, panic: &(dyn Any + Send)) {
+    delivery.tally.unit(false);
+    // Handed to the callbacks; nobody here needs it back.
+    drop(Run::new(workflow, delivery).fail(panic_error(panic)));
+}
+
+/// One subscriber of a small lane, with its typed call.
+struct TypedSubscriber<E> {
     workflow: Arc<Workflow>,
     call: LaneCall<E>,
 }
@@ -68,67 +216,21 @@ enum LaneCall<E> {
     Settling(Arc<TypedFn<E>>),
 }
 
-impl<E> LaneSubscriber<E> {
-    fn new(workflow: &Arc<Workflow>, call: &Call<E>) -> Self {
-        let call = match call {
-            Call::Unit(f) if workflow.notify_success => LaneCall::Notifying(f.clone()),
-            Call::Unit(f) => LaneCall::Quiet(f.clone()),
-            Call::Settling(f) => LaneCall::Settling(f.clone()),
-        };
-        LaneSubscriber {
-            workflow: workflow.clone(),
-            call,
-        }
-    }
-}
-
-impl<E> Clone for LaneSubscriber<E> {
-    fn clone(&self) -> Self {
-        LaneSubscriber {
-            workflow: self.workflow.clone(),
-            call: match &self.call {
-                LaneCall::Quiet(f) => LaneCall::Quiet(f.clone()),
-                LaneCall::Notifying(f) => LaneCall::Notifying(f.clone()),
-                LaneCall::Settling(f) => LaneCall::Settling(f.clone()),
-            },
-        }
-    }
-}
-
-impl<E> LaneSubscriber<E> {
-    /// Tells the success callback (a unit handler returned).
-    #[cold]
-    fn succeeded(&self, delivery: &Dispatch<'_>) {
-        Run::new(&self.workflow, delivery).succeed_unit();
-    }
-
-    /// Hands a unit handler's panic to its failure callback.
-    #[cold]
-    fn panicked(&self, delivery: &Dispatch<'_>, panic: &(dyn Any + Send)) {
-        delivery.tally.unit(false);
-        // Handed to the callbacks; nobody here needs it back.
-        drop(Run::new(&self.workflow, delivery).fail(panic_error(panic)));
-    }
-}
-
-impl<E> Live for LaneSubscriber<E> {
-    /// Always: a lane belongs to an entry without tombstones (a removal that
-    /// leaves one drops the entry's lane), and holds no one-time subscriber,
-    /// so each of its versions runs everyone it holds.
-    #[inline]
-    fn is_live_in(&self, _made: u64) -> bool {
-        true
-    }
-}
-
 /// A lane, erased, as a registry entry keeps it.
 pub(crate) type ErasedLane = Arc<dyn Any + Send + Sync>;
 
 /// The subscribers of a registry entry owned by `E`, each with its typed
 /// callback: an emission of `E` calls every one with `&E` directly instead of
 /// downcasting the event for each.
+///
+/// What it holds and how it grows is its [`RawLane`], compiled once; what is
+/// compiled per event type is the small lane's typed calls, and its loop
+/// (where `E` is emitted).
 pub(crate) struct Lane<E> {
-    subs: SubList<LaneSubscriber<E>>,
+    raw: RawLane,
+    /// The subscribers of a small lane with their typed calls, in order;
+    /// `None` for a large one, whose calls are downcast as they run.
+    small: Option<Box<[TypedSubscriber<E>]>>,
     /// The calls of a small lane whose subscribers are all quiet unit
     /// handlers (the common case), in order: its loop is then a call and a
     /// step per subscriber, with nothing to test.
@@ -136,46 +238,49 @@ pub(crate) struct Lane<E> {
 }
 
 impl<E: Any + Send + Sync> Lane<E> {
-    /// The lane of these subscribers (a workflow and, if it is one, its typed
-    /// callback of `E` erased), or `None` if one is not a typed callback of `E`.
-    pub(crate) fn build(
-        subs: &mut dyn Iterator<Item = (&Arc<Workflow>, Option<&(dyn Any + Send + Sync)>)>,
-    ) -> Option<ErasedLane> {
-        let subs = subs
-            .map(|(workflow, call)| {
-                Some(LaneSubscriber::new(
-                    workflow,
-                    call?.downcast_ref::<Call<E>>()?,
-                ))
-            })
-            .collect::<Option<Vec<_>>>()?;
-        Some(Arc::new(Lane::new(SubList::of(subs))))
+    /// The lane of `raw`, erased as a registry entry keeps it, or `None` if
+    /// its subscribers are not typed callbacks of `E`.
+    pub(crate) fn erased(raw: RawLane) -> Option<ErasedLane> {
+        if raw.event != TypeId::of::<E>() {
+            return None;
+        }
+        let small = match raw.subs.as_small() {
+            Some(subs) => {
+                let mut typed = Vec::with_capacity(subs.len());
+                for sub in subs {
+                    let call = match Call::<E>::of(&sub.call)? {
+                        Call::Unit(f) if sub.notifying => LaneCall::Notifying(f),
+                        Call::Unit(f) => LaneCall::Quiet(f),
+                        Call::Settling(f) => LaneCall::Settling(f),
+                    };
+                    typed.push(TypedSubscriber {
+                        workflow: sub.workflow.clone(),
+                        call,
+                    });
+                }
+                Some(typed.into_boxed_slice())
+            }
+            None => None,
+        };
+        let mut quiet = None;
+        if let Some(subs) = &small {
+            let mut calls = Vec::with_capacity(subs.len());
+            for sub in subs {
+                match &sub.call {
+                    LaneCall::Quiet(f) => calls.push(f.clone()),
+                    _ => break,
+                }
+            }
+            if calls.len() == subs.len() {
+                quiet = Some(calls.into_boxed_slice());
+            }
+        }
+        Some(Arc::new(Lane { raw, small, quiet }))
     }
 
-    /// This lane with one more subscriber, or `None` if it is not a typed
-    /// callback of `E`.
-    pub(crate) fn pushed(
-        lane: &ErasedLane,
-        workflow: &Arc<Workflow>,
-        call: Option<&(dyn Any + Send + Sync)>,
-    ) -> Option<ErasedLane> {
-        let lane = lane.downcast_ref::<Lane<E>>()?;
-        let call = call?.downcast_ref::<Call<E>>()?;
-        Some(Arc::new(Lane::new(
-            lane.subs.pushed(LaneSubscriber::new(workflow, call)),
-        )))
-    }
-
-    fn new(subs: SubList<LaneSubscriber<E>>) -> Self {
-        let quiet = subs.as_small().and_then(|subs| {
-            subs.iter()
-                .map(|sub| match &sub.call {
-                    LaneCall::Quiet(f) => Some(f.clone()),
-                    _ => None,
-                })
-                .collect()
-        });
-        Lane { subs, quiet }
+    /// The erased subscribers of `lane`, if it is a lane of `E`.
+    pub(crate) fn raw(lane: &ErasedLane) -> Option<&RawLane> {
+        lane.downcast_ref::<Lane<E>>().map(|lane| &lane.raw)
     }
 
     /// Runs the lane on `event` as one whole delivery: its subscribers, then the
@@ -205,18 +310,18 @@ impl<E: Any + Send + Sync> Lane<E> {
             }
             return;
         }
-        match self.subs.as_small() {
+        match &self.small {
             Some(subs) => {
                 for sub in subs {
-                    sub.call(event, delivery);
+                    call(&sub.workflow, sub.call.as_ref(), event, delivery);
                 }
             }
-            None => self.subs.for_each(|sub| sub.call(event, delivery)),
+            None => self.run_large(event, delivery),
         }
     }
 
     /// Hands the panic of the quiet call `f` to its subscriber's failure
-    /// callback.
+    /// callback (through the lane itself: what the emit's loop keeps at hand).
     #[cold]
     #[inline(never)]
     fn quiet_panicked(
@@ -225,43 +330,82 @@ impl<E: Any + Send + Sync> Lane<E> {
         delivery: &Dispatch<'_>,
         panic: &(dyn Any + Send),
     ) {
-        let owner = self.subs.as_small().and_then(|subs| {
-            subs.iter()
-                .find(|sub| matches!(&sub.call, LaneCall::Quiet(g) if Arc::ptr_eq(f, g)))
+        self.raw
+            .quiet_panicked(Arc::as_ptr(f).cast(), delivery, panic);
+    }
+
+    /// Runs a large lane, out of line: each call downcast to `E`'s (which
+    /// the lane's type guarantees), so that a lane of any size is built by
+    /// code compiled once.
+    #[inline(never)]
+    fn run_large(&self, event: &E, delivery: &Dispatch<'_>) {
+        self.raw.subs.for_each(|sub| {
+            let typed = match &sub.call {
+                ErasedCall::Unit(f) => f.downcast_ref::<UnitFn<E>>().map(|f| {
+                    if sub.notifying {
+                        CallRef::Notifying(f)
+                    } else {
+                        CallRef::Quiet(f)
+                    }
+                }),
+                ErasedCall::Settling(f) => f.downcast_ref::<TypedFn<E>>().map(CallRef::Settling),
+            };
+            debug_assert!(typed.is_some(), "a lane of `E` holds calls of `E`");
+            if let Some(typed) = typed {
+                call(&sub.workflow, typed, event, delivery);
+            }
         });
-        debug_assert!(
-            owner.is_some(),
-            "a quiet call belongs to one of its lane's subscribers"
-        );
-        if let Some(sub) = owner {
-            sub.panicked(delivery, panic);
+    }
+}
+
+/// A subscriber's typed call, borrowed.
+enum CallRef<'a, E> {
+    Quiet(&'a UnitFn<E>),
+    Notifying(&'a UnitFn<E>),
+    Settling(&'a TypedFn<E>),
+}
+
+impl<E> Clone for CallRef<'_, E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<E> Copy for CallRef<'_, E> {}
+
+impl<E> LaneCall<E> {
+    #[inline(always)]
+    #[allow(clippy::inline_always)] // as `call`
+    fn as_ref(&self) -> CallRef<'_, E> {
+        match self {
+            LaneCall::Quiet(f) => CallRef::Quiet(f),
+            LaneCall::Notifying(f) => CallRef::Notifying(f),
+            LaneCall::Settling(f) => CallRef::Settling(f),
         }
     }
 }
 
-impl<E> LaneSubscriber<E> {
-    /// Calls the subscriber (always inlined into its lane's loop, whatever the
-    /// inliner thinks of the loop's closure).
-    #[inline(always)]
-    #[allow(clippy::inline_always)] // measured: left to the inliner, a lane may call it out of line
-    fn call(&self, event: &E, delivery: &Dispatch<'_>) {
-        match &self.call {
-            LaneCall::Quiet(f) => match catch_unwind(AssertUnwindSafe(|| (f.0)(event))) {
-                Ok(()) => delivery.tally.unit(true),
-                Err(panic) => self.panicked(delivery, &*panic),
-            },
-            LaneCall::Notifying(f) => match catch_unwind(AssertUnwindSafe(|| (f.0)(event))) {
-                Ok(()) => {
-                    delivery.tally.unit(true);
-                    self.succeeded(delivery);
-                }
-                Err(panic) => self.panicked(delivery, &*panic),
-            },
-            // Failures were handed to the callbacks; nobody here needs them back.
-            LaneCall::Settling(f) => {
-                let settled = (f.0)(event, Run::new(&self.workflow, delivery));
-                delivery.tally.settled(&settled);
+/// Calls one subscriber of a lane (always inlined into its lane's loop,
+/// whatever the inliner thinks of the loop's closure).
+#[inline(always)]
+#[allow(clippy::inline_always)] // measured: left to the inliner, a lane may call it out of line
+fn call<E>(workflow: &Arc<Workflow>, call: CallRef<'_, E>, event: &E, delivery: &Dispatch<'_>) {
+    match call {
+        CallRef::Quiet(f) => match catch_unwind(AssertUnwindSafe(|| (f.0)(event))) {
+            Ok(()) => delivery.tally.unit(true),
+            Err(panic) => panicked(workflow, delivery, &*panic),
+        },
+        CallRef::Notifying(f) => match catch_unwind(AssertUnwindSafe(|| (f.0)(event))) {
+            Ok(()) => {
+                delivery.tally.unit(true);
+                succeeded(workflow, delivery);
             }
+            Err(panic) => panicked(workflow, delivery, &*panic),
+        },
+        // Failures were handed to the callbacks; nobody here needs them back.
+        CallRef::Settling(f) => {
+            let settled = (f.0)(event, Run::new(workflow, delivery));
+            delivery.tally.settled(&settled);
         }
     }
 }

@@ -55,7 +55,7 @@ impl Entry {
             Some(EventCallback::Typed(_, typed))
                 if direct && owner.is_none_or(|owner| owner.id == typed.type_id) =>
             {
-                (typed.lane)(&mut subs.iter().map(|s| (&s.workflow, s.callback.typed_call())))
+                typed.lane(&mut subs.iter().map(|s| (&s.workflow, s.callback.typed_side())))
             }
             _ => None,
         };
@@ -77,7 +77,7 @@ impl Entry {
         let direct = self.direct && !sub.once && !sub.global_and_more;
         let lane = match (&self.lane, &sub.callback) {
             (Some(lane), EventCallback::Typed(_, typed)) if direct => {
-                (typed.push)(lane, &sub.workflow, sub.callback.typed_call())
+                typed.pushed(lane, &sub.workflow)
             }
             _ => None,
         };
