@@ -216,6 +216,7 @@ fn main() {
         "direct_10" => direct(10, n),
         "inline_1" => emit_ticks(&emitter(linker_with(1)), n),
         "inline_10" => emit_ticks(&emitter(linker_with(10)), n),
+        "inline_40" => emit_ticks(&emitter(linker_with(40)), n),
         "inline_large_registry_1" => {
             let linker = linker_with(1);
             for j in 0..10_000 {

@@ -10,7 +10,7 @@
 
 use std::any::{Any, TypeId};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::registry::callback::TypedCallback;
 use crate::registry::list::{Live, SubList};
@@ -235,9 +235,32 @@ pub(crate) struct Lane<E> {
     /// handlers (the common case), in order: its loop is then a call and a
     /// step per subscriber, with nothing to test.
     quiet: Option<Box<[Arc<UnitFn<E>>]>>,
+    /// The typed calls of a large lane, made at its first run: a lane grows
+    /// by sharing its erased list (a subscription costs the same at any
+    /// size), and this version's copy of the calls costs what running them
+    /// once does.
+    large: OnceLock<Option<Box<[TypedSubscriber<E>]>>>,
 }
 
 impl<E: Any + Send + Sync> Lane<E> {
+    /// The typed calls of `subs`, or `None` if one is not a call of `E`.
+    fn typed<'a>(
+        subs: impl Iterator<Item = &'a LaneSubscriber>,
+    ) -> Option<Box<[TypedSubscriber<E>]>> {
+        subs.map(|sub| {
+            let call = match Call::<E>::of(&sub.call)? {
+                Call::Unit(f) if sub.notifying => LaneCall::Notifying(f),
+                Call::Unit(f) => LaneCall::Quiet(f),
+                Call::Settling(f) => LaneCall::Settling(f),
+            };
+            Some(TypedSubscriber {
+                workflow: sub.workflow.clone(),
+                call,
+            })
+        })
+        .collect()
+    }
+
     /// The lane of `raw`, erased as a registry entry keeps it, or `None` if
     /// its subscribers are not typed callbacks of `E`.
     pub(crate) fn erased(raw: RawLane) -> Option<ErasedLane> {
@@ -245,21 +268,7 @@ impl<E: Any + Send + Sync> Lane<E> {
             return None;
         }
         let small = match raw.subs.as_small() {
-            Some(subs) => {
-                let mut typed = Vec::with_capacity(subs.len());
-                for sub in subs {
-                    let call = match Call::<E>::of(&sub.call)? {
-                        Call::Unit(f) if sub.notifying => LaneCall::Notifying(f),
-                        Call::Unit(f) => LaneCall::Quiet(f),
-                        Call::Settling(f) => LaneCall::Settling(f),
-                    };
-                    typed.push(TypedSubscriber {
-                        workflow: sub.workflow.clone(),
-                        call,
-                    });
-                }
-                Some(typed.into_boxed_slice())
-            }
+            Some(subs) => Some(Self::typed(subs.iter())?),
             None => None,
         };
         let mut quiet = None;
@@ -275,7 +284,12 @@ impl<E: Any + Send + Sync> Lane<E> {
                 quiet = Some(calls.into_boxed_slice());
             }
         }
-        Some(Arc::new(Lane { raw, small, quiet }))
+        Some(Arc::new(Lane {
+            raw,
+            small,
+            quiet,
+            large: OnceLock::new(),
+        }))
     }
 
     /// The erased subscribers of `lane`, if it is a lane of `E`.
@@ -334,11 +348,18 @@ impl<E: Any + Send + Sync> Lane<E> {
             .quiet_panicked(Arc::as_ptr(f).cast(), delivery, panic);
     }
 
-    /// Runs a large lane, out of line: each call downcast to `E`'s (which
-    /// the lane's type guarantees), so that a lane of any size is built by
-    /// code compiled once.
+    /// Runs a large lane, out of line, through its typed calls (made at its
+    /// first run).
     #[inline(never)]
     fn run_large(&self, event: &E, delivery: &Dispatch<'_>) {
+        let typed = self.large.get_or_init(|| Self::typed(self.raw.subs.iter()));
+        if let Some(subs) = typed {
+            for sub in subs {
+                call(&sub.workflow, sub.call.as_ref(), event, delivery);
+            }
+            return;
+        }
+        // Not reached (a lane of `E` holds calls of `E`): each call downcast.
         self.raw.subs.for_each(|sub| {
             let typed = match &sub.call {
                 ErasedCall::Unit(f) => f.downcast_ref::<UnitFn<E>>().map(|f| {
