@@ -674,6 +674,80 @@ async fn many_deliveries_at_once_are_each_acknowledged_and_a_failure_among_them_
     cleanup(&url, &queue).await;
 }
 
+/// A parcel that blocks its thread when it is the last of its batch.
+#[derive(Debug, Clone, Event, Serialize, Deserialize)]
+struct Heavy {
+    n: u64,
+}
+
+#[derive(Linker)]
+struct Blocking;
+
+#[on(Heavy, linker = Blocking)]
+fn carry(h: &Heavy) {
+    if h.n == 63 {
+        // Inline synchronous handlers run on the worker's runtime: this holds
+        // that thread (a handler that should have been `blocking`).
+        std::thread::sleep(Duration::from_secs(4));
+    }
+}
+
+/// How many entries of `queue`'s stream are pending (delivered, not acknowledged).
+async fn pending_count(url: &str, queue: &str) -> i64 {
+    let mut conn = connection(url).await;
+    let pending: redis::Value = redis::cmd("XPENDING")
+        .arg(format!("pyventus:{{{queue}}}:stream"))
+        .arg(pyventus::redis::GROUP)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    match pending {
+        redis::Value::Array(summary) => match summary.first() {
+            Some(redis::Value::Int(n)) => *n,
+            other => panic!("XPENDING: {other:?}"),
+        },
+        other => panic!("XPENDING: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_blocking_its_thread_holds_up_no_acknowledgement_of_the_others() {
+    let Some(url) = redis_url().await else { return };
+    let queue = fresh_queue("blocked-acks");
+    let service = service(&url, &queue).await;
+    let emitter = emitter(service, Blocking::linker());
+    for n in 0..64 {
+        emitter.emit(Heavy { n }).unwrap();
+    }
+    let worker = Worker::builder(&url)
+        .queue(&queue)
+        .linker(Blocking::linker())
+        .concurrency(64)
+        .sync_handlers_inline(true)
+        .connect()
+        .await
+        .unwrap();
+    let running = spawn_run(&worker);
+    // One read takes the 64: the first 63 finish at once, the last holds its
+    // thread for 4 s. Their acknowledgement must not wait for it.
+    until(
+        Duration::from_secs(2),
+        "the 63 acknowledged while the 64th blocks its thread",
+        async || pending_count(&url, &queue).await == 1,
+    )
+    .await;
+    until(
+        Duration::from_secs(10),
+        "the 64th acknowledged once it returns",
+        async || pending_count(&url, &queue).await == 0,
+    )
+    .await;
+    worker.shutdown();
+    running.await.unwrap().unwrap();
+    assert_eq!(worker.stats().processed, 64);
+    cleanup(&url, &queue).await;
+}
+
 // --- `emit` from synchronous code: outside any runtime, and on each flavor.
 
 #[test]

@@ -65,6 +65,29 @@ where
     }
 }
 
+/// Spawns `fut` on pyventus's own runtime and returns its handle, whoever
+/// calls. For a backend's background work that must go on while the caller's
+/// runtime is busy: a task spawned (or woken) from one of a runtime's workers
+/// waits in that worker's own slot, which no other worker takes, until the
+/// task the worker is polling yields; a handler blocking that thread would
+/// hold it up.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let task = pyventus_core::runtime::spawn_on_io_runtime(async { 40 + 2 });
+/// assert_eq!(task.await.unwrap(), 42);
+/// # }
+/// ```
+pub fn spawn_on_io_runtime<F>(fut: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    private_runtime().spawn(fut)
+}
+
 /// Spawns `fut` on pyventus's own runtime, whoever calls.
 #[cfg(feature = "tokio")]
 pub(crate) fn spawn<F>(fut: F)

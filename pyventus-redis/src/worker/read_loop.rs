@@ -339,9 +339,19 @@ async fn take_slots(slots: &Arc<Semaphore>) -> Vec<OwnedSemaphorePermit> {
     permits
 }
 
-/// Waits for the deliveries in flight up to the shutdown deadline, then cuts
-/// the rest short (their entries stay pending for another worker).
+/// Waits for the deliveries in flight up to the shutdown deadline, cuts the
+/// rest short (their entries stay pending for another worker), and waits for
+/// the acknowledgements of those that finished.
 async fn drain(worker: &Worker, in_flight: &TaskTracker) {
+    cut_short(worker, in_flight).await;
+    // What finished is acknowledged before the loop returns.
+    let inner = &worker.inner;
+    inner.acks.settled(inner.config.timeouts.response * 4).await;
+}
+
+/// Waits for the deliveries in flight up to the shutdown deadline, then cuts
+/// the rest short.
+async fn cut_short(worker: &Worker, in_flight: &TaskTracker) {
     let inner = &worker.inner;
     in_flight.close();
     if tokio::time::timeout(inner.config.shutdown_deadline, in_flight.wait())

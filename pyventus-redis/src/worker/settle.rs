@@ -11,8 +11,9 @@
 //!
 //! Acknowledgements go in batches, as a database commits a group: a delivery
 //! whose handlers succeeded adds its entry to the next `XACK`; the first to
-//! find none in flight sends it, and goes on sending what the others added
-//! meanwhile until none is left. So an entry is still acknowledged only after
+//! find none in flight starts a task that sends it, and goes on sending what
+//! the others added meanwhile until none is left. That task runs on
+//! pyventus's own runtime, not on a thread a handler may block. So an entry is still acknowledged only after
 //! its handlers ran, at once when the worker is quiet, and under load one
 //! command (one write, one reply) acknowledges many: a kill between the two
 //! leaves the entries pending, delivered again, as before.
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pyventus_core::remote::DeliveryFailure;
 use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::task::TaskTracker;
 
 use super::stats::Counters;
 use super::{METRICS, Worker};
@@ -74,7 +76,7 @@ pub(super) async fn settle(
     match outcome {
         Outcome::Done => {
             drop(slot);
-            inner.acks.ack(worker, id).await;
+            inner.acks.ack(worker, id);
         }
         Outcome::Abandoned => {
             let ids = [id];
@@ -101,16 +103,22 @@ pub(super) async fn settle(
     }
 }
 
-/// The entries whose handlers succeeded, waiting for the next `XACK`.
+/// The entries whose handlers succeeded, waiting for the next `XACK`, and the
+/// task sending it.
 #[derive(Debug, Default)]
 pub(super) struct Acks {
     next: Mutex<Batch>,
+    /// The task sending `XACK`s, while there is one: on pyventus's own
+    /// runtime, so that a handler blocking a thread of the worker's runtime
+    /// (an inline synchronous one, an async one that hogs it) holds up no
+    /// acknowledgement of the other deliveries.
+    flushers: TaskTracker,
 }
 
 #[derive(Debug, Default)]
 struct Batch {
     ids: Vec<String>,
-    /// A delivery is sending an `XACK`, and will send what is added meanwhile.
+    /// A task is sending an `XACK`, and will send what is added meanwhile.
     sending: bool,
 }
 
@@ -119,9 +127,9 @@ impl Acks {
         self.next.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Acknowledges `id`: in the `XACK` this call sends, or in the one another
-    /// delivery sends when its own is answered.
-    async fn ack(&self, worker: &Worker, id: &str) {
+    /// Acknowledges `id`: in the `XACK` the sending task sends next, starting
+    /// one if none is running.
+    fn ack(&self, worker: &Worker, id: &str) {
         {
             let mut next = self.lock();
             next.ids.push(id.to_owned());
@@ -130,18 +138,27 @@ impl Acks {
             }
             next.sending = true;
         }
-        // Dropped mid-send (the runtime shutting down), it lets the next
-        // delivery send; what it held stays pending, delivered again.
+        let worker = worker.clone();
+        let flush = async move { worker.inner.acks.flush(&worker).await };
+        drop(pyventus_core::runtime::spawn_on_io_runtime(
+            self.flushers.track_future(flush),
+        ));
+    }
+
+    /// Sends what the deliveries added until none is left.
+    async fn flush(&self, worker: &Worker) {
+        // Dropped mid-send (the process exiting), it lets the next delivery
+        // start another; what it held stays pending, delivered again.
         let mut sender = Sender(Some(self));
-        // The deliveries ready to run now (the rest of a batch) finish first,
-        // and join this `XACK`.
+        // The deliveries ready to finish now (the rest of a batch) join this
+        // `XACK`.
         tokio::task::yield_now().await;
         loop {
             let ids = {
                 let mut next = self.lock();
                 if next.ids.is_empty() {
                     // In the same step as the look: an id added after it
-                    // finds no sender, and sends itself.
+                    // finds no sender, and starts one.
                     next.sending = false;
                     sender.0 = None;
                     return;
@@ -159,6 +176,19 @@ impl Acks {
                 }
             }
         }
+    }
+
+    /// Waits (up to `limit`) for the acknowledgements of the deliveries that
+    /// have finished: at shutdown, once none is in flight.
+    pub(super) async fn settled(&self, limit: Duration) {
+        self.flushers.close();
+        if tokio::time::timeout(limit, self.flushers.wait())
+            .await
+            .is_err()
+        {
+            tracing::error!(target: "pyventus", "acknowledgements still being sent after the shutdown; returning without them (their entries stay pending, delivered again)");
+        }
+        self.flushers.reopen();
     }
 }
 
