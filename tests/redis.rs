@@ -652,17 +652,7 @@ async fn many_deliveries_at_once_are_each_acknowledged_and_a_failure_among_them_
     assert_eq!(parcels, (0..300).collect::<Vec<_>>(), "each ran once");
     // Nothing is left pending: the 299 acknowledged, the failed one moved to
     // the dead letters (acknowledged with its move), not with the others.
-    let mut conn = connection(&url).await;
-    let pending: redis::Value = redis::cmd("XPENDING")
-        .arg(format!("pyventus:{{{queue}}}:stream"))
-        .arg(pyventus::redis::GROUP)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let redis::Value::Array(summary) = pending else {
-        panic!("XPENDING: {pending:?}")
-    };
-    assert_eq!(summary.first(), Some(&redis::Value::Int(0)), "{summary:?}");
+    assert_eq!(pending_count(&url, &queue).await, 0);
     let dead = DeadLetters::connect(&url, &queue).await.unwrap();
     let letters = dead.list(10).await.unwrap();
     assert_eq!(letters.len(), 1);
