@@ -239,7 +239,7 @@ pub(crate) struct Lane<E> {
     /// by sharing its erased list (a subscription costs the same at any
     /// size), and this version's copy of the calls costs what running them
     /// once does.
-    large: OnceLock<Option<Box<[TypedSubscriber<E>]>>>,
+    large: OnceLock<Box<[TypedSubscriber<E>]>>,
 }
 
 impl<E: Any + Send + Sync> Lane<E> {
@@ -268,7 +268,7 @@ impl<E: Any + Send + Sync> Lane<E> {
             return None;
         }
         let small = match raw.subs.as_small() {
-            Some(subs) => Some(Self::typed(subs.iter())?),
+            Some(_) => Some(Self::typed(raw.subs.iter())?),
             None => None,
         };
         let mut quiet = None;
@@ -324,13 +324,12 @@ impl<E: Any + Send + Sync> Lane<E> {
             }
             return;
         }
-        match &self.small {
-            Some(subs) => {
-                for sub in subs {
-                    call(&sub.workflow, sub.call.as_ref(), event, delivery);
-                }
-            }
-            None => self.run_large(event, delivery),
+        let subs = match &self.small {
+            Some(subs) => subs,
+            None => self.large(),
+        };
+        for sub in subs {
+            call(&sub.workflow, sub.call.as_ref(), event, delivery);
         }
     }
 
@@ -348,34 +347,15 @@ impl<E: Any + Send + Sync> Lane<E> {
             .quiet_panicked(Arc::as_ptr(f).cast(), delivery, panic);
     }
 
-    /// Runs a large lane, out of line, through its typed calls (made at its
-    /// first run).
+    /// A large lane's typed calls, made at its first run.
     #[inline(never)]
-    fn run_large(&self, event: &E, delivery: &Dispatch<'_>) {
-        let typed = self.large.get_or_init(|| Self::typed(self.raw.subs.iter()));
-        if let Some(subs) = typed {
-            for sub in subs {
-                call(&sub.workflow, sub.call.as_ref(), event, delivery);
-            }
-            return;
-        }
-        // Not reached (a lane of `E` holds calls of `E`): each call downcast.
-        self.raw.subs.for_each(|sub| {
-            let typed = match &sub.call {
-                ErasedCall::Unit(f) => f.downcast_ref::<UnitFn<E>>().map(|f| {
-                    if sub.notifying {
-                        CallRef::Notifying(f)
-                    } else {
-                        CallRef::Quiet(f)
-                    }
-                }),
-                ErasedCall::Settling(f) => f.downcast_ref::<TypedFn<E>>().map(CallRef::Settling),
-            };
-            debug_assert!(typed.is_some(), "a lane of `E` holds calls of `E`");
-            if let Some(typed) = typed {
-                call(&sub.workflow, typed, event, delivery);
-            }
-        });
+    fn large(&self) -> &[TypedSubscriber<E>] {
+        self.large.get_or_init(|| {
+            // Its subscribers were checked as calls of `E` when they joined
+            // (`RawLane::subscriber`), and `erased` made it a lane of `E`.
+            Self::typed(self.raw.subs.iter())
+                .unwrap_or_else(|| unreachable!("a lane of `E` holds calls of `E` only"))
+        })
     }
 }
 
