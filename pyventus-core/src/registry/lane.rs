@@ -239,7 +239,10 @@ pub(crate) struct Lane<E> {
     /// by sharing its erased list (a subscription costs the same at any
     /// size), and this version's copy of the calls costs what running them
     /// once does.
-    large: OnceLock<Box<[TypedSubscriber<E>]>>,
+    /// (Erased: a `OnceLock` of a type of `E` would compile its
+    /// initialisation once per event type in the crates that declare
+    /// handlers.)
+    large: OnceLock<Box<dyn Any + Send + Sync>>,
 }
 
 impl<E: Any + Send + Sync> Lane<E> {
@@ -350,12 +353,18 @@ impl<E: Any + Send + Sync> Lane<E> {
     /// A large lane's typed calls, made at its first run.
     #[inline(never)]
     fn large(&self) -> &[TypedSubscriber<E>] {
-        self.large.get_or_init(|| {
+        if self.large.get().is_none() {
             // Its subscribers were checked as calls of `E` when they joined
             // (`RawLane::subscriber`), and `erased` made it a lane of `E`.
-            Self::typed(self.raw.subs.iter())
-                .unwrap_or_else(|| unreachable!("a lane of `E` holds calls of `E` only"))
-        })
+            let typed = Self::typed(self.raw.subs.iter())
+                .unwrap_or_else(|| unreachable!("a lane of `E` holds calls of `E` only"));
+            // A thread that raced this one may have set them first: the same.
+            drop(self.large.set(Box::new(typed)));
+        }
+        self.large
+            .get()
+            .and_then(|large| large.downcast_ref::<Box<[TypedSubscriber<E>]>>())
+            .map_or(&[], |typed| &typed[..])
     }
 }
 
