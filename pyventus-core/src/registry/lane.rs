@@ -164,6 +164,15 @@ impl RawLane {
         })
     }
 
+    /// Its subscribers, in order (for a large lane's typed calls: a copy
+    /// made by code compiled once, so that no event type compiles the list's
+    /// iterator).
+    fn subscribers(&self) -> Vec<LaneSubscriber> {
+        let mut all = Vec::new();
+        self.subs.for_each(|sub| all.push(sub.clone()));
+        all
+    }
+
     /// Hands the panic of the quiet call at `f` to its subscriber's failure
     /// callback.
     #[cold]
@@ -247,21 +256,20 @@ pub(crate) struct Lane<E> {
 
 impl<E: Any + Send + Sync> Lane<E> {
     /// The typed calls of `subs`, or `None` if one is not a call of `E`.
-    fn typed<'a>(
-        subs: impl Iterator<Item = &'a LaneSubscriber>,
-    ) -> Option<Box<[TypedSubscriber<E>]>> {
-        subs.map(|sub| {
-            let call = match Call::<E>::of(&sub.call)? {
-                Call::Unit(f) if sub.notifying => LaneCall::Notifying(f),
-                Call::Unit(f) => LaneCall::Quiet(f),
-                Call::Settling(f) => LaneCall::Settling(f),
-            };
-            Some(TypedSubscriber {
-                workflow: sub.workflow.clone(),
-                call,
+    fn typed(subs: &[LaneSubscriber]) -> Option<Box<[TypedSubscriber<E>]>> {
+        subs.iter()
+            .map(|sub| {
+                let call = match Call::<E>::of(&sub.call)? {
+                    Call::Unit(f) if sub.notifying => LaneCall::Notifying(f),
+                    Call::Unit(f) => LaneCall::Quiet(f),
+                    Call::Settling(f) => LaneCall::Settling(f),
+                };
+                Some(TypedSubscriber {
+                    workflow: sub.workflow.clone(),
+                    call,
+                })
             })
-        })
-        .collect()
+            .collect()
     }
 
     /// The lane of `raw`, erased as a registry entry keeps it, or `None` if
@@ -271,7 +279,7 @@ impl<E: Any + Send + Sync> Lane<E> {
             return None;
         }
         let small = match raw.subs.as_small() {
-            Some(_) => Some(Self::typed(raw.subs.iter())?),
+            Some(subs) => Some(Self::typed(subs)?),
             None => None,
         };
         let mut quiet = None;
@@ -356,7 +364,7 @@ impl<E: Any + Send + Sync> Lane<E> {
         if self.large.get().is_none() {
             // Its subscribers were checked as calls of `E` when they joined
             // (`RawLane::subscriber`), and `erased` made it a lane of `E`.
-            let typed = Self::typed(self.raw.subs.iter())
+            let typed = Self::typed(&self.raw.subscribers())
                 .unwrap_or_else(|| unreachable!("a lane of `E` holds calls of `E` only"));
             // A thread that raced this one may have set them first: the same.
             drop(self.large.set(Box::new(typed)));
