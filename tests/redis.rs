@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::redis::{
-    cleanup, connection, emitter, fresh_queue, redis_url, service, spawn_run, until,
+    cleanup, connection, emitter, fresh_queue, pending, redis_url, service, spawn_run, until,
 };
 use pyventus::redis::{
     DeadLetters, Delivery, Envelope, RedisProcessingService, Worker, current_delivery,
@@ -652,7 +652,7 @@ async fn many_deliveries_at_once_are_each_acknowledged_and_a_failure_among_them_
     assert_eq!(parcels, (0..300).collect::<Vec<_>>(), "each ran once");
     // Nothing is left pending: the 299 acknowledged, the failed one moved to
     // the dead letters (acknowledged with its move), not with the others.
-    assert_eq!(pending_count(&url, &queue).await, 0);
+    assert_eq!(pending(&url, &queue).await, 0);
     let dead = DeadLetters::connect(&url, &queue).await.unwrap();
     let letters = dead.list(10).await.unwrap();
     assert_eq!(letters.len(), 1);
@@ -682,24 +682,6 @@ fn carry(h: &Heavy) {
     }
 }
 
-/// How many entries of `queue`'s stream are pending (delivered, not acknowledged).
-async fn pending_count(url: &str, queue: &str) -> i64 {
-    let mut conn = connection(url).await;
-    let pending: redis::Value = redis::cmd("XPENDING")
-        .arg(format!("pyventus:{{{queue}}}:stream"))
-        .arg(pyventus::redis::GROUP)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    match pending {
-        redis::Value::Array(summary) => match summary.first() {
-            Some(redis::Value::Int(n)) => *n,
-            other => panic!("XPENDING: {other:?}"),
-        },
-        other => panic!("XPENDING: {other:?}"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handler_blocking_its_thread_holds_up_no_acknowledgement_of_the_others() {
     let Some(url) = redis_url().await else { return };
@@ -723,13 +705,13 @@ async fn a_handler_blocking_its_thread_holds_up_no_acknowledgement_of_the_others
     until(
         Duration::from_secs(2),
         "the 63 acknowledged while the 64th blocks its thread",
-        async || pending_count(&url, &queue).await == 1,
+        async || pending(&url, &queue).await == 1,
     )
     .await;
     until(
         Duration::from_secs(10),
         "the 64th acknowledged once it returns",
-        async || pending_count(&url, &queue).await == 0,
+        async || pending(&url, &queue).await == 0,
     )
     .await;
     worker.shutdown();
