@@ -285,15 +285,11 @@ impl EventEmitter {
             name: Cow::Borrowed(name),
             payload,
         };
-        let inner = &*self.inner;
-        if inner.borrow_fast_path && !trace::debug_enabled() {
-            let registry = &*inner.linker.registry;
-            if thread_cache::run_literal(registry, name, &named) {
-                return Ok(());
-            }
-        }
-        self.emit_object(named, hash_name(name), Claim::Payload, false)
-            .map(drop)
+        self.emit_named_by(
+            named,
+            || hash_name(name),
+            |registry, named| thread_cache::run_literal(registry, name, named),
+        )
     }
 
     /// Emits a named event through a key built once (with
@@ -352,15 +348,13 @@ impl EventEmitter {
         hash: u64,
         slot: &'static LocalKey<LaneSlot<T>>,
     ) -> Result<(), Error> {
-        let inner = &*self.inner;
-        if inner.borrow_fast_path && !trace::debug_enabled() {
-            let registry = &*inner.linker.registry;
-            if thread_cache::run_from_slot(registry, slot, &named, &named.payload, hash) {
-                return Ok(());
-            }
-        }
-        self.emit_object(named, hash, Claim::Payload, false)
-            .map(drop)
+        self.emit_named_by(
+            named,
+            || hash,
+            |registry, named| {
+                thread_cache::run_from_slot(registry, slot, named, &named.payload, hash)
+            },
+        )
     }
 
     #[inline]
@@ -369,15 +363,32 @@ impl EventEmitter {
         named: Named<T>,
         hash: u64,
     ) -> Result<(), Error> {
+        self.emit_named_by(
+            named,
+            || hash,
+            |registry, named| thread_cache::run_named(registry, named, hash),
+        )
+    }
+
+    /// Emits a named event: on an inline emitter that logs nothing, `cached`
+    /// runs it from one of this thread's caches when it can (whether it ran);
+    /// otherwise, or if it could not, the general path does, with the name's
+    /// hash from `hash`.
+    #[inline]
+    fn emit_named_by<T: Send + Sync + 'static>(
+        &self,
+        named: Named<T>,
+        hash: impl FnOnce() -> u64,
+        cached: impl FnOnce(&Registry, &Named<T>) -> bool,
+    ) -> Result<(), Error> {
         let inner = &*self.inner;
-        if inner.borrow_fast_path && !trace::debug_enabled() {
-            let registry = &*inner.linker.registry;
-            let ran = thread_cache::run_named(registry, &named, hash);
-            if ran {
-                return Ok(());
-            }
+        if inner.borrow_fast_path
+            && !trace::debug_enabled()
+            && cached(&inner.linker.registry, &named)
+        {
+            return Ok(());
         }
-        self.emit_object(named, hash, Claim::Payload, false)
+        self.emit_object(named, hash(), Claim::Payload, false)
             .map(drop)
     }
 
