@@ -164,13 +164,7 @@ impl Inbound {
                     // Known at once: the caller need not wait for its timeout.
                     // Answered, the request is settled: a redelivery would
                     // only answer again.
-                    reply(
-                        envelope,
-                        &**sender,
-                        to,
-                        RemoteAnswer::NO_RESPONDER.to_owned(),
-                    )
-                    .await;
+                    reply_no_responder(envelope, &**sender, to).await;
                     return Ok(());
                 }
                 return Err(DeliveryFailure::Resolve(err));
@@ -185,15 +179,7 @@ impl Inbound {
         match slot.take() {
             Some(answer) => reply(envelope, &**sender, to, answer).await,
             // It ran, and nothing answered: it has no responder here.
-            None if result.is_ok() => {
-                reply(
-                    envelope,
-                    &**sender,
-                    to,
-                    RemoteAnswer::NO_RESPONDER.to_owned(),
-                )
-                .await;
-            }
+            None if result.is_ok() => reply_no_responder(envelope, &**sender, to).await,
             // Cut short or failed before answering: the caller times out (or
             // a redelivery answers).
             None => {}
@@ -291,6 +277,11 @@ impl fmt::Debug for Inbound {
             .field("replies", &self.replies.is_some())
             .finish()
     }
+}
+
+/// Tells the caller that nothing here responds to its request.
+async fn reply_no_responder(envelope: &Envelope, sender: &dyn ReplySender, to: &str) {
+    reply(envelope, sender, to, RemoteAnswer::NO_RESPONDER.to_owned()).await;
 }
 
 /// Sends a request's encoded answer to its caller's reply address, while the
