@@ -5,8 +5,8 @@
 //! What a lane holds and how it is built and grows is [`RawLane`]: erased,
 //! compiled once in pyventus rather than once per event type in every crate
 //! that declares handlers (a crate of handlers over ten event types built
-//! ten copies of it). [`Lane<E>`] adds the typed calls of a small lane, which
-//! the emit's loop calls directly; a large lane downcasts each call as it runs.
+//! ten copies of it). [`Lane<E>`] adds the typed calls the emit's loop calls
+//! directly: a small lane's made with it, a large lane's at its first run.
 
 use std::any::{Any, TypeId};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -238,7 +238,7 @@ pub(crate) type ErasedLane = Arc<dyn Any + Send + Sync>;
 pub(crate) struct Lane<E> {
     raw: RawLane,
     /// The subscribers of a small lane with their typed calls, in order;
-    /// `None` for a large one, whose calls are downcast as they run.
+    /// `None` for a large one, whose typed calls are `large`.
     small: Option<Box<[TypedSubscriber<E>]>>,
     /// The calls of a small lane whose subscribers are all quiet unit
     /// handlers (the common case), in order: its loop is then a call and a
