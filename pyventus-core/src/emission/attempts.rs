@@ -19,7 +19,7 @@ use futures::FutureExt;
 use futures::future::{Either, select};
 use tracing::Instrument;
 
-use super::run::Job;
+use super::run::{BlockingPool, Job};
 use crate::lifecycle::context::{self, InEmission};
 use crate::registry::callback::{EventCallback, Guarded};
 use crate::registry::record::SubscriberInner;
@@ -35,7 +35,7 @@ impl Job {
     /// every synchronous subscriber there, as a broker's worker does).
     pub(super) async fn run_guarded(
         self,
-        blocking: Option<tokio::runtime::Handle>,
+        blocking: Option<BlockingPool>,
     ) -> (Arc<SubscriberInner>, Settled) {
         let sub = self.sub.clone();
         let settled = match &sub.callback {
@@ -49,7 +49,7 @@ impl Job {
     async fn deliver(
         &self,
         guarded: &Guarded,
-        blocking: Option<&tokio::runtime::Handle>,
+        blocking: Option<&BlockingPool>,
     ) -> Settled {
         let policy = guarded.policy;
         let subscriber = self.sub.id();
@@ -128,7 +128,7 @@ impl Job {
         &self,
         inner: &EventCallback,
         timeout: Option<Duration>,
-        blocking: Option<&tokio::runtime::Handle>,
+        blocking: Option<&BlockingPool>,
         attempt: Attempt,
     ) -> Settled {
         match inner {
@@ -161,14 +161,9 @@ impl Job {
                 span.in_scope(|| attempt::during(attempt, || run.settle(outcome)))
             }
             _ => match blocking {
-                Some(handle) => {
+                Some(pool) => {
                     let job = self.clone();
-                    let task = handle.spawn_blocking(move || job.attempt_sync(attempt));
-                    // The attempt contains its own panics; a join error can
-                    // only mean the runtime is shutting down.
-                    task.await.unwrap_or_else(|err| {
-                        Err(anyhow::anyhow!("the blocking task did not finish: {err}"))
-                    })
+                    pool.run(move || job.attempt_sync(attempt)).await
                 }
                 None => self.attempt_sync(attempt),
             },

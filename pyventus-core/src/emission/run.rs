@@ -94,7 +94,7 @@ impl EventEmission {
         let mut report = RunReport::default();
         let mut pending: Vec<Pending> = Vec::new();
         // Looked up only for a subscriber that wants a blocking thread.
-        let mut handle: Option<Option<tokio::runtime::Handle>> = None;
+        let mut threads: Option<Option<BlockingPool>> = None;
         let entered = context::enter(self.current());
         {
             let delivery = self.delivery();
@@ -105,7 +105,7 @@ impl EventEmission {
                 }
                 if let EventCallback::Resilient(_) = &sub.callback {
                     let blocking = if sub.blocking || self.blocking {
-                        handle.get_or_insert_with(|| self.blocking_handle()).clone()
+                        threads.get_or_insert_with(|| self.blocking_pool()).clone()
                     } else {
                         None
                     };
@@ -113,9 +113,8 @@ impl EventEmission {
                     return;
                 }
                 if sub.blocking || self.blocking {
-                    let handle = handle.get_or_insert_with(|| self.blocking_handle());
-                    if let Some(handle) = handle {
-                        pending.push(self.spawn_blocking(handle, sub));
+                    if let Some(pool) = threads.get_or_insert_with(|| self.blocking_pool()) {
+                        pending.push(self.spawn_blocking(pool, sub));
                         return;
                     }
                 }
@@ -139,34 +138,27 @@ impl EventEmission {
         report
     }
 
-    /// The runtime whose blocking threads take the blocking subscribers, when
-    /// the emission runs on one (outside one, the calling thread runs them).
-    fn blocking_handle(&self) -> Option<tokio::runtime::Handle> {
+    /// The threads that take the blocking subscribers, when the emission runs
+    /// on a runtime (outside one, the calling thread runs them).
+    fn blocking_pool(&self) -> Option<BlockingPool> {
         let current = tokio::runtime::Handle::try_current().ok()?;
         Some(match self.blocking_threads {
-            BlockingThreads::Runtime => current,
-            BlockingThreads::Detached => crate::runtime::own_handle(),
+            BlockingThreads::Runtime => BlockingPool::Runtime(current),
+            BlockingThreads::Detached => BlockingPool::Detached,
         })
     }
 
-    /// Runs a synchronous subscriber on `spawn_blocking`.
+    /// Runs a synchronous subscriber on a blocking thread of `pool`.
     fn spawn_blocking(
         &self,
-        handle: &tokio::runtime::Handle,
+        pool: &BlockingPool,
         sub: &Arc<SubscriberInner>,
     ) -> BoxFuture<'static, (Arc<SubscriberInner>, Settled)> {
         let job = self.job(sub);
         let sub = sub.clone();
-        let task = handle.spawn_blocking(move || job.run_blocking());
-        async move {
-            // The job contains its own panics; a join error can only mean the
-            // runtime is shutting down.
-            let settled = task.await.unwrap_or_else(|err| {
-                Err(anyhow::anyhow!("the blocking task did not finish: {err}"))
-            });
-            (sub, settled)
-        }
-        .boxed()
+        pool.run(move || job.run_blocking())
+            .map(|settled| (sub, settled))
+            .boxed()
     }
 
     /// Records the run in the metrics and tells the waiters.
@@ -217,6 +209,43 @@ impl EventEmission {
         }
         self.end(&report);
         report
+    }
+}
+
+/// The blocking threads an emission's blocking subscribers run on (see
+/// [`BlockingThreads`]).
+#[derive(Clone)]
+pub(super) enum BlockingPool {
+    /// The current runtime's (`spawn_blocking`).
+    Runtime(tokio::runtime::Handle),
+    /// pyventus's own, detached from every runtime (`runtime::blocking`),
+    /// where a batch of quick handlers costs one thread's wake-up.
+    Detached,
+}
+
+impl BlockingPool {
+    /// Runs a synchronous subscriber's `job` (which contains its own panics)
+    /// on one of the pool's threads.
+    pub(super) fn run(
+        &self,
+        job: impl FnOnce() -> Settled + Send + 'static,
+    ) -> impl Future<Output = Settled> + Send + 'static {
+        // Either can only mean the job never finished: its runtime shutting
+        // down, or a panic it did not contain.
+        let unfinished = |why: &dyn std::fmt::Display| -> Settled {
+            Err(anyhow::anyhow!("the blocking task did not finish: {why}"))
+        };
+        match self {
+            BlockingPool::Runtime(handle) => Either::Left(
+                handle
+                    .spawn_blocking(job)
+                    .map(move |joined| joined.unwrap_or_else(|err| unfinished(&err))),
+            ),
+            BlockingPool::Detached => Either::Right(
+                crate::runtime::blocking::run(job)
+                    .map(move |ran| ran.unwrap_or_else(|| unfinished(&"it panicked"))),
+            ),
+        }
     }
 }
 

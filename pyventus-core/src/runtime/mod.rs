@@ -6,6 +6,8 @@ use std::sync::OnceLock;
 
 use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
 
+pub(crate) mod blocking;
+
 /// Most workers pyventus's runtime starts (fewer on fewer cores).
 const MAX_WORKERS: usize = 4;
 
