@@ -8,8 +8,8 @@ mod common;
 use std::collections::HashSet;
 use std::process::Child;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use common::redis::{
     cleanup, connection, emitter, fresh_queue, pending, redis_url, service, spawn_run, until,
@@ -717,6 +717,68 @@ async fn a_handler_blocking_its_thread_holds_up_no_acknowledgement_of_the_others
     worker.shutdown();
     running.await.unwrap().unwrap();
     assert_eq!(worker.stats().processed, 64);
+    cleanup(&url, &queue).await;
+}
+
+/// A parcel whose first handler waits for all the others of its batch.
+#[derive(Debug, Clone, Event, Serialize, Deserialize)]
+struct Waiting {
+    n: u64,
+}
+
+#[derive(Linker)]
+struct WaitingForOthers;
+
+/// How many `Waiting` parcels other than the first have run.
+static OTHERS_RAN: AtomicUsize = AtomicUsize::new(0);
+/// Whether the first one saw all the others run while it waited.
+static FIRST_SAW_THEM: AtomicBool = AtomicBool::new(false);
+
+#[on(Waiting, linker = WaitingForOthers)]
+fn wait_for_the_others(w: &Waiting) {
+    if w.n != 0 {
+        OTHERS_RAN.fetch_add(1, Ordering::SeqCst);
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while OTHERS_RAN.load(Ordering::SeqCst) < 31 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    FIRST_SAW_THEM.store(OTHERS_RAN.load(Ordering::SeqCst) == 31, Ordering::SeqCst);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_handlers_queued_behind_a_slow_one_on_the_blocking_threads_still_run() {
+    let Some(url) = redis_url().await else { return };
+    let queue = fresh_queue("waiting");
+    let service = service(&url, &queue).await;
+    let emitter = emitter(service, WaitingForOthers::linker());
+    for n in 0..32 {
+        emitter.emit(Waiting { n }).unwrap();
+    }
+    // The default: synchronous handlers on pyventus's blocking threads, which
+    // take a batch's jobs in turn. The first blocks until the 31 after it
+    // ran: they must get threads of their own.
+    let worker = Worker::builder(&url)
+        .queue(&queue)
+        .linker(WaitingForOthers::linker())
+        .concurrency(32)
+        .connect()
+        .await
+        .unwrap();
+    let running = spawn_run(&worker);
+    until(
+        Duration::from_secs(5),
+        "the 32 acknowledged",
+        async || worker.stats().processed == 32 && pending(&url, &queue).await == 0,
+    )
+    .await;
+    assert!(
+        FIRST_SAW_THEM.load(Ordering::SeqCst),
+        "the first saw the others run while it waited"
+    );
+    worker.shutdown();
+    running.await.unwrap().unwrap();
     cleanup(&url, &queue).await;
 }
 

@@ -108,6 +108,19 @@ fn task<R: Send + 'static>(job: impl FnOnce() -> R + Send + 'static) -> (Task, D
     (task, Detached(rx))
 }
 
+/// Wakes a thread for the queued jobs, if none is running, when dropped.
+struct Kick(&'static Pool);
+
+impl Drop for Kick {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.kicked = false;
+        if !state.queue.is_empty() && state.busy + state.woken == 0 {
+            self.0.add_thread(&mut state);
+        }
+    }
+}
+
 /// A job's output, once its thread ran it (see [`run`]).
 pub(crate) struct Detached<R>(oneshot::Receiver<R>);
 
@@ -152,21 +165,15 @@ impl Pool {
         };
         drop(state);
         if let Some(current) = kick {
-            drop(current.spawn(async move { self.kick() }));
+            // Run or dropped unrun (its runtime shutting down), it kicks.
+            let kick = Kick(self);
+            drop(current.spawn(async move { drop(kick) }));
         }
         if watch {
             drop(super::spawn_on_io_runtime(self.watch()));
         }
     }
 
-    /// Wakes a thread for the queued jobs if none is running.
-    fn kick(&'static self) {
-        let mut state = self.lock();
-        state.kicked = false;
-        if !state.queue.is_empty() && state.busy + state.woken == 0 {
-            self.add_thread(&mut state);
-        }
-    }
 
     /// Wakes an idle thread to take the next job, or starts one.
     fn add_thread(&'static self, state: &mut State) {
