@@ -130,6 +130,11 @@ pub enum BlockingThreads {
     /// For emissions that can be cut short without loss, such as a broker
     /// worker's deliveries (unacknowledged, so delivered again). A handler
     /// there that asks for the current runtime gets pyventus's.
+    ///
+    /// Their threads take the queued handlers in turn, so a batch of quick
+    /// ones costs one thread's wake-up rather than one each; a handler
+    /// queued for a millisecond (behind a slow one) gets a thread of its own.
+    /// One whose emission was cut short before its turn does not run.
     Detached,
 }
 
