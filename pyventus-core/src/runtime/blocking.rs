@@ -10,9 +10,10 @@
 //! a batch of quick handlers costs one wake-up, not one per entry.
 //!
 //! Queued behind a slow handler, a job would wait for it: a watch on
-//! pyventus's runtime adds a thread whenever the oldest queued job has waited
-//! [`STEAL_AFTER`], until the queue is empty. Handlers that block (on I/O, on
-//! each other) get a thread each soon after, as with `spawn_blocking`.
+//! pyventus's runtime adds threads whenever the oldest queued job has waited
+//! [`STEAL_AFTER`] (as many as are running: the count doubles each round),
+//! until the queue is empty. Handlers that block (on I/O, on each other) get
+//! a thread each a few milliseconds later, as `spawn_blocking` gives at once.
 //!
 //! Built on `std`'s lock and condition variable rather than the model-checked
 //! ones of `crate::sync`: its threads are OS threads, which Shuttle does not
@@ -196,7 +197,7 @@ impl Pool {
         }
     }
 
-    /// Adds a thread each time the oldest queued job has waited
+    /// Adds threads each time the oldest queued job has waited
     /// [`STEAL_AFTER`], until the queue is empty.
     async fn watch(&'static self) {
         let mut wait = STEAL_AFTER;
@@ -209,7 +210,13 @@ impl Pool {
             };
             let waited = queued.elapsed();
             if waited >= STEAL_AFTER {
-                self.add_thread(&mut state);
+                // As many more as are running (one if none), as many as the
+                // queue holds at most: handlers that all block get threads
+                // of their own in a few rounds.
+                let more = state.busy.max(1).min(state.queue.len());
+                for _ in 0..more {
+                    self.add_thread(&mut state);
+                }
                 wait = STEAL_AFTER;
             } else {
                 wait = STEAL_AFTER - waited;
@@ -307,6 +314,30 @@ mod tests {
         release.send(()).unwrap();
         assert_eq!(crate::runtime::block_on(first), Some(true));
         assert_eq!(ran.load(Ordering::SeqCst), 8);
+    }
+
+    #[test]
+    fn jobs_that_all_wait_for_each_other_all_get_threads() {
+        // Each returns once all 16 have started: only 16 threads at once
+        // finish them.
+        const JOBS: usize = 16;
+        let started = Arc::new(AtomicUsize::new(0));
+        let jobs: Vec<_> = (0..JOBS)
+            .map(|_| {
+                let started = started.clone();
+                run(move || {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    let deadline = Instant::now() + Duration::from_secs(10);
+                    while started.load(Ordering::SeqCst) < JOBS && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    started.load(Ordering::SeqCst) == JOBS
+                })
+            })
+            .collect();
+        for job in jobs {
+            assert_eq!(crate::runtime::block_on(job), Some(true));
+        }
     }
 
     #[test]
