@@ -767,11 +767,9 @@ async fn sync_handlers_queued_behind_a_slow_one_on_the_blocking_threads_still_ru
         .await
         .unwrap();
     let running = spawn_run(&worker);
-    until(
-        Duration::from_secs(5),
-        "the 32 acknowledged",
-        async || worker.stats().processed == 32 && pending(&url, &queue).await == 0,
-    )
+    until(Duration::from_secs(5), "the 32 acknowledged", async || {
+        worker.stats().processed == 32 && pending(&url, &queue).await == 0
+    })
     .await;
     assert!(
         FIRST_SAW_THEM.load(Ordering::SeqCst),

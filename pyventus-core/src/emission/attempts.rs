@@ -46,11 +46,7 @@ impl Job {
         (sub, settled)
     }
 
-    async fn deliver(
-        &self,
-        guarded: &Guarded,
-        blocking: Option<&BlockingPool>,
-    ) -> Settled {
+    async fn deliver(&self, guarded: &Guarded, blocking: Option<&BlockingPool>) -> Settled {
         let policy = guarded.policy;
         let subscriber = self.sub.id();
         // Held across the attempts and the pauses between them.

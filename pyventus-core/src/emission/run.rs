@@ -112,11 +112,11 @@ impl EventEmission {
                     pending.push(self.job(sub).run_guarded(blocking).boxed());
                     return;
                 }
-                if sub.blocking || self.blocking {
-                    if let Some(pool) = threads.get_or_insert_with(|| self.blocking_pool()) {
-                        pending.push(self.spawn_blocking(pool, sub));
-                        return;
-                    }
+                if (sub.blocking || self.blocking)
+                    && let Some(pool) = threads.get_or_insert_with(|| self.blocking_pool())
+                {
+                    pending.push(self.spawn_blocking(pool, sub));
+                    return;
                 }
                 report.record(
                     sub.id(),

@@ -175,7 +175,6 @@ impl Pool {
         }
     }
 
-
     /// Wakes an idle thread to take the next job, or starts one.
     fn add_thread(&'static self, state: &mut State) {
         if state.idle > state.woken {
@@ -219,7 +218,7 @@ impl Pool {
                 }
                 wait = STEAL_AFTER;
             } else {
-                wait = STEAL_AFTER - waited;
+                wait = STEAL_AFTER.saturating_sub(waited);
             }
         }
     }
