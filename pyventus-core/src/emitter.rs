@@ -281,14 +281,14 @@ impl EventEmitter {
         if name.is_empty() {
             return Err(Error::EmptyEventName);
         }
-        let named = Named {
-            name: Cow::Borrowed(name),
-            payload,
-        };
+        // Its name stays a `&'static str` (no `Cow` to drop on the fast
+        // path); the general path takes it as a `Cow`.
+        let named = Named { name, payload };
         self.emit_named_by(
             named,
             || hash_name(name),
             |registry, named| thread_cache::run_literal(registry, name, named),
+            Named::owned,
         )
     }
 
@@ -354,6 +354,7 @@ impl EventEmitter {
             |registry, named| {
                 thread_cache::run_from_slot(registry, slot, named, &named.payload, hash)
             },
+            std::convert::identity,
         )
     }
 
@@ -367,19 +368,22 @@ impl EventEmitter {
             named,
             || hash,
             |registry, named| thread_cache::run_named(registry, named, hash),
+            std::convert::identity,
         )
     }
 
     /// Emits a named event: on an inline emitter that logs nothing, `cached`
     /// runs it from one of this thread's caches when it can (whether it ran);
-    /// otherwise, or if it could not, the general path does, with the name's
-    /// hash from `hash`.
+    /// otherwise, or if it could not, the general path does, on the event
+    /// `owned` makes of it (one `Named<T>` per payload type there, whatever
+    /// the name's type on the fast path), with the name's hash from `hash`.
     #[inline]
-    fn emit_named_by<T: Send + Sync + 'static>(
+    fn emit_named_by<T: Send + Sync + 'static, N>(
         &self,
-        named: Named<T>,
+        named: Named<T, N>,
         hash: impl FnOnce() -> u64,
-        cached: impl FnOnce(&Registry, &Named<T>) -> bool,
+        cached: impl FnOnce(&Registry, &Named<T, N>) -> bool,
+        owned: impl FnOnce(Named<T, N>) -> Named<T>,
     ) -> Result<(), Error> {
         let inner = &*self.inner;
         if inner.borrow_fast_path
@@ -388,7 +392,7 @@ impl EventEmitter {
         {
             return Ok(());
         }
-        self.emit_object(named, hash(), Claim::Payload, false)
+        self.emit_object(owned(named), hash(), Claim::Payload, false)
             .map(drop)
     }
 

@@ -142,11 +142,11 @@ pub(crate) fn run_named<T: Send + Sync + 'static>(
 pub(crate) fn run_literal<T: Send + Sync + 'static>(
     registry: &Registry,
     name: &'static str,
-    named: &Named<T>,
+    named: &Named<T, &'static str>,
 ) -> bool {
     let delivery = || Dispatch::borrowed(named, &registry.settings);
     run_literal_cached(name, registry.generation(), &named.payload, delivery)
-        .ran_or_fill(|| fill_literal_lane(registry, name, named))
+        .ran_or_fill(|| fill_literal_lane(registry, named))
 }
 
 /// Runs `event`, a type with no slot (a generic one), from the cached
@@ -496,9 +496,9 @@ fn fill_named_lane<T: Send + Sync + 'static>(
 #[inline(never)]
 fn fill_literal_lane<T: Send + Sync + 'static>(
     registry: &Registry,
-    name: &'static str,
-    named: &Named<T>,
+    named: &Named<T, &'static str>,
 ) -> bool {
+    let name = named.name;
     let hash = hash_name(name);
     registry.with_snapshot(|snapshot| {
         remember_literal(name, snapshot.generation, lane_in(snapshot, name, hash));
