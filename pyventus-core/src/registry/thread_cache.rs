@@ -319,7 +319,43 @@ fn run_named_cached<'d, P: Any + Send + Sync>(
     Lookup::of(hit)
 }
 
-impl Found<ErasedLane> {
+/// A named event's lane, as a slot of named events keeps it: its payload type
+/// is known only when it runs.
+pub(crate) trait NamedLane {
+    /// The lane, if its subscribers take `P`.
+    fn of<P: Any + Send + Sync>(&self) -> Option<&Lane<P>>;
+}
+
+impl NamedLane for ErasedLane {
+    #[inline]
+    fn of<P: Any + Send + Sync>(&self) -> Option<&Lane<P>> {
+        self.downcast_ref()
+    }
+}
+
+/// A named event's lane as a literal slot keeps it: the `Arc<Lane<P>>` of the
+/// payload type `P` of the emit that filled the slot, boxed (or the
+/// [`ErasedLane`] if its subscribers take another type). Downcasting a box
+/// finds its value at the box's address, where an `Arc<dyn Any>`'s is at an
+/// offset read from its vtable (5 instructions an emit).
+type PayloadLane = Box<dyn Any + Send + Sync>;
+
+impl NamedLane for PayloadLane {
+    #[inline]
+    fn of<P: Any + Send + Sync>(&self) -> Option<&Lane<P>> {
+        self.downcast_ref::<Arc<Lane<P>>>().map(|lane| &**lane)
+    }
+}
+
+/// `lane` as a literal slot keeps it for emits of `P`.
+fn payload_lane<P: Any + Send + Sync>(lane: ErasedLane) -> PayloadLane {
+    match lane.downcast::<Lane<P>>() {
+        Ok(lane) => Box::new(lane),
+        Err(erased) => Box::new(erased),
+    }
+}
+
+impl<L: NamedLane> Found<L> {
     /// Runs a named event's payload on what a slot found: `Some(ran)`, or
     /// `None` for a payload of another type than its subscribers' (the
     /// general path says what that means: an error if a typed event owns the
@@ -330,15 +366,13 @@ impl Found<ErasedLane> {
         payload: &P,
         delivery: impl FnOnce() -> Dispatch<'d>,
     ) -> Option<bool> {
-        match self {
-            Found::Empty => Some(true),
-            Found::General => Some(false),
-            Found::Lane(lane) => {
-                let lane = lane.downcast_ref::<Lane<P>>()?;
-                lane.deliver(payload, &delivery());
-                Some(true)
-            }
+        // The lane first: one test of the tag on the path that runs.
+        if let Found::Lane(lane) = self {
+            let lane = lane.of::<P>()?;
+            lane.deliver(payload, &delivery());
+            return Some(true);
         }
+        Some(matches!(self, Found::Empty))
     }
 }
 
@@ -386,7 +420,7 @@ struct LiteralSlot {
     /// 0 for a slot never filled (generations start at 1).
     generation: u64,
     name: &'static str,
-    found: Found<ErasedLane>,
+    found: Found<PayloadLane>,
 }
 
 thread_local! {
@@ -436,7 +470,7 @@ fn run_literal_cached<'d, P: Any + Send + Sync>(
 }
 
 /// Caches what the snapshot of `generation` holds for the named event.
-fn remember_literal(name: &'static str, generation: u64, found: Found<ErasedLane>) {
+fn remember_literal(name: &'static str, generation: u64, found: Found<PayloadLane>) {
     let next = LiteralSlot {
         generation,
         name,
@@ -501,7 +535,12 @@ fn fill_literal_lane<T: Send + Sync + 'static>(
     let name = named.name;
     let hash = hash_name(name);
     registry.with_snapshot(|snapshot| {
-        remember_literal(name, snapshot.generation, lane_in(snapshot, name, hash));
+        let found = match lane_in(snapshot, name, hash) {
+            Found::Empty => Found::Empty,
+            Found::Lane(lane) => Found::Lane(payload_lane::<T>(lane)),
+            Found::General => Found::General,
+        };
+        remember_literal(name, snapshot.generation, found);
         run_payload_lane(registry, snapshot, named, &named.payload, hash)
     })
 }
