@@ -319,43 +319,7 @@ fn run_named_cached<'d, P: Any + Send + Sync>(
     Lookup::of(hit)
 }
 
-/// A named event's lane, as a slot of named events keeps it: its payload type
-/// is known only when it runs.
-pub(crate) trait NamedLane {
-    /// The lane, if its subscribers take `P`.
-    fn of<P: Any + Send + Sync>(&self) -> Option<&Lane<P>>;
-}
-
-impl NamedLane for ErasedLane {
-    #[inline]
-    fn of<P: Any + Send + Sync>(&self) -> Option<&Lane<P>> {
-        self.downcast_ref()
-    }
-}
-
-/// A named event's lane as a literal slot keeps it: the `Arc<Lane<P>>` of the
-/// payload type `P` of the emit that filled the slot, boxed (or the
-/// [`ErasedLane`] if its subscribers take another type). Downcasting a box
-/// finds its value at the box's address, where an `Arc<dyn Any>`'s is at an
-/// offset read from its vtable (5 instructions an emit).
-type PayloadLane = Box<dyn Any + Send + Sync>;
-
-impl NamedLane for PayloadLane {
-    #[inline]
-    fn of<P: Any + Send + Sync>(&self) -> Option<&Lane<P>> {
-        self.downcast_ref::<Arc<Lane<P>>>().map(|lane| &**lane)
-    }
-}
-
-/// `lane` as a literal slot keeps it for emits of `P`.
-fn payload_lane<P: Any + Send + Sync>(lane: ErasedLane) -> PayloadLane {
-    match lane.downcast::<Lane<P>>() {
-        Ok(lane) => Box::new(lane),
-        Err(erased) => Box::new(erased),
-    }
-}
-
-impl<L: NamedLane> Found<L> {
+impl Found<ErasedLane> {
     /// Runs a named event's payload on what a slot found: `Some(ran)`, or
     /// `None` for a payload of another type than its subscribers' (the
     /// general path says what that means: an error if a typed event owns the
@@ -368,7 +332,7 @@ impl<L: NamedLane> Found<L> {
     ) -> Option<bool> {
         // The lane first: one test of the tag on the path that runs.
         if let Found::Lane(lane) = self {
-            let lane = lane.of::<P>()?;
+            let lane = lane.downcast_ref::<Lane<P>>()?;
             lane.deliver(payload, &delivery());
             return Some(true);
         }
@@ -420,7 +384,51 @@ struct LiteralSlot {
     /// 0 for a slot never filled (generations start at 1).
     generation: u64,
     name: &'static str,
-    found: Found<PayloadLane>,
+    found: LiteralFound,
+}
+
+/// What a literal slot found: a [`Found`] laid out for the path that runs a
+/// lane, whose only test is then its downcast (a `Found` of a box would
+/// test a tag first: a box has one niche, `Found` two empty variants).
+struct LiteralFound {
+    /// The `Arc<Lane<P>>` of the payload type `P` of the emit that filled the
+    /// slot, boxed (or the [`ErasedLane`], if its subscribers take another
+    /// type): downcasting a box finds its value at the box's address, where
+    /// an `Arc<dyn Any>`'s is at an offset read from its vtable.
+    lane: Option<Box<dyn Any + Send + Sync>>,
+    /// With no lane, whether the general path runs the event (a
+    /// [`Found::General`]), not nothing (a [`Found::Empty`]).
+    general: bool,
+}
+
+impl LiteralFound {
+    /// `found` as a literal slot keeps it for emits of `P`.
+    fn of<P: Any + Send + Sync>(found: Found<ErasedLane>) -> Self {
+        let (lane, general): (Option<Box<dyn Any + Send + Sync>>, _) = match found {
+            Found::Empty => (None, false),
+            Found::General => (None, true),
+            Found::Lane(lane) => match lane.downcast::<Lane<P>>() {
+                Ok(lane) => (Some(Box::new(lane)), false),
+                Err(erased) => (Some(Box::new(erased)), false),
+            },
+        };
+        LiteralFound { lane, general }
+    }
+
+    /// [`Found::run`] for what a literal slot found.
+    #[inline]
+    fn run<'d, P: Any + Send + Sync>(
+        &self,
+        payload: &P,
+        delivery: impl FnOnce() -> Dispatch<'d>,
+    ) -> Option<bool> {
+        if let Some(lane) = &self.lane {
+            let lane = lane.downcast_ref::<Arc<Lane<P>>>()?;
+            lane.deliver(payload, &delivery());
+            return Some(true);
+        }
+        Some(!self.general)
+    }
 }
 
 thread_local! {
@@ -431,7 +439,10 @@ thread_local! {
                 LiteralSlot {
                     generation: 0,
                     name: "",
-                    found: Found::General,
+                    found: LiteralFound {
+                        lane: None,
+                        general: true,
+                    },
                 }
             }; LITERAL_SLOTS],
         )
@@ -470,7 +481,7 @@ fn run_literal_cached<'d, P: Any + Send + Sync>(
 }
 
 /// Caches what the snapshot of `generation` holds for the named event.
-fn remember_literal(name: &'static str, generation: u64, found: Found<PayloadLane>) {
+fn remember_literal(name: &'static str, generation: u64, found: LiteralFound) {
     let next = LiteralSlot {
         generation,
         name,
@@ -535,11 +546,7 @@ fn fill_literal_lane<T: Send + Sync + 'static>(
     let name = named.name;
     let hash = hash_name(name);
     registry.with_snapshot(|snapshot| {
-        let found = match lane_in(snapshot, name, hash) {
-            Found::Empty => Found::Empty,
-            Found::Lane(lane) => Found::Lane(payload_lane::<T>(lane)),
-            Found::General => Found::General,
-        };
+        let found = LiteralFound::of::<T>(lane_in(snapshot, name, hash));
         remember_literal(name, snapshot.generation, found);
         run_payload_lane(registry, snapshot, named, &named.payload, hash)
     })
@@ -658,7 +665,7 @@ mod tests {
     fn a_literal_slot_answers_only_for_its_own_str_and_generation() {
         let alphabet: &'static str = Box::leak(String::from("Alphabet").into_boxed_str());
         let alpha = &alphabet[..5];
-        remember_literal(alpha, 3, Found::Empty);
+        remember_literal(alpha, 3, LiteralFound::of::<()>(Found::Empty));
         assert_eq!(lookup_literal(alpha, 3), "ran");
         assert_eq!(lookup_literal(alpha, 4), "miss", "another snapshot");
         assert_eq!(
@@ -672,7 +679,7 @@ mod tests {
             "miss",
             "equal bytes at another address: hashed on the general path instead"
         );
-        remember_literal(alpha, 3, Found::General);
+        remember_literal(alpha, 3, LiteralFound::of::<()>(Found::General));
         assert_eq!(lookup_literal(alpha, 3), "general", "replaced");
     }
 }
