@@ -270,8 +270,8 @@ struct NamedSlot {
     hash: u64,
     /// The event's name: two names may share a hash.
     name: Cow<'static, str>,
-    /// Its lane is erased: a named event's subscribers may take any payload.
-    found: Found<ErasedLane>,
+    /// Its lane, for the payload type of the emit that filled the slot.
+    found: NamedFound,
 }
 
 impl NamedSlot {
@@ -279,7 +279,7 @@ impl NamedSlot {
         generation: 0,
         hash: 0,
         name: Cow::Borrowed(""),
-        found: Found::General,
+        found: NamedFound::UNUSED,
     };
 }
 
@@ -319,10 +319,44 @@ fn run_named_cached<'d, P: Any + Send + Sync>(
     Lookup::of(hit)
 }
 
-impl Found<ErasedLane> {
+/// What a slot of named events found: a [`Found`] laid out for the path that
+/// runs a lane, whose only test is then its downcast (a `Found` of a box
+/// would test a tag first: a box has one niche, `Found` two empty variants).
+struct NamedFound {
+    /// The `Arc<Lane<P>>` of the payload type `P` of the emit that filled the
+    /// slot, boxed (or the [`ErasedLane`], if its subscribers take another
+    /// type): downcasting a box finds its value at the box's address, where
+    /// an `Arc<dyn Any>`'s is at an offset read from its vtable.
+    lane: Option<Box<dyn Any + Send + Sync>>,
+    /// With no lane, whether the general path runs the event (a
+    /// [`Found::General`]), not nothing (a [`Found::Empty`]).
+    general: bool,
+}
+
+impl NamedFound {
+    /// An unused slot's (never read: no generation is 0).
+    const UNUSED: NamedFound = NamedFound {
+        lane: None,
+        general: true,
+    };
+
+    /// `found` as a slot keeps it for emits of `P`.
+    fn of<P: Any + Send + Sync>(found: Found<ErasedLane>) -> Self {
+        let (lane, general): (Option<Box<dyn Any + Send + Sync>>, _) = match found {
+            Found::Empty => (None, false),
+            Found::General => (None, true),
+            Found::Lane(lane) => match lane.downcast::<Lane<P>>() {
+                Ok(lane) => (Some(Box::new(lane)), false),
+                Err(erased) => (Some(Box::new(erased)), false),
+            },
+        };
+        NamedFound { lane, general }
+    }
+
     /// Runs a named event's payload on what a slot found: `Some(ran)`, or
-    /// `None` for a payload of another type than its subscribers' (the
-    /// general path says what that means: an error if a typed event owns the
+    /// `None` for a payload of another type than the emit's that filled the
+    /// slot (the slot is filled again; the general path says what another
+    /// type than its subscribers' means: an error if a typed event owns the
     /// name).
     #[inline]
     fn run<'d, P: Any + Send + Sync>(
@@ -330,13 +364,12 @@ impl Found<ErasedLane> {
         payload: &P,
         delivery: impl FnOnce() -> Dispatch<'d>,
     ) -> Option<bool> {
-        // The lane first: one test of the tag on the path that runs.
-        if let Found::Lane(lane) = self {
-            let lane = lane.downcast_ref::<Lane<P>>()?;
+        if let Some(lane) = &self.lane {
+            let lane = lane.downcast_ref::<Arc<Lane<P>>>()?;
             lane.deliver(payload, &delivery());
             return Some(true);
         }
-        Some(matches!(self, Found::Empty))
+        Some(!self.general)
     }
 }
 
@@ -362,7 +395,7 @@ fn replace_slot<S: 'static, const N: usize>(
 }
 
 /// Caches what the snapshot of `generation` holds for the named event.
-fn remember_named(hash: u64, name: Cow<'static, str>, generation: u64, found: Found<ErasedLane>) {
+fn remember_named(hash: u64, name: Cow<'static, str>, generation: u64, found: NamedFound) {
     let next = NamedSlot {
         generation,
         hash,
@@ -384,51 +417,7 @@ struct LiteralSlot {
     /// 0 for a slot never filled (generations start at 1).
     generation: u64,
     name: &'static str,
-    found: LiteralFound,
-}
-
-/// What a literal slot found: a [`Found`] laid out for the path that runs a
-/// lane, whose only test is then its downcast (a `Found` of a box would
-/// test a tag first: a box has one niche, `Found` two empty variants).
-struct LiteralFound {
-    /// The `Arc<Lane<P>>` of the payload type `P` of the emit that filled the
-    /// slot, boxed (or the [`ErasedLane`], if its subscribers take another
-    /// type): downcasting a box finds its value at the box's address, where
-    /// an `Arc<dyn Any>`'s is at an offset read from its vtable.
-    lane: Option<Box<dyn Any + Send + Sync>>,
-    /// With no lane, whether the general path runs the event (a
-    /// [`Found::General`]), not nothing (a [`Found::Empty`]).
-    general: bool,
-}
-
-impl LiteralFound {
-    /// `found` as a literal slot keeps it for emits of `P`.
-    fn of<P: Any + Send + Sync>(found: Found<ErasedLane>) -> Self {
-        let (lane, general): (Option<Box<dyn Any + Send + Sync>>, _) = match found {
-            Found::Empty => (None, false),
-            Found::General => (None, true),
-            Found::Lane(lane) => match lane.downcast::<Lane<P>>() {
-                Ok(lane) => (Some(Box::new(lane)), false),
-                Err(erased) => (Some(Box::new(erased)), false),
-            },
-        };
-        LiteralFound { lane, general }
-    }
-
-    /// [`Found::run`] for what a literal slot found.
-    #[inline]
-    fn run<'d, P: Any + Send + Sync>(
-        &self,
-        payload: &P,
-        delivery: impl FnOnce() -> Dispatch<'d>,
-    ) -> Option<bool> {
-        if let Some(lane) = &self.lane {
-            let lane = lane.downcast_ref::<Arc<Lane<P>>>()?;
-            lane.deliver(payload, &delivery());
-            return Some(true);
-        }
-        Some(!self.general)
-    }
+    found: NamedFound,
 }
 
 thread_local! {
@@ -439,10 +428,7 @@ thread_local! {
                 LiteralSlot {
                     generation: 0,
                     name: "",
-                    found: LiteralFound {
-                        lane: None,
-                        general: true,
-                    },
+                    found: NamedFound::UNUSED,
                 }
             }; LITERAL_SLOTS],
         )
@@ -481,7 +467,7 @@ fn run_literal_cached<'d, P: Any + Send + Sync>(
 }
 
 /// Caches what the snapshot of `generation` holds for the named event.
-fn remember_literal(name: &'static str, generation: u64, found: LiteralFound) {
+fn remember_literal(name: &'static str, generation: u64, found: NamedFound) {
     let next = LiteralSlot {
         generation,
         name,
@@ -529,7 +515,7 @@ fn fill_named_lane<T: Send + Sync + 'static>(
     hash: u64,
 ) -> bool {
     registry.with_snapshot(|snapshot| {
-        let found = lane_in(snapshot, &named.name, hash);
+        let found = NamedFound::of::<T>(lane_in(snapshot, &named.name, hash));
         remember_named(hash, named.name.clone(), snapshot.generation, found);
         run_payload_lane(registry, snapshot, named, &named.payload, hash)
     })
@@ -546,7 +532,7 @@ fn fill_literal_lane<T: Send + Sync + 'static>(
     let name = named.name;
     let hash = hash_name(name);
     registry.with_snapshot(|snapshot| {
-        let found = LiteralFound::of::<T>(lane_in(snapshot, name, hash));
+        let found = NamedFound::of::<T>(lane_in(snapshot, name, hash));
         remember_literal(name, snapshot.generation, found);
         run_payload_lane(registry, snapshot, named, &named.payload, hash)
     })
@@ -629,7 +615,12 @@ mod tests {
     fn a_named_slot_answers_only_for_its_own_name_hash_and_generation() {
         // Two names with one hash (as a crafted collision would give): the slot
         // remembers one of them only.
-        remember_named(7, Cow::Borrowed("Alpha"), 3, Found::Empty);
+        remember_named(
+            7,
+            Cow::Borrowed("Alpha"),
+            3,
+            NamedFound::of::<()>(Found::Empty),
+        );
         assert_eq!(lookup(7, "Alpha", 3), "ran");
         assert_eq!(
             lookup(7, &String::from("Alpha"), 3),
@@ -647,7 +638,12 @@ mod tests {
             "miss",
             "another hash, same slot"
         );
-        remember_named(7, Cow::Borrowed("Bravo"), 3, Found::General);
+        remember_named(
+            7,
+            Cow::Borrowed("Bravo"),
+            3,
+            NamedFound::of::<()>(Found::General),
+        );
         assert_eq!(lookup(7, "Bravo", 3), "general");
         assert_eq!(lookup(7, "Alpha", 3), "miss", "replaced");
     }
@@ -665,7 +661,7 @@ mod tests {
     fn a_literal_slot_answers_only_for_its_own_str_and_generation() {
         let alphabet: &'static str = Box::leak(String::from("Alphabet").into_boxed_str());
         let alpha = &alphabet[..5];
-        remember_literal(alpha, 3, LiteralFound::of::<()>(Found::Empty));
+        remember_literal(alpha, 3, NamedFound::of::<()>(Found::Empty));
         assert_eq!(lookup_literal(alpha, 3), "ran");
         assert_eq!(lookup_literal(alpha, 4), "miss", "another snapshot");
         assert_eq!(
@@ -679,7 +675,7 @@ mod tests {
             "miss",
             "equal bytes at another address: hashed on the general path instead"
         );
-        remember_literal(alpha, 3, LiteralFound::of::<()>(Found::General));
+        remember_literal(alpha, 3, NamedFound::of::<()>(Found::General));
         assert_eq!(lookup_literal(alpha, 3), "general", "replaced");
     }
 }
