@@ -114,21 +114,31 @@ impl fmt::Debug for AnyEvent {
 
 /// A named event: a string key and a payload of any `Send + Sync + 'static` type.
 ///
-/// Its name is a `Cow` on the general path; `emit_named` with a `&'static
-/// str` runs its fast path on a `Named<T, &'static str>` instead, which has
-/// nothing to drop but its payload (a `Cow`'s tag is stored, then tested
-/// again when it drops: 6 instructions an emit).
+/// Its name is a `Cow` on the general path; where the name is a `&'static
+/// str` (`emit_named` with a literal, `emit_to` with a static key), the fast
+/// path runs on a `Named<T, &'static str>` instead, which has nothing to drop
+/// but its payload (a `Cow`'s tag is stored, then tested again when it drops).
 pub(crate) struct Named<T, N = Cow<'static, str>> {
     pub(crate) name: N,
     pub(crate) payload: T,
 }
 
-impl<T> Named<T, &'static str> {
-    /// The same event, as the general path takes it.
+/// What a [`Named`] event's name may be: a `Cow<'static, str>`, or a
+/// `&'static str`.
+pub(crate) trait EventName:
+    AsRef<str> + Clone + Into<Cow<'static, str>> + Send + Sync + 'static
+{
+}
+
+impl<N: AsRef<str> + Clone + Into<Cow<'static, str>> + Send + Sync + 'static> EventName for N {}
+
+impl<T, N: EventName> Named<T, N> {
+    /// The same event, as the general path takes it (one `Named<T>` per
+    /// payload type there, whatever the name's type on the fast path).
     #[inline]
     pub(crate) fn owned(self) -> Named<T> {
         Named {
-            name: Cow::Borrowed(self.name),
+            name: self.name.into(),
             payload: self.payload,
         }
     }

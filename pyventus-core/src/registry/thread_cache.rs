@@ -24,7 +24,7 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::atomic::Ordering;
 
-use crate::event::any_event::{EventObject, Named};
+use crate::event::any_event::{EventName, EventObject, Named};
 use crate::event::key::hash_name;
 use crate::event::slot::{LaneCache, LaneSlot};
 use crate::registry::lane::{ErasedLane, Lane};
@@ -119,15 +119,15 @@ pub(crate) fn run_from_slot<O: EventObject, P: Any + Send + Sync>(
 /// Runs the named event from this thread's named lanes; on a miss, reads the
 /// snapshot into them first.
 #[inline]
-pub(crate) fn run_named<T: Send + Sync + 'static>(
+pub(crate) fn run_named<T: Send + Sync + 'static, N: EventName>(
     registry: &Registry,
-    named: &Named<T>,
+    named: &Named<T, N>,
     hash: u64,
 ) -> bool {
     let delivery = || Dispatch::borrowed(named, &registry.settings);
     run_named_cached(
         hash,
-        &named.name,
+        named.name.as_ref(),
         registry.generation(),
         &named.payload,
         delivery,
@@ -509,14 +509,14 @@ fn fill_slot<O: EventObject, P: Any + Send + Sync>(
 /// [`run_payload_lane`] would: whether it ran.
 #[cold]
 #[inline(never)]
-fn fill_named_lane<T: Send + Sync + 'static>(
+fn fill_named_lane<T: Send + Sync + 'static, N: EventName>(
     registry: &Registry,
-    named: &Named<T>,
+    named: &Named<T, N>,
     hash: u64,
 ) -> bool {
     registry.with_snapshot(|snapshot| {
-        let found = NamedFound::of::<T>(lane_in(snapshot, &named.name, hash));
-        remember_named(hash, named.name.clone(), snapshot.generation, found);
+        let found = NamedFound::of::<T>(lane_in(snapshot, named.name.as_ref(), hash));
+        remember_named(hash, named.name.clone().into(), snapshot.generation, found);
         run_payload_lane(registry, snapshot, named, &named.payload, hash)
     })
 }
