@@ -4,7 +4,8 @@
 //!
 //! Four caches share one key, the snapshot's generation (unique across
 //! linkers), and one answer, [`Found`]: nothing to run, a lane to run, or
-//! the general path. Each is read with one thread-local access and no
+//! the general path (the named events' caches lay it out as a
+//! [`NamedFound`], typed for the payload of the emit that filled the slot). Each is read with one thread-local access and no
 //! read-modify-write, and filled on a miss from the snapshot:
 //!
 //! - the snapshot this thread used last (any linker's), for every emit;
@@ -138,6 +139,10 @@ pub(crate) fn run_named<T: Send + Sync + 'static, N: EventName>(
 /// Runs the named event whose name is a `&'static str` from this thread's
 /// lanes of such names, found by the name's address; on a miss, reads the
 /// snapshot into them first (hashing the name once).
+///
+/// `name` is `named.name`, passed on its own: read back from `named`, which
+/// the handlers' context borrows, it left the slot's address to be computed
+/// again at every emit of a loop (108 instructions an emit became 122).
 #[inline]
 pub(crate) fn run_literal<T: Send + Sync + 'static>(
     registry: &Registry,
@@ -326,7 +331,8 @@ struct NamedFound {
     /// The `Arc<Lane<P>>` of the payload type `P` of the emit that filled the
     /// slot, boxed (or the [`ErasedLane`], if its subscribers take another
     /// type): downcasting a box finds its value at the box's address, where
-    /// an `Arc<dyn Any>`'s is at an offset read from its vtable.
+    /// an `Arc<dyn Any>`'s is at an offset read from its vtable. Filling a
+    /// slot allocates the box; an emit does not.
     lane: Option<Box<dyn Any + Send + Sync>>,
     /// With no lane, whether the general path runs the event (a
     /// [`Found::General`]), not nothing (a [`Found::Empty`]).
