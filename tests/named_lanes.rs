@@ -254,6 +254,22 @@ fn a_literal_name_with_a_payload_of_the_wrong_type_is_refused_on_every_emit() {
 }
 
 #[test]
+fn emits_alternating_two_payload_types_on_one_name_run_the_subscribers_on_theirs_each_time() {
+    // A thread's slot keeps the lane for the payload type of the emit that
+    // filled it: an emit of the other type first, then of the subscribers'.
+    let linker = EventLinker::new();
+    let (ticks, _sub) = counter(&linker, "Tick");
+    let emitter = inline_fast(&linker);
+    for _ in 0..3 {
+        emitter.emit_named("Tick", 7_u32).unwrap();
+        emitter.emit_named("Tick", 1_u64).unwrap();
+        emitter.emit_to(&TICK, 7_u32).unwrap();
+        emitter.emit_to(&TICK, 10_u64).unwrap();
+    }
+    assert_eq!(ticks.load(Ordering::SeqCst), 33);
+}
+
+#[test]
 fn emitting_a_literal_from_many_threads_while_subscribers_come_and_go_runs_only_live_ones() {
     churn(|emitter| emitter.emit_named("Tick", 1_u64).unwrap());
 }

@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::emission::{Subscribers, select};
-use crate::event::any_event::{EventObject, Named};
+use crate::event::any_event::{EventName, EventObject, Named};
 use crate::event::key::{ANY_NAME, KeyHash, TypeInfo, hash_name};
 use crate::event::slot::LaneSlot;
 use crate::observe::trace::{self, debug_event};
@@ -281,10 +281,9 @@ impl EventEmitter {
         if name.is_empty() {
             return Err(Error::EmptyEventName);
         }
-        let named = Named {
-            name: Cow::Borrowed(name),
-            payload,
-        };
+        // Its name stays a `&'static str` (no `Cow` to drop on the fast
+        // path); the general path takes it as a `Cow`.
+        let named = Named { name, payload };
         self.emit_named_by(
             named,
             || hash_name(name),
@@ -328,11 +327,27 @@ impl EventEmitter {
     ) -> Result<(), Error> {
         let event_key = key.event_key();
         event_key.validate()?;
-        let named = Named {
-            name: event_key.name_cow(),
-            payload,
-        };
         let hash = event_key.hash_value();
+        // A static name (every `NamedKey`'s) stays a `&'static str`: no `Cow`
+        // to drop on the fast path.
+        match event_key.static_name() {
+            Some(name) => self.emit_key(key, Named { name, payload }, hash),
+            None => {
+                let name = event_key.name_cow();
+                self.emit_key(key, Named { name, payload }, hash)
+            }
+        }
+    }
+
+    /// [`emit_to`](Self::emit_to) of `named`: from the key's own slot if it
+    /// has one, else from this thread's named lanes.
+    #[inline]
+    fn emit_key<T: Send + Sync + 'static, K: EmitKey<T> + ?Sized, N: EventName>(
+        &self,
+        key: &K,
+        named: Named<T, N>,
+        hash: u64,
+    ) -> Result<(), Error> {
         match key.__slot() {
             Some(slot) => self.emit_keyed(named, hash, slot),
             None => self.emit_named_hashed(named, hash),
@@ -342,9 +357,9 @@ impl EventEmitter {
     /// [`emit_to`](Self::emit_to) through a [`NamedKey`](crate::NamedKey):
     /// the inline fast path finds the subscribers in the key's own slot.
     #[inline]
-    fn emit_keyed<T: Send + Sync + 'static>(
+    fn emit_keyed<T: Send + Sync + 'static, N: EventName>(
         &self,
-        named: Named<T>,
+        named: Named<T, N>,
         hash: u64,
         slot: &'static LocalKey<LaneSlot<T>>,
     ) -> Result<(), Error> {
@@ -358,9 +373,9 @@ impl EventEmitter {
     }
 
     #[inline]
-    fn emit_named_hashed<T: Send + Sync + 'static>(
+    fn emit_named_hashed<T: Send + Sync + 'static, N: EventName>(
         &self,
-        named: Named<T>,
+        named: Named<T, N>,
         hash: u64,
     ) -> Result<(), Error> {
         self.emit_named_by(
@@ -375,11 +390,11 @@ impl EventEmitter {
     /// otherwise, or if it could not, the general path does, with the name's
     /// hash from `hash`.
     #[inline]
-    fn emit_named_by<T: Send + Sync + 'static>(
+    fn emit_named_by<T: Send + Sync + 'static, N: EventName>(
         &self,
-        named: Named<T>,
+        named: Named<T, N>,
         hash: impl FnOnce() -> u64,
-        cached: impl FnOnce(&Registry, &Named<T>) -> bool,
+        cached: impl FnOnce(&Registry, &Named<T, N>) -> bool,
     ) -> Result<(), Error> {
         let inner = &*self.inner;
         if inner.borrow_fast_path
@@ -388,7 +403,7 @@ impl EventEmitter {
         {
             return Ok(());
         }
-        self.emit_object(named, hash(), Claim::Payload, false)
+        self.emit_object(named.owned(), hash(), Claim::Payload, false)
             .map(drop)
     }
 

@@ -113,14 +113,40 @@ impl fmt::Debug for AnyEvent {
 }
 
 /// A named event: a string key and a payload of any `Send + Sync + 'static` type.
-pub(crate) struct Named<T> {
-    pub(crate) name: Cow<'static, str>,
+///
+/// Its name is a `Cow` on the general path; where the name is a `&'static
+/// str` (`emit_named` with a literal, `emit_to` with a static key), the fast
+/// path runs on a `Named<T, &'static str>` instead, which has nothing to drop
+/// but its payload (a `Cow`'s tag is stored, then tested again when it drops).
+pub(crate) struct Named<T, N = Cow<'static, str>> {
+    pub(crate) name: N,
     pub(crate) payload: T,
 }
 
-impl<T: Send + Sync + 'static> EventObject for Named<T> {
+/// What a [`Named`] event's name may be: a `Cow<'static, str>`, or a
+/// `&'static str`.
+pub(crate) trait EventName:
+    AsRef<str> + Clone + Into<Cow<'static, str>> + Send + Sync + 'static
+{
+}
+
+impl<N: AsRef<str> + Clone + Into<Cow<'static, str>> + Send + Sync + 'static> EventName for N {}
+
+impl<T, N: EventName> Named<T, N> {
+    /// The same event, as the general path takes it (one `Named<T>` per
+    /// payload type there, whatever the name's type on the fast path).
+    #[inline]
+    pub(crate) fn owned(self) -> Named<T> {
+        Named {
+            name: self.name.into(),
+            payload: self.payload,
+        }
+    }
+}
+
+impl<T: Send + Sync + 'static, N: AsRef<str> + Send + Sync + 'static> EventObject for Named<T, N> {
     fn name(&self) -> &str {
-        &self.name
+        self.name.as_ref()
     }
 
     fn payload(&self) -> &(dyn Any + Send + Sync) {
@@ -134,9 +160,9 @@ impl<T: Send + Sync + 'static> EventObject for Named<T> {
     fn fmt_event(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The payload need not be `Debug`; its type is what can always be shown.
         if std::any::TypeId::of::<T>() == std::any::TypeId::of::<()>() {
-            f.write_str(&self.name)
+            f.write_str(self.name())
         } else {
-            write!(f, "{}({})", self.name, type_name::<T>())
+            write!(f, "{}({})", self.name(), type_name::<T>())
         }
     }
 }

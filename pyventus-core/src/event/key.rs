@@ -140,6 +140,16 @@ impl EventKey {
         }
     }
 
+    /// The name, if it is a `&'static str` (a key built by `named_static`,
+    /// and every `NamedKey`).
+    #[inline]
+    pub(crate) fn static_name(&self) -> Option<&'static str> {
+        match self.name {
+            Name::Static(name) => Some(name),
+            Name::Shared(_) => None,
+        }
+    }
+
     /// The name, as a named event carries it (a shared name is copied).
     #[inline]
     pub(crate) fn name_cow(&self) -> Cow<'static, str> {

@@ -4,7 +4,8 @@
 //!
 //! Four caches share one key, the snapshot's generation (unique across
 //! linkers), and one answer, [`Found`]: nothing to run, a lane to run, or
-//! the general path. Each is read with one thread-local access and no
+//! the general path (the named events' caches lay it out as a
+//! [`NamedFound`], typed for the payload of the emit that filled the slot). Each is read with one thread-local access and no
 //! read-modify-write, and filled on a miss from the snapshot:
 //!
 //! - the snapshot this thread used last (any linker's), for every emit;
@@ -24,7 +25,7 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::atomic::Ordering;
 
-use crate::event::any_event::{EventObject, Named};
+use crate::event::any_event::{EventName, EventObject, Named};
 use crate::event::key::hash_name;
 use crate::event::slot::{LaneCache, LaneSlot};
 use crate::registry::lane::{ErasedLane, Lane};
@@ -119,15 +120,15 @@ pub(crate) fn run_from_slot<O: EventObject, P: Any + Send + Sync>(
 /// Runs the named event from this thread's named lanes; on a miss, reads the
 /// snapshot into them first.
 #[inline]
-pub(crate) fn run_named<T: Send + Sync + 'static>(
+pub(crate) fn run_named<T: Send + Sync + 'static, N: EventName>(
     registry: &Registry,
-    named: &Named<T>,
+    named: &Named<T, N>,
     hash: u64,
 ) -> bool {
     let delivery = || Dispatch::borrowed(named, &registry.settings);
     run_named_cached(
         hash,
-        &named.name,
+        named.name.as_ref(),
         registry.generation(),
         &named.payload,
         delivery,
@@ -138,15 +139,19 @@ pub(crate) fn run_named<T: Send + Sync + 'static>(
 /// Runs the named event whose name is a `&'static str` from this thread's
 /// lanes of such names, found by the name's address; on a miss, reads the
 /// snapshot into them first (hashing the name once).
+///
+/// `name` is `named.name`, passed on its own: read back from `named`, which
+/// the handlers' context borrows, it left the slot's address to be computed
+/// again at every emit of a loop (108 instructions an emit became 122).
 #[inline]
 pub(crate) fn run_literal<T: Send + Sync + 'static>(
     registry: &Registry,
     name: &'static str,
-    named: &Named<T>,
+    named: &Named<T, &'static str>,
 ) -> bool {
     let delivery = || Dispatch::borrowed(named, &registry.settings);
     run_literal_cached(name, registry.generation(), &named.payload, delivery)
-        .ran_or_fill(|| fill_literal_lane(registry, name, named))
+        .ran_or_fill(|| fill_literal_lane(registry, named))
 }
 
 /// Runs `event`, a type with no slot (a generic one), from the cached
@@ -270,8 +275,8 @@ struct NamedSlot {
     hash: u64,
     /// The event's name: two names may share a hash.
     name: Cow<'static, str>,
-    /// Its lane is erased: a named event's subscribers may take any payload.
-    found: Found<ErasedLane>,
+    /// Its lane, for the payload type of the emit that filled the slot.
+    found: NamedFound,
 }
 
 impl NamedSlot {
@@ -279,7 +284,7 @@ impl NamedSlot {
         generation: 0,
         hash: 0,
         name: Cow::Borrowed(""),
-        found: Found::General,
+        found: NamedFound::UNUSED,
     };
 }
 
@@ -319,10 +324,45 @@ fn run_named_cached<'d, P: Any + Send + Sync>(
     Lookup::of(hit)
 }
 
-impl Found<ErasedLane> {
+/// What a slot of named events found: a [`Found`] laid out for the path that
+/// runs a lane, whose only test is then its downcast (a `Found` of a box
+/// would test a tag first: a box has one niche, `Found` two empty variants).
+struct NamedFound {
+    /// The `Arc<Lane<P>>` of the payload type `P` of the emit that filled the
+    /// slot, boxed (or the [`ErasedLane`], if its subscribers take another
+    /// type): downcasting a box finds its value at the box's address, where
+    /// an `Arc<dyn Any>`'s is at an offset read from its vtable. Filling a
+    /// slot allocates the box; an emit does not.
+    lane: Option<Box<dyn Any + Send + Sync>>,
+    /// With no lane, whether the general path runs the event (a
+    /// [`Found::General`]), not nothing (a [`Found::Empty`]).
+    general: bool,
+}
+
+impl NamedFound {
+    /// An unused slot's (never read: no generation is 0).
+    const UNUSED: NamedFound = NamedFound {
+        lane: None,
+        general: true,
+    };
+
+    /// `found` as a slot keeps it for emits of `P`.
+    fn of<P: Any + Send + Sync>(found: Found<ErasedLane>) -> Self {
+        let (lane, general): (Option<Box<dyn Any + Send + Sync>>, _) = match found {
+            Found::Empty => (None, false),
+            Found::General => (None, true),
+            Found::Lane(lane) => match lane.downcast::<Lane<P>>() {
+                Ok(lane) => (Some(Box::new(lane)), false),
+                Err(erased) => (Some(Box::new(erased)), false),
+            },
+        };
+        NamedFound { lane, general }
+    }
+
     /// Runs a named event's payload on what a slot found: `Some(ran)`, or
-    /// `None` for a payload of another type than its subscribers' (the
-    /// general path says what that means: an error if a typed event owns the
+    /// `None` for a payload of another type than the emit's that filled the
+    /// slot (the slot is filled again; the general path says what another
+    /// type than its subscribers' means: an error if a typed event owns the
     /// name).
     #[inline]
     fn run<'d, P: Any + Send + Sync>(
@@ -330,15 +370,12 @@ impl Found<ErasedLane> {
         payload: &P,
         delivery: impl FnOnce() -> Dispatch<'d>,
     ) -> Option<bool> {
-        match self {
-            Found::Empty => Some(true),
-            Found::General => Some(false),
-            Found::Lane(lane) => {
-                let lane = lane.downcast_ref::<Lane<P>>()?;
-                lane.deliver(payload, &delivery());
-                Some(true)
-            }
+        if let Some(lane) = &self.lane {
+            let lane = lane.downcast_ref::<Arc<Lane<P>>>()?;
+            lane.deliver(payload, &delivery());
+            return Some(true);
         }
+        Some(!self.general)
     }
 }
 
@@ -364,7 +401,7 @@ fn replace_slot<S: 'static, const N: usize>(
 }
 
 /// Caches what the snapshot of `generation` holds for the named event.
-fn remember_named(hash: u64, name: Cow<'static, str>, generation: u64, found: Found<ErasedLane>) {
+fn remember_named(hash: u64, name: Cow<'static, str>, generation: u64, found: NamedFound) {
     let next = NamedSlot {
         generation,
         hash,
@@ -386,7 +423,7 @@ struct LiteralSlot {
     /// 0 for a slot never filled (generations start at 1).
     generation: u64,
     name: &'static str,
-    found: Found<ErasedLane>,
+    found: NamedFound,
 }
 
 thread_local! {
@@ -397,7 +434,7 @@ thread_local! {
                 LiteralSlot {
                     generation: 0,
                     name: "",
-                    found: Found::General,
+                    found: NamedFound::UNUSED,
                 }
             }; LITERAL_SLOTS],
         )
@@ -436,7 +473,7 @@ fn run_literal_cached<'d, P: Any + Send + Sync>(
 }
 
 /// Caches what the snapshot of `generation` holds for the named event.
-fn remember_literal(name: &'static str, generation: u64, found: Found<ErasedLane>) {
+fn remember_literal(name: &'static str, generation: u64, found: NamedFound) {
     let next = LiteralSlot {
         generation,
         name,
@@ -478,14 +515,14 @@ fn fill_slot<O: EventObject, P: Any + Send + Sync>(
 /// [`run_payload_lane`] would: whether it ran.
 #[cold]
 #[inline(never)]
-fn fill_named_lane<T: Send + Sync + 'static>(
+fn fill_named_lane<T: Send + Sync + 'static, N: EventName>(
     registry: &Registry,
-    named: &Named<T>,
+    named: &Named<T, N>,
     hash: u64,
 ) -> bool {
     registry.with_snapshot(|snapshot| {
-        let found = lane_in(snapshot, &named.name, hash);
-        remember_named(hash, named.name.clone(), snapshot.generation, found);
+        let found = NamedFound::of::<T>(lane_in(snapshot, named.name.as_ref(), hash));
+        remember_named(hash, named.name.clone().into(), snapshot.generation, found);
         run_payload_lane(registry, snapshot, named, &named.payload, hash)
     })
 }
@@ -496,12 +533,13 @@ fn fill_named_lane<T: Send + Sync + 'static>(
 #[inline(never)]
 fn fill_literal_lane<T: Send + Sync + 'static>(
     registry: &Registry,
-    name: &'static str,
-    named: &Named<T>,
+    named: &Named<T, &'static str>,
 ) -> bool {
+    let name = named.name;
     let hash = hash_name(name);
     registry.with_snapshot(|snapshot| {
-        remember_literal(name, snapshot.generation, lane_in(snapshot, name, hash));
+        let found = NamedFound::of::<T>(lane_in(snapshot, name, hash));
+        remember_literal(name, snapshot.generation, found);
         run_payload_lane(registry, snapshot, named, &named.payload, hash)
     })
 }
@@ -583,7 +621,12 @@ mod tests {
     fn a_named_slot_answers_only_for_its_own_name_hash_and_generation() {
         // Two names with one hash (as a crafted collision would give): the slot
         // remembers one of them only.
-        remember_named(7, Cow::Borrowed("Alpha"), 3, Found::Empty);
+        remember_named(
+            7,
+            Cow::Borrowed("Alpha"),
+            3,
+            NamedFound::of::<()>(Found::Empty),
+        );
         assert_eq!(lookup(7, "Alpha", 3), "ran");
         assert_eq!(
             lookup(7, &String::from("Alpha"), 3),
@@ -601,7 +644,12 @@ mod tests {
             "miss",
             "another hash, same slot"
         );
-        remember_named(7, Cow::Borrowed("Bravo"), 3, Found::General);
+        remember_named(
+            7,
+            Cow::Borrowed("Bravo"),
+            3,
+            NamedFound::of::<()>(Found::General),
+        );
         assert_eq!(lookup(7, "Bravo", 3), "general");
         assert_eq!(lookup(7, "Alpha", 3), "miss", "replaced");
     }
@@ -619,7 +667,7 @@ mod tests {
     fn a_literal_slot_answers_only_for_its_own_str_and_generation() {
         let alphabet: &'static str = Box::leak(String::from("Alphabet").into_boxed_str());
         let alpha = &alphabet[..5];
-        remember_literal(alpha, 3, Found::Empty);
+        remember_literal(alpha, 3, NamedFound::of::<()>(Found::Empty));
         assert_eq!(lookup_literal(alpha, 3), "ran");
         assert_eq!(lookup_literal(alpha, 4), "miss", "another snapshot");
         assert_eq!(
@@ -633,7 +681,7 @@ mod tests {
             "miss",
             "equal bytes at another address: hashed on the general path instead"
         );
-        remember_literal(alpha, 3, Found::General);
+        remember_literal(alpha, 3, NamedFound::of::<()>(Found::General));
         assert_eq!(lookup_literal(alpha, 3), "general", "replaced");
     }
 }
