@@ -803,3 +803,86 @@ fn a_runtime_drops_without_waiting_for_a_stuck_handler_on_detached_blocking_thre
     let owned = cut_short(BlockingThreads::Runtime, Duration::from_millis(600));
     assert!(owned >= Duration::from_millis(300), "{owned:?}");
 }
+
+/// Set in the child process of the test below.
+const BLOCKED_RUNTIME_CHILD: &str = "PYVENTUS_TEST_BLOCKED_RUNTIME_CHILD";
+
+/// The child of the test below (does nothing when run on its own): with every
+/// worker of pyventus's own runtime held, two synchronous subscribers on
+/// detached blocking threads, the first waiting for the second, still finish.
+#[test]
+fn child_detached_handlers_while_pyventus_runtime_is_held() {
+    if std::env::var_os(BLOCKED_RUNTIME_CHILD).is_none() {
+        return;
+    }
+    // More tasks than the runtime has workers (4 at most), each holding its
+    // thread for 6 s.
+    let held = Arc::new(AtomicUsize::new(0));
+    for _ in 0..8 {
+        let held = held.clone();
+        drop(pyventus::runtime::spawn_on_io_runtime(async move {
+            held.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_secs(6));
+        }));
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    while held.load(Ordering::SeqCst) < threads {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let second_ran = Arc::new(AtomicUsize::new(0));
+    let linker = EventLinker::new();
+    let seen = second_ran.clone();
+    linker
+        .on::<Job>()
+        .subscribe(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while seen.load(Ordering::SeqCst) == 0 && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+        .unwrap();
+    let ran = second_ran.clone();
+    linker
+        .on::<Job>()
+        .subscribe(move || {
+            ran.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    let mut emission = EventEmission::resolve(&linker, Arc::new(Job { id: 1 })).unwrap();
+    emission.set_blocking(true);
+    emission.set_blocking_threads(BlockingThreads::Detached);
+    emission.set_redeliverable(true);
+    let started = std::time::Instant::now();
+    let report = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async { tokio::time::timeout(Duration::from_secs(3), emission.run()).await });
+    assert!(
+        report.is_ok_and(|report| report.is_success()),
+        "the second subscriber waited for the first: {:?}",
+        started.elapsed()
+    );
+}
+
+/// The blocking threads of broker workers need nothing of pyventus's runtime
+/// to give a handler queued behind a stuck one a thread: a program whose
+/// async handlers block that runtime's workers does not stall them. Run in a
+/// child process, whose pyventus runtime it may hold.
+#[test]
+fn detached_handlers_queued_behind_a_stuck_one_run_while_pyventus_runtime_is_held() {
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_detached_handlers_while_pyventus_runtime_is_held",
+            "--nocapture",
+            "--quiet",
+        ])
+        .env(BLOCKED_RUNTIME_CHILD, "1")
+        .spawn()
+        .unwrap();
+    let status = common::within(Duration::from_secs(30), "the child process", move || {
+        child.wait().unwrap()
+    });
+    assert!(status.success(), "the child failed: {status}");
+}

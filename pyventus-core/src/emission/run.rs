@@ -75,7 +75,8 @@ impl EventEmission {
 
     /// Runs the subscribers and their success or failure callbacks. Synchronous
     /// subscribers run in order; asynchronous ones (and `blocking` ones, on
-    /// `spawn_blocking`) then run concurrently. Resolves when all have finished,
+    /// blocking threads: see [`BlockingThreads`]) then run concurrently.
+    /// Resolves when all have finished,
     /// with what each did.
     ///
     /// Nothing runs until the future is first polled. An emission whose
@@ -230,7 +231,7 @@ impl BlockingPool {
         &self,
         job: impl FnOnce() -> Settled + Send + 'static,
     ) -> impl Future<Output = Settled> + Send + 'static {
-        // Either can only mean the job never finished: its runtime shutting
+        // An error can only mean the job never finished: its runtime shutting
         // down, or a panic it did not contain.
         let unfinished = |why: &dyn std::fmt::Display| -> Settled {
             Err(anyhow::anyhow!("the blocking task did not finish: {why}"))
@@ -243,7 +244,7 @@ impl BlockingPool {
             ),
             BlockingPool::Detached => Either::Right(
                 crate::runtime::blocking::run(job)
-                    .map(move |ran| ran.unwrap_or_else(|| unfinished(&"it panicked"))),
+                    .map(move |ran| ran.unwrap_or_else(|why| unfinished(&why))),
             ),
         }
     }

@@ -1,23 +1,27 @@
 //! pyventus's own blocking threads: where a broker worker's synchronous
-//! handlers run (`BlockingThreads::Detached`), away from every runtime of the
-//! program's, so that none waits for a handler stuck there.
+//! handlers run (`BlockingThreads::Detached`). They belong to no runtime, so
+//! that no runtime of the program's waits for a handler stuck there.
 //!
 //! A thread per job, as tokio's `spawn_blocking` gives, costs a wake-up of a
 //! parked thread for each one: tokio wakes an idle thread for every job it is
 //! handed, and a worker's read batch hands it dozens at once. Here a job goes
 //! to a queue that the threads already running take in turn, and a thread is
-//! woken (or started) only when no thread is running or about to run:
-//! a batch of quick handlers costs one wake-up, not one per entry.
+//! woken (or started) only when none is running, starting or about to run.
+//! That wake-up waits for the pushing task's turn to end (a tiny task on the
+//! caller's runtime), with every job of its batch queued: a batch of quick
+//! handlers costs one wake-up, not one per entry.
 //!
-//! Queued behind a slow handler, a job would wait for it: a watch on
-//! pyventus's runtime adds threads whenever the oldest queued job has waited
-//! [`STEAL_AFTER`] (as many as are running: the count doubles each round),
-//! until the queue is empty. Handlers that block (on I/O, on each other) get
-//! a thread each a few milliseconds later, as `spawn_blocking` gives at once.
+//! Queued behind a slow handler, a job would wait for it: a watch thread adds
+//! a thread for each job that has waited [`STEAL_AFTER`], until the queue is
+//! empty. Handlers that block (on I/O, on each other) get a thread each a
+//! millisecond or two later, as `spawn_blocking` gives at once. The watch is
+//! an OS thread of its own, so that no busy runtime can hold it up; it ticks
+//! while jobs wait, and sleeps while the queue is empty.
 //!
-//! Built on `std`'s lock and condition variable rather than the model-checked
-//! ones of `crate::sync`: its threads are OS threads, which Shuttle does not
-//! schedule.
+//! Built on `std`'s lock and condition variables rather than the
+//! model-checked ones of `crate::sync`: its threads are OS threads, which
+//! Shuttle does not schedule. No user code runs under the lock, and thread
+//! spawns and logging happen outside it.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -29,9 +33,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-/// How long the oldest queued job waits before the watch adds a thread for
-/// it: a handler running longer than this no longer holds up the ones queued
-/// behind it (much longer than a quick handler, short beside a slow one).
+use crate::HandlerPanic;
+
+/// How long a queued job waits before the watch adds a thread for it: a
+/// handler running longer than this no longer holds up the ones queued behind
+/// it (much longer than a quick handler, short beside a slow one).
 pub(crate) const STEAL_AFTER: Duration = Duration::from_millis(1);
 
 /// How long a thread with nothing to do waits for a job before it ends.
@@ -48,13 +54,19 @@ struct Pool {
     state: Mutex<State>,
     /// Where idle threads wait to be told of a job.
     work: Condvar,
+    /// Where the watch waits for the pool to have work.
+    watch: Condvar,
 }
 
+#[derive(Default)]
 struct State {
     /// The jobs no thread has taken yet, each with when it was queued.
     queue: VecDeque<(Instant, Task)>,
-    /// Threads alive.
+    /// Threads alive (or being started).
     threads: usize,
+    /// Threads started that have not taken the lock yet: each takes a job
+    /// when it does.
+    starting: usize,
     /// Threads running a job.
     busy: usize,
     /// Threads waiting for a job (including those told to wake that have not
@@ -62,30 +74,40 @@ struct State {
     idle: usize,
     /// Idle threads told to wake and take a job, not yet awake.
     woken: usize,
-    /// Whether the watch is running (it ends when the queue is empty).
-    watched: bool,
-    /// Whether a task is about to wake a thread for the queued jobs.
-    kicked: bool,
+    /// When a task was spawned to wake a thread for the queued jobs, if one is
+    /// pending (a kick older than [`STEAL_AFTER`] no longer counts: its
+    /// runtime may never run it).
+    kicked: Option<Instant>,
+    /// Whether the watch thread runs, and whether it sleeps until told.
+    watching: bool,
+    watch_asleep: bool,
+}
+
+impl State {
+    /// Whether a thread is running, starting or woken: it takes what the
+    /// queue holds when it is done, without another wake-up.
+    fn served(&self) -> bool {
+        self.busy + self.starting + self.woken > 0
+    }
+
+    /// Whether a kick is pending.
+    fn kick_pending(&self, now: Instant) -> bool {
+        self.kicked
+            .is_some_and(|at| now.duration_since(at) < STEAL_AFTER)
+    }
 }
 
 fn pool() -> &'static Pool {
     static POOL: OnceLock<Pool> = OnceLock::new();
     POOL.get_or_init(|| Pool {
-        state: Mutex::new(State {
-            queue: VecDeque::new(),
-            threads: 0,
-            busy: 0,
-            idle: 0,
-            woken: 0,
-            watched: false,
-            kicked: false,
-        }),
+        state: Mutex::new(State::default()),
         work: Condvar::new(),
+        watch: Condvar::new(),
     })
 }
 
 /// Runs `job` on one of pyventus's own blocking threads. The future resolves
-/// to its output, or to `None` if it panicked. Dropped before a thread takes
+/// to its output, or to its panic's message. Dropped before a thread takes
 /// the job, the job does not run (nobody waits for its output: a broker
 /// delivers it again).
 ///
@@ -103,35 +125,31 @@ fn task<R: Send + 'static>(job: impl FnOnce() -> R + Send + 'static) -> (Task, D
         if tx.is_closed() {
             return;
         }
-        // A panic drops `tx`: the future resolves to `None`.
-        let _ = tx.send(job());
+        let output = catch_unwind(AssertUnwindSafe(job))
+            .map_err(|panic| HandlerPanic::from_payload(&*panic).message().to_owned());
+        let _ = tx.send(output);
     });
     (task, Detached(rx))
 }
 
-/// Wakes a thread for the queued jobs, if none is running, when dropped.
-struct Kick(&'static Pool);
-
-impl Drop for Kick {
-    fn drop(&mut self) {
-        let mut state = self.0.lock();
-        state.kicked = false;
-        if !state.queue.is_empty() && state.busy + state.woken == 0 {
-            self.0.add_thread(&mut state);
-        }
-    }
-}
-
-/// A job's output, once its thread ran it (see [`run`]).
-pub(crate) struct Detached<R>(oneshot::Receiver<R>);
+/// A job's output, once its thread ran it (see [`run`]): `Err` with its
+/// panic's message if it panicked.
+pub(crate) struct Detached<R>(oneshot::Receiver<Result<R, String>>);
 
 impl<R> Future for Detached<R> {
-    type Output = Option<R>;
+    type Output = Result<R, String>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<R>> {
-        Pin::new(&mut self.0).poll(cx).map(Result::ok)
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(|sent| {
+            // The task sends before it ends; unsent, its thread died.
+            sent.unwrap_or_else(|_| Err("its thread ended without running it".to_owned()))
+        })
     }
 }
+
+/// What to do once the lock is released: threads to start.
+#[must_use]
+struct Start(usize);
 
 impl Pool {
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -140,85 +158,123 @@ impl Pool {
     }
 
     fn push(&'static self, task: Task) {
+        let now = Instant::now();
         let mut state = self.lock();
-        state.queue.push_back((Instant::now(), task));
-        // A running thread takes it when it is done with its job; the watch
-        // adds a thread if that takes too long.
-        let idle = state.busy + state.woken == 0 && !state.kicked;
-        let watch = !state.watched;
-        state.watched = true;
-        let kick = match tokio::runtime::Handle::try_current() {
+        state.queue.push_back((now, task));
+        self.watch_for_work(&mut state);
+        if state.served() || state.kick_pending(now) {
+            // A running thread takes it when it is done with its job; the
+            // watch adds a thread if that takes too long.
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
             // The thread is woken once the task pushing ends its turn, with
             // every job it pushed queued: a worker's read batch pushes one
             // per entry, each after some work of its own, and a thread woken
             // at the first would run it and sleep again before the next.
-            Ok(current) if idle => {
-                state.kicked = true;
-                Some(current)
+            Ok(current) => {
+                state.kicked = Some(now);
+                drop(state);
+                // Run or dropped unrun (its runtime shutting down), it kicks.
+                let kick = Kick(self);
+                drop(current.spawn(async move { drop(kick) }));
             }
-            Ok(_) => None,
             Err(_) => {
-                if idle {
-                    self.add_thread(&mut state);
-                }
-                None
+                let start = self.add_threads(&mut state, 1);
+                drop(state);
+                self.start(start);
             }
-        };
-        drop(state);
-        if let Some(current) = kick {
-            // Run or dropped unrun (its runtime shutting down), it kicks.
-            let kick = Kick(self);
-            drop(current.spawn(async move { drop(kick) }));
-        }
-        if watch {
-            drop(super::spawn_on_io_runtime(self.watch()));
         }
     }
 
-    /// Wakes an idle thread to take the next job, or starts one.
-    fn add_thread(&'static self, state: &mut State) {
-        if state.idle > state.woken {
-            state.woken += 1;
-            self.work.notify_one();
-        } else if state.threads < MAX_THREADS {
-            let started = std::thread::Builder::new()
+    /// Wakes idle threads to take the next `count` jobs, and says how many
+    /// more to start (counted as started already) once the lock is released.
+    fn add_threads(&self, state: &mut State, count: usize) -> Start {
+        let mut start = 0;
+        for _ in 0..count {
+            if state.idle > state.woken {
+                state.woken += 1;
+                self.work.notify_one();
+            } else if state.threads < MAX_THREADS {
+                state.threads += 1;
+                state.starting += 1;
+                start += 1;
+            }
+        }
+        Start(start)
+    }
+
+    /// Starts the threads [`add_threads`](Self::add_threads) counted, with
+    /// the lock released.
+    fn start(&'static self, Start(count): Start) {
+        for started in 0..count {
+            let spawned = std::thread::Builder::new()
                 .name("pyventus-blocking".into())
                 .spawn(move || self.serve());
-            match started {
-                Ok(_detached) => state.threads += 1,
-                // The watch tries again while the job waits.
-                Err(err) => tracing::error!(
+            if let Err(err) = spawned {
+                let mut state = self.lock();
+                state.threads -= count - started;
+                state.starting -= count - started;
+                drop(state);
+                // The watch tries again while the jobs wait.
+                tracing::error!(
                     target: "pyventus",
                     error = %err,
                     "cannot start a blocking thread for a synchronous handler"
-                ),
+                );
+                return;
             }
         }
     }
 
-    /// Adds threads each time the oldest queued job has waited
-    /// [`STEAL_AFTER`], until the queue is empty.
-    async fn watch(&'static self) {
-        let mut wait = STEAL_AFTER;
+    /// Starts the watch thread, or wakes it, for the job just queued.
+    fn watch_for_work(&'static self, state: &mut State) {
+        if state.watch_asleep {
+            state.watch_asleep = false;
+            self.watch.notify_one();
+        } else if !state.watching {
+            let spawned = std::thread::Builder::new()
+                .name("pyventus-blocking-watch".into())
+                .spawn(move || self.watch());
+            // Without it, jobs queued behind a stuck one wait for it to
+            // return; the next push tries again.
+            state.watching = spawned.is_ok();
+        }
+    }
+
+    /// The watch: while jobs wait, adds a thread for each one queued
+    /// [`STEAL_AFTER`] ago or more, less the threads starting or woken that
+    /// will take them; sleeps while the queue is empty.
+    fn watch(&'static self) {
+        let mut state = self.lock();
         loop {
-            tokio::time::sleep(wait).await;
-            let mut state = self.lock();
-            let Some((queued, _)) = state.queue.front() else {
-                state.watched = false;
-                return;
-            };
-            let waited = queued.elapsed();
-            if waited >= STEAL_AFTER {
-                // As many more as are running (one if none), as many as the
-                // queue holds at most: handlers that all block get threads
-                // of their own in a few rounds.
-                let more = state.busy.max(1).min(state.queue.len());
-                for _ in 0..more {
-                    self.add_thread(&mut state);
+            if state.queue.is_empty() {
+                state.watch_asleep = true;
+                while state.watch_asleep {
+                    state = self
+                        .watch
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
                 }
-                wait = STEAL_AFTER;
-            } else {
-                wait = STEAL_AFTER.saturating_sub(waited);
+                continue;
+            }
+            state = self
+                .watch
+                .wait_timeout(state, STEAL_AFTER)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            let now = Instant::now();
+            let waited = state
+                .queue
+                .iter()
+                .take_while(|(queued, _)| now.duration_since(*queued) >= STEAL_AFTER)
+                .count();
+            let coming = state.starting + state.woken;
+            if waited > coming {
+                let start = self.add_threads(&mut state, waited - coming);
+                drop(state);
+                self.start(start);
+                state = self.lock();
             }
         }
     }
@@ -229,13 +285,18 @@ impl Pool {
         // A handler here that asks for the current runtime gets pyventus's.
         let _runtime = super::own_handle().enter();
         let mut state = self.lock();
+        state.starting -= 1;
         loop {
             if let Some((_, task)) = state.queue.pop_front() {
                 state.busy += 1;
                 drop(state);
-                // The job contains its own panics; a panic here only drops
-                // its sender, and the thread goes on.
-                let _ = catch_unwind(AssertUnwindSafe(task));
+                // The task contains the job's panics; this one would be its
+                // own (dropping a panic's payload that panics), forgotten.
+                if let Err(panic) = catch_unwind(AssertUnwindSafe(task))
+                    && let Err(again) = catch_unwind(AssertUnwindSafe(|| drop(panic)))
+                {
+                    std::mem::forget(again);
+                }
                 state = self.lock();
                 state.busy -= 1;
                 continue;
@@ -268,6 +329,22 @@ impl Pool {
     }
 }
 
+/// Wakes a thread for the queued jobs, if none is running, when dropped.
+struct Kick(&'static Pool);
+
+impl Drop for Kick {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.kicked = None;
+        if state.queue.is_empty() || state.served() {
+            return;
+        }
+        let start = self.0.add_threads(&mut state, 1);
+        drop(state);
+        self.0.start(start);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,13 +357,16 @@ mod tests {
             let in_runtime = tokio::runtime::Handle::try_current().is_ok();
             (in_runtime, std::thread::current().name().map(str::to_owned))
         }));
-        assert_eq!(out, Some((true, Some("pyventus-blocking".to_owned()))));
+        assert_eq!(out, Ok((true, Some("pyventus-blocking".to_owned()))));
     }
 
     #[test]
-    fn a_panicking_job_resolves_to_none_and_the_pool_goes_on() {
-        assert_eq!(crate::runtime::block_on(run(|| panic!("boom"))), None::<()>);
-        assert_eq!(crate::runtime::block_on(run(|| 7)), Some(7));
+    fn a_panicking_job_hands_back_its_message_and_the_pool_goes_on() {
+        assert_eq!(
+            crate::runtime::block_on(run(|| -> () { panic!("boom") })),
+            Err("boom".to_owned())
+        );
+        assert_eq!(crate::runtime::block_on(run(|| 7)), Ok(7));
     }
 
     #[test]
@@ -304,14 +384,14 @@ mod tests {
             .collect();
         let started = Instant::now();
         for other in others {
-            assert!(crate::runtime::block_on(other).is_some());
+            assert!(crate::runtime::block_on(other).is_ok());
         }
         assert!(
             started.elapsed() < Duration::from_secs(5),
             "the queued jobs waited for the stuck one"
         );
         release.send(()).unwrap();
-        assert_eq!(crate::runtime::block_on(first), Some(true));
+        assert_eq!(crate::runtime::block_on(first), Ok(true));
         assert_eq!(ran.load(Ordering::SeqCst), 8);
     }
 
@@ -335,8 +415,29 @@ mod tests {
             })
             .collect();
         for job in jobs {
-            assert_eq!(crate::runtime::block_on(job), Some(true));
+            assert_eq!(crate::runtime::block_on(job), Ok(true));
         }
+    }
+
+    #[test]
+    fn jobs_pushed_from_plain_threads_are_freed_from_behind_a_stuck_one() {
+        // Pushed and awaited from plain threads: the first blocks until the
+        // second ran.
+        let (release, stuck) = std::sync::mpsc::channel::<()>();
+        let first = run(move || stuck.recv_timeout(Duration::from_secs(10)).is_ok());
+        let second = run(move || release.send(()).is_ok());
+        let (done, outputs) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // A runtime of its own, only to wait: the jobs were pushed
+            // outside any.
+            let waiting = tokio::runtime::Builder::new_current_thread().build();
+            let waiting = waiting.unwrap();
+            let second = waiting.block_on(second);
+            let first = waiting.block_on(first);
+            let _ = done.send((first, second));
+        });
+        let outputs = outputs.recv_timeout(Duration::from_secs(5));
+        assert_eq!(outputs, Ok((Ok(true), Ok(true))));
     }
 
     #[test]
