@@ -205,9 +205,9 @@ impl WorkerBuilder {
 
     /// Runs synchronous handlers on the worker's runtime threads instead of
     /// blocking threads (default `false`). For handlers that return in
-    /// microseconds (counting, caching): it saves a thread hop per delivery,
-    /// measured at about a third of a worker's CPU per entry with a trivial
-    /// handler (see `docs/benchmarks.md`). A synchronous handler that blocks
+    /// microseconds (counting, caching): it saves the hand-off to those
+    /// threads, measured at 3 to 4 µs of CPU per entry with a trivial handler
+    /// (see `docs/benchmarks.md`). A synchronous handler that blocks
     /// then holds a runtime thread while it runs, delaying the other
     /// deliveries on it, and a handler timeout cannot interrupt it until it
     /// returns, nor can a shutdown (keep this for handlers that return at
