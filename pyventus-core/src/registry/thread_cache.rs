@@ -332,7 +332,7 @@ struct NamedFound {
     /// slot, boxed (or the [`ErasedLane`], if its subscribers take another
     /// type): downcasting a box finds its value at the box's address, where
     /// an `Arc<dyn Any>`'s is at an offset read from its vtable. Filling a
-    /// slot allocates the box; an emit does not.
+    /// slot allocates the box; an emit does not, of any payload type.
     lane: Option<Box<dyn Any + Send + Sync>>,
     /// With no lane, whether the general path runs the event (a
     /// [`Found::General`]), not nothing (a [`Found::Empty`]).
@@ -360,10 +360,8 @@ impl NamedFound {
     }
 
     /// Runs a named event's payload on what a slot found: `Some(ran)`, or
-    /// `None` for a payload of another type than the emit's that filled the
-    /// slot (the slot is filled again; the general path says what another
-    /// type than its subscribers' means: an error if a typed event owns the
-    /// name).
+    /// `None` when the slot should be filled again for `P` (see
+    /// [`other_type`](Self::other_type)).
     #[inline]
     fn run<'d, P: Any + Send + Sync>(
         &self,
@@ -371,11 +369,30 @@ impl NamedFound {
         delivery: impl FnOnce() -> Dispatch<'d>,
     ) -> Option<bool> {
         if let Some(lane) = &self.lane {
-            let lane = lane.downcast_ref::<Arc<Lane<P>>>()?;
+            let Some(lane) = lane.downcast_ref::<Arc<Lane<P>>>() else {
+                return Self::other_type::<P>(&**lane);
+            };
             lane.deliver(payload, &delivery());
             return Some(true);
         }
         Some(!self.general)
+    }
+
+    /// What an emit of `P` does with a slot whose lane was not made for
+    /// `P`: a lane typed for its own subscribers' type, which is not `P`, or
+    /// the erased lane an emit of another type than theirs left. The general
+    /// path takes `P` (and says what another type than the subscribers'
+    /// means: an error if a typed event owns the name), unless the erased
+    /// lane's subscribers take `P`: then the slot is filled again, typed for
+    /// `P`. So an emit of the wrong type does not push the right one off
+    /// the slot, and allocates nothing.
+    #[cold]
+    #[inline(never)]
+    fn other_type<P: Any + Send + Sync>(lane: &(dyn Any + Send + Sync)) -> Option<bool> {
+        match lane.downcast_ref::<ErasedLane>() {
+            Some(erased) if erased.is::<Lane<P>>() => None,
+            _ => Some(false),
+        }
     }
 }
 
@@ -652,6 +669,32 @@ mod tests {
         );
         assert_eq!(lookup(7, "Bravo", 3), "general");
         assert_eq!(lookup(7, "Alpha", 3), "miss", "replaced");
+    }
+
+    #[test]
+    fn an_emit_of_another_type_than_the_slot_lane_takes_the_general_path_without_refilling() {
+        use crate::registry::lane::RawLane;
+        use std::any::TypeId;
+        let lane = |of: TypeId| {
+            let raw = RawLane::build(of, &mut std::iter::empty()).expect("no subscriber to check");
+            Lane::<u64>::erased(raw).expect("a lane of u64")
+        };
+        let never = || -> Dispatch<'static> { unreachable!("no lane runs here") };
+        // Filled by an emit of u64, its subscribers' type: another type takes
+        // the general path, and the slot stays u64's.
+        let typed = NamedFound::of::<u64>(Found::Lane(lane(TypeId::of::<u64>())));
+        assert_eq!(typed.run(&1_u32, never), Some(false));
+        assert!(
+            typed
+                .lane
+                .as_ref()
+                .is_some_and(|lane| lane.is::<Arc<Lane<u64>>>())
+        );
+        // Filled by an emit of u32, which they do not take: u64 fills it
+        // again (typed), anything else takes the general path.
+        let erased = NamedFound::of::<u32>(Found::Lane(lane(TypeId::of::<u64>())));
+        assert_eq!(erased.run(&1_u64, never), None);
+        assert_eq!(erased.run(&1_i8, never), Some(false));
     }
 
     fn lookup_literal(name: &'static str, generation: u64) -> &'static str {
