@@ -69,11 +69,19 @@ static HASHED: EventKey = EventKey::named_static("Hashed");
 /// A named event's key with a slot of its own, as `named_key!` makes one.
 static KEYED: NamedKey<Mark> = NamedKey::__new("Keyed", &KEYED_SLOT);
 
+/// The name both emits of `Path::Mixed` take: one `&'static str`, so they
+/// share the thread's slot of its address (two equal literals need not).
+static MIXED: &str = "Mixed";
+
 /// The way an inline emit finds its subscribers.
 #[derive(Debug, Clone, Copy)]
 enum Path {
     /// `emit_named` with a literal: the thread's lanes of `&'static str` names.
     Named,
+    /// The same, each emit following one of another payload type on the same
+    /// name (which its subscribers do not take: the general path), so the
+    /// thread's slot is left for another type between emits.
+    Mixed,
     /// `emit_to` an `EventKey`: the thread's named lanes, by the name's hash.
     Hashed,
     /// `emit_to` a `NamedKey`: the key's slot.
@@ -118,6 +126,7 @@ impl Path {
     fn key(self) -> EventKey {
         match self {
             Path::Named => EventKey::named("Named"),
+            Path::Mixed => EventKey::named("Mixed"),
             Path::Hashed => HASHED.clone(),
             Path::Keyed => KEYED.key().clone(),
             Path::Typed | Path::Shared => EventKey::of::<Mark>(),
@@ -131,6 +140,9 @@ impl Path {
         let subscribed = match self {
             Path::Named => linker
                 .on_named("Named")
+                .subscribe(move |m: &Mark| seen.record(*m, who)),
+            Path::Mixed => linker
+                .on_named("Mixed")
                 .subscribe(move |m: &Mark| seen.record(*m, who)),
             Path::Hashed => linker
                 .on_named("Hashed")
@@ -157,6 +169,9 @@ impl Path {
     fn emit(self, emitter: &EventEmitter, mark: Mark) {
         let result = match self {
             Path::Named => emitter.emit_named("Named", mark),
+            Path::Mixed => emitter
+                .emit_named(MIXED, 0_u8)
+                .and_then(|()| emitter.emit_named(MIXED, mark)),
             Path::Hashed => emitter.emit_to(&HASHED, mark),
             Path::Keyed => emitter.emit_to(&KEYED, mark),
             Path::Global => emitter.emit_named("Global", mark),
@@ -344,6 +359,11 @@ fn every_removal(path: Path) {
 #[test]
 fn a_named_emit_sees_one_whole_state_of_the_registry_never_a_stale_one() {
     every_removal(Path::Named);
+}
+
+#[test]
+fn a_named_emit_between_emits_of_another_type_sees_one_whole_state_never_a_stale_one() {
+    every_removal(Path::Mixed);
 }
 
 #[test]
