@@ -134,7 +134,9 @@ pub enum BlockingThreads {
     /// Their threads take the queued handlers in turn, so a batch of quick
     /// ones costs one thread's wake-up rather than one each; a handler
     /// queued for a millisecond (behind a slow one) gets a thread of its own.
-    /// One whose emission was cut short before its turn does not run.
+    /// One whose emission was cut short before its turn does not run. They
+    /// are plain threads (named `pyventus-blocking`), not tokio's blocking
+    /// tasks: `tokio::task::try_id()` gives `None` there.
     Detached,
 }
 
