@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use pyventus::{
-    Event, EventEmitter, EventLinker, ExecutorProcessingService, InlineProcessingService,
+    Event, EventEmitter, EventKey, EventLinker, ExecutorProcessingService, InlineProcessingService,
     TokioProcessingService,
 };
 
@@ -62,7 +62,27 @@ fn allocations_per_emission() {
         .unwrap();
     let executor = ExecutorProcessingService::with_threads(1);
     let on_executor = emitter(linker(&sum, 1), executor.clone());
-    // Warm up what is built once per thread or process.
+    // Named events, by a literal, a static key and a key made at run time.
+    let named_sum = Arc::new(AtomicU64::new(0));
+    let named_linker = EventLinker::builder().debug(false).build();
+    let counted = named_sum.clone();
+    named_linker
+        .on_named("Shared")
+        .subscribe(move |n: &u64| {
+            counted.fetch_add(*n, Ordering::Relaxed);
+        })
+        .unwrap();
+    let on_named = emitter(named_linker, InlineProcessingService::default());
+    static STATIC_KEY: EventKey = EventKey::named_static("Shared");
+    let shared_key = EventKey::named(String::from("Shared"));
+    let emit_named = || {
+        on_named.emit_named("Shared", 1_u64).unwrap();
+        on_named.emit_to(&STATIC_KEY, 1_u64).unwrap();
+        on_named.emit_to(&shared_key, 1_u64).unwrap();
+    };
+    // Warm up what is built once per thread or process (and each named
+    // event's slot in this thread's caches).
+    emit_named();
     on_executor.emit(Measured { value: 1 }).unwrap();
     executor.wait_for_tasks().unwrap();
     inline_one.emit(Measured { value: 1 }).unwrap();
@@ -92,6 +112,21 @@ fn allocations_per_emission() {
         .min()
         .unwrap_or(u64::MAX);
     dhat::assert_eq!(inline, 0);
+
+    // Inline, named events: none either (a key made at run time carries its
+    // shared name without copying it).
+    let named = (0..3)
+        .map(|_| {
+            blocks_during(|| {
+                for _ in 0..EMISSIONS {
+                    emit_named();
+                }
+            })
+        })
+        .min()
+        .unwrap_or(u64::MAX);
+    dhat::assert_eq!(named, 0);
+    dhat::assert_eq!(named_sum.load(Ordering::Relaxed), 3 + 3 * 3 * EMISSIONS);
 
     // Tokio: two per emission, the shared event (`Arc<E>`) and the spawned task;
     // plus the runtime's run queue growing while a thousand tasks wait (a few

@@ -133,6 +133,19 @@ fn emit_keyed_ticks(emitter: &EventEmitter, n: u64) {
     }
 }
 
+/// The payload of the shared-key scenario: a type of its own, as `Label`.
+struct Tag(u64);
+
+/// Emits the named event `Tag(i)` for `i` in `0..n`, through a key built at
+/// run time (a shared name, not a `&'static str`).
+#[inline(never)]
+fn emit_shared_keyed_ticks(emitter: &EventEmitter, n: u64) {
+    let key = EventKey::named(String::from("Named"));
+    for i in 0..n {
+        black_box(emitter).emit_to(&key, Tag(i)).unwrap();
+    }
+}
+
 /// Emits the named event `i` for `i` in `0..n`, through its typed key.
 #[inline(never)]
 fn emit_typed_keyed_ticks(emitter: &EventEmitter, n: u64) {
@@ -256,6 +269,14 @@ fn main() {
             emit_named_tick_payloads(&emitter(linker), n);
         }
         "named_key_1" => emit_keyed_ticks(&emitter(named_linker()), n),
+        "named_shared_key_1" => {
+            let linker = EventLinker::builder().debug(false).build();
+            linker
+                .on_named("Named")
+                .subscribe(|tag: &Tag| add(&Tick { value: tag.0 }))
+                .unwrap();
+            emit_shared_keyed_ticks(&emitter(linker), n);
+        }
         "named_string_1" => {
             let linker = EventLinker::builder().debug(false).build();
             linker

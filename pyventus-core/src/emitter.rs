@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::emission::{Subscribers, select};
-use crate::event::any_event::{EventName, EventObject, Named};
+use crate::event::any_event::{EventName, EventObject, Named, SharedName};
 use crate::event::key::{ANY_NAME, KeyHash, TypeInfo, hash_name};
 use crate::event::slot::LaneSlot;
 use crate::observe::trace::{self, debug_event};
@@ -332,8 +332,10 @@ impl EventEmitter {
         // to drop on the fast path.
         match event_key.static_name() {
             Some(name) => self.emit_key(key, Named { name, payload }, hash),
+            // A shared one is carried as its `Arc`: no copy of its bytes on
+            // the fast path.
             None => {
-                let name = event_key.name_cow();
+                let name = SharedName(event_key.shared_name());
                 self.emit_key(key, Named { name, payload }, hash)
             }
         }

@@ -123,8 +123,27 @@ pub(crate) struct Named<T, N = Cow<'static, str>> {
     pub(crate) payload: T,
 }
 
-/// What a [`Named`] event's name may be: a `Cow<'static, str>`, or a
-/// `&'static str`.
+/// A shared name (an `EventKey`'s made at run time), as the fast path
+/// carries it: its `Arc` cloned, not its bytes; copied into a `Cow` only
+/// when the general path takes the event, or a thread's cache keeps it.
+#[derive(Clone)]
+pub(crate) struct SharedName(pub(crate) Arc<str>);
+
+impl AsRef<str> for SharedName {
+    #[inline]
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<SharedName> for Cow<'static, str> {
+    fn from(name: SharedName) -> Self {
+        Cow::Owned(name.0.to_string())
+    }
+}
+
+/// What a [`Named`] event's name may be: a `Cow<'static, str>`, a
+/// `&'static str`, or a [`SharedName`].
 pub(crate) trait EventName:
     AsRef<str> + Clone + Into<Cow<'static, str>> + Send + Sync + 'static
 {

@@ -150,12 +150,13 @@ impl EventKey {
         }
     }
 
-    /// The name, as a named event carries it (a shared name is copied).
+    /// The name as a shared `str` (a static one is copied: for a key whose
+    /// [`static_name`](Self::static_name) is `None`, it is only cloned).
     #[inline]
-    pub(crate) fn name_cow(&self) -> Cow<'static, str> {
+    pub(crate) fn shared_name(&self) -> Arc<str> {
         match &self.name {
-            Name::Static(s) => Cow::Borrowed(s),
-            Name::Shared(s) => Cow::Owned(s.to_string()),
+            Name::Static(s) => Arc::from(*s),
+            Name::Shared(s) => s.clone(),
         }
     }
 
