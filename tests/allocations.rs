@@ -20,6 +20,9 @@ struct Measured {
 
 const EMISSIONS: u64 = 1_000;
 
+/// A named event's key with a static name.
+static STATIC_KEY: EventKey = EventKey::named_static("Shared");
+
 fn linker(sum: &Arc<AtomicU64>, subscribers: usize) -> EventLinker {
     let linker = EventLinker::builder().debug(false).build();
     for _ in 0..subscribers {
@@ -73,7 +76,6 @@ fn allocations_per_emission() {
         })
         .unwrap();
     let on_named = emitter(named_linker, InlineProcessingService::default());
-    static STATIC_KEY: EventKey = EventKey::named_static("Shared");
     let shared_key = EventKey::named(String::from("Shared"));
     let emit_named = || {
         on_named.emit_named("Shared", 1_u64).unwrap();
