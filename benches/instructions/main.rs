@@ -71,11 +71,16 @@ fn linker_with(subscribers: usize) -> EventLinker {
 }
 
 fn named_linker() -> EventLinker {
+    named_linker_of(|value: &u64| add(&Tick { value: *value }))
+}
+
+/// A linker whose one subscriber of the named event `"Named"` is `handler`,
+/// of its payload `P`.
+fn named_linker_of<P: Send + Sync + 'static>(
+    handler: impl Fn(&P) + Send + Sync + 'static,
+) -> EventLinker {
     let linker = EventLinker::builder().debug(false).build();
-    linker
-        .on_named("Named")
-        .subscribe(|value: &u64| add(&Tick { value: *value }))
-        .unwrap();
+    linker.on_named("Named").subscribe(handler).unwrap();
     linker
 }
 
@@ -261,28 +266,15 @@ fn main() {
         }
         "named_1" => emit_named_ticks(&emitter(named_linker()), n),
         "named_tick_1" => {
-            let linker = EventLinker::builder().debug(false).build();
-            linker
-                .on_named("Named")
-                .subscribe(|e: &Tick| add(e))
-                .unwrap();
-            emit_named_tick_payloads(&emitter(linker), n);
+            emit_named_tick_payloads(&emitter(named_linker_of(|e: &Tick| add(e))), n);
         }
         "named_key_1" => emit_keyed_ticks(&emitter(named_linker()), n),
         "named_shared_key_1" => {
-            let linker = EventLinker::builder().debug(false).build();
-            linker
-                .on_named("Named")
-                .subscribe(|tag: &Tag| add(&Tick { value: tag.0 }))
-                .unwrap();
+            let linker = named_linker_of(|tag: &Tag| add(&Tick { value: tag.0 }));
             emit_shared_keyed_ticks(&emitter(linker), n);
         }
         "named_string_1" => {
-            let linker = EventLinker::builder().debug(false).build();
-            linker
-                .on_named("Named")
-                .subscribe(|label: &Label| add(&Tick { value: label.0 }))
-                .unwrap();
+            let linker = named_linker_of(|label: &Label| add(&Tick { value: label.0 }));
             emit_named_string_ticks(&emitter(linker), n);
         }
         "named_typed_key_1" => emit_typed_keyed_ticks(&emitter(named_linker()), n),

@@ -76,8 +76,7 @@ impl EventEmission {
     /// Runs the subscribers and their success or failure callbacks. Synchronous
     /// subscribers run in order; asynchronous ones (and `blocking` ones, on
     /// blocking threads: see [`BlockingThreads`]) then run concurrently.
-    /// Resolves when all have finished,
-    /// with what each did.
+    /// Resolves when all have finished, with what each did.
     ///
     /// Nothing runs until the future is first polled. An emission whose
     /// subscribers are all synchronous finishes in that first poll; the future

@@ -5,8 +5,9 @@
 //! Four caches share one key, the snapshot's generation (unique across
 //! linkers), and one answer, [`Found`]: nothing to run, a lane to run, or
 //! the general path (the named events' caches lay it out as a
-//! [`NamedFound`], typed for the payload of the emit that filled the slot). Each is read with one thread-local access and no
-//! read-modify-write, and filled on a miss from the snapshot:
+//! [`NamedFound`], typed for the payload of the emit that filled the slot).
+//! Each is read with one thread-local access and no read-modify-write, and
+//! filled on a miss from the snapshot:
 //!
 //! - the snapshot this thread used last (any linker's), for every emit;
 //! - an event type's lane, in the [`LaneSlot`] `#[derive(Event)]` gives it;
