@@ -237,13 +237,18 @@ pub(crate) type ErasedLane = Arc<dyn Any + Send + Sync>;
 /// (where `E` is emitted).
 pub(crate) struct Lane<E> {
     raw: RawLane,
-    /// The subscribers of a small lane with their typed calls, in order;
-    /// `None` for a large one, whose typed calls are `large`.
-    small: Option<Box<[TypedSubscriber<E>]>>,
     /// The calls of a small lane whose subscribers are all quiet unit
     /// handlers (the common case), in order: its loop is then a call and a
-    /// step per subscriber, with nothing to test.
-    quiet: Option<Box<[Arc<UnitFn<E>>]>>,
+    /// step per subscriber, with nothing to test. Empty for any other lane
+    /// (one with no subscriber at all would run as a large one: nothing to
+    /// call). Only one of `quiet` and `small` is made:
+    /// the one the lane's shape needs. (`Vec`s, not boxed slices:
+    /// `into_boxed_slice` compiled per event type cost a fifth of a lane's
+    /// build in release, and an empty `Vec` tests as cheaply as a `None`.)
+    quiet: Vec<Arc<UnitFn<E>>>,
+    /// The subscribers of any other small lane with their typed calls, in
+    /// order; empty for a large one, whose typed calls are `large`.
+    small: Vec<TypedSubscriber<E>>,
     /// The typed calls of a large lane, made at its first run: a lane grows
     /// by sharing its erased list (a subscription costs the same at any
     /// size), and this version's copy of the calls costs what running them
@@ -254,22 +259,66 @@ pub(crate) struct Lane<E> {
     large: OnceLock<Box<dyn Any + Send + Sync>>,
 }
 
+/// The shape of a lane, decided by erased code: which typed calls it needs.
+enum Shape<'a> {
+    Quiet(&'a [LaneSubscriber]),
+    Small(&'a [LaneSubscriber]),
+    Large,
+}
+
+impl RawLane {
+    /// Which typed calls the lane needs, decided once for every event type.
+    fn shape(&self) -> Shape<'_> {
+        match self.subs.as_small() {
+            Some(subs)
+                if subs
+                    .iter()
+                    .all(|sub| matches!(sub.call, ErasedCall::Unit(_)) && !sub.notifying) =>
+            {
+                Shape::Quiet(subs)
+            }
+            Some(subs) => Shape::Small(subs),
+            None => Shape::Large,
+        }
+    }
+}
+
+/// The typed function `f` is, if it is a `T`.
+fn typed_fn<T: Any + Send + Sync>(f: &Arc<dyn Any + Send + Sync>) -> Option<Arc<T>> {
+    f.clone().downcast().ok()
+}
+
 impl<E: Any + Send + Sync> Lane<E> {
     /// The typed calls of `subs`, or `None` if one is not a call of `E`.
-    fn typed(subs: &[LaneSubscriber]) -> Option<Box<[TypedSubscriber<E>]>> {
-        subs.iter()
-            .map(|sub| {
-                let call = match Call::<E>::of(&sub.call)? {
-                    Call::Unit(f) if sub.notifying => LaneCall::Notifying(f),
-                    Call::Unit(f) => LaneCall::Quiet(f),
-                    Call::Settling(f) => LaneCall::Settling(f),
-                };
-                Some(TypedSubscriber {
-                    workflow: sub.workflow.clone(),
-                    call,
-                })
-            })
-            .collect()
+    /// (Written as a loop: `collect` into an `Option` compiles a dozen
+    /// iterator adapters per event type.)
+    fn typed(subs: &[LaneSubscriber]) -> Option<Vec<TypedSubscriber<E>>> {
+        let mut typed = Vec::with_capacity(subs.len());
+        for sub in subs {
+            let call = match &sub.call {
+                ErasedCall::Unit(f) if sub.notifying => LaneCall::Notifying(typed_fn(f)?),
+                ErasedCall::Unit(f) => LaneCall::Quiet(typed_fn(f)?),
+                ErasedCall::Settling(f) => LaneCall::Settling(typed_fn(f)?),
+            };
+            typed.push(TypedSubscriber {
+                workflow: sub.workflow.clone(),
+                call,
+            });
+        }
+        Some(typed)
+    }
+
+    /// The calls of quiet unit handlers `subs`, or `None` if one is not a
+    /// unit call of `E`.
+    fn quiet(subs: &[LaneSubscriber]) -> Option<Vec<Arc<UnitFn<E>>>> {
+        let mut calls = Vec::with_capacity(subs.len());
+        for sub in subs {
+            match &sub.call {
+                ErasedCall::Unit(f) => calls.push(typed_fn(f)?),
+                ErasedCall::Settling(_) => return None,
+            }
+        }
+        Some(calls)
     }
 
     /// The lane of `raw`, erased as a registry entry keeps it, or `None` if
@@ -278,27 +327,15 @@ impl<E: Any + Send + Sync> Lane<E> {
         if raw.event != TypeId::of::<E>() {
             return None;
         }
-        let small = match raw.subs.as_small() {
-            Some(subs) => Some(Self::typed(subs)?),
-            None => None,
+        let (quiet, small) = match raw.shape() {
+            Shape::Quiet(subs) => (Self::quiet(subs)?, Vec::new()),
+            Shape::Small(subs) => (Vec::new(), Self::typed(subs)?),
+            Shape::Large => (Vec::new(), Vec::new()),
         };
-        let mut quiet = None;
-        if let Some(subs) = &small {
-            let mut calls = Vec::with_capacity(subs.len());
-            for sub in subs {
-                match &sub.call {
-                    LaneCall::Quiet(f) => calls.push(f.clone()),
-                    _ => break,
-                }
-            }
-            if calls.len() == subs.len() {
-                quiet = Some(calls.into_boxed_slice());
-            }
-        }
         Some(Arc::new(Lane {
             raw,
-            small,
             quiet,
+            small,
             large: OnceLock::new(),
         }))
     }
@@ -326,8 +363,8 @@ impl<E: Any + Send + Sync> Lane<E> {
         // nothing unless it panics), its success told only to who wants it.
         // The small list's loop is written out here, with the call inlined:
         // through a closure, the inliner may leave either out of line.
-        if let Some(quiet) = &self.quiet {
-            for f in quiet {
+        if !self.quiet.is_empty() {
+            for f in &self.quiet {
                 match catch_unwind(AssertUnwindSafe(|| (f.0)(event))) {
                     Ok(()) => delivery.tally.unit(true),
                     Err(panic) => self.quiet_panicked(f, delivery, &*panic),
@@ -335,9 +372,10 @@ impl<E: Any + Send + Sync> Lane<E> {
             }
             return;
         }
-        let subs = match &self.small {
-            Some(subs) => subs,
-            None => self.large(),
+        let subs = if self.small.is_empty() {
+            self.large()
+        } else {
+            &self.small
         };
         for sub in subs {
             call(&sub.workflow, sub.call.as_ref(), event, delivery);
@@ -371,7 +409,7 @@ impl<E: Any + Send + Sync> Lane<E> {
         }
         self.large
             .get()
-            .and_then(|large| large.downcast_ref::<Box<[TypedSubscriber<E>]>>())
+            .and_then(|large| large.downcast_ref::<Vec<TypedSubscriber<E>>>())
             .map_or(&[], |typed| &typed[..])
     }
 }
