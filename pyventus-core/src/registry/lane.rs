@@ -284,6 +284,7 @@ impl RawLane {
 }
 
 /// The typed function `f` is, if it is a `T`.
+#[inline(never)]
 fn typed_fn<T: Any + Send + Sync>(f: &Arc<dyn Any + Send + Sync>) -> Option<Arc<T>> {
     f.clone().downcast().ok()
 }
@@ -292,6 +293,7 @@ impl<E: Any + Send + Sync> Lane<E> {
     /// The typed calls of `subs`, or `None` if one is not a call of `E`.
     /// (Written as a loop: `collect` into an `Option` compiles a dozen
     /// iterator adapters per event type.)
+    #[inline(never)]
     fn typed(subs: &[LaneSubscriber]) -> Option<Vec<TypedSubscriber<E>>> {
         let mut typed = Vec::with_capacity(subs.len());
         for sub in subs {
@@ -310,6 +312,7 @@ impl<E: Any + Send + Sync> Lane<E> {
 
     /// The calls of quiet unit handlers `subs`, or `None` if one is not a
     /// unit call of `E`.
+    #[inline(never)]
     fn quiet(subs: &[LaneSubscriber]) -> Option<Vec<Arc<UnitFn<E>>>> {
         let mut calls = Vec::with_capacity(subs.len());
         for sub in subs {
