@@ -13,7 +13,9 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use crate::lifecycle::gate::{Gate, Inside};
-use crate::registry::lane::{Call, ErasedCall, ErasedLane, Lane, RawLane, TypedFn, UnitFn};
+use crate::registry::lane::{
+    Call, ErasedCall, ErasedLane, Lane, RawLane, TypedFn, UnitFn, deliver_unit,
+};
 use crate::resilience::{Layers, Middleware, Policy};
 use crate::workflow::extract::DeliveryContext;
 use crate::workflow::output::HandlerOutput;
@@ -58,21 +60,7 @@ pub struct Guarded {
 impl EventCallback {
     /// A synchronous callback of the typed event `E`, as a lane calls it.
     fn typed<E: Any + Send + Sync>(call: Call<E>) -> Self {
-        EventCallback::typed_with(call, Some(gated_typed::<E>))
-    }
-
-    /// [`typed`](Self::typed), with how it is gated: `None` for a callback
-    /// that is never gated (a declared handler's; only a guarded
-    /// subscription's and a responder's are), which then compiles no gated
-    /// form of its own. Gated anyway, it would run as any borrowed callback.
-    fn typed_with<E: Any + Send + Sync>(call: Call<E>, gated: Option<GatedTyped>) -> Self {
-        let typed = TypedCallback {
-            type_id: TypeId::of::<E>(),
-            call: call.erased(),
-            lane: Lane::<E>::erased,
-            raw: Lane::<E>::raw,
-            gated,
-        };
+        let typed = TypedCallback::of::<E>(call.erased(), Some(gated_typed::<E>));
         EventCallback::Typed(
             Box::new(
                 move |run: Run<'_>| match run.delivery.payload().downcast_ref::<E>() {
@@ -182,9 +170,23 @@ impl EventCallback {
     }
 
     /// A function taking `&E` and returning nothing (a declared handler): lanes
-    /// call it as a unit handler, with nothing to read.
+    /// call it as a unit handler, with nothing to read. It is never gated
+    /// (only a guarded subscription and a responder are), so it compiles no
+    /// gated form; gated anyway, it runs as any borrowed callback. Its general
+    /// path calls the `fn` itself, which drops nothing: a crate of declared
+    /// handlers compiles no `Call<E>` for it.
     pub(crate) fn from_unit_fn<E: Any + Send + Sync>(f: fn(&E)) -> Self {
-        EventCallback::typed_with(Call::Unit(Arc::new(UnitFn(Box::new(f)))), None)
+        let call: Arc<UnitFn<E>> = Arc::new(UnitFn(Box::new(f)));
+        let typed = TypedCallback::of::<E>(ErasedCall::Unit(call), None);
+        EventCallback::Typed(
+            Box::new(
+                move |run: Run<'_>| match run.delivery.payload().downcast_ref::<E>() {
+                    Some(event) => deliver_unit(run, &|| f(event)),
+                    None => Err(run.fail(mismatch::<E>(run.delivery.event))),
+                },
+            ),
+            typed,
+        )
     }
 
     /// A handler taking `Arc<E>`.
@@ -374,6 +376,17 @@ pub struct TypedCallback {
 type GatedTyped = fn(&ErasedCall, Arc<Gate>) -> Option<EventCallback>;
 
 impl TypedCallback {
+    /// The typed side of a callback of `E` whose call is `call`.
+    fn of<E: Any + Send + Sync>(call: ErasedCall, gated: Option<GatedTyped>) -> Self {
+        TypedCallback {
+            type_id: TypeId::of::<E>(),
+            call,
+            lane: Lane::<E>::erased,
+            raw: Lane::<E>::raw,
+            gated,
+        }
+    }
+
     /// The lane of a registry entry whose subscribers (a workflow and, if it
     /// is one, its typed callback) are all typed callbacks of this one's
     /// event type, or `None`.

@@ -60,7 +60,7 @@ impl<E> Call<E> {
 /// Runs a unit handler's call and settles its outcome (a panic), compiled
 /// once for every event type: the general path's call of a unit handler
 /// (a lane catches its own).
-fn deliver_unit(run: Run<'_>, call: &dyn Fn()) -> Settled {
+pub(crate) fn deliver_unit(run: Run<'_>, call: &dyn Fn()) -> Settled {
     run.deliver(call)
 }
 
@@ -298,8 +298,14 @@ impl<E: Any + Send + Sync> Lane<E> {
         let mut typed = Vec::with_capacity(subs.len());
         for sub in subs {
             let call = match &sub.call {
-                ErasedCall::Unit(f) if sub.notifying => LaneCall::Notifying(typed_fn(f)?),
-                ErasedCall::Unit(f) => LaneCall::Quiet(typed_fn(f)?),
+                ErasedCall::Unit(f) => {
+                    let f = typed_fn(f)?;
+                    if sub.notifying {
+                        LaneCall::Notifying(f)
+                    } else {
+                        LaneCall::Quiet(f)
+                    }
+                }
                 ErasedCall::Settling(f) => LaneCall::Settling(typed_fn(f)?),
             };
             typed.push(TypedSubscriber {
