@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::redis::{
-    cleanup, connection, emitter, fresh_queue, pending, redis_url, service, spawn_run, until,
+    RedisServer, cleanup, connection, emitter, fresh_queue, pending, redis_url, service, spawn_run,
+    until,
 };
 use pyventus::redis::{
     DeadLetters, Delivery, Envelope, RedisProcessingService, Worker, current_delivery,
@@ -823,4 +824,55 @@ fn emit_enqueues_from_a_plain_thread_and_from_either_runtime_flavor() {
         assert_eq!(len, 102);
         cleanup(&url, &queue).await;
     });
+}
+
+/// The clients connected to the Redis at `url`, this query's own included.
+fn connected_clients(url: &str) -> u64 {
+    let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let info: String = redis::cmd("INFO").arg("clients").query(&mut conn).unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("connected_clients:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("INFO clients has connected_clients")
+}
+
+#[test]
+fn emit_keeps_at_most_16_idle_connections_after_a_burst_from_many_threads() {
+    // A Redis of its own: the connections counted are this test's only.
+    let Some(server) = RedisServer::start(&[]) else {
+        return;
+    };
+    let url = server.url();
+    let setup = tokio::runtime::Runtime::new().unwrap();
+    let queue = fresh_queue("idle-connections");
+    let service = setup.block_on(service(&url, &queue));
+    let emitter = emitter(service.clone(), HappyPath::linker());
+    let before = connected_clients(&url);
+    // 48 threads emitting at once: a blocking connection each while they do.
+    let start = std::sync::Barrier::new(48);
+    std::thread::scope(|scope| {
+        for _ in 0..48 {
+            scope.spawn(|| {
+                start.wait();
+                for n in 0..20 {
+                    emitter.emit(Greeting { n }).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(service.stats().enqueued, 960);
+    // Idle, the service keeps 16 of them; Redis sees the others close.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut kept = connected_clients(&url) - before;
+    while kept > 16 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        kept = connected_clients(&url) - before;
+    }
+    assert!(
+        kept <= 16,
+        "{kept} blocking connections stayed open after the burst (at most 16 are kept idle)"
+    );
+    // Those kept still serve the next emits.
+    emitter.emit(Greeting { n: 0 }).unwrap();
+    assert_eq!(service.stats().enqueued, 961);
 }

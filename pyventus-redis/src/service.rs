@@ -68,13 +68,21 @@ pub struct RedisProcessingService {
     inner: Arc<Inner>,
 }
 
+/// The most idle blocking connections a service keeps for `emit`: a burst
+/// from many threads opens one per thread emitting at once, and what is over
+/// this is closed when its emit is done, so a service does not hold a burst's
+/// connections open for good. More threads than this emitting all the time
+/// open a connection for some of their emits.
+const MAX_IDLE_BLOCKING: usize = 16;
+
 struct Inner {
     stream: Stream,
     /// For the connections requests wait for their answers on, and the
     /// blocking ones.
     client: redis::Client,
     /// Idle blocking connections for `emit`, one per thread emitting at once
-    /// at most; only one that answered its last command comes back here.
+    /// at most, and [`MAX_IDLE_BLOCKING`] at most; only one that answered
+    /// its last command comes back here.
     blocking: Mutex<Vec<redis::Connection>>,
     timeouts: Timeouts,
     cap: u64,
@@ -298,12 +306,22 @@ impl RedisProcessingService {
             other => other,
         };
         if matches!(added, Ok(_) | Err(Error::QueueFull { .. })) {
-            // One that failed may hold a late answer, or none: it goes.
-            self.inner
-                .blocking
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(conn);
+            // One that failed may hold a late answer, or none: it goes. So
+            // does one over the idle limit, closed outside the lock.
+            let surplus = {
+                let mut idle = self
+                    .inner
+                    .blocking
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if idle.len() < MAX_IDLE_BLOCKING {
+                    idle.push(conn);
+                    None
+                } else {
+                    Some(conn)
+                }
+            };
+            drop(surplus);
         }
         added
     }
