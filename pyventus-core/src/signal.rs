@@ -33,3 +33,48 @@ pub async fn shutdown_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+/// Runs `run` to its end, calling `drain` at the first shutdown signal and
+/// `stop` at a second one: what a worker's `run_until_signal` does (Redis's,
+/// RabbitMQ's and PostgreSQL's relay share it). `drain` asks the worker to
+/// take nothing more and finish what is in flight; `stop` to cut that short.
+/// Each signal is logged. The signals are watched only while `run` runs.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use tokio::sync::Notify;
+///
+/// # #[tokio::main] async fn main() {
+/// let asked = Arc::new(Notify::new());
+/// let drain = asked.clone();
+/// let worked = pyventus_core::remote::run_until_signal(
+///     async move {
+///         asked.notified().await; // a worker's loop, until asked to drain
+///         "drained"
+///     },
+///     move || drain.notify_one(),
+///     || {}, // nothing in flight to cut short
+/// )
+/// .await;
+/// println!("{worked}");
+/// # }
+/// ```
+pub async fn run_until_signal<T>(
+    run: impl Future<Output = T>,
+    drain: impl FnOnce() + Send + 'static,
+    stop: impl FnOnce() + Send + 'static,
+) -> T {
+    let signals = tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!(target: "pyventus", "signal received: finishing the deliveries in flight (again to stop at once)");
+        drain();
+        shutdown_signal().await;
+        tracing::warn!(target: "pyventus", "second signal: cutting the deliveries in flight short");
+        stop();
+    });
+    let result = run.await;
+    signals.abort();
+    result
+}

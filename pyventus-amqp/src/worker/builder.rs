@@ -261,6 +261,7 @@ impl WorkerBuilder {
                 reconnect: self.reconnect,
                 give_up_after: self.give_up_after,
                 shutdown: CancellationToken::new(),
+                abandon: CancellationToken::new(),
                 slots: Arc::new(Semaphore::new(concurrency.into())),
                 dead_letters,
                 stats: Counters::default(),

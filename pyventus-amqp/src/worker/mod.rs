@@ -20,7 +20,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 pub use pyventus_core::remote::Health;
-use pyventus_core::remote::{HealthWatch, Inbound, shutdown_signal};
+use pyventus_core::remote::{HealthWatch, Inbound, run_until_signal};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -105,6 +105,9 @@ pub(crate) struct Shared {
     pub(crate) reconnect: (Duration, Duration),
     pub(crate) give_up_after: Option<Duration>,
     pub(crate) shutdown: CancellationToken,
+    /// Cancelled to cut the deliveries in flight short
+    /// ([`Worker::shutdown_now`]).
+    pub(crate) abandon: CancellationToken,
     /// One permit per delivery running, across connections: deliveries of a
     /// lost connection still running hold theirs, so a new connection's wait.
     pub(crate) slots: Arc<Semaphore>,
@@ -176,17 +179,25 @@ impl Worker {
         self.shared.shutdown.cancel();
     }
 
-    /// Runs until Ctrl-C (or, on Unix, SIGTERM), then shuts down gracefully.
+    /// Stops at once: takes no more messages and cancels the deliveries in
+    /// flight, leaving their messages unacknowledged, so the broker delivers
+    /// them again. What a second Ctrl-C does under
+    /// [`run_until_signal`](Self::run_until_signal).
+    pub fn shutdown_now(&self) {
+        self.shared.shutdown.cancel();
+        self.shared.abandon.cancel();
+    }
+
+    /// Runs until Ctrl-C (or, on Unix, SIGTERM), then shuts down gracefully; a
+    /// second signal stops at once ([`shutdown_now`](Self::shutdown_now)).
     pub async fn run_until_signal(&self) -> Result<(), Error> {
-        let worker = self.clone();
-        let watcher = tokio::spawn(async move {
-            shutdown_signal().await;
-            tracing::info!(target: "pyventus", "signal received: finishing the deliveries in flight");
-            worker.shutdown();
-        });
-        let result = self.run().await;
-        watcher.abort();
-        result
+        let (drain, stop) = (self.clone(), self.clone());
+        run_until_signal(
+            self.run(),
+            move || drain.shutdown(),
+            move || stop.shutdown_now(),
+        )
+        .await
     }
 }
 

@@ -204,28 +204,33 @@ impl Worker {
         });
     }
 
-    /// Waits for the deliveries in flight, up to the shutdown timeout; cancels
-    /// the rest (their messages are unacknowledged, so delivered again).
+    /// Waits for the deliveries in flight, up to the shutdown timeout or
+    /// [`shutdown_now`](crate::Worker::shutdown_now); cancels the rest (their
+    /// messages are unacknowledged, so delivered again).
     async fn drain(&self, tasks: &mut JoinSet<()>) {
         let shared = &self.shared;
         let deadline = tokio::time::Instant::now() + shared.shutdown_timeout;
         while !tasks.is_empty() {
-            match tokio::time::timeout_at(deadline, tasks.join_next()).await {
-                Ok(Some(joined)) => reap(joined),
-                Ok(None) => break,
-                Err(_) => {
-                    tracing::warn!(
-                        target: "pyventus",
-                        queue = %shared.queue,
-                        deliveries = tasks.len(),
-                        "deliveries still running after the shutdown timeout ({:?}) are cancelled; the broker delivers them again",
-                        shared.shutdown_timeout
-                    );
-                    tasks.abort_all();
-                    while tasks.join_next().await.is_some() {}
-                    break;
-                }
-            }
+            let cut = tokio::select! {
+                joined = tokio::time::timeout_at(deadline, tasks.join_next()) => match joined {
+                    Ok(Some(joined)) => {
+                        reap(joined);
+                        continue;
+                    }
+                    Ok(None) => break,
+                    Err(_) => format!("after the shutdown timeout ({:?})", shared.shutdown_timeout),
+                },
+                () = shared.abandon.cancelled() => "at `shutdown_now`".to_owned(),
+            };
+            tracing::warn!(
+                target: "pyventus",
+                queue = %shared.queue,
+                deliveries = tasks.len(),
+                "deliveries still running {cut} are cancelled; the broker delivers them again"
+            );
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+            break;
         }
     }
 }

@@ -22,7 +22,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use pyventus_core::remote::Inbound;
+use pyventus_core::remote::{Inbound, run_until_signal};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -155,18 +155,13 @@ impl Relay {
     ///
     /// As [`run`](Self::run).
     pub async fn run_until_signal(&self) -> Result<(), Error> {
-        let relay = self.clone();
-        let signals = tokio::spawn(async move {
-            wait_for_signal().await;
-            tracing::info!(target: "pyventus", "signal received: finishing the deliveries in flight (again to stop at once)");
-            relay.shutdown();
-            wait_for_signal().await;
-            tracing::warn!(target: "pyventus", "second signal: cutting the deliveries in flight short");
-            relay.shutdown_now();
-        });
-        let result = self.run().await;
-        signals.abort();
-        result
+        let (drain, stop) = (self.clone(), self.clone());
+        run_until_signal(
+            self.run(),
+            move || drain.shutdown(),
+            move || stop.shutdown_now(),
+        )
+        .await
     }
 
     /// Claims and delivers events until [`shutdown`](Self::shutdown); returns
@@ -189,25 +184,6 @@ impl Relay {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(std::cmp::Reverse(at));
-    }
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        let terminate = tokio::signal::unix::SignalKind::terminate();
-        let Ok(mut term) = tokio::signal::unix::signal(terminate) else {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

@@ -22,7 +22,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use pyventus_core::remote::{HealthWatch, Inbound, shutdown_signal};
+use pyventus_core::remote::{HealthWatch, Inbound, run_until_signal};
 use tokio_util::sync::CancellationToken;
 
 pub use builder::WorkerBuilder;
@@ -213,18 +213,13 @@ impl Worker {
     /// Runs until Ctrl-C (or, on Unix, SIGTERM), then shuts down gracefully; a
     /// second signal stops at once ([`shutdown_now`](Self::shutdown_now)).
     pub async fn run_until_signal(&self) -> Result<(), Error> {
-        let worker = self.clone();
-        let signals = tokio::spawn(async move {
-            shutdown_signal().await;
-            tracing::info!(target: "pyventus", "signal received: finishing the deliveries in flight (again to stop at once)");
-            worker.shutdown();
-            shutdown_signal().await;
-            tracing::warn!(target: "pyventus", "second signal: cutting the deliveries in flight short");
-            worker.shutdown_now();
-        });
-        let result = self.run().await;
-        signals.abort();
-        result
+        let (drain, stop) = (self.clone(), self.clone());
+        run_until_signal(
+            self.run(),
+            move || drain.shutdown(),
+            move || stop.shutdown_now(),
+        )
+        .await
     }
 
     /// Takes and runs entries until [`shutdown`](Self::shutdown); returns once
