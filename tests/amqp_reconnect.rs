@@ -154,11 +154,14 @@ async fn a_worker_resumes_by_itself_after_the_broker_closes_its_connection() {
 // it comes back, and gives up (an error from `run`) when it does not.
 
 /// A TCP proxy to the broker that the test can cut (closing every connection
-/// and refusing new ones) and restore.
+/// and refusing new ones), restore, black-hole (cut, then accept connections
+/// and never answer) or silence (every connection open and nothing going
+/// through, as when a network drops packets).
 struct Proxy {
     addr: std::net::SocketAddr,
     upstream: String,
     running: Option<tokio::task::JoinHandle<()>>,
+    silent: tokio::sync::watch::Sender<bool>,
 }
 
 impl Proxy {
@@ -167,6 +170,7 @@ impl Proxy {
             addr: "127.0.0.1:0".parse().unwrap(),
             upstream: upstream.to_owned(),
             running: None,
+            silent: tokio::sync::watch::Sender::new(false),
         };
         proxy.restore().await;
         proxy
@@ -182,9 +186,15 @@ impl Proxy {
     }
 
     async fn restore(&mut self) {
+        self.listen(true).await;
+    }
+
+    /// Accepts connections, forwarding them to the broker or not.
+    async fn listen(&mut self, forward: bool) {
         let listener = TcpListener::bind(self.addr).await.unwrap();
         self.addr = listener.local_addr().unwrap();
         let upstream = self.upstream.clone();
+        let silent = self.silent.subscribe();
         self.running = Some(tokio::spawn(async move {
             let mut links = JoinSet::new();
             loop {
@@ -192,9 +202,22 @@ impl Proxy {
                     return;
                 };
                 let upstream = upstream.clone();
+                let mut silent = silent.clone();
                 links.spawn(async move {
+                    if !forward {
+                        let _held = client;
+                        return std::future::pending::<()>().await;
+                    }
                     if let Ok(mut broker) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
+                        let silenced = tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut broker) => false,
+                            _ = silent.wait_for(|silent| *silent) => true,
+                        };
+                        if silenced {
+                            // Both ends stay open; nothing goes through.
+                            let _held = (client, broker);
+                            std::future::pending::<()>().await;
+                        }
                     }
                 });
             }
@@ -207,6 +230,17 @@ impl Proxy {
             running.abort();
             let _ = running.await;
         }
+    }
+
+    /// Cuts every connection, then accepts new ones and never answers them.
+    async fn black_hole(&mut self) {
+        self.cut().await;
+        self.listen(false).await;
+    }
+
+    /// Stops forwarding on every connection, leaving them all open.
+    fn silence(&self) {
+        self.silent.send_replace(true);
     }
 }
 
@@ -276,6 +310,115 @@ async fn a_worker_reconnects_when_the_network_comes_back_and_gives_up_when_it_do
     assert!(matches!(err, pyventus::amqp::Error::GaveUp { .. }), "{err}");
     assert!(err.to_string().starts_with("gave up after"), "{err}");
     assert_eq!(worker.health(), Health::Failed);
+    cleanup(&url, &queue).await;
+}
+
+// --- `shutdown_now` stops a worker at once whatever its connection is doing:
+// reconnecting to a broker that does not answer, or on a network gone silent.
+
+#[derive(Debug, Clone, Event, Serialize, Deserialize)]
+struct Stuck {
+    id: u64,
+}
+
+#[derive(Linker)]
+struct Stalling;
+
+static STUCK_STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A handler that would hold its delivery for two minutes.
+#[on(Stuck, linker = Stalling)]
+async fn stall(_s: &Stuck) {
+    STUCK_STARTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_mins(2)).await;
+}
+
+/// A worker behind `proxy`, with a 60 s shutdown timeout, running a delivery
+/// that stalls.
+async fn stalled_worker(
+    url: &str,
+    queue: &str,
+    proxy: &Proxy,
+) -> (
+    Worker,
+    tokio::task::JoinHandle<Result<(), pyventus::amqp::Error>>,
+) {
+    let worker = Worker::builder(&proxy.url(url))
+        .queue(queue)
+        .linker(Stalling::linker())
+        .reconnect_delay(Duration::from_millis(50), Duration::from_millis(200))
+        .shutdown_timeout(Duration::from_mins(1))
+        .connect()
+        .await
+        .unwrap();
+    let running = spawn_run(&worker);
+    let before = STUCK_STARTED.load(std::sync::atomic::Ordering::SeqCst);
+    emitter(url, queue, Stalling::linker())
+        .await
+        .emit(Stuck { id: 1 })
+        .unwrap();
+    until(
+        Duration::from_secs(10),
+        "the handler to start",
+        async || STUCK_STARTED.load(std::sync::atomic::Ordering::SeqCst) > before,
+    )
+    .await;
+    (worker, running)
+}
+
+/// How long `run` took to return after `shutdown_now`, at most 10 s.
+async fn shutdown_now(
+    worker: &Worker,
+    running: tokio::task::JoinHandle<Result<(), pyventus::amqp::Error>>,
+) -> Duration {
+    let asked = std::time::Instant::now();
+    worker.shutdown_now();
+    let ended = tokio::time::timeout(Duration::from_secs(10), running).await;
+    assert!(
+        ended.is_ok(),
+        "run() still running 10 s after shutdown_now (health {:?})",
+        worker.health()
+    );
+    asked.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_now_stops_a_worker_at_once_while_it_reconnects_to_a_broker_that_does_not_answer()
+{
+    let Some(url) = amqp_url().await else { return };
+    let queue = fresh_queue("now-reconnecting");
+    let mut proxy = Proxy::start(&broker_addr(&url)).await;
+    let (worker, running) = stalled_worker(&url, &queue, &proxy).await;
+    proxy.black_hole().await;
+    until(
+        Duration::from_secs(10),
+        "the worker to reconnect",
+        async || matches!(worker.health(), Health::Reconnecting { .. }),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await; // opening, unanswered
+    let took = shutdown_now(&worker, running).await;
+    assert!(
+        took < Duration::from_secs(2),
+        "shutdown_now while reconnecting took {took:?}"
+    );
+    cleanup(&url, &queue).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_now_stops_a_draining_worker_at_once_on_a_silent_network() {
+    let Some(url) = amqp_url().await else { return };
+    let queue = fresh_queue("now-silent");
+    let proxy = Proxy::start(&broker_addr(&url)).await;
+    let (worker, running) = stalled_worker(&url, &queue, &proxy).await;
+    proxy.silence();
+    worker.shutdown(); // drains: the stalled delivery has a minute
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let took = shutdown_now(&worker, running).await;
+    assert!(
+        took < Duration::from_secs(3),
+        "shutdown_now on a silent network took {took:?}"
+    );
     cleanup(&url, &queue).await;
 }
 

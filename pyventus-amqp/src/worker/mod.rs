@@ -182,7 +182,10 @@ impl Worker {
     /// Stops at once: takes no more messages and cancels the deliveries in
     /// flight, leaving their messages unacknowledged, so the broker delivers
     /// them again. What a second Ctrl-C does under
-    /// [`run_until_signal`](Self::run_until_signal).
+    /// [`run_until_signal`](Self::run_until_signal). It does not wait for a
+    /// connection being opened or closed either. A delivery cancelled while
+    /// its acknowledgement was on its way may be acknowledged and not
+    /// counted in [`stats`](Self::stats).
     pub fn shutdown_now(&self) {
         self.shared.shutdown.cancel();
         self.shared.abandon.cancel();

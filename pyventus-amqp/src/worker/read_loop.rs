@@ -65,7 +65,11 @@ impl Worker {
             if shared.shutdown.is_cancelled() {
                 break (Ok(()), None);
             }
-            let attempt = match self.open().await {
+            let opened = tokio::select! {
+                () = shared.shutdown.cancelled() => break (Ok(()), None),
+                opened = self.open() => opened,
+            };
+            let attempt = match opened {
                 Ok((session, consumer)) => {
                     if down_since.take().is_some() {
                         shared
@@ -109,7 +113,13 @@ impl Worker {
         self.set_health(Health::Stopping);
         self.drain(&mut tasks).await;
         if let Some(session) = last {
-            let _ = session.connection.close(200, "OK".into()).await;
+            // A silent network would hold the close: 5 s at most, none after
+            // `shutdown_now`.
+            let close = session.connection.close(200, "OK".into());
+            tokio::select! {
+                _ = tokio::time::timeout(Duration::from_secs(5), close) => {}
+                () = shared.abandon.cancelled() => {}
+            }
         }
         shared.dead_letters.close().await;
         self.set_health(if result.is_ok() {
@@ -179,15 +189,23 @@ impl Worker {
             shared.consumer.as_str().into(),
             BasicCancelOptions::default(),
         );
-        if tokio::time::timeout(Duration::from_secs(5), cancel)
-            .await
-            .is_ok()
-        {
-            while let Ok(Some(Ok(message))) =
-                tokio::time::timeout(Duration::from_secs(1), consumer.next()).await
+        let collect = async {
+            if tokio::time::timeout(Duration::from_secs(5), cancel)
+                .await
+                .is_ok()
             {
-                self.spawn(message, tasks);
+                while let Ok(Some(Ok(message))) =
+                    tokio::time::timeout(Duration::from_secs(1), consumer.next()).await
+                {
+                    self.spawn(message, tasks);
+                }
             }
+        };
+        // `shutdown_now` does not wait for them (a silent network would hold
+        // this for seconds): unacknowledged, they are delivered again.
+        tokio::select! {
+            () = collect => {}
+            () = shared.abandon.cancelled() => {}
         }
         Ended::Shutdown(Box::new(session))
     }
