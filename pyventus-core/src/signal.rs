@@ -49,7 +49,7 @@ pub async fn shutdown_signal() {
 /// # #[tokio::main] async fn main() {
 /// let asked = Arc::new(Notify::new());
 /// let drain = asked.clone();
-/// let worked = pyventus_core::remote::run_until_signal(
+/// let worked = pyventus_core::run_until_signal(
 ///     async move {
 ///         asked.notified().await; // a worker's loop, until asked to drain
 ///         "drained"
