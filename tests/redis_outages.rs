@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::Logs;
 use common::redis::{RedisServer, emitter, fresh_queue, service, spawn_run, stop, until};
 use pyventus::redis::{
     Backoff, DeadLetters, Error, Health, RedisProcessingService, Worker, WorkerBuilder,
@@ -330,4 +331,36 @@ async fn a_refused_password_fails_at_once_at_connect_and_in_a_running_worker() {
         .unwrap_err();
     assert!(matches!(err, Error::Authentication(_)), "{err}");
     assert_eq!(worker.health(), Health::Failed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_acknowledgement_logs_every_entry_it_leaves_pending() {
+    // A Redis with no `XACK`: every acknowledgement fails at once.
+    let Some(server) = RedisServer::start(&["--rename-command", "XACK", "\"\""]) else {
+        return;
+    };
+    let (logs, _guard) = Logs::capture();
+    let _runtime = logs.capture_threads("pyventus-runtime");
+    let (url, queue) = (server.url(), fresh_queue("unacked"));
+    let service = service(&url, &queue).await;
+    let envelope = |n: u64| pyventus::redis::Envelope::new("Ping", format!(r#"{{"n":{n}}}"#));
+    let mut ids = Vec::new();
+    for n in 0..50 {
+        ids.push(service.enqueue(&envelope(n)).await.unwrap());
+    }
+    // Inline: they run in few turns, so an `XACK` carries many.
+    let worker = worker(&url, &queue)
+        .sync_handlers_inline(true)
+        .connect()
+        .await
+        .unwrap();
+    let running = spawn_run(&worker);
+    until(
+        Duration::from_secs(10),
+        "the failed acknowledgements logged",
+        async || ids.iter().all(|id| logs.text().contains(id.as_str())),
+    )
+    .await;
+    stop(&worker, running).await;
+    assert!(logs.text().contains("cannot settle"), "{}", logs.text());
 }

@@ -18,6 +18,7 @@
 //! command (one write, one reply) acknowledges many: a kill between the two
 //! leaves the entries pending, delivered again, as before.
 
+use std::fmt;
 use std::future::Future;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -80,7 +81,7 @@ pub(super) async fn settle(
         }
         Outcome::Abandoned => {
             let ids = [id];
-            let released = persist(worker, id, || {
+            let released = persist(worker, Entries::One(id), || {
                 inner.stream.release(
                     &inner.consumer,
                     &ids,
@@ -166,7 +167,7 @@ impl Acks {
                 std::mem::take(&mut next.ids)
             };
             let inner = &worker.inner;
-            if persist(worker, &ids[0], || inner.stream.ack(&ids))
+            if persist(worker, Entries::All(&ids), || inner.stream.ack(&ids))
                 .await
                 .is_some()
             {
@@ -210,7 +211,7 @@ async fn retry_later(worker: &Worker, id: &str, deliveries: u64, failure: &Deliv
     let attempt = u32::try_from(deliveries.saturating_sub(1)).unwrap_or(u32::MAX);
     let delay = config.retry_backoff.delay(attempt);
     let ids = [id];
-    let released = persist(worker, id, || {
+    let released = persist(worker, Entries::One(id), || {
         inner
             .stream
             .release(&inner.consumer, &ids, delay, config.visibility)
@@ -247,7 +248,7 @@ async fn dead_letter(worker: &Worker, taken: &Taken, failure: &DeliveryFailure) 
         deliveries: taken.deliveries,
         failed_at: now_millis(),
     };
-    let moved = persist(worker, taken.id(), || {
+    let moved = persist(worker, Entries::One(taken.id()), || {
         inner
             .stream
             .dead_letter(&inner.consumer, &letter, inner.config.dead_cap)
@@ -285,12 +286,32 @@ fn lost(failure: &DeliveryFailure) {
     );
 }
 
+/// The entries a settling command is for, as its failure's log names them.
+#[derive(Clone, Copy)]
+enum Entries<'a> {
+    One(&'a str),
+    /// An acknowledgement's batch: every entry it leaves pending is named.
+    All(&'a [String]),
+}
+
+impl fmt::Display for Entries<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Entries::One(id) => write!(f, "the entry {id}; it stays"),
+            Entries::All([id]) => write!(f, "the entry {id}; it stays"),
+            Entries::All(ids) => {
+                write!(f, "the {} entries {}; they stay", ids.len(), ids.join(", "))
+            }
+        }
+    }
+}
+
 /// Runs a settling command, again after a short pause if Redis blinked (up to
-/// three tries); `None` if it failed, which is logged: the entry stays
-/// pending, to be delivered again.
+/// three tries); `None` if it failed, which is logged with every entry it was
+/// for: they stay pending, to be delivered again.
 async fn persist<T, F: Future<Output = Result<T, Error>>>(
     worker: &Worker,
-    id: &str,
+    entries: Entries<'_>,
     mut command: impl FnMut() -> F,
 ) -> Option<T> {
     const TRIES: u32 = 3;
@@ -304,8 +325,7 @@ async fn persist<T, F: Future<Output = Result<T, Error>>>(
             Err(err) => {
                 tracing::error!(
                     target: "pyventus",
-                    entry = id,
-                    "cannot settle the entry; it stays pending and will be delivered again: {err}"
+                    "cannot settle {entries} pending and will be delivered again: {err}"
                 );
                 return None;
             }
