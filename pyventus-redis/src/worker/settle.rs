@@ -18,7 +18,6 @@
 //! command (one write, one reply) acknowledges many: a kill between the two
 //! leaves the entries pending, delivered again, as before.
 
-use std::fmt;
 use std::future::Future;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -81,7 +80,7 @@ pub(super) async fn settle(
         }
         Outcome::Abandoned => {
             let ids = [id];
-            let released = persist(worker, Entries::One(id), || {
+            let released = persist(worker, &ids, || {
                 inner.stream.release(
                     &inner.consumer,
                     &ids,
@@ -167,7 +166,7 @@ impl Acks {
                 std::mem::take(&mut next.ids)
             };
             let inner = &worker.inner;
-            if persist(worker, Entries::All(&ids), || inner.stream.ack(&ids))
+            if persist(worker, &ids, || inner.stream.ack(&ids))
                 .await
                 .is_some()
             {
@@ -211,7 +210,7 @@ async fn retry_later(worker: &Worker, id: &str, deliveries: u64, failure: &Deliv
     let attempt = u32::try_from(deliveries.saturating_sub(1)).unwrap_or(u32::MAX);
     let delay = config.retry_backoff.delay(attempt);
     let ids = [id];
-    let released = persist(worker, Entries::One(id), || {
+    let released = persist(worker, &ids, || {
         inner
             .stream
             .release(&inner.consumer, &ids, delay, config.visibility)
@@ -248,7 +247,7 @@ async fn dead_letter(worker: &Worker, taken: &Taken, failure: &DeliveryFailure) 
         deliveries: taken.deliveries,
         failed_at: now_millis(),
     };
-    let moved = persist(worker, Entries::One(taken.id()), || {
+    let moved = persist(worker, &[taken.id()], || {
         inner
             .stream
             .dead_letter(&inner.consumer, &letter, inner.config.dead_cap)
@@ -286,22 +285,13 @@ fn lost(failure: &DeliveryFailure) {
     );
 }
 
-/// The entries a settling command is for, as its failure's log names them.
-#[derive(Clone, Copy)]
-enum Entries<'a> {
-    One(&'a str),
-    /// An acknowledgement's batch: every entry it leaves pending is named.
-    All(&'a [String]),
-}
-
-impl fmt::Display for Entries<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Entries::One(id) => write!(f, "the entry {id}; it stays"),
-            Entries::All([id]) => write!(f, "the entry {id}; it stays"),
-            Entries::All(ids) => {
-                write!(f, "the {} entries {}; they stay", ids.len(), ids.join(", "))
-            }
+/// The entries `ids`, as a settling command's failure names them: every one.
+fn described(ids: &[impl AsRef<str>]) -> String {
+    match ids {
+        [id] => format!("the entry {}; it stays", id.as_ref()),
+        ids => {
+            let all: Vec<&str> = ids.iter().map(AsRef::as_ref).collect();
+            format!("the {} entries {}; they stay", ids.len(), all.join(", "))
         }
     }
 }
@@ -311,7 +301,7 @@ impl fmt::Display for Entries<'_> {
 /// for: they stay pending, to be delivered again.
 async fn persist<T, F: Future<Output = Result<T, Error>>>(
     worker: &Worker,
-    entries: Entries<'_>,
+    ids: &[impl AsRef<str>],
     mut command: impl FnMut() -> F,
 ) -> Option<T> {
     const TRIES: u32 = 3;
@@ -325,7 +315,8 @@ async fn persist<T, F: Future<Output = Result<T, Error>>>(
             Err(err) => {
                 tracing::error!(
                     target: "pyventus",
-                    "cannot settle {entries} pending and will be delivered again: {err}"
+                    "cannot settle {} pending and will be delivered again: {err}",
+                    described(ids)
                 );
                 return None;
             }
