@@ -228,28 +228,27 @@ impl Worker {
     async fn drain(&self, tasks: &mut JoinSet<()>) {
         let shared = &self.shared;
         let deadline = tokio::time::Instant::now() + shared.shutdown_timeout;
-        while !tasks.is_empty() {
-            let cut = tokio::select! {
+        let cut = loop {
+            if tasks.is_empty() {
+                return;
+            }
+            tokio::select! {
                 joined = tokio::time::timeout_at(deadline, tasks.join_next()) => match joined {
-                    Ok(Some(joined)) => {
-                        reap(joined);
-                        continue;
-                    }
-                    Ok(None) => break,
-                    Err(_) => format!("after the shutdown timeout ({:?})", shared.shutdown_timeout),
+                    Ok(Some(joined)) => reap(joined),
+                    Ok(None) => return,
+                    Err(_) => break format!("after the shutdown timeout ({:?})", shared.shutdown_timeout),
                 },
-                () = shared.abandon.cancelled() => "at `shutdown_now`".to_owned(),
-            };
-            tracing::warn!(
-                target: "pyventus",
-                queue = %shared.queue,
-                deliveries = tasks.len(),
-                "deliveries still running {cut} are cancelled; the broker delivers them again"
-            );
-            tasks.abort_all();
-            while tasks.join_next().await.is_some() {}
-            break;
-        }
+                () = shared.abandon.cancelled() => break "at `shutdown_now`".to_owned(),
+            }
+        };
+        tracing::warn!(
+            target: "pyventus",
+            queue = %shared.queue,
+            deliveries = tasks.len(),
+            "deliveries still running {cut} are cancelled; the broker delivers them again"
+        );
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
     }
 }
 

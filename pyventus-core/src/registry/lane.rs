@@ -241,10 +241,10 @@ pub(crate) struct Lane<E> {
     /// handlers (the common case), in order: its loop is then a call and a
     /// step per subscriber, with nothing to test. Empty for any other lane
     /// (one with no subscriber at all would run as a large one: nothing to
-    /// call). Only one of `quiet` and `small` is made:
-    /// the one the lane's shape needs. (`Vec`s, not boxed slices:
-    /// `into_boxed_slice` compiled per event type cost a fifth of a lane's
-    /// build in release, and an empty `Vec` tests as cheaply as a `None`.)
+    /// call). Only one of `quiet` and `small` is made: the one the lane's
+    /// shape needs. (`Vec`s, not boxed slices: `into_boxed_slice` compiled
+    /// per event type cost a fifth of a lane's build in release, and an
+    /// empty `Vec` tests as cheaply as a `None`.)
     quiet: Vec<Arc<UnitFn<E>>>,
     /// The subscribers of any other small lane with their typed calls, in
     /// order; empty for a large one, whose typed calls are `large`.
