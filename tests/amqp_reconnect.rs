@@ -13,12 +13,11 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use common::amqp::{amqp_url, cleanup, fresh_queue, queue_of, raw, spawn_run, stop, until};
+use common::proxy::Proxy;
 use lapin::options::QueueDeleteOptions;
 use pyventus::amqp::{AmqpProcessingService, Health, Worker};
 use pyventus::{Event, EventEmitter, EventLinker, Linker, on};
 use serde::{Deserialize, Serialize};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
 
 async fn emitter(url: &str, queue: &str, linker: EventLinker) -> EventEmitter {
     let service = AmqpProcessingService::builder(url)
@@ -153,115 +152,12 @@ async fn a_worker_resumes_by_itself_after_the_broker_closes_its_connection() {
 // --- The network between worker and broker is cut: the worker reconnects when
 // it comes back, and gives up (an error from `run`) when it does not.
 
-/// A TCP proxy to the broker that the test can cut (closing every connection
-/// and refusing new ones), restore, black-hole (cut, then accept connections
-/// and never answer) or silence (every connection open and nothing going
-/// through, as when a network drops packets).
-struct Proxy {
-    addr: std::net::SocketAddr,
-    upstream: String,
-    running: Option<tokio::task::JoinHandle<()>>,
-    silent: tokio::sync::watch::Sender<bool>,
-}
-
-impl Proxy {
-    async fn start(upstream: &str) -> Proxy {
-        let mut proxy = Proxy {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            upstream: upstream.to_owned(),
-            running: None,
-            silent: tokio::sync::watch::Sender::new(false),
-        };
-        proxy.restore().await;
-        proxy
-    }
-
-    /// `url` with its host and port replaced by the proxy's.
-    fn url(&self, url: &str) -> String {
-        let (scheme, rest) = url.split_once("://").unwrap();
-        let (auth, rest) = rest.rsplit_once('@').map_or(("", rest), |(a, r)| (a, r));
-        let path = rest.find('/').map_or("", |at| &rest[at..]);
-        let at = if auth.is_empty() { "" } else { "@" };
-        format!("{scheme}://{auth}{at}{}{path}", self.addr)
-    }
-
-    async fn restore(&mut self) {
-        self.listen(true).await;
-    }
-
-    /// Accepts connections, forwarding them to the broker or not.
-    async fn listen(&mut self, forward: bool) {
-        let listener = TcpListener::bind(self.addr).await.unwrap();
-        self.addr = listener.local_addr().unwrap();
-        let upstream = self.upstream.clone();
-        let silent = self.silent.subscribe();
-        self.running = Some(tokio::spawn(async move {
-            let mut links = JoinSet::new();
-            loop {
-                let Ok((mut client, _)) = listener.accept().await else {
-                    return;
-                };
-                let upstream = upstream.clone();
-                let mut silent = silent.clone();
-                links.spawn(async move {
-                    if !forward {
-                        let _held = client;
-                        return std::future::pending::<()>().await;
-                    }
-                    if let Ok(mut broker) = TcpStream::connect(upstream).await {
-                        let silenced = tokio::select! {
-                            _ = tokio::io::copy_bidirectional(&mut client, &mut broker) => false,
-                            _ = silent.wait_for(|silent| *silent) => true,
-                        };
-                        if silenced {
-                            // Both ends stay open; nothing goes through.
-                            let _held = (client, broker);
-                            std::future::pending::<()>().await;
-                        }
-                    }
-                });
-            }
-            // Dropping `links` (when this task is aborted) closes every link.
-        }));
-    }
-
-    async fn cut(&mut self) {
-        if let Some(running) = self.running.take() {
-            running.abort();
-            let _ = running.await;
-        }
-    }
-
-    /// Cuts every connection, then accepts new ones and never answers them.
-    async fn black_hole(&mut self) {
-        self.cut().await;
-        self.listen(false).await;
-    }
-
-    /// Stops forwarding on every connection, leaving them all open.
-    fn silence(&self) {
-        self.silent.send_replace(true);
-    }
-}
-
-/// The broker's `host:port` in an AMQP URL.
-fn broker_addr(url: &str) -> String {
-    let rest = url.split_once("://").unwrap().1;
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
-    let hostport = rest.split('/').next().unwrap();
-    if hostport.contains(':') {
-        hostport.to_owned()
-    } else {
-        format!("{hostport}:5672")
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_reconnects_when_the_network_comes_back_and_gives_up_when_it_does_not() {
     let Some(url) = amqp_url().await else { return };
     let queue = fresh_queue("cut");
     let emitter = emitter(&url, &queue, Resilient::linker()).await;
-    let mut proxy = Proxy::start(&broker_addr(&url)).await;
+    let mut proxy = Proxy::start(&url, 5672).await;
     let worker = Worker::builder(&proxy.url(&url))
         .queue(&queue)
         .linker(Resilient::linker())
@@ -387,7 +283,7 @@ async fn shutdown_now_stops_a_worker_at_once_while_it_reconnects_to_a_broker_tha
 {
     let Some(url) = amqp_url().await else { return };
     let queue = fresh_queue("now-reconnecting");
-    let mut proxy = Proxy::start(&broker_addr(&url)).await;
+    let mut proxy = Proxy::start(&url, 5672).await;
     let (worker, running) = stalled_worker(&url, &queue, &proxy).await;
     proxy.black_hole().await;
     until(
@@ -409,7 +305,7 @@ async fn shutdown_now_stops_a_worker_at_once_while_it_reconnects_to_a_broker_tha
 async fn shutdown_now_stops_a_draining_worker_at_once_on_a_silent_network() {
     let Some(url) = amqp_url().await else { return };
     let queue = fresh_queue("now-silent");
-    let proxy = Proxy::start(&broker_addr(&url)).await;
+    let proxy = Proxy::start(&url, 5672).await;
     let (worker, running) = stalled_worker(&url, &queue, &proxy).await;
     proxy.silence();
     worker.shutdown(); // drains: the stalled delivery has a minute
@@ -475,7 +371,7 @@ async fn a_worker_declares_its_queue_again_when_it_is_deleted() {
 async fn an_emitter_fails_while_the_broker_is_away_and_reconnects_on_the_next_emit() {
     let Some(url) = amqp_url().await else { return };
     let queue = fresh_queue("emitter-cut");
-    let mut proxy = Proxy::start(&broker_addr(&url)).await;
+    let mut proxy = Proxy::start(&url, 5672).await;
     let service = AmqpProcessingService::builder(&proxy.url(&url))
         .queue(&queue)
         .connect_timeout(Duration::from_secs(2))

@@ -12,6 +12,8 @@ use tracing_subscriber::fmt::MakeWriter;
 
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(any(feature = "amqp", feature = "postgres"))]
+pub mod proxy;
 #[cfg(feature = "redis")]
 pub mod redis;
 

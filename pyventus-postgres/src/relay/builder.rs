@@ -270,6 +270,8 @@ impl RelayBuilder {
                 config: self.config,
                 shutdown: CancellationToken::new(),
                 abandon: CancellationToken::new(),
+                now: CancellationToken::new(),
+                now_at: std::sync::OnceLock::new(),
                 nudge: Notify::new(),
                 leases: Leases::default(),
                 stats: Counters::default(),

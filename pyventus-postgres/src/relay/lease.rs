@@ -83,12 +83,17 @@ pub(crate) async fn keep(relay: Relay, stop: CancellationToken) {
         if seqs.is_empty() {
             continue;
         }
-        let renewed: Result<Vec<i64>, sqlx::Error> = sqlx::query_scalar(&inner.outbox.sql().renew)
+        let renewing = sqlx::query_scalar(&inner.outbox.sql().renew)
             .bind(&seqs)
             .bind(&fences)
             .bind(millis(inner.config.lease))
-            .fetch_all(inner.outbox.pool())
-            .await;
+            .fetch_all(inner.outbox.pool());
+        // Not answered (a network gone silent): the relay's stop does not
+        // wait for it.
+        let renewed: Result<Vec<i64>, sqlx::Error> = tokio::select! {
+            renewed = renewing => renewed,
+            () = stop.cancelled() => return,
+        };
         match renewed {
             Ok(renewed) => {
                 let lost = inner.leases.lose_all_but(&seqs, &renewed);

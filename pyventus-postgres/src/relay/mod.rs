@@ -19,7 +19,7 @@ mod stats;
 use std::collections::BinaryHeap;
 use std::fmt;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
 use pyventus_core::remote::{Inbound, run_until_signal};
@@ -108,8 +108,14 @@ struct Inner {
     config: Config,
     /// Stop claiming.
     shutdown: CancellationToken,
-    /// Cut the runs in flight short (the shutdown deadline passed).
+    /// Cut the runs in flight short (the shutdown deadline passed, or
+    /// `shutdown_now`).
     abandon: CancellationToken,
+    /// `shutdown_now` was called, at `now_at`: what is still being written
+    /// (a claim's answer, outcomes, give-backs) has `run_loop::NOW_GRACE`
+    /// from then, however the server answers.
+    now: CancellationToken,
+    now_at: OnceLock<Instant>,
     /// Claim again now: a keyed event left the outbox.
     nudge: Notify,
     leases: Leases,
@@ -142,10 +148,16 @@ impl Relay {
     }
 
     /// Stops at once: claims nothing more and cuts the runs in flight short,
-    /// giving their events back.
+    /// giving their events back. What is still being written then (a claim's
+    /// answer, outcomes, give-backs) has a second at most, so that `run`
+    /// returns at once even when PostgreSQL does not answer; an event whose
+    /// give-back is cut is claimed again once its lease ends.
     pub fn shutdown_now(&self) {
-        self.inner.shutdown.cancel();
-        self.inner.abandon.cancel();
+        let inner = &self.inner;
+        let _ = inner.now_at.set(Instant::now());
+        inner.now.cancel();
+        inner.shutdown.cancel();
+        inner.abandon.cancel();
     }
 
     /// Runs until Ctrl-C (or, on Unix, SIGTERM), then shuts down gracefully;

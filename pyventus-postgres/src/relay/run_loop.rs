@@ -17,7 +17,7 @@ use super::claim::{Claimed, claim};
 use super::deliver::{Settings, deliver};
 use super::settle::{Ended, Finished, settle};
 use super::stats::{self, Counters, WORKER};
-use super::{Relay, lease};
+use super::{Inner, Relay, lease};
 use crate::Error;
 use crate::schema::check_schema;
 use pyventus_core::remote::{Backoff, DeliveryFailure};
@@ -53,8 +53,13 @@ pub(super) async fn run(relay: &Relay) -> Result<(), Error> {
         let checked = async {
             let mut conn = inner.outbox.pool().acquire().await?;
             check_schema(&mut conn, inner.outbox.schema()).await
-        }
-        .await;
+        };
+        // A server that does not answer holds the check until the pool's
+        // acquire timeout, or for good: a shutdown does not wait for it.
+        let checked = tokio::select! {
+            checked = checked => checked,
+            () = inner.shutdown.cancelled() => return Ok(()),
+        };
         match checked {
             Ok(()) => break,
             Err(err) if err.is_transient() => {
@@ -73,11 +78,26 @@ pub(super) async fn run(relay: &Relay) -> Result<(), Error> {
     let keeper = tokio::spawn(lease::keep(relay.clone(), stop_keeper.clone()));
     let slots = Arc::new(Semaphore::new(inner.config.concurrency));
     let in_flight = TaskTracker::new();
-    let result = state.claim_loop(&slots, &in_flight, &finished_tx).await;
-    drain(relay, &in_flight).await;
+    let claims = state.claim_loop(&slots, &in_flight, &finished_tx).await;
+    // What is in flight (claims and deliveries) shares one deadline.
+    let deadline = Instant::now() + inner.config.shutdown_deadline;
+    let result = match claims {
+        Ok(claims) => {
+            give_back(relay, claims, &finished_tx, deadline).await;
+            Ok(())
+        }
+        Err(err) => Err(err),
+    };
+    drain(relay, &in_flight, deadline).await;
     drop(finished_tx);
     let settling = inner.config.shutdown_deadline.max(Duration::from_secs(5));
-    if tokio::time::timeout(settling, settler).await.is_err() {
+    let mut settler = settler;
+    let settled = tokio::select! {
+        _ = &mut settler => true,
+        () = bounded(inner, settling) => false,
+    };
+    if !settled {
+        settler.abort();
         tracing::error!(target: "pyventus", "the relay's outcomes were still being written at the deadline; returning without them (their events will be claimed again)");
     }
     stop_keeper.cancel();
@@ -99,7 +119,7 @@ impl State<'_> {
         slots: &Arc<Semaphore>,
         in_flight: &TaskTracker,
         finished: &mpsc::UnboundedSender<Finished>,
-    ) -> Result<(), Error> {
+    ) -> Result<Claims, Error> {
         let inner = &self.relay.inner;
         let config = &inner.config;
         // After a full batch, wait for half a batch of free slots before the
@@ -113,8 +133,7 @@ impl State<'_> {
         let mut caught_up = false;
         loop {
             if inner.shutdown.is_cancelled() {
-                self.give_back(claims, finished).await;
-                return Ok(());
+                return Ok(claims);
             }
             self.ensure_listener().await;
             if caught_up && claims.is_empty() {
@@ -151,31 +170,7 @@ impl State<'_> {
                         }
                     }
                 }
-                () = inner.shutdown.cancelled() => {
-                    self.give_back(claims, finished).await;
-                    return Ok(());
-                }
-            }
-        }
-    }
-
-    /// At shutdown, gives back what the claims still in flight took: due at
-    /// once, the attempt not counted.
-    async fn give_back(&self, mut claims: Claims, finished: &mpsc::UnboundedSender<Finished>) {
-        let inner = &self.relay.inner;
-        while let Some(joined) = claims.join_next().await {
-            let Ok((Ok(claimed), mut permits)) = joined else {
-                continue;
-            };
-            for row in claimed {
-                let Some(slot) = permits.pop() else { break };
-                let lease = inner.leases.hold(row.seq, row.fence);
-                let _ = finished.send(Finished {
-                    claimed: row,
-                    lease,
-                    ended: Ended::Abandoned,
-                    _slot: slot,
-                });
+                () = inner.shutdown.cancelled() => return Ok(claims),
             }
         }
     }
@@ -312,7 +307,12 @@ impl State<'_> {
             listener.listen(&inner.outbox.sql().channel).await?;
             Ok::<_, sqlx::Error>(listener)
         };
-        match listening.await {
+        // Not answered: until the pool's acquire timeout, or for good.
+        let listening = tokio::select! {
+            listening = listening => listening,
+            () = inner.shutdown.cancelled() => return,
+        };
+        match listening {
             Ok(listener) => self.listener = Some(listener),
             Err(err) => {
                 tracing::debug!(target: "pyventus", "the relay cannot LISTEN (polling meanwhile): {err}");
@@ -396,12 +396,74 @@ async fn take_slots(
     permits
 }
 
+/// How long [`Relay::shutdown_now`] leaves what is still being written (a
+/// claim's answer, outcomes and give-backs): what a healthy server needs, and
+/// not a wait on one that does not answer.
+pub(super) const NOW_GRACE: Duration = Duration::from_secs(1);
+
+/// Completes once `limit` has passed, or [`NOW_GRACE`] after
+/// [`Relay::shutdown_now`], whichever comes first.
+async fn bounded(inner: &Inner, limit: Duration) {
+    let now = async {
+        inner.now.cancelled().await;
+        let at = inner.now_at.get().copied().unwrap_or_else(Instant::now);
+        tokio::time::sleep_until((at + NOW_GRACE).into()).await;
+    };
+    tokio::select! {
+        () = tokio::time::sleep(limit) => {}
+        () = now => {}
+    }
+}
+
+/// At shutdown, gives back what the claims still in flight took: due at
+/// once, the attempt not counted. A claim unanswered at `deadline` is dropped:
+/// the rows it took, if any, are claimed again once their lease ends.
+async fn give_back(
+    relay: &Relay,
+    mut claims: Claims,
+    finished: &mpsc::UnboundedSender<Finished>,
+    deadline: Instant,
+) {
+    let inner = &relay.inner;
+    let limit = bounded(inner, deadline.saturating_duration_since(Instant::now()));
+    tokio::pin!(limit);
+    loop {
+        let joined = tokio::select! {
+            biased;
+            joined = claims.join_next() => joined,
+            () = &mut limit => {
+                tracing::warn!(
+                    target: "pyventus",
+                    relay = %inner.name,
+                    unanswered = claims.len(),
+                    "claims still unanswered at shutdown: dropped (the rows they took are claimed again once their lease ends)"
+                );
+                return; // dropping `claims` aborts them
+            }
+        };
+        let Some(joined) = joined else { return };
+        let Ok((Ok(claimed), mut permits)) = joined else {
+            continue;
+        };
+        for row in claimed {
+            let Some(slot) = permits.pop() else { break };
+            let lease = inner.leases.hold(row.seq, row.fence);
+            let _ = finished.send(Finished {
+                claimed: row,
+                lease,
+                ended: Ended::Abandoned,
+                _slot: slot,
+            });
+        }
+    }
+}
+
 /// Waits for the deliveries in flight up to the shutdown deadline, then cuts
 /// the rest short (their events are given back).
-async fn drain(relay: &Relay, in_flight: &TaskTracker) {
+async fn drain(relay: &Relay, in_flight: &TaskTracker, deadline: Instant) {
     let inner = &relay.inner;
     in_flight.close();
-    if tokio::time::timeout(inner.config.shutdown_deadline, in_flight.wait())
+    if tokio::time::timeout_at(deadline.into(), in_flight.wait())
         .await
         .is_ok()
     {

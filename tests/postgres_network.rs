@@ -1,0 +1,166 @@
+//! A relay whose network to PostgreSQL fails without closing anything: a
+//! server that accepts connections and never answers, or a network gone
+//! silent under open connections (packets dropped). Its shutdown still ends:
+//! `shutdown_now` at once, `shutdown` within its deadline and the settling
+//! time after it. The relay talks to PostgreSQL through a TCP proxy the test
+//! controls; the test itself reads and writes directly. Each wait is bounded,
+//! so a hang fails within seconds.
+#![cfg(feature = "postgres")]
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::postgres::{cleanup, outbox, pool, postgres_url, relay, spawn_run, until};
+use common::proxy::Proxy;
+use pyventus::postgres::{Error, Outbox, Relay};
+use pyventus::{Event, Linker, on};
+use serde::{Deserialize, Serialize};
+
+#[derive(Linker)]
+struct Network;
+
+#[derive(Debug, Clone, Event, Serialize, Deserialize)]
+struct Stuck;
+
+static STUCK_STARTED: AtomicUsize = AtomicUsize::new(0);
+
+/// Holds its delivery for two minutes.
+#[on(Stuck, linker = Network)]
+async fn stall(_: Stuck) {
+    STUCK_STARTED.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_mins(2)).await;
+}
+
+#[derive(Debug, Clone, Event, Serialize, Deserialize)]
+struct Held;
+
+static HELD_STARTED: AtomicBool = AtomicBool::new(false);
+static HELD_RELEASED: AtomicBool = AtomicBool::new(false);
+
+/// Holds its delivery until the test lets it go.
+#[on(Held, linker = Network)]
+async fn hold(_: Held) {
+    HELD_STARTED.store(true, Ordering::SeqCst);
+    while !HELD_RELEASED.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+type Running = tokio::task::JoinHandle<Result<(), Error>>;
+
+/// The same outbox as `outbox`, on a pool whose connections go through
+/// `proxy`.
+async fn behind(proxy: &Proxy, outbox: &Outbox) -> Outbox {
+    let url = postgres_url().await.unwrap();
+    Outbox::builder()
+        .schema(outbox.schema())
+        .build(&pool(&proxy.url(&url), 10).await)
+        .unwrap()
+}
+
+/// A relay on `outbox` with a 3 s lease (renewed every second) and a 2 s
+/// shutdown deadline.
+fn network_relay(outbox: &Outbox) -> Relay {
+    relay(outbox)
+        .linker(Network::linker())
+        .lease(Duration::from_secs(3))
+        .build()
+        .unwrap()
+}
+
+/// How long `run` took to return after `stop`, failing after `limit`.
+async fn ended_within(limit: Duration, running: Running, stop: impl FnOnce()) -> Duration {
+    let asked = Instant::now();
+    stop();
+    let ended = tokio::time::timeout(limit, running).await;
+    assert!(
+        ended.is_ok(),
+        "run() still running {limit:?} after the stop"
+    );
+    asked.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_now_stops_a_relay_at_once_on_a_silent_network() {
+    let Some((pool, direct)) = outbox("silent_now").await else {
+        return;
+    };
+    let proxy = Proxy::start(&postgres_url().await.unwrap(), 5432).await;
+    let relay = network_relay(&behind(&proxy, &direct).await);
+    let running = spawn_run(&relay);
+    let before = STUCK_STARTED.load(Ordering::SeqCst);
+    let mut tx = pool.begin().await.unwrap();
+    direct.emit(&mut tx, Stuck).await.unwrap();
+    tx.commit().await.unwrap();
+    until(
+        Duration::from_secs(10),
+        "the handler to start",
+        async || STUCK_STARTED.load(Ordering::SeqCst) > before,
+    )
+    .await;
+    proxy.silence();
+    // A lease renewal and a poll's claim go out into the silence.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let took = ended_within(Duration::from_secs(20), running, || relay.shutdown_now()).await;
+    assert!(
+        took < Duration::from_secs(3),
+        "shutdown_now on a silent network took {took:?}"
+    );
+    cleanup(&pool, &direct).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_shutdown_of_a_relay_ends_on_a_silent_network() {
+    let Some((pool, direct)) = outbox("silent_graceful").await else {
+        return;
+    };
+    let proxy = Proxy::start(&postgres_url().await.unwrap(), 5432).await;
+    let relay = network_relay(&behind(&proxy, &direct).await);
+    let running = spawn_run(&relay);
+    let mut tx = pool.begin().await.unwrap();
+    direct.emit(&mut tx, Held).await.unwrap();
+    tx.commit().await.unwrap();
+    until(
+        Duration::from_secs(10),
+        "the handler to start",
+        async || HELD_STARTED.load(Ordering::SeqCst),
+    )
+    .await;
+    proxy.silence();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // The handler finishes within the deadline; its outcome cannot be written.
+    let took = ended_within(Duration::from_secs(20), running, || {
+        relay.shutdown();
+        HELD_RELEASED.store(true, Ordering::SeqCst);
+    })
+    .await;
+    // 2 s of deadline (a claim that went out into the silence has as long),
+    // then at most 5 s of settling: 7 s.
+    assert!(
+        took < Duration::from_secs(9),
+        "a graceful shutdown on a silent network took {took:?}"
+    );
+    cleanup(&pool, &direct).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_stops_a_relay_at_once_while_postgres_does_not_answer() {
+    let Some((pool, direct)) = outbox("black_hole").await else {
+        return;
+    };
+    let mut proxy = Proxy::start(&postgres_url().await.unwrap(), 5432).await;
+    let outbox = behind(&proxy, &direct).await;
+    proxy.black_hole().await;
+    // Starting: its schema check waits on a connection that never opens.
+    let relay = network_relay(&outbox);
+    let running = spawn_run(&relay);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let took = ended_within(Duration::from_secs(20), running, || relay.shutdown()).await;
+    assert!(
+        took < Duration::from_secs(2),
+        "shutdown while PostgreSQL does not answer took {took:?}"
+    );
+    cleanup(&pool, &direct).await;
+}
