@@ -364,3 +364,94 @@ async fn a_failed_acknowledgement_logs_every_entry_it_leaves_pending() {
     stop(&worker, running).await;
     assert!(logs.text().contains("cannot settle"), "{}", logs.text());
 }
+
+// --- The network goes silent under open connections (packets dropped): a
+// worker's shutdown still ends, `shutdown_now` at once.
+
+#[derive(Debug, Clone, Event, Serialize, Deserialize)]
+struct Stuck;
+
+static STUCK_STARTED: AtomicU64 = AtomicU64::new(0);
+
+/// Holds its delivery for two minutes.
+#[on(Stuck, linker = Outages)]
+async fn stall(_: Stuck) {
+    STUCK_STARTED.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_mins(2)).await;
+}
+
+/// A worker behind a proxy to the shared Redis, with a 60 s shutdown
+/// deadline, running a delivery that stalls; and the proxy.
+async fn stalled_worker(
+    url: &str,
+    queue: &str,
+) -> (
+    Worker,
+    tokio::task::JoinHandle<Result<(), Error>>,
+    common::proxy::Proxy,
+) {
+    let proxy = common::proxy::Proxy::start(url, 6379).await;
+    let worker = worker(&proxy.url(url), queue)
+        .shutdown_deadline(Duration::from_mins(1))
+        .connect()
+        .await
+        .unwrap();
+    let running = spawn_run(&worker);
+    let before = STUCK_STARTED.load(Ordering::SeqCst);
+    emitter(service(url, queue).await, Outages::linker())
+        .emit(Stuck)
+        .unwrap();
+    until(
+        Duration::from_secs(10),
+        "the handler to start",
+        async || STUCK_STARTED.load(Ordering::SeqCst) > before,
+    )
+    .await;
+    (worker, running, proxy)
+}
+
+/// How long `run` took to return after `stop`, failing after 20 s.
+async fn ended_after(
+    running: tokio::task::JoinHandle<Result<(), Error>>,
+    stop: impl FnOnce(),
+) -> Duration {
+    let asked = Instant::now();
+    stop();
+    let ended = tokio::time::timeout(Duration::from_secs(20), running).await;
+    assert!(ended.is_ok(), "run() still running 20 s after the stop");
+    asked.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_now_stops_a_worker_at_once_on_a_silent_network() {
+    let Some(url) = common::redis::redis_url().await else {
+        return;
+    };
+    let queue = fresh_queue("silent-now");
+    let (worker, running, proxy) = stalled_worker(&url, &queue).await;
+    proxy.silence();
+    // A read, a lease renewal and their reconnections go out into the silence.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let took = ended_after(running, || worker.shutdown_now()).await;
+    assert!(
+        took < Duration::from_secs(3),
+        "shutdown_now on a silent network took {took:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_now_stops_a_draining_worker_at_once_on_a_silent_network() {
+    let Some(url) = common::redis::redis_url().await else {
+        return;
+    };
+    let queue = fresh_queue("silent-draining");
+    let (worker, running, proxy) = stalled_worker(&url, &queue).await;
+    proxy.silence();
+    worker.shutdown(); // drains: the stalled delivery has a minute
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let took = ended_after(running, || worker.shutdown_now()).await;
+    assert!(
+        took < Duration::from_secs(3),
+        "shutdown_now while draining on a silent network took {took:?}"
+    );
+}

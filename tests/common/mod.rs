@@ -12,7 +12,7 @@ use tracing_subscriber::fmt::MakeWriter;
 
 #[cfg(feature = "postgres")]
 pub mod postgres;
-#[cfg(any(feature = "amqp", feature = "postgres"))]
+#[cfg(any(feature = "amqp", feature = "postgres", feature = "redis"))]
 pub mod proxy;
 #[cfg(feature = "redis")]
 pub mod redis;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use pyventus_core::remote::Inbound;
+use pyventus_core::remote::{Inbound, ShutdownNow};
 use pyventus_core::{EmitKey, EventLinker, ProcessingService, Provided};
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
@@ -270,8 +270,7 @@ impl RelayBuilder {
                 config: self.config,
                 shutdown: CancellationToken::new(),
                 abandon: CancellationToken::new(),
-                now: CancellationToken::new(),
-                now_at: std::sync::OnceLock::new(),
+                now: ShutdownNow::default(),
                 nudge: Notify::new(),
                 leases: Leases::default(),
                 stats: Counters::default(),

@@ -19,10 +19,10 @@ mod stats;
 use std::collections::BinaryHeap;
 use std::fmt;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use pyventus_core::remote::{Inbound, run_until_signal};
+use pyventus_core::remote::{Inbound, ShutdownNow, run_until_signal};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -111,11 +111,9 @@ struct Inner {
     /// Cut the runs in flight short (the shutdown deadline passed, or
     /// `shutdown_now`).
     abandon: CancellationToken,
-    /// `shutdown_now` was called, at `now_at`: what is still being written
-    /// (a claim's answer, outcomes, give-backs) has `run_loop::NOW_GRACE`
-    /// from then, however the server answers.
-    now: CancellationToken,
-    now_at: OnceLock<Instant>,
+    /// `shutdown_now` was called: what is still being written (a claim's
+    /// answer, outcomes, give-backs) has a moment, however the server answers.
+    now: ShutdownNow,
     /// Claim again now: a keyed event left the outbox.
     nudge: Notify,
     leases: Leases,
@@ -154,8 +152,7 @@ impl Relay {
     /// give-back is cut is claimed again once its lease ends.
     pub fn shutdown_now(&self) {
         let inner = &self.inner;
-        let _ = inner.now_at.set(Instant::now());
-        inner.now.cancel();
+        inner.now.call();
         inner.shutdown.cancel();
         inner.abandon.cancel();
     }

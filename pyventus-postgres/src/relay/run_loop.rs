@@ -17,7 +17,7 @@ use super::claim::{Claimed, claim};
 use super::deliver::{Settings, deliver};
 use super::settle::{Ended, Finished, settle};
 use super::stats::{self, Counters, WORKER};
-use super::{Inner, Relay, lease};
+use super::{Relay, lease};
 use crate::Error;
 use crate::schema::check_schema;
 use pyventus_core::remote::{Backoff, DeliveryFailure};
@@ -94,7 +94,7 @@ pub(super) async fn run(relay: &Relay) -> Result<(), Error> {
     let mut settler = settler;
     let settled = tokio::select! {
         _ = &mut settler => true,
-        () = bounded(inner, settling) => false,
+        () = inner.now.bound(settling) => false,
     };
     if !settled {
         settler.abort();
@@ -396,25 +396,6 @@ async fn take_slots(
     permits
 }
 
-/// How long [`Relay::shutdown_now`] leaves what is still being written (a
-/// claim's answer, outcomes and give-backs): what a healthy server needs, and
-/// not a wait on one that does not answer.
-pub(super) const NOW_GRACE: Duration = Duration::from_secs(1);
-
-/// Completes once `limit` has passed, or [`NOW_GRACE`] after
-/// [`Relay::shutdown_now`], whichever comes first.
-async fn bounded(inner: &Inner, limit: Duration) {
-    let now = async {
-        inner.now.cancelled().await;
-        let at = inner.now_at.get().copied().unwrap_or_else(Instant::now);
-        tokio::time::sleep_until((at + NOW_GRACE).into()).await;
-    };
-    tokio::select! {
-        () = tokio::time::sleep(limit) => {}
-        () = now => {}
-    }
-}
-
 /// At shutdown, gives back what the claims still in flight took: due at
 /// once, the attempt not counted. A claim unanswered at `deadline` is dropped:
 /// the rows it took, if any, are claimed again once their lease ends.
@@ -425,7 +406,9 @@ async fn give_back(
     deadline: Instant,
 ) {
     let inner = &relay.inner;
-    let limit = bounded(inner, deadline.saturating_duration_since(Instant::now()));
+    let limit = inner
+        .now
+        .bound(deadline.saturating_duration_since(Instant::now()));
     tokio::pin!(limit);
     loop {
         let joined = tokio::select! {

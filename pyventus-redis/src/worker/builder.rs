@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pyventus_core::remote::{HealthWatch, Inbound};
+use pyventus_core::remote::{HealthWatch, Inbound, ShutdownNow};
 use pyventus_core::{EventLinker, Provided};
 use tokio_util::sync::CancellationToken;
 
@@ -308,6 +308,7 @@ impl WorkerBuilder {
                 consumer: self.consumer.unwrap_or_else(consumer_name),
                 shutdown: CancellationToken::new(),
                 abandon: CancellationToken::new(),
+                now: ShutdownNow::default(),
                 health: HealthWatch::new(),
                 stats: Counters::default(),
                 leases: Leases::default(),

@@ -112,7 +112,11 @@ async fn keep(worker: &Worker, stop: &CancellationToken) {
         if ids.is_empty() {
             continue;
         }
-        match inner.keeper_stream.renew(&inner.consumer, &ids).await {
+        let renewed = tokio::select! {
+            renewed = inner.keeper_stream.renew(&inner.consumer, &ids) => renewed,
+            () = stop.cancelled() => return,
+        };
+        match renewed {
             Ok(lost) => {
                 let lost = inner.leases.lose(lost);
                 if lost.is_empty() {

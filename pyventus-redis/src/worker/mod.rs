@@ -22,7 +22,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use pyventus_core::remote::{HealthWatch, Inbound, run_until_signal};
+use pyventus_core::remote::{HealthWatch, Inbound, ShutdownNow, run_until_signal};
 use tokio_util::sync::CancellationToken;
 
 pub use builder::WorkerBuilder;
@@ -124,8 +124,12 @@ struct Inner {
     consumer: String,
     /// Stop taking entries.
     shutdown: CancellationToken,
-    /// Cut the runs in flight short (the shutdown deadline passed).
+    /// Cut the runs in flight short (the shutdown deadline passed, or
+    /// `shutdown_now`).
     abandon: CancellationToken,
+    /// `shutdown_now` was called: what is still being read or written has a
+    /// moment, however Redis answers.
+    now: ShutdownNow,
     health: HealthWatch,
     stats: Counters,
     leases: Leases,
@@ -204,8 +208,14 @@ impl Worker {
 
     /// Stops at once: takes no more entries and cuts the runs in flight short,
     /// leaving their entries pending for another worker (never acknowledged).
+    /// What is still being read or written then (a read, acknowledgements,
+    /// entries given back) has a second at most, so that `run` returns at
+    /// once even when Redis does not answer: an acknowledgement cut there
+    /// leaves its entry to be delivered again, and entries a cut read took
+    /// are claimed once the visibility timeout passes.
     /// What a second Ctrl-C does under [`run_until_signal`](Self::run_until_signal).
     pub fn shutdown_now(&self) {
+        self.inner.now.call();
         self.inner.shutdown.cancel();
         self.inner.abandon.cancel();
     }

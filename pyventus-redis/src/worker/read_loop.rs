@@ -110,8 +110,13 @@ impl<'w> Loop<'w> {
             };
             // Not cut short by a shutdown: entries Redis handed over would stay
             // pending, unseen, for a visibility timeout. A read blocks for
-            // `block` at most.
-            match self.next_batch(permits.len()).await {
+            // `block` at most, plus the response timeout when Redis does not
+            // answer; `shutdown_now` leaves it a moment, no more.
+            let batch = tokio::select! {
+                batch = self.next_batch(permits.len()) => batch,
+                () = inner.now.grace_ended() => return Ok(()),
+            };
+            match batch {
                 Ok(taken) => {
                     self.reachable();
                     if taken.is_empty() {
@@ -346,7 +351,10 @@ async fn drain(worker: &Worker, in_flight: &TaskTracker) {
     cut_short(worker, in_flight).await;
     // What finished is acknowledged before the loop returns.
     let inner = &worker.inner;
-    inner.acks.settled(inner.config.timeouts.response * 4).await;
+    inner
+        .acks
+        .settled(inner.now.bound(inner.config.timeouts.response * 4))
+        .await;
 }
 
 /// Waits for the deliveries in flight up to the shutdown deadline, then cuts
@@ -354,26 +362,30 @@ async fn drain(worker: &Worker, in_flight: &TaskTracker) {
 async fn cut_short(worker: &Worker, in_flight: &TaskTracker) {
     let inner = &worker.inner;
     in_flight.close();
-    if tokio::time::timeout(inner.config.shutdown_deadline, in_flight.wait())
-        .await
-        .is_ok()
-    {
+    let finished = tokio::select! {
+        () = in_flight.wait() => true,
+        () = inner.now.bound(inner.config.shutdown_deadline) => false,
+    };
+    if finished {
         return;
     }
-    tracing::warn!(
-        target: "pyventus",
-        queue = %worker.queue(),
-        running = in_flight.len(),
-        deadline = ?inner.config.shutdown_deadline,
-        "shutdown deadline passed: cutting the deliveries in flight short; their entries stay pending for another worker"
-    );
-    inner.abandon.cancel();
+    if !inner.now.is_called() {
+        tracing::warn!(
+            target: "pyventus",
+            queue = %worker.queue(),
+            running = in_flight.len(),
+            deadline = ?inner.config.shutdown_deadline,
+            "shutdown deadline passed: cutting the deliveries in flight short; their entries stay pending for another worker"
+        );
+        inner.abandon.cancel();
+    }
     // Each leaves its entry with one command, within the response timeout.
     let settling = inner.config.timeouts.response * 4;
-    if tokio::time::timeout(settling, in_flight.wait())
-        .await
-        .is_err()
-    {
-        tracing::error!(target: "pyventus", "deliveries still settling after the shutdown deadline; returning without them");
+    let settled = tokio::select! {
+        () = in_flight.wait() => true,
+        () = inner.now.bound(settling) => false,
+    };
+    if !settled {
+        tracing::error!(target: "pyventus", "deliveries still settling at the end of the shutdown; returning without them (their entries stay pending, delivered again)");
     }
 }

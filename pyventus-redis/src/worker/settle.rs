@@ -178,14 +178,15 @@ impl Acks {
         }
     }
 
-    /// Waits (up to `limit`) for the acknowledgements of the deliveries that
-    /// have finished: at shutdown, once none is in flight.
-    pub(super) async fn settled(&self, limit: Duration) {
+    /// Waits (until `limit` completes) for the acknowledgements of the
+    /// deliveries that have finished: at shutdown, once none is in flight.
+    pub(super) async fn settled(&self, limit: impl Future<Output = ()>) {
         self.flushers.close();
-        if tokio::time::timeout(limit, self.flushers.wait())
-            .await
-            .is_err()
-        {
+        let sent = tokio::select! {
+            () = self.flushers.wait() => true,
+            () = limit => false,
+        };
+        if !sent {
             tracing::error!(target: "pyventus", "acknowledgements still being sent after the shutdown; returning without them (their entries stay pending, delivered again)");
         }
         self.flushers.reopen();
