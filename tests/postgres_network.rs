@@ -164,3 +164,86 @@ async fn shutdown_stops_a_relay_at_once_while_postgres_does_not_answer() {
     );
     cleanup(&pool, &direct).await;
 }
+
+// --- The connections open now go silent (a NAT or a firewall forgot them),
+// new ones go through: the relay gives up the statements stuck on them and
+// carries on over new connections.
+
+#[derive(Debug, Clone, Event, Serialize, Deserialize)]
+struct Flow {
+    n: u64,
+}
+
+static FLOWED: std::sync::Mutex<Option<std::collections::HashSet<u64>>> =
+    std::sync::Mutex::new(None);
+
+#[on(Flow, linker = Network)]
+fn flow(f: &Flow) {
+    FLOWED
+        .lock()
+        .unwrap()
+        .get_or_insert_with(Default::default)
+        .insert(f.n);
+}
+
+fn flowed() -> usize {
+    FLOWED
+        .lock()
+        .unwrap()
+        .as_ref()
+        .map_or(0, std::collections::HashSet::len)
+}
+
+/// Events in the steady stream.
+const FLOWING: u64 = 1_500;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_whose_connections_go_silent_carries_on_over_new_ones() {
+    let Some((pool, direct)) = outbox("stranded").await else {
+        return;
+    };
+    let proxy = Proxy::start(&postgres_url().await.unwrap(), 5432).await;
+    let relay = relay(&behind(&proxy, &direct).await)
+        .linker(Network::linker())
+        .lease(Duration::from_secs(3))
+        .concurrency(8)
+        .build()
+        .unwrap();
+    let running = spawn_run(&relay);
+    // A steady stream, so that claims, outcomes and renewals are in flight
+    // when the connections go silent.
+    let emitting = {
+        let (pool, direct) = (
+            pool.clone(),
+            Outbox::builder()
+                .schema(direct.schema())
+                .build(&pool)
+                .unwrap(),
+        );
+        tokio::spawn(async move {
+            for n in 0..FLOWING {
+                let mut tx = pool.begin().await.unwrap();
+                direct.emit(&mut tx, Flow { n }).await.unwrap();
+                tx.commit().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    until(Duration::from_secs(20), "the first events", async || {
+        flowed() >= 100
+    })
+    .await;
+    proxy.strand();
+    emitting.await.unwrap();
+    until(
+        // Statements stuck on the silent connections are given up after a
+        // third of the lease (1 s); before, they waited for TCP to give up.
+        Duration::from_secs(20),
+        "every event, over new connections",
+        async || flowed() as u64 == FLOWING,
+    )
+    .await;
+    let took = ended_within(Duration::from_secs(20), running, || relay.shutdown()).await;
+    assert!(took < Duration::from_secs(10), "shutdown took {took:?}");
+    cleanup(&pool, &direct).await;
+}

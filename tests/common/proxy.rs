@@ -7,13 +7,22 @@ use tokio::task::JoinSet;
 
 /// A TCP proxy to a server that the test can cut (closing every connection
 /// and refusing new ones), restore, black-hole (cut, then accept connections
-/// and never answer) or silence (every connection open and nothing going
-/// through, as when a network drops packets).
+/// and never answer), silence (every connection open and nothing going
+/// through, as when a network drops packets) or strand (the connections open
+/// now go silent, new ones go through, as when a NAT or a firewall forgets
+/// its flows).
 pub struct Proxy {
     addr: std::net::SocketAddr,
     upstream: String,
     running: Option<tokio::task::JoinHandle<()>>,
-    silent: tokio::sync::watch::Sender<bool>,
+    silent: tokio::sync::watch::Sender<Silence>,
+}
+
+/// Which links are silent: every one, or those opened before `since`.
+#[derive(Clone, Copy, Default)]
+struct Silence {
+    all: bool,
+    since: u64,
 }
 
 impl Proxy {
@@ -24,7 +33,7 @@ impl Proxy {
             addr: "127.0.0.1:0".parse().unwrap(),
             upstream: host_port(url, default_port),
             running: None,
-            silent: tokio::sync::watch::Sender::new(false),
+            silent: tokio::sync::watch::Sender::new(Silence::default()),
         };
         proxy.restore().await;
         proxy
@@ -58,6 +67,7 @@ impl Proxy {
                 };
                 let upstream = upstream.clone();
                 let mut silent = silent.clone();
+                let opened = silent.borrow().since;
                 links.spawn(async move {
                     if !forward {
                         let _held = client;
@@ -66,7 +76,7 @@ impl Proxy {
                     if let Ok(mut server) = TcpStream::connect(upstream).await {
                         let silenced = tokio::select! {
                             _ = tokio::io::copy_bidirectional(&mut client, &mut server) => false,
-                            _ = silent.wait_for(|silent| *silent) => true,
+                            _ = silent.wait_for(|s| s.all || s.since != opened) => true,
                         };
                         if silenced {
                             // Both ends stay open; nothing goes through.
@@ -97,7 +107,13 @@ impl Proxy {
     /// Stops forwarding on every connection, leaving them all open (new ones
     /// are silent too).
     pub fn silence(&self) {
-        self.silent.send_replace(true);
+        self.silent.send_modify(|s| s.all = true);
+    }
+
+    /// Stops forwarding on the connections open now, leaving them open; new
+    /// ones go through.
+    pub fn strand(&self) {
+        self.silent.send_modify(|s| s.since += 1);
     }
 }
 

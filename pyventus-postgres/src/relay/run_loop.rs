@@ -13,6 +13,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::bounded::{bounded, limit, unanswered};
 use super::claim::{Claimed, claim};
 use super::deliver::{Settings, deliver};
 use super::settle::{Ended, Finished, settle};
@@ -51,8 +52,12 @@ pub(super) async fn run(relay: &Relay) -> Result<(), Error> {
     // The schema first: a wrong version is the operator's to fix, not retried.
     loop {
         let checked = async {
-            let mut conn = inner.outbox.pool().acquire().await?;
-            check_schema(&mut conn, inner.outbox.schema()).await
+            match bounded!(inner.outbox.pool(), inner.config.lease, |conn| {
+                async { Ok(check_schema(conn, inner.outbox.schema()).await) }
+            }) {
+                Ok(checked) => checked,
+                Err(err) => Err(Error::from(err)),
+            }
         };
         // A server that does not answer holds the check until the pool's
         // acquire timeout, or for good: a shutdown does not wait for it.
@@ -307,11 +312,13 @@ impl State<'_> {
             listener.listen(&inner.outbox.sql().channel).await?;
             Ok::<_, sqlx::Error>(listener)
         };
-        // Not answered: until the pool's acquire timeout, or for good.
+        // Not answered: for as long as TCP retries. Until the relay listens,
+        // it polls.
         let listening = tokio::select! {
-            listening = listening => listening,
+            listening = tokio::time::timeout(limit(inner.config.lease), listening) => listening,
             () = inner.shutdown.cancelled() => return,
         };
+        let listening = listening.unwrap_or_else(|_| Err(unanswered(limit(inner.config.lease))));
         match listening {
             Ok(listener) => self.listener = Some(listener),
             Err(err) => {

@@ -17,6 +17,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::Relay;
+use super::bounded::bounded;
 use super::claim::Claimed;
 use super::deliver::Outcome;
 use super::stats::{Counters, WORKER};
@@ -130,11 +131,13 @@ async fn complete(relay: &Relay, done: &[&Finished]) {
     } else {
         &sql.complete
     };
-    let written = persist(relay, || {
-        sqlx::query_scalar::<_, i64>(statement)
-            .bind(&seqs)
-            .bind(&fences)
-            .fetch_all(inner.outbox.pool())
+    let written = persist(relay, || async {
+        bounded!(inner.outbox.pool(), inner.config.lease, |conn| {
+            sqlx::query_scalar::<_, i64>(statement)
+                .bind(&seqs)
+                .bind(&fences)
+                .fetch_all(conn)
+        })
     })
     .await;
     let Some(written) = written else { return };
@@ -175,15 +178,17 @@ async fn fail(
     let stored = truncated(&reason, STORED_REASON);
     let attempts = u32::try_from(claimed.attempts).unwrap_or(0);
     if failure.is_permanent() || attempts >= config.max_attempts {
-        let moved = persist(relay, || {
-            sqlx::query(&sql.dead_letter)
-                .bind(claimed.seq)
-                .bind(claimed.fence)
-                .bind(succeeded)
-                .bind(failed)
-                .bind(failure.label())
-                .bind(stored.as_str())
-                .execute(inner.outbox.pool())
+        let moved = persist(relay, || async {
+            bounded!(inner.outbox.pool(), config.lease, |conn| {
+                sqlx::query(&sql.dead_letter)
+                    .bind(claimed.seq)
+                    .bind(claimed.fence)
+                    .bind(succeeded)
+                    .bind(failed)
+                    .bind(failure.label())
+                    .bind(stored.as_str())
+                    .execute(conn)
+            })
         })
         .await;
         match moved.map(|r| r.rows_affected()) {
@@ -206,14 +211,16 @@ async fn fail(
     }
     let delay = Backoff::exponential(config.retry_initial, config.retry_max)
         .delay(attempts.saturating_sub(1));
-    let retried = persist(relay, || {
-        sqlx::query(&sql.retry)
-            .bind(claimed.seq)
-            .bind(claimed.fence)
-            .bind(succeeded)
-            .bind(millis(delay))
-            .bind(stored.as_str())
-            .execute(inner.outbox.pool())
+    let retried = persist(relay, || async {
+        bounded!(inner.outbox.pool(), config.lease, |conn| {
+            sqlx::query(&sql.retry)
+                .bind(claimed.seq)
+                .bind(claimed.fence)
+                .bind(succeeded)
+                .bind(millis(delay))
+                .bind(stored.as_str())
+                .execute(conn)
+        })
     })
     .await;
     match retried.map(|r| r.rows_affected()) {
@@ -244,11 +251,13 @@ async fn fail(
 /// attempt not counted.
 async fn release(relay: &Relay, claimed: &Claimed) {
     let inner = &relay.inner;
-    let released = persist(relay, || {
-        sqlx::query(&inner.outbox.sql().release)
-            .bind(claimed.seq)
-            .bind(claimed.fence)
-            .execute(inner.outbox.pool())
+    let released = persist(relay, || async {
+        bounded!(inner.outbox.pool(), inner.config.lease, |conn| {
+            sqlx::query(&inner.outbox.sql().release)
+                .bind(claimed.seq)
+                .bind(claimed.fence)
+                .execute(conn)
+        })
     })
     .await;
     if released.is_some_and(|r| r.rows_affected() == 1) {
@@ -274,6 +283,7 @@ fn lost(relay: &Relay, claimed: &Claimed, lease: &Lease, reason: &str) {
 /// restart) for as long as the lease lasts: until then the row is still this
 /// relay's to settle, so its handlers need not run again. `None` if it failed
 /// for good, which is logged: the row is claimed again once its lease ends.
+/// Each try is `bounded!` by a third of the lease.
 async fn persist<T, F>(relay: &Relay, mut statement: impl FnMut() -> F) -> Option<T>
 where
     F: Future<Output = Result<T, sqlx::Error>>,

@@ -1,0 +1,68 @@
+//! Statements with a time bound: a connection that stops answering without
+//! closing (a network gone silent, a NAT or a firewall that forgot the flow)
+//! would hold a statement for as long as TCP keeps retrying, a quarter of an
+//! hour on Linux's defaults, and the relay's claims, outcomes and renewals with
+//! it. Each of them is given up after a third of the relay's lease instead
+//! (the renewals' period): a statement takes milliseconds, and an answer
+//! later than the lease would come too late to matter (the rows it concerns
+//! would no longer be this relay's). The connection is then discarded at once, not
+//! returned to the pool: sqlx's return to the pool talks to the connection
+//! with no time bound, and would hold the pool's slot for good.
+//!
+//! A macro rather than a function taking the statement as a closure of the
+//! connection: such a closure's future borrows the connection for any
+//! lifetime, which the compiler cannot prove `Send` for the relay's tasks.
+
+use std::time::Duration;
+
+use sqlx::Postgres;
+use sqlx::pool::PoolConnection;
+
+/// `bounded!(pool, lease, |conn| statement)`: runs the statement (a future
+/// using `conn: &mut PgConnection`) on a connection of `pool`, giving up after
+/// a third of `lease` ([`limit`]), acquiring included, with a transient error.
+/// Evaluates to a `Result<T, sqlx::Error>`.
+macro_rules! bounded {
+    ($pool:expr, $lease:expr, |$conn:ident| $statement:expr) => {{
+        let limit = $crate::relay::bounded::limit($lease);
+        let deadline = ::tokio::time::Instant::now() + limit;
+        match ::tokio::time::timeout_at(deadline, $pool.acquire()).await {
+            Err(_) => Err($crate::relay::bounded::unanswered(limit)),
+            Ok(Err(err)) => Err(err),
+            Ok(Ok(mut acquired)) => {
+                let answer = {
+                    let $conn: &mut ::sqlx::PgConnection = &mut acquired;
+                    ::tokio::time::timeout_at(deadline, $statement).await
+                };
+                $crate::relay::bounded::answered(acquired, answer, limit)
+            }
+        }
+    }};
+}
+pub(crate) use bounded;
+
+/// How long a relay on `lease` waits for a statement's answer.
+pub(crate) fn limit(lease: Duration) -> Duration {
+    lease / 3
+}
+
+/// The statement's answer; without one, its connection is closed here and
+/// now, its pool slot freed.
+pub(crate) fn answered<T>(
+    conn: PoolConnection<Postgres>,
+    answer: Result<Result<T, sqlx::Error>, tokio::time::error::Elapsed>,
+    limit: Duration,
+) -> Result<T, sqlx::Error> {
+    answer.unwrap_or_else(|_| {
+        drop(conn.detach());
+        Err(unanswered(limit))
+    })
+}
+
+/// The error of a statement that got no answer within `limit`.
+pub(crate) fn unanswered(limit: Duration) -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("PostgreSQL did not answer within {limit:?} (a third of the relay's lease)"),
+    ))
+}
