@@ -12,11 +12,12 @@ mod common;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::postgres::{cleanup, outbox, pool, postgres_url, relay, spawn_run, until};
+use common::postgres::{cleanup, outbox, outbox_rows, pool, postgres_url, relay, spawn_run, until};
 use common::proxy::Proxy;
 use pyventus::postgres::{Error, Outbox, Relay};
 use pyventus::{Event, Linker, on};
 use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
 
 #[derive(Linker)]
 struct Network;
@@ -51,13 +52,26 @@ async fn hold(_: Held) {
 type Running = tokio::task::JoinHandle<Result<(), Error>>;
 
 /// The same outbox as `outbox`, on a pool whose connections go through
-/// `proxy`.
-async fn behind(proxy: &Proxy, outbox: &Outbox) -> Outbox {
+/// `proxy`; and that pool.
+async fn behind(proxy: &Proxy, outbox: &Outbox) -> (Outbox, PgPool) {
     let url = postgres_url().await.unwrap();
-    Outbox::builder()
+    let pool = pool(&proxy.url(&url), 10).await;
+    let outbox = Outbox::builder()
         .schema(outbox.schema())
-        .build(&pool(&proxy.url(&url), 10).await)
-        .unwrap()
+        .build(&pool)
+        .unwrap();
+    (outbox, pool)
+}
+
+/// Waits until every connection of `pool` is idle or closed: none held by a
+/// return to the pool that waits, for good, on a silent connection.
+async fn all_returned(pool: &PgPool) {
+    until(
+        Duration::from_secs(5),
+        "every connection idle or closed",
+        async || pool.size() as usize == pool.num_idle(),
+    )
+    .await;
 }
 
 /// A relay on `outbox` with a 3 s lease (renewed every second) and a 2 s
@@ -88,7 +102,7 @@ async fn shutdown_now_stops_a_relay_at_once_on_a_silent_network() {
         return;
     };
     let proxy = Proxy::start(&postgres_url().await.unwrap(), 5432).await;
-    let relay = network_relay(&behind(&proxy, &direct).await);
+    let relay = network_relay(&behind(&proxy, &direct).await.0);
     let running = spawn_run(&relay);
     let before = STUCK_STARTED.load(Ordering::SeqCst);
     let mut tx = pool.begin().await.unwrap();
@@ -117,7 +131,7 @@ async fn a_graceful_shutdown_of_a_relay_ends_on_a_silent_network() {
         return;
     };
     let proxy = Proxy::start(&postgres_url().await.unwrap(), 5432).await;
-    let relay = network_relay(&behind(&proxy, &direct).await);
+    let relay = network_relay(&behind(&proxy, &direct).await.0);
     let running = spawn_run(&relay);
     let mut tx = pool.begin().await.unwrap();
     direct.emit(&mut tx, Held).await.unwrap();
@@ -151,7 +165,7 @@ async fn shutdown_stops_a_relay_at_once_while_postgres_does_not_answer() {
         return;
     };
     let mut proxy = Proxy::start(&postgres_url().await.unwrap(), 5432).await;
-    let outbox = behind(&proxy, &direct).await;
+    let (outbox, _) = behind(&proxy, &direct).await;
     proxy.black_hole().await;
     // Starting: its schema check waits on a connection that never opens.
     let relay = network_relay(&outbox);
@@ -203,7 +217,8 @@ async fn a_relay_whose_connections_go_silent_carries_on_over_new_ones() {
         return;
     };
     let proxy = Proxy::start(&postgres_url().await.unwrap(), 5432).await;
-    let relay = relay(&behind(&proxy, &direct).await)
+    let (outbox, _) = behind(&proxy, &direct).await;
+    let relay = relay(&outbox)
         .linker(Network::linker())
         .lease(Duration::from_secs(3))
         .concurrency(8)
@@ -245,5 +260,77 @@ async fn a_relay_whose_connections_go_silent_carries_on_over_new_ones() {
     .await;
     let took = ended_within(Duration::from_secs(20), running, || relay.shutdown()).await;
     assert!(took < Duration::from_secs(10), "shutdown took {took:?}");
+    // (No check that every connection went back to the pool: one that went
+    // silent while sqlx returned it, after its answer, waits for good there,
+    // sqlx's own return having no time bound. See the next test.)
+    cleanup(&pool, &direct).await;
+}
+
+// --- A statement whose answer is lost in the silence: its connection is
+// closed, not returned to the pool (sqlx's return would wait on it for good).
+
+#[derive(Debug, Clone, Event, Serialize, Deserialize)]
+struct Locked;
+
+static LOCKED_STARTED: AtomicBool = AtomicBool::new(false);
+static LOCKED_RELEASED: AtomicBool = AtomicBool::new(false);
+
+#[on(Locked, linker = Network)]
+async fn locked(_: Locked) {
+    LOCKED_STARTED.store(true, Ordering::SeqCst);
+    while !LOCKED_RELEASED.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_whose_answer_is_lost_does_not_keep_its_pool_slot() {
+    let Some((pool, direct)) = outbox("lost_answer").await else {
+        return;
+    };
+    let proxy = Proxy::start(&postgres_url().await.unwrap(), 5432).await;
+    let (outbox, behind_pool) = behind(&proxy, &direct).await;
+    // No poll meanwhile: the only statements in flight when the connections
+    // go silent are those waiting for the lock.
+    let relay = relay(&outbox)
+        .linker(Network::linker())
+        .lease(Duration::from_secs(3))
+        .poll_interval(Duration::from_mins(1))
+        .build()
+        .unwrap();
+    let running = spawn_run(&relay);
+    let mut tx = pool.begin().await.unwrap();
+    direct.emit(&mut tx, Locked).await.unwrap();
+    tx.commit().await.unwrap();
+    until(
+        Duration::from_secs(10),
+        "the handler to start",
+        async || LOCKED_STARTED.load(Ordering::SeqCst),
+    )
+    .await;
+    // The test locks the event's row: the relay's outcome (and renewals)
+    // wait for the lock, in flight on their connections.
+    let mut lock = pool.begin().await.unwrap();
+    sqlx::query(&format!(
+        "SELECT seq FROM {}.outbox FOR UPDATE",
+        direct.schema()
+    ))
+    .fetch_all(&mut *lock)
+    .await
+    .unwrap();
+    LOCKED_RELEASED.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Their connections go silent, then the lock goes: PostgreSQL runs the
+    // statements, and their answers are lost.
+    proxy.strand();
+    lock.rollback().await.unwrap();
+    until(Duration::from_secs(10), "the outcome written", async || {
+        outbox_rows(&pool, &direct).await == 0
+    })
+    .await;
+    // Its answer is given up after a third of the lease (1 s).
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    ended_within(Duration::from_secs(20), running, || relay.shutdown()).await;
+    all_returned(&behind_pool).await;
     cleanup(&pool, &direct).await;
 }

@@ -15,8 +15,8 @@
 
 use std::time::Duration;
 
-use sqlx::Postgres;
 use sqlx::pool::PoolConnection;
+use sqlx::{PgConnection, Postgres};
 
 /// `bounded!(pool, lease, |conn| statement)`: runs the statement (a future
 /// using `conn: &mut PgConnection`) on a connection of `pool`, giving up after
@@ -29,12 +29,13 @@ macro_rules! bounded {
         match ::tokio::time::timeout_at(deadline, $pool.acquire()).await {
             Err(_) => Err($crate::relay::bounded::unanswered(limit)),
             Ok(Err(err)) => Err(err),
-            Ok(Ok(mut acquired)) => {
+            Ok(Ok(acquired)) => {
+                let mut held = $crate::relay::bounded::Held(Some(acquired));
                 let answer = {
-                    let $conn: &mut ::sqlx::PgConnection = &mut acquired;
+                    let $conn = held.conn();
                     ::tokio::time::timeout_at(deadline, $statement).await
                 };
-                $crate::relay::bounded::answered(acquired, answer, limit)
+                held.answered(answer, limit)
             }
         }
     }};
@@ -46,17 +47,36 @@ pub(crate) fn limit(lease: Duration) -> Duration {
     lease / 3
 }
 
-/// The statement's answer; without one, its connection is closed here and
-/// now, its pool slot freed.
-pub(crate) fn answered<T>(
-    conn: PoolConnection<Postgres>,
-    answer: Result<Result<T, sqlx::Error>, tokio::time::error::Elapsed>,
-    limit: Duration,
-) -> Result<T, sqlx::Error> {
-    answer.unwrap_or_else(|_| {
-        drop(conn.detach());
-        Err(unanswered(limit))
-    })
+/// A connection running a bounded statement. Dropped before the statement
+/// answered (given up, or the task running it aborted at shutdown), it is
+/// closed here and now, its pool slot freed: its state is unknown, and a
+/// return to the pool would wait on it.
+pub(crate) struct Held(pub(crate) Option<PoolConnection<Postgres>>);
+
+impl Held {
+    pub(crate) fn conn(&mut self) -> &mut PgConnection {
+        self.0.as_deref_mut().expect("held until answered")
+    }
+
+    /// The statement's answer; without one, the error that says so.
+    pub(crate) fn answered<T>(
+        mut self,
+        answer: Result<Result<T, sqlx::Error>, tokio::time::error::Elapsed>,
+        limit: Duration,
+    ) -> Result<T, sqlx::Error> {
+        let answered = answer.map_err(|_| unanswered(limit))?;
+        // Answered: back to the pool.
+        drop(self.0.take());
+        answered
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            drop(conn.detach());
+        }
+    }
 }
 
 /// The error of a statement that got no answer within `limit`.

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgListener, PgPoolOptions};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -301,14 +301,22 @@ impl State<'_> {
     }
 
     /// Listens for the doorbell, if not listening yet (a failure only means
-    /// polling until the next try).
+    /// polling until the next try), on a connection of its own.
     async fn ensure_listener(&mut self) {
         if self.listener.is_some() {
             return;
         }
         let inner = &self.relay.inner;
         let listening = async {
-            let mut listener = PgListener::connect_with(inner.outbox.pool()).await?;
+            // On a pool of its own: a listener dropped on a silent connection
+            // returns it to its pool with no time bound, and would hold a
+            // slot of the application's pool for good.
+            let own = PgPoolOptions::new()
+                .max_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_lazy_with((*inner.outbox.pool().connect_options()).clone());
+            let mut listener = PgListener::connect_with(&own).await?;
             listener.listen(&inner.outbox.sql().channel).await?;
             Ok::<_, sqlx::Error>(listener)
         };
