@@ -209,6 +209,54 @@ async fn a_worker_reconnects_when_the_network_comes_back_and_gives_up_when_it_do
     cleanup(&url, &queue).await;
 }
 
+// --- The worker's connection goes silent (a NAT or a firewall forgot it),
+// new connections go through: the worker notices and reconnects.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_whose_connection_goes_silent_reconnects() {
+    let Some(url) = amqp_url().await else { return };
+    let queue = fresh_queue("stranded");
+    let emitter = emitter(&url, &queue, Resilient::linker()).await;
+    let proxy = Proxy::start(&url, 5672).await;
+    // The URL names no heartbeat: pyventus's default, 10 s, applies, and the
+    // connection is given up after two without a word from the broker
+    // (RabbitMQ's own default, 60 s, would take two minutes).
+    let worker = Worker::builder(&proxy.url(&url))
+        .queue(&queue)
+        .linker(Resilient::linker())
+        .reconnect_delay(Duration::from_millis(50), Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap();
+    let running = spawn_run(&worker);
+    for id in 2_000..2_010 {
+        emitter.emit(Parcel { id }).unwrap();
+    }
+    until(Duration::from_secs(20), "the first parcels", async || {
+        parcels_done(2_000..2_010)
+    })
+    .await;
+    proxy.strand();
+    let stranded = std::time::Instant::now();
+    for id in 2_010..2_020 {
+        emitter.emit(Parcel { id }).unwrap();
+    }
+    until(
+        Duration::from_secs(40),
+        "the parcels sent after the connection went silent",
+        async || parcels_done(2_010..2_020),
+    )
+    .await;
+    assert!(
+        stranded.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        stranded.elapsed()
+    );
+    assert_eq!(worker.stats().reconnects, 1);
+    stop(&worker, running).await;
+    cleanup(&url, &queue).await;
+}
+
 // --- `shutdown_now` stops a worker at once whatever its connection is doing:
 // reconnecting to a broker that does not answer, or on a network gone silent.
 
