@@ -66,12 +66,16 @@ async fn behind(proxy: &Proxy, outbox: &Outbox) -> (Outbox, PgPool) {
 /// Waits until every connection of `pool` is idle or closed: none held by a
 /// return to the pool that waits, for good, on a silent connection.
 async fn all_returned(pool: &PgPool) {
-    until(
-        Duration::from_secs(5),
-        "every connection idle or closed",
-        async || pool.size() as usize == pool.num_idle(),
-    )
-    .await;
+    let start = Instant::now();
+    while pool.size() as usize != pool.num_idle() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{} connections of the pool, {} of them idle, 5 s after the relay stopped",
+            pool.size(),
+            pool.num_idle()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// A relay on `outbox` with a 3 s lease (renewed every second) and a 2 s
@@ -332,5 +336,114 @@ async fn a_statement_whose_answer_is_lost_does_not_keep_its_pool_slot() {
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     ended_within(Duration::from_secs(20), running, || relay.shutdown()).await;
     all_returned(&behind_pool).await;
+    cleanup(&pool, &direct).await;
+}
+
+// --- `shutdown_now` over a slow but healthy network (a database in another
+// zone): what finished is written, what was cut short is given back, within
+// the grace.
+
+#[derive(Debug, Clone, Event, Serialize, Deserialize)]
+struct Gated {
+    n: u64,
+}
+
+static GATE: AtomicBool = AtomicBool::new(false);
+static GATED_STARTED: AtomicUsize = AtomicUsize::new(0);
+
+/// Even events finish when the gate opens; odd ones run until cut short.
+#[on(Gated, linker = Network)]
+async fn gated(g: Gated) {
+    GATED_STARTED.fetch_add(1, Ordering::SeqCst);
+    while !(GATE.load(Ordering::SeqCst) && g.n.is_multiple_of(2)) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_now_over_a_slow_network_writes_what_finished_and_gives_back_the_rest() {
+    const N: usize = 64;
+    let Some((pool, direct)) = outbox("slow_now").await else {
+        return;
+    };
+    // 10 ms each way: a round trip of 20 ms.
+    let proxy = Proxy::slow(
+        &postgres_url().await.unwrap(),
+        5432,
+        Duration::from_millis(10),
+    )
+    .await;
+    let (outbox, _) = behind(&proxy, &direct).await;
+    let relay = relay(&outbox)
+        .linker(Network::linker())
+        .concurrency(N)
+        .lease(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let running = spawn_run(&relay);
+    let mut tx = pool.begin().await.unwrap();
+    for n in 0..N as u64 {
+        direct.emit(&mut tx, Gated { n }).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    until(
+        Duration::from_secs(20),
+        "every handler to start",
+        async || GATED_STARTED.load(Ordering::SeqCst) == N,
+    )
+    .await;
+    GATE.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    ended_within(Duration::from_secs(20), running, || relay.shutdown_now()).await;
+    let stats = relay.stats();
+    // Every event was either written as delivered or given back: none left
+    // to run again though it succeeded, none leased for the next 30 s.
+    assert_eq!(stats.delivered + stats.abandoned, N as u64, "{stats:?}");
+    assert!(stats.delivered >= N as u64 / 4, "{stats:?}");
+    let leased: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM {}.outbox WHERE lease_owner IS NOT NULL",
+        direct.schema()
+    ))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(leased, 0, "{stats:?}");
+    assert_eq!(
+        u64::try_from(outbox_rows(&pool, &direct).await).unwrap(),
+        stats.abandoned
+    );
+    cleanup(&pool, &direct).await;
+}
+
+// --- Deadlines at the edges: none at all, and every one.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_stops_with_an_unbounded_or_a_zero_shutdown_deadline() {
+    let Some((pool, direct)) = outbox("edge_deadlines").await else {
+        return;
+    };
+    for deadline in [Duration::MAX, Duration::ZERO] {
+        for now in [false, true] {
+            let relay = relay(&direct)
+                .linker(Network::linker())
+                .shutdown_deadline(deadline)
+                .build()
+                .unwrap();
+            let running = spawn_run(&relay);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let asked = Instant::now();
+            if now {
+                relay.shutdown_now();
+            } else {
+                relay.shutdown();
+            }
+            tokio::time::timeout(Duration::from_secs(10), running)
+                .await
+                .expect("the relay stops")
+                .expect("run() does not panic")
+                .unwrap();
+            assert!(asked.elapsed() < Duration::from_secs(3), "{deadline:?}");
+        }
+    }
     cleanup(&pool, &direct).await;
 }

@@ -111,7 +111,7 @@ pub use request::collect::CollectBuilder;
 pub use request::{Answer, Request, RequestError};
 #[cfg(feature = "signal")]
 #[cfg_attr(docsrs, doc(cfg(feature = "signal")))]
-pub use signal::{ShutdownNow, run_until_signal, shutdown_signal};
+pub use signal::{ShutdownNow, deadline, run_until_signal, shutdown_signal};
 pub use workflow::extract::{DeliveryContext, FromDelivery, State};
 pub use workflow::output::HandlerOutput;
 

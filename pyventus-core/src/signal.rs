@@ -79,6 +79,26 @@ pub async fn run_until_signal<T>(
     result
 }
 
+/// The instant `duration` from now, or a year from now for a duration past
+/// what an `Instant` holds: a deadline a user set to `Duration::MAX` ("wait
+/// for good") does not overflow.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// # #[tokio::main] async fn main() {
+/// let now = tokio::time::Instant::now();
+/// assert!(pyventus_core::deadline(Duration::MAX) > now + Duration::from_hours(24 * 364));
+/// assert!(pyventus_core::deadline(Duration::ZERO) >= now);
+/// # }
+/// ```
+pub fn deadline(duration: std::time::Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(duration)
+        .unwrap_or_else(|| now + std::time::Duration::from_hours(365 * 24))
+}
+
 /// A worker's `shutdown_now`, and the grace it leaves: what is still being
 /// written when it is called (an acknowledgement, an outcome, an entry or
 /// event given back, a read's answer) has [`GRACE`](Self::GRACE) from then,

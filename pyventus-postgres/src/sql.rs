@@ -119,9 +119,11 @@ impl Sql {
                  WHERE seq = $1 AND fence = $2"
             ),
             release: format!(
-                "UPDATE {s}.outbox
-                 SET due_at = now(), lease_owner = NULL, attempts = greatest(attempts - 1, 0)
-                 WHERE seq = $1 AND fence = $2"
+                "UPDATE {s}.outbox o
+                 SET due_at = now(), lease_owner = NULL, attempts = greatest(o.attempts - 1, 0)
+                 FROM unnest($1::int8[], $2::int8[]) AS r(seq, fence)
+                 WHERE o.seq = r.seq AND o.fence = r.fence
+                 RETURNING o.seq"
             ),
             dead_letter: format!(
                 "WITH d AS (

@@ -227,7 +227,7 @@ impl Worker {
     /// messages are unacknowledged, so delivered again).
     async fn drain(&self, tasks: &mut JoinSet<()>) {
         let shared = &self.shared;
-        let deadline = tokio::time::Instant::now() + shared.shutdown_timeout;
+        let deadline = pyventus_core::remote::deadline(shared.shutdown_timeout);
         let cut = loop {
             if tasks.is_empty() {
                 return;

@@ -35,7 +35,7 @@ pub mod trace;
 mod worker_metrics;
 
 pub use crate::resilience::{Backoff, InvalidBackoff};
-pub use crate::signal::{ShutdownNow, run_until_signal, shutdown_signal};
+pub use crate::signal::{ShutdownNow, deadline, run_until_signal, shutdown_signal};
 #[doc(hidden)]
 pub use codec::{Codec, CodecRegistration, Probe, ViaNothing, ViaSerde};
 pub use codec::{DecodeError, decode, encode};

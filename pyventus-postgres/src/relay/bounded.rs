@@ -25,7 +25,7 @@ use sqlx::{PgConnection, Postgres};
 macro_rules! bounded {
     ($pool:expr, $lease:expr, |$conn:ident| $statement:expr) => {{
         let limit = $crate::relay::bounded::limit($lease);
-        let deadline = ::tokio::time::Instant::now() + limit;
+        let deadline = ::pyventus_core::remote::deadline(limit);
         match ::tokio::time::timeout_at(deadline, $pool.acquire()).await {
             Err(_) => Err($crate::relay::bounded::unanswered(limit)),
             Ok(Err(err)) => Err(err),

@@ -21,7 +21,7 @@ use super::stats::{self, Counters, WORKER};
 use super::{Relay, lease};
 use crate::Error;
 use crate::schema::check_schema;
-use pyventus_core::remote::{Backoff, DeliveryFailure};
+use pyventus_core::remote::{Backoff, DeliveryFailure, deadline};
 
 /// The claims in flight: each one's rows, and the slots it took for them.
 type Claims = tokio::task::JoinSet<(Result<Vec<Claimed>, Error>, Vec<OwnedSemaphorePermit>)>;
@@ -84,11 +84,10 @@ pub(super) async fn run(relay: &Relay) -> Result<(), Error> {
     let slots = Arc::new(Semaphore::new(inner.config.concurrency));
     let in_flight = TaskTracker::new();
     let claims = state.claim_loop(&slots, &in_flight, &finished_tx).await;
-    // What is in flight (claims and deliveries) shares one deadline.
-    let deadline = Instant::now() + inner.config.shutdown_deadline;
+    let deadline = deadline(inner.config.shutdown_deadline);
     let result = match claims {
         Ok(claims) => {
-            give_back(relay, claims, &finished_tx, deadline).await;
+            give_back(relay, claims, &finished_tx).await;
             Ok(())
         }
         Err(err) => Err(err),
@@ -412,18 +411,13 @@ async fn take_slots(
 }
 
 /// At shutdown, gives back what the claims still in flight took: due at
-/// once, the attempt not counted. A claim unanswered at `deadline` is dropped:
+/// once, the attempt not counted. A claim answers within a third of the lease
+/// (`bounded!`), and is waited for that long, whatever the shutdown deadline;
+/// after `shutdown_now`, for its grace: one unanswered then is dropped, and
 /// the rows it took, if any, are claimed again once their lease ends.
-async fn give_back(
-    relay: &Relay,
-    mut claims: Claims,
-    finished: &mpsc::UnboundedSender<Finished>,
-    deadline: Instant,
-) {
+async fn give_back(relay: &Relay, mut claims: Claims, finished: &mpsc::UnboundedSender<Finished>) {
     let inner = &relay.inner;
-    let limit = inner
-        .now
-        .bound(deadline.saturating_duration_since(Instant::now()));
+    let limit = inner.now.grace_ended();
     tokio::pin!(limit);
     loop {
         let joined = tokio::select! {
@@ -458,10 +452,10 @@ async fn give_back(
 
 /// Waits for the deliveries in flight up to the shutdown deadline, then cuts
 /// the rest short (their events are given back).
-async fn drain(relay: &Relay, in_flight: &TaskTracker, deadline: Instant) {
+async fn drain(relay: &Relay, in_flight: &TaskTracker, deadline: tokio::time::Instant) {
     let inner = &relay.inner;
     in_flight.close();
-    if tokio::time::timeout_at(deadline.into(), in_flight.wait())
+    if tokio::time::timeout_at(deadline, in_flight.wait())
         .await
         .is_ok()
     {

@@ -24,7 +24,7 @@ use super::stats::{Counters, WORKER};
 use crate::Error;
 use crate::delivery::Lease;
 use crate::sql::millis;
-use pyventus_core::remote::{Backoff, DeliveryFailure};
+use pyventus_core::remote::{Backoff, DeliveryFailure, deadline};
 
 /// How much of a failure's reason the outbox keeps.
 const STORED_REASON: usize = 8 * 1024;
@@ -72,9 +72,15 @@ pub(crate) async fn settle(relay: Relay, mut finished: UnboundedReceiver<Finishe
     while tasks.join_next().await.is_some() {}
 }
 
+/// Writes a batch's outcomes: the deliveries done first, in one statement
+/// (the most worth writing when time runs short, at `shutdown_now`: a
+/// delivery done but not written runs again), then each failure, then the
+/// events given back, in one statement.
 async fn write(relay: &Relay, batch: &[Finished]) {
     let inner = &relay.inner;
     let mut done: Vec<&Finished> = Vec::new();
+    let mut failed: Vec<&Finished> = Vec::new();
+    let mut given_back: Vec<&Finished> = Vec::new();
     let mut nudge = false;
     for finished in batch {
         if finished.lease.is_lost() {
@@ -88,26 +94,33 @@ async fn write(relay: &Relay, batch: &[Finished]) {
         nudge |= finished.claimed.partition_key.is_some();
         match &finished.ended {
             Ended::Ran(Outcome::Done) => done.push(finished),
-            Ended::Ran(Outcome::Failed {
-                succeeded,
-                failed,
-                failure,
-            }) => {
-                fail(
-                    relay,
-                    &finished.claimed,
-                    &finished.lease,
-                    succeeded,
-                    failed,
-                    failure,
-                )
-                .await;
-            }
-            Ended::Abandoned => release(relay, &finished.claimed).await,
+            Ended::Ran(Outcome::Failed { .. }) => failed.push(finished),
+            Ended::Abandoned => given_back.push(finished),
         }
     }
     if !done.is_empty() {
         complete(relay, &done).await;
+    }
+    for finished in failed {
+        if let Ended::Ran(Outcome::Failed {
+            succeeded,
+            failed,
+            failure,
+        }) = &finished.ended
+        {
+            fail(
+                relay,
+                &finished.claimed,
+                &finished.lease,
+                succeeded,
+                failed,
+                failure,
+            )
+            .await;
+        }
+    }
+    if !given_back.is_empty() {
+        release(relay, &given_back).await;
     }
     // Renewed until written: a row whose outcome waits for the database to
     // come back is not claimed again meanwhile.
@@ -225,7 +238,7 @@ async fn fail(
     .await;
     match retried.map(|r| r.rows_affected()) {
         Some(1) => {
-            relay.retry_due(Instant::now() + delay);
+            relay.retry_due(deadline(delay).into_std());
             Counters::add(&inner.stats.retried, 1);
             if matches!(failure, DeliveryFailure::TimedOut(_)) {
                 Counters::add(&inner.stats.timed_out, 1);
@@ -247,22 +260,25 @@ async fn fail(
     }
 }
 
-/// Gives back an event cut short at the shutdown deadline: due at once, the
-/// attempt not counted.
-async fn release(relay: &Relay, claimed: &Claimed) {
+/// Gives back events cut short at shutdown, in one statement: due at once,
+/// the attempt not counted.
+async fn release(relay: &Relay, given_back: &[&Finished]) {
     let inner = &relay.inner;
+    let seqs: Vec<i64> = given_back.iter().map(|f| f.claimed.seq).collect();
+    let fences: Vec<i64> = given_back.iter().map(|f| f.claimed.fence).collect();
     let released = persist(relay, || async {
         bounded!(inner.outbox.pool(), inner.config.lease, |conn| {
-            sqlx::query(&inner.outbox.sql().release)
-                .bind(claimed.seq)
-                .bind(claimed.fence)
-                .execute(conn)
+            sqlx::query_scalar::<_, i64>(&inner.outbox.sql().release)
+                .bind(&seqs)
+                .bind(&fences)
+                .fetch_all(conn)
         })
     })
     .await;
-    if released.is_some_and(|r| r.rows_affected() == 1) {
-        Counters::add(&inner.stats.abandoned, 1);
-        tracing::warn!(target: "pyventus", seq = claimed.seq, "cut short at the shutdown deadline: given back for another relay");
+    let Some(released) = released else { return };
+    Counters::add(&inner.stats.abandoned, released.len() as u64);
+    if !released.is_empty() {
+        tracing::warn!(target: "pyventus", events = ?released, "cut short at shutdown: given back for another relay");
     }
 }
 
@@ -289,7 +305,7 @@ where
     F: Future<Output = Result<T, sqlx::Error>>,
 {
     let inner = &relay.inner;
-    let give_up = Instant::now() + inner.config.lease;
+    let give_up = deadline(inner.config.lease).into_std();
     let mut attempt = 0;
     loop {
         match statement().await {
