@@ -447,3 +447,76 @@ async fn a_relay_stops_with_an_unbounded_or_a_zero_shutdown_deadline() {
     }
     cleanup(&pool, &direct).await;
 }
+
+// --- A renewal that lands after a retry was written (a long batch of
+// outcomes over a slow network) does not push that retry back by a lease.
+
+#[derive(Debug, Clone, Event, Serialize, Deserialize)]
+struct Flaky {
+    n: u64,
+}
+
+/// Fails its first attempt, succeeds after.
+#[on(Flaky, linker = Network)]
+async fn flaky(_: Flaky) -> anyhow::Result<()> {
+    tokio::task::yield_now().await;
+    if pyventus::postgres::current_delivery().unwrap().attempt == 1 {
+        anyhow::bail!("first attempt");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_does_not_push_back_a_retry_already_written() {
+    const N: u64 = 64;
+    let Some((pool, direct)) = outbox("renewed_retry").await else {
+        return;
+    };
+    let proxy = Proxy::slow(
+        &postgres_url().await.unwrap(),
+        5432,
+        Duration::from_millis(10),
+    )
+    .await;
+    let (outbox, _) = behind(&proxy, &direct).await;
+    // Each failure is written on its own, a few round trips each: 64 of them
+    // take seconds, while the lease keeper renews every second.
+    let relay = relay(&outbox)
+        .linker(Network::linker())
+        .concurrency(64)
+        .lease(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let running = spawn_run(&relay);
+    let mut tx = pool.begin().await.unwrap();
+    for n in 0..N {
+        direct.emit(&mut tx, Flaky { n }).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    // A retry is due 10 to 50 ms after it is written; one due more than a
+    // second ahead was pushed back by a renewal.
+    let schema = direct.schema().to_owned();
+    let pushed_back = async || -> i64 {
+        sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM {schema}.outbox
+             WHERE lease_owner IS NULL AND due_at > now() + interval '1 second'"
+        ))
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    let start = Instant::now();
+    while outbox_rows(&pool, &direct).await > 0 {
+        assert_eq!(pushed_back().await, 0, "retries pushed back by a renewal");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            relay.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(relay.stats().retried, N);
+    assert_eq!(relay.stats().leases_lost, 0);
+    ended_within(Duration::from_secs(20), running, || relay.shutdown()).await;
+    cleanup(&pool, &direct).await;
+}

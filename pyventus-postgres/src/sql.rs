@@ -88,8 +88,14 @@ impl Sql {
                            o.partition_key, o.attempts, o.done,
                            extract(epoch FROM now() - o.emitted_at)::float8"
             ),
+            // A row this relay has already retried or given back (its
+            // outcome written, `lease_owner` cleared, while the batch it was
+            // written in goes on) keeps its `due_at`: still its fence, so not
+            // lost, but no longer leased.
             renew: format!(
-                "UPDATE {s}.outbox o SET due_at = now() + $3 * interval '1 millisecond'
+                "UPDATE {s}.outbox o
+                 SET due_at = CASE WHEN o.lease_owner IS NULL THEN o.due_at
+                                   ELSE now() + $3 * interval '1 millisecond' END
                  FROM unnest($1::int8[], $2::int8[]) AS h(seq, fence)
                  WHERE o.seq = h.seq AND o.fence = h.fence
                  RETURNING o.seq"
