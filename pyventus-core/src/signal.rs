@@ -150,10 +150,9 @@ impl ShutdownNow {
     /// Completes once `limit` has passed, or the grace after `shutdown_now`,
     /// whichever comes first.
     pub async fn bound(&self, limit: std::time::Duration) {
-        tokio::select! {
-            () = tokio::time::sleep(limit) => {}
-            () = self.grace_ended() => {}
-        }
+        let limit = std::pin::pin!(tokio::time::sleep(limit));
+        let grace = std::pin::pin!(self.grace_ended());
+        futures::future::select(limit, grace).await;
     }
 
     /// Completes at the end of the grace after `shutdown_now` (never, if it
