@@ -71,7 +71,8 @@ pub struct RelayStats {
     /// Events another relay claimed while this one still ran them (this one
     /// stalled past the lease): their outcome here was not written.
     pub leases_lost: u64,
-    /// Events cut short at the shutdown deadline and given back.
+    /// Events cut short at shutdown (its deadline, or `shutdown_now`) and
+    /// given back.
     pub abandoned: u64,
     /// Times PostgreSQL came back after being unreachable.
     pub reconnects: u64,

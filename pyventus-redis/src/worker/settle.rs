@@ -91,7 +91,7 @@ pub(super) async fn settle(
             .await;
             if released == Some(1) {
                 Counters::add(&inner.stats.abandoned, 1);
-                tracing::warn!(target: "pyventus", "cut short at the shutdown deadline: left pending for another worker");
+                tracing::warn!(target: "pyventus", "cut short at shutdown: left pending for another worker");
             }
         }
         Outcome::Failed(failure)

@@ -30,7 +30,8 @@ pub struct WorkerStats {
     /// Entries another worker claimed while this one still ran them (this
     /// process was paused or cut off longer than the visibility timeout).
     pub leases_lost: u64,
-    /// Entries cut short at the shutdown deadline and left pending.
+    /// Entries cut short at shutdown (its deadline, or `shutdown_now`) and
+    /// left pending.
     pub abandoned: u64,
     /// Times Redis came back after being unreachable.
     pub reconnects: u64,
