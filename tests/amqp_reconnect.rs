@@ -152,27 +152,52 @@ async fn a_worker_resumes_by_itself_after_the_broker_closes_its_connection() {
 // --- The network between worker and broker is cut: the worker reconnects when
 // it comes back, and gives up (an error from `run`) when it does not.
 
+/// A worker of `queue` behind `proxy` that reconnects quickly, running, once
+/// it has done the parcels `first` sent directly through `emitter`.
+async fn worker_behind(
+    proxy: &Proxy,
+    url: &str,
+    queue: &str,
+    emitter: &EventEmitter,
+    give_up_after: Option<Duration>,
+    first: std::ops::Range<u64>,
+) -> (
+    Worker,
+    tokio::task::JoinHandle<Result<(), pyventus::amqp::Error>>,
+) {
+    let mut builder = Worker::builder(&proxy.url(url))
+        .queue(queue)
+        .linker(Resilient::linker())
+        .reconnect_delay(Duration::from_millis(50), Duration::from_millis(200));
+    if let Some(after) = give_up_after {
+        builder = builder.give_up_after(after);
+    }
+    let worker = builder.connect().await.unwrap();
+    let running = spawn_run(&worker);
+    for id in first.clone() {
+        emitter.emit(Parcel { id }).unwrap();
+    }
+    until(Duration::from_secs(20), "the first parcels", async || {
+        parcels_done(first.clone())
+    })
+    .await;
+    (worker, running)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_reconnects_when_the_network_comes_back_and_gives_up_when_it_does_not() {
     let Some(url) = amqp_url().await else { return };
     let queue = fresh_queue("cut");
     let emitter = emitter(&url, &queue, Resilient::linker()).await;
     let mut proxy = Proxy::start(&url, 5672).await;
-    let worker = Worker::builder(&proxy.url(&url))
-        .queue(&queue)
-        .linker(Resilient::linker())
-        .reconnect_delay(Duration::from_millis(50), Duration::from_millis(200))
-        .give_up_after(Duration::from_secs(3))
-        .connect()
-        .await
-        .unwrap();
-    let running = spawn_run(&worker);
-    for id in 1_000..1_010 {
-        emitter.emit(Parcel { id }).unwrap();
-    }
-    until(Duration::from_secs(20), "the first parcels", async || {
-        parcels_done(1_000..1_010)
-    })
+    let (worker, running) = worker_behind(
+        &proxy,
+        &url,
+        &queue,
+        &emitter,
+        Some(Duration::from_secs(3)),
+        1_000..1_010,
+    )
     .await;
 
     // A short cut: back within the give-up time, the worker resumes.
@@ -221,21 +246,7 @@ async fn a_worker_whose_connection_goes_silent_reconnects() {
     // The URL names no heartbeat: pyventus's default, 10 s, applies, and the
     // connection is given up after two without a word from the broker
     // (RabbitMQ's own default, 60 s, would take two minutes).
-    let worker = Worker::builder(&proxy.url(&url))
-        .queue(&queue)
-        .linker(Resilient::linker())
-        .reconnect_delay(Duration::from_millis(50), Duration::from_millis(200))
-        .connect()
-        .await
-        .unwrap();
-    let running = spawn_run(&worker);
-    for id in 2_000..2_010 {
-        emitter.emit(Parcel { id }).unwrap();
-    }
-    until(Duration::from_secs(20), "the first parcels", async || {
-        parcels_done(2_000..2_010)
-    })
-    .await;
+    let (worker, running) = worker_behind(&proxy, &url, &queue, &emitter, None, 2_000..2_010).await;
     proxy.strand();
     let stranded = std::time::Instant::now();
     for id in 2_010..2_020 {

@@ -360,32 +360,42 @@ async fn gated(g: Gated) {
     }
 }
 
+/// A relay running 64 deliveries at once on `direct`'s outbox, its leases of
+/// `lease`, 10 ms each way from PostgreSQL (a round trip of 20 ms), with
+/// `events` emitted; the proxy it goes through.
+async fn slow_relay<E: pyventus::Event + Serialize>(
+    pool: &PgPool,
+    direct: &Outbox,
+    lease: Duration,
+    events: impl IntoIterator<Item = E>,
+) -> (Relay, Running, Proxy) {
+    let url = postgres_url().await.unwrap();
+    let proxy = Proxy::slow(&url, 5432, Duration::from_millis(10)).await;
+    let (outbox, _) = behind(&proxy, direct).await;
+    let relay = relay(&outbox)
+        .linker(Network::linker())
+        .concurrency(64)
+        .lease(lease)
+        .build()
+        .unwrap();
+    let running = spawn_run(&relay);
+    let mut tx = pool.begin().await.unwrap();
+    for event in events {
+        direct.emit(&mut tx, event).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    (relay, running, proxy)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_now_over_a_slow_network_writes_what_finished_and_gives_back_the_rest() {
     const N: usize = 64;
     let Some((pool, direct)) = outbox("slow_now").await else {
         return;
     };
-    // 10 ms each way: a round trip of 20 ms.
-    let proxy = Proxy::slow(
-        &postgres_url().await.unwrap(),
-        5432,
-        Duration::from_millis(10),
-    )
-    .await;
-    let (outbox, _) = behind(&proxy, &direct).await;
-    let relay = relay(&outbox)
-        .linker(Network::linker())
-        .concurrency(N)
-        .lease(Duration::from_secs(30))
-        .build()
-        .unwrap();
-    let running = spawn_run(&relay);
-    let mut tx = pool.begin().await.unwrap();
-    for n in 0..N as u64 {
-        direct.emit(&mut tx, Gated { n }).await.unwrap();
-    }
-    tx.commit().await.unwrap();
+    let events = (0..N as u64).map(|n| Gated { n });
+    let (relay, running, _proxy) =
+        slow_relay(&pool, &direct, Duration::from_secs(30), events).await;
     until(
         Duration::from_secs(20),
         "every handler to start",
@@ -472,27 +482,10 @@ async fn a_renewal_does_not_push_back_a_retry_already_written() {
     let Some((pool, direct)) = outbox("renewed_retry").await else {
         return;
     };
-    let proxy = Proxy::slow(
-        &postgres_url().await.unwrap(),
-        5432,
-        Duration::from_millis(10),
-    )
-    .await;
-    let (outbox, _) = behind(&proxy, &direct).await;
     // Each failure is written on its own, a few round trips each: 64 of them
     // take seconds, while the lease keeper renews every second.
-    let relay = relay(&outbox)
-        .linker(Network::linker())
-        .concurrency(64)
-        .lease(Duration::from_secs(3))
-        .build()
-        .unwrap();
-    let running = spawn_run(&relay);
-    let mut tx = pool.begin().await.unwrap();
-    for n in 0..N {
-        direct.emit(&mut tx, Flaky { n }).await.unwrap();
-    }
-    tx.commit().await.unwrap();
+    let events = (0..N).map(|n| Flaky { n });
+    let (relay, running, _proxy) = slow_relay(&pool, &direct, Duration::from_secs(3), events).await;
     // A retry is due 10 to 50 ms after it is written; one due more than a
     // second ahead was pushed back by a renewal.
     let schema = direct.schema().to_owned();
