@@ -3,9 +3,11 @@
 //! would hold a statement for as long as TCP keeps retrying, a quarter of an
 //! hour on Linux's defaults, and the relay's claims, outcomes and renewals with
 //! it. Each of them is given up after a third of the relay's lease instead
-//! (the renewals' period): a statement takes milliseconds, and an answer
-//! later than the lease would come too late to matter (the rows it concerns
-//! would no longer be this relay's). The connection is then discarded at once, not
+//! (the renewals' period), a second at least: a statement takes milliseconds,
+//! and an answer later than the lease would come too late to matter (the rows
+//! it concerns would no longer be this relay's); the floor keeps a very short
+//! lease from giving up statements a busy server answers in a few hundred
+//! milliseconds. The connection is then discarded at once, not
 //! returned to the pool: sqlx's return to the pool talks to the connection
 //! with no time bound, and would hold the pool's slot for good.
 //!
@@ -20,7 +22,8 @@ use sqlx::{PgConnection, Postgres};
 
 /// `bounded!(pool, lease, |conn| statement)`: runs the statement (a future
 /// using `conn: &mut PgConnection`) on a connection of `pool`, giving up after
-/// a third of `lease` ([`limit`]), acquiring included, with a transient error.
+/// a third of `lease`, a second at least ([`limit`]), acquiring included,
+/// with a transient error.
 /// Evaluates to a `Result<T, sqlx::Error>`.
 macro_rules! bounded {
     ($pool:expr, $lease:expr, |$conn:ident| $statement:expr) => {{
@@ -44,7 +47,7 @@ pub(crate) use bounded;
 
 /// How long a relay on `lease` waits for a statement's answer.
 pub(crate) fn limit(lease: Duration) -> Duration {
-    lease / 3
+    (lease / 3).max(Duration::from_secs(1))
 }
 
 /// A connection running a bounded statement. Dropped before the statement
@@ -83,6 +86,6 @@ impl Drop for Held {
 pub(crate) fn unanswered(limit: Duration) -> sqlx::Error {
     sqlx::Error::Io(std::io::Error::new(
         std::io::ErrorKind::TimedOut,
-        format!("PostgreSQL did not answer within {limit:?} (a third of the relay's lease)"),
+        format!("PostgreSQL did not answer within {limit:?}"),
     ))
 }

@@ -411,10 +411,11 @@ async fn take_slots(
 }
 
 /// At shutdown, gives back what the claims still in flight took: due at
-/// once, the attempt not counted. A claim answers within a third of the lease
-/// (`bounded!`), and is waited for that long, whatever the shutdown deadline;
-/// after `shutdown_now`, for its grace: one unanswered then is dropped, and
-/// the rows it took, if any, are claimed again once their lease ends.
+/// once, the attempt not counted. A claim answers within a third of the
+/// lease, a second at least (`bounded!`), and is waited for that long,
+/// whatever the shutdown deadline; after `shutdown_now`, for its grace: one
+/// unanswered then is dropped, and the rows it took, if any, are claimed
+/// again once their lease ends.
 async fn give_back(relay: &Relay, mut claims: Claims, finished: &mpsc::UnboundedSender<Finished>) {
     let inner = &relay.inner;
     let limit = inner.now.grace_ended();

@@ -299,7 +299,7 @@ fn lost(relay: &Relay, claimed: &Claimed, lease: &Lease, reason: &str) {
 /// restart) for as long as the lease lasts: until then the row is still this
 /// relay's to settle, so its handlers need not run again. `None` if it failed
 /// for good, which is logged: the row is claimed again once its lease ends.
-/// Each try is `bounded!` by a third of the lease.
+/// Each try is `bounded!` by a third of the lease, a second at least.
 async fn persist<T, F>(relay: &Relay, mut statement: impl FnMut() -> F) -> Option<T>
 where
     F: Future<Output = Result<T, sqlx::Error>>,
