@@ -63,21 +63,6 @@ async fn behind(proxy: &Proxy, outbox: &Outbox) -> (Outbox, PgPool) {
     (outbox, pool)
 }
 
-/// Waits until every connection of `pool` is idle or closed: none held by a
-/// return to the pool that waits, for good, on a silent connection.
-async fn all_returned(pool: &PgPool) {
-    let start = Instant::now();
-    while pool.size() as usize != pool.num_idle() {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "{} connections of the pool, {} of them idle, 5 s after the relay stopped",
-            pool.size(),
-            pool.num_idle()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// A relay on `outbox` with a 3 s lease (renewed every second) and a 2 s
 /// shutdown deadline.
 fn network_relay(outbox: &Outbox) -> Relay {
@@ -154,10 +139,11 @@ async fn a_graceful_shutdown_of_a_relay_ends_on_a_silent_network() {
         HELD_RELEASED.store(true, Ordering::SeqCst);
     })
     .await;
-    // 2 s of deadline (a claim that went out into the silence has as long),
-    // then at most 5 s of settling: 7 s.
+    // A claim that went out into the silence has 5 s (the deadline, 2 s, or
+    // 5 s at least), the deliveries what is left of the deadline, then the
+    // outcomes at most 5 s: 10 s.
     assert!(
-        took < Duration::from_secs(9),
+        took < Duration::from_secs(12),
         "a graceful shutdown on a silent network took {took:?}"
     );
     cleanup(&pool, &direct).await;
@@ -180,162 +166,6 @@ async fn shutdown_stops_a_relay_at_once_while_postgres_does_not_answer() {
         took < Duration::from_secs(2),
         "shutdown while PostgreSQL does not answer took {took:?}"
     );
-    cleanup(&pool, &direct).await;
-}
-
-// --- The connections open now go silent (a NAT or a firewall forgot them),
-// new ones go through: the relay gives up the statements stuck on them and
-// carries on over new connections.
-
-#[derive(Debug, Clone, Event, Serialize, Deserialize)]
-struct Flow {
-    n: u64,
-}
-
-static FLOWED: std::sync::Mutex<Option<std::collections::HashSet<u64>>> =
-    std::sync::Mutex::new(None);
-
-#[on(Flow, linker = Network)]
-fn flow(f: &Flow) {
-    FLOWED
-        .lock()
-        .unwrap()
-        .get_or_insert_with(Default::default)
-        .insert(f.n);
-}
-
-fn flowed() -> usize {
-    FLOWED
-        .lock()
-        .unwrap()
-        .as_ref()
-        .map_or(0, std::collections::HashSet::len)
-}
-
-/// Events in the steady stream.
-const FLOWING: u64 = 1_500;
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_relay_whose_connections_go_silent_carries_on_over_new_ones() {
-    let Some((pool, direct)) = outbox("stranded").await else {
-        return;
-    };
-    let proxy = Proxy::start(&postgres_url().await.unwrap(), 5432).await;
-    let (outbox, _) = behind(&proxy, &direct).await;
-    let relay = relay(&outbox)
-        .linker(Network::linker())
-        .lease(Duration::from_secs(3))
-        .concurrency(8)
-        .build()
-        .unwrap();
-    let running = spawn_run(&relay);
-    // A steady stream, so that claims, outcomes and renewals are in flight
-    // when the connections go silent.
-    let emitting = {
-        let (pool, direct) = (
-            pool.clone(),
-            Outbox::builder()
-                .schema(direct.schema())
-                .build(&pool)
-                .unwrap(),
-        );
-        tokio::spawn(async move {
-            for n in 0..FLOWING {
-                let mut tx = pool.begin().await.unwrap();
-                direct.emit(&mut tx, Flow { n }).await.unwrap();
-                tx.commit().await.unwrap();
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-        })
-    };
-    until(Duration::from_secs(20), "the first events", async || {
-        flowed() >= 100
-    })
-    .await;
-    proxy.strand();
-    emitting.await.unwrap();
-    until(
-        // Statements stuck on the silent connections are given up after a
-        // third of the lease (1 s); before, they waited for TCP to give up.
-        Duration::from_secs(20),
-        "every event, over new connections",
-        async || flowed() as u64 == FLOWING,
-    )
-    .await;
-    let took = ended_within(Duration::from_secs(20), running, || relay.shutdown()).await;
-    assert!(took < Duration::from_secs(10), "shutdown took {took:?}");
-    // (No check that every connection went back to the pool: one that went
-    // silent while sqlx returned it, after its answer, waits for good there,
-    // sqlx's own return having no time bound. See the next test.)
-    cleanup(&pool, &direct).await;
-}
-
-// --- A statement whose answer is lost in the silence: its connection is
-// closed, not returned to the pool (sqlx's return would wait on it for good).
-
-#[derive(Debug, Clone, Event, Serialize, Deserialize)]
-struct Locked;
-
-static LOCKED_STARTED: AtomicBool = AtomicBool::new(false);
-static LOCKED_RELEASED: AtomicBool = AtomicBool::new(false);
-
-#[on(Locked, linker = Network)]
-async fn locked(_: Locked) {
-    LOCKED_STARTED.store(true, Ordering::SeqCst);
-    while !LOCKED_RELEASED.load(Ordering::SeqCst) {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_statement_whose_answer_is_lost_does_not_keep_its_pool_slot() {
-    let Some((pool, direct)) = outbox("lost_answer").await else {
-        return;
-    };
-    let proxy = Proxy::start(&postgres_url().await.unwrap(), 5432).await;
-    let (outbox, behind_pool) = behind(&proxy, &direct).await;
-    // No poll meanwhile: the only statements in flight when the connections
-    // go silent are those waiting for the lock.
-    let relay = relay(&outbox)
-        .linker(Network::linker())
-        .lease(Duration::from_secs(3))
-        .poll_interval(Duration::from_mins(1))
-        .build()
-        .unwrap();
-    let running = spawn_run(&relay);
-    let mut tx = pool.begin().await.unwrap();
-    direct.emit(&mut tx, Locked).await.unwrap();
-    tx.commit().await.unwrap();
-    until(
-        Duration::from_secs(10),
-        "the handler to start",
-        async || LOCKED_STARTED.load(Ordering::SeqCst),
-    )
-    .await;
-    // The test locks the event's row: the relay's outcome (and renewals)
-    // wait for the lock, in flight on their connections.
-    let mut lock = pool.begin().await.unwrap();
-    sqlx::query(&format!(
-        "SELECT seq FROM {}.outbox FOR UPDATE",
-        direct.schema()
-    ))
-    .fetch_all(&mut *lock)
-    .await
-    .unwrap();
-    LOCKED_RELEASED.store(true, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    // Their connections go silent, then the lock goes: PostgreSQL runs the
-    // statements, and their answers are lost.
-    proxy.strand();
-    lock.rollback().await.unwrap();
-    until(Duration::from_secs(10), "the outcome written", async || {
-        outbox_rows(&pool, &direct).await == 0
-    })
-    .await;
-    // Its answer is given up after a third of the lease (1 s).
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
-    ended_within(Duration::from_secs(20), running, || relay.shutdown()).await;
-    all_returned(&behind_pool).await;
     cleanup(&pool, &direct).await;
 }
 
@@ -466,33 +296,35 @@ struct Flaky {
     n: u64,
 }
 
-/// Fails its first attempt, succeeds after.
+/// Odd ones fail their first attempt; every other run succeeds.
 #[on(Flaky, linker = Network)]
-async fn flaky(_: Flaky) -> anyhow::Result<()> {
+async fn flaky(f: Flaky) -> anyhow::Result<()> {
     tokio::task::yield_now().await;
-    if pyventus::postgres::current_delivery().unwrap().attempt == 1 {
+    if !f.n.is_multiple_of(2) && pyventus::postgres::current_delivery().unwrap().attempt == 1 {
         anyhow::bail!("first attempt");
     }
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_renewal_does_not_push_back_a_retry_already_written() {
+async fn renewals_during_a_batch_of_outcomes_neither_push_back_retries_nor_lose_leases() {
     const N: u64 = 64;
     let Some((pool, direct)) = outbox("renewed_retry").await else {
         return;
     };
-    // Each failure is written on its own, a few round trips each: 64 of them
-    // take seconds, while the lease keeper renews every second.
+    // A batch holds 32 successes, written first in one statement, and 32
+    // failures, each written on its own, a few round trips each: over a
+    // second, while the lease keeper renews every 300 ms.
     let events = (0..N).map(|n| Flaky { n });
-    let (relay, running, _proxy) = slow_relay(&pool, &direct, Duration::from_secs(3), events).await;
-    // A retry is due 10 to 50 ms after it is written; one due more than a
-    // second ahead was pushed back by a renewal.
+    let (relay, running, _proxy) =
+        slow_relay(&pool, &direct, Duration::from_millis(900), events).await;
+    // A retry is due 10 to 50 ms after it is written; one due more than
+    // half a second ahead was pushed back by a renewal.
     let schema = direct.schema().to_owned();
     let pushed_back = async || -> i64 {
         sqlx::query_scalar(&format!(
             "SELECT count(*) FROM {schema}.outbox
-             WHERE lease_owner IS NULL AND due_at > now() + interval '1 second'"
+             WHERE lease_owner IS NULL AND due_at > now() + interval '500 milliseconds'"
         ))
         .fetch_one(&pool)
         .await
@@ -508,8 +340,11 @@ async fn a_renewal_does_not_push_back_a_retry_already_written() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(relay.stats().retried, N);
-    assert_eq!(relay.stats().leases_lost, 0);
+    let stats = relay.stats();
+    assert_eq!((stats.delivered, stats.retried), (N, N / 2), "{stats:?}");
+    // One relay: no lease is lost, though renewals ask for rows already
+    // deleted in the batch being written.
+    assert_eq!(stats.leases_lost, 0, "{stats:?}");
     ended_within(Duration::from_secs(20), running, || relay.shutdown()).await;
     cleanup(&pool, &direct).await;
 }

@@ -178,7 +178,8 @@ pub(crate) async fn connect(url: &str, role: &str, timeout: Duration) -> Result<
 }
 
 /// The heartbeat a connection asks for when its URL names none
-/// (`?heartbeat=`, in seconds; `0` turns heartbeats off), in seconds. A
+/// (`?heartbeat=`, in seconds; `0` takes the broker's, 60 s for RabbitMQ's
+/// default), in seconds. A
 /// connection that stops answering without closing (a network gone silent, a
 /// NAT or a firewall that forgot the flow) is given up after two heartbeats
 /// without a word from the broker: 20 s, where RabbitMQ's default of 60 s
@@ -324,7 +325,7 @@ mod tests {
     }
 
     #[test]
-    fn a_url_that_names_a_heartbeat_keeps_it_even_off() {
+    fn a_url_that_names_a_heartbeat_keeps_it_even_zero() {
         let uri = with_heartbeat("amqp://127.0.0.1/%2f?heartbeat=30").unwrap();
         assert_eq!(uri.query.heartbeat, Some(30));
         let off = with_heartbeat("amqp://127.0.0.1/%2f?heartbeat=0").unwrap();

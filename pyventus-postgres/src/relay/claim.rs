@@ -5,7 +5,6 @@ use std::time::Duration;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
-use super::bounded::bounded;
 use crate::Error;
 use crate::sql::{Sql, millis};
 
@@ -43,14 +42,13 @@ pub(crate) async fn claim(
     owner: &str,
     held: &[i64],
 ) -> Result<Vec<Claimed>, Error> {
-    let rows = bounded!(pool, lease, |conn| {
-        sqlx::query(&sql.claim)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .bind(millis(lease))
-            .bind(owner)
-            .bind(held)
-            .fetch_all(conn)
-    })?;
+    let rows = sqlx::query(&sql.claim)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(millis(lease))
+        .bind(owner)
+        .bind(held)
+        .fetch_all(pool)
+        .await?;
     let mut claimed = rows
         .iter()
         .map(|row| {

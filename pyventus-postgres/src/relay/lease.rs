@@ -12,7 +12,6 @@ use std::sync::{Mutex, PoisonError};
 use tokio_util::sync::CancellationToken;
 
 use super::Relay;
-use super::bounded::bounded;
 use super::stats::{self, Counters};
 use crate::delivery::Lease;
 use crate::sql::millis;
@@ -84,15 +83,11 @@ pub(crate) async fn keep(relay: Relay, stop: CancellationToken) {
         if seqs.is_empty() {
             continue;
         }
-        let renewing = async {
-            bounded!(inner.outbox.pool(), inner.config.lease, |conn| {
-                sqlx::query_scalar(&inner.outbox.sql().renew)
-                    .bind(&seqs)
-                    .bind(&fences)
-                    .bind(millis(inner.config.lease))
-                    .fetch_all(conn)
-            })
-        };
+        let renewing = sqlx::query_scalar(&inner.outbox.sql().renew)
+            .bind(&seqs)
+            .bind(&fences)
+            .bind(millis(inner.config.lease))
+            .fetch_all(inner.outbox.pool());
         // Not answered (a network gone silent): the relay's stop does not
         // wait for it.
         let renewed: Result<Vec<i64>, sqlx::Error> = tokio::select! {

@@ -8,7 +8,6 @@
 //! event's handlers are the worker pipeline every broker shares
 //! (`pyventus_core::remote`: `DeliveryFailure`, `Backoff`, `Inbound`).
 
-mod bounded;
 mod builder;
 mod claim;
 mod deliver;

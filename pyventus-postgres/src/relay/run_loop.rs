@@ -13,7 +13,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::bounded::{bounded, limit, unanswered};
 use super::claim::{Claimed, claim};
 use super::deliver::{Settings, deliver};
 use super::settle::{Ended, Finished, settle};
@@ -52,12 +51,8 @@ pub(super) async fn run(relay: &Relay) -> Result<(), Error> {
     // The schema first: a wrong version is the operator's to fix, not retried.
     loop {
         let checked = async {
-            match bounded!(inner.outbox.pool(), inner.config.lease, |conn| {
-                async { Ok(check_schema(conn, inner.outbox.schema()).await) }
-            }) {
-                Ok(checked) => checked,
-                Err(err) => Err(Error::from(err)),
-            }
+            let mut conn = inner.outbox.pool().acquire().await?;
+            check_schema(&mut conn, inner.outbox.schema()).await
         };
         // A server that does not answer holds the check until the pool's
         // acquire timeout, or for good: a shutdown does not wait for it.
@@ -319,17 +314,21 @@ impl State<'_> {
             listener.listen(&inner.outbox.sql().channel).await?;
             Ok::<_, sqlx::Error>(listener)
         };
-        // Not answered: for as long as TCP retries. Until the relay listens,
-        // it polls.
+        // Not answered: for as long as TCP retries, which would hold the
+        // claims too. Given up after a lease (its own connection is then
+        // dropped, nothing of the relay's waits on it); until the relay
+        // listens, it polls.
         let listening = tokio::select! {
-            listening = tokio::time::timeout(limit(inner.config.lease), listening) => listening,
+            listening = tokio::time::timeout(inner.config.lease, listening) => listening,
             () = inner.shutdown.cancelled() => return,
         };
-        let listening = listening.unwrap_or_else(|_| Err(unanswered(limit(inner.config.lease))));
         match listening {
-            Ok(listener) => self.listener = Some(listener),
-            Err(err) => {
+            Ok(Ok(listener)) => self.listener = Some(listener),
+            Ok(Err(err)) => {
                 tracing::debug!(target: "pyventus", "the relay cannot LISTEN (polling meanwhile): {err}");
+            }
+            Err(_) => {
+                tracing::debug!(target: "pyventus", "the relay's LISTEN got no answer within the lease (polling meanwhile)");
             }
         }
     }
@@ -410,15 +409,21 @@ async fn take_slots(
     permits
 }
 
+/// How long a shutdown waits for the claims in flight at least, whatever its
+/// deadline: a claim answers in milliseconds, and one dropped unanswered
+/// leaves the rows it took leased for a lease.
+const CLAIMS_AT_LEAST: Duration = Duration::from_secs(5);
+
 /// At shutdown, gives back what the claims still in flight took: due at
-/// once, the attempt not counted. A claim answers within a third of the
-/// lease, a second at least (`bounded!`), and is waited for that long,
-/// whatever the shutdown deadline; after `shutdown_now`, for its grace: one
-/// unanswered then is dropped, and the rows it took, if any, are claimed
-/// again once their lease ends.
+/// once, the attempt not counted. Claims are waited for up to the shutdown
+/// deadline, [`CLAIMS_AT_LEAST`] at least, or the grace after
+/// `shutdown_now`: one unanswered then (a network gone silent) is dropped,
+/// and the rows it took, if any, are claimed again once their lease ends.
 async fn give_back(relay: &Relay, mut claims: Claims, finished: &mpsc::UnboundedSender<Finished>) {
     let inner = &relay.inner;
-    let limit = inner.now.grace_ended();
+    let limit = inner
+        .now
+        .bound(inner.config.shutdown_deadline.max(CLAIMS_AT_LEAST));
     tokio::pin!(limit);
     loop {
         let joined = tokio::select! {

@@ -17,7 +17,6 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::Relay;
-use super::bounded::bounded;
 use super::claim::Claimed;
 use super::deliver::Outcome;
 use super::stats::{Counters, WORKER};
@@ -75,7 +74,10 @@ pub(crate) async fn settle(relay: Relay, mut finished: UnboundedReceiver<Finishe
 /// Writes a batch's outcomes: the deliveries done first, in one statement
 /// (the most worth writing when time runs short, at `shutdown_now`: a
 /// delivery done but not written runs again), then each failure, then the
-/// events given back, in one statement.
+/// events given back, in one statement. A row's lease is renewed until its
+/// outcome is written (one whose outcome waits for the database to come back
+/// is not claimed again meanwhile), and no longer once it is: a renewal would
+/// find a deleted row gone, and report its lease lost.
 async fn write(relay: &Relay, batch: &[Finished]) {
     let inner = &relay.inner;
     let mut done: Vec<&Finished> = Vec::new();
@@ -98,8 +100,14 @@ async fn write(relay: &Relay, batch: &[Finished]) {
             Ended::Abandoned => given_back.push(finished),
         }
     }
+    let written = |rows: &[&Finished]| {
+        for finished in rows {
+            inner.leases.release(finished.claimed.seq);
+        }
+    };
     if !done.is_empty() {
         complete(relay, &done).await;
+        written(&done);
     }
     for finished in failed {
         if let Ended::Ran(Outcome::Failed {
@@ -117,16 +125,14 @@ async fn write(relay: &Relay, batch: &[Finished]) {
                 failure,
             )
             .await;
+            written(&[finished]);
         }
     }
     if !given_back.is_empty() {
         release(relay, &given_back).await;
     }
-    // Renewed until written: a row whose outcome waits for the database to
-    // come back is not claimed again meanwhile.
-    for finished in batch {
-        inner.leases.release(finished.claimed.seq);
-    }
+    // Every other one (given back, or lost to another relay).
+    written(&batch.iter().collect::<Vec<_>>());
     if nudge {
         // The next event of a key may be claimed now.
         inner.nudge.notify_one();
@@ -144,13 +150,11 @@ async fn complete(relay: &Relay, done: &[&Finished]) {
     } else {
         &sql.complete
     };
-    let written = persist(relay, || async {
-        bounded!(inner.outbox.pool(), inner.config.lease, |conn| {
-            sqlx::query_scalar::<_, i64>(statement)
-                .bind(&seqs)
-                .bind(&fences)
-                .fetch_all(conn)
-        })
+    let written = persist(relay, || {
+        sqlx::query_scalar::<_, i64>(statement)
+            .bind(&seqs)
+            .bind(&fences)
+            .fetch_all(inner.outbox.pool())
     })
     .await;
     let Some(written) = written else { return };
@@ -191,17 +195,15 @@ async fn fail(
     let stored = truncated(&reason, STORED_REASON);
     let attempts = u32::try_from(claimed.attempts).unwrap_or(0);
     if failure.is_permanent() || attempts >= config.max_attempts {
-        let moved = persist(relay, || async {
-            bounded!(inner.outbox.pool(), config.lease, |conn| {
-                sqlx::query(&sql.dead_letter)
-                    .bind(claimed.seq)
-                    .bind(claimed.fence)
-                    .bind(succeeded)
-                    .bind(failed)
-                    .bind(failure.label())
-                    .bind(stored.as_str())
-                    .execute(conn)
-            })
+        let moved = persist(relay, || {
+            sqlx::query(&sql.dead_letter)
+                .bind(claimed.seq)
+                .bind(claimed.fence)
+                .bind(succeeded)
+                .bind(failed)
+                .bind(failure.label())
+                .bind(stored.as_str())
+                .execute(inner.outbox.pool())
         })
         .await;
         match moved.map(|r| r.rows_affected()) {
@@ -224,16 +226,14 @@ async fn fail(
     }
     let delay = Backoff::exponential(config.retry_initial, config.retry_max)
         .delay(attempts.saturating_sub(1));
-    let retried = persist(relay, || async {
-        bounded!(inner.outbox.pool(), config.lease, |conn| {
-            sqlx::query(&sql.retry)
-                .bind(claimed.seq)
-                .bind(claimed.fence)
-                .bind(succeeded)
-                .bind(millis(delay))
-                .bind(stored.as_str())
-                .execute(conn)
-        })
+    let retried = persist(relay, || {
+        sqlx::query(&sql.retry)
+            .bind(claimed.seq)
+            .bind(claimed.fence)
+            .bind(succeeded)
+            .bind(millis(delay))
+            .bind(stored.as_str())
+            .execute(inner.outbox.pool())
     })
     .await;
     match retried.map(|r| r.rows_affected()) {
@@ -266,13 +266,11 @@ async fn release(relay: &Relay, given_back: &[&Finished]) {
     let inner = &relay.inner;
     let seqs: Vec<i64> = given_back.iter().map(|f| f.claimed.seq).collect();
     let fences: Vec<i64> = given_back.iter().map(|f| f.claimed.fence).collect();
-    let released = persist(relay, || async {
-        bounded!(inner.outbox.pool(), inner.config.lease, |conn| {
-            sqlx::query_scalar::<_, i64>(&inner.outbox.sql().release)
-                .bind(&seqs)
-                .bind(&fences)
-                .fetch_all(conn)
-        })
+    let released = persist(relay, || {
+        sqlx::query_scalar::<_, i64>(&inner.outbox.sql().release)
+            .bind(&seqs)
+            .bind(&fences)
+            .fetch_all(inner.outbox.pool())
     })
     .await;
     let Some(released) = released else { return };
@@ -299,7 +297,6 @@ fn lost(relay: &Relay, claimed: &Claimed, lease: &Lease, reason: &str) {
 /// restart) for as long as the lease lasts: until then the row is still this
 /// relay's to settle, so its handlers need not run again. `None` if it failed
 /// for good, which is logged: the row is claimed again once its lease ends.
-/// Each try is `bounded!` by a third of the lease, a second at least.
 async fn persist<T, F>(relay: &Relay, mut statement: impl FnMut() -> F) -> Option<T>
 where
     F: Future<Output = Result<T, sqlx::Error>>,
