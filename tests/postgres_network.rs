@@ -348,3 +348,80 @@ async fn renewals_during_a_batch_of_outcomes_neither_push_back_retries_nor_lose_
     ended_within(Duration::from_secs(20), running, || relay.shutdown()).await;
     cleanup(&pool, &direct).await;
 }
+
+// --- The outbox locked for seconds (a migration, a plain CREATE INDEX):
+// the relay's statements wait for the lock, none is given up and left to
+// run later on the server.
+
+#[derive(Debug, Clone, Event, Serialize, Deserialize)]
+struct Migrated {
+    n: u64,
+}
+
+static MIGRATED_RAN: AtomicUsize = AtomicUsize::new(0);
+
+#[on(Migrated, linker = Network)]
+async fn migrated(_: Migrated) {
+    MIGRATED_RAN.fetch_add(1, Ordering::SeqCst);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_emitted_while_the_outbox_is_locked_for_longer_than_the_lease_each_run_once() {
+    const N: usize = 8;
+    let Some((pool, direct)) = outbox("locked").await else {
+        return;
+    };
+    // No retry: an attempt counted without a run would dead-letter an event.
+    let relay = relay(&direct)
+        .linker(Network::linker())
+        .lease(Duration::from_millis(1_500))
+        .max_attempts(1)
+        .build()
+        .unwrap();
+    let running = spawn_run(&relay);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query(&format!(
+        "LOCK TABLE {}.outbox IN ACCESS EXCLUSIVE MODE",
+        direct.schema()
+    ))
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    for n in 0..N as u64 {
+        direct.emit(&mut tx, Migrated { n }).await.unwrap();
+    }
+    // The relay's statements queue behind the lock, each held by its
+    // connection: claims, one at a time.
+    let mut waiting = 0;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        let now: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'
+               AND query LIKE '%' || $1 || '.outbox%'",
+        )
+        .bind(direct.schema())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        waiting = waiting.max(now);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tx.commit().await.unwrap();
+    until(Duration::from_secs(10), "every event to run", async || {
+        MIGRATED_RAN.load(Ordering::SeqCst) >= N
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(MIGRATED_RAN.load(Ordering::SeqCst), N);
+    let stats = relay.stats();
+    assert_eq!(
+        (stats.delivered, stats.dead_lettered),
+        (N as u64, 0),
+        "{stats:?}"
+    );
+    assert!(waiting <= 3, "{waiting} statements waiting on the lock");
+    ended_within(Duration::from_secs(20), running, || relay.shutdown()).await;
+    cleanup(&pool, &direct).await;
+}

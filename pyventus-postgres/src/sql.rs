@@ -64,6 +64,11 @@ impl Sql {
                  )
                  SELECT pg_notify($2, '') FROM waited"
             ),
+            // A lease runs from when the row is written (`clock_timestamp()`),
+            // not from when the statement started (`now()`): a claim or a
+            // renewal that waited behind a lock for longer than the lease
+            // would otherwise write a lease already over.
+            //
             // The first rows due, in order; a keyed row only when no earlier
             // row of its key remains (in flight, waiting for a retry, or not
             // claimed yet). Rows another relay is claiming are skipped, and so
@@ -81,7 +86,7 @@ impl Sql {
                      FOR UPDATE SKIP LOCKED
                  )
                  UPDATE {s}.outbox o
-                 SET due_at = now() + $2 * interval '1 millisecond',
+                 SET due_at = clock_timestamp() + $2 * interval '1 millisecond',
                      lease_owner = $3, fence = o.fence + 1, attempts = o.attempts + 1
                  FROM c WHERE o.seq = c.seq
                  RETURNING o.seq, o.fence, o.id, o.event, o.payload::text, o.context::text,
@@ -95,7 +100,7 @@ impl Sql {
             renew: format!(
                 "UPDATE {s}.outbox o
                  SET due_at = CASE WHEN o.lease_owner IS NULL THEN o.due_at
-                                   ELSE now() + $3 * interval '1 millisecond' END
+                                   ELSE clock_timestamp() + $3 * interval '1 millisecond' END
                  FROM unnest($1::int8[], $2::int8[]) AS h(seq, fence)
                  WHERE o.seq = h.seq AND o.fence = h.fence
                  RETURNING o.seq"
