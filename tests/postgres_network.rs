@@ -361,7 +361,7 @@ struct Migrated {
 static MIGRATED_RAN: AtomicUsize = AtomicUsize::new(0);
 
 #[on(Migrated, linker = Network)]
-async fn migrated(_: Migrated) {
+fn migrated(_: &Migrated) {
     MIGRATED_RAN.fetch_add(1, Ordering::SeqCst);
 }
 
