@@ -81,7 +81,7 @@ pub(crate) async fn settle(relay: Relay, mut finished: UnboundedReceiver<Finishe
 async fn write(relay: &Relay, batch: &[Finished]) {
     let inner = &relay.inner;
     let mut done: Vec<&Finished> = Vec::new();
-    let mut failed: Vec<&Finished> = Vec::new();
+    let mut failures = Vec::new();
     let mut given_back: Vec<&Finished> = Vec::new();
     let mut nudge = false;
     for finished in batch {
@@ -96,43 +96,32 @@ async fn write(relay: &Relay, batch: &[Finished]) {
         nudge |= finished.claimed.partition_key.is_some();
         match &finished.ended {
             Ended::Ran(Outcome::Done) => done.push(finished),
-            Ended::Ran(Outcome::Failed { .. }) => failed.push(finished),
-            Ended::Abandoned => given_back.push(finished),
-        }
-    }
-    let written = |rows: &[&Finished]| {
-        for finished in rows {
-            inner.leases.release(finished.claimed.seq);
-        }
-    };
-    if !done.is_empty() {
-        complete(relay, &done).await;
-        written(&done);
-    }
-    for finished in failed {
-        if let Ended::Ran(Outcome::Failed {
-            succeeded,
-            failed,
-            failure,
-        }) = &finished.ended
-        {
-            fail(
-                relay,
-                &finished.claimed,
-                &finished.lease,
+            Ended::Ran(Outcome::Failed {
                 succeeded,
                 failed,
                 failure,
-            )
-            .await;
-            written(&[finished]);
+            }) => failures.push((finished, succeeded, failed, failure)),
+            Ended::Abandoned => given_back.push(finished),
         }
+    }
+    if !done.is_empty() {
+        complete(relay, &done).await;
+        for finished in &done {
+            inner.leases.release(finished.claimed.seq);
+        }
+    }
+    for (finished, succeeded, failed, failure) in failures {
+        let claimed = &finished.claimed;
+        fail(relay, claimed, &finished.lease, succeeded, failed, failure).await;
+        inner.leases.release(claimed.seq);
     }
     if !given_back.is_empty() {
         release(relay, &given_back).await;
     }
     // Every other one (given back, or lost to another relay).
-    written(&batch.iter().collect::<Vec<_>>());
+    for finished in batch {
+        inner.leases.release(finished.claimed.seq);
+    }
     if nudge {
         // The next event of a key may be claimed now.
         inner.nudge.notify_one();
