@@ -85,27 +85,42 @@ async fn ended_within(limit: Duration, running: Running, stop: impl FnOnce()) ->
     asked.elapsed()
 }
 
+/// A `network_relay` behind a proxy running `event`'s handler (started once
+/// `started` holds), then the network gone silent for 1.5 s: a lease renewal
+/// and a poll's claim go out into the silence.
+async fn silenced_relay<E: pyventus::Event + Serialize>(
+    pool: &PgPool,
+    direct: &Outbox,
+    event: E,
+    started: impl Fn() -> bool,
+) -> (Relay, Running, Proxy) {
+    let proxy = Proxy::start(&postgres_url().await.unwrap(), 5432).await;
+    let relay = network_relay(&behind(&proxy, direct).await.0);
+    let running = spawn_run(&relay);
+    let mut tx = pool.begin().await.unwrap();
+    direct.emit(&mut tx, event).await.unwrap();
+    tx.commit().await.unwrap();
+    until(
+        Duration::from_secs(10),
+        "the handler to start",
+        async || started(),
+    )
+    .await;
+    proxy.silence();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    (relay, running, proxy)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_now_stops_a_relay_at_once_on_a_silent_network() {
     let Some((pool, direct)) = outbox("silent_now").await else {
         return;
     };
-    let proxy = Proxy::start(&postgres_url().await.unwrap(), 5432).await;
-    let relay = network_relay(&behind(&proxy, &direct).await.0);
-    let running = spawn_run(&relay);
     let before = STUCK_STARTED.load(Ordering::SeqCst);
-    let mut tx = pool.begin().await.unwrap();
-    direct.emit(&mut tx, Stuck).await.unwrap();
-    tx.commit().await.unwrap();
-    until(
-        Duration::from_secs(10),
-        "the handler to start",
-        async || STUCK_STARTED.load(Ordering::SeqCst) > before,
-    )
+    let (relay, running, _proxy) = silenced_relay(&pool, &direct, Stuck, || {
+        STUCK_STARTED.load(Ordering::SeqCst) > before
+    })
     .await;
-    proxy.silence();
-    // A lease renewal and a poll's claim go out into the silence.
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
     let took = ended_within(Duration::from_secs(20), running, || relay.shutdown_now()).await;
     assert!(
         took < Duration::from_secs(3),
@@ -119,20 +134,8 @@ async fn a_graceful_shutdown_of_a_relay_ends_on_a_silent_network() {
     let Some((pool, direct)) = outbox("silent_graceful").await else {
         return;
     };
-    let proxy = Proxy::start(&postgres_url().await.unwrap(), 5432).await;
-    let relay = network_relay(&behind(&proxy, &direct).await.0);
-    let running = spawn_run(&relay);
-    let mut tx = pool.begin().await.unwrap();
-    direct.emit(&mut tx, Held).await.unwrap();
-    tx.commit().await.unwrap();
-    until(
-        Duration::from_secs(10),
-        "the handler to start",
-        async || HELD_STARTED.load(Ordering::SeqCst),
-    )
-    .await;
-    proxy.silence();
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let (relay, running, _proxy) =
+        silenced_relay(&pool, &direct, Held, || HELD_STARTED.load(Ordering::SeqCst)).await;
     // The handler finishes within the deadline; its outcome cannot be written.
     let took = ended_within(Duration::from_secs(20), running, || {
         relay.shutdown();
