@@ -4,9 +4,11 @@
 //! it holds and how it is read are the registry's (`registry::thread_cache`).
 
 use std::cell::RefCell;
+use std::marker::PhantomData;
 
-/// What a thread's [`LaneSlot`] holds for events of type `Self`: the registry
-/// implements it for every type. Not public API.
+/// What a thread's [`LaneSlot`] holds: the registry implements it for every
+/// type, with one content for all (not typed by the event, so that an event
+/// type's slot compiles no drop glue of its own). Not public API.
 #[doc(hidden)]
 pub trait LaneCache: 'static {
     /// The cell's content.
@@ -16,7 +18,9 @@ pub trait LaneCache: 'static {
 }
 
 /// A thread's cache of the lane of the event type `E`, keyed by the snapshot
-/// generation it was read from (generations are unique across linkers).
+/// generation it was read from (generations are unique across linkers). Its
+/// content is erased; its type says which lanes it may hold: only a lane of
+/// `E` is ever put in a `LaneSlot<E>`.
 /// `#[derive(Event)]` gives each event type one, `named_key!` each key. Not
 /// public API.
 ///
@@ -24,12 +28,12 @@ pub trait LaneCache: 'static {
 /// the type again after the registry changed, or exits: a removed subscriber's
 /// closure may be dropped that much later.
 #[doc(hidden)]
-pub struct LaneSlot<E: LaneCache>(pub(crate) RefCell<E::Cache>);
+pub struct LaneSlot<E: LaneCache>(pub(crate) RefCell<E::Cache>, PhantomData<fn() -> E>);
 
 impl<E: LaneCache> LaneSlot<E> {
     /// An empty cache.
     pub const fn new() -> Self {
-        LaneSlot(RefCell::new(E::UNKNOWN))
+        LaneSlot(RefCell::new(E::UNKNOWN), PhantomData)
     }
 }
 
