@@ -356,10 +356,24 @@ impl<E: Any + Send + Sync> Lane<E> {
 
     /// Runs the lane on `event` as one whole delivery: its subscribers, then the
     /// delivery's tally recorded.
+    ///
+    /// The delivery is made only when something reads it: a lane of quiet
+    /// calls, with no metrics to count, needs it only when one panics (making
+    /// it first cost an inline emit 8 of its 74 instructions).
     #[inline(always)]
     #[allow(clippy::inline_always)] // as `run`
-    pub(crate) fn deliver(&self, event: &E, delivery: &Dispatch<'_>) {
-        self.run(event, delivery);
+    pub(crate) fn deliver<'d>(&self, event: &E, delivery: impl Fn() -> Dispatch<'d>) {
+        if !cfg!(feature = "metrics") && !self.quiet.is_empty() {
+            let _hidden = crate::lifecycle::context::hide();
+            for f in &self.quiet {
+                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| (f.0)(event))) {
+                    self.quiet_panicked(f, &delivery(), &*panic);
+                }
+            }
+            return;
+        }
+        let delivery = delivery();
+        self.run(event, &delivery);
         delivery.tally.record(delivery.event.name());
     }
 

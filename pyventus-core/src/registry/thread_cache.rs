@@ -273,7 +273,7 @@ fn run_cached<'d, E: Any + Send + Sync>(
     slot: &'static LocalKey<LaneSlot<E>>,
     generation: u64,
     event: &E,
-    delivery: impl FnOnce() -> Dispatch<'d>,
+    delivery: impl Fn() -> Dispatch<'d>,
 ) -> Lookup {
     let hit = slot.try_with(|slot| {
         let known = slot.0.try_borrow().ok()?;
@@ -283,7 +283,7 @@ fn run_cached<'d, E: Any + Send + Sync>(
         match &known.found {
             Found::Empty => Some(true),
             Found::Lane(lane) => {
-                lane.lane::<E>().deliver(event, &delivery());
+                lane.lane::<E>().deliver(event, delivery);
                 Some(true)
             }
             Found::General => Some(false),
@@ -361,7 +361,7 @@ fn run_named_cached<'d, P: Any + Send + Sync>(
     name: &str,
     generation: u64,
     payload: &P,
-    delivery: impl FnOnce() -> Dispatch<'d>,
+    delivery: impl Fn() -> Dispatch<'d>,
 ) -> Lookup {
     let hit = NAMED.try_with(|slots| {
         let slots = slots.try_borrow().ok()?;
@@ -418,13 +418,13 @@ impl NamedFound {
     fn run<'d, P: Any + Send + Sync>(
         &self,
         payload: &P,
-        delivery: impl FnOnce() -> Dispatch<'d>,
+        delivery: impl Fn() -> Dispatch<'d>,
     ) -> Option<bool> {
         if let Some(lane) = &self.lane {
             let Some(lane) = lane.downcast_ref::<Arc<Lane<P>>>() else {
                 return Self::other_type::<P>(&**lane);
             };
-            lane.deliver(payload, &delivery());
+            lane.deliver(payload, delivery);
             return Some(true);
         }
         Some(!self.general)
@@ -528,7 +528,7 @@ fn run_literal_cached<'d, P: Any + Send + Sync>(
     name: &'static str,
     generation: u64,
     payload: &P,
-    delivery: impl FnOnce() -> Dispatch<'d>,
+    delivery: impl Fn() -> Dispatch<'d>,
 ) -> Lookup {
     let hit = LITERAL.try_with(|slots| {
         let slots = slots.try_borrow().ok()?;
@@ -664,7 +664,7 @@ fn run_payload_lane<O: EventObject, P: Any + Send + Sync>(
         .and_then(|lane| lane.downcast_ref::<Lane<P>>())
     {
         Some(lane) => {
-            lane.deliver(payload, &Dispatch::borrowed(event, &registry.settings));
+            lane.deliver(payload, || Dispatch::borrowed(event, &registry.settings));
             true
         }
         None => false,
