@@ -3,7 +3,7 @@
 //! A runtime-subscribed handler may own a processing service, or an emitter on
 //! one (a handler that waits for, inspects or shuts down its service). Once it
 //! is unsubscribed, the last reference to it may live in a per-thread cache of
-//! pyventus (the snapshot cache, an event type's lane slot, the named lanes, a
+//! pyventus (the snapshot cache, the event types' lanes, the named lanes, a
 //! `NamedKey`'s slot; the metrics key cache beside them), which releases it when
 //! its thread exits: inside a thread-local destructor, where any `with` on a
 //! thread-local already gone panics, and a panic aborts the process.

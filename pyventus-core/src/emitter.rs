@@ -216,13 +216,7 @@ impl EventEmitter {
         // With `pyventus` debug spans wanted, the general path makes them.
         if inner.borrow_fast_path && !trace::debug_enabled() {
             let registry = &*inner.linker.registry;
-            let ran = match E::__pyventus_lane_slot() {
-                Some(slot) => {
-                    thread_cache::run_from_slot(registry, slot, &event, &event, KeyHash::<E>::HASH)
-                }
-                None => thread_cache::run_from_snapshot(registry, &event, KeyHash::<E>::HASH),
-            };
-            if ran {
+            if thread_cache::run_typed(registry, &event) {
                 return Ok(());
             }
         }

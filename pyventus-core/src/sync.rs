@@ -97,7 +97,7 @@ mod model {
 
     /// `std::thread::LocalKey`, over a Shuttle thread-local: the methods of
     /// std's that this crate uses.
-    #[allow(unreachable_pub)] // public signatures name it (`Event::__pyventus_lane_slot`), as they name std's
+    #[allow(unreachable_pub)] // public signatures name it (`NamedKey::__new`), as they name std's
     pub struct LocalKey<T: 'static>(pub(crate) shuttle::thread::LocalKey<T>);
 
     impl<T: 'static> LocalKey<T> {

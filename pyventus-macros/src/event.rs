@@ -79,30 +79,10 @@ pub(crate) fn expand(mut input: DeriveInput) -> syn::Result<TokenStream> {
     } else {
         quote!()
     };
-    // A concrete type also gets its per-thread lane cache, which makes an
-    // inline emit of it cost one thread-local read (a thread-local cannot be
-    // generic, so generic types take the general path).
-    let lane_slot = if concrete {
-        quote! {
-            fn __pyventus_lane_slot() -> ::core::option::Option<
-                &'static ::std::thread::LocalKey<#private::LaneSlot<Self>>,
-            > {
-                ::std::thread_local! {
-                    static __PYVENTUS_LANE: #private::LaneSlot<#ident> = const { #private::LaneSlot::new() };
-                }
-                ::core::option::Option::Some(&__PYVENTUS_LANE)
-            }
-        }
-    } else {
-        quote!()
-    };
-
     Ok(quote! {
         #[automatically_derived]
         impl #impl_generics #public::Event for #ident #ty_generics #where_clause {
             const NAME: &'static str = #name;
-
-            #lane_slot
         }
 
         #codec

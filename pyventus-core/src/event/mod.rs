@@ -22,8 +22,6 @@ use std::any::{Any, type_name};
 use std::fmt;
 
 use crate::EventObject;
-use crate::event::slot::LaneSlot;
-use crate::sync::LocalKey;
 
 /// A typed event: a value whose type is its identity, dispatched by [`Event::NAME`].
 ///
@@ -56,18 +54,6 @@ use crate::sync::LocalKey;
 pub trait Event: fmt::Debug + Send + Sync + 'static {
     /// The dispatch key: the name subscribers and workers know this event by.
     const NAME: &'static str;
-
-    /// This type's per-thread cache of its subscribers, which makes emitting
-    /// it inline cost one thread-local read and the calls. `#[derive(Event)]`
-    /// gives each concrete type one; a hand-written implementation need not
-    /// (its emissions take the general path). Not public API.
-    #[doc(hidden)]
-    fn __pyventus_lane_slot() -> Option<&'static LocalKey<LaneSlot<Self>>>
-    where
-        Self: Sized,
-    {
-        None
-    }
 }
 
 impl<E: Event> EventObject for E {

@@ -1,6 +1,6 @@
-//! The per-thread caches of what the registry holds (the last snapshot, a
-//! typed event's lane slot, the named lanes), against writers on another
-//! thread.
+//! The per-thread caches of what the registry holds (the last snapshot, the
+//! event types' lanes, a named key's slot, the named lanes), against writers
+//! on another thread.
 //!
 //! The property, for every emit path an inline emitter takes: **an emit sees
 //! the registry as it was at one moment between the emit's start and its
@@ -26,7 +26,7 @@ use shuttle::thread;
 use super::{every_schedule, sampled};
 use crate::event::slot::LaneSlot;
 use crate::sync::atomic::{AtomicBool, AtomicU8, Ordering::SeqCst};
-use crate::sync::{Arc, LocalKey, thread_local};
+use crate::sync::{Arc, thread_local};
 use crate::{
     AnyEvent, Event, EventEmitter, EventKey, EventLinker, EventSubscriber, InlineProcessingService,
     NamedKey,
@@ -38,25 +38,30 @@ struct Mark {
     emit: usize,
 }
 
-/// A typed event without a lane slot: its emits read the registry's cached
-/// snapshot (`Registry::with_snapshot`).
+/// A typed event: its lane is cached at the first place of its pair in the
+/// thread's table of event types' lanes.
 impl Event for Mark {
     const NAME: &'static str = "Mark";
 }
 
-/// A typed event with a lane slot, as `#[derive(Event)]` gives one.
+/// A typed event whose name's pair of places is `Mark`'s (as
+/// `registry::thread_cache`'s own tests check): after an emit of `Mark`, its
+/// lane takes the second place.
 #[derive(Debug, Clone, Copy)]
-struct Slotted(Mark);
+struct Roommate(Mark);
 
-impl Event for Slotted {
-    const NAME: &'static str = "Slotted";
+impl Event for Roommate {
+    const NAME: &'static str = "Roommate";
+}
 
-    fn __pyventus_lane_slot() -> Option<&'static LocalKey<LaneSlot<Self>>> {
-        thread_local! {
-            static SLOT: LaneSlot<Slotted> = const { LaneSlot::new() };
-        }
-        Some(&SLOT)
-    }
+/// A third typed event of `Mark`'s pair: after emits of `Mark` and
+/// `Roommate`, it finds both places taken and reads the registry's cached
+/// snapshot (`Registry::with_snapshot`).
+#[derive(Debug, Clone, Copy)]
+struct Squatter(Mark);
+
+impl Event for Squatter {
+    const NAME: &'static str = "Squatter9";
 }
 
 thread_local! {
@@ -86,10 +91,12 @@ enum Path {
     Hashed,
     /// `emit_to` a `NamedKey`: the key's slot.
     Keyed,
-    /// A typed event without a slot: the thread's cached snapshot.
+    /// A typed event: the first place of its pair.
     Typed,
-    /// A typed event with a slot: the slot's lane.
-    Slotted,
+    /// A typed event whose pair's first place another type took: the second.
+    Paired,
+    /// A typed event whose pair two other types took: the cached snapshot.
+    Crowded,
     /// Subscribers that take `Arc<E>`: an `EventEmission`, built and run.
     Shared,
     /// Subscribers of the global event: the general path, on a borrowed event.
@@ -130,7 +137,8 @@ impl Path {
             Path::Hashed => HASHED.clone(),
             Path::Keyed => KEYED.key().clone(),
             Path::Typed | Path::Shared => EventKey::of::<Mark>(),
-            Path::Slotted => EventKey::of::<Slotted>(),
+            Path::Paired => EventKey::of::<Roommate>(),
+            Path::Crowded => EventKey::of::<Squatter>(),
             Path::Global => EventKey::any(),
         }
     }
@@ -156,9 +164,12 @@ impl Path {
             Path::Typed => linker
                 .on::<Mark>()
                 .subscribe(move |m: &Mark| seen.record(*m, who)),
-            Path::Slotted => linker
-                .on::<Slotted>()
-                .subscribe(move |s: &Slotted| seen.record(s.0, who)),
+            Path::Paired => linker
+                .on::<Roommate>()
+                .subscribe(move |s: &Roommate| seen.record(s.0, who)),
+            Path::Crowded => linker
+                .on::<Squatter>()
+                .subscribe(move |s: &Squatter| seen.record(s.0, who)),
             Path::Shared => linker
                 .on::<Mark>()
                 .subscribe(move |m: Arc<Mark>| seen.record(*m, who)),
@@ -176,7 +187,14 @@ impl Path {
             Path::Keyed => emitter.emit_to(&KEYED, mark),
             Path::Global => emitter.emit_named("Global", mark),
             Path::Typed | Path::Shared => emitter.emit(mark),
-            Path::Slotted => emitter.emit(Slotted(mark)),
+            // The others of the pair have no subscriber here: they run nothing.
+            Path::Paired => emitter
+                .emit(Mark { emit: 0 })
+                .and_then(|()| emitter.emit(Roommate(mark))),
+            Path::Crowded => emitter
+                .emit(Mark { emit: 0 })
+                .and_then(|()| emitter.emit(Roommate(Mark { emit: 0 })))
+                .and_then(|()| emitter.emit(Squatter(mark))),
         };
         result.expect("emits");
     }
@@ -336,12 +354,13 @@ const REMOVALS: [Removal; 4] = [
     Removal::RemoveAll,
 ];
 
-const PATHS: [Path; 7] = [
+const PATHS: [Path; 8] = [
     Path::Named,
     Path::Hashed,
     Path::Keyed,
     Path::Typed,
-    Path::Slotted,
+    Path::Paired,
+    Path::Crowded,
     Path::Shared,
     Path::Global,
 ];
@@ -349,8 +368,14 @@ const PATHS: [Path; 7] = [
 /// Every schedule with at most three preemptions of two racing emits against
 /// the writer, for one path and every kind of removal.
 fn every_removal(path: Path) {
+    // Three emits per mark make more steps, and more schedules.
+    let limit = if matches!(path, Path::Crowded) {
+        10_000
+    } else {
+        5_000
+    };
     for removal in REMOVALS {
-        every_schedule(&format!("{path:?}/{removal:?}"), 3, 5_000, move || {
+        every_schedule(&format!("{path:?}/{removal:?}"), 3, limit, move || {
             Race::new(path, removal).run();
         });
     }
@@ -382,13 +407,18 @@ fn an_emit_to_global_subscribers_sees_one_whole_state_never_a_stale_one() {
 }
 
 #[test]
-fn a_typed_emit_through_the_cached_snapshot_sees_one_whole_state_never_a_stale_one() {
+fn a_typed_emit_through_its_lane_sees_one_whole_state_never_a_stale_one() {
     every_removal(Path::Typed);
 }
 
 #[test]
-fn a_typed_emit_through_its_lane_slot_sees_one_whole_state_never_a_stale_one() {
-    every_removal(Path::Slotted);
+fn a_typed_emit_through_the_second_place_of_its_pair_sees_one_whole_state_never_a_stale_one() {
+    every_removal(Path::Paired);
+}
+
+#[test]
+fn a_typed_emit_whose_pair_is_taken_sees_one_whole_state_never_a_stale_one() {
+    every_removal(Path::Crowded);
 }
 
 #[test]

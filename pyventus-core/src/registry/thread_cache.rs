@@ -10,8 +10,10 @@
 //! filled on a miss from the snapshot:
 //!
 //! - the snapshot this thread used last (any linker's), for every emit;
-//! - an event type's lane, in the [`LaneSlot`] `#[derive(Event)]` gives it;
-//! - a [`NamedKey`](crate::NamedKey)'s lane, in the slot `named_key!` gives it;
+//! - 128 event types' lanes, two places for each pair their name's hash
+//!   picks, each checked against the event's type;
+//! - a [`NamedKey`](crate::NamedKey)'s lane, in the [`LaneSlot`] `named_key!`
+//!   gives it;
 //! - 32 named events' lanes, by their name's hash, for an `EventKey`;
 //! - 16 named events' lanes, by their name's address, for `emit_named` with a
 //!   `&'static str` (a literal): no hashing at all.
@@ -21,14 +23,16 @@
 //! the thread's destructors, where no pyventus code may panic (every access
 //! is a `try_with`, and a cache borrowed further up the stack is skipped).
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::borrow::Cow;
 use std::cell::RefCell;
+use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 
+use crate::Event;
 use crate::event::any_event::{EventName, EventObject, Named};
-use crate::event::key::hash_name;
+use crate::event::key::{KeyHash, hash_name};
 use crate::event::slot::{LaneCache, LaneSlot};
 use crate::registry::lane::{ErasedLane, Lane};
 use crate::registry::{Registry, Snapshot};
@@ -53,7 +57,7 @@ pub(crate) enum Found<L> {
 
 /// What one thread knows of one event type's lane, as of one snapshot
 /// generation (0: nothing yet; generations start at 1). Not public API: what a
-/// [`LaneSlot`] holds, for every event type.
+/// [`LaneSlot`] holds, for every payload type.
 #[doc(hidden)]
 pub struct Known {
     generation: u64,
@@ -68,15 +72,16 @@ impl<E: 'static> LaneCache for E {
     };
 }
 
-/// The lane a [`LaneSlot<P>`] keeps: a `Lane<P>`, erased.
+/// The lane of a payload type `P` that a cache keeps (an event type's slot
+/// of [`TYPED`], a `NamedKey`'s [`LaneSlot<P>`]): a `Lane<P>`, erased.
 ///
-/// A slot typed by its lane (`Arc<Lane<P>>`) made every `#[derive(Event)]`
-/// compile that lane's drop glue, down to its typed calls, for the
-/// thread-local `static` it declares (57 M of rustc's instructions per event
-/// type in dev, against 0.6 M for a hand-written `impl Event`). Erased, the
-/// glue is compiled once, here; and a safe downcast on every emit (a call
-/// through the vtable and a compare) would cost the inline emit 6 of its 78
-/// instructions. So the lane's address is kept beside it, and read back as a
+/// Typed (`Arc<Lane<P>>`, in a thread-local of each event type's), it made
+/// every `#[derive(Event)]` compile that lane's drop glue, down to its typed
+/// calls (57 M of rustc's instructions per event type in dev, against 0.6 M
+/// for a hand-written `impl Event`). Erased, the glue is compiled once,
+/// here; but a safe downcast on every emit (a call through the vtable, and a
+/// compare) costs the inline emit more than comparing the type the cache
+/// keeps beside it. So the lane's address is kept too, and read back as a
 /// `Lane<P>`, unchecked: see [`SlotLane::lane`].
 pub(crate) struct SlotLane {
     /// Keeps the lane alive: an `Arc<Lane<P>>`, erased. Only ever dropped.
@@ -87,7 +92,7 @@ pub(crate) struct SlotLane {
 }
 
 impl SlotLane {
-    /// `lane`, if it is a `Lane<P>`: what a `LaneSlot<P>` may keep.
+    /// `lane`, if it is a `Lane<P>`: what a cache of `P`'s lane may keep.
     fn of<P: 'static>(lane: ErasedLane) -> Option<Self> {
         let at = NonNull::from(lane.downcast_ref::<Lane<P>>()?).cast();
         Some(SlotLane {
@@ -98,12 +103,16 @@ impl SlotLane {
 
     /// The lane, as the `Lane<P>` it is.
     ///
-    /// `P` must be the type [`of`](Self::of) made it for: the slot it is kept
-    /// in says so. Every `SlotLane` is made by `of::<P>` in
-    /// [`fill_slot`] and kept only in that call's `LaneSlot<P>` (by
-    /// [`remember`], typed by the same `P`), whose type no other event type's
-    /// code can name as its own; and [`run_cached`] reads a `LaneSlot<P>`'s
-    /// lane as a `Lane<P>`.
+    /// `P` must be the type [`of`](Self::of) made it for: where it is kept
+    /// says so. Every `SlotLane` is made by `of::<P>`, and kept only
+    ///
+    /// - by [`fill_typed`], in a [`TypedSlot`] whose `type_id` is `P`'s,
+    ///   which [`run_typed_slot`] compares before it reads the lane as a
+    ///   `Lane<P>`;
+    /// - by [`fill_slot`], in that call's `LaneSlot<P>` (through
+    ///   [`remember`], typed by the same `P`), whose type no other type's
+    ///   code can name as its own; [`run_cached`] reads a `LaneSlot<P>`'s
+    ///   lane as a `Lane<P>`.
     #[inline]
     fn lane<P: 'static>(&self) -> &Lane<P> {
         // SAFETY: `self.lane` is the address of the `Lane<P>` that `of::<P>`
@@ -154,7 +163,7 @@ impl Lookup {
 
 // --- The lookups the emitter asks: whether the emission ran here.
 
-/// Runs `event` from `slot` (its type's, or its `NamedKey`'s), whose lane
+/// Runs `event` from `slot` (its `NamedKey`'s), whose lane
 /// takes `payload`; on a miss, reads the snapshot into the slot first.
 #[inline]
 pub(crate) fn run_from_slot<O: EventObject, P: Any + Send + Sync>(
@@ -206,11 +215,13 @@ pub(crate) fn run_literal<T: Send + Sync + 'static>(
         .ran_or_fill(|| fill_literal_lane(registry, named))
 }
 
-/// Runs `event`, a type with no slot (a generic one), from the cached
-/// snapshot.
+/// Runs the typed event `event` from this thread's lanes of event types; on
+/// a miss, reads the snapshot into them first.
 #[inline]
-pub(crate) fn run_from_snapshot<O: EventObject>(registry: &Registry, event: &O, hash: u64) -> bool {
-    registry.with_snapshot(|snapshot| run_lane(registry, snapshot, event, hash))
+pub(crate) fn run_typed<E: Event>(registry: &Registry, event: &E) -> bool {
+    let delivery = || Dispatch::borrowed(event, &registry.settings);
+    run_typed_cached(registry.generation(), event, delivery)
+        .ran_or_fill(|| fill_typed(registry, event))
 }
 
 // --- The snapshot cache.
@@ -265,7 +276,7 @@ impl Registry {
     }
 }
 
-// --- An event type's (or a NamedKey's) slot.
+// --- A NamedKey's slot.
 
 /// Runs `event` on its cached lane if this thread's cache knows `generation`.
 #[inline]
@@ -312,6 +323,150 @@ fn remember<E: 'static>(
     // What the previous lane held may drop now (a removed subscriber's
     // captures): outside the borrow.
     drop(previous);
+}
+
+// --- The event types' lanes.
+
+/// How many pairs of places each thread has for the lanes of event types:
+/// an event type may take either place of the pair its name's hash picks.
+/// A type that finds both taken, by other types' lanes of the current
+/// snapshot, takes the snapshot's lookup instead (a few dozen instructions
+/// more an emit), and evicts no one.
+const TYPED_PAIRS: usize = 64;
+
+thread_local! {
+    /// Each thread's lanes of event types, each in its own cell, so that an
+    /// emission running from one leaves the others free for what its
+    /// handlers emit.
+    ///
+    /// A table rather than a thread-local of each event type's (which
+    /// `#[derive(Event)]` used to declare): each `thread_local!` cost a
+    /// derive 9 M of rustc's instructions in dev, where a hand-written
+    /// `impl Event` costs 0.6 M.
+    static TYPED: [RefCell<TypedSlot>; 2 * TYPED_PAIRS] =
+        const { [const { RefCell::new(TypedSlot::UNUSED) }; 2 * TYPED_PAIRS] };
+}
+
+/// What a thread remembers of one event type's lane, as of one snapshot
+/// generation.
+struct TypedSlot {
+    /// 0 for a slot never filled (generations start at 1).
+    generation: u64,
+    /// The event type: it says which type `lane` is a lane of.
+    type_id: TypeId,
+    /// The lane, when its subscribers are all lane calls of the type.
+    lane: Option<SlotLane>,
+    /// With no lane, whether the general path runs the event (a
+    /// [`Found::General`]), not nothing (a [`Found::Empty`]). (A `Found`
+    /// would test its tag twice before its lane.)
+    general: bool,
+}
+
+impl TypedSlot {
+    const UNUSED: TypedSlot = TypedSlot {
+        generation: 0,
+        type_id: TypeId::of::<()>(),
+        lane: None,
+        general: true,
+    };
+}
+
+/// The first of the two places of `E`'s lane in [`TYPED`].
+struct TypedPair<E>(PhantomData<E>);
+
+impl<E: Event> TypedPair<E> {
+    /// The top bits of the name's hash, which the registry's table does not
+    /// use for its own slots (it uses the low bits).
+    #[allow(clippy::cast_possible_truncation)] // the top bits of a u64
+    const FIRST: usize = 2 * (KeyHash::<E>::HASH >> (64 - TYPED_PAIRS.trailing_zeros())) as usize;
+}
+
+/// [`run_cached`] for an event type: its lane at either place of its pair.
+#[inline]
+fn run_typed_cached<'d, E: Event>(
+    generation: u64,
+    event: &E,
+    delivery: impl Fn() -> Dispatch<'d>,
+) -> Lookup {
+    let hit = TYPED.try_with(|slots| {
+        let first = TypedPair::<E>::FIRST;
+        match run_typed_slot(&slots[first], generation, event, &delivery) {
+            None => run_typed_slot(&slots[first + 1], generation, event, &delivery),
+            hit => hit,
+        }
+    });
+    Lookup::of(hit)
+}
+
+/// Runs `event` from `slot` if it holds `E`'s lane of `generation`.
+#[inline(always)]
+#[allow(clippy::inline_always)] // twice in `run_typed_cached`, which is inlined into every emit
+fn run_typed_slot<'d, E: Event>(
+    slot: &RefCell<TypedSlot>,
+    generation: u64,
+    event: &E,
+    delivery: &impl Fn() -> Dispatch<'d>,
+) -> Option<bool> {
+    let known = slot.try_borrow().ok()?;
+    if known.generation != generation || known.type_id != TypeId::of::<E>() {
+        return None;
+    }
+    match &known.lane {
+        Some(lane) => {
+            lane.lane::<E>().deliver(event, delivery);
+            Some(true)
+        }
+        None => Some(!known.general),
+    }
+}
+
+/// Reads what the current snapshot holds for `E` into a place of its pair
+/// (its own, or one no lane of this snapshot holds), then runs the emission
+/// as [`run_payload_lane`] would: whether it ran.
+#[cold]
+#[inline(never)]
+fn fill_typed<E: Event>(registry: &Registry, event: &E) -> bool {
+    let hash = KeyHash::<E>::HASH;
+    registry.with_snapshot(|snapshot| {
+        let (lane, general) = match lane_in(snapshot, E::NAME, hash) {
+            Found::Empty => (None, false),
+            Found::Lane(lane) => match SlotLane::of::<E>(lane) {
+                Some(lane) => (Some(lane), false),
+                None => (None, true),
+            },
+            Found::General => (None, true),
+        };
+        let next = TypedSlot {
+            generation: snapshot.generation,
+            type_id: TypeId::of::<E>(),
+            lane,
+            general,
+        };
+        let first = TypedPair::<E>::FIRST;
+        let previous = TYPED
+            .try_with(|slots| {
+                let pair = &slots[first..first + 2];
+                // Its own place first, then a free one; a place an emission
+                // further up this thread's stack is using is not free.
+                let own = |slot: &&RefCell<TypedSlot>| {
+                    slot.try_borrow()
+                        .is_ok_and(|known| known.type_id == next.type_id)
+                };
+                let free = |slot: &&RefCell<TypedSlot>| {
+                    slot.try_borrow()
+                        .is_ok_and(|known| known.generation != next.generation)
+                };
+                let slot = pair.iter().find(own).or_else(|| pair.iter().find(free))?;
+                let mut known = slot.try_borrow_mut().ok()?;
+                Some(std::mem::replace(&mut *known, next))
+            })
+            .ok()
+            .flatten();
+        // What the previous lane held may drop now (a removed subscriber's
+        // captures): outside the borrow.
+        drop(previous);
+        run_payload_lane(registry, snapshot, event, event, hash)
+    })
 }
 
 // --- The named events' lanes.
@@ -554,8 +709,8 @@ fn remember_literal(name: &'static str, generation: u64, found: NamedFound) {
 // --- Filling the caches from the snapshot, and the lanes it holds.
 
 /// Reads what the current snapshot holds for the event into a slot of this
-/// thread (an event type's, or a [`NamedKey`](crate::NamedKey)'s, whose
-/// subscribers take `P`), then runs the emission as [`run_payload_lane`] would:
+/// thread (a [`NamedKey`](crate::NamedKey)'s, whose subscribers take `P`),
+/// then runs the emission as [`run_payload_lane`] would:
 /// whether it ran.
 #[cold]
 #[inline(never)]
@@ -625,22 +780,11 @@ fn lane_in(snapshot: &Snapshot, name: &str, hash: u64) -> Found<ErasedLane> {
     }
 }
 
-/// The fastest path, for an inline emitter: an event with no subscribers, or
-/// whose subscribers are all synchronous callbacks of its type (and nothing
-/// subscribes to the global event), runs here with one downcast per emission.
-/// Returns whether it ran; `false` leaves everything to the general path.
-#[inline]
-fn run_lane<O: EventObject>(
-    registry: &Registry,
-    snapshot: &Snapshot,
-    event: &O,
-    hash: u64,
-) -> bool {
-    run_payload_lane(registry, snapshot, event, event, hash)
-}
-
-/// [`run_lane`] for an event whose subscribers take `payload` (the event
-/// itself, or a named event's payload).
+/// The fastest path, for an inline emitter, when no cache has the event's
+/// lane: an event with no subscribers, or whose subscribers are all
+/// synchronous callbacks of its payload's type (and nothing subscribes to
+/// the global event), runs here with one downcast per emission. Returns
+/// whether it ran; `false` leaves everything to the general path.
 #[inline]
 fn run_payload_lane<O: EventObject, P: Any + Send + Sync>(
     registry: &Registry,
@@ -776,5 +920,135 @@ mod tests {
         );
         remember_literal(alpha, 3, NamedFound::of::<()>(Found::General));
         assert_eq!(lookup_literal(alpha, 3), "general", "replaced");
+    }
+
+    /// Three event types whose names pick one pair of places (the model
+    /// checks of `interleavings::snapshot_cache` name theirs the same).
+    #[derive(Debug)]
+    struct Mark(u64);
+    impl Event for Mark {
+        const NAME: &'static str = "Mark";
+    }
+    #[derive(Debug)]
+    struct Roommate(u64);
+    impl Event for Roommate {
+        const NAME: &'static str = "Roommate";
+    }
+    #[derive(Debug)]
+    struct Squatter(u64);
+    impl Event for Squatter {
+        const NAME: &'static str = "Squatter9";
+    }
+
+    /// Which event type each place of `E`'s pair holds the lane of, on this
+    /// thread, as of `generation`.
+    fn pair_of<E: Event>(generation: u64) -> [Option<TypeId>; 2] {
+        let first = TypedPair::<E>::FIRST;
+        TYPED
+            .try_with(|slots| {
+                [first, first + 1].map(|at| {
+                    let known = slots[at].borrow();
+                    (known.generation == generation).then_some(known.type_id)
+                })
+            })
+            .expect("the thread is running")
+    }
+
+    #[test]
+    fn mark_roommate_and_squatter_share_one_pair_of_places() {
+        assert_eq!(TypedPair::<Mark>::FIRST, TypedPair::<Roommate>::FIRST);
+        assert_eq!(TypedPair::<Mark>::FIRST, TypedPair::<Squatter>::FIRST);
+        assert_eq!(TypedPair::<Mark>::FIRST % 2, 0);
+    }
+
+    #[test]
+    fn event_types_of_one_pair_each_run_their_own_lane_and_a_third_the_snapshots() {
+        use crate::{EventEmitter, EventLinker, InlineProcessingService};
+        use std::sync::Mutex;
+
+        let linker = EventLinker::new();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = |who: &'static str| {
+            let seen = seen.clone();
+            move |n: u64| seen.lock().unwrap().push((who, n))
+        };
+        let (mark, roommate, squatter) = (log("mark"), log("roommate"), log("squatter"));
+        linker
+            .on::<Mark>()
+            .subscribe(move |e: &Mark| mark(e.0))
+            .unwrap();
+        linker
+            .on::<Roommate>()
+            .subscribe(move |e: &Roommate| roommate(e.0))
+            .unwrap();
+        linker
+            .on::<Squatter>()
+            .subscribe(move |e: &Squatter| squatter(e.0))
+            .unwrap();
+        let emitter = EventEmitter::builder()
+            .processor(InlineProcessingService::new())
+            .linker(linker.clone())
+            .build();
+        let generation = linker.registry.generation();
+
+        // Run on a thread of its own, whose table is empty.
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for n in 0..3 {
+                    emitter.emit(Squatter(n)).unwrap();
+                    emitter.emit(Mark(n)).unwrap();
+                    emitter.emit(Roommate(n)).unwrap();
+                }
+                // The first two types emitted took the pair; the third reads
+                // the snapshot every time, and takes no one's place.
+                assert_eq!(
+                    pair_of::<Mark>(generation),
+                    [Some(TypeId::of::<Squatter>()), Some(TypeId::of::<Mark>())]
+                );
+            });
+        });
+        let seen = seen.lock().unwrap();
+        let expected: Vec<_> = (0..3)
+            .flat_map(|n| [("squatter", n), ("mark", n), ("roommate", n)])
+            .collect();
+        assert_eq!(*seen, expected);
+    }
+
+    #[test]
+    fn a_place_of_an_older_snapshot_is_free_and_a_type_keeps_its_own() {
+        use crate::{EventEmitter, EventLinker, InlineProcessingService};
+
+        let linker = EventLinker::new();
+        let emitter = EventEmitter::builder()
+            .processor(InlineProcessingService::new())
+            .linker(linker.clone())
+            .build();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                emitter.emit(Mark(0)).unwrap();
+                emitter.emit(Roommate(0)).unwrap();
+                emitter.emit(Squatter(0)).unwrap();
+                let before = linker.registry.generation();
+                assert_eq!(
+                    pair_of::<Mark>(before),
+                    [Some(TypeId::of::<Mark>()), Some(TypeId::of::<Roommate>())]
+                );
+                // The registry changes: the places hold lanes of an older
+                // snapshot, which the first type emitted since may take.
+                linker.on::<Roommate>().subscribe(|| ()).unwrap();
+                let after = linker.registry.generation();
+                emitter.emit(Squatter(1)).unwrap();
+                emitter.emit(Roommate(1)).unwrap();
+                emitter.emit(Mark(1)).unwrap();
+                assert_eq!(
+                    pair_of::<Mark>(after),
+                    [
+                        Some(TypeId::of::<Squatter>()),
+                        Some(TypeId::of::<Roommate>())
+                    ],
+                    "Roommate kept its own place; Mark found none"
+                );
+            });
+        });
     }
 }
