@@ -50,6 +50,43 @@ fn declared(e: &Tick) {
 #[linker(debug = false)]
 struct Declared;
 
+/// Three events whose names pick one pair of places in a thread's table of
+/// event types' lanes (the core's tests check that "Mark", "Roommate" and
+/// "Squatter9" do): once the first two have run, the third finds both
+/// places taken, and reads the snapshot at every emit.
+#[derive(Debug, Clone, Event)]
+#[event(name = "Mark")]
+struct PairFirst;
+
+#[derive(Debug, Clone, Event)]
+#[event(name = "Roommate")]
+struct PairSecond;
+
+#[derive(Debug, Clone, Event)]
+#[event(name = "Squatter9")]
+struct Crowded {
+    value: u64,
+}
+
+/// Emits `Crowded { value: i }` for `i` in `0..n`, after one emit of each
+/// type that takes a place of its pair.
+#[inline(never)]
+fn emit_crowded(n: u64) {
+    let linker = EventLinker::builder().debug(false).build();
+    linker.on::<PairFirst>().subscribe(|| ()).unwrap();
+    linker.on::<PairSecond>().subscribe(|| ()).unwrap();
+    linker
+        .on::<Crowded>()
+        .subscribe(|e: &Crowded| add(&Tick { value: e.value }))
+        .unwrap();
+    let emitter = emitter(linker);
+    emitter.emit(PairFirst).unwrap();
+    emitter.emit(PairSecond).unwrap();
+    for i in 0..n {
+        black_box(&emitter).emit(Crowded { value: i }).unwrap();
+    }
+}
+
 static NAMED: EventKey = EventKey::named_static("Named");
 
 pyventus::named_key!(static NAMED_U64: pyventus::NamedKey<u64> = "Named");
@@ -264,6 +301,7 @@ fn main() {
             }
             emit_ticks(&emitter(linker), n);
         }
+        "inline_crowded_1" => emit_crowded(n),
         "named_1" => emit_named_ticks(&emitter(named_linker()), n),
         "named_tick_1" => {
             emit_named_tick_payloads(&emitter(named_linker_of(|e: &Tick| add(e))), n);
