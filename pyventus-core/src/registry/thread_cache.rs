@@ -821,6 +821,7 @@ fn run_payload_lane<O: EventObject, P: Any + Send + Sync>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{EventEmitter, EventLinker, InlineProcessingService};
 
     fn lookup(hash: u64, name: &str, generation: u64) -> &'static str {
         let never = || -> Dispatch<'static> { unreachable!("an empty event runs nothing") };
@@ -943,6 +944,14 @@ mod tests {
         const NAME: &'static str = "Squatter9";
     }
 
+    /// An emitter that runs its emissions in the caller, on the fast path.
+    fn inline(linker: &EventLinker) -> EventEmitter {
+        EventEmitter::builder()
+            .processor(InlineProcessingService::new())
+            .linker(linker.clone())
+            .build()
+    }
+
     /// Which event type each place of `E`'s pair holds the lane of, on this
     /// thread, as of `generation`.
     fn pair_of<E: Event>(generation: u64) -> [Option<TypeId>; 2] {
@@ -966,7 +975,6 @@ mod tests {
 
     #[test]
     fn event_types_of_one_pair_each_run_their_own_lane_and_a_third_the_snapshots() {
-        use crate::{EventEmitter, EventLinker, InlineProcessingService};
         use std::sync::Mutex;
 
         let linker = EventLinker::new();
@@ -988,10 +996,7 @@ mod tests {
             .on::<Squatter>()
             .subscribe(move |e: &Squatter| squatter(e.0))
             .unwrap();
-        let emitter = EventEmitter::builder()
-            .processor(InlineProcessingService::new())
-            .linker(linker.clone())
-            .build();
+        let emitter = inline(&linker);
         let generation = linker.registry.generation();
 
         // Run on a thread of its own, whose table is empty.
@@ -1019,14 +1024,10 @@ mod tests {
 
     #[test]
     fn a_type_emitted_while_its_pairs_first_place_runs_takes_the_free_second_one() {
-        use crate::{EventEmitter, EventLinker, InlineProcessingService};
         use std::sync::Mutex;
 
         let linker = EventLinker::new();
-        let emitter = EventEmitter::builder()
-            .processor(InlineProcessingService::new())
-            .linker(linker.clone())
-            .build();
+        let emitter = inline(&linker);
         let inside = Arc::new(Mutex::new(Vec::new()));
         let (nested, seen) = (emitter.clone(), inside.clone());
         let relinked = linker.clone();
@@ -1062,13 +1063,8 @@ mod tests {
 
     #[test]
     fn a_place_of_an_older_snapshot_is_free_and_a_type_keeps_its_own() {
-        use crate::{EventEmitter, EventLinker, InlineProcessingService};
-
         let linker = EventLinker::new();
-        let emitter = EventEmitter::builder()
-            .processor(InlineProcessingService::new())
-            .linker(linker.clone())
-            .build();
+        let emitter = inline(&linker);
         std::thread::scope(|scope| {
             scope.spawn(|| {
                 emitter.emit(Mark(0)).unwrap();
