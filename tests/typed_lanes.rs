@@ -1,6 +1,6 @@
 //! A typed event's lane: its subscribers, when all are synchronous callbacks
 //! of its type, run with `&E` directly. A small lane (32 or fewer) holds their
-//! typed calls; a larger one downcasts each call as it runs. Both must run
+//! calls from the start; a larger one makes them at its first run. Both must run
 //! everyone in order, hand a panic or an error to the subscriber's own
 //! failure callback, tell a success to who asked, and follow subscriptions
 //! and removals at once.

@@ -14,7 +14,7 @@ use futures::future::BoxFuture;
 
 use crate::lifecycle::gate::{Gate, Inside};
 use crate::registry::lane::{
-    Call, ErasedCall, ErasedLane, Lane, RawLane, TypedFn, UnitFn, deliver_unit,
+    Call, CallTypes, ErasedCall, ErasedLane, Lane, RawLane, TypedFn, UnitFn, deliver_unit,
 };
 use crate::resilience::{Layers, Middleware, Policy};
 use crate::workflow::extract::DeliveryContext;
@@ -360,7 +360,8 @@ impl EventCallback {
 /// they are small: what builds and grows a lane is [`RawLane`]'s.
 #[doc(hidden)]
 pub struct TypedCallback {
-    pub(crate) type_id: TypeId,
+    /// The types of its event and its call.
+    pub(crate) types: CallTypes,
     /// Its `Call<E>`, erased.
     pub(crate) call: ErasedCall,
     /// Makes the lane of `E` of a lane's subscribers (`Lane::<E>::erased`).
@@ -379,7 +380,7 @@ impl TypedCallback {
     /// The typed side of a callback of `E` whose call is `call`.
     fn of<E: Any + Send + Sync>(call: ErasedCall, gated: Option<GatedTyped>) -> Self {
         TypedCallback {
-            type_id: TypeId::of::<E>(),
+            types: CallTypes::of::<E>(),
             call,
             lane: Lane::<E>::erased,
             raw: Lane::<E>::raw,
@@ -394,7 +395,7 @@ impl TypedCallback {
         &self,
         subs: &mut dyn Iterator<Item = (&Arc<Workflow>, Option<&TypedCallback>)>,
     ) -> Option<ErasedLane> {
-        RawLane::build(self.type_id, subs).and_then(self.lane)
+        RawLane::build(self.types, subs).and_then(self.lane)
     }
 
     /// `lane` with this callback's subscriber appended, or `None` if `lane` is

@@ -9,7 +9,9 @@
 //! directly: a small lane's made with it, a large lane's at its first run.
 
 use std::any::{Any, TypeId};
+use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::ptr::NonNull;
 use std::sync::{Arc, OnceLock};
 
 use crate::registry::callback::TypedCallback;
@@ -92,6 +94,34 @@ impl<E: Any + Send + Sync> Call<E> {
     }
 }
 
+/// The types of a lane's event and of its subscribers' typed calls: what
+/// erased code checks a call against before a lane keeps its address.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct CallTypes {
+    /// The event's (`E`).
+    event: TypeId,
+    /// A unit call's (`UnitFn<E>`).
+    unit: TypeId,
+    /// A settling call's (`TypedFn<E>`).
+    settling: TypeId,
+}
+
+impl CallTypes {
+    /// The types of the calls of `E`.
+    pub(crate) fn of<E: Any>() -> Self {
+        CallTypes {
+            event: TypeId::of::<E>(),
+            unit: TypeId::of::<UnitFn<E>>(),
+            settling: TypeId::of::<TypedFn<E>>(),
+        }
+    }
+
+    /// The event's type.
+    pub(crate) fn event(&self) -> TypeId {
+        self.event
+    }
+}
+
 /// One subscriber of a lane, erased: its workflow and its call. Not generic,
 /// so that what a lane keeps and how it grows is compiled once, in pyventus,
 /// not once per event type in the crate that declares handlers.
@@ -113,27 +143,27 @@ impl Live for LaneSubscriber {
     }
 }
 
-/// The subscribers of a lane, erased, with the type of the event their calls
+/// The subscribers of a lane, erased, with the types of the event their calls
 /// take: what a lane is built from and grows by, with no code of its event type.
 pub(crate) struct RawLane {
-    event: TypeId,
+    types: CallTypes,
     subs: SubList<LaneSubscriber>,
 }
 
 impl RawLane {
     /// The subscribers (a workflow and, if it is one, its typed callback) of a
-    /// lane of the event type `event`, or `None` if one is not a typed
-    /// callback of that type.
+    /// lane of the calls `types`, or `None` if one is not a typed callback of
+    /// that event type.
     pub(crate) fn build(
-        event: TypeId,
+        types: CallTypes,
         subs: &mut dyn Iterator<Item = (&Arc<Workflow>, Option<&TypedCallback>)>,
     ) -> Option<RawLane> {
         let mut all = Vec::new();
         for (workflow, typed) in subs {
-            all.push(RawLane::subscriber(event, workflow, typed?)?);
+            all.push(RawLane::subscriber(types, workflow, typed?)?);
         }
         Some(RawLane {
-            event,
+            types,
             subs: SubList::of(all),
         })
     }
@@ -145,32 +175,23 @@ impl RawLane {
         workflow: &Arc<Workflow>,
         typed: &TypedCallback,
     ) -> Option<RawLane> {
-        let sub = RawLane::subscriber(self.event, workflow, typed)?;
+        let sub = RawLane::subscriber(self.types, workflow, typed)?;
         Some(RawLane {
-            event: self.event,
+            types: self.types,
             subs: self.subs.pushed(sub),
         })
     }
 
     fn subscriber(
-        event: TypeId,
+        of: CallTypes,
         workflow: &Arc<Workflow>,
         typed: &TypedCallback,
     ) -> Option<LaneSubscriber> {
-        (typed.type_id == event).then(|| LaneSubscriber {
+        (typed.types == of).then(|| LaneSubscriber {
             workflow: workflow.clone(),
             notifying: matches!(typed.call, ErasedCall::Unit(_)) && workflow.notify_success,
             call: typed.call.clone(),
         })
-    }
-
-    /// Its subscribers, in order (for a large lane's typed calls: a copy
-    /// made by code compiled once, so that no event type compiles the list's
-    /// iterator).
-    fn subscribers(&self) -> Vec<LaneSubscriber> {
-        let mut all = Vec::new();
-        self.subs.for_each(|sub| all.push(sub.clone()));
-        all
     }
 
     /// Hands the panic of the quiet call at `f` to its subscriber's failure
@@ -207,151 +228,218 @@ fn panicked(workflow: &Workflow, delivery: &Dispatch<'_>, panic: &(dyn Any + Sen
     drop(Run::new(workflow, delivery).fail(panic_error(panic)));
 }
 
-/// One subscriber of a small lane, with its typed call.
-struct TypedSubscriber<E> {
-    workflow: Arc<Workflow>,
-    call: LaneCall<E>,
+/// The address of one subscriber's typed call: a `UnitFn<E>` or a
+/// `TypedFn<E>` of its lane's event type `E`, checked when the lane was
+/// built ([`LaneBody::at`]), inside an `Arc` that the lane's own subscribers
+/// hold (its [`RawLane`]), which no one mutates.
+///
+/// An address rather than the typed `Arc`: a lane keeps no value of a type of
+/// `E`, so building, growing and dropping one is compiled once, in pyventus.
+/// Typed, a crate declaring handlers of ten event types built ten copies of
+/// it, more than half of what its handlers cost to build in release
+/// (docs/benchmarks.md, "The lanes' build code").
+#[derive(Clone, Copy)]
+struct CallAt(NonNull<()>);
+
+// SAFETY: a `CallAt` points at a `UnitFn<E>` or a `TypedFn<E>`, both `Send`
+// and `Sync` (their functions are boxed `dyn Fn + Send + Sync`), owned by an
+// `Arc` that the lane holding the `CallAt` holds too; it is only ever read
+// through a shared borrow, as the `Arc` would be.
+#[allow(unsafe_code)]
+unsafe impl Send for CallAt {}
+// SAFETY: as for `Send`.
+#[allow(unsafe_code)]
+unsafe impl Sync for CallAt {}
+
+impl CallAt {
+    /// The address of `f`'s value, if its type is `expected`.
+    fn checked(f: &Arc<dyn Any + Send + Sync>, expected: TypeId) -> Option<Self> {
+        // The value, not the `Arc` (itself an `Any`).
+        let f: &(dyn Any + Send + Sync) = &**f;
+        (f.type_id() == expected).then(|| CallAt(NonNull::from(f).cast()))
+    }
 }
 
-/// How a lane calls one subscriber, with what it must do after the call
-/// decided once: the common case (a unit handler nobody wants told of its
-/// success) costs one test per subscriber.
-enum LaneCall<E> {
-    /// A unit handler without a success callback: called, its panic caught.
-    Quiet(Arc<UnitFn<E>>),
-    /// A unit handler whose success goes to a callback.
-    Notifying(Arc<UnitFn<E>>),
-    /// Any other: its callback settles its own outcome.
-    Settling(Arc<TypedFn<E>>),
+/// One subscriber of a small (or large) lane, with the address of its typed
+/// call and what the lane must do after the call, decided once: the common
+/// case (a unit handler nobody wants told of its success) costs one test per
+/// subscriber.
+#[derive(Clone)]
+struct LaneEntry {
+    workflow: Arc<Workflow>,
+    call: LaneCall,
+}
+
+/// How a lane calls one subscriber.
+#[derive(Clone, Copy)]
+enum LaneCall {
+    /// A unit handler without a success callback (a `UnitFn<E>`): called,
+    /// its panic caught.
+    Quiet(CallAt),
+    /// A unit handler whose success goes to a callback (a `UnitFn<E>`).
+    Notifying(CallAt),
+    /// Any other (a `TypedFn<E>`): its callback settles its own outcome.
+    Settling(CallAt),
 }
 
 /// A lane, erased, as a registry entry keeps it.
 pub(crate) type ErasedLane = Arc<dyn Any + Send + Sync>;
 
-/// The subscribers of a registry entry owned by `E`, each with its typed
-/// callback: an emission of `E` calls every one with `&E` directly instead of
-/// downcasting the event for each.
-///
-/// What it holds and how it grows is its [`RawLane`], compiled once; what is
-/// compiled per event type is the small lane's typed calls, and its loop
-/// (where `E` is emitted).
-pub(crate) struct Lane<E> {
+/// A lane with its calls' addresses: all of a [`Lane<E>`], with nothing of
+/// `E`, so compiled once.
+struct LaneBody {
     raw: RawLane,
     /// The calls of a small lane whose subscribers are all quiet unit
     /// handlers (the common case), in order: its loop is then a call and a
     /// step per subscriber, with nothing to test. Empty for any other lane
     /// (one with no subscriber at all would run as a large one: nothing to
     /// call). Only one of `quiet` and `small` is made: the one the lane's
-    /// shape needs. (`Vec`s, not boxed slices: `into_boxed_slice` compiled
-    /// per event type cost a fifth of a lane's build in release, and an
-    /// empty `Vec` tests as cheaply as a `None`.)
-    quiet: Vec<Arc<UnitFn<E>>>,
-    /// The subscribers of any other small lane with their typed calls, in
-    /// order; empty for a large one, whose typed calls are `large`.
-    small: Vec<TypedSubscriber<E>>,
-    /// The typed calls of a large lane, made at its first run: a lane grows
-    /// by sharing its erased list (a subscription costs the same at any
-    /// size), and this version's copy of the calls costs what running them
-    /// once does.
-    /// (Erased: a `OnceLock` of a type of `E` would compile its
-    /// initialisation once per event type in the crates that declare
-    /// handlers.)
-    large: OnceLock<Box<dyn Any + Send + Sync>>,
+    /// shape needs. (An empty `Vec` tests as cheaply as a `None`.)
+    quiet: Vec<CallAt>,
+    /// The subscribers of any other small lane with their calls, in order;
+    /// empty for a large one, whose calls are `large`.
+    small: Vec<LaneEntry>,
+    /// The calls of a large lane, made at its first run: a lane grows by
+    /// sharing its erased list (a subscription costs the same at any size),
+    /// and this version's copy of the calls costs what running them once
+    /// does.
+    large: OnceLock<Vec<LaneEntry>>,
 }
 
-/// The shape of a lane, decided by erased code: which typed calls it needs.
-enum Shape<'a> {
-    Quiet(&'a [LaneSubscriber]),
-    Small(&'a [LaneSubscriber]),
-    Large,
-}
-
-impl RawLane {
-    /// Which typed calls the lane needs, decided once for every event type.
-    fn shape(&self) -> Shape<'_> {
-        match self.subs.as_small() {
+impl LaneBody {
+    /// The lane of `raw`'s subscribers, or `None` if one's call is not of
+    /// its event type. Every address a lane keeps is checked here, against
+    /// the type of the call it must be.
+    fn new(raw: RawLane) -> Option<Self> {
+        let mut quiet = Vec::new();
+        let mut small = Vec::new();
+        match raw.subs.as_small() {
             Some(subs)
                 if subs
                     .iter()
                     .all(|sub| matches!(sub.call, ErasedCall::Unit(_)) && !sub.notifying) =>
             {
-                Shape::Quiet(subs)
-            }
-            Some(subs) => Shape::Small(subs),
-            None => Shape::Large,
-        }
-    }
-}
-
-/// The typed function `f` is, if it is a `T`.
-#[inline(never)]
-fn typed_fn<T: Any + Send + Sync>(f: &Arc<dyn Any + Send + Sync>) -> Option<Arc<T>> {
-    f.clone().downcast().ok()
-}
-
-impl<E: Any + Send + Sync> Lane<E> {
-    /// The typed calls of `subs`, or `None` if one is not a call of `E`.
-    /// (Written as a loop: `collect` into an `Option` compiles a dozen
-    /// iterator adapters per event type.)
-    #[inline(never)]
-    fn typed(subs: &[LaneSubscriber]) -> Option<Vec<TypedSubscriber<E>>> {
-        let mut typed = Vec::with_capacity(subs.len());
-        for sub in subs {
-            let call = match &sub.call {
-                ErasedCall::Unit(f) => {
-                    let f = typed_fn(f)?;
-                    if sub.notifying {
-                        LaneCall::Notifying(f)
-                    } else {
-                        LaneCall::Quiet(f)
-                    }
+                quiet.reserve_exact(subs.len());
+                for sub in subs {
+                    let ErasedCall::Unit(f) = &sub.call else {
+                        return None;
+                    };
+                    quiet.push(CallAt::checked(f, raw.types.unit)?);
                 }
-                ErasedCall::Settling(f) => LaneCall::Settling(typed_fn(f)?),
-            };
-            typed.push(TypedSubscriber {
-                workflow: sub.workflow.clone(),
-                call,
-            });
-        }
-        Some(typed)
-    }
-
-    /// The calls of quiet unit handlers `subs`, or `None` if one is not a
-    /// unit call of `E`.
-    #[inline(never)]
-    fn quiet(subs: &[LaneSubscriber]) -> Option<Vec<Arc<UnitFn<E>>>> {
-        let mut calls = Vec::with_capacity(subs.len());
-        for sub in subs {
-            match &sub.call {
-                ErasedCall::Unit(f) => calls.push(typed_fn(f)?),
-                ErasedCall::Settling(_) => return None,
             }
+            Some(subs) => small = Self::entries(raw.types, subs.iter())?,
+            None => {}
         }
-        Some(calls)
-    }
-
-    /// The lane of `raw`, erased as a registry entry keeps it, or `None` if
-    /// its subscribers are not typed callbacks of `E`.
-    pub(crate) fn erased(raw: RawLane) -> Option<ErasedLane> {
-        if raw.event != TypeId::of::<E>() {
-            return None;
-        }
-        let (quiet, small) = match raw.shape() {
-            Shape::Quiet(subs) => (Self::quiet(subs)?, Vec::new()),
-            Shape::Small(subs) => (Vec::new(), Self::typed(subs)?),
-            Shape::Large => (Vec::new(), Vec::new()),
-        };
-        Some(Arc::new(Lane {
+        Some(LaneBody {
             raw,
             quiet,
             small,
             large: OnceLock::new(),
+        })
+    }
+
+    /// The entries of `subs`, or `None` if one's call is not of `types`.
+    fn entries<'a>(
+        types: CallTypes,
+        subs: impl Iterator<Item = &'a LaneSubscriber>,
+    ) -> Option<Vec<LaneEntry>> {
+        let mut entries = Vec::with_capacity(subs.size_hint().0);
+        for sub in subs {
+            let call = match &sub.call {
+                ErasedCall::Unit(f) => {
+                    let at = CallAt::checked(f, types.unit)?;
+                    if sub.notifying {
+                        LaneCall::Notifying(at)
+                    } else {
+                        LaneCall::Quiet(at)
+                    }
+                }
+                ErasedCall::Settling(f) => LaneCall::Settling(CallAt::checked(f, types.settling)?),
+            };
+            entries.push(LaneEntry {
+                workflow: sub.workflow.clone(),
+                call,
+            });
+        }
+        Some(entries)
+    }
+
+    /// A large lane's entries, made at its first run.
+    #[inline(never)]
+    fn large(&self) -> &[LaneEntry] {
+        self.large.get_or_init(|| {
+            let mut all = Vec::new();
+            self.raw.subs.for_each(|sub| all.push(sub.clone()));
+            // Its subscribers were checked as calls of its event type when
+            // they joined (`RawLane::subscriber`).
+            Self::entries(self.raw.types, all.iter())
+                .unwrap_or_else(|| unreachable!("a lane holds calls of its event type only"))
+        })
+    }
+}
+
+/// The subscribers of a registry entry owned by `E`, with the addresses of
+/// their typed calls: an emission of `E` calls every one with `&E` directly
+/// instead of downcasting the event for each.
+///
+/// What it holds, how it is built and grows is its [`LaneBody`], compiled
+/// once; what is compiled per event type is its loop (where `E` is emitted)
+/// and the little that makes a `Lane<E>` of a body.
+pub(crate) struct Lane<E> {
+    body: LaneBody,
+    event: PhantomData<fn(&E)>,
+}
+
+impl<E: Any + Send + Sync> Lane<E> {
+    /// The lane of `raw`, erased as a registry entry keeps it, or `None` if
+    /// its subscribers are not typed callbacks of `E`.
+    pub(crate) fn erased(raw: RawLane) -> Option<ErasedLane> {
+        if raw.types != CallTypes::of::<E>() {
+            return None;
+        }
+        let body = LaneBody::new(raw)?;
+        Some(Arc::new(Lane::<E> {
+            body,
+            event: PhantomData,
         }))
     }
 
     /// The erased subscribers of `lane`, if it is a lane of `E`.
     pub(crate) fn raw(lane: &ErasedLane) -> Option<&RawLane> {
-        lane.downcast_ref::<Lane<E>>().map(|lane| &lane.raw)
+        lane.downcast_ref::<Lane<E>>().map(|lane| &lane.body.raw)
+    }
+}
+
+impl<E> Lane<E> {
+    /// The unit call at `at`.
+    #[inline(always)]
+    #[allow(clippy::inline_always)] // as `call`
+    #[allow(clippy::unused_self)] // the borrow of the lane is the call's lifetime
+    fn unit(&self, at: CallAt) -> &UnitFn<E> {
+        // SAFETY: every address of this lane's is one that `LaneBody::new`
+        // or `LaneBody::entries` checked: a unit call's is a `UnitFn<X>`
+        // where `X` is the event of the lane's `CallTypes`, which
+        // `Lane::<E>::erased`, the only maker of a `Lane<E>`, checked is
+        // `E`'s. The value is owned by an `Arc` of the lane's own
+        // subscribers (`body.raw`), which live, unmoved and never mutated,
+        // as long as the lane: the borrow cannot outlive `self`.
+        #[allow(unsafe_code)]
+        unsafe {
+            at.0.cast::<UnitFn<E>>().as_ref()
+        }
+    }
+
+    /// The settling call at `at`.
+    #[inline(always)]
+    #[allow(clippy::inline_always)] // as `call`
+    #[allow(clippy::unused_self)] // as `unit`
+    fn settling(&self, at: CallAt) -> &TypedFn<E> {
+        // SAFETY: as for `unit`: a settling call's address was checked to be
+        // a `TypedFn<E>`'s.
+        #[allow(unsafe_code)]
+        unsafe {
+            at.0.cast::<TypedFn<E>>().as_ref()
+        }
     }
 
     /// Runs the lane on `event` as one whole delivery: its subscribers, then the
@@ -363,11 +451,12 @@ impl<E: Any + Send + Sync> Lane<E> {
     #[inline(always)]
     #[allow(clippy::inline_always)] // as `run`
     pub(crate) fn deliver<'d>(&self, event: &E, delivery: impl Fn() -> Dispatch<'d>) {
-        if !cfg!(feature = "metrics") && !self.quiet.is_empty() {
+        if !cfg!(feature = "metrics") && !self.body.quiet.is_empty() {
             let _hidden = crate::lifecycle::context::hide();
-            for f in &self.quiet {
+            for &at in &self.body.quiet {
+                let f = self.unit(at);
                 if let Err(panic) = catch_unwind(AssertUnwindSafe(|| (f.0)(event))) {
-                    self.quiet_panicked(f, &delivery(), &*panic);
+                    self.quiet_panicked(at, &delivery(), &*panic);
                 }
             }
             return;
@@ -386,105 +475,65 @@ impl<E: Any + Send + Sync> Lane<E> {
         // nothing unless it panics), its success told only to who wants it.
         // The small list's loop is written out here, with the call inlined:
         // through a closure, the inliner may leave either out of line.
-        if !self.quiet.is_empty() {
-            for f in &self.quiet {
+        if !self.body.quiet.is_empty() {
+            for &at in &self.body.quiet {
+                let f = self.unit(at);
                 match catch_unwind(AssertUnwindSafe(|| (f.0)(event))) {
                     Ok(()) => delivery.tally.unit(true),
-                    Err(panic) => self.quiet_panicked(f, delivery, &*panic),
+                    Err(panic) => self.quiet_panicked(at, delivery, &*panic),
                 }
             }
             return;
         }
-        let subs = if self.small.is_empty() {
-            self.large()
+        let subs = if self.body.small.is_empty() {
+            self.body.large()
         } else {
-            &self.small
+            &self.body.small
         };
         for sub in subs {
-            call(&sub.workflow, sub.call.as_ref(), event, delivery);
+            self.call(sub, event, delivery);
         }
     }
 
-    /// Hands the panic of the quiet call `f` to its subscriber's failure
+    /// Hands the panic of the quiet call at `at` to its subscriber's failure
     /// callback (through the lane itself: what the emit's loop keeps at hand).
     #[cold]
     #[inline(never)]
-    fn quiet_panicked(
-        &self,
-        f: &Arc<UnitFn<E>>,
-        delivery: &Dispatch<'_>,
-        panic: &(dyn Any + Send),
-    ) {
-        self.raw
-            .quiet_panicked(Arc::as_ptr(f).cast(), delivery, panic);
+    fn quiet_panicked(&self, at: CallAt, delivery: &Dispatch<'_>, panic: &(dyn Any + Send)) {
+        self.body
+            .raw
+            .quiet_panicked(at.0.as_ptr().cast_const(), delivery, panic);
     }
 
-    /// A large lane's typed calls, made at its first run.
-    #[inline(never)]
-    fn large(&self) -> &[TypedSubscriber<E>] {
-        if self.large.get().is_none() {
-            // Its subscribers were checked as calls of `E` when they joined
-            // (`RawLane::subscriber`), and `erased` made it a lane of `E`.
-            let typed = Self::typed(&self.raw.subscribers())
-                .unwrap_or_else(|| unreachable!("a lane of `E` holds calls of `E` only"));
-            // A thread that raced this one may have set them first: the same.
-            drop(self.large.set(Box::new(typed)));
-        }
-        self.large
-            .get()
-            .and_then(|large| large.downcast_ref::<Vec<TypedSubscriber<E>>>())
-            .map_or(&[], |typed| &typed[..])
-    }
-}
-
-/// A subscriber's typed call, borrowed.
-enum CallRef<'a, E> {
-    Quiet(&'a UnitFn<E>),
-    Notifying(&'a UnitFn<E>),
-    Settling(&'a TypedFn<E>),
-}
-
-impl<E> Clone for CallRef<'_, E> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<E> Copy for CallRef<'_, E> {}
-
-impl<E> LaneCall<E> {
+    /// Calls one subscriber of the lane (always inlined into its lane's loop,
+    /// whatever the inliner thinks of the loop's closure).
     #[inline(always)]
-    #[allow(clippy::inline_always)] // as `call`
-    fn as_ref(&self) -> CallRef<'_, E> {
-        match self {
-            LaneCall::Quiet(f) => CallRef::Quiet(f),
-            LaneCall::Notifying(f) => CallRef::Notifying(f),
-            LaneCall::Settling(f) => CallRef::Settling(f),
-        }
-    }
-}
-
-/// Calls one subscriber of a lane (always inlined into its lane's loop,
-/// whatever the inliner thinks of the loop's closure).
-#[inline(always)]
-#[allow(clippy::inline_always)] // measured: left to the inliner, a lane may call it out of line
-fn call<E>(workflow: &Arc<Workflow>, call: CallRef<'_, E>, event: &E, delivery: &Dispatch<'_>) {
-    match call {
-        CallRef::Quiet(f) => match catch_unwind(AssertUnwindSafe(|| (f.0)(event))) {
-            Ok(()) => delivery.tally.unit(true),
-            Err(panic) => panicked(workflow, delivery, &*panic),
-        },
-        CallRef::Notifying(f) => match catch_unwind(AssertUnwindSafe(|| (f.0)(event))) {
-            Ok(()) => {
-                delivery.tally.unit(true);
-                succeeded(workflow, delivery);
+    #[allow(clippy::inline_always)] // measured: left to the inliner, a lane may call it out of line
+    fn call(&self, sub: &LaneEntry, event: &E, delivery: &Dispatch<'_>) {
+        let workflow = &sub.workflow;
+        match sub.call {
+            LaneCall::Quiet(at) => {
+                let f = self.unit(at);
+                match catch_unwind(AssertUnwindSafe(|| (f.0)(event))) {
+                    Ok(()) => delivery.tally.unit(true),
+                    Err(panic) => panicked(workflow, delivery, &*panic),
+                }
             }
-            Err(panic) => panicked(workflow, delivery, &*panic),
-        },
-        // Failures were handed to the callbacks; nobody here needs them back.
-        CallRef::Settling(f) => {
-            let settled = (f.0)(event, Run::new(workflow, delivery));
-            delivery.tally.settled(&settled);
+            LaneCall::Notifying(at) => {
+                let f = self.unit(at);
+                match catch_unwind(AssertUnwindSafe(|| (f.0)(event))) {
+                    Ok(()) => {
+                        delivery.tally.unit(true);
+                        succeeded(workflow, delivery);
+                    }
+                    Err(panic) => panicked(workflow, delivery, &*panic),
+                }
+            }
+            // Failures were handed to the callbacks; nobody here needs them back.
+            LaneCall::Settling(at) => {
+                let settled = (self.settling(at).0)(event, Run::new(workflow, delivery));
+                delivery.tally.settled(&settled);
+            }
         }
     }
 }

@@ -53,7 +53,7 @@ impl Entry {
         // every subscriber takes the same one.
         let lane = match subs.first().map(|s| &s.callback) {
             Some(EventCallback::Typed(_, typed))
-                if direct && owner.is_none_or(|owner| owner.id == typed.type_id) =>
+                if direct && owner.is_none_or(|owner| owner.id == typed.types.event()) =>
             {
                 typed.lane(&mut subs.iter().map(|s| (&s.workflow, s.callback.typed_side())))
             }

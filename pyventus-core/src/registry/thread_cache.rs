@@ -871,16 +871,15 @@ mod tests {
 
     #[test]
     fn an_emit_of_another_type_than_the_slot_lane_takes_the_general_path_without_refilling() {
-        use crate::registry::lane::RawLane;
-        use std::any::TypeId;
-        let lane = |of: TypeId| {
+        use crate::registry::lane::{CallTypes, RawLane};
+        let lane = |of: CallTypes| {
             let raw = RawLane::build(of, &mut std::iter::empty()).expect("no subscriber to check");
             Lane::<u64>::erased(raw).expect("a lane of u64")
         };
         let never = || -> Dispatch<'static> { unreachable!("no lane runs here") };
         // Filled by an emit of u64, its subscribers' type: another type takes
         // the general path, and the slot stays u64's.
-        let typed = NamedFound::of::<u64>(Found::Lane(lane(TypeId::of::<u64>())));
+        let typed = NamedFound::of::<u64>(Found::Lane(lane(CallTypes::of::<u64>())));
         assert_eq!(typed.run(&1_u32, never), Some(false));
         assert!(
             typed
@@ -890,7 +889,7 @@ mod tests {
         );
         // Filled by an emit of u32, which they do not take: u64 fills it
         // again (typed), anything else takes the general path.
-        let erased = NamedFound::of::<u32>(Found::Lane(lane(TypeId::of::<u64>())));
+        let erased = NamedFound::of::<u32>(Found::Lane(lane(CallTypes::of::<u64>())));
         assert_eq!(erased.run(&1_u64, never), None);
         assert_eq!(erased.run(&1_i8, never), Some(false));
     }
