@@ -3,7 +3,7 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{ItemFn, Type};
+use syn::{Ident, ItemFn, Type};
 
 use crate::args::{EventArg, HandlerArgs};
 use crate::check::{self, EventShape};
@@ -38,8 +38,10 @@ pub(crate) fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenS
 /// What the generated code needs besides the signature.
 struct Generated {
     runtime: Runtime,
-    /// `<__pyventus_handler_x as HandlerInfo>`.
-    info: TokenStream,
+    /// The handler's hidden `Declared` constant, `__pyventus_handler_x`.
+    info: Ident,
+    /// The handler's declared return type (its future's output).
+    output: TokenStream,
     /// Where errors about the return type point.
     output_span: Span,
 }
@@ -91,7 +93,8 @@ fn expand_handler(
         None => quote!(::core::option::Option::None),
     };
     let generated = Generated {
-        info: quote!(<#info as #private::HandlerInfo>),
+        info: info.clone(),
+        output: quote!(#output),
         output_span: match &func.sig.output {
             syn::ReturnType::Default => Span::call_site(),
             syn::ReturnType::Type(_, ty) => ty.span(),
@@ -113,15 +116,11 @@ fn expand_handler(
         #func
 
         #[doc(hidden)]
-        #[allow(non_camel_case_types, dead_code)]
-        #vis struct #info;
-
-        #[automatically_derived]
-        impl #private::HandlerInfo for #info {
-            const ID: &'static str = ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident));
-            const NAMESPACE: ::core::option::Option<fn() -> ::core::any::TypeId> = #namespace;
-            type Output = #output;
-        }
+        #[allow(non_upper_case_globals, dead_code, private_interfaces)]
+        #vis const #info: #private::Declared<#output> = #private::Declared::new(
+            ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
+            #namespace,
+        );
 
         #registration
     })
@@ -162,8 +161,8 @@ fn registration(
 
         #private::inventory::submit! {
             #private::Registration::Handler {
-                namespace: #info::NAMESPACE,
-                id: #info::ID,
+                namespace: #info.namespace,
+                id: #info.id,
                 keys: &[#(#keys),*],
                 once: #once,
                 blocking: #blocking,
@@ -197,9 +196,9 @@ impl Generated {
     /// return type, where an error type that is not an error is reported.
     fn read_output(&self, returned: &TokenStream) -> TokenStream {
         let private = self.runtime.private();
-        let info = &self.info;
+        let output = &self.output;
         quote_spanned! {self.output_span=>
-            (&&&#private::OutputProbe::<#info::Output>::new()).output_kind().read(#returned)
+            (&&&#private::OutputProbe::<#output>::new()).output_kind().read(#returned)
         }
     }
 
@@ -207,9 +206,9 @@ impl Generated {
     /// [`read_output`](Self::read_output) does. Only its type is used (by the
     /// `const fn` building the handler's data), so it is never compiled to code.
     fn read_probe(&self) -> TokenStream {
-        let info = &self.info;
+        let output = &self.output;
         let read = self.read_output(&quote!(__r));
-        quote!(|__r: #info::Output| #read)
+        quote!(|__r: #output| #read)
     }
 }
 

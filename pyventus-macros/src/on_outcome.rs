@@ -55,7 +55,7 @@ fn expand_callback(
     let fallback = args
         .handler
         .as_ref()
-        .map(|handler| fallback(&func.sig.ident, handler));
+        .map(|handler| fallback(&func.sig.ident, handler, &runtime.private()));
     let func = sig.emit(item);
     Ok(quote! {
         #func
@@ -68,14 +68,14 @@ fn expand_callback(
     })
 }
 
-/// For a handler named without a path (`charge`, in this module): a type of
-/// the hidden handler-info name in a module of the callback's own, glob
-/// imported beside it. The handler's own hidden type, an item of this module,
-/// shadows a glob import; when there is none (`charge` is no `#[on]`
+/// For a handler named without a path (`charge`, in this module): a constant
+/// of the hidden handler-info name in a module of the callback's own, glob
+/// imported beside it. The handler's own hidden constant, an item of this
+/// module, shadows a glob import; when there is none (`charge` is no `#[on]`
 /// handler), the fallback is found, it is not a `HandlerInfo`, and the
-/// trait's diagnostic says so, where a missing type would only be "cannot
-/// find type `__pyventus_handler_charge`".
-fn fallback(callback: &syn::Ident, handler: &Path) -> Option<TokenStream> {
+/// trait's diagnostic says so, where a missing item would only be "cannot
+/// find value `__pyventus_handler_charge`".
+fn fallback(callback: &syn::Ident, handler: &Path, private: &TokenStream) -> Option<TokenStream> {
     let handler = handler.get_ident()?;
     let info = names::handler_info(handler);
     let module = quote::format_ident!("__pyventus_fallback_{}", callback);
@@ -83,8 +83,8 @@ fn fallback(callback: &syn::Ident, handler: &Path) -> Option<TokenStream> {
         #[doc(hidden)]
         #[allow(non_snake_case)]
         mod #module {
-            #[allow(non_camel_case_types, dead_code)]
-            pub enum #info {}
+            #[allow(non_upper_case_globals, dead_code)]
+            pub const #info: #private::NotAHandler = #private::NotAHandler::FALLBACK;
         }
         #[allow(unused_imports)]
         use #module::*;
@@ -104,7 +104,7 @@ fn call(sig: &Signature<'_>, arg: TokenStream) -> TokenStream {
     }
 }
 
-/// The hidden `HandlerInfo` type of the handler at `handler`.
+/// The hidden `Declared` constant of the handler at `handler`.
 fn info_path(handler: &Path) -> Path {
     let mut info = handler.clone();
     if let Some(last) = info.segments.last_mut() {
@@ -121,12 +121,12 @@ fn of_handler(
 ) -> TokenStream {
     let private = runtime.private();
     let info = info_path(handler);
-    let info = quote_spanned!(handler.span()=> <#info as #private::HandlerInfo>);
     // Every use at the handler's span: a name that is no handler is then one
     // error there, not one per use.
-    let output = quote_spanned!(handler.span()=> #info::Output);
-    let namespace = quote_spanned!(handler.span()=> #info::NAMESPACE);
-    let id = quote_spanned!(handler.span()=> #info::ID);
+    let info = quote_spanned!(handler.span()=> #info);
+    let checked = quote_spanned!(handler.span()=> #private::handler_info(&#info));
+    let namespace = quote_spanned!(handler.span()=> #checked.namespace);
+    let id = quote_spanned!(handler.span()=> #info.id);
     match outcome {
         Outcome::Success => {
             let callback = if let Some(param) = &sig.param {
@@ -140,10 +140,10 @@ fn of_handler(
                     ty => quote!(#ty),
                 };
                 let called = call(sig, quote!(#private::success_value::<_, #ty>(__value)));
-                let read = quote!(|__r: #output| {
-                    (&&&#private::OutputProbe::<#output>::new()).output_kind().read(__r)
+                let read = quote!(|__r| {
+                    (&&&#private::OutputProbe::of(&__r)).output_kind().read(__r)
                 });
-                quote!(#private::SuccessFn::new(#read, |__value| { let _ = #called; }))
+                quote!(#private::SuccessFn::new(&#info, #read, |__value| { let _ = #called; }))
             } else if matches!(sig.func.sig.output, syn::ReturnType::Default) {
                 // Nothing to adapt: the callback itself is the `fn()`.
                 let ident = &sig.func.sig.ident;

@@ -28,7 +28,7 @@
 //! shared. `#[on(E, inline)]` keeps a closure per handler ([`BuiltFn`]), where
 //! the handler can be inlined into its adapter.
 
-use std::any::{Any, TypeId};
+use std::any::Any;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -38,32 +38,78 @@ use futures::future::BoxFuture;
 
 use crate::handler::marker;
 use crate::handler::probe::ReadAs;
+use crate::linker::link_time::Namespace;
 use crate::registry::callback::EventCallback;
 use crate::workflow::extract::DeliveryContext;
 use crate::workflow::{Outcome, SuccessCallback, ok};
 use crate::{AnyEvent, HandlerOutput, SuccessHandler};
 
 /// What `#[on]` tells `#[on_success(handler)]` and `#[on_failure(handler)]`
-/// about a handler, through a hidden type beside it.
+/// about a handler, through a hidden constant beside it (a [`Declared`]).
 ///
-/// A callback naming a function of its own module that has no such type
-/// finds a fallback of that name instead, an empty enum the callback's
-/// attribute glob-imports (which the handler's own type shadows), and this
-/// trait's message says what went wrong.
+/// A callback naming a function of its own module that has no such constant
+/// finds a fallback of that name instead, a [`NotAHandler`] the callback's
+/// attribute glob-imports (which the handler's own constant shadows), and
+/// this trait's message says what went wrong.
 #[diagnostic::on_unimplemented(
     message = "no `#[on]` or `#[once]` handler of this name in scope",
     label = "not a handler declared with `#[on]` or `#[once]`",
     note = "a callback names its handler: declare the function with `#[on(...)]` or `#[once(...)]`, or give its path (`orders::charge`) when it is in another module"
 )]
 pub trait HandlerInfo {
-    /// The handler's stable id: `module::path::function`.
-    const ID: &'static str;
-    /// The handler's linker: `None` for the global one, or the `TypeId` of its
-    /// `#[derive(Linker)]` type. Its callbacks attach in that linker only.
-    const NAMESPACE: Option<fn() -> TypeId>;
     /// The handler's declared return type (`()` when it declares none), the
     /// output of its future for an `async fn`.
     type Output;
+}
+
+/// A declared handler's id, linker and return type `O`: the hidden constant
+/// `#[on]` writes beside the handler (one item per handler; a type and a
+/// trait impl each cost the build half as much again, docs/benchmarks.md).
+pub struct Declared<O> {
+    /// The handler's stable id: `module::path::function`.
+    pub id: &'static str,
+    /// The handler's linker: `None` for the global one, or the `TypeId` of its
+    /// `#[derive(Linker)]` type. Its callbacks attach in that linker only.
+    pub namespace: Namespace,
+    output: PhantomData<fn() -> O>,
+}
+
+impl<O> Declared<O> {
+    /// The handler `id` of the linker `namespace`, returning `O`.
+    pub const fn new(id: &'static str, namespace: Namespace) -> Self {
+        Declared {
+            id,
+            namespace,
+            output: PhantomData,
+        }
+    }
+}
+
+impl<O> HandlerInfo for Declared<O> {
+    type Output = O;
+}
+
+/// The fallback a callback's attribute finds for a name that is no handler:
+/// it reads like a [`Declared`] but is no [`HandlerInfo`], so the only error
+/// is that trait's.
+pub struct NotAHandler {
+    /// Empty.
+    pub id: &'static str,
+    /// `None`.
+    pub namespace: Namespace,
+}
+
+impl NotAHandler {
+    /// The fallback.
+    pub const FALLBACK: Self = NotAHandler {
+        id: "",
+        namespace: None,
+    };
+}
+
+/// Checks, where a callback names its handler, that the name is a handler's.
+pub const fn handler_info<I: HandlerInfo>(info: &I) -> &I {
+    info
 }
 
 /// A declared handler, as constant data: makes its event callback when its
@@ -417,13 +463,15 @@ pub trait DeclaredSuccess: Sync {
 pub struct SuccessFn<T>(fn(T));
 
 impl<T> SuccessFn<T> {
-    /// The callback, called with the `Ok` value of a handler read as `O` (the
-    /// read probe of the handler's declared return type; only its type is used).
-    pub const fn new<R, O>(read: fn(R) -> O, callback: fn(T)) -> Self
+    /// The callback of the handler `info`, called with its `Ok` value read as
+    /// `O` (the read probe of the handler's declared return type; only its
+    /// type is used).
+    pub const fn new<I, O>(info: &I, read: fn(I::Output) -> O, callback: fn(T)) -> Self
     where
+        I: HandlerInfo,
         O: HandlerOutput<Ok = T>,
     {
-        let _ = read;
+        let _ = (info, read);
         SuccessFn(callback)
     }
 }

@@ -72,6 +72,14 @@ impl<R> OutputProbe<R> {
     pub const fn new() -> Self {
         OutputProbe(PhantomData)
     }
+
+    /// The probe of the type of `value` (where the type is inferred, not
+    /// written: a success callback reads its handler's).
+    #[inline]
+    pub const fn of(value: &R) -> Self {
+        let _ = value;
+        OutputProbe(PhantomData)
+    }
 }
 
 impl<R> Default for OutputProbe<R> {
