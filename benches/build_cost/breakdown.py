@@ -13,7 +13,7 @@ over 10 event types (N = 200 by default), as run.py generates them:
 - on: each function under `#[on]`, at N and at 2N (a part per handler and a
   part paid once), and at N over one event type (what each event type adds);
 - expanded: what `#[on]` writes, written out (no proc macro runs), and the same
-  without the hidden `HandlerInfo` type each handler has (what it costs).
+  without the hidden `Declared` constant each handler has (what it costs).
 
 Then `#[derive(Event)]` against a hand-written `impl Event` (a name only): 20
 event types and no function, each beside the same 20 types with neither.
@@ -65,7 +65,7 @@ static REGISTRATION_{i}: (&str, fn(&pyventus::__private::anyhow::Error)) = ("han
 
 def expanded(n, info):
     """What `#[on(E)]` writes for `fn handler(e: &E)`, written out; without
-    `info`, with no hidden `HandlerInfo` type (its id written in place)."""
+    `info`, with no hidden `Declared` constant (its id written in place)."""
     crate = run.generate(f"breakdown_expanded{'' if info else '_no_info'}", n, "on")
     lines = ["use std::hint::black_box;", "use pyventus::Event;", ""]
     for e in range(run.EVENTS):
@@ -78,16 +78,13 @@ def expanded(n, info):
         if info:
             name = f"__pyventus_handler_handler_{i}"
             lines.append(f"""#[doc(hidden)]
-#[allow(non_camel_case_types, dead_code)]
-pub struct {name};
-#[automatically_derived]
-impl {P}::HandlerInfo for {name} {{
-    const ID: &'static str = {id_};
-    const NAMESPACE: ::core::option::Option<fn() -> ::core::any::TypeId> = {namespace};
-    type Output = ();
-}}""")
-            id_ = f"<{name} as {P}::HandlerInfo>::ID"
-            namespace = f"<{name} as {P}::HandlerInfo>::NAMESPACE"
+#[allow(non_upper_case_globals, dead_code, private_interfaces)]
+pub const {name}: {P}::Declared<()> = {P}::Declared::new(
+    {id_},
+    {namespace},
+);""")
+            id_ = f"{name}.id"
+            namespace = f"{name}.namespace"
         lines.append(f"""{P}::inventory::submit! {{
     {P}::Registration::Handler {{
         namespace: {namespace},
@@ -166,7 +163,7 @@ def main():
     print("| --- | ---: |")
     print(f"| the proc macro (`#[on]` against what it writes, written out) "
           f"| {(on - written) / n / m:.2f} M per handler |")
-    print(f"| the hidden `HandlerInfo` type `#[on_success]` finds a handler by "
+    print(f"| the hidden `Declared` constant `#[on_success]` finds a handler by "
           f"| {(written - written_no_info) / n / m:.2f} M per handler |")
     print(f"| the registration's data beyond the floor's, and what is compiled once "
           f"| {(written_no_info - floor) / g:.2f} G in all |")
