@@ -364,3 +364,99 @@ fn more_event_types_than_each_threads_cache_has_places_each_run_their_own_subscr
     }
     assert_eq!(*seen.lock().unwrap(), expected);
 }
+
+/// A lane of unit handlers and failure callbacks only (its quiet form, up to
+/// 32; a large lane past that): each panic reaches the failure callback of
+/// the subscriber that panicked, found by the address of its call.
+#[test]
+fn each_panic_in_a_quiet_lane_reaches_its_own_subscribers_failure_callback() {
+    for size in [1, 5, 32, 33] {
+        let linker = EventLinker::new();
+        let emitter = inline_fast(&linker);
+        let failed = Arc::new(Mutex::new(Vec::new()));
+        let ran = Arc::new(AtomicUsize::new(0));
+        let _subs: Vec<_> = (0..size)
+            .map(|i| {
+                let (failed, ran) = (failed.clone(), ran.clone());
+                linker
+                    .on::<Tick>()
+                    .on_failure(move |error| {
+                        failed
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push((i, error.to_string()));
+                    })
+                    .subscribe(move |t: &Tick| {
+                        ran.fetch_add(1, Ordering::SeqCst);
+                        assert!(i % 3 != 1, "subscriber {i} panics at tick {}", t.n);
+                    })
+                    .unwrap()
+            })
+            .collect();
+        emitter.emit(Tick { n: 7 }).unwrap();
+        assert_eq!(ran.load(Ordering::SeqCst), size, "{size}: everyone ran");
+        let failed = std::mem::take(&mut *failed.lock().unwrap());
+        let panicking: Vec<_> = (0..size).filter(|i| i % 3 == 1).collect();
+        assert_eq!(
+            failed.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            panicking,
+            "{size}: each failure callback told once, in order"
+        );
+        for (i, error) in &failed {
+            assert!(
+                error.contains(&format!("subscriber {i} panics at tick 7")),
+                "{size}: subscriber {i}'s callback got {error:?}"
+            );
+        }
+    }
+}
+
+/// Every subscriber of a lane removes every other from inside its run: the
+/// running lane (and what its calls capture) lives until the emission ends,
+/// which runs everyone it started with; the next runs no one.
+#[test]
+fn a_lane_whose_subscribers_remove_everyone_from_inside_it_finishes_its_run() {
+    static SUBSCRIBERS: Mutex<Vec<EventSubscriber>> = Mutex::new(Vec::new());
+    fn remove_everyone() {
+        let all = std::mem::take(&mut *SUBSCRIBERS.lock().unwrap_or_else(PoisonError::into_inner));
+        for sub in all {
+            sub.unsubscribe();
+        }
+    }
+    for size in [1, 3, 32, 33, 50] {
+        let linker = EventLinker::new();
+        let emitter = inline_fast(&linker);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let subs: Vec<_> = (0..size)
+            .map(|i| {
+                let seen = seen.clone();
+                // Heap data the call reads: gone if the call were dropped early.
+                let name = format!("subscriber {i}");
+                let on = linker.on::<Tick>();
+                if i % 4 == 2 {
+                    on.subscribe(move |_: &Tick| -> anyhow::Result<()> {
+                        seen.lock().unwrap().push(name.clone());
+                        remove_everyone();
+                        Ok(())
+                    })
+                } else {
+                    on.subscribe(move |_: &Tick| {
+                        seen.lock().unwrap().push(name.clone());
+                        remove_everyone();
+                    })
+                }
+                .unwrap()
+            })
+            .collect();
+        *SUBSCRIBERS.lock().unwrap() = subs;
+        emitter.emit(Tick { n: 0 }).unwrap();
+        let want: Vec<_> = (0..size).map(|i| format!("subscriber {i}")).collect();
+        assert_eq!(*seen.lock().unwrap(), want, "{size}: the first emission");
+        emitter.emit(Tick { n: 1 }).unwrap();
+        assert_eq!(
+            seen.lock().unwrap().len(),
+            size,
+            "{size}: removed subscribers ran"
+        );
+    }
+}
