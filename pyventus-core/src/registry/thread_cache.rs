@@ -112,7 +112,10 @@ impl SlotLane {
     /// - by [`fill_slot`], in that call's `LaneSlot<P>` (through
     ///   [`remember`], typed by the same `P`), whose type no other type's
     ///   code can name as its own; [`run_cached`] reads a `LaneSlot<P>`'s
-    ///   lane as a `Lane<P>`.
+    ///   lane as a `Lane<P>`;
+    /// - by [`NamedFound::of`], with its `payload` set to `P`'s `TypeId`,
+    ///   which [`NamedFound::run`] compares before it reads the lane as a
+    ///   `Lane<P>`.
     #[inline]
     fn lane<P: 'static>(&self) -> &Lane<P> {
         // SAFETY: `self.lane` is the address of the `Lane<P>` that `of::<P>`
@@ -535,15 +538,18 @@ fn run_named_cached<'d, P: Any + Send + Sync>(
 }
 
 /// What a slot of named events found: a [`Found`] laid out for the path that
-/// runs a lane, whose only test is then its downcast (a `Found` of a box
-/// would test a tag first: a box has one niche, `Found` two empty variants).
+/// runs a lane, whose only test is then its payload type's.
 struct NamedFound {
-    /// The `Arc<Lane<P>>` of the payload type `P` of the emit that filled the
-    /// slot, boxed (or the [`ErasedLane`], if its subscribers take another
-    /// type): downcasting a box finds its value at the box's address, where
-    /// an `Arc<dyn Any>`'s is at an offset read from its vtable. Filling a
-    /// slot allocates the box; an emit does not, of any payload type.
-    lane: Option<Box<dyn Any + Send + Sync>>,
+    /// The lane, if its subscribers take the payload type `P` of the emit
+    /// that filled the slot: a `Lane<P>`, read back unchecked once `payload`
+    /// says the emit's payload is a `P` (a downcast would call `type_id`
+    /// through the vtable at every emit).
+    lane: Option<SlotLane>,
+    /// `P`'s `TypeId`, with a lane.
+    payload: TypeId,
+    /// The lane, erased, if its subscribers take another type than the
+    /// filling emit's payload: an emit of their type fills the slot again.
+    other: Option<ErasedLane>,
     /// With no lane, whether the general path runs the event (a
     /// [`Found::General`]), not nothing (a [`Found::Empty`]).
     general: bool,
@@ -553,20 +559,26 @@ impl NamedFound {
     /// An unused slot's (never read: no generation is 0).
     const UNUSED: NamedFound = NamedFound {
         lane: None,
+        payload: TypeId::of::<()>(),
+        other: None,
         general: true,
     };
 
     /// `found` as a slot keeps it for emits of `P`.
     fn of<P: Any + Send + Sync>(found: Found<ErasedLane>) -> Self {
-        let (lane, general): (Option<Box<dyn Any + Send + Sync>>, _) = match found {
-            Found::Empty => (None, false),
-            Found::General => (None, true),
-            Found::Lane(lane) => match lane.downcast::<Lane<P>>() {
-                Ok(lane) => (Some(Box::new(lane)), false),
-                Err(erased) => (Some(Box::new(erased)), false),
-            },
+        let mut named = NamedFound {
+            lane: None,
+            payload: TypeId::of::<P>(),
+            other: None,
+            general: false,
         };
-        NamedFound { lane, general }
+        match found {
+            Found::Empty => {}
+            Found::General => named.general = true,
+            Found::Lane(lane) if lane.is::<Lane<P>>() => named.lane = SlotLane::of::<P>(lane),
+            Found::Lane(lane) => named.other = Some(lane),
+        }
+        named
     }
 
     /// Runs a named event's payload on what a slot found: `Some(ran)`, or
@@ -579,29 +591,33 @@ impl NamedFound {
         delivery: impl Fn() -> Dispatch<'d>,
     ) -> Option<bool> {
         if let Some(lane) = &self.lane {
-            let Some(lane) = lane.downcast_ref::<Arc<Lane<P>>>() else {
-                return Self::other_type::<P>(&**lane);
-            };
-            lane.deliver(payload, delivery);
+            if self.payload != TypeId::of::<P>() {
+                // Its subscribers take another type: the general path says
+                // what that means.
+                return Some(false);
+            }
+            lane.lane::<P>().deliver(payload, delivery);
             return Some(true);
+        }
+        if let Some(other) = &self.other {
+            return Self::other_type::<P>(other);
         }
         Some(!self.general)
     }
 
-    /// What an emit of `P` does with a slot whose lane was not made for
-    /// `P`: a lane typed for its own subscribers' type, which is not `P`, or
-    /// the erased lane an emit of another type than theirs left. The general
-    /// path takes `P` (and says what another type than the subscribers'
-    /// means: an error if a typed event owns the name), unless the erased
-    /// lane's subscribers take `P`: then the slot is filled again, typed for
-    /// `P`. So an emit of the wrong type does not push the right one off
-    /// the slot, and allocates nothing.
+    /// What an emit of `P` does with a slot whose lane was left erased by an
+    /// emit of another type than its subscribers': the general path takes
+    /// `P` (and says what another type than the subscribers' means: an error
+    /// if a typed event owns the name), unless the subscribers take `P`: then
+    /// the slot is filled again, typed for `P`. So an emit of the wrong type
+    /// does not push the right one off the slot, and allocates nothing.
     #[cold]
     #[inline(never)]
-    fn other_type<P: Any + Send + Sync>(lane: &(dyn Any + Send + Sync)) -> Option<bool> {
-        match lane.downcast_ref::<ErasedLane>() {
-            Some(erased) if erased.is::<Lane<P>>() => None,
-            _ => Some(false),
+    fn other_type<P: Any + Send + Sync>(lane: &ErasedLane) -> Option<bool> {
+        if lane.is::<Lane<P>>() {
+            None
+        } else {
+            Some(false)
         }
     }
 }
@@ -881,15 +897,12 @@ mod tests {
         // the general path, and the slot stays u64's.
         let typed = NamedFound::of::<u64>(Found::Lane(lane(CallTypes::of::<u64>())));
         assert_eq!(typed.run(&1_u32, never), Some(false));
-        assert!(
-            typed
-                .lane
-                .as_ref()
-                .is_some_and(|lane| lane.is::<Arc<Lane<u64>>>())
-        );
+        assert!(typed.lane.is_some() && typed.payload == TypeId::of::<u64>());
+        assert!(typed.other.is_none());
         // Filled by an emit of u32, which they do not take: u64 fills it
         // again (typed), anything else takes the general path.
         let erased = NamedFound::of::<u32>(Found::Lane(lane(CallTypes::of::<u64>())));
+        assert!(erased.lane.is_none() && erased.other.is_some());
         assert_eq!(erased.run(&1_u64, never), None);
         assert_eq!(erased.run(&1_i8, never), Some(false));
     }
