@@ -79,7 +79,7 @@ def expanded(n, info):
             name = f"__pyventus_handler_handler_{i}"
             lines.append(f"""#[doc(hidden)]
 #[allow(non_upper_case_globals, dead_code, private_interfaces)]
-pub const {name}: {P}::Declared<()> = {P}::Declared::new(
+pub const {name}: {P}::Declared<fn() -> ()> = {P}::Declared::new(
     {id_},
     {namespace},
 );""")

@@ -117,7 +117,7 @@ fn expand_handler(
 
         #[doc(hidden)]
         #[allow(non_upper_case_globals, dead_code, private_interfaces)]
-        #vis const #info: #private::Declared<#output> = #private::Declared::new(
+        #vis const #info: #private::Declared<fn() -> #output> = #private::Declared::new(
             ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
             #namespace,
         );

@@ -62,20 +62,25 @@ pub trait HandlerInfo {
     type Output;
 }
 
-/// A declared handler's id, linker and return type `O`: the hidden constant
+/// A declared handler's id, linker and return type: the hidden constant
 /// `#[on]` writes beside the handler (one item per handler; a type and a
 /// trait impl each cost the build half as much again, docs/benchmarks.md).
-pub struct Declared<O> {
+///
+/// `F` is `fn() -> Output`: in a function pointer's return type, a lifetime
+/// the handler's return type leaves out (`-> Cow<str>`) is an error at that
+/// type (`E0106`), where a constant's own type would take it as `'static`
+/// and the mistake would surface elsewhere.
+pub struct Declared<F> {
     /// The handler's stable id: `module::path::function`.
     pub id: &'static str,
     /// The handler's linker: `None` for the global one, or the `TypeId` of its
     /// `#[derive(Linker)]` type. Its callbacks attach in that linker only.
     pub namespace: Namespace,
-    output: PhantomData<fn() -> O>,
+    output: PhantomData<F>,
 }
 
-impl<O> Declared<O> {
-    /// The handler `id` of the linker `namespace`, returning `O`.
+impl<F> Declared<F> {
+    /// The handler `id` of the linker `namespace`.
     pub const fn new(id: &'static str, namespace: Namespace) -> Self {
         Declared {
             id,
@@ -85,7 +90,7 @@ impl<O> Declared<O> {
     }
 }
 
-impl<O> HandlerInfo for Declared<O> {
+impl<O> HandlerInfo for Declared<fn() -> O> {
     type Output = O;
 }
 
