@@ -28,7 +28,7 @@
 //! shared. `#[on(E, inline)]` keeps a closure per handler ([`BuiltFn`]), where
 //! the handler can be inlined into its adapter.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -38,7 +38,6 @@ use futures::future::BoxFuture;
 
 use crate::handler::marker;
 use crate::handler::probe::ReadAs;
-use crate::linker::link_time::Namespace;
 use crate::registry::callback::EventCallback;
 use crate::workflow::extract::DeliveryContext;
 use crate::workflow::{Outcome, SuccessCallback, ok};
@@ -75,13 +74,13 @@ pub struct Declared<F> {
     pub id: &'static str,
     /// The handler's linker: `None` for the global one, or the `TypeId` of its
     /// `#[derive(Linker)]` type. Its callbacks attach in that linker only.
-    pub namespace: Namespace,
+    pub namespace: Option<fn() -> TypeId>,
     output: PhantomData<F>,
 }
 
 impl<F> Declared<F> {
     /// The handler `id` of the linker `namespace`.
-    pub const fn new(id: &'static str, namespace: Namespace) -> Self {
+    pub const fn new(id: &'static str, namespace: Option<fn() -> TypeId>) -> Self {
         Declared {
             id,
             namespace,
@@ -101,7 +100,7 @@ pub struct NotAHandler {
     /// Empty.
     pub id: &'static str,
     /// `None`.
-    pub namespace: Namespace,
+    pub namespace: Option<fn() -> TypeId>,
 }
 
 impl NotAHandler {
