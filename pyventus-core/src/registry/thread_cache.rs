@@ -92,12 +92,15 @@ pub(crate) struct SlotLane {
 }
 
 impl SlotLane {
-    /// `lane`, if it is a `Lane<P>`: what a cache of `P`'s lane may keep.
-    fn of<P: 'static>(lane: ErasedLane) -> Option<Self> {
-        let at = NonNull::from(lane.downcast_ref::<Lane<P>>()?).cast();
-        Some(SlotLane {
+    /// `lane`, if it is a `Lane<P>`: what a cache of `P`'s lane may keep;
+    /// otherwise `lane` back.
+    fn of<P: 'static>(lane: ErasedLane) -> Result<Self, ErasedLane> {
+        let Some(at) = lane.downcast_ref::<Lane<P>>().map(NonNull::from) else {
+            return Err(lane);
+        };
+        Ok(SlotLane {
+            lane: at.cast(),
             owner: lane,
-            lane: at,
         })
     }
 
@@ -453,8 +456,8 @@ fn fill_typed<E: Event>(registry: &Registry, event: &E) -> bool {
                 let (lane, general) = match lane_in(snapshot, E::NAME, hash) {
                     Found::Empty => (None, false),
                     Found::Lane(lane) => match SlotLane::of::<E>(lane) {
-                        Some(lane) => (Some(lane), false),
-                        None => (None, true),
+                        Ok(lane) => (Some(lane), false),
+                        Err(_) => (None, true),
                     },
                     Found::General => (None, true),
                 };
@@ -575,8 +578,10 @@ impl NamedFound {
         match found {
             Found::Empty => {}
             Found::General => named.general = true,
-            Found::Lane(lane) if lane.is::<Lane<P>>() => named.lane = SlotLane::of::<P>(lane),
-            Found::Lane(lane) => named.other = Some(lane),
+            Found::Lane(lane) => match SlotLane::of::<P>(lane) {
+                Ok(lane) => named.lane = Some(lane),
+                Err(other) => named.other = Some(other),
+            },
         }
         named
     }
