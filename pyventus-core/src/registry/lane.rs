@@ -270,6 +270,16 @@ struct LaneEntry {
     call: LaneCall,
 }
 
+impl LaneEntry {
+    /// The address of its call, if it is a quiet one.
+    fn quiet(&self) -> Option<CallAt> {
+        match self.call {
+            LaneCall::Quiet(at) => Some(at),
+            LaneCall::Notifying(_) | LaneCall::Settling(_) => None,
+        }
+    }
+}
+
 /// How a lane calls one subscriber.
 #[derive(Clone, Copy)]
 enum LaneCall {
@@ -293,7 +303,7 @@ struct LaneBody {
     /// handlers (the common case), in order: its loop is then a call and a
     /// step per subscriber, with nothing to test. Empty for any other lane
     /// (one with no subscriber at all would run as a large one: nothing to
-    /// call). Only one of `quiet` and `small` is made: the one the lane's
+    /// call). Only one of `quiet` and `small` is kept: the one the lane's
     /// shape needs. (An empty `Vec` tests as cheaply as a `None`.)
     quiet: Vec<CallAt>,
     /// The subscribers of any other small lane with their calls, in order;
@@ -311,25 +321,15 @@ impl LaneBody {
     /// its event type. Every address a lane keeps is checked here, against
     /// the type of the call it must be.
     fn new(raw: RawLane) -> Option<Self> {
-        let mut quiet = Vec::new();
-        let mut small = Vec::new();
-        match raw.subs.as_small() {
-            Some(subs)
-                if subs
-                    .iter()
-                    .all(|sub| matches!(sub.call, ErasedCall::Unit(_)) && !sub.notifying) =>
-            {
-                quiet.reserve_exact(subs.len());
-                for sub in subs {
-                    let ErasedCall::Unit(f) = &sub.call else {
-                        return None;
-                    };
-                    quiet.push(CallAt::checked(f, raw.types.unit)?);
-                }
-            }
-            Some(subs) => small = Self::entries(raw.types, subs.iter())?,
-            None => {}
-        }
+        let small = match raw.subs.as_small() {
+            Some(subs) => Self::entries(raw.types, subs.iter())?,
+            None => Vec::new(),
+        };
+        // All quiet (the common case, an empty lane too): their addresses alone.
+        let (quiet, small) = match small.iter().map(LaneEntry::quiet).collect() {
+            Some(quiet) => (quiet, Vec::new()),
+            None => (Vec::new(), small),
+        };
         Some(LaneBody {
             raw,
             quiet,
