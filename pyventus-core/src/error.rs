@@ -118,6 +118,21 @@ pub enum Error {
         id: String,
     },
 
+    /// A link-time callback names a handler that a `macro_rules!` wrote
+    /// twice, with one name, from one place: which of the two it is for
+    /// cannot be told.
+    #[error(
+        "a link-time callback names `{first}` or `{second}`: one `macro_rules!` wrote both \
+         handlers with one name at one place, so which one cannot be told; give each its own name \
+         (a macro parameter), or subscribe the callback at runtime"
+    )]
+    AmbiguousHandler {
+        /// One handler the callback may name.
+        first: String,
+        /// The other.
+        second: String,
+    },
+
     /// Two link-time default callbacks of the same kind in one linker.
     #[error(
         "`{first}` and `{second}` are both the default {callback} callback of one linker; keep one"

@@ -40,3 +40,35 @@ impl Runtime {
 pub(crate) fn handler_info(handler: &Ident) -> Ident {
     format_ident!("__pyventus_handler_{}", handler, span = handler.span())
 }
+
+/// A handler's key, which its callbacks name it by at link time: a hash of
+/// where it is defined (its crate and version, file, line and column, and
+/// the compiler's own view of its name's span, which tells apart the
+/// expansions of one `macro_rules!`) and its name. One expansion writes it in
+/// both the hidden alias and the registration, so the two always agree; two
+/// handlers share one only if a compiler's span says nothing of hygiene and
+/// one `macro_rules!` writes both with one name (the linker then refuses a
+/// callback of either: `Error::AmbiguousHandler`).
+///
+/// Not the handler's id (`module_path!()` and its name): a proc macro cannot
+/// know its module path, and an alias's constant computed from it costs the
+/// build as much again as the alias (docs/benchmarks.md).
+pub(crate) fn handler_key(handler: &Ident) -> u64 {
+    use std::hash::{Hash, Hasher};
+
+    // `DefaultHasher::new()` has fixed keys: the same key in every build.
+    let mut hasher = std::hash::DefaultHasher::new();
+    for var in ["CARGO_CRATE_NAME", "CARGO_PKG_VERSION"] {
+        std::env::var(var).ok().hash(&mut hasher);
+    }
+    if proc_macro::is_available() {
+        let span = handler.span().unwrap();
+        (span.file(), span.line(), span.column()).hash(&mut hasher);
+        // rustc prints the span's syntax context (`#3 bytes(..)`): it differs
+        // between two expansions of one `macro_rules!`. Not a stable format,
+        // so it only adds to the place above.
+        format!("{span:?}").hash(&mut hasher);
+    }
+    handler.to_string().hash(&mut hasher);
+    hasher.finish()
+}

@@ -3,7 +3,7 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Ident, ItemFn, Type};
+use syn::{ItemFn, Type};
 
 use crate::args::{EventArg, HandlerArgs};
 use crate::check::{self, EventShape};
@@ -38,8 +38,10 @@ pub(crate) fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenS
 /// What the generated code needs besides the signature.
 struct Generated {
     runtime: Runtime,
-    /// The handler's hidden `Declared` constant, `__pyventus_handler_x`.
-    info: Ident,
+    /// The handler's key: its alias's and its registration's.
+    key: u64,
+    /// The handler's linker, as its registration names it.
+    namespace: TokenStream,
     /// The handler's declared return type (its future's output).
     output: TokenStream,
     /// Where errors about the return type point.
@@ -86,14 +88,20 @@ fn expand_handler(
     let vis = &func.vis;
     let info = names::handler_info(ident);
     let output = &sig.output;
-    let namespace = match &args.linker {
-        Some(linker) => {
-            quote_spanned!(linker.span()=> ::core::option::Option::Some(#private::namespace::<#linker>))
-        }
-        None => quote!(::core::option::Option::None),
+    let (namespace, linker) = match &args.linker {
+        Some(linker) => (
+            quote_spanned!(linker.span()=> ::core::option::Option::Some(#private::namespace::<#linker>)),
+            quote_spanned!(linker.span()=> #private::In<#linker>),
+        ),
+        None => (
+            quote!(::core::option::Option::None),
+            quote!(#private::Global),
+        ),
     };
+    let key = names::handler_key(ident);
     let generated = Generated {
-        info: info.clone(),
+        key,
+        namespace,
         output: quote!(#output),
         output_span: match &func.sig.output {
             syn::ReturnType::Default => Span::call_site(),
@@ -116,11 +124,8 @@ fn expand_handler(
         #func
 
         #[doc(hidden)]
-        #[allow(non_upper_case_globals, dead_code, private_interfaces)]
-        #vis const #info: #private::Declared<fn() -> #output> = #private::Declared::new(
-            ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
-            #namespace,
-        );
+        #[allow(non_camel_case_types, dead_code, private_interfaces)]
+        #vis type #info = #private::Declared<fn() -> #output, #linker, #key>;
 
         #registration
     })
@@ -136,19 +141,29 @@ fn registration(
 ) -> TokenStream {
     let public = generated.runtime.public();
     let private = generated.runtime.private();
-    let keys = args.events.iter().map(|event| match event {
-        EventArg::Typed(ty) => {
-            quote_spanned!(ty.span()=> #private::KeySpec::Typed(#public::EventKey::of::<#ty>))
+    let keys = match args.events.as_slice() {
+        // One slice per event type, not one per handler.
+        [EventArg::Typed(ty)] => quote_spanned!(ty.span()=> <#ty as #private::EventKeys>::ONE),
+        events => {
+            let keys = events.iter().map(|event| match event {
+                EventArg::Typed(ty) => {
+                    quote_spanned!(ty.span()=> #private::KeySpec::Typed(#public::EventKey::of::<#ty>))
+                }
+                EventArg::Named(name) => quote!(#private::KeySpec::Named(#name)),
+                EventArg::Any(_) => quote!(#private::KeySpec::Any),
+            });
+            quote!(&[#(#keys),*])
         }
-        EventArg::Named(name) => quote!(#private::KeySpec::Named(#name)),
-        EventArg::Any(_) => quote!(#private::KeySpec::Any),
-    });
+    };
     let Handler {
         items,
         callback,
         probes,
     } = handler;
-    let info = &generated.info;
+    let ident = &sig.func.sig.ident;
+    let id = format!("::{ident}");
+    let key = generated.key;
+    let namespace = &generated.namespace;
     let once = matches!(kind, Kind::Once);
     let needs = sig
         .extras
@@ -161,9 +176,10 @@ fn registration(
 
         #private::inventory::submit! {
             #private::Registration::Handler {
-                namespace: #info.namespace,
-                id: #info.id,
-                keys: &[#(#keys),*],
+                namespace: #namespace,
+                id: ::core::concat!(::core::module_path!(), #id),
+                key: #key,
+                keys: #keys,
                 once: #once,
                 blocking: #blocking,
                 needs: &[#(#needs),*],

@@ -68,13 +68,13 @@ fn expand_callback(
     })
 }
 
-/// For a handler named without a path (`charge`, in this module): a constant
+/// For a handler named without a path (`charge`, in this module): a type
 /// of the hidden handler-info name in a module of the callback's own, glob
-/// imported beside it. The handler's own hidden constant, an item of this
+/// imported beside it. The handler's own hidden alias, an item of this
 /// module, shadows a glob import; when there is none (`charge` is no `#[on]`
 /// handler), the fallback is found, it is not a `HandlerInfo`, and the
 /// trait's diagnostic says so, where a missing item would only be "cannot
-/// find value `__pyventus_handler_charge`".
+/// find type `__pyventus_handler_charge`".
 fn fallback(callback: &syn::Ident, handler: &Path, private: &TokenStream) -> Option<TokenStream> {
     let handler = handler.get_ident()?;
     let info = names::handler_info(handler);
@@ -83,8 +83,8 @@ fn fallback(callback: &syn::Ident, handler: &Path, private: &TokenStream) -> Opt
         #[doc(hidden)]
         #[allow(non_snake_case)]
         mod #module {
-            #[allow(non_upper_case_globals, dead_code)]
-            pub const #info: #private::NotAHandler = #private::NotAHandler::FALLBACK;
+            #[allow(non_camel_case_types, dead_code)]
+            pub type #info = #private::NotAHandler;
         }
         #[allow(unused_imports)]
         use #module::*;
@@ -104,7 +104,7 @@ fn call(sig: &Signature<'_>, arg: TokenStream) -> TokenStream {
     }
 }
 
-/// The hidden `Declared` constant of the handler at `handler`.
+/// The hidden `Declared` alias of the handler at `handler`.
 fn info_path(handler: &Path) -> Path {
     let mut info = handler.clone();
     if let Some(last) = info.segments.last_mut() {
@@ -124,9 +124,8 @@ fn of_handler(
     // Every use at the handler's span: a name that is no handler is then one
     // error there, not one per use.
     let info = quote_spanned!(handler.span()=> #info);
-    let checked = quote_spanned!(handler.span()=> #private::handler_info(&#info));
-    let namespace = quote_spanned!(handler.span()=> #checked.namespace);
-    let id = quote_spanned!(handler.span()=> #info.id);
+    let namespace = quote_spanned!(handler.span()=> <#info as #private::HandlerInfo>::NAMESPACE);
+    let id = quote_spanned!(handler.span()=> <#info as #private::HandlerInfo>::KEY);
     match outcome {
         Outcome::Success => {
             let callback = if let Some(param) = &sig.param {
@@ -143,7 +142,7 @@ fn of_handler(
                 let read = quote!(|__r| {
                     (&&&#private::OutputProbe::of(&__r)).output_kind().read(__r)
                 });
-                quote!(#private::SuccessFn::new(&#info, #read, |__value| { let _ = #called; }))
+                quote!(#private::SuccessFn::new::<#info, _>(#read, |__value| { let _ = #called; }))
             } else if matches!(sig.func.sig.output, syn::ReturnType::Default) {
                 // Nothing to adapt: the callback itself is the `fn()`.
                 let ident = &sig.func.sig.ident;

@@ -44,12 +44,12 @@ use crate::workflow::{Outcome, SuccessCallback, ok};
 use crate::{AnyEvent, HandlerOutput, SuccessHandler};
 
 /// What `#[on]` tells `#[on_success(handler)]` and `#[on_failure(handler)]`
-/// about a handler, through a hidden constant beside it (a [`Declared`]).
+/// about a handler, through a hidden type alias beside it (a [`Declared`]).
 ///
-/// A callback naming a function of its own module that has no such constant
-/// finds a fallback of that name instead, a [`NotAHandler`] the callback's
-/// attribute glob-imports (which the handler's own constant shadows), and
-/// this trait's message says what went wrong.
+/// A callback naming a function of its own module that has no such alias
+/// finds a fallback of that name instead, [`NotAHandler`], which the
+/// callback's attribute glob-imports (the handler's own alias shadows it),
+/// and this trait's message says what went wrong.
 #[diagnostic::on_unimplemented(
     message = "no `#[on]` or `#[once]` handler of this name in scope",
     label = "not a handler declared with `#[on]` or `#[once]`",
@@ -59,62 +59,51 @@ pub trait HandlerInfo {
     /// The handler's declared return type (`()` when it declares none), the
     /// output of its future for an `async fn`.
     type Output;
+    /// The handler's linker: `None` for the global one, or the `TypeId` of its
+    /// `#[derive(Linker)]` type. Its callbacks attach in that linker only.
+    const NAMESPACE: Option<fn() -> TypeId>;
+    /// The handler's key, which its registration carries too: unique to the
+    /// handler's definition (its crate, file, place and name), chosen by
+    /// `#[on]`.
+    const KEY: u64;
 }
 
-/// A declared handler's id, linker and return type: the hidden constant
-/// `#[on]` writes beside the handler (one item per handler; a type and a
-/// trait impl each cost the build half as much again, docs/benchmarks.md).
+/// A declared handler's return type, linker and key, as a type: `#[on]`
+/// writes `type __pyventus_handler_<name> = Declared<fn() -> Output, Linker, KEY>`
+/// beside the handler. A type alias is the cheapest item rustc builds (an
+/// unused one is never checked further): a constant cost four times as much
+/// per handler (docs/benchmarks.md), and a type with a trait impl more again.
 ///
 /// `F` is `fn() -> Output`: in a function pointer's return type, a lifetime
 /// the handler's return type leaves out (`-> Cow<str>`) is an error at that
-/// type (`E0106`), where a constant's own type would take it as `'static`
-/// and the mistake would surface elsewhere.
-pub struct Declared<F> {
-    /// The handler's stable id: `module::path::function`.
-    pub id: &'static str,
-    /// The handler's linker: `None` for the global one, or the `TypeId` of its
-    /// `#[derive(Linker)]` type. Its callbacks attach in that linker only.
-    pub namespace: Option<fn() -> TypeId>,
-    output: PhantomData<F>,
+/// type (`E0106`). `N` is [`Global`] or [`In<L>`](In). Never made: the
+/// handler's data is in its registration.
+pub enum Declared<F, N, const KEY: u64> {
+    #[doc(hidden)]
+    Never(std::convert::Infallible, PhantomData<(F, N)>),
 }
 
-impl<F> Declared<F> {
-    /// The handler `id` of the linker `namespace`.
-    pub const fn new(id: &'static str, namespace: Option<fn() -> TypeId>) -> Self {
-        Declared {
-            id,
-            namespace,
-            output: PhantomData,
-        }
-    }
-}
+/// The linker of a handler declared without `linker = ...`: the global one.
+pub enum Global {}
 
-impl<O> HandlerInfo for Declared<fn() -> O> {
+/// The linker of a handler declared with `linker = L`.
+pub struct In<L>(PhantomData<L>);
+
+impl<O, const K: u64> HandlerInfo for Declared<fn() -> O, Global, K> {
     type Output = O;
+    const NAMESPACE: Option<fn() -> TypeId> = None;
+    const KEY: u64 = K;
+}
+
+impl<O, L: 'static, const K: u64> HandlerInfo for Declared<fn() -> O, In<L>, K> {
+    type Output = O;
+    const NAMESPACE: Option<fn() -> TypeId> = Some(TypeId::of::<L>);
+    const KEY: u64 = K;
 }
 
 /// The fallback a callback's attribute finds for a name that is no handler:
-/// it reads like a [`Declared`] but is no [`HandlerInfo`], so the only error
-/// is that trait's.
-pub struct NotAHandler {
-    /// Empty.
-    pub id: &'static str,
-    /// `None`.
-    pub namespace: Option<fn() -> TypeId>,
-}
-
-impl NotAHandler {
-    /// The fallback.
-    pub const FALLBACK: Self = NotAHandler {
-        id: "",
-        namespace: None,
-    };
-}
-
-/// Checks, where a callback names its handler, that the name is a handler's.
-pub const fn handler_info<I: HandlerInfo>(info: &I) -> &I {
-    info
-}
+/// no [`HandlerInfo`], so the only error is that trait's.
+pub enum NotAHandler {}
 
 /// A declared handler, as constant data: makes its event callback when its
 /// linker is collected.
@@ -467,15 +456,15 @@ pub trait DeclaredSuccess: Sync {
 pub struct SuccessFn<T>(fn(T));
 
 impl<T> SuccessFn<T> {
-    /// The callback of the handler `info`, called with its `Ok` value read as
+    /// The callback of the handler `I`, called with its `Ok` value read as
     /// `O` (the read probe of the handler's declared return type; only its
     /// type is used).
-    pub const fn new<I, O>(info: &I, read: fn(I::Output) -> O, callback: fn(T)) -> Self
+    pub const fn new<I, O>(read: fn(I::Output) -> O, callback: fn(T)) -> Self
     where
         I: HandlerInfo,
         O: HandlerOutput<Ok = T>,
     {
-        let _ = (info, read);
+        let _ = read;
         SuccessFn(callback)
     }
 }

@@ -12,7 +12,7 @@ use crate::registry::record::{Responder, SubscriberParts};
 use crate::resilience::Policy;
 use crate::workflow::SuccessCallback;
 use crate::workflow::extract::StateNeed;
-use crate::{Error, EventKey, EventLinker};
+use crate::{Error, Event, EventKey, EventLinker};
 
 /// The namespace of a registration: `None` for the global linker, or the
 /// `TypeId` of a `#[derive(Linker)]` type.
@@ -29,6 +29,23 @@ pub enum KeySpec {
     Named(&'static str),
     /// The global event.
     Any,
+}
+
+/// The keys of a handler of the one typed event `Self`: one slice per event
+/// type, where a slice written in each registration is built per handler.
+/// Every event is one; the message is `Event`'s, as the bound it stands for.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an event",
+    label = "not an `Event`",
+    note = "add `#[derive(Event)]` to `{Self}`, or subscribe to a named event with a string: `#[on(\"Name\")]`"
+)]
+pub trait EventKeys {
+    /// `[KeySpec::Typed(EventKey::of::<Self>)]`.
+    const ONE: &'static [KeySpec];
+}
+
+impl<E: Event> EventKeys for E {
+    const ONE: &'static [KeySpec] = &[KeySpec::Typed(EventKey::of::<E>)];
 }
 
 impl KeySpec {
@@ -53,6 +70,8 @@ pub enum Registration {
         namespace: Namespace,
         /// Its stable id: `module::path::function`.
         id: &'static str,
+        /// Its key, which its callbacks name it by (`HandlerInfo::KEY`).
+        key: u64,
         /// The events it is linked to.
         keys: &'static [KeySpec],
         /// Whether it is one-time.
@@ -71,8 +90,8 @@ pub enum Registration {
     Success {
         /// The handler's linker.
         namespace: Namespace,
-        /// The handler's id.
-        handler: &'static str,
+        /// The handler's key.
+        handler: u64,
         /// The callback.
         callback: &'static dyn DeclaredSuccess,
     },
@@ -80,8 +99,8 @@ pub enum Registration {
     Failure {
         /// The handler's linker.
         namespace: Namespace,
-        /// The handler's id.
-        handler: &'static str,
+        /// The handler's key.
+        handler: u64,
         /// The callback.
         callback: fn(&anyhow::Error),
     },
@@ -182,60 +201,48 @@ pub(crate) fn collect(
 ) -> Result<EventLinker, Error> {
     let registrations = || inventory::iter::<Registration>.into_iter();
 
-    let mut handlers: Vec<_> = registrations()
-        .filter_map(|item| match item {
-            Registration::Handler {
-                namespace,
-                id,
-                keys,
-                once,
-                blocking,
-                needs,
-                callback,
-                policy,
-            } if in_namespace(*namespace, wanted) => {
-                Some((*id, *keys, *once, *blocking, *needs, *callback, *policy))
-            }
-            _ => None,
-        })
-        .collect();
-    // Link order is the linker's choice; subscription order should not be.
-    handlers.sort_by_key(|h| h.0);
-    // Callbacks find their handler by id: two handlers with one id would make
-    // that a guess (same-named functions in two function bodies of one module).
-    if let Some(pair) = handlers.windows(2).find(|pair| pair[0].0 == pair[1].0) {
-        return Err(Error::DuplicateHandlerId {
-            id: pair[0].0.to_owned(),
-        });
-    }
+    let handlers = linked(wanted)?;
 
     // Keep the callbacks of this namespace's handlers, so a mistake in one
-    // namespace fails that namespace only.
-    let mut successes: HashMap<&'static str, SuccessCallback> = HashMap::new();
-    let mut failures: HashMap<&'static str, fn(&anyhow::Error)> = HashMap::new();
+    // namespace fails that namespace only. A callback names its handler by
+    // key; the key is the handler's, unless a `macro_rules!` wrote two
+    // handlers of one name at one place (then the callback's is a guess).
+    let mut successes: HashMap<u64, SuccessCallback> = HashMap::new();
+    let mut failures: HashMap<u64, fn(&anyhow::Error)> = HashMap::new();
     let mut default_success: Option<&'static str> = None;
     let mut default_failure: Option<&'static str> = None;
-    let ours = |handler: &str| handlers.iter().any(|h| h.0 == handler);
+    let ours = |key: u64| -> Result<Option<&'static str>, Error> {
+        let mut found = handlers.iter().filter(|h| h.key == key);
+        match (found.next(), found.next()) {
+            (Some(first), Some(second)) => Err(Error::AmbiguousHandler {
+                first: first.id.to_owned(),
+                second: second.id.to_owned(),
+            }),
+            (first, _) => Ok(first.map(|h| h.id)),
+        }
+    };
     for item in registrations() {
         match item {
             Registration::Success {
                 namespace,
                 handler,
                 callback,
-            } if in_namespace(*namespace, wanted) && ours(handler) => {
-                let previous = successes.insert(handler, callback.callback());
-                if previous.is_some() {
-                    return Err(duplicate(handler, "success"));
+            } if in_namespace(*namespace, wanted) => {
+                if let Some(id) = ours(*handler)?
+                    && successes.insert(*handler, callback.callback()).is_some()
+                {
+                    return Err(duplicate(id, "success"));
                 }
             }
             Registration::Failure {
                 namespace,
                 handler,
                 callback,
-            } if in_namespace(*namespace, wanted) && ours(handler) => {
-                let previous = failures.insert(handler, *callback);
-                if previous.is_some() {
-                    return Err(duplicate(handler, "failure"));
+            } if in_namespace(*namespace, wanted) => {
+                if let Some(id) = ours(*handler)?
+                    && failures.insert(*handler, *callback).is_some()
+                {
+                    return Err(duplicate(id, "failure"));
                 }
             }
             Registration::DefaultSuccess {
@@ -266,28 +273,81 @@ pub(crate) fn collect(
     let responders = responders(wanted);
     // One publication for every handler: collecting N handlers costs O(N).
     let mut all = Vec::with_capacity(handlers.len() + responders.len());
-    for (id, keys, once, blocking, needs, callback, policy) in handlers {
-        let callback = match policy {
-            Some(policy) => EventCallback::guarded(callback.callback(), policy)?,
-            None => callback.callback(),
+    for handler in handlers {
+        let callback = match handler.policy {
+            Some(policy) => EventCallback::guarded(handler.callback.callback(), policy)?,
+            None => handler.callback.callback(),
         };
         let parts = SubscriberParts {
-            once,
-            blocking,
-            needs,
-            handler_id: Some(id),
+            once: handler.once,
+            blocking: handler.blocking,
+            needs: handler.needs,
+            handler_id: Some(handler.id),
             callback,
-            success: successes.remove(id),
-            failure: failures.remove(id).map(|f| Arc::new(f) as _),
+            success: successes.remove(&handler.key),
+            failure: failures.remove(&handler.key).map(|f| Arc::new(f) as _),
             gate: None,
             responder: None,
         };
-        let keys: Vec<EventKey> = keys.iter().map(|key| key.key()).collect();
+        let keys: Vec<EventKey> = handler.keys.iter().map(|key| key.key()).collect();
         all.push((keys, parts));
     }
     all.extend(responders);
     linker.subscribe_all(all)?;
     Ok(linker)
+}
+
+/// The handler registrations of a namespace, in a stable order, or why two
+/// of them cannot both be linked.
+fn linked(wanted: Option<TypeId>) -> Result<Vec<Linked>, Error> {
+    let mut handlers: Vec<_> = inventory::iter::<Registration>
+        .into_iter()
+        .filter_map(|item| match item {
+            Registration::Handler {
+                namespace,
+                id,
+                key,
+                keys,
+                once,
+                blocking,
+                needs,
+                callback,
+                policy,
+            } if in_namespace(*namespace, wanted) => Some(Linked {
+                id,
+                key: *key,
+                keys,
+                once: *once,
+                blocking: *blocking,
+                needs,
+                callback: *callback,
+                policy: *policy,
+            }),
+            _ => None,
+        })
+        .collect();
+    // Link order is the linker's choice; subscription order should not be.
+    handlers.sort_by_key(|h| h.id);
+    // Two handlers with one id would be one name for two functions (same-named
+    // functions in two function bodies of one module).
+    if let Some(pair) = handlers.windows(2).find(|pair| pair[0].id == pair[1].id) {
+        return Err(Error::DuplicateHandlerId {
+            id: pair[0].id.to_owned(),
+        });
+    }
+    Ok(handlers)
+}
+
+/// A handler registration of the linker being collected.
+struct Linked {
+    id: &'static str,
+    key: u64,
+    keys: &'static [KeySpec],
+    once: bool,
+    blocking: bool,
+    needs: &'static [Option<StateNeed>],
+    callback: &'static dyn DeclaredHandler,
+    policy: Option<Policy>,
 }
 
 /// The responders (`#[respond]`) of a namespace, with their events, in a
