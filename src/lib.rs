@@ -140,13 +140,13 @@ pub mod __private {
     pub use crate::__pyventus_event_codec as event_codec;
     pub use pyventus_core::__private::{
         AnswerCodec, AnyFn, AsHandlerOutput, AsValue, AsyncFn, AsyncInFn, BuiltFn, Declared,
-        DeclaredResponder, EventCallback, EventKeys, Global, HandlerInfo, IgnoreFn, In, KeySpec,
-        LaneCache, LaneSlot, Namespace, NoArgFn, NotAHandler, Outcome, OutputProbe, RefFn,
-        Registration, SharedFn, StateNeed, SuccessFn, SuccessValue, TakesEvent, UnitRefFn,
-        ViaHandlerOutput, ViaResult, ViaValue, any_callback, any_callback_in, anyhow,
-        async_responder, boxed, inventory, middleware_layer, namespace, namespace_linker, outcome,
-        payload_mismatch, read_unit, shared_callback, shared_callback_in, shared_event,
-        success_value, sync_responder, typed_callback, typed_callback_in,
+        DeclaredResponder, EventCallback, EventKeys, HandlerInfo, IgnoreFn, KeySpec, LaneCache,
+        LaneSlot, Namespace, NoArgFn, NotAHandler, Outcome, OutputProbe, RefFn, Registration,
+        SharedFn, StateNeed, SuccessFn, SuccessValue, TakesEvent, UnitRefFn, ViaHandlerOutput,
+        ViaResult, ViaValue, any_callback, any_callback_in, anyhow, async_responder, boxed,
+        inventory, middleware_layer, namespace, namespace_linker, outcome, payload_mismatch,
+        read_unit, shared_callback, shared_callback_in, shared_event, success_value,
+        sync_responder, typed_callback, typed_callback_in,
     };
     #[cfg(feature = "serde")]
     pub use pyventus_core::__private::{

@@ -179,9 +179,163 @@ fn handlers_one_macro_writes_at_one_place_keep_their_own_callbacks() {
     assert_eq!(written, ["ok: done", "refusing: failed"]);
 }
 
-// --- Two registrations of one key: what a compiler whose spans say nothing
-// of hygiene would give the two handlers above. Written by hand (as `#[on]`
-// writes them), since rustc tells them apart.
+// --- Handlers written at one place more than once: one macro expansion
+// repeating a name, or one file included twice. Their keys are equal; each
+// callback still finds its own handler, by the path it names it with.
+
+#[derive(Linker)]
+struct Repeated;
+
+static REPEATED: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+
+macro_rules! repeated {
+    ($($module:ident),*) => {$(
+        mod $module {
+            use super::*;
+
+            #[on(Ping, linker = Repeated)]
+            fn audit() -> anyhow::Result<()> {
+                anyhow::ensure!(stringify!($module) == "passing", "refused");
+                Ok(())
+            }
+
+            #[on_failure(audit)]
+            fn audit_failed(_: &anyhow::Error) {
+                REPEATED.lock().unwrap().push(concat!(stringify!($module), ": failed"));
+            }
+
+            #[on_success(self::audit)]
+            fn audit_done() {
+                REPEATED.lock().unwrap().push(concat!(stringify!($module), ": done"));
+            }
+        }
+    )*};
+}
+
+repeated!(passing, refusing_one, refusing_two);
+
+macro_rules! one_name_twice {
+    ($name:ident) => {
+        mod twice_x {
+            use super::*;
+
+            #[on(Ping, linker = Repeated)]
+            pub(crate) fn $name() -> char {
+                'x'
+            }
+        }
+
+        mod twice_y {
+            use super::*;
+
+            #[on(Ping, linker = Repeated)]
+            pub(crate) fn $name() -> char {
+                'y'
+            }
+        }
+    };
+}
+
+one_name_twice!(shared);
+
+#[on_success(twice_y::shared)]
+fn shared_done(which: char) {
+    REPEATED
+        .lock()
+        .unwrap()
+        .push(if which == 'y' { "y" } else { "x" });
+}
+
+#[derive(Linker)]
+struct Included;
+
+static INCLUDED: std::sync::Mutex<Vec<(&'static str, u32)>> = std::sync::Mutex::new(Vec::new());
+
+mod first_copy {
+    use super::*;
+    include!("duplicate_ids/included.rs");
+}
+
+mod second_copy {
+    use super::*;
+    include!("duplicate_ids/included.rs");
+}
+
+#[test]
+fn handlers_written_at_one_place_more_than_once_keep_their_own_callbacks() {
+    let emit = |linker: EventLinker| {
+        EventEmitter::builder()
+            .processor(InlineProcessingService::default())
+            .linker(linker)
+            .build()
+            .emit(Ping)
+            .unwrap();
+    };
+    emit(Repeated::try_linker().expect("each callback finds its handler"));
+    let mut repeated = REPEATED.lock().unwrap().clone();
+    repeated.sort_unstable();
+    assert_eq!(
+        repeated,
+        [
+            "passing: done",
+            "refusing_one: failed",
+            "refusing_two: failed",
+            "y"
+        ]
+    );
+
+    emit(Included::try_linker().expect("each callback finds its handler"));
+    let mut included = INCLUDED.lock().unwrap().clone();
+    included.sort_unstable();
+    assert_eq!(
+        included,
+        [
+            ("duplicate_ids::first_copy", 25),
+            ("duplicate_ids::second_copy", 26)
+        ]
+    );
+}
+
+// --- A handler of a linker the callback cannot name: the callback needs
+// only the handler.
+
+static HIDDEN: AtomicU32 = AtomicU32::new(0);
+
+mod hidden_linker {
+    use super::*;
+
+    #[derive(Linker)]
+    struct Hidden;
+
+    #[on(Ping, linker = Hidden)]
+    pub(crate) fn counted() -> u32 {
+        7
+    }
+
+    pub(crate) fn linker() -> EventLinker {
+        Hidden::linker()
+    }
+}
+
+#[on_success(hidden_linker::counted)]
+fn counted_done(n: u32) {
+    HIDDEN.fetch_add(n, Ordering::SeqCst);
+}
+
+#[test]
+fn a_callback_names_a_handler_whose_linker_it_cannot_see() {
+    EventEmitter::builder()
+        .processor(InlineProcessingService::default())
+        .linker(hidden_linker::linker())
+        .build()
+        .emit(Ping)
+        .unwrap();
+    assert_eq!(HIDDEN.load(Ordering::SeqCst), 7);
+}
+
+// --- Two handlers of one key, and a callback whose path does not lead to
+// either (as through a `use` import of one of them): written by hand, as
+// `#[on]` and `#[on_success]` write them.
 
 #[derive(Linker)]
 struct OneKey;
@@ -222,8 +376,8 @@ pyventus::__private::inventory::submit! {
 
 pyventus::__private::inventory::submit! {
     pyventus::__private::Registration::Success {
-        namespace: Some(pyventus::__private::namespace::<OneKey>),
         handler: ONE_KEY,
+        named: ("duplicate_ids::c", "one_key"),
         callback: &pyventus::__private::IgnoreFn(one_key_success),
     }
 }
@@ -234,10 +388,12 @@ fn a_callback_of_a_key_two_handlers_share_fails_its_namespace() {
     assert_eq!(
         err,
         Error::AmbiguousHandler {
+            path: "one_key".to_owned(),
+            module: "duplicate_ids::c".to_owned(),
             first: "duplicate_ids::a::one_key".to_owned(),
             second: "duplicate_ids::b::one_key".to_owned(),
         }
     );
     let message = err.to_string();
-    assert!(message.contains("give each its own name"), "{message}");
+    assert!(message.contains("name it by its path"), "{message}");
 }

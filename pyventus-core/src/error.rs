@@ -118,18 +118,23 @@ pub enum Error {
         id: String,
     },
 
-    /// A link-time callback names a handler that a `macro_rules!` wrote
-    /// twice, with one name, from one place: which of the two it is for
-    /// cannot be told.
+    /// A link-time callback names one of several handlers written at one
+    /// place (one macro expansion repeating a name, one file included twice),
+    /// through a path (a `use` import, a re-export) that does not say which.
     #[error(
-        "a link-time callback names `{first}` or `{second}`: one `macro_rules!` wrote both \
-         handlers with one name at one place, so which one cannot be told; give each its own name \
-         (a macro parameter), or subscribe the callback at runtime"
+        "`{path}`, named by a link-time callback in `{module}`, is `{first}` or `{second}`: both are \
+         written at one place (one macro expansion, or one file included twice), and the callback \
+         names its handler through an import; name it by its path from the callback's module, or \
+         give each handler its own name"
     )]
     AmbiguousHandler {
+        /// The path the callback names its handler with.
+        path: String,
+        /// The callback's module.
+        module: String,
         /// One handler the callback may name.
         first: String,
-        /// The other.
+        /// Another.
         second: String,
     },
 

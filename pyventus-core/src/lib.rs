@@ -124,10 +124,10 @@ pub mod __private {
     pub use crate::event::slot::{LaneCache, LaneSlot};
     pub use crate::handler::declared::DeclaredResponder;
     pub use crate::handler::declared::{
-        AnyFn, AsyncFn, AsyncInFn, BuiltFn, Declared, Global, HandlerInfo, IgnoreFn, In, NoArgFn,
-        NotAHandler, RefFn, SharedFn, SuccessFn, TakesEvent, UnitRefFn, any_callback,
-        any_callback_in, boxed, outcome, payload_mismatch, read_unit, shared_callback,
-        shared_callback_in, shared_event, typed_callback, typed_callback_in,
+        AnyFn, AsyncFn, AsyncInFn, BuiltFn, Declared, HandlerInfo, IgnoreFn, NoArgFn, NotAHandler,
+        RefFn, SharedFn, SuccessFn, TakesEvent, UnitRefFn, any_callback, any_callback_in, boxed,
+        outcome, payload_mismatch, read_unit, shared_callback, shared_callback_in, shared_event,
+        typed_callback, typed_callback_in,
     };
     pub use crate::linker::link_time::{EventKeys, KeySpec, Namespace, Registration};
     pub use crate::linker::namespace::{middleware_layer, namespace, namespace_linker};

@@ -72,3 +72,12 @@ pub(crate) fn handler_key(handler: &Ident) -> u64 {
     handler.to_string().hash(&mut hasher);
     hasher.finish()
 }
+
+/// Whether `tokens` write `impl` anywhere (an `impl Trait` type).
+pub(crate) fn mentions_impl(tokens: &TokenStream) -> bool {
+    tokens.clone().into_iter().any(|token| match token {
+        proc_macro2::TokenTree::Ident(ident) => ident == "impl",
+        proc_macro2::TokenTree::Group(group) => mentions_impl(&group.stream()),
+        _ => false,
+    })
+}

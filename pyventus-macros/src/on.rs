@@ -88,17 +88,20 @@ fn expand_handler(
     let vis = &func.vis;
     let info = names::handler_info(ident);
     let output = &sig.output;
-    let (namespace, linker) = match &args.linker {
-        Some(linker) => (
-            quote_spanned!(linker.span()=> ::core::option::Option::Some(#private::namespace::<#linker>)),
-            quote_spanned!(linker.span()=> #private::In<#linker>),
-        ),
-        None => (
-            quote!(::core::option::Option::None),
-            quote!(#private::Global),
-        ),
+    let namespace = match &args.linker {
+        Some(linker) => {
+            quote_spanned!(linker.span()=> ::core::option::Option::Some(#private::namespace::<#linker>))
+        }
+        None => quote!(::core::option::Option::None),
     };
     let key = names::handler_key(ident);
+    // An `impl Trait` return type is refused where the handler's data reads
+    // it (`E0562`); an alias would add that it is unstable there (`E0658`).
+    let alias_output = if names::mentions_impl(&quote!(#output)) {
+        quote!(())
+    } else {
+        quote!(#output)
+    };
     let generated = Generated {
         key,
         namespace,
@@ -125,7 +128,7 @@ fn expand_handler(
 
         #[doc(hidden)]
         #[allow(non_camel_case_types, dead_code, private_interfaces)]
-        #vis type #info = #private::Declared<fn() -> #output, #linker, #key>;
+        #vis type #info = #private::Declared<fn() -> #alias_output, #key>;
 
         #registration
     })

@@ -124,8 +124,10 @@ fn of_handler(
     // Every use at the handler's span: a name that is no handler is then one
     // error there, not one per use.
     let info = quote_spanned!(handler.span()=> #info);
-    let namespace = quote_spanned!(handler.span()=> <#info as #private::HandlerInfo>::NAMESPACE);
-    let id = quote_spanned!(handler.span()=> <#info as #private::HandlerInfo>::KEY);
+    let key = quote_spanned!(handler.span()=> <#info as #private::HandlerInfo>::KEY);
+    // Where the callback is and the path it names its handler with: how the
+    // linker tells apart handlers written at one place more than once.
+    let path = quote!(#handler).to_string().replace(' ', "");
     match outcome {
         Outcome::Success => {
             let callback = if let Some(param) = &sig.param {
@@ -157,8 +159,8 @@ fn of_handler(
 
                 #private::inventory::submit! {
                     #private::Registration::Success {
-                        namespace: #namespace,
-                        handler: #id,
+                        handler: #key,
+                        named: (::core::module_path!(), #path),
                         callback: &#callback,
                     }
                 }
@@ -173,8 +175,8 @@ fn of_handler(
 
                 #private::inventory::submit! {
                     #private::Registration::Failure {
-                        namespace: #namespace,
-                        handler: #id,
+                        handler: #key,
+                        named: (::core::module_path!(), #path),
                         callback: __pyventus_failure,
                     }
                 }

@@ -28,7 +28,7 @@
 //! shared. `#[on(E, inline)]` keeps a closure per handler ([`BuiltFn`]), where
 //! the handler can be inlined into its adapter.
 
-use std::any::{Any, TypeId};
+use std::any::Any;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -59,45 +59,32 @@ pub trait HandlerInfo {
     /// The handler's declared return type (`()` when it declares none), the
     /// output of its future for an `async fn`.
     type Output;
-    /// The handler's linker: `None` for the global one, or the `TypeId` of its
-    /// `#[derive(Linker)]` type. Its callbacks attach in that linker only.
-    const NAMESPACE: Option<fn() -> TypeId>;
-    /// The handler's key, which its registration carries too: unique to the
-    /// handler's definition (its crate, file, place and name), chosen by
-    /// `#[on]`.
+    /// The handler's key, which its registration carries too: made by `#[on]`
+    /// from where the handler is written (its crate, file, place and name).
+    /// Handlers written at one place more than once (one macro expansion
+    /// repeating a name, one file included twice) share it, and the linker
+    /// tells them apart by the path the callback names its handler with.
     const KEY: u64;
 }
 
-/// A declared handler's return type, linker and key, as a type: `#[on]`
-/// writes `type __pyventus_handler_<name> = Declared<fn() -> Output, Linker, KEY>`
-/// beside the handler. A type alias is the cheapest item rustc builds (an
-/// unused one is never checked further): a constant cost four times as much
-/// per handler (docs/benchmarks.md), and a type with a trait impl more again.
+/// A declared handler's return type and key, as a type: `#[on]` writes
+/// `type __pyventus_handler_<name> = Declared<fn() -> Output, KEY>` beside
+/// the handler. A type alias is the cheapest item rustc builds (an unused one
+/// is never checked further): a constant cost it 0.75 M instructions a
+/// handler where the alias costs 0.29 M (docs/benchmarks.md). It names
+/// nothing a callback might not see: the handler's linker is in its
+/// registration, not here.
 ///
 /// `F` is `fn() -> Output`: in a function pointer's return type, a lifetime
 /// the handler's return type leaves out (`-> Cow<str>`) is an error at that
-/// type (`E0106`). `N` is [`Global`] or [`In<L>`](In). Never made: the
-/// handler's data is in its registration.
-pub enum Declared<F, N, const KEY: u64> {
+/// type (`E0106`). Never made: the handler's data is in its registration.
+pub enum Declared<F, const KEY: u64> {
     #[doc(hidden)]
-    Never(std::convert::Infallible, PhantomData<(F, N)>),
+    Never(std::convert::Infallible, PhantomData<F>),
 }
 
-/// The linker of a handler declared without `linker = ...`: the global one.
-pub enum Global {}
-
-/// The linker of a handler declared with `linker = L`.
-pub struct In<L>(PhantomData<L>);
-
-impl<O, const K: u64> HandlerInfo for Declared<fn() -> O, Global, K> {
+impl<O, const K: u64> HandlerInfo for Declared<fn() -> O, K> {
     type Output = O;
-    const NAMESPACE: Option<fn() -> TypeId> = None;
-    const KEY: u64 = K;
-}
-
-impl<O, L: 'static, const K: u64> HandlerInfo for Declared<fn() -> O, In<L>, K> {
-    type Output = O;
-    const NAMESPACE: Option<fn() -> TypeId> = Some(TypeId::of::<L>);
     const KEY: u64 = K;
 }
 

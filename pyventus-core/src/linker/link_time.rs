@@ -88,19 +88,19 @@ pub enum Registration {
     },
     /// `#[on_success(handler)]`.
     Success {
-        /// The handler's linker.
-        namespace: Namespace,
         /// The handler's key.
         handler: u64,
+        /// The callback's module and the path it names its handler with.
+        named: (&'static str, &'static str),
         /// The callback.
         callback: &'static dyn DeclaredSuccess,
     },
     /// `#[on_failure(handler)]`.
     Failure {
-        /// The handler's linker.
-        namespace: Namespace,
         /// The handler's key.
         handler: u64,
+        /// The callback's module and the path it names its handler with.
+        named: (&'static str, &'static str),
         /// The callback.
         callback: fn(&anyhow::Error),
     },
@@ -205,42 +205,33 @@ pub(crate) fn collect(
 
     // Keep the callbacks of this namespace's handlers, so a mistake in one
     // namespace fails that namespace only. A callback names its handler by
-    // key; the key is the handler's, unless a `macro_rules!` wrote two
-    // handlers of one name at one place (then the callback's is a guess).
-    let mut successes: HashMap<u64, SuccessCallback> = HashMap::new();
-    let mut failures: HashMap<u64, fn(&anyhow::Error)> = HashMap::new();
+    // key, and by its path where handlers share a key (`callback_target`).
+    let keyed = handlers_by_key();
+    let mut successes: HashMap<&'static str, SuccessCallback> = HashMap::new();
+    let mut failures: HashMap<&'static str, fn(&anyhow::Error)> = HashMap::new();
     let mut default_success: Option<&'static str> = None;
     let mut default_failure: Option<&'static str> = None;
-    let ours = |key: u64| -> Result<Option<&'static str>, Error> {
-        let mut found = handlers.iter().filter(|h| h.key == key);
-        match (found.next(), found.next()) {
-            (Some(first), Some(second)) => Err(Error::AmbiguousHandler {
-                first: first.id.to_owned(),
-                second: second.id.to_owned(),
-            }),
-            (first, _) => Ok(first.map(|h| h.id)),
-        }
-    };
+    let ours = |key: u64, named| callback_target(&keyed, key, named, wanted);
     for item in registrations() {
         match item {
             Registration::Success {
-                namespace,
                 handler,
+                named,
                 callback,
-            } if in_namespace(*namespace, wanted) => {
-                if let Some(id) = ours(*handler)?
-                    && successes.insert(*handler, callback.callback()).is_some()
+            } => {
+                if let Some(id) = ours(*handler, *named)?
+                    && successes.insert(id, callback.callback()).is_some()
                 {
                     return Err(duplicate(id, "success"));
                 }
             }
             Registration::Failure {
-                namespace,
                 handler,
+                named,
                 callback,
-            } if in_namespace(*namespace, wanted) => {
-                if let Some(id) = ours(*handler)?
-                    && failures.insert(*handler, *callback).is_some()
+            } => {
+                if let Some(id) = ours(*handler, *named)?
+                    && failures.insert(id, *callback).is_some()
                 {
                     return Err(duplicate(id, "failure"));
                 }
@@ -284,8 +275,8 @@ pub(crate) fn collect(
             needs: handler.needs,
             handler_id: Some(handler.id),
             callback,
-            success: successes.remove(&handler.key),
-            failure: failures.remove(&handler.key).map(|f| Arc::new(f) as _),
+            success: successes.remove(handler.id),
+            failure: failures.remove(handler.id).map(|f| Arc::new(f) as _),
             gate: None,
             responder: None,
         };
@@ -306,7 +297,7 @@ fn linked(wanted: Option<TypeId>) -> Result<Vec<Linked>, Error> {
             Registration::Handler {
                 namespace,
                 id,
-                key,
+                key: _,
                 keys,
                 once,
                 blocking,
@@ -315,7 +306,6 @@ fn linked(wanted: Option<TypeId>) -> Result<Vec<Linked>, Error> {
                 policy,
             } if in_namespace(*namespace, wanted) => Some(Linked {
                 id,
-                key: *key,
                 keys,
                 once: *once,
                 blocking: *blocking,
@@ -338,10 +328,101 @@ fn linked(wanted: Option<TypeId>) -> Result<Vec<Linked>, Error> {
     Ok(handlers)
 }
 
+/// Every handler registration of every namespace by its key: `#[on]` makes
+/// one key per place a handler is written, so a key names one handler but
+/// for handlers written at one place more than once.
+fn handlers_by_key() -> HashMap<u64, Vec<(Namespace, &'static str)>> {
+    let mut keyed: HashMap<u64, Vec<(Namespace, &'static str)>> = HashMap::new();
+    for item in inventory::iter::<Registration> {
+        if let Registration::Handler {
+            namespace, id, key, ..
+        } = item
+        {
+            keyed.entry(*key).or_default().push((*namespace, *id));
+        }
+    }
+    keyed
+}
+
+/// The handler of the namespace `wanted` a callback names: the one of its
+/// key; of handlers sharing it (one macro expansion repeating a name, one
+/// file included twice), the one its path leads to from the callback's
+/// module (`named`), as rustc resolved it. `None` for a handler of another
+/// namespace, or for a key no handler has (a handler of a crate not linked
+/// in); an error only in a namespace the callback may be for.
+fn callback_target(
+    keyed: &HashMap<u64, Vec<(Namespace, &'static str)>>,
+    key: u64,
+    (module, path): (&'static str, &'static str),
+    wanted: Option<TypeId>,
+) -> Result<Option<&'static str>, Error> {
+    let ours = |(namespace, id): &(Namespace, &'static str)| {
+        in_namespace(*namespace, wanted).then_some(*id)
+    };
+    let Some(handlers) = keyed.get(&key) else {
+        return Ok(None);
+    };
+    if let [handler] = handlers.as_slice() {
+        return Ok(ours(handler));
+    }
+    let ids = path_ids(module, path);
+    let mut led_to = handlers
+        .iter()
+        .filter(|(_, id)| ids.iter().any(|i| i == id));
+    match (led_to.next(), led_to.next()) {
+        (Some(handler), None) => Ok(ours(handler)),
+        _ if handlers.iter().all(|handler| ours(handler).is_none()) => Ok(None),
+        _ => Err(Error::AmbiguousHandler {
+            path: path.to_owned(),
+            module: module.to_owned(),
+            first: handlers[0].1.to_owned(),
+            second: handlers[1].1.to_owned(),
+        }),
+    }
+}
+
+/// The ids `path`, written in `module`, may name: relative to the module
+/// (`charge`, `self::charge`, `super::charge`, `orders::charge`), to its crate
+/// (`crate::orders::charge`), or to another crate (`shop::orders::charge`).
+fn path_ids(module: &str, path: &str) -> Vec<String> {
+    if let Some(external) = path.strip_prefix("::") {
+        return vec![external.to_owned()];
+    }
+    let mut base: Vec<&str> = module.split("::").collect();
+    let mut rest = path.split("::").peekable();
+    let mut absolute = false;
+    match rest.peek() {
+        Some(&"crate") => {
+            base.truncate(1);
+            rest.next();
+        }
+        Some(&"self") => {
+            rest.next();
+        }
+        Some(&"super") => {
+            while rest.next_if_eq(&"super").is_some() {
+                base.pop();
+            }
+        }
+        _ => absolute = true,
+    }
+    let rest: Vec<&str> = rest.collect();
+    let mut ids = vec![
+        base.iter()
+            .chain(&rest)
+            .copied()
+            .collect::<Vec<_>>()
+            .join("::"),
+    ];
+    if absolute {
+        ids.push(rest.join("::"));
+    }
+    ids
+}
+
 /// A handler registration of the linker being collected.
 struct Linked {
     id: &'static str,
-    key: u64,
     keys: &'static [KeySpec],
     once: bool,
     blocking: bool,
@@ -498,3 +579,23 @@ impl std::fmt::Debug for VerifyError {
 }
 
 impl std::error::Error for VerifyError {}
+
+#[cfg(test)]
+mod tests {
+    use super::path_ids;
+
+    #[test]
+    fn a_callbacks_path_leads_to_the_ids_rustc_may_have_resolved_it_to() {
+        let ids = |path| path_ids("shop::orders", path);
+        assert_eq!(ids("charge"), ["shop::orders::charge", "charge"]);
+        assert_eq!(ids("self::charge"), ["shop::orders::charge"]);
+        assert_eq!(ids("super::charge"), ["shop::charge"]);
+        assert_eq!(ids("super::super::charge"), ["charge"]);
+        assert_eq!(ids("crate::billing::charge"), ["shop::billing::charge"]);
+        assert_eq!(
+            ids("billing::charge"),
+            ["shop::orders::billing::charge", "billing::charge"]
+        );
+        assert_eq!(ids("::other::charge"), ["other::charge"]);
+    }
+}
