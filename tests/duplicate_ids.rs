@@ -346,33 +346,26 @@ fn one_key_success() {}
 
 const ONE_KEY: u64 = 0x5eed;
 
-pyventus::__private::inventory::submit! {
-    pyventus::__private::Registration::Handler {
-        namespace: Some(pyventus::__private::namespace::<OneKey>),
-        id: "duplicate_ids::a::one_key",
-        key: ONE_KEY,
-        keys: <Ping as pyventus::__private::EventKeys>::ONE,
-        once: false,
-        blocking: false,
-        needs: &[],
-        callback: &pyventus::__private::UnitRefFn::new::<Ping>(one_key_handler),
-        policy: None,
-    }
+macro_rules! one_key_handler {
+    ($id:literal) => {
+        pyventus::__private::inventory::submit! {
+            pyventus::__private::Registration::Handler {
+                namespace: Some(pyventus::__private::namespace::<OneKey>),
+                id: $id,
+                key: ONE_KEY,
+                keys: <Ping as pyventus::__private::EventKeys>::ONE,
+                once: false,
+                blocking: false,
+                needs: &[],
+                callback: &pyventus::__private::UnitRefFn::new::<Ping>(one_key_handler),
+                policy: None,
+            }
+        }
+    };
 }
 
-pyventus::__private::inventory::submit! {
-    pyventus::__private::Registration::Handler {
-        namespace: Some(pyventus::__private::namespace::<OneKey>),
-        id: "duplicate_ids::b::one_key",
-        key: ONE_KEY,
-        keys: <Ping as pyventus::__private::EventKeys>::ONE,
-        once: false,
-        blocking: false,
-        needs: &[],
-        callback: &pyventus::__private::UnitRefFn::new::<Ping>(one_key_handler),
-        policy: None,
-    }
-}
+one_key_handler!("duplicate_ids::a::one_key");
+one_key_handler!("duplicate_ids::b::one_key");
 
 pyventus::__private::inventory::submit! {
     pyventus::__private::Registration::Success {
