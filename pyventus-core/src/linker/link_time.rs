@@ -206,12 +206,14 @@ pub(crate) fn collect(
     // Keep the callbacks of this namespace's handlers, so a mistake in one
     // namespace fails that namespace only. A callback names its handler by
     // key, and by its path where handlers share a key (`callback_target`).
-    let keyed = handlers_by_key();
+    // Made at the first callback: a linker of handlers alone never needs it.
+    let keyed = std::cell::OnceCell::new();
     let mut successes: HashMap<&'static str, SuccessCallback> = HashMap::new();
     let mut failures: HashMap<&'static str, fn(&anyhow::Error)> = HashMap::new();
     let mut default_success: Option<&'static str> = None;
     let mut default_failure: Option<&'static str> = None;
-    let ours = |key: u64, named| callback_target(&keyed, key, named, wanted);
+    let ours =
+        |key: u64, named| callback_target(keyed.get_or_init(handlers_by_key), key, named, wanted);
     for item in registrations() {
         match item {
             Registration::Success {
