@@ -296,6 +296,115 @@ fn handlers_written_at_one_place_more_than_once_keep_their_own_callbacks() {
     );
 }
 
+// --- Paths a text could not follow: an import in a function body shadowing
+// a module, `$crate`, a raw identifier, and function bodies one expansion
+// writes, each with its own linker. Rustc resolves each; the callback keeps
+// its handler.
+
+#[derive(Linker)]
+struct Resolved;
+
+static RESOLVED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+macro_rules! resolved {
+    ($($module:ident),*) => {$(
+        mod $module {
+            use super::*;
+
+            #[on(Ping, linker = Resolved)]
+            pub(crate) fn h() -> String {
+                stringify!($module).to_owned()
+            }
+
+            #[on(Ping, linker = Resolved)]
+            pub(crate) fn r#raw() -> String {
+                concat!(stringify!($module), " raw").to_owned()
+            }
+        }
+    )*};
+}
+
+resolved!(shadowed, shadowing, by_crate);
+
+#[allow(dead_code)]
+fn shadow() {
+    use crate::shadowing as shadowed;
+
+    #[on_success(shadowed::h)]
+    fn shadowed_done(module: String) {
+        RESOLVED.lock().unwrap().push(module);
+    }
+}
+
+macro_rules! by_crate_callback {
+    () => {
+        #[on_success($crate::by_crate::h)]
+        fn by_crate_done(module: String) {
+            RESOLVED.lock().unwrap().push(module);
+        }
+    };
+}
+
+by_crate_callback!();
+
+#[on_success(shadowing::raw)]
+fn raw_done(module: String) {
+    RESOLVED.lock().unwrap().push(module);
+}
+
+#[derive(Linker)]
+struct BodyOne;
+
+#[derive(Linker)]
+struct BodyTwo;
+
+macro_rules! in_bodies {
+    ($($body:ident => $linker:ident),*) => {$(
+        #[allow(dead_code)]
+        fn $body() {
+            #[on(Ping, linker = $linker)]
+            fn in_body() -> String {
+                stringify!($body).to_owned()
+            }
+
+            #[on_success(in_body)]
+            fn in_body_done(body: String) {
+                RESOLVED.lock().unwrap().push(body);
+            }
+        }
+    )*};
+}
+
+in_bodies!(body_one => BodyOne, body_two => BodyTwo);
+
+#[test]
+fn callbacks_keep_the_handlers_rustc_resolved_their_paths_to() {
+    for linker in [
+        Resolved::try_linker(),
+        BodyOne::try_linker(),
+        BodyTwo::try_linker(),
+    ] {
+        EventEmitter::builder()
+            .processor(InlineProcessingService::default())
+            .linker(linker.expect("each callback finds its handler"))
+            .build()
+            .emit(Ping)
+            .unwrap();
+    }
+    let mut resolved = RESOLVED.lock().unwrap().clone();
+    resolved.sort_unstable();
+    assert_eq!(
+        resolved,
+        [
+            "body_one",
+            "body_two",
+            "by_crate",
+            "shadowing",
+            "shadowing raw"
+        ]
+    );
+}
+
 // --- A handler of a linker the callback cannot name: the callback needs
 // only the handler.
 
@@ -333,9 +442,9 @@ fn a_callback_names_a_handler_whose_linker_it_cannot_see() {
     assert_eq!(HIDDEN.load(Ordering::SeqCst), 7);
 }
 
-// --- Two handlers of one key, and a callback whose path does not lead to
-// either (as through a `use` import of one of them): written by hand, as
-// `#[on]` and `#[on_success]` write them.
+// --- Two handlers of one key, which `#[on]` does not make (it counts its
+// expansions): written by hand, as `#[on]` and `#[on_success]` write them.
+// A callback of either fails their linker rather than take a guess.
 
 #[derive(Linker)]
 struct OneKey;
@@ -388,5 +497,5 @@ fn a_callback_of_a_key_two_handlers_share_fails_its_namespace() {
         }
     );
     let message = err.to_string();
-    assert!(message.contains("name it by its path"), "{message}");
+    assert!(message.contains("give each its own name"), "{message}");
 }

@@ -118,14 +118,14 @@ pub enum Error {
         id: String,
     },
 
-    /// A link-time callback names one of several handlers written at one
-    /// place (one macro expansion repeating a name, one file included twice),
-    /// through a path (a `use` import, a re-export) that does not say which.
+    /// A link-time callback names a handler whose key another handler
+    /// has too: `#[on]` makes one key per expansion, so only a compiler that
+    /// forgets what the macro counted between expansions leaves two handlers
+    /// one key (see the macro's `handler_key`).
     #[error(
-        "`{path}`, named by a link-time callback in `{module}`, is `{first}` or `{second}`: both are \
-         written at one place (one macro expansion, or one file included twice), and the callback \
-         names its handler through an import; name it by its path from the callback's module, or \
-         give each handler its own name"
+        "`{path}`, named by a link-time callback in `{module}`, is `{first}` or `{second}`: \
+         `#[on]` gave both handlers one key, so which one cannot be told; give each its own \
+         name, or subscribe the callback at runtime"
     )]
     AmbiguousHandler {
         /// The path the callback names its handler with.

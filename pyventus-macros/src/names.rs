@@ -42,13 +42,17 @@ pub(crate) fn handler_info(handler: &Ident) -> Ident {
 }
 
 /// A handler's key, which its callbacks name it by at link time: a hash of
-/// where it is defined (its crate and version, file, line and column, and
-/// the compiler's own view of its name's span, which tells apart the
-/// expansions of one `macro_rules!`) and its name. One expansion writes it in
-/// both the hidden alias and the registration, so the two always agree; two
-/// handlers share one only if a compiler's span says nothing of hygiene and
-/// one `macro_rules!` writes both with one name (the linker then refuses a
-/// callback of either: `Error::AmbiguousHandler`).
+/// its crate and version, this expansion's place among the crate's `#[on]`
+/// expansions, where it is written (file, line and column, and the compiler's
+/// own view of its name's span) and its name. One expansion writes it in both
+/// the hidden alias and the registration, so the two always agree.
+///
+/// Where it is written is not enough: one macro expansion may write a name
+/// in several modules, and one file may be included twice, so the count of
+/// expansions (the macro's own, kept while the compiler builds a crate)
+/// tells them apart. A compiler that forgot it between expansions would
+/// leave such handlers one key, and the linker refuses a callback of either
+/// (`Error::AmbiguousHandler`) rather than guess.
 ///
 /// Not the handler's id (`module_path!()` and its name): a proc macro cannot
 /// know its module path, and an alias's constant computed from it costs the
@@ -56,8 +60,13 @@ pub(crate) fn handler_info(handler: &Ident) -> Ident {
 pub(crate) fn handler_key(handler: &Ident) -> u64 {
     use std::hash::{Hash, Hasher};
 
+    static EXPANSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
     // `DefaultHasher::new()` has fixed keys: the same key in every build.
     let mut hasher = std::hash::DefaultHasher::new();
+    EXPANSIONS
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        .hash(&mut hasher);
     for var in ["CARGO_CRATE_NAME", "CARGO_PKG_VERSION"] {
         std::env::var(var).ok().hash(&mut hasher);
     }
@@ -66,7 +75,7 @@ pub(crate) fn handler_key(handler: &Ident) -> u64 {
         (span.file(), span.line(), span.column()).hash(&mut hasher);
         // rustc prints the span's syntax context (`#3 bytes(..)`): it differs
         // between two expansions of one `macro_rules!`. Not a stable format,
-        // so it only adds to the place above.
+        // so it only adds to the rest.
         format!("{span:?}").hash(&mut hasher);
     }
     handler.to_string().hash(&mut hasher);

@@ -125,8 +125,8 @@ fn of_handler(
     // error there, not one per use.
     let info = quote_spanned!(handler.span()=> #info);
     let key = quote_spanned!(handler.span()=> <#info as #private::HandlerInfo>::KEY);
-    // Where the callback is and the path it names its handler with: how the
-    // linker tells apart handlers written at one place more than once.
+    // Where the callback is and the path it names its handler with, for the
+    // linker's errors.
     let path = quote!(#handler).to_string().replace(' ', "");
     match outcome {
         Outcome::Success => {

@@ -90,7 +90,8 @@ pub enum Registration {
     Success {
         /// The handler's key.
         handler: u64,
-        /// The callback's module and the path it names its handler with.
+        /// The callback's module and the path it names its handler with, for
+        /// an error.
         named: (&'static str, &'static str),
         /// The callback.
         callback: &'static dyn DeclaredSuccess,
@@ -99,7 +100,8 @@ pub enum Registration {
     Failure {
         /// The handler's key.
         handler: u64,
-        /// The callback's module and the path it names its handler with.
+        /// The callback's module and the path it names its handler with, for
+        /// an error.
         named: (&'static str, &'static str),
         /// The callback.
         callback: fn(&anyhow::Error),
@@ -205,7 +207,7 @@ pub(crate) fn collect(
 
     // Keep the callbacks of this namespace's handlers, so a mistake in one
     // namespace fails that namespace only. A callback names its handler by
-    // key, and by its path where handlers share a key (`callback_target`).
+    // its key (`callback_target`).
     // Made at the first callback: a linker of handlers alone never needs it.
     let keyed = std::cell::OnceCell::new();
     let mut successes: HashMap<&'static str, SuccessCallback> = HashMap::new();
@@ -331,8 +333,7 @@ fn linked(wanted: Option<TypeId>) -> Result<Vec<Linked>, Error> {
 }
 
 /// Every handler registration of every namespace by its key: `#[on]` makes
-/// one key per place a handler is written, so a key names one handler but
-/// for handlers written at one place more than once.
+/// one key per handler.
 fn handlers_by_key() -> HashMap<u64, Vec<(Namespace, &'static str)>> {
     let mut keyed: HashMap<u64, Vec<(Namespace, &'static str)>> = HashMap::new();
     for item in inventory::iter::<Registration> {
@@ -347,11 +348,10 @@ fn handlers_by_key() -> HashMap<u64, Vec<(Namespace, &'static str)>> {
 }
 
 /// The handler of the namespace `wanted` a callback names: the one of its
-/// key; of handlers sharing it (one macro expansion repeating a name, one
-/// file included twice), the one its path leads to from the callback's
-/// module (`named`), as rustc resolved it. `None` for a handler of another
-/// namespace, or for a key no handler has (a handler of a crate not linked
-/// in); an error only in a namespace the callback may be for.
+/// key. `None` for a handler of another namespace, or for a key no handler
+/// has (a handler of a crate not linked in). Two handlers of one key (which
+/// `#[on]` does not make, see its `handler_key`) fail the namespace of either
+/// rather than take a guess.
 fn callback_target(
     keyed: &HashMap<u64, Vec<(Namespace, &'static str)>>,
     key: u64,
@@ -361,65 +361,17 @@ fn callback_target(
     let ours = |(namespace, id): &(Namespace, &'static str)| {
         in_namespace(*namespace, wanted).then_some(*id)
     };
-    let Some(handlers) = keyed.get(&key) else {
-        return Ok(None);
-    };
-    if let [handler] = handlers.as_slice() {
-        return Ok(ours(handler));
-    }
-    let ids = path_ids(module, path);
-    let mut led_to = handlers
-        .iter()
-        .filter(|(_, id)| ids.iter().any(|i| i == id));
-    match (led_to.next(), led_to.next()) {
-        (Some(handler), None) => Ok(ours(handler)),
-        _ if handlers.iter().all(|handler| ours(handler).is_none()) => Ok(None),
-        _ => Err(Error::AmbiguousHandler {
+    match keyed.get(&key).map(Vec::as_slice) {
+        None | Some([]) => Ok(None),
+        Some([handler]) => Ok(ours(handler)),
+        Some(handlers) if handlers.iter().all(|handler| ours(handler).is_none()) => Ok(None),
+        Some([first, second, ..]) => Err(Error::AmbiguousHandler {
             path: path.to_owned(),
             module: module.to_owned(),
-            first: handlers[0].1.to_owned(),
-            second: handlers[1].1.to_owned(),
+            first: first.1.to_owned(),
+            second: second.1.to_owned(),
         }),
     }
-}
-
-/// The ids `path`, written in `module`, may name: relative to the module
-/// (`charge`, `self::charge`, `super::charge`, `orders::charge`), to its crate
-/// (`crate::orders::charge`), or to another crate (`shop::orders::charge`).
-fn path_ids(module: &str, path: &str) -> Vec<String> {
-    if let Some(external) = path.strip_prefix("::") {
-        return vec![external.to_owned()];
-    }
-    let mut base: Vec<&str> = module.split("::").collect();
-    let mut rest = path.split("::").peekable();
-    let mut absolute = false;
-    match rest.peek() {
-        Some(&"crate") => {
-            base.truncate(1);
-            rest.next();
-        }
-        Some(&"self") => {
-            rest.next();
-        }
-        Some(&"super") => {
-            while rest.next_if_eq(&"super").is_some() {
-                base.pop();
-            }
-        }
-        _ => absolute = true,
-    }
-    let rest: Vec<&str> = rest.collect();
-    let mut ids = vec![
-        base.iter()
-            .chain(&rest)
-            .copied()
-            .collect::<Vec<_>>()
-            .join("::"),
-    ];
-    if absolute {
-        ids.push(rest.join("::"));
-    }
-    ids
 }
 
 /// A handler registration of the linker being collected.
@@ -581,23 +533,3 @@ impl std::fmt::Debug for VerifyError {
 }
 
 impl std::error::Error for VerifyError {}
-
-#[cfg(test)]
-mod tests {
-    use super::path_ids;
-
-    #[test]
-    fn a_callbacks_path_leads_to_the_ids_rustc_may_have_resolved_it_to() {
-        let ids = |path| path_ids("shop::orders", path);
-        assert_eq!(ids("charge"), ["shop::orders::charge", "charge"]);
-        assert_eq!(ids("self::charge"), ["shop::orders::charge"]);
-        assert_eq!(ids("super::charge"), ["shop::charge"]);
-        assert_eq!(ids("super::super::charge"), ["charge"]);
-        assert_eq!(ids("crate::billing::charge"), ["shop::billing::charge"]);
-        assert_eq!(
-            ids("billing::charge"),
-            ["shop::orders::billing::charge", "billing::charge"]
-        );
-        assert_eq!(ids("::other::charge"), ["other::charge"]);
-    }
-}
