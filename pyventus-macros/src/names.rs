@@ -64,12 +64,10 @@ pub(crate) fn handler_key(handler: &Ident) -> u64 {
 
     // `DefaultHasher::new()` has fixed keys: the same key in every build.
     let mut hasher = std::hash::DefaultHasher::new();
+    compilation().hash(&mut hasher);
     EXPANSIONS
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         .hash(&mut hasher);
-    for var in ["CARGO_CRATE_NAME", "CARGO_PKG_VERSION"] {
-        std::env::var(var).ok().hash(&mut hasher);
-    }
     if proc_macro::is_available() {
         let span = handler.span().unwrap();
         (span.file(), span.line(), span.column()).hash(&mut hasher);
@@ -89,4 +87,92 @@ pub(crate) fn mentions_impl(tokens: &TokenStream) -> bool {
         proc_macro2::TokenTree::Group(group) => mentions_impl(&group.stream()),
         _ => false,
     })
+}
+
+/// The crate being compiled, as far as a macro can tell: its name and
+/// version, and what tells apart two compilations of one crate in one
+/// binary. A library's unit tests may link a second copy of it (through a
+/// dev-dependency that depends on it), and a package's library and binary may
+/// both mount one module file: same name, same files, same places. Cargo
+/// gives each compilation its own `-C metadata=...` (what keeps their symbols
+/// apart), which the compiler's arguments, read by the macro running inside
+/// it, carry; `--test` and the crate type are kept too.
+fn compilation() -> u64 {
+    static COMPILATION: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *COMPILATION.get_or_init(|| {
+        compilation_of(
+            &["CARGO_CRATE_NAME", "CARGO_PKG_VERSION"].map(|var| std::env::var(var).ok()),
+            std::env::args(),
+        )
+    })
+}
+
+fn compilation_of(crate_vars: &[Option<String>; 2], mut args: impl Iterator<Item = String>) -> u64 {
+    use std::hash::{Hash, Hasher};
+
+    let mut hasher = std::hash::DefaultHasher::new();
+    crate_vars.hash(&mut hasher);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--test" => arg.hash(&mut hasher),
+            "--crate-type" => args.next().hash(&mut hasher),
+            "-C" => {
+                if let Some(option) = args.next().filter(|o| o.starts_with("metadata=")) {
+                    option.hash(&mut hasher);
+                }
+            }
+            _ => {}
+        }
+    }
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compilation_of;
+
+    fn of(args: &[&str]) -> u64 {
+        compilation_of(
+            &[Some("dual".to_owned()), Some("0.1.0".to_owned())],
+            args.iter().map(|arg| (*arg).to_owned()),
+        )
+    }
+
+    #[test]
+    fn two_compilations_of_one_crate_in_one_binary_are_told_apart() {
+        let lib = of(&[
+            "--crate-name",
+            "dual",
+            "--crate-type",
+            "lib",
+            "-C",
+            "metadata=1a2b",
+        ]);
+        let bin = of(&[
+            "--crate-name",
+            "dual",
+            "--crate-type",
+            "bin",
+            "-C",
+            "metadata=3c4d",
+        ]);
+        let test = of(&["--crate-name", "dual", "--test", "-C", "metadata=5e6f"]);
+        assert!(lib != bin && bin != test && lib != test);
+        // What does not tell compilations apart is left out: paths, flags.
+        assert_eq!(
+            lib,
+            of(&[
+                "--crate-name",
+                "dual",
+                "--crate-type",
+                "lib",
+                "-C",
+                "metadata=1a2b",
+                "-C",
+                "opt-level=3",
+                "--out-dir",
+                "/x"
+            ])
+        );
+    }
 }
