@@ -365,12 +365,17 @@ fn callback_target(
         None | Some([]) => Ok(None),
         Some([handler]) => Ok(ours(handler)),
         Some(handlers) if handlers.iter().all(|handler| ours(handler).is_none()) => Ok(None),
-        Some([first, second, ..]) => Err(Error::AmbiguousHandler {
-            path: path.to_owned(),
-            module: module.to_owned(),
-            first: first.1.to_owned(),
-            second: second.1.to_owned(),
-        }),
+        Some(handlers) => {
+            // In id order: the link order is the linker's choice.
+            let mut ids: Vec<&str> = handlers.iter().map(|(_, id)| *id).collect();
+            ids.sort_unstable();
+            Err(Error::AmbiguousHandler {
+                path: path.to_owned(),
+                module: module.to_owned(),
+                first: ids[0].to_owned(),
+                second: ids[1].to_owned(),
+            })
+        }
     }
 }
 
