@@ -119,54 +119,53 @@ fn one_id_in_two_namespaces_keeps_its_callbacks_apart() {
     assert_eq!(APART_SUCCESSES.load(Ordering::SeqCst), 1);
 }
 
-// --- One `macro_rules!` writing a handler of one name in two modules: two
-// ids, each handler with its own callbacks. A callback names its handler by
-// a key `#[on]` makes from where the handler is written; both of these are
-// written at one place, inside the macro.
+// --- One `macro_rules!` writing a handler of one name in several modules,
+// each with its own callbacks: in separate expansions, and in one expansion
+// repeating it. `#[on]` gives each handler its own key all the same.
 
 #[derive(Linker)]
 struct Written;
 
 static WRITTEN: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
 
-macro_rules! handler_with_callbacks {
-    ($module:ident) => {
+#[derive(Linker)]
+struct Repeated;
+
+static REPEATED: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+
+macro_rules! audited {
+    ($linker:ident, $log:ident, $passing:literal: $($module:ident),*) => {$(
         mod $module {
             use super::*;
 
-            #[on(Ping, linker = Written)]
-            fn written() -> anyhow::Result<()> {
-                anyhow::ensure!(stringify!($module) == "ok", "refused");
+            #[on(Ping, linker = $linker)]
+            fn audit() -> anyhow::Result<()> {
+                anyhow::ensure!(stringify!($module) == $passing, "refused");
                 Ok(())
             }
 
-            #[on_success(written)]
-            fn written_done() {
-                WRITTEN
-                    .lock()
-                    .unwrap()
-                    .push(concat!(stringify!($module), ": done"));
+            #[on_failure(audit)]
+            fn audit_failed(_: &anyhow::Error) {
+                $log.lock().unwrap().push(concat!(stringify!($module), ": failed"));
             }
 
-            #[on_failure(written)]
-            fn written_failed(_: &anyhow::Error) {
-                WRITTEN
-                    .lock()
-                    .unwrap()
-                    .push(concat!(stringify!($module), ": failed"));
+            #[on_success(self::audit)]
+            fn audit_done() {
+                $log.lock().unwrap().push(concat!(stringify!($module), ": done"));
             }
         }
-    };
+    )*};
 }
 
-handler_with_callbacks!(ok);
-handler_with_callbacks!(refusing);
+audited!(Written, WRITTEN, "ok": ok);
+audited!(Written, WRITTEN, "ok": refusing);
+audited!(Repeated, REPEATED, "passing": passing, refusing_one, refusing_two);
 
 #[test]
 fn handlers_one_macro_writes_at_one_place_keep_their_own_callbacks() {
     let linker = Written::try_linker().expect("each callback names one handler");
-    assert_eq!(linker.handler("duplicate_ids::ok::written").len(), 1);
-    assert_eq!(linker.handler("duplicate_ids::refusing::written").len(), 1);
+    assert_eq!(linker.handler("duplicate_ids::ok::audit").len(), 1);
+    assert_eq!(linker.handler("duplicate_ids::refusing::audit").len(), 1);
 
     EventEmitter::builder()
         .processor(InlineProcessingService::default())
@@ -180,39 +179,8 @@ fn handlers_one_macro_writes_at_one_place_keep_their_own_callbacks() {
 }
 
 // --- Handlers written at one place more than once: one macro expansion
-// repeating a name, or one file included twice. Their keys are equal; each
-// callback still finds its own handler, by the path it names it with.
-
-#[derive(Linker)]
-struct Repeated;
-
-static REPEATED: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
-
-macro_rules! repeated {
-    ($($module:ident),*) => {$(
-        mod $module {
-            use super::*;
-
-            #[on(Ping, linker = Repeated)]
-            fn audit() -> anyhow::Result<()> {
-                anyhow::ensure!(stringify!($module) == "passing", "refused");
-                Ok(())
-            }
-
-            #[on_failure(audit)]
-            fn audit_failed(_: &anyhow::Error) {
-                REPEATED.lock().unwrap().push(concat!(stringify!($module), ": failed"));
-            }
-
-            #[on_success(self::audit)]
-            fn audit_done() {
-                REPEATED.lock().unwrap().push(concat!(stringify!($module), ": done"));
-            }
-        }
-    )*};
-}
-
-repeated!(passing, refusing_one, refusing_two);
+// repeating a name (above, and `$name` in two modules below), or one file
+// included twice. Each callback finds its own handler.
 
 macro_rules! one_name_twice {
     ($name:ident) => {

@@ -60,10 +60,10 @@ pub trait HandlerInfo {
     /// output of its future for an `async fn`.
     type Output;
     /// The handler's key, which its registration carries too: made by `#[on]`
-    /// from where the handler is written (its crate, file, place and name).
-    /// Handlers written at one place more than once (one macro expansion
-    /// repeating a name, one file included twice) share it, and the linker
-    /// tells them apart by the path the callback names its handler with.
+    /// from its compilation, its count of expansions, where the handler is
+    /// written and its name, one per handler. The linker attaches a callback
+    /// to the handler of its key, and refuses one whose key two handlers
+    /// share (`Error::AmbiguousHandler`) rather than guess.
     const KEY: u64;
 }
 
