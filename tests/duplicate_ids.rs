@@ -15,6 +15,17 @@ use pyventus::{
 #[derive(Debug, Clone, Event)]
 struct Ping;
 
+/// Emits a `Ping` through `linker`, inline: its handlers and callbacks have
+/// run when this returns.
+fn emit_ping(linker: &EventLinker) {
+    EventEmitter::builder()
+        .processor(InlineProcessingService::default())
+        .linker(linker.clone())
+        .build()
+        .emit(Ping)
+        .unwrap();
+}
+
 // --- Two handlers named `dup` in one namespace: ambiguous, refused.
 
 #[derive(Linker)]
@@ -103,19 +114,13 @@ fn one_id_in_two_namespaces_keeps_its_callbacks_apart() {
         assert_eq!(linker.handler("duplicate_ids::same_name").len(), 1);
     }
 
-    let inline = |linker: &EventLinker| {
-        EventEmitter::builder()
-            .processor(InlineProcessingService::default())
-            .linker(linker.clone())
-            .build()
-    };
-    inline(&other).emit(Ping).unwrap();
+    emit_ping(&other);
     assert_eq!(
         APART_SUCCESSES.load(Ordering::SeqCst),
         0,
         "`Other`'s handler has no success callback"
     );
-    inline(&apart).emit(Ping).unwrap();
+    emit_ping(&apart);
     assert_eq!(APART_SUCCESSES.load(Ordering::SeqCst), 1);
 }
 
@@ -167,12 +172,7 @@ fn handlers_one_macro_writes_at_one_place_keep_their_own_callbacks() {
     assert_eq!(linker.handler("duplicate_ids::ok::audit").len(), 1);
     assert_eq!(linker.handler("duplicate_ids::refusing::audit").len(), 1);
 
-    EventEmitter::builder()
-        .processor(InlineProcessingService::default())
-        .linker(linker)
-        .build()
-        .emit(Ping)
-        .unwrap();
+    emit_ping(&linker);
     let mut written = WRITTEN.lock().unwrap().clone();
     written.sort_unstable();
     assert_eq!(written, ["ok: done", "refusing: failed"]);
@@ -231,15 +231,7 @@ mod second_copy {
 
 #[test]
 fn handlers_written_at_one_place_more_than_once_keep_their_own_callbacks() {
-    let emit = |linker: EventLinker| {
-        EventEmitter::builder()
-            .processor(InlineProcessingService::default())
-            .linker(linker)
-            .build()
-            .emit(Ping)
-            .unwrap();
-    };
-    emit(Repeated::try_linker().expect("each callback finds its handler"));
+    emit_ping(&Repeated::try_linker().expect("each callback finds its handler"));
     let mut repeated = REPEATED.lock().unwrap().clone();
     repeated.sort_unstable();
     assert_eq!(
@@ -252,7 +244,7 @@ fn handlers_written_at_one_place_more_than_once_keep_their_own_callbacks() {
         ]
     );
 
-    emit(Included::try_linker().expect("each callback finds its handler"));
+    emit_ping(&Included::try_linker().expect("each callback finds its handler"));
     let mut included = INCLUDED.lock().unwrap().clone();
     included.sort_unstable();
     assert_eq!(
@@ -352,12 +344,7 @@ fn callbacks_keep_the_handlers_rustc_resolved_their_paths_to() {
         BodyOne::try_linker(),
         BodyTwo::try_linker(),
     ] {
-        EventEmitter::builder()
-            .processor(InlineProcessingService::default())
-            .linker(linker.expect("each callback finds its handler"))
-            .build()
-            .emit(Ping)
-            .unwrap();
+        emit_ping(&linker.expect("each callback finds its handler"));
     }
     let mut resolved = RESOLVED.lock().unwrap().clone();
     resolved.sort_unstable();
@@ -401,12 +388,7 @@ fn counted_done(n: u32) {
 
 #[test]
 fn a_callback_names_a_handler_whose_linker_it_cannot_see() {
-    EventEmitter::builder()
-        .processor(InlineProcessingService::default())
-        .linker(hidden_linker::linker())
-        .build()
-        .emit(Ping)
-        .unwrap();
+    emit_ping(&hidden_linker::linker());
     assert_eq!(HIDDEN.load(Ordering::SeqCst), 7);
 }
 
