@@ -341,6 +341,8 @@ async fn a_failed_acknowledgement_logs_every_entry_it_leaves_pending() {
     };
     let (logs, _guard) = Logs::capture();
     let _runtime = logs.capture_threads("pyventus-runtime");
+    // The deliveries' tasks send their acknowledgements, on the test's runtime.
+    let _workers = logs.capture_threads("tokio-rt-worker");
     let (url, queue) = (server.url(), fresh_queue("unacked"));
     let service = service(&url, &queue).await;
     let envelope = |n: u64| pyventus::redis::Envelope::new("Ping", format!(r#"{{"n":{n}}}"#));

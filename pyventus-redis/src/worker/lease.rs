@@ -17,10 +17,10 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::Worker;
+use super::background::Background;
 use super::stats::Counters;
 use crate::delivery::Lease;
 
@@ -61,43 +61,13 @@ impl Leases {
     }
 }
 
-/// The running lease keeper; dropping it (a `run` future dropped) stops it.
-pub(super) struct Keeper {
-    stop: CancellationToken,
-    task: Option<JoinHandle<()>>,
-}
-
-impl Keeper {
-    /// Starts renewing the worker's leases every third of its visibility
-    /// timeout, on pyventus's own runtime.
-    pub(super) async fn start(worker: &Worker) -> Keeper {
-        let stop = CancellationToken::new();
-        let (worker, until) = (worker.clone(), stop.clone());
-        let io_runtime =
-            pyventus_core::runtime::on_io_runtime(async { tokio::runtime::Handle::current() })
-                .await;
-        let task = io_runtime.spawn(async move { keep(&worker, &until).await });
-        Keeper {
-            stop,
-            task: Some(task),
-        }
-    }
-
-    /// Stops renewing, and waits for the keeper to end.
-    pub(super) async fn stop(mut self) {
-        self.stop.cancel();
-        if let Some(task) = self.task.take()
-            && let Err(err) = task.await
-        {
-            tracing::error!(target: "pyventus", "the lease keeper ended abnormally: {err}");
-        }
-    }
-}
-
-impl Drop for Keeper {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
+/// Starts renewing the worker's leases every third of its visibility timeout,
+/// on pyventus's own runtime, until the returned task is stopped.
+pub(super) fn start_keeper(worker: &Worker) -> Background {
+    let worker = worker.clone();
+    Background::start("the lease keeper", move |stop| async move {
+        keep(&worker, &stop).await;
+    })
 }
 
 async fn keep(worker: &Worker, stop: &CancellationToken) {

@@ -4,10 +4,12 @@
 //! their checks), `read_loop` (connecting, taking entries, reconnecting),
 //! `lease` (keeping the entries in flight), `execute` (one entry's checks,
 //! then the shared inbound step, `pyventus_core::remote::Inbound`), `settle`
-//! (acknowledging, retrying or dead-lettering it), and `stats`. Why a
-//! delivery failed, the worker's health and the backoff are core's, shared by
-//! every broker (`pyventus_core::remote`).
+//! (acknowledging, retrying or dead-lettering it), `background` (the tasks
+//! on pyventus's own runtime: the lease keeper, the acknowledgements'
+//! rescuer), and `stats`. Why a delivery failed, the worker's health and the
+//! backoff are core's, shared by every broker (`pyventus_core::remote`).
 
+mod background;
 mod builder;
 mod execute;
 mod lease;

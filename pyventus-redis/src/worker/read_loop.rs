@@ -11,18 +11,21 @@
 //! the entries the group is done with when it ends.
 
 use std::cmp::Reverse;
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::future::{Fuse, FusedFuture};
 use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use redis::aio::MultiplexedConnection;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
 use super::execute::deliver;
-use super::lease::Keeper;
+use super::lease::start_keeper;
+use super::settle::start_rescuer;
 use super::stats::Counters;
 use super::{Health, Worker};
 use crate::Error;
@@ -38,7 +41,8 @@ pub(super) async fn run(worker: &Worker) -> Result<(), Error> {
         return Err(Error::AlreadyRunning);
     }
     let _running = RunGuard(&inner.running);
-    let keeper = Keeper::start(worker).await;
+    let keeper = start_keeper(worker);
+    let rescuer = start_rescuer(worker);
     let slots = Arc::new(Semaphore::new(inner.config.concurrency));
     let in_flight = TaskTracker::new();
     tracing::info!(
@@ -50,8 +54,13 @@ pub(super) async fn run(worker: &Worker) -> Result<(), Error> {
     );
     let result = Loop::new(worker).run(&slots, &in_flight).await;
     worker.set_health(Health::Stopping);
-    drain(worker, &in_flight).await;
+    cut_short(worker, &in_flight).await;
     keeper.stop().await;
+    // What finished is acknowledged before the loop returns.
+    rescuer.stop().await;
+    let inner = &worker.inner;
+    let limit = inner.now.bound(inner.config.timeouts.response * 4);
+    inner.acks.settled(worker, limit).await;
     worker.set_health(if result.is_ok() {
         Health::Stopped
     } else {
@@ -122,22 +131,8 @@ impl<'w> Loop<'w> {
                     if taken.is_empty() {
                         continue;
                     }
-                    // One task per batch, its deliveries concurrent within it:
-                    // a task spawned per entry cost more than a trivial
-                    // handler (docs/benchmarks.md). Each frees its slot once
-                    // its handlers ended, so the next batch fills it.
                     let worker = self.worker.clone();
-                    in_flight.spawn(async move {
-                        let mut running = taken
-                            .into_iter()
-                            .zip(permits)
-                            .map(|(taken, permit)| {
-                                let worker = worker.clone();
-                                async move { deliver(worker, taken, permit).await }
-                            })
-                            .collect::<FuturesUnordered<_>>();
-                        while running.next().await.is_some() {}
-                    });
+                    in_flight.spawn(async move { run_batch(worker, taken, permits).await });
                 }
                 Err(err) => {
                     drop(permits);
@@ -344,17 +339,37 @@ async fn take_slots(slots: &Arc<Semaphore>) -> Vec<OwnedSemaphorePermit> {
     permits
 }
 
-/// Waits for the deliveries in flight up to the shutdown deadline, cuts the
-/// rest short (their entries stay pending for another worker), and waits for
-/// the acknowledgements of those that finished.
-async fn drain(worker: &Worker, in_flight: &TaskTracker) {
-    cut_short(worker, in_flight).await;
-    // What finished is acknowledged before the loop returns.
-    let inner = &worker.inner;
-    inner
-        .acks
-        .settled(inner.now.bound(inner.config.timeouts.response * 4))
-        .await;
+/// Runs one read's deliveries, concurrently in one task: a task spawned per
+/// entry cost more than a trivial handler (docs/benchmarks.md). Each frees its
+/// slot once its handlers ended, so the next batch fills it. Whenever none is
+/// ready to go on, the task sends the acknowledgements waiting in one `XACK`,
+/// on the worker's own connection (no other runtime woken; the deliveries go
+/// on meanwhile): as the floor of a hand-written consumer does, once per read
+/// when the handlers are quick.
+async fn run_batch(worker: Worker, taken: Vec<Taken>, permits: Vec<OwnedSemaphorePermit>) {
+    let mut running = taken
+        .into_iter()
+        .zip(permits)
+        .map(|(taken, permit)| {
+            let worker = worker.clone();
+            async move { deliver(worker, taken, permit).await }
+        })
+        .collect::<FuturesUnordered<_>>();
+    let acks = &worker.inner.acks;
+    let mut finished = false;
+    let mut sending = pin!(Fuse::terminated());
+    loop {
+        tokio::select! {
+            biased;
+            next = running.next(), if !finished => finished = next.is_none(),
+            () = &mut sending, if !sending.is_terminated() => {}
+            // Only when no delivery is ready: the branches above come first.
+            () = std::future::ready(()), if sending.is_terminated() && acks.waiting() => {
+                sending.set(acks.send(&worker).fuse());
+            }
+            else => return,
+        }
+    }
 }
 
 /// Waits for the deliveries in flight up to the shutdown deadline, then cuts

@@ -10,22 +10,28 @@
 //! such a loss is harmless: the handlers did succeed once.)
 //!
 //! Acknowledgements go in batches, as a database commits a group: a delivery
-//! whose handlers succeeded adds its entry to the next `XACK`; the first to
-//! find none in flight starts a task that sends it, and goes on sending what
-//! the others added meanwhile until none is left. That task runs on
-//! pyventus's own runtime, not on a thread a handler may block. So an entry is still acknowledged only after
-//! its handlers ran, at once when the worker is quiet, and under load one
-//! command (one write, one reply) acknowledges many: a kill between the two
-//! leaves the entries pending, delivered again, as before.
+//! whose handlers succeeded adds its entry to the next `XACK`, which the task
+//! running its read's deliveries sends whenever none of them is ready to go
+//! on (once per read when the handlers are quick, as a hand-written consumer
+//! does), on the worker's own connection: no other runtime is woken for it.
+//! That task may be held up: a handler blocking its thread (an inline
+//! synchronous one, an async one hogging it), or its `XACK` waiting behind
+//! one. So a rescuer on pyventus's own runtime, with the lease keeper's
+//! connection, sends what has waited unsent or unanswered for
+//! `RESCUE_AFTER` (acknowledging an entry twice is harmless, and it is
+//! counted once); it ticks only while acknowledgements wait or fly. An entry
+//! is still acknowledged only after its handlers ran: a kill before its
+//! `XACK` leaves it pending, delivered again, as before.
 
 use std::future::Future;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pyventus_core::remote::DeliveryFailure;
-use tokio::sync::OwnedSemaphorePermit;
-use tokio_util::task::TaskTracker;
+use tokio::sync::{Notify, OwnedSemaphorePermit};
+use tokio_util::sync::CancellationToken;
 
+use super::background::Background;
 use super::stats::Counters;
 use super::{METRICS, Worker};
 use crate::delivery::Lease;
@@ -76,7 +82,7 @@ pub(super) async fn settle(
     match outcome {
         Outcome::Done => {
             drop(slot);
-            inner.acks.ack(worker, id);
+            inner.acks.ack(id);
         }
         Outcome::Abandoned => {
             let ids = [id];
@@ -103,104 +109,222 @@ pub(super) async fn settle(
     }
 }
 
+/// How long a finished entry's acknowledgement may wait, unsent, before the
+/// rescuer sends it: its batch's task is held up (a handler blocking its
+/// thread, or the send waiting behind one).
+const RESCUE_AFTER: Duration = Duration::from_millis(20);
+
 /// The entries whose handlers succeeded, waiting for the next `XACK`, and the
-/// task sending it.
+/// `XACK`s under way.
 #[derive(Debug, Default)]
 pub(super) struct Acks {
-    next: Mutex<Batch>,
-    /// The task sending `XACK`s, while there is one: on pyventus's own
-    /// runtime, so that a handler blocking a thread of the worker's runtime
-    /// (an inline synchronous one, an async one that hogs it) holds up no
-    /// acknowledgement of the other deliveries.
-    flushers: TaskTracker,
+    state: Mutex<AckState>,
+    /// Wakes the rescuer when acknowledgements start waiting.
+    waiting: Notify,
 }
 
 #[derive(Debug, Default)]
-struct Batch {
+struct AckState {
     ids: Vec<String>,
-    /// A task is sending an `XACK`, and will send what is added meanwhile.
-    sending: bool,
+    /// When the first of `ids` was added.
+    since: Option<Instant>,
+    /// The `XACK`s sent and not answered yet: the rescuer sends those held up
+    /// too long again (acknowledging twice is harmless).
+    flights: Vec<Flight>,
+    /// The number of the next flight.
+    next_flight: u64,
+    /// The rescuer is watching; when not, the next acknowledgement wakes it.
+    watched: bool,
+}
+
+/// One `XACK` under way.
+#[derive(Debug)]
+struct Flight {
+    number: u64,
+    sent: Instant,
+    ids: Arc<[String]>,
+}
+
+impl AckState {
+    /// Removes flight `number`; whether it was still there (not rescued).
+    fn land(&mut self, number: u64) -> bool {
+        let Some(at) = self.flights.iter().position(|f| f.number == number) else {
+            return false;
+        };
+        self.flights.swap_remove(at);
+        true
+    }
 }
 
 impl Acks {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Batch> {
-        self.next.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, AckState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Acknowledges `id`: in the `XACK` the sending task sends next, starting
-    /// one if none is running.
-    fn ack(&self, worker: &Worker, id: &str) {
+    /// Acknowledges `id`: in the next `XACK` its batch's task sends, or the
+    /// rescuer if that task is held up.
+    fn ack(&self, id: &str) {
+        let wake = {
+            let mut state = self.lock();
+            if state.ids.is_empty() {
+                state.since = Some(Instant::now());
+            }
+            state.ids.push(id.to_owned());
+            !std::mem::replace(&mut state.watched, true)
+        };
+        if wake {
+            self.waiting.notify_one();
+        }
+    }
+
+    /// Whether acknowledgements wait for an `XACK`.
+    pub(super) fn waiting(&self) -> bool {
+        !self.lock().ids.is_empty()
+    }
+
+    /// Sends the acknowledgements waiting, in one `XACK` on the worker's
+    /// connection: what a batch's task does whenever none of its deliveries
+    /// is ready to go on.
+    pub(super) async fn send(&self, worker: &Worker) {
+        let Some((number, ids)) = self.take_off() else {
+            return;
+        };
+        let inner = &worker.inner;
+        let acked = persist(worker, &ids, || inner.stream.ack(&ids)).await;
+        // Counted by whoever lands the flight: this task, or the rescuer that
+        // took it over.
+        if self.lock().land(number) && acked.is_some() {
+            acknowledged(worker, ids.len());
+        }
+    }
+
+    /// Takes the acknowledgements waiting into a new flight: its number, and
+    /// its ids.
+    fn take_off(&self) -> Option<(u64, Arc<[String]>)> {
+        let mut state = self.lock();
+        if state.ids.is_empty() {
+            return None;
+        }
+        state.since = None;
+        let ids: Arc<[String]> = std::mem::take(&mut state.ids).into();
+        let number = state.next_flight;
+        state.next_flight += 1;
+        state.flights.push(Flight {
+            number,
+            sent: Instant::now(),
+            ids: ids.clone(),
+        });
+        Some((number, ids))
+    }
+
+    /// Takes what has waited `RESCUE_AFTER` or more: the ids no one sent, and
+    /// the flights not answered. `None` when nothing waits or flies any more
+    /// (the rescuer then sleeps until the next acknowledgement).
+    fn overdue(&self) -> Option<Vec<String>> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let mut rescued = Vec::new();
+        if state
+            .since
+            .is_some_and(|since| now.duration_since(since) >= RESCUE_AFTER)
         {
-            let mut next = self.lock();
-            next.ids.push(id.to_owned());
-            if next.sending {
-                return;
-            }
-            next.sending = true;
+            state.since = None;
+            rescued = std::mem::take(&mut state.ids);
         }
-        let worker = worker.clone();
-        let flush = async move { worker.inner.acks.flush(&worker).await };
-        drop(pyventus_core::runtime::spawn_on_io_runtime(
-            self.flushers.track_future(flush),
-        ));
+        state.flights.retain(|flight| {
+            let late = now.duration_since(flight.sent) >= RESCUE_AFTER;
+            if late {
+                rescued.extend(flight.ids.iter().cloned());
+            }
+            !late
+        });
+        if rescued.is_empty() && state.ids.is_empty() && state.flights.is_empty() {
+            state.watched = false;
+            return None;
+        }
+        Some(rescued)
     }
 
-    /// Sends what the deliveries added until none is left.
-    async fn flush(&self, worker: &Worker) {
-        // Dropped mid-send (the process exiting), it lets the next delivery
-        // start another; what it held stays pending, delivered again.
-        let mut sender = Sender(Some(self));
-        // The deliveries ready to finish now (the rest of a batch) join this
-        // `XACK`.
-        tokio::task::yield_now().await;
+    /// Sends, on pyventus's own runtime and connection, the acknowledgements
+    /// held up past `RESCUE_AFTER`: so a handler blocking a thread of the
+    /// worker's runtime (an inline synchronous one, an async one hogging it)
+    /// holds up no acknowledgement of the other deliveries. It watches only
+    /// while acknowledgements wait or fly, until `stop`.
+    async fn rescue(&self, worker: &Worker, stop: &CancellationToken) {
+        let inner = &worker.inner;
         loop {
-            let ids = {
-                let mut next = self.lock();
-                if next.ids.is_empty() {
-                    // In the same step as the look: an id added after it
-                    // finds no sender, and starts one.
-                    next.sending = false;
-                    sender.0 = None;
-                    return;
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = self.waiting.notified() => {}
+            }
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(RESCUE_AFTER) => {}
                 }
-                std::mem::take(&mut next.ids)
-            };
-            let inner = &worker.inner;
-            if persist(worker, &ids, || inner.stream.ack(&ids))
-                .await
-                .is_some()
-            {
-                Counters::add(&inner.stats.processed, ids.len() as u64);
-                for _ in &ids {
-                    METRICS.acked();
+                let Some(ids) = self.overdue() else { break };
+                if ids.is_empty() {
+                    continue;
+                }
+                let acked = tokio::select! {
+                    acked = persist(worker, &ids, || inner.keeper_stream.ack(&ids)) => acked,
+                    () = stop.cancelled() => {
+                        // Sent at shutdown with the rest.
+                        self.lock().ids.extend(ids);
+                        return;
+                    }
+                };
+                if acked.is_some() {
+                    acknowledged(worker, ids.len());
                 }
             }
         }
     }
 
-    /// Waits (until `limit` completes) for the acknowledgements of the
-    /// deliveries that have finished: at shutdown, once none is in flight.
-    pub(super) async fn settled(&self, limit: impl Future<Output = ()>) {
-        self.flushers.close();
+    /// Sends what is left at shutdown, once the deliveries and the rescuer
+    /// have ended (until `limit` completes).
+    pub(super) async fn settled(&self, worker: &Worker, limit: impl Future<Output = ()>) {
+        let ids: Vec<String> = {
+            let mut state = self.lock();
+            state.since = None;
+            let flights = std::mem::take(&mut state.flights);
+            let mut ids = std::mem::take(&mut state.ids);
+            ids.extend(flights.iter().flat_map(|f| f.ids.iter().cloned()));
+            ids
+        };
+        if ids.is_empty() {
+            return;
+        }
+        let inner = &worker.inner;
         let sent = tokio::select! {
-            () = self.flushers.wait() => true,
+            acked = persist(worker, &ids, || inner.stream.ack(&ids)) => {
+                if acked.is_some() {
+                    acknowledged(worker, ids.len());
+                }
+                true
+            }
             () = limit => false,
         };
         if !sent {
             tracing::error!(target: "pyventus", "acknowledgements still being sent after the shutdown; returning without them (their entries stay pending, delivered again)");
         }
-        self.flushers.reopen();
     }
 }
 
-/// Marks the batch as no longer being sent if its sender is dropped.
-struct Sender<'a>(Option<&'a Acks>);
+/// Starts the rescuer of the worker's held-up acknowledgements, on
+/// pyventus's own runtime, until the returned task is stopped.
+pub(super) fn start_rescuer(worker: &Worker) -> Background {
+    let worker = worker.clone();
+    Background::start("the acknowledgements' rescuer", move |stop| async move {
+        worker.inner.acks.rescue(&worker, &stop).await;
+    })
+}
 
-impl Drop for Sender<'_> {
-    fn drop(&mut self) {
-        if let Some(acks) = self.0 {
-            acks.lock().sending = false;
-        }
+/// Counts `n` entries acknowledged.
+fn acknowledged(worker: &Worker, n: usize) {
+    Counters::add(&worker.inner.stats.processed, n as u64);
+    for _ in 0..n {
+        METRICS.acked();
     }
 }
 
@@ -330,4 +454,50 @@ fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rescue_due() {
+        std::thread::sleep(RESCUE_AFTER + Duration::from_millis(5));
+    }
+
+    #[test]
+    fn the_rescuer_takes_what_waited_too_long_unsent_or_unanswered() {
+        let acks = Acks::default();
+        acks.ack("1-0");
+        acks.ack("2-0");
+        let (number, flying) = acks.take_off().expect("two waiting");
+        assert_eq!(&flying[..], ["1-0", "2-0"]);
+        assert!(!acks.waiting());
+        acks.ack("3-0");
+        // Too early: nothing taken, but still watched.
+        assert_eq!(acks.overdue(), Some(Vec::new()));
+        rescue_due();
+        assert_eq!(
+            acks.overdue(),
+            Some(vec!["3-0".to_owned(), "1-0".to_owned(), "2-0".to_owned()])
+        );
+        // The flight's own answer comes late: the rescuer counts it, not its sender.
+        assert!(!acks.lock().land(number));
+        // Nothing waits or flies: the rescuer sleeps, and the next
+        // acknowledgement wakes it.
+        assert_eq!(acks.overdue(), None);
+        assert!(!acks.lock().watched);
+        acks.ack("4-0");
+        assert!(acks.lock().watched);
+    }
+
+    #[test]
+    fn a_flight_answered_in_time_is_its_senders() {
+        let acks = Acks::default();
+        acks.ack("1-0");
+        let (number, _) = acks.take_off().expect("one waiting");
+        assert_eq!(acks.take_off(), None);
+        assert!(acks.lock().land(number));
+        rescue_due();
+        assert_eq!(acks.overdue(), None);
+    }
 }
