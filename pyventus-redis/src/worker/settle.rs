@@ -84,28 +84,34 @@ pub(super) async fn settle(
             drop(slot);
             inner.acks.ack(id);
         }
-        Outcome::Abandoned => {
-            let ids = [id];
-            let released = persist(worker, &ids, || {
-                inner.stream.release(
-                    &inner.consumer,
-                    &ids,
-                    Duration::ZERO,
-                    inner.config.visibility,
-                )
-            })
-            .await;
-            if released == Some(1) {
-                Counters::add(&inner.stats.abandoned, 1);
-                tracing::warn!(target: "pyventus", "cut short at shutdown: left pending for another worker");
-            }
-        }
+        // Boxed, the rare outcomes' commands leave a delivery's future small
+        // (a task node per delivery holds it; docs/benchmarks.md).
+        Outcome::Abandoned => Box::pin(abandon(worker, id)).await,
         Outcome::Failed(failure)
             if failure.is_permanent() || deliveries >= inner.config.max_deliveries =>
         {
-            dead_letter(worker, taken, &failure).await;
+            Box::pin(dead_letter(worker, taken, &failure)).await;
         }
-        Outcome::Failed(failure) => retry_later(worker, id, deliveries, &failure).await,
+        Outcome::Failed(failure) => Box::pin(retry_later(worker, id, deliveries, &failure)).await,
+    }
+}
+
+/// Leaves an entry cut short at shutdown pending for another worker, at once.
+async fn abandon(worker: &Worker, id: &str) {
+    let inner = &worker.inner;
+    let ids = [id];
+    let released = persist(worker, &ids, || {
+        inner.stream.release(
+            &inner.consumer,
+            &ids,
+            Duration::ZERO,
+            inner.config.visibility,
+        )
+    })
+    .await;
+    if released == Some(1) {
+        Counters::add(&inner.stats.abandoned, 1);
+        tracing::warn!(target: "pyventus", "cut short at shutdown: left pending for another worker");
     }
 }
 
