@@ -17,9 +17,9 @@
 //! That task may be held up: a handler blocking its thread (an inline
 //! synchronous one, an async one hogging it), or its `XACK` waiting behind
 //! one. So a rescuer on pyventus's own runtime, with the lease keeper's
-//! connection, sends what has waited unsent or unanswered for
-//! `RESCUE_AFTER` (acknowledging an entry twice is harmless, and it is
-//! counted once); it ticks only while acknowledgements wait or fly. An entry
+//! connection, sends what has waited unsent for `RESCUE_AFTER`, or
+//! unanswered for `RESEND_AFTER` (acknowledging an entry twice is harmless,
+//! and it is counted once); it ticks only while acknowledgements wait or fly. An entry
 //! is still acknowledged only after its handlers ran: a kill before its
 //! `XACK` leaves it pending, delivered again, as before.
 
@@ -117,8 +117,14 @@ async fn abandon(worker: &Worker, id: &str) {
 
 /// How long a finished entry's acknowledgement may wait, unsent, before the
 /// rescuer sends it: its batch's task is held up (a handler blocking its
-/// thread, or the send waiting behind one).
+/// thread). Also how often the rescuer looks, while some wait or fly.
 const RESCUE_AFTER: Duration = Duration::from_millis(20);
+
+/// How long an `XACK` may go unanswered before the rescuer sends its entries
+/// again: it may wait behind a handler blocking the thread its connection's
+/// task was woken on. Longer than a round trip under load, so that a slow
+/// Redis does not get every acknowledgement twice.
+const RESEND_AFTER: Duration = Duration::from_millis(200);
 
 /// The entries whose handlers succeeded, waiting for the next `XACK`, and the
 /// `XACK`s under way.
@@ -223,8 +229,8 @@ impl Acks {
         Some((number, ids))
     }
 
-    /// Takes what has waited `RESCUE_AFTER` or more: the ids no one sent, and
-    /// the flights not answered. `None` when nothing waits or flies any more
+    /// Takes what has waited too long: the ids no one sent for
+    /// `RESCUE_AFTER`, and the flights not answered for `RESEND_AFTER`. `None` when nothing waits or flies any more
     /// (the rescuer then sleeps until the next acknowledgement).
     fn overdue(&self) -> Option<Vec<String>> {
         let now = Instant::now();
@@ -238,7 +244,7 @@ impl Acks {
             rescued = std::mem::take(&mut state.ids);
         }
         state.flights.retain(|flight| {
-            let late = now.duration_since(flight.sent) >= RESCUE_AFTER;
+            let late = now.duration_since(flight.sent) >= RESEND_AFTER;
             if late {
                 rescued.extend(flight.ids.iter().cloned());
             }
@@ -252,7 +258,7 @@ impl Acks {
     }
 
     /// Sends, on pyventus's own runtime and connection, the acknowledgements
-    /// held up past `RESCUE_AFTER`: so a handler blocking a thread of the
+    /// held up (see [`overdue`](Self::overdue)): so a handler blocking a thread of the
     /// worker's runtime (an inline synchronous one, an async one hogging it)
     /// holds up no acknowledgement of the other deliveries. It watches only
     /// while acknowledgements wait or fly, until `stop`.
@@ -287,17 +293,22 @@ impl Acks {
         }
     }
 
+    /// Takes every acknowledgement waiting or flying, at the end of a run.
+    fn leftovers(&self) -> Vec<String> {
+        let mut state = self.lock();
+        state.since = None;
+        // The next run's rescuer is woken by its first acknowledgement.
+        state.watched = false;
+        let flights = std::mem::take(&mut state.flights);
+        let mut ids = std::mem::take(&mut state.ids);
+        ids.extend(flights.iter().flat_map(|f| f.ids.iter().cloned()));
+        ids
+    }
+
     /// Sends what is left at shutdown, once the deliveries and the rescuer
     /// have ended (until `limit` completes).
     pub(super) async fn settled(&self, worker: &Worker, limit: impl Future<Output = ()>) {
-        let ids: Vec<String> = {
-            let mut state = self.lock();
-            state.since = None;
-            let flights = std::mem::take(&mut state.flights);
-            let mut ids = std::mem::take(&mut state.ids);
-            ids.extend(flights.iter().flat_map(|f| f.ids.iter().cloned()));
-            ids
-        };
+        let ids = self.leftovers();
         if ids.is_empty() {
             return;
         }
@@ -466,8 +477,8 @@ fn now_millis() -> u64 {
 mod tests {
     use super::*;
 
-    fn rescue_due() {
-        std::thread::sleep(RESCUE_AFTER + Duration::from_millis(5));
+    fn pause(limit: Duration) {
+        std::thread::sleep(limit + Duration::from_millis(5));
     }
 
     #[test]
@@ -481,10 +492,13 @@ mod tests {
         acks.ack("3-0");
         // Too early: nothing taken, but still watched.
         assert_eq!(acks.overdue(), Some(Vec::new()));
-        rescue_due();
+        pause(RESCUE_AFTER);
+        // Unsent past its limit; the flight is not late yet.
+        assert_eq!(acks.overdue(), Some(vec!["3-0".to_owned()]));
+        pause(RESEND_AFTER);
         assert_eq!(
             acks.overdue(),
-            Some(vec!["3-0".to_owned(), "1-0".to_owned(), "2-0".to_owned()])
+            Some(vec!["1-0".to_owned(), "2-0".to_owned()])
         );
         // The flight's own answer comes late: the rescuer counts it, not its sender.
         assert!(!acks.lock().land(number));
@@ -503,7 +517,22 @@ mod tests {
         let (number, _) = acks.take_off().expect("one waiting");
         assert_eq!(acks.take_off(), None);
         assert!(acks.lock().land(number));
-        rescue_due();
+        pause(RESEND_AFTER);
         assert_eq!(acks.overdue(), None);
+    }
+
+    #[test]
+    fn a_run_leaves_nothing_for_the_next_but_a_rescuer_to_wake() {
+        let acks = Acks::default();
+        acks.ack("1-0");
+        let _flying = acks.take_off();
+        acks.ack("2-0");
+        assert_eq!(acks.leftovers(), ["2-0", "1-0"]);
+        assert!(!acks.waiting());
+        // The next run's first acknowledgement wakes its rescuer.
+        assert!(!acks.lock().watched);
+        acks.ack("3-0");
+        assert!(acks.lock().watched);
+        assert_eq!(acks.overdue(), Some(Vec::new()));
     }
 }
