@@ -165,4 +165,38 @@ fn allocations_per_emission() {
         sum.load(Ordering::Relaxed),
         3 + 3 * 11 * EMISSIONS + 2 * EMISSIONS
     );
+
+    // Blocking: the shared event and the task, then the hop: the pending
+    // run's box, the blocking task, and the box of the emission joining its
+    // run. The one pending run is neither listed nor joined with `join_all`
+    // (three more allocations, before).
+    let on_blocking_threads = blocking_allocations(&runtime);
+    println!("blocking: {on_blocking_threads} allocations for {EMISSIONS} emissions");
+    dhat::assert!((5 * EMISSIONS..=5 * EMISSIONS + 16).contains(&on_blocking_threads));
+}
+
+/// Allocations for [`EMISSIONS`] emissions to a synchronous subscriber on a
+/// blocking thread (the tokio service's `blocking`, as a broker worker's
+/// handlers run by default), each waited for: the least of three windows,
+/// as the blocking thread is another thread.
+fn blocking_allocations(runtime: &tokio::runtime::Runtime) -> u64 {
+    let sum = Arc::new(AtomicU64::new(0));
+    let tokio = TokioProcessingService::builder().blocking(true).build();
+    let on_blocking = emitter(linker(&sum, 1), tokio.clone());
+    let emit = |count: u64| {
+        runtime.block_on(async {
+            for _ in 0..count {
+                on_blocking.emit(Measured { value: 1 }).unwrap();
+                tokio.wait_for_tasks().await.unwrap();
+            }
+        });
+    };
+    // The blocking thread started, and what it builds once.
+    emit(1);
+    let least = (0..3)
+        .map(|_| blocks_during(|| emit(EMISSIONS)))
+        .min()
+        .unwrap_or(u64::MAX);
+    dhat::assert_eq!(sum.load(Ordering::Relaxed), 1 + 3 * EMISSIONS);
+    least
 }

@@ -27,6 +27,31 @@ pub(crate) type Joined = Vec<(Arc<SubscriberInner>, Settled)>;
 /// async subscriber, or one on a blocking thread).
 type Pending = BoxFuture<'static, (Arc<SubscriberInner>, Settled)>;
 
+/// The runs an emission's start left pending: most often none or one, kept
+/// without a list.
+pub(super) enum Pendings {
+    None,
+    One(Pending),
+    Many(Vec<Pending>),
+}
+
+impl Pendings {
+    fn push(&mut self, run: Pending) {
+        *self = match std::mem::replace(self, Pendings::None) {
+            Pendings::None => Pendings::One(run),
+            Pendings::One(first) => Pendings::Many(vec![first, run]),
+            Pendings::Many(mut runs) => {
+                runs.push(run);
+                Pendings::Many(runs)
+            }
+        };
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        matches!(self, Pendings::None)
+    }
+}
+
 impl EventEmission {
     #[inline]
     pub(super) fn finish(&mut self, result: impl Fn() -> Result<(), Error>) {
@@ -89,10 +114,10 @@ impl EventEmission {
     /// Runs the synchronous subscribers (and starts the others), in place:
     /// the report so far, and the runs still to join.
     #[inline]
-    pub(super) fn start(&mut self) -> (RunReport, Vec<Pending>) {
+    pub(super) fn start(&mut self) -> (RunReport, Pendings) {
         self.accounting.started(self.event.name(), self.processor);
         let mut report = RunReport::default();
-        let mut pending: Vec<Pending> = Vec::new();
+        let mut pending = Pendings::None;
         // Looked up only for a subscriber that wants a blocking thread.
         let mut threads: Option<Option<BlockingPool>> = None;
         let entered = context::enter(self.current());
@@ -130,9 +155,20 @@ impl EventEmission {
     }
 
     /// Joins the runs [`start`](Self::start) left pending, then finishes.
-    pub(super) async fn join(mut self, mut report: RunReport, pending: Vec<Pending>) -> RunReport {
-        for (sub, settled) in futures::future::join_all(pending).await {
-            report.record(sub.id(), sub.handler_id(), settled);
+    pub(super) async fn join(mut self, mut report: RunReport, pending: Pendings) -> RunReport {
+        match pending {
+            Pendings::None => {}
+            // One run (a broker worker's handler on a blocking thread, most
+            // often): awaited as it is, without `join_all`'s allocations.
+            Pendings::One(run) => {
+                let (sub, settled) = run.await;
+                report.record(sub.id(), sub.handler_id(), settled);
+            }
+            Pendings::Many(runs) => {
+                for (sub, settled) in futures::future::join_all(runs).await {
+                    report.record(sub.id(), sub.handler_id(), settled);
+                }
+            }
         }
         self.end(&report);
         report
