@@ -712,6 +712,84 @@ async fn a_handler_blocking_its_thread_holds_up_no_acknowledgement_of_the_others
     cleanup(&url, &queue).await;
 }
 
+/// A parcel whose handler waits `ms` milliseconds, asynchronously.
+#[derive(Debug, Clone, Event, Serialize, Deserialize)]
+struct Staggered {
+    ms: u64,
+}
+
+/// How many `Staggered` parcels have run.
+static STAGGERED: AtomicU64 = AtomicU64::new(0);
+
+#[on(Staggered, linker = Blocking)]
+async fn stagger(s: Staggered) {
+    tokio::time::sleep(Duration::from_millis(s.ms)).await;
+    STAGGERED.fetch_add(1, Ordering::SeqCst);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_after_a_dropped_one_still_sends_what_a_blocked_thread_holds_up() {
+    let Some(url) = redis_url().await else { return };
+    let queue = fresh_queue("blocked-acks-again");
+    let emitter = emitter(service(&url, &queue).await, Blocking::linker());
+    // Redis 15 ms away, on a runtime of its own (the test's stalls while a
+    // handler blocks one of its threads): acknowledgements fly all along.
+    let (proxy_runtime, proxy) = {
+        let url = url.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            let proxy = runtime.block_on(common::proxy::Proxy::slow(
+                &url,
+                6379,
+                Duration::from_millis(15),
+            ));
+            (runtime, proxy)
+        })
+        .join()
+        .unwrap()
+    };
+    let worker = Worker::builder(&proxy.url(&url))
+        .queue(&queue)
+        .linker(Blocking::linker())
+        .concurrency(64)
+        .sync_handlers_inline(true)
+        .connect()
+        .await
+        .unwrap();
+    // A first run, dropped while its entries finish 5 ms apart (its rescuer
+    // watching); its read's task goes on and acknowledges them.
+    for i in 0..64 {
+        emitter.emit(Staggered { ms: 5 * i }).unwrap();
+    }
+    {
+        let first = std::pin::pin!(worker.run());
+        tokio::select! {
+            ran = first => panic!("the first run ended on its own: {ran:?}"),
+            () = until(Duration::from_secs(5), "20 parcels run", async || {
+                STAGGERED.load(Ordering::SeqCst) >= 20
+            }) => {}
+        }
+    }
+    pending_apart(&url, &queue, 0, Duration::from_secs(5));
+    // Run again: one of its entries blocks its thread for 4 s, and the
+    // others' acknowledgement must not wait for it.
+    for n in 0..64 {
+        emitter.emit(Heavy { n }).unwrap();
+    }
+    let running = spawn_run(&worker);
+    pending_apart(&url, &queue, 1, Duration::from_secs(2));
+    pending_apart(&url, &queue, 0, Duration::from_secs(10));
+    worker.shutdown();
+    running.await.unwrap().unwrap();
+    cleanup(&url, &queue).await;
+    drop(proxy);
+    proxy_runtime.shutdown_background();
+}
+
 /// Waits until `queue` has `count` entries pending, failing after `limit`,
 /// watched from a thread and runtime of its own. The test's runtime is no
 /// observer while a handler blocks one of its two threads: tokio may have

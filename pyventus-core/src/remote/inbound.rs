@@ -142,9 +142,7 @@ impl Inbound {
 
     /// Runs `envelope`'s handlers, with `context` attached to the emission
     /// for handlers to read (the broker's delivery: envelope id, attempt), in
-    /// the current span, where it records the envelope's id and event. It
-    /// decodes and resolves the event when called, and runs the handlers when
-    /// awaited: await it at once.
+    /// the current span, where it records the envelope's id and event.
     ///
     /// # Errors
     ///
@@ -152,18 +150,28 @@ impl Inbound {
     /// worker cannot resolve, targeted handlers it does not have, failed
     /// handlers (with their report), or the deadline passed (the asynchronous
     /// handlers cancelled).
-    // Built synchronously, the future holds the emission once: as an `async
-    // fn` nesting `run_emission`, each level kept its own copy, and a
-    // broker's delivery future grew past 2 KB (docs/benchmarks.md). The
-    // replies of requests, rare, are boxed.
-    pub fn run<'a>(
+    pub async fn run(
+        &self,
+        envelope: &Envelope,
+        context: Arc<dyn Any + Send + Sync>,
+    ) -> Result<(), DeliveryFailure> {
+        // Nothing happens before the first poll: a caller instruments the
+        // future with its delivery's span, which must be current here.
+        tracing::Span::current()
+            .record("envelope", envelope.id.as_str())
+            .record("event", envelope.event.as_str());
+        self.start(envelope, context).await
+    }
+
+    /// The delivery's run, built synchronously: its future holds the emission
+    /// once. Built within an `async fn` nesting `run_emission`, each level kept
+    /// its own copy, and a broker's delivery future grew past 2 KB
+    /// (docs/benchmarks.md). The replies of requests, rare, are boxed.
+    fn start<'a>(
         &'a self,
         envelope: &'a Envelope,
         context: Arc<dyn Any + Send + Sync>,
     ) -> impl Future<Output = Ran> + Send + 'a {
-        tracing::Span::current()
-            .record("envelope", envelope.id.as_str())
-            .record("event", envelope.event.as_str());
         let mut emission = match self.resolve(envelope) {
             Ok(emission) => emission,
             Err(Resolved::Failed(failure)) => return Either::Left(ready(Err(failure))),
@@ -222,11 +230,11 @@ impl Inbound {
         context: Arc<dyn Any + Send + Sync>,
     ) -> Either<BoxFuture<'a, Ran>, impl Future<Output = Ran> + Send + 'static> {
         let Some((sender, to)) = self.reply_to(envelope) else {
-            return Either::Right(self.run_emission(emission, context));
+            return Either::Right(self.emission_run(emission, context));
         };
         let slot = Arc::new(RemoteAnswer::default());
         emission.set_remote_answer(slot.clone());
-        let run = self.run_emission(emission, context);
+        let run = self.emission_run(emission, context);
         Either::Left(
             async move {
                 let result = run.await;
@@ -254,7 +262,17 @@ impl Inbound {
     ///
     /// [`DeliveryFailure::Handlers`] with the run's report, or
     /// [`DeliveryFailure::TimedOut`].
-    pub fn run_emission(
+    pub async fn run_emission(
+        &self,
+        emission: EventEmission,
+        context: Arc<dyn Any + Send + Sync>,
+    ) -> Result<(), DeliveryFailure> {
+        self.emission_run(emission, context).await
+    }
+
+    /// [`run_emission`](Self::run_emission)'s future, built synchronously (in
+    /// a runtime: the deadline's timer is made here).
+    fn emission_run(
         &self,
         mut emission: EventEmission,
         context: Arc<dyn Any + Send + Sync>,

@@ -331,6 +331,9 @@ impl Acks {
 /// Starts the rescuer of the worker's held-up acknowledgements, on
 /// pyventus's own runtime, until the returned task is stopped.
 pub(super) fn start_rescuer(worker: &Worker) -> Background {
+    // A rescuer of an earlier run, dropped while it watched, left the watch
+    // set: this run's first acknowledgement must wake this one.
+    worker.inner.acks.lock().watched = false;
     let worker = worker.clone();
     Background::start("the acknowledgements' rescuer", move |stop| async move {
         worker.inner.acks.rescue(&worker, &stop).await;
