@@ -687,29 +687,45 @@ fn carry(h: &Heavy) {
 async fn a_handler_blocking_its_thread_holds_up_no_acknowledgement_of_the_others() {
     let Some(url) = redis_url().await else { return };
     let queue = fresh_queue("blocked-acks");
-    let service = service(&url, &queue).await;
-    let emitter = emitter(service, Blocking::linker());
-    for n in 0..64 {
-        emitter.emit(Heavy { n }).unwrap();
-    }
-    let worker = Worker::builder(&url)
-        .queue(&queue)
+    let emitter = emitter(service(&url, &queue).await, Blocking::linker());
+    let worker = inline_worker(&url, &queue).await;
+    let running = one_blocks_its_thread(&emitter, &worker, &url, &queue);
+    worker.shutdown();
+    running.await.unwrap().unwrap();
+    assert_eq!(worker.stats().processed, 64);
+    cleanup(&url, &queue).await;
+}
+
+/// A worker of `queue` at `url` (Redis's, or a proxy's) running
+/// `Blocking`'s handlers inline, 64 at a time.
+async fn inline_worker(url: &str, queue: &str) -> Worker {
+    Worker::builder(url)
+        .queue(queue)
         .linker(Blocking::linker())
         .concurrency(64)
         .sync_handlers_inline(true)
         .connect()
         .await
-        .unwrap();
-    let running = spawn_run(&worker);
-    // One read takes the 64: the first 63 finish at once, the last holds its
-    // thread for 4 s. Their acknowledgement must not wait for it.
-    pending_apart(&url, &queue, 1, Duration::from_secs(2));
-    // The 64th, once it returns.
-    pending_apart(&url, &queue, 0, Duration::from_secs(10));
-    worker.shutdown();
-    running.await.unwrap().unwrap();
-    assert_eq!(worker.stats().processed, 64);
-    cleanup(&url, &queue).await;
+        .unwrap()
+}
+
+/// Runs `worker` on 64 `Heavy` parcels, which one read takes: the first 63
+/// finish at once, the last holds its thread for 4 s. Their acknowledgement
+/// must not wait for it; the 64th's comes once it returns. The run, still
+/// going.
+fn one_blocks_its_thread(
+    emitter: &pyventus::EventEmitter,
+    worker: &Worker,
+    url: &str,
+    queue: &str,
+) -> tokio::task::JoinHandle<Result<(), pyventus::redis::Error>> {
+    for n in 0..64 {
+        emitter.emit(Heavy { n }).unwrap();
+    }
+    let running = spawn_run(worker);
+    pending_apart(url, queue, 1, Duration::from_secs(2));
+    pending_apart(url, queue, 0, Duration::from_secs(10));
+    running
 }
 
 /// A parcel whose handler waits `ms` milliseconds, asynchronously.
@@ -752,14 +768,7 @@ async fn a_run_after_a_dropped_one_still_sends_what_a_blocked_thread_holds_up() 
         .join()
         .unwrap()
     };
-    let worker = Worker::builder(&proxy.url(&url))
-        .queue(&queue)
-        .linker(Blocking::linker())
-        .concurrency(64)
-        .sync_handlers_inline(true)
-        .connect()
-        .await
-        .unwrap();
+    let worker = inline_worker(&proxy.url(&url), &queue).await;
     // A first run, dropped while its entries finish 5 ms apart (its rescuer
     // watching); its read's task goes on and acknowledges them.
     for i in 0..64 {
@@ -775,14 +784,8 @@ async fn a_run_after_a_dropped_one_still_sends_what_a_blocked_thread_holds_up() 
         }
     }
     pending_apart(&url, &queue, 0, Duration::from_secs(5));
-    // Run again: one of its entries blocks its thread for 4 s, and the
-    // others' acknowledgement must not wait for it.
-    for n in 0..64 {
-        emitter.emit(Heavy { n }).unwrap();
-    }
-    let running = spawn_run(&worker);
-    pending_apart(&url, &queue, 1, Duration::from_secs(2));
-    pending_apart(&url, &queue, 0, Duration::from_secs(10));
+    // Run again, with one entry blocking its thread.
+    let running = one_blocks_its_thread(&emitter, &worker, &url, &queue);
     worker.shutdown();
     running.await.unwrap().unwrap();
     cleanup(&url, &queue).await;
