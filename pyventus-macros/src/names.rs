@@ -131,48 +131,24 @@ fn compilation_of(crate_vars: &[Option<String>; 2], mut args: impl Iterator<Item
 mod tests {
     use super::compilation_of;
 
-    fn of(args: &[&str]) -> u64 {
+    /// The compilation `args` (rustc's arguments, split at spaces) describe.
+    fn of(args: &str) -> u64 {
         compilation_of(
             &[Some("dual".to_owned()), Some("0.1.0".to_owned())],
-            args.iter().map(|arg| (*arg).to_owned()),
+            args.split(' ').map(str::to_owned),
         )
     }
 
     #[test]
     fn two_compilations_of_one_crate_in_one_binary_are_told_apart() {
-        let lib = of(&[
-            "--crate-name",
-            "dual",
-            "--crate-type",
-            "lib",
-            "-C",
-            "metadata=1a2b",
-        ]);
-        let bin = of(&[
-            "--crate-name",
-            "dual",
-            "--crate-type",
-            "bin",
-            "-C",
-            "metadata=3c4d",
-        ]);
-        let test = of(&["--crate-name", "dual", "--test", "-C", "metadata=5e6f"]);
+        let lib = of("--crate-name dual --crate-type lib -C metadata=1a2b");
+        let bin = of("--crate-name dual --crate-type bin -C metadata=3c4d");
+        let test = of("--crate-name dual --test -C metadata=5e6f");
         assert!(lib != bin && bin != test && lib != test);
         // What does not tell compilations apart is left out: paths, flags.
         assert_eq!(
             lib,
-            of(&[
-                "--crate-name",
-                "dual",
-                "--crate-type",
-                "lib",
-                "-C",
-                "metadata=1a2b",
-                "-C",
-                "opt-level=3",
-                "--out-dir",
-                "/x"
-            ])
+            of("--crate-name dual --crate-type lib -C metadata=1a2b -C opt-level=3 --out-dir /x")
         );
     }
 }
