@@ -19,9 +19,9 @@
 //! one. So a rescuer on pyventus's own runtime, with the lease keeper's
 //! connection, sends what has waited unsent for `RESCUE_AFTER`, or
 //! unanswered for `RESEND_AFTER` (acknowledging an entry twice is harmless,
-//! and it is counted once); it ticks only while acknowledgements wait or fly. An entry
-//! is still acknowledged only after its handlers ran: a kill before its
-//! `XACK` leaves it pending, delivered again, as before.
+//! and it is counted once); it ticks only while acknowledgements wait or
+//! fly. An entry is still acknowledged only after its handlers ran: a kill
+//! before its `XACK` leaves it pending, delivered again, as before.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -35,7 +35,7 @@ use super::background::Background;
 use super::stats::Counters;
 use super::{METRICS, Worker};
 use crate::delivery::Lease;
-use crate::stream::{DeadLetterArgs, Taken};
+use crate::stream::{DeadLetterArgs, Stream, Taken};
 use crate::{Error, truncated};
 
 /// How much of a failure's reason a log line keeps.
@@ -201,11 +201,10 @@ impl Acks {
         let Some((number, ids)) = self.take_off() else {
             return;
         };
-        let inner = &worker.inner;
-        let acked = persist(worker, &ids, || inner.stream.ack(&ids)).await;
+        let acked = xack(worker, &worker.inner.stream, &ids).await;
         // Counted by whoever lands the flight: this task, or the rescuer that
         // took it over.
-        if self.lock().land(number) && acked.is_some() {
+        if self.lock().land(number) && acked {
             acknowledged(worker, ids.len());
         }
     }
@@ -230,8 +229,9 @@ impl Acks {
     }
 
     /// Takes what has waited too long: the ids no one sent for
-    /// `RESCUE_AFTER`, and the flights not answered for `RESEND_AFTER`. `None` when nothing waits or flies any more
-    /// (the rescuer then sleeps until the next acknowledgement).
+    /// `RESCUE_AFTER`, and the flights not answered for `RESEND_AFTER`.
+    /// `None` when nothing waits or flies any more (the rescuer then sleeps
+    /// until the next acknowledgement).
     fn overdue(&self) -> Option<Vec<String>> {
         let now = Instant::now();
         let mut state = self.lock();
@@ -258,10 +258,10 @@ impl Acks {
     }
 
     /// Sends, on pyventus's own runtime and connection, the acknowledgements
-    /// held up (see [`overdue`](Self::overdue)): so a handler blocking a thread of the
-    /// worker's runtime (an inline synchronous one, an async one hogging it)
-    /// holds up no acknowledgement of the other deliveries. It watches only
-    /// while acknowledgements wait or fly, until `stop`.
+    /// held up (see [`overdue`](Self::overdue)): so a handler blocking a
+    /// thread of the worker's runtime (an inline synchronous one, an async
+    /// one hogging it) holds up no acknowledgement of the other deliveries.
+    /// It watches only while acknowledgements wait or fly, until `stop`.
     async fn rescue(&self, worker: &Worker, stop: &CancellationToken) {
         let inner = &worker.inner;
         loop {
@@ -279,14 +279,14 @@ impl Acks {
                     continue;
                 }
                 let acked = tokio::select! {
-                    acked = persist(worker, &ids, || inner.keeper_stream.ack(&ids)) => acked,
+                    acked = xack(worker, &inner.keeper_stream, &ids) => acked,
                     () = stop.cancelled() => {
                         // Sent at shutdown with the rest.
                         self.lock().ids.extend(ids);
                         return;
                     }
                 };
-                if acked.is_some() {
+                if acked {
                     acknowledged(worker, ids.len());
                 }
             }
@@ -297,12 +297,17 @@ impl Acks {
     fn leftovers(&self) -> Vec<String> {
         let mut state = self.lock();
         state.since = None;
-        // The next run's rescuer is woken by its first acknowledgement.
-        state.watched = false;
         let flights = std::mem::take(&mut state.flights);
         let mut ids = std::mem::take(&mut state.ids);
         ids.extend(flights.iter().flat_map(|f| f.ids.iter().cloned()));
         ids
+    }
+
+    /// Clears the watch, as a run's rescuer starts: one of an earlier run,
+    /// stopped or dropped while it watched, left it set, and this run's first
+    /// acknowledgement must wake the new one.
+    fn unwatched(&self) {
+        self.lock().watched = false;
     }
 
     /// Sends what is left at shutdown, once the deliveries and the rescuer
@@ -312,10 +317,9 @@ impl Acks {
         if ids.is_empty() {
             return;
         }
-        let inner = &worker.inner;
         let sent = tokio::select! {
-            acked = persist(worker, &ids, || inner.stream.ack(&ids)) => {
-                if acked.is_some() {
+            acked = xack(worker, &worker.inner.stream, &ids) => {
+                if acked {
                     acknowledged(worker, ids.len());
                 }
                 true
@@ -331,13 +335,17 @@ impl Acks {
 /// Starts the rescuer of the worker's held-up acknowledgements, on
 /// pyventus's own runtime, until the returned task is stopped.
 pub(super) fn start_rescuer(worker: &Worker) -> Background {
-    // A rescuer of an earlier run, dropped while it watched, left the watch
-    // set: this run's first acknowledgement must wake this one.
-    worker.inner.acks.lock().watched = false;
+    worker.inner.acks.unwatched();
     let worker = worker.clone();
     Background::start("the acknowledgements' rescuer", move |stop| async move {
         worker.inner.acks.rescue(&worker, &stop).await;
     })
+}
+
+/// Sends one `XACK` of `ids` on `stream` (see [`persist`]): whether Redis
+/// took it.
+async fn xack(worker: &Worker, stream: &Stream, ids: &[String]) -> bool {
+    persist(worker, ids, || stream.ack(ids)).await.is_some()
 }
 
 /// Counts `n` entries acknowledged.
@@ -533,6 +541,7 @@ mod tests {
         assert_eq!(acks.leftovers(), ["2-0", "1-0"]);
         assert!(!acks.waiting());
         // The next run's first acknowledgement wakes its rescuer.
+        acks.unwatched();
         assert!(!acks.lock().watched);
         acks.ack("3-0");
         assert!(acks.lock().watched);
