@@ -338,7 +338,6 @@ impl fmt::Debug for Inbound {
     }
 }
 
-/// Tells the caller that nothing here responds to its request.
 /// What running a delivery's handlers gives.
 type Ran = Result<(), DeliveryFailure>;
 
@@ -349,6 +348,7 @@ enum Resolved<'a> {
     NoResponder(&'a Arc<dyn ReplySender>, &'a str),
 }
 
+/// Tells the caller that nothing here responds to its request.
 async fn reply_no_responder(envelope: &Envelope, sender: &dyn ReplySender, to: &str) {
     reply(envelope, sender, to, RemoteAnswer::NO_RESPONDER.to_owned()).await;
 }
