@@ -99,6 +99,70 @@ async fn a_blocking_sync_handler_keeps_its_entry_past_the_visibility_timeout() {
     cleanup(&url, &queue).await;
 }
 
+// --- A run dropped mid-delivery keeps the leases of what it left running.
+
+#[derive(Debug, Clone, Event, Serialize, Deserialize)]
+struct Outlasting;
+
+static OUTLASTING_RUNS: AtomicU64 = AtomicU64::new(0);
+
+/// Asynchronous and four visibility timeouts long: it outlasts the run that
+/// took it.
+#[on(Outlasting, linker = Hogs)]
+async fn outlasting() {
+    OUTLASTING_RUNS.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+}
+
+/// A `run` future dropped (a `select!` that took another branch) stops
+/// reading; the deliveries it started go on to their end and are
+/// acknowledged. Their leases must go on too: an entry whose lease lapsed
+/// would be claimed by another worker and run twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_run_keeps_the_entries_it_left_running() {
+    let Some(url) = redis_url().await else { return };
+    let queue = fresh_queue("dropped-run");
+    emitter(service(&url, &queue).await, Hogs::linker())
+        .emit(Outlasting)
+        .unwrap();
+    let start = |name: &'static str| {
+        worker(&url, &queue, Hogs::linker())
+            .consumer(name)
+            .connect()
+    };
+    let first = start("dropped").await.unwrap();
+    {
+        let run = std::pin::pin!(first.run());
+        tokio::select! {
+            ran = run => panic!("the run ended on its own: {ran:?}"),
+            () = until(Duration::from_secs(5), "the handler to start", async || {
+                OUTLASTING_RUNS.load(Ordering::SeqCst) == 1
+            }) => {}
+        }
+    }
+    // Another worker sweeps the pending list every half visibility timeout.
+    let second = start("sweeper").await.unwrap();
+    let running = spawn_run(&second);
+    until(
+        Duration::from_secs(5),
+        "the entry acknowledged",
+        async || pending(&url, &queue).await == 0,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    stop(&second, running).await;
+    assert_eq!(
+        (
+            OUTLASTING_RUNS.load(Ordering::SeqCst),
+            second.stats().reclaimed
+        ),
+        (1, 0),
+        "the entry ran again in another worker (runs, reclaimed)"
+    );
+    assert_eq!(first.stats().processed, 1);
+    cleanup(&url, &queue).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_handler_run_inline_still_keeps_its_entry() {
     let Some(url) = redis_url().await else { return };

@@ -237,6 +237,12 @@ impl Worker {
     /// Takes and runs entries until [`shutdown`](Self::shutdown); returns once
     /// the entries in flight have finished or the shutdown deadline passed.
     ///
+    /// Dropping the future instead stops taking entries at once, with no
+    /// deadline: the deliveries already started go on to their end on the
+    /// runtime they run on, their leases renewed meanwhile, and are settled
+    /// as usual (unless that runtime goes away first: their entries then
+    /// stay pending, delivered again).
+    ///
     /// # Errors
     ///
     /// [`Error::GaveUp`] when Redis stayed unreachable past

@@ -41,10 +41,11 @@ pub(super) async fn run(worker: &Worker) -> Result<(), Error> {
         return Err(Error::AlreadyRunning);
     }
     let _running = RunGuard(&inner.running);
-    let keeper = start_keeper(worker);
+    let in_flight = TaskTracker::new();
+    // A dropped run's deliveries go on to their end: their leases too.
+    let keeper = start_keeper(worker).lasting_while(&in_flight);
     let rescuer = start_rescuer(worker);
     let slots = Arc::new(Semaphore::new(inner.config.concurrency));
-    let in_flight = TaskTracker::new();
     tracing::info!(
         target: "pyventus",
         queue = %worker.queue(),
