@@ -206,6 +206,52 @@ fn direct(count: usize, n: u64) {
     }
 }
 
+/// What a task service's contract asks of every emission, done by hand: the
+/// floor of `pool_shared_1` and `spawn_shared_1`. The event is shared (an
+/// `Arc`, as `current_emission()`, async subscribers and dead letters hold
+/// it), counted in flight until its handler ends (what `wait_for_tasks`
+/// waits on), and current on the thread while its handler runs.
+mod contract {
+    use std::any::Any;
+    use std::cell::RefCell;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::{Tick, add};
+
+    pub(super) type Shared = Arc<dyn Any + Send + Sync>;
+
+    thread_local! {
+        static CURRENT: RefCell<Option<Shared>> = const { RefCell::new(None) };
+    }
+
+    static IN_FLIGHT: AtomicU64 = AtomicU64::new(0);
+
+    /// The event `i`, shared and counted in flight.
+    pub(super) fn accept(i: u64) -> Shared {
+        IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
+        Arc::new(Tick { value: i })
+    }
+
+    /// Runs the handler with the event current, then counts it finished.
+    pub(super) fn run(event: &Shared) {
+        let previous = CURRENT
+            .try_with(|c| c.replace(Some(event.clone())))
+            .ok()
+            .flatten();
+        if let Some(tick) = event.downcast_ref::<Tick>() {
+            add(tick);
+        }
+        let _ = CURRENT.try_with(|c| *c.borrow_mut() = previous);
+        IN_FLIGHT.fetch_sub(1, Ordering::Release);
+    }
+
+    /// Whether every accepted event has run.
+    pub(super) fn idle() -> bool {
+        IN_FLIGHT.load(Ordering::Acquire) == 0
+    }
+}
+
 /// A bare pool of one thread fed boxed closures through a channel: what an
 /// executor emission is measured against.
 fn pool(n: u64) {
@@ -218,6 +264,25 @@ fn pool(n: u64) {
     for i in 0..n {
         let event = Tick { value: i };
         sender.send(Box::new(move || add(&event))).unwrap();
+    }
+    drop(sender);
+    thread.join().unwrap();
+}
+
+/// The bare pool doing what the executor's contract asks of an emission
+/// (see `contract`).
+fn pool_shared(n: u64) {
+    let (sender, receiver) = crossbeam_channel::unbounded::<Box<dyn FnOnce() + Send>>();
+    let thread = std::thread::spawn(move || {
+        while let Ok(job) = receiver.recv() {
+            job();
+        }
+    });
+    for i in 0..n {
+        let event = contract::accept(i);
+        sender
+            .send(Box::new(move || contract::run(&event)))
+            .unwrap();
     }
     drop(sender);
     thread.join().unwrap();
@@ -259,6 +324,20 @@ fn spawn(n: u64) {
         // (a task still queued when the runtime drops would be cancelled, which
         // is not the work an emission does).
         while RAN.load(Ordering::Relaxed) < n {
+            tokio::task::yield_now().await;
+        }
+    });
+}
+
+/// Bare tasks doing what the tokio service's contract asks of an emission
+/// (see `contract`).
+fn spawn_shared(n: u64) {
+    current_thread().block_on(async {
+        for i in 0..n {
+            let event = contract::accept(i);
+            drop(tokio::spawn(async move { contract::run(&event) }));
+        }
+        while !contract::idle() {
             tokio::task::yield_now().await;
         }
     });
@@ -318,8 +397,10 @@ fn main() {
         "named_typed_key_1" => emit_typed_keyed_ticks(&emitter(named_linker()), n),
         "declarative_1" => emit_ticks(&emitter(Declared::linker()), n),
         "pool_1" => pool(n),
+        "pool_shared_1" => pool_shared(n),
         "executor_1" => executor(n),
         "spawn_1" => spawn(n),
+        "spawn_shared_1" => spawn_shared(n),
         "tokio_1" => tokio_service(n),
         "runtime_same_fn_1" => {
             let linker = EventLinker::builder().debug(false).build();

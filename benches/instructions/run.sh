@@ -22,7 +22,7 @@ LONG=${LONG:-1200000}
 SHORT=${SHORT:-200000}
 scenarios=("$@")
 if [ ${#scenarios[@]} -eq 0 ]; then
-    scenarios=(direct_1 direct_10 inline_1 inline_10 inline_40 inline_large_registry_1 inline_crowded_1 named_1 named_tick_1 named_string_1 named_key_1 named_shared_key_1 named_typed_key_1 declarative_1 runtime_same_fn_1 pool_1 executor_1 spawn_1 tokio_1)
+    scenarios=(direct_1 direct_10 inline_1 inline_10 inline_40 inline_large_registry_1 inline_crowded_1 named_1 named_tick_1 named_string_1 named_key_1 named_shared_key_1 named_typed_key_1 declarative_1 runtime_same_fn_1 pool_1 pool_shared_1 executor_1 spawn_1 spawn_shared_1 tokio_1)
 fi
 
 cargo build --quiet --profile bench -p pyventus-benches --bench instructions
