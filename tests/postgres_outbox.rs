@@ -194,6 +194,68 @@ async fn an_event_reaches_the_relay_only_once_its_transaction_commits_and_the_re
     cleanup(&pool, &outbox).await;
 }
 
+// --- Many emits in one transaction.
+
+#[derive(Debug, Clone, Event, Serialize, Deserialize)]
+struct Batched {
+    n: u64,
+}
+
+static BATCHED: AtomicU64 = AtomicU64::new(0);
+
+#[on(Batched, linker = OutboxTests)]
+fn batched(_: &Batched) {
+    BATCHED.fetch_add(1, Ordering::SeqCst);
+}
+
+/// The doorbell's lock is the transaction's, not each emit's: a transaction
+/// that emitted thousands of events once ran out of PostgreSQL's lock table
+/// (`53200 out of shared memory`, at the 12,855th emit of 30,000 with the
+/// default `max_locks_per_transaction`), each emit holding a lock of its
+/// own until `COMMIT`.
+#[tokio::test]
+async fn a_transaction_holds_one_doorbell_lock_however_many_events_it_emits() {
+    let Some((pool, outbox)) = outbox("one_lock").await else {
+        return;
+    };
+    let relay = relay(&outbox)
+        .linker(OutboxTests::linker())
+        .poll_interval(Duration::from_secs(30)) // only the doorbell can wake it in time
+        .build()
+        .unwrap();
+    let running = spawn_run(&relay);
+    tokio::time::sleep(Duration::from_millis(300)).await; // listening
+
+    const EVENTS: u64 = 500;
+    let mut tx = pool.begin().await.unwrap();
+    for n in 0..EVENTS {
+        outbox.emit(&mut tx, Batched { n }).await.unwrap();
+    }
+    let locks: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory'",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(
+        locks, 1,
+        "advisory locks held by a transaction that emitted {EVENTS} events"
+    );
+    let committed = Instant::now();
+    tx.commit().await.unwrap();
+    until(Duration::from_secs(5), "the committed events", async || {
+        BATCHED.load(Ordering::SeqCst) == EVENTS
+    })
+    .await;
+    let woke_in = committed.elapsed();
+    assert!(
+        woke_in < Duration::from_secs(2),
+        "woken by the doorbell, not the poll: {woke_in:?}"
+    );
+    stop(&relay, running).await;
+    cleanup(&pool, &outbox).await;
+}
+
 // --- Named events and named keys.
 
 pyventus::named_key!(static CREDITED: NamedKey<u64> = "Credited");

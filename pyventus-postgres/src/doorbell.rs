@@ -4,9 +4,10 @@
 //! `NOTIFY` takes a cluster-wide lock that is held through `COMMIT`, so
 //! transactions that notify commit one at a time (measured: 0.39× of an
 //! outbox row's rate at 8 connections). Instead, each emit takes a *shared*
-//! transaction-level advisory lock on a token (shared locks never wait for
-//! each other, and cost no WAL), and hands the token to this process's
-//! doorbell task. The task, on a connection of its own, waits for those
+//! transaction-level advisory lock on its transaction's token (the
+//! transaction's id: one lock however many events it emits; shared locks
+//! never wait for each other, and cost no WAL), and hands the token to this
+//! process's doorbell task. The task, on a connection of its own, waits for those
 //! tokens' transactions to end (an exclusive lock on each, granted when its
 //! transaction commits or rolls back) and then sends `pg_notify` from its own
 //! short transaction, with `synchronous_commit = off` (it needs no flush of
@@ -21,7 +22,6 @@
 //! Concurrency: the sender is behind a mutex held only to clone or replace
 //! it; the task owns its connection.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -47,7 +47,6 @@ const BATCH: usize = 256;
 pub(crate) struct Doorbell {
     options: PgConnectOptions,
     sql: Arc<Sql>,
-    next: AtomicU32,
     sender: Mutex<Option<mpsc::UnboundedSender<i32>>>,
 }
 
@@ -56,16 +55,8 @@ impl Doorbell {
         Doorbell {
             options,
             sql,
-            // Tokens of different processes may collide: the doorbell then
-            // waits for both transactions, which only delays a ring.
-            next: AtomicU32::new(fastrand::u32(..)),
             sender: Mutex::new(None),
         }
-    }
-
-    /// The token the next emit locks.
-    pub(crate) fn token(&self) -> i32 {
-        i32::from_ne_bytes(self.next.fetch_add(1, Ordering::Relaxed).to_ne_bytes())
     }
 
     /// Rings once the transaction holding `token` ends.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use pyventus_core::{AnyEvent, EmitKey, Event};
 use serde::Serialize;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use crate::doorbell::Doorbell;
@@ -351,20 +351,23 @@ impl Outbox {
         check_event_name(name)?;
         let inner = &*self.inner;
         let id = Uuid::now_v7();
-        let token = inner.doorbell.as_ref().map(Doorbell::token);
-        let sql = inner.sql.emit(key.is_some(), token.is_some());
-        let mut query = sqlx::query(sql)
+        let sql = inner.sql.emit(key.is_some(), inner.doorbell.is_some());
+        let query = sqlx::query(sql)
             .bind(id)
             .bind(name)
             .bind(payload)
             .bind(trace_context())
             .bind(key);
-        if let Some(token) = token {
-            query = query.bind(token);
-        }
-        query.execute(conn).await?;
-        if let (Some(doorbell), Some(token)) = (&inner.doorbell, token) {
-            doorbell.ring_after(token);
+        match &inner.doorbell {
+            Some(doorbell) => {
+                // The token of the transaction's lock, which the doorbell
+                // waits on.
+                let token: i32 = query.fetch_one(conn).await?.try_get(0)?;
+                doorbell.ring_after(token);
+            }
+            None => {
+                query.execute(conn).await?;
+            }
         }
         Ok(id)
     }

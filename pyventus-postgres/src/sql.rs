@@ -40,7 +40,12 @@ impl Sql {
         let partition = lock_key(s, LockKind::Partition);
         let insert = format!("INSERT INTO {s}.outbox (id, event, payload, context, partition_key)");
         let values = "$1, $2, $3::jsonb, $4::jsonb, $5";
-        let bell = format!("pg_advisory_xact_lock_shared({doorbell}, $6)");
+        // The doorbell's token is the emitting transaction's id (its low 31
+        // bits): however many events a transaction emits, it holds one lock,
+        // taken again by each emit (a lock per emit once filled PostgreSQL's
+        // lock table at about 13,000 emits). The statement returns it.
+        let token = "(txid_current() & 2147483647)::int4";
+        let bell = format!("pg_advisory_xact_lock_shared({doorbell}, {token})");
         let key = format!("pg_advisory_xact_lock({partition}, hashtext($5))");
         // The locks are taken before the row is formed, so a keyed row takes
         // its `seq` only once the previous transaction of its key has ended.
@@ -50,9 +55,9 @@ impl Sql {
             channel: format!("pyventus_{s}"),
             emit: [
                 format!("{insert} VALUES ({values})"),
-                locked(&bell),
+                format!("{} RETURNING {token}", locked(&bell)),
                 locked(&key),
-                locked(&format!("{key}, {bell}")),
+                format!("{} RETURNING {token}", locked(&format!("{key}, {bell}"))),
             ],
             // Waits for the emitting transactions that hold these doorbell
             // tokens to end (commit or roll back), then notifies the relays:
@@ -189,7 +194,7 @@ impl Sql {
     }
 
     /// The emit statement for a keyed or unkeyed event, ringing the doorbell
-    /// or not.
+    /// or not; one that rings returns the doorbell's token (an `int4`).
     pub(crate) fn emit(&self, keyed: bool, doorbell: bool) -> &str {
         &self.emit[usize::from(doorbell) | usize::from(keyed) << 1]
     }
