@@ -203,6 +203,9 @@ struct Batched {
 
 static BATCHED: AtomicU64 = AtomicU64::new(0);
 
+/// How many events the transaction emits.
+const EVENTS: u64 = 500;
+
 #[on(Batched, linker = OutboxTests)]
 fn batched(_: &Batched) {
     BATCHED.fetch_add(1, Ordering::SeqCst);
@@ -226,7 +229,6 @@ async fn a_transaction_holds_one_doorbell_lock_however_many_events_it_emits() {
     let running = spawn_run(&relay);
     tokio::time::sleep(Duration::from_millis(300)).await; // listening
 
-    const EVENTS: u64 = 500;
     let mut tx = pool.begin().await.unwrap();
     for n in 0..EVENTS {
         outbox.emit(&mut tx, Batched { n }).await.unwrap();

@@ -256,3 +256,39 @@ async fn a_relay_hands_committed_events_to_a_processing_service() {
     assert_eq!(outbox_rows(&pool, &outbox).await, 0);
     cleanup(&pool, &outbox).await;
 }
+
+// --- A run dropped midway.
+
+/// A `run` future dropped (a `select!` that took another branch) leaves no
+/// task of its own behind once what it started has ended, as a run that
+/// returned leaves none: its lease keeper once went on for good, waking every
+/// third of a lease to renew nothing.
+#[tokio::test]
+async fn a_dropped_run_leaves_no_task_behind() {
+    let Some((pool, outbox)) = outbox("dropped_run").await else {
+        return;
+    };
+    let first = relay(&outbox).linker(RelayTests::linker()).build().unwrap();
+    let metrics = tokio::runtime::Handle::current().metrics();
+    // What is alive once a run has returned: the tasks no run leaves.
+    let running = spawn_run(&first);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop(&first, running).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let settled = metrics.num_alive_tasks();
+    let second = relay(&outbox).linker(RelayTests::linker()).build().unwrap();
+    {
+        let run = std::pin::pin!(second.run());
+        tokio::select! {
+            ran = run => panic!("the run ended on its own: {ran:?}"),
+            () = tokio::time::sleep(Duration::from_millis(300)) => {}
+        }
+    }
+    until(
+        Duration::from_secs(3),
+        "the dropped run's tasks to end",
+        async || metrics.num_alive_tasks() == settled,
+    )
+    .await;
+    cleanup(&pool, &outbox).await;
+}

@@ -177,6 +177,11 @@ impl Relay {
     /// once the events in flight have finished or the shutdown deadline
     /// passed.
     ///
+    /// Dropping the future instead stops claiming at once, with no deadline:
+    /// the deliveries already started go on to their end on the runtime they
+    /// run on, their leases renewed meanwhile, and their outcomes are written;
+    /// rows still being claimed come back once their lease has run out.
+    ///
     /// # Errors
     ///
     /// [`Error::SchemaMissing`], [`Error::SchemaOutdated`] or

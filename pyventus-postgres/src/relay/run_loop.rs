@@ -78,6 +78,12 @@ pub(super) async fn run(relay: &Relay) -> Result<(), Error> {
     let keeper = tokio::spawn(lease::keep(relay.clone(), stop_keeper.clone()));
     let slots = Arc::new(Semaphore::new(inner.config.concurrency));
     let in_flight = TaskTracker::new();
+    // A dropped run's deliveries go on to their end: their leases too, and
+    // no longer.
+    let _keeper_after_drop = KeeperAfterDrop {
+        stop: stop_keeper.clone(),
+        in_flight: in_flight.clone(),
+    };
     let claims = state.claim_loop(&slots, &in_flight, &finished_tx).await;
     let deadline = deadline(inner.config.shutdown_deadline);
     let result = match claims {
@@ -103,6 +109,31 @@ pub(super) async fn run(relay: &Relay) -> Result<(), Error> {
     let _ = keeper.await;
     tracing::info!(target: "pyventus", relay = %inner.name, stats = ?relay.stats(), "relay stopped");
     result
+}
+
+/// Stops the lease keeper of a `run` dropped midway once the deliveries it
+/// started have ended; a run that returns has stopped it already.
+struct KeeperAfterDrop {
+    stop: CancellationToken,
+    in_flight: TaskTracker,
+}
+
+impl Drop for KeeperAfterDrop {
+    fn drop(&mut self) {
+        if self.stop.is_cancelled() {
+            return;
+        }
+        self.in_flight.close();
+        let (stop, in_flight) = (self.stop.clone(), self.in_flight.clone());
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(async move {
+                in_flight.wait().await;
+                stop.cancel();
+            })),
+            // Dropped outside any runtime: its tasks are going away with it.
+            Err(_) => stop.cancel(),
+        }
+    }
 }
 
 struct State<'a> {
