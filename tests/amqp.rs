@@ -516,3 +516,68 @@ async fn a_worker_whose_delivery_limit_differs_from_the_queue_is_refused_with_th
     );
     cleanup(&url, &queue).await;
 }
+
+// --- A run dropped midway.
+
+#[derive(Debug, Clone, Event, Serialize, Deserialize)]
+struct Lingering;
+
+#[derive(Linker)]
+struct DroppedRun;
+
+static LINGERING_STARTED: AtomicU64 = AtomicU64::new(0);
+static LINGERING_DONE: AtomicU64 = AtomicU64::new(0);
+
+/// Half a second long.
+#[on(Lingering, linker = DroppedRun)]
+async fn lingering() {
+    LINGERING_STARTED.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    LINGERING_DONE.fetch_add(1, Ordering::SeqCst);
+}
+
+/// A `run` future dropped (a `select!` that took another branch) while a
+/// delivery runs: the delivery is cut short with it and goes back to the
+/// queue for another worker; it does not stay unacknowledged on a
+/// connection nobody reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_of_a_dropped_run_is_delivered_again() {
+    let Some(url) = amqp_url().await else { return };
+    let queue = fresh_queue("dropped-run");
+    emitter(service(&url, &queue).await, DroppedRun::linker())
+        .emit(Lingering)
+        .unwrap();
+    let start = |name: &'static str| {
+        Worker::builder(&url)
+            .queue(&queue)
+            .linker(DroppedRun::linker())
+            .consumer(name)
+            .connect()
+    };
+    let first = start("dropped").await.unwrap();
+    {
+        let run = std::pin::pin!(first.run());
+        tokio::select! {
+            ran = run => panic!("the run ended on its own: {ran:?}"),
+            () = until(Duration::from_secs(5), "the handler to start", async || {
+                LINGERING_STARTED.load(Ordering::SeqCst) == 1
+            }) => {}
+        }
+    }
+    let second = start("after").await.unwrap();
+    let running = spawn_run(&second);
+    until(
+        Duration::from_secs(5),
+        "the delivery finished",
+        async || LINGERING_DONE.load(Ordering::SeqCst) == 1,
+    )
+    .await;
+    stop(&second, running).await;
+    assert_eq!(
+        LINGERING_STARTED.load(Ordering::SeqCst),
+        2,
+        "cut short with the dropped run, then delivered again (as `Worker::run` says)"
+    );
+    assert_eq!(ready(&url, &queue_of(&queue)).await, 0);
+    cleanup(&url, &queue).await;
+}

@@ -40,6 +40,11 @@ impl Worker {
     /// once the messages in flight have finished (or the shutdown timeout has
     /// passed).
     ///
+    /// Dropping the future instead cuts the messages in flight short with
+    /// it, unacknowledged: the broker delivers them again (to another worker,
+    /// or to the next run). Synchronous handlers already running on blocking
+    /// threads finish there, their outcome unheard.
+    ///
     /// # Errors
     ///
     /// [`Error::GaveUp`] after the broker was unreachable for longer than
