@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use common::amqp::{
     amqp_url, cleanup, dead_of, fresh_queue, publish_raw, queue_of, raw, ready, spawn_run, stop,
-    until,
 };
+use common::until;
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable};
 use pyventus::amqp::{AmqpProcessingService, DeadLetters, Delivery, Worker, current_delivery};
@@ -555,15 +555,10 @@ async fn a_delivery_of_a_dropped_run_is_delivered_again() {
             .connect()
     };
     let first = start("dropped").await.unwrap();
-    {
-        let run = std::pin::pin!(first.run());
-        tokio::select! {
-            ran = run => panic!("the run ended on its own: {ran:?}"),
-            () = until(Duration::from_secs(5), "the handler to start", async || {
-                LINGERING_STARTED.load(Ordering::SeqCst) == 1
-            }) => {}
-        }
-    }
+    common::drop_run_once(first.run(), "the handler to start", async || {
+        LINGERING_STARTED.load(Ordering::SeqCst) == 1
+    })
+    .await;
     let second = start("after").await.unwrap();
     let running = spawn_run(&second);
     until(

@@ -14,7 +14,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::amqp::{amqp_url, cleanup, fresh_queue, queue_of, ready, spawn_run, stop, until};
+use common::amqp::{amqp_url, cleanup, fresh_queue, queue_of, ready, spawn_run, stop};
+use common::until;
 use pyventus::amqp::{AmqpProcessingService, DeadLetters, Worker, current_delivery};
 use pyventus::{Event, EventEmitter, EventLinker, Linker, on};
 use serde::{Deserialize, Serialize};

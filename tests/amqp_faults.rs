@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use common::amqp::{
     RabbitNode, amqp_url, cleanup, dead_of, fresh_queue, publish_raw, queue_of, raw, ready,
-    ready_if_exists, spawn_run, stop, until,
+    ready_if_exists, spawn_run, stop,
 };
+use common::until;
 use lapin::BasicProperties;
 use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
 use lapin::types::{AMQPValue, FieldTable};

@@ -12,8 +12,9 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::amqp::{amqp_url, cleanup, fresh_queue, queue_of, raw, spawn_run, stop, until};
+use common::amqp::{amqp_url, cleanup, fresh_queue, queue_of, raw, spawn_run, stop};
 use common::proxy::Proxy;
+use common::until;
 use lapin::options::QueueDeleteOptions;
 use pyventus::amqp::{AmqpProcessingService, Health, Worker};
 use pyventus::{Event, EventEmitter, EventLinker, Linker, on};

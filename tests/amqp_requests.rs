@@ -12,7 +12,8 @@ mod requests;
 
 use std::time::{Duration, Instant};
 
-use common::amqp::{amqp_url, cleanup, fresh_queue, queue_of, ready, spawn_run, stop, until};
+use common::amqp::{amqp_url, cleanup, fresh_queue, queue_of, ready, spawn_run, stop};
+use common::until;
 use pyventus::amqp::{AmqpProcessingService, Worker};
 use pyventus::{EventEmitter, EventLinker};
 use requests::{Stuck, responders};

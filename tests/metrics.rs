@@ -350,9 +350,8 @@ mod redis_worker {
     use pyventus::metrics::{EMISSIONS, IN_FLIGHT, WORKER_DEAD_LETTERED};
     use pyventus::redis::Worker;
 
-    use super::common::redis::{
-        cleanup, emitter, fresh_queue, redis_url, service, spawn_run, until,
-    };
+    use super::common::redis::{cleanup, emitter, fresh_queue, redis_url, service, spawn_run};
+    use super::common::until;
     use super::value;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -400,7 +399,8 @@ mod amqp_worker {
 
     use super::{Metered, WorkerMetrics};
 
-    use super::common::amqp::{amqp_url, cleanup, fresh_queue, spawn_run, stop, until};
+    use super::common::amqp::{amqp_url, cleanup, fresh_queue, spawn_run, stop};
+    use super::common::until;
     use super::value;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

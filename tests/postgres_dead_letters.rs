@@ -12,7 +12,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
-use common::postgres::{cleanup, outbox, outbox_rows, relay, spawn_run, stop, until};
+use common::postgres::{cleanup, outbox, outbox_rows, relay, spawn_run, stop};
+use common::until;
 use pyventus::postgres::current_delivery;
 use pyventus::{Event, Linker, on};
 use serde::{Deserialize, Serialize};

@@ -14,7 +14,8 @@ use std::process::{Child, Command};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::postgres::{PrivatePostgres, pool, until};
+use common::postgres::{PrivatePostgres, pool};
+use common::until;
 use pyventus::postgres::{Outbox, Relay, current_delivery};
 use pyventus::{Event, Linker, on};
 use serde::{Deserialize, Serialize};

@@ -12,8 +12,9 @@ mod common;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::postgres::{cleanup, outbox, outbox_rows, pool, postgres_url, relay, spawn_run, until};
+use common::postgres::{cleanup, outbox, outbox_rows, pool, postgres_url, relay, spawn_run};
 use common::proxy::Proxy;
+use common::until;
 use pyventus::postgres::{Error, Outbox, Relay};
 use pyventus::{Event, Linker, on};
 use serde::{Deserialize, Serialize};

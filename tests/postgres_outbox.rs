@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::postgres::{cleanup, outbox, outbox_rows, postgres_url, relay, spawn_run, stop, until};
+use common::postgres::{cleanup, outbox, outbox_rows, postgres_url, relay, spawn_run, stop};
+use common::until;
 use pyventus::postgres::{Error, Outbox, current_delivery};
 use pyventus::{Event, Linker, NamedKey, on};
 use serde::{Deserialize, Serialize};

@@ -11,7 +11,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
-use common::postgres::{cleanup, outbox, outbox_rows, relay, spawn_run, stop, until};
+use common::postgres::{cleanup, outbox, outbox_rows, relay, spawn_run, stop};
+use common::until;
 use pyventus::postgres::current_delivery;
 use pyventus::{Event, ExecutorProcessingService, Linker, on};
 use serde::{Deserialize, Serialize};
@@ -277,13 +278,12 @@ async fn a_dropped_run_leaves_no_task_behind() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let settled = metrics.num_alive_tasks();
     let second = relay(&outbox).linker(RelayTests::linker()).build().unwrap();
-    {
-        let run = std::pin::pin!(second.run());
-        tokio::select! {
-            ran = run => panic!("the run ended on its own: {ran:?}"),
-            () = tokio::time::sleep(Duration::from_millis(300)) => {}
-        }
-    }
+    // Started: the same 300 ms the first run had.
+    let started = tokio::time::Instant::now();
+    common::drop_run_once(second.run(), "300 ms", async || {
+        started.elapsed() >= Duration::from_millis(300)
+    })
+    .await;
     until(
         Duration::from_secs(3),
         "the dropped run's tasks to end",

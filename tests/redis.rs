@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use common::redis::{
     RedisServer, cleanup, connection, emitter, fresh_queue, pending, redis_url, service, spawn_run,
-    until,
 };
+use common::until;
 use pyventus::redis::{
     DeadLetters, Delivery, Envelope, RedisProcessingService, Worker, current_delivery,
 };
@@ -774,15 +774,10 @@ async fn a_run_after_a_dropped_one_still_sends_what_a_blocked_thread_holds_up() 
     for i in 0..64 {
         emitter.emit(Staggered { ms: 5 * i }).unwrap();
     }
-    {
-        let first = std::pin::pin!(worker.run());
-        tokio::select! {
-            ran = first => panic!("the first run ended on its own: {ran:?}"),
-            () = until(Duration::from_secs(5), "20 parcels run", async || {
-                STAGGERED.load(Ordering::SeqCst) >= 20
-            }) => {}
-        }
-    }
+    common::drop_run_once(worker.run(), "20 parcels run", async || {
+        STAGGERED.load(Ordering::SeqCst) >= 20
+    })
+    .await;
     pending_apart(&url, &queue, 0, Duration::from_secs(5));
     // Run again, with one entry blocking its thread.
     let running = one_blocks_its_thread(&emitter, &worker, &url, &queue);

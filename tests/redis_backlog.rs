@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use common::Logs;
 use common::redis::{
-    cleanup, connection, emitter, fresh_queue, redis_url, spawn_run, stop, stream_key, until,
+    cleanup, connection, emitter, fresh_queue, redis_url, spawn_run, stop, stream_key,
 };
+use common::until;
 use pyventus::redis::{Envelope, Error, Overflow, RedisProcessingService, Worker};
 use pyventus::{Event, Linker, on};
 use redis::AsyncCommands;

@@ -13,8 +13,9 @@ use std::time::Duration;
 use common::Logs;
 use common::redis::{
     cleanup, connection, dead_letters, emitter, fresh_queue, redis_url, service, spawn_child,
-    spawn_run, stop, stream_key, until,
+    spawn_run, stop, stream_key,
 };
+use common::until;
 use pyventus::redis::{Envelope, Error, RedisProcessingService, Worker, WorkerBuilder};
 use pyventus::{Event, Linker, on};
 use redis::{AsyncCommands, Value};

@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use common::redis::{
     cleanup, connection, emitter, fresh_queue, holder, pending, redis_url, service, spawn_child,
-    spawn_run, stop, stream_key, until,
+    spawn_run, stop, stream_key,
 };
+use common::until;
 use pyventus::redis::{Worker, WorkerBuilder, current_delivery};
 use pyventus::{Event, Linker, on};
 use redis::AsyncCommands;
@@ -131,15 +132,10 @@ async fn a_dropped_run_keeps_the_entries_it_left_running() {
             .connect()
     };
     let first = start("dropped").await.unwrap();
-    {
-        let run = std::pin::pin!(first.run());
-        tokio::select! {
-            ran = run => panic!("the run ended on its own: {ran:?}"),
-            () = until(Duration::from_secs(5), "the handler to start", async || {
-                OUTLASTING_RUNS.load(Ordering::SeqCst) == 1
-            }) => {}
-        }
-    }
+    common::drop_run_once(first.run(), "the handler to start", async || {
+        OUTLASTING_RUNS.load(Ordering::SeqCst) == 1
+    })
+    .await;
     // Another worker sweeps the pending list every half visibility timeout.
     let second = start("sweeper").await.unwrap();
     let running = spawn_run(&second);

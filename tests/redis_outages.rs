@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::Logs;
-use common::redis::{RedisServer, emitter, fresh_queue, service, spawn_run, stop, until};
+use common::redis::{RedisServer, emitter, fresh_queue, service, spawn_run, stop};
+use common::until;
 use pyventus::redis::{
     Backoff, DeadLetters, Error, Health, RedisProcessingService, Worker, WorkerBuilder,
 };

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use common::redis::{
     cleanup, connection, emitter, fresh_queue, pending, redis_url, service, spawn_child, spawn_run,
-    stop, until,
+    stop,
 };
+use common::until;
 use pyventus::redis::Worker;
 use pyventus::{Event, EventEmitter, EventLinker, Request, RequestError};
 use requests::{Stuck, responders};

@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::redis::{
-    cleanup, dead_letters, emitter, fresh_queue, redis_url, service, spawn_run, stop, until,
+    cleanup, dead_letters, emitter, fresh_queue, redis_url, service, spawn_run, stop,
 };
+use common::until;
 use pyventus::redis::{Backoff, Worker};
 use pyventus::{Event, Linker, on};
 use serde::{Deserialize, Serialize};

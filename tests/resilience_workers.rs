@@ -30,7 +30,8 @@ macro_rules! worker_tests {
             use pyventus::{Event, EventEmitter, Linker, on, on_failure};
             use serde::{Deserialize, Serialize};
 
-            use super::common::$broker::{cleanup, fresh_queue, spawn_run, stop, until};
+            use super::common::$broker::{cleanup, fresh_queue, spawn_run, stop};
+            use super::common::until;
 
             #[derive(Linker)]
             struct Policies;

@@ -115,7 +115,8 @@ const SPAN_ID: &str = "00f067aa0ba902b7";
 
 #[cfg(feature = "redis")]
 mod over_redis {
-    use common::redis::{cleanup, fresh_queue, redis_url, service, spawn_run, stop, until};
+    use common::redis::{cleanup, fresh_queue, redis_url, service, spawn_run, stop};
+    use common::until;
     use pyventus::redis::{Envelope, Worker};
 
     use super::*;
@@ -185,7 +186,8 @@ mod over_redis {
 
 #[cfg(feature = "amqp")]
 mod over_rabbitmq {
-    use common::amqp::{amqp_url, cleanup, fresh_queue, spawn_run, stop, until};
+    use common::amqp::{amqp_url, cleanup, fresh_queue, spawn_run, stop};
+    use common::until;
     use pyventus::amqp::{AmqpProcessingService, Worker};
 
     use super::*;

@@ -143,7 +143,8 @@ fn assert_exited_in_time(backend: &str, stop: Stop, exited: Option<ExitStatus>, 
 #[cfg(feature = "amqp")]
 mod amqp {
     use super::*;
-    use common::amqp::{amqp_url, cleanup, fresh_queue, queue_of, ready, until};
+    use common::amqp::{amqp_url, cleanup, fresh_queue, queue_of, ready};
+    use common::until;
     use pyventus::EventEmitter;
     use pyventus::amqp::{AmqpProcessingService, Worker};
 

@@ -2,6 +2,7 @@
 //! their cleanup, raw publishing, waiting with a bound, and private RabbitMQ
 //! nodes for the tests that alarm or break a broker (never the shared one).
 
+use super::until;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -136,15 +137,6 @@ pub async fn cleanup(url: &str, queue: &str) {
         )
         .await;
     let _ = connection.close(200, "OK".into()).await;
-}
-
-/// Waits until `done` holds, or fails after `limit`.
-pub async fn until(limit: Duration, what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let start = Instant::now();
-    while !done().await {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Runs `worker` on a task of its own.

@@ -4,8 +4,10 @@
 #[cfg(feature = "amqp")]
 pub mod amqp;
 
+use std::fmt::Debug;
 use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use pyventus::{EventEmitter, EventLinker, InlineProcessingService, ProcessingService};
 use tracing_subscriber::fmt::MakeWriter;
@@ -16,6 +18,31 @@ pub mod postgres;
 pub mod proxy;
 #[cfg(feature = "redis")]
 pub mod redis;
+
+/// Waits until `done` holds, or fails after `limit`.
+pub async fn until(limit: Duration, what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let start = Instant::now();
+    while !done().await {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls `run` (a worker's or a relay's `run()`) until `started` holds, then
+/// drops it, as a `select!` that took another branch would: what a dropped
+/// run leaves behind is under test. Fails if the run ends first, or after
+/// a few seconds.
+pub async fn drop_run_once<T: Debug>(
+    run: impl Future<Output = T>,
+    what: &str,
+    started: impl AsyncFnMut() -> bool,
+) {
+    let run = std::pin::pin!(run);
+    tokio::select! {
+        ran = run => panic!("the run ended on its own: {ran:?}"),
+        () = until(Duration::from_secs(5), what, started) => {}
+    }
+}
 
 /// An emitter on `linker` with the given processor.
 pub fn emitter(linker: &EventLinker, processor: impl ProcessingService) -> EventEmitter {

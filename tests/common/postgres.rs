@@ -5,7 +5,7 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pyventus::postgres::{Outbox, Relay, RelayBuilder};
 use sqlx::PgPool;
@@ -105,15 +105,6 @@ pub async fn stop(
         .expect("the relay stops within seconds")
         .unwrap()
         .unwrap();
-}
-
-/// Waits until `done` holds, or fails after `limit`.
-pub async fn until(limit: Duration, what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let start = Instant::now();
-    while !done().await {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// How many rows the outbox holds.

@@ -74,15 +74,6 @@ pub async fn cleanup(url: &str, queue: &str) {
     let _: () = conn.del(&keys).await.unwrap();
 }
 
-/// Waits until `done` holds, or fails after `limit`.
-pub async fn until(limit: Duration, what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let start = Instant::now();
-    while !done().await {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Runs `worker` on a task of its own.
 pub fn spawn_run(worker: &Worker) -> tokio::task::JoinHandle<Result<(), pyventus::redis::Error>> {
     let worker = worker.clone();
