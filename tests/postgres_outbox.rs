@@ -150,19 +150,31 @@ fn shipped(e: &Shipped) {
         .push((e.order, delivery.event_id, delivery.attempt));
 }
 
+/// A running relay of these tests' handlers, listening, that only the
+/// doorbell can wake in time (its poll is 30 s apart).
+async fn listening_relay(
+    outbox: &Outbox,
+) -> (
+    pyventus::postgres::Relay,
+    tokio::task::JoinHandle<Result<(), Error>>,
+) {
+    let relay = relay(outbox)
+        .linker(OutboxTests::linker())
+        .poll_interval(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let running = spawn_run(&relay);
+    tokio::time::sleep(Duration::from_millis(300)).await; // listening
+    (relay, running)
+}
+
 #[tokio::test]
 async fn an_event_reaches_the_relay_only_once_its_transaction_commits_and_the_relay_wakes_in_milliseconds()
  {
     let Some((pool, outbox)) = outbox("commit_only").await else {
         return;
     };
-    let relay = relay(&outbox)
-        .linker(OutboxTests::linker())
-        .poll_interval(Duration::from_secs(30)) // only the doorbell can wake it in time
-        .build()
-        .unwrap();
-    let running = spawn_run(&relay);
-    tokio::time::sleep(Duration::from_millis(300)).await; // listening
+    let (relay, running) = listening_relay(&outbox).await;
 
     let mut tx = pool.begin().await.unwrap();
     let id = outbox.emit(&mut tx, Shipped { order: 1 }).await.unwrap();
@@ -222,13 +234,7 @@ async fn a_transaction_holds_one_doorbell_lock_however_many_events_it_emits() {
     let Some((pool, outbox)) = outbox("one_lock").await else {
         return;
     };
-    let relay = relay(&outbox)
-        .linker(OutboxTests::linker())
-        .poll_interval(Duration::from_secs(30)) // only the doorbell can wake it in time
-        .build()
-        .unwrap();
-    let running = spawn_run(&relay);
-    tokio::time::sleep(Duration::from_millis(300)).await; // listening
+    let (relay, running) = listening_relay(&outbox).await;
 
     let mut tx = pool.begin().await.unwrap();
     for n in 0..EVENTS {
