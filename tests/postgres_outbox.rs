@@ -265,6 +265,72 @@ async fn a_transaction_holds_one_doorbell_lock_however_many_events_it_emits() {
     cleanup(&pool, &outbox).await;
 }
 
+// --- Savepoints: an emit never waits for the doorbell.
+
+#[derive(Debug, Clone, Event, Serialize, Deserialize)]
+struct Retried {
+    n: u64,
+}
+
+#[on(Retried, linker = OutboxTests)]
+fn retried(_: &Retried) {}
+
+/// Found by a review: with the transaction's id as the doorbell's token, a
+/// `ROLLBACK TO SAVEPOINT` freed the token while the transaction went on,
+/// the doorbell (locking its batch's tokens in turn) took it and held it
+/// while it waited on another open transaction, and the next emit waited
+/// behind the doorbell. When that other transaction waited on the emitting
+/// one (a row both update), PostgreSQL saw a cycle and aborted it: `deadlock
+/// detected`, in 4 runs of 4.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emits_in_rolled_back_savepoints_never_wait_for_the_doorbell() {
+    let Some((pool, outbox)) = outbox("savepoints").await else {
+        return;
+    };
+    let (relay, running) = listening_relay(&outbox).await;
+    let table = format!("{}.accounts", outbox.schema());
+    sqlx::raw_sql(&format!(
+        "CREATE TABLE {table} (id int PRIMARY KEY, n int); INSERT INTO {table} VALUES (1, 0)"
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let update = format!("UPDATE {table} SET n = n + 1 WHERE id = 1");
+    for trial in 0..3 {
+        // A updates the row first: its id, so its token, sorts before L's.
+        let mut a = pool.begin().await.unwrap();
+        sqlx::query(&update).execute(&mut *a).await.unwrap();
+        // L emits (the doorbell waits on it), then waits for A's row.
+        let (pool_l, outbox_l, update_l) = (pool.clone(), outbox.clone(), update.clone());
+        let l = tokio::spawn(async move {
+            let mut l = pool_l.begin().await.unwrap();
+            outbox_l.emit(&mut l, Retried { n: 1 }).await.unwrap();
+            sqlx::query(&update_l).execute(&mut *l).await?;
+            l.commit().await
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // A emits in savepoints it rolls back, as a retry loop does, past
+        // L's deadlock check (`deadlock_timeout`, 1 s).
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_millis(1_300) {
+            sqlx::query("SAVEPOINT s").execute(&mut *a).await.unwrap();
+            outbox.emit(&mut a, Retried { n: 2 }).await.unwrap();
+            sqlx::query("ROLLBACK TO SAVEPOINT s")
+                .execute(&mut *a)
+                .await
+                .unwrap();
+        }
+        a.commit().await.unwrap();
+        let l = tokio::time::timeout(Duration::from_secs(5), l)
+            .await
+            .expect("L ends once A commits")
+            .unwrap();
+        assert!(l.is_ok(), "trial {trial}: L was aborted: {l:?}");
+    }
+    stop(&relay, running).await;
+    cleanup(&pool, &outbox).await;
+}
+
 // --- Named events and named keys.
 
 pyventus::named_key!(static CREDITED: NamedKey<u64> = "Credited");

@@ -361,8 +361,17 @@ impl Outbox {
         match &inner.doorbell {
             Some(doorbell) => {
                 // The token of the transaction's lock, which the doorbell
-                // waits on.
-                let token: i32 = query.fetch_one(conn).await?.try_get(0)?;
+                // waits on; none when the doorbell held it (a savepoint rolled
+                // back had freed it): then one of the emitter's own, negative,
+                // where the transactions' ids never are.
+                let token = match query.fetch_one(&mut *conn).await?.try_get(0)? {
+                    Some(token) => token,
+                    None => {
+                        let own = fastrand::i32(i32::MIN..0);
+                        sqlx::query(&inner.sql.bell).bind(own).execute(conn).await?;
+                        own
+                    }
+                };
                 doorbell.ring_after(token);
             }
             None => {

@@ -14,6 +14,10 @@ pub(crate) struct Sql {
     pub(crate) channel: String,
     /// Emit: `[plain, doorbell, keyed, keyed + doorbell]`.
     emit: [String; 4],
+    /// Locks a doorbell token of the emitter's own (`$1`, outside the
+    /// transactions' ids' range), for an emit whose transaction's token the
+    /// doorbell held.
+    pub(crate) bell: String,
     pub(crate) ring: String,
     pub(crate) claim: String,
     pub(crate) renew: String,
@@ -40,25 +44,41 @@ impl Sql {
         let partition = lock_key(s, LockKind::Partition);
         let insert = format!("INSERT INTO {s}.outbox (id, event, payload, context, partition_key)");
         let values = "$1, $2, $3::jsonb, $4::jsonb, $5";
-        // The doorbell's token is the emitting transaction's id (its low 31
-        // bits): however many events a transaction emits, it holds one lock,
-        // taken again by each emit (a lock per emit once filled PostgreSQL's
-        // lock table at about 13,000 emits). The statement returns it.
-        let token = "(txid_current() & 2147483647)::int4";
-        let bell = format!("pg_advisory_xact_lock_shared({doorbell}, {token})");
         let key = format!("pg_advisory_xact_lock({partition}, hashtext($5))");
         // The locks are taken before the row is formed, so a keyed row takes
         // its `seq` only once the previous transaction of its key has ended.
         let locked = |locks: &str| format!("{insert} SELECT {values} FROM (SELECT {locks}) AS l");
+        // The doorbell's token is the emitting transaction's id (its low 31
+        // bits): however many events a transaction emits, it holds one lock,
+        // taken again by each emit (a lock per emit once filled PostgreSQL's
+        // lock table at about 13,000 emits in one transaction). Only tried:
+        // a `ROLLBACK TO SAVEPOINT` can free it while the transaction goes on,
+        // and the doorbell may hold it then; an emit never waits for the
+        // doorbell (an emitter waiting on it can close a deadlock cycle), so
+        // it returns NULL instead, and the emitter locks a token of its own
+        // (`bell`). The statement returns the token.
+        let ringing = |locks: &str| {
+            format!(
+                "WITH l AS (
+                     SELECT {locks}CASE WHEN pg_try_advisory_xact_lock_shared({doorbell}, t)
+                                        THEN t END AS token
+                     FROM (SELECT (txid_current() & 2147483647)::int4 AS t) AS x
+                 ), i AS (
+                     {insert} SELECT {values} FROM l RETURNING 1
+                 )
+                 SELECT token FROM l, i"
+            )
+        };
         Sql {
             schema: s.to_owned(),
             channel: format!("pyventus_{s}"),
             emit: [
                 format!("{insert} VALUES ({values})"),
-                format!("{} RETURNING {token}", locked(&bell)),
+                ringing(""),
                 locked(&key),
-                format!("{} RETURNING {token}", locked(&format!("{key}, {bell}"))),
+                ringing(&format!("{key}, ")),
             ],
+            bell: format!("SELECT pg_advisory_xact_lock_shared({doorbell}, $1)"),
             // Waits for the emitting transactions that hold these doorbell
             // tokens to end (commit or roll back), then notifies the relays:
             // from a transaction of its own, never the emitter's.
@@ -194,7 +214,8 @@ impl Sql {
     }
 
     /// The emit statement for a keyed or unkeyed event, ringing the doorbell
-    /// or not; one that rings returns the doorbell's token (an `int4`).
+    /// or not; one that rings returns the doorbell's token (an `int4`), or
+    /// NULL when the doorbell held it (see `bell`).
     pub(crate) fn emit(&self, keyed: bool, doorbell: bool) -> &str {
         &self.emit[usize::from(doorbell) | usize::from(keyed) << 1]
     }
