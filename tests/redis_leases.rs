@@ -159,6 +159,64 @@ async fn a_dropped_run_keeps_the_entries_it_left_running() {
     cleanup(&url, &queue).await;
 }
 
+#[derive(Debug, Clone, Event, Serialize, Deserialize)]
+struct Orphaned;
+
+static ORPHANED_RUNS: AtomicU64 = AtomicU64::new(0);
+
+/// Asynchronous and five visibility timeouts long.
+#[on(Orphaned, linker = Hogs)]
+async fn orphaned() {
+    ORPHANED_RUNS.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+}
+
+/// A delivery dropped with its runtime (its run dropped first) leaves its
+/// entry pending, delivered again: it must not leave its lease behind, or
+/// the worker's next run renews it for as long as it runs (found by a
+/// review: never delivered again in 4 s with a 300 ms visibility timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_gone_with_its_runtime_is_delivered_again_while_the_worker_runs_again() {
+    let Some(url) = redis_url().await else { return };
+    let queue = fresh_queue("orphaned");
+    emitter(service(&url, &queue).await, Hogs::linker())
+        .emit(Orphaned)
+        .unwrap();
+    let start = |name: &'static str| {
+        worker(&url, &queue, Hogs::linker())
+            .consumer(name)
+            .connect()
+    };
+    let first = start("orphaning").await.unwrap();
+    let dropped = first.clone();
+    tokio::task::spawn_blocking(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(common::drop_run_once(
+            dropped.run(),
+            "the handler to start",
+            async || ORPHANED_RUNS.load(Ordering::SeqCst) == 1,
+        ));
+        runtime.shutdown_timeout(Duration::from_millis(200));
+    })
+    .await
+    .unwrap();
+    let (again, sweeper) = (spawn_run(&first), start("sweeper").await.unwrap());
+    let sweeping = spawn_run(&sweeper);
+    until(
+        Duration::from_secs(4),
+        "the entry delivered again",
+        async || ORPHANED_RUNS.load(Ordering::SeqCst) == 2,
+    )
+    .await;
+    stop(&first, again).await;
+    stop(&sweeper, sweeping).await;
+    cleanup(&url, &queue).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_handler_run_inline_still_keeps_its_entry() {
     let Some(url) = redis_url().await else { return };

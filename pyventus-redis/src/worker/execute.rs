@@ -27,17 +27,18 @@ pub(super) async fn deliver(worker: Worker, taken: Taken, slot: OwnedSemaphorePe
     async {
         let _running = super::METRICS.received();
         let inner = &worker.inner;
-        let lease = inner.leases.hold(taken.id());
+        let held = inner.leases.hold(taken.id());
         let outcome = tokio::select! {
             biased;
-            result = execute(&worker, &taken, &lease) => match result {
+            result = execute(&worker, &taken, held.lease()) => match result {
                 Ok(()) => Outcome::Done,
                 Err(failure) => Outcome::Failed(failure),
             },
             () = inner.abandon.cancelled() => Outcome::Abandoned,
         };
+        let lease = held.lease().clone();
         // Settling is quick; a renewal racing it would report a lease lost.
-        inner.leases.release(taken.id());
+        drop(held);
         settle(&worker, &taken, &lease, outcome, slot).await;
     }
     .instrument(span)

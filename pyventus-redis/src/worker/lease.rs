@@ -24,6 +24,29 @@ use super::background::Background;
 use super::stats::Counters;
 use crate::delivery::Lease;
 
+/// A lease renewed while its delivery runs. Dropping it stops the renewals,
+/// however the delivery ends: a delivery dropped with its runtime (its run
+/// dropped first) leaves its entry to be delivered again, and a lease left
+/// behind would be renewed by the worker's next run for as long as it runs.
+pub(super) struct Held<'a> {
+    leases: &'a Leases,
+    id: &'a str,
+    lease: Lease,
+}
+
+impl Held<'_> {
+    /// The lease, as the delivery's handlers see it.
+    pub(super) fn lease(&self) -> &Lease {
+        &self.lease
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.leases.lock().remove(self.id);
+    }
+}
+
 /// The entries this worker holds, by id.
 #[derive(Debug, Default)]
 pub(super) struct Leases {
@@ -35,16 +58,15 @@ impl Leases {
         self.held.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Starts renewing `id`'s lease.
-    pub(super) fn hold(&self, id: &str) -> Lease {
+    /// Starts renewing `id`'s lease, until the [`Held`] guard drops.
+    pub(super) fn hold<'a>(&'a self, id: &'a str) -> Held<'a> {
         let lease = Lease::default();
         self.lock().insert(id.to_owned(), lease.clone());
-        lease
-    }
-
-    /// Stops renewing `id`'s lease.
-    pub(super) fn release(&self, id: &str) {
-        self.lock().remove(id);
+        Held {
+            leases: self,
+            id,
+            lease,
+        }
     }
 
     fn ids(&self) -> Vec<String> {

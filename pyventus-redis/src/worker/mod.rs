@@ -240,8 +240,10 @@ impl Worker {
     /// Dropping the future instead stops taking entries at once, with no
     /// deadline: the deliveries already started go on to their end on the
     /// runtime they run on, their leases renewed meanwhile, and are settled
-    /// as usual (unless that runtime goes away first: their entries then
-    /// stay pending, delivered again).
+    /// as usual; a later run's shutdown neither waits for them nor cuts them
+    /// short. If that runtime goes away first, their entries stay pending,
+    /// delivered again (a synchronous handler already running on a blocking
+    /// thread finishes there all the same).
     ///
     /// # Errors
     ///
