@@ -50,8 +50,11 @@ fn snapshotter() -> &'static Snapshotter {
 /// from them.
 fn read<T>(f: impl FnOnce(&Totals) -> T) -> T {
     static TOTALS: OnceLock<Mutex<Totals>> = OnceLock::new();
-    let snapshot = snapshotter().snapshot();
+    // A snapshot drains the recorder: taken under the lock, so that a test
+    // reading meanwhile never misses what another's snapshot took and had
+    // not added yet (one read 0 retries where 2 were recorded, in CI).
     let mut totals = TOTALS.get_or_init(Mutex::default).lock().unwrap();
+    let snapshot = snapshotter().snapshot();
     for (key, _, _, value) in snapshot.into_vec() {
         let key = key.key();
         let mut labels: Vec<_> = key
