@@ -217,6 +217,88 @@ async fn a_delivery_gone_with_its_runtime_is_delivered_again_while_the_worker_ru
     cleanup(&url, &queue).await;
 }
 
+// --- Two deliveries of one entry on one worker keep their own leases.
+
+#[derive(Debug, Clone, Event, Serialize, Deserialize)]
+struct Twice;
+
+/// The attempts that started, and how many ended.
+static TWICE_ATTEMPTS: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+static TWICE_ENDED: AtomicU64 = AtomicU64::new(0);
+
+/// Its first delivery runs 1.5 s, a later one 2 s (over six visibility
+/// timeouts each).
+#[on(Twice, linker = Hogs)]
+async fn twice() {
+    let attempt = current_delivery().unwrap().attempt;
+    TWICE_ATTEMPTS.lock().unwrap().push(attempt);
+    let ms = if attempt == 1 { 1_500 } else { 2_000 };
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    TWICE_ENDED.fetch_add(1, Ordering::SeqCst);
+}
+
+/// A worker that stalled past the visibility timeout, lost its entry to
+/// another that then died, and took it back with its sweep, runs the entry
+/// twice at once. The first delivery's end must not stop the renewals of the
+/// second (found by a review: the leases were removed by entry id, and the
+/// entry ran a third time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_delivery_ending_keeps_the_lease_of_a_newer_one_of_its_entry() {
+    let Some(url) = redis_url().await else { return };
+    let queue = fresh_queue("twice");
+    emitter(service(&url, &queue).await, Hogs::linker())
+        .emit(Twice)
+        .unwrap();
+    let worker = worker(&url, &queue, Hogs::linker())
+        .consumer("w")
+        .connect()
+        .await
+        .unwrap();
+    let running = spawn_run(&worker);
+    until(Duration::from_secs(5), "the first delivery", async || {
+        !TWICE_ATTEMPTS.lock().unwrap().is_empty()
+    })
+    .await;
+    // Another worker claims the entry ("w" stalled), then dies.
+    let (id, _, _, _) = pending_entries(&url, &queue).await.remove(0);
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(stream_key(&queue))
+        .arg("pyventus")
+        .arg("ghost")
+        .arg(0)
+        .arg(&id)
+        .arg("JUSTID")
+        .query_async(&mut connection(&url).await)
+        .await
+        .unwrap();
+    // The sweep takes it back once the ghost has left it idle: a second
+    // delivery on "w" while the first still runs. Once both ended, the sweep
+    // would have had a second to take it a third time.
+    until(
+        Duration::from_secs(6),
+        "both deliveries to end",
+        async || TWICE_ENDED.load(Ordering::SeqCst) >= 2,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop(&worker, running).await;
+    assert_eq!(*TWICE_ATTEMPTS.lock().unwrap(), [1, 2], "attempts started");
+    cleanup(&url, &queue).await;
+}
+
+/// (entry id, consumer, idle ms, deliveries) of every pending entry.
+async fn pending_entries(url: &str, queue: &str) -> Vec<(String, String, u64, u64)> {
+    redis::cmd("XPENDING")
+        .arg(stream_key(queue))
+        .arg("pyventus")
+        .arg("-")
+        .arg("+")
+        .arg(100)
+        .query_async(&mut connection(url).await)
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_handler_run_inline_still_keeps_its_entry() {
     let Some(url) = redis_url().await else { return };

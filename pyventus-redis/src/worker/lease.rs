@@ -15,6 +15,7 @@
 //! remove or copy ids; no user code runs under it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use tokio_util::sync::CancellationToken;
@@ -32,6 +33,7 @@ pub(super) struct Held<'a> {
     leases: &'a Leases,
     id: &'a str,
     lease: Lease,
+    generation: u64,
 }
 
 impl Held<'_> {
@@ -43,42 +45,70 @@ impl Held<'_> {
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
-        self.leases.lock().remove(self.id);
+        let mut held = self.leases.lock();
+        // Only its own: a newer delivery of the same entry (taken back by
+        // this worker's sweep after the lease was lost) keeps its lease.
+        if held
+            .get(self.id)
+            .is_some_and(|(generation, _)| *generation == self.generation)
+        {
+            held.remove(self.id);
+        }
     }
 }
 
-/// The entries this worker holds, by id.
+/// The entries this worker holds, by id, each with the generation of the
+/// delivery that holds it (an entry can be delivered to this worker again
+/// while an older delivery of it still runs, its lease lost).
 #[derive(Debug, Default)]
 pub(super) struct Leases {
-    held: Mutex<HashMap<String, Lease>>,
+    held: Mutex<HashMap<String, (u64, Lease)>>,
+    generations: AtomicU64,
 }
 
 impl Leases {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Lease>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, Lease)>> {
         self.held.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Starts renewing `id`'s lease, until the [`Held`] guard drops.
     pub(super) fn hold<'a>(&'a self, id: &'a str) -> Held<'a> {
         let lease = Lease::default();
-        self.lock().insert(id.to_owned(), lease.clone());
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed);
+        self.lock()
+            .insert(id.to_owned(), (generation, lease.clone()));
         Held {
             leases: self,
             id,
             lease,
+            generation,
         }
     }
 
-    fn ids(&self) -> Vec<String> {
-        self.lock().keys().cloned().collect()
+    /// The entries held now, and which delivery holds each.
+    fn ids(&self) -> (Vec<String>, Vec<u64>) {
+        self.lock()
+            .iter()
+            .map(|(id, (generation, _))| (id.clone(), *generation))
+            .unzip()
     }
 
-    /// Marks these leases lost and stops renewing them; returns those still
-    /// held (the others were settled meanwhile).
-    fn lose(&self, ids: Vec<String>) -> Vec<String> {
+    /// Marks lost the leases of these entries that the same deliveries still
+    /// hold (`asked` and `generations` as [`ids`](Self::ids) gave them), and
+    /// stops renewing them; returns their ids. A delivery that ended
+    /// meanwhile, or a newer one of the same entry, is left alone.
+    fn lose(&self, lost: Vec<String>, asked: &[String], generations: &[u64]) -> Vec<String> {
         let mut held = self.lock();
-        ids.into_iter()
-            .filter(|id| held.remove(id).inspect(Lease::lose).is_some())
+        lost.into_iter()
+            .filter(|id| {
+                let Some(asked_at) = asked.iter().position(|a| a == id) else {
+                    return false;
+                };
+                let ours = held
+                    .get(id)
+                    .is_some_and(|(generation, _)| *generation == generations[asked_at]);
+                ours && held.remove(id).inspect(|(_, lease)| lease.lose()).is_some()
+            })
             .collect()
     }
 }
@@ -100,7 +130,7 @@ async fn keep(worker: &Worker, stop: &CancellationToken) {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(every) => {}
         }
-        let ids = inner.leases.ids();
+        let (ids, generations) = inner.leases.ids();
         if ids.is_empty() {
             continue;
         }
@@ -110,7 +140,7 @@ async fn keep(worker: &Worker, stop: &CancellationToken) {
         };
         match renewed {
             Ok(lost) => {
-                let lost = inner.leases.lose(lost);
+                let lost = inner.leases.lose(lost, &ids, &generations);
                 if lost.is_empty() {
                     continue;
                 }
