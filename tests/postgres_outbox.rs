@@ -331,6 +331,41 @@ async fn emits_in_rolled_back_savepoints_never_wait_for_the_doorbell() {
     cleanup(&pool, &outbox).await;
 }
 
+/// The user's own rules on the outbox table (an audit copy of each row)
+/// keep working with the doorbell on: a statement with an `INSERT` in a
+/// `WITH` is refused on a table with `DO ALSO` rules, which an emit's
+/// statement once was (found by a review).
+#[tokio::test]
+async fn an_audit_rule_on_the_outbox_table_leaves_emits_working() {
+    let Some((pool, outbox)) = outbox("audit_rule").await else {
+        return;
+    };
+    let s = outbox.schema();
+    sqlx::raw_sql(&format!(
+        "CREATE TABLE {s}.audit (id uuid, event text);
+         CREATE RULE audit AS ON INSERT TO {s}.outbox
+             DO ALSO INSERT INTO {s}.audit VALUES (NEW.id, NEW.event)"
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    let id = outbox.emit(&mut tx, Retried { n: 3 }).await.unwrap();
+    outbox
+        .keyed("k")
+        .emit(&mut tx, Retried { n: 4 })
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let audited: Vec<uuid::Uuid> =
+        sqlx::query_scalar(&format!("SELECT id FROM {s}.audit ORDER BY id"))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!((audited.len(), audited[0]), (2, id));
+    cleanup(&pool, &outbox).await;
+}
+
 // --- Named events and named keys.
 
 pyventus::named_key!(static CREDITED: NamedKey<u64> = "Credited");

@@ -56,27 +56,24 @@ impl Sql {
         // and the doorbell may hold it then; an emit never waits for the
         // doorbell (an emitter waiting on it can close a deadlock cycle), so
         // it returns NULL instead, and the emitter locks a token of its own
-        // (`bell`). The statement returns the token.
-        let ringing = |locks: &str| {
-            format!(
-                "WITH l AS (
-                     SELECT {locks}CASE WHEN pg_try_advisory_xact_lock_shared({doorbell}, t)
-                                        THEN t END AS token
-                     FROM (SELECT (txid_current() & 2147483647)::int4 AS t) AS x
-                 ), i AS (
-                     {insert} SELECT {values} FROM l RETURNING 1
-                 )
-                 SELECT token FROM l, i"
-            )
-        };
+        // (`bell`). The statement returns the token, trying the lock in its
+        // `RETURNING` (after the row, which it need not precede), not in a
+        // `WITH` around the `INSERT`: PostgreSQL refuses an `INSERT` in a
+        // `WITH` on a table with `DO ALSO` rules, which a user may keep on
+        // the outbox (an audit copy, say).
+        let token = "(txid_current() & 2147483647)::int4";
+        let ring = format!(
+            "RETURNING CASE WHEN pg_try_advisory_xact_lock_shared({doorbell}, {token}) \
+             THEN {token} END"
+        );
         Sql {
             schema: s.to_owned(),
             channel: format!("pyventus_{s}"),
             emit: [
                 format!("{insert} VALUES ({values})"),
-                ringing(""),
+                format!("{insert} VALUES ({values}) {ring}"),
                 locked(&key),
-                ringing(&format!("{key}, ")),
+                format!("{} {ring}", locked(&key)),
             ],
             bell: format!("SELECT pg_advisory_xact_lock_shared({doorbell}, $1)"),
             // Waits for the emitting transactions that hold these doorbell
