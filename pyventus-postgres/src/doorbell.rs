@@ -4,13 +4,11 @@
 //! `NOTIFY` takes a cluster-wide lock that is held through `COMMIT`, so
 //! transactions that notify commit one at a time (measured: 0.39× of an
 //! outbox row's rate at 8 connections). Instead, each emit takes a *shared*
-//! transaction-level advisory lock on its transaction's token (the
-//! transaction's id: one lock however many events it emits; shared locks
-//! never wait for each other, and cost no WAL), and hands the token to this
-//! process's doorbell task. The emit only tries that lock: after a `ROLLBACK
-//! TO SAVEPOINT` freed it, the doorbell may hold it, and an emit that waited
-//! for the doorbell could close a deadlock cycle; it then locks a random
-//! negative token of its own (the ids are never negative). The task, on a connection of its own, waits for those
+//! transaction-level advisory lock on its transaction's token (drawn at
+//! random by its first emit and kept in a setting local to the transaction:
+//! one lock however many events it emits; shared locks never wait for each
+//! other, and cost no WAL), and hands its token to this process's doorbell
+//! task. The task, on a connection of its own, waits for those
 //! tokens' transactions to end (an exclusive lock on each, granted when its
 //! transaction commits or rolls back) and then sends `pg_notify` from its own
 //! short transaction, with `synchronous_commit = off` (it needs no flush of

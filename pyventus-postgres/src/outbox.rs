@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use pyventus_core::{AnyEvent, EmitKey, Event};
 use serde::Serialize;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::doorbell::Doorbell;
@@ -351,37 +351,23 @@ impl Outbox {
         check_event_name(name)?;
         let inner = &*self.inner;
         let id = Uuid::now_v7();
-        let sql = inner.sql.emit(key.is_some(), inner.doorbell.is_some());
-        let query = sqlx::query(sql)
+        // A token drawn for the transaction, which only its first emit keeps
+        // (see `Sql::emit`). A later emit's draw is not locked: the doorbell
+        // finds it free at once, and rings early for nothing.
+        let token = inner.doorbell.as_ref().map(|_| fastrand::i32(..));
+        let sql = inner.sql.emit(key.is_some(), token.is_some());
+        let mut query = sqlx::query(sql)
             .bind(id)
             .bind(name)
             .bind(payload)
             .bind(trace_context())
             .bind(key);
-        match &inner.doorbell {
-            Some(doorbell) => {
-                // The token of the transaction's lock, which the doorbell
-                // waits on; none when the doorbell held it (a savepoint rolled
-                // back had freed it): then one of the emitter's own, negative,
-                // where the transactions' ids never are.
-                let Some(row) = query.fetch_optional(&mut *conn).await? else {
-                    // No row: a trigger of the user's skipped it, as `execute`
-                    // would have let it. Nothing to ring for.
-                    return Ok(id);
-                };
-                let token = match row.try_get(0)? {
-                    Some(token) => token,
-                    None => {
-                        let own = fastrand::i32(i32::MIN..0);
-                        sqlx::query(&inner.sql.bell).bind(own).execute(conn).await?;
-                        own
-                    }
-                };
-                doorbell.ring_after(token);
-            }
-            None => {
-                query.execute(conn).await?;
-            }
+        if let Some(token) = token {
+            query = query.bind(token);
+        }
+        query.execute(conn).await?;
+        if let (Some(doorbell), Some(token)) = (&inner.doorbell, token) {
+            doorbell.ring_after(token);
         }
         Ok(id)
     }

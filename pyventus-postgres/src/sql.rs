@@ -14,10 +14,6 @@ pub(crate) struct Sql {
     pub(crate) channel: String,
     /// Emit: `[plain, doorbell, keyed, keyed + doorbell]`.
     emit: [String; 4],
-    /// Locks a doorbell token of the emitter's own (`$1`, outside the
-    /// transactions' ids' range), for an emit whose transaction's token the
-    /// doorbell held.
-    pub(crate) bell: String,
     pub(crate) ring: String,
     pub(crate) claim: String,
     pub(crate) renew: String,
@@ -48,34 +44,33 @@ impl Sql {
         // The locks are taken before the row is formed, so a keyed row takes
         // its `seq` only once the previous transaction of its key has ended.
         let locked = |locks: &str| format!("{insert} SELECT {values} FROM (SELECT {locks}) AS l");
-        // The doorbell's token is the emitting transaction's id (its low 31
-        // bits): however many events a transaction emits, it holds one lock,
-        // taken again by each emit (a lock per emit once filled PostgreSQL's
-        // lock table at about 13,000 emits in one transaction). Only tried:
-        // a `ROLLBACK TO SAVEPOINT` can free it while the transaction goes on,
-        // and the doorbell may hold it then; an emit never waits for the
-        // doorbell (an emitter waiting on it can close a deadlock cycle), so
-        // it returns NULL instead, and the emitter locks a token of its own
-        // (`bell`). The statement returns the token, trying the lock in its
-        // `RETURNING` (after the row, which it need not precede), not in a
-        // `WITH` around the `INSERT`: PostgreSQL refuses an `INSERT` in a
-        // `WITH` on a table with `DO ALSO` rules, which a user may keep on
-        // the outbox (an audit copy, say).
-        let token = "(txid_current() & 2147483647)::int4";
-        let ring = format!(
-            "RETURNING CASE WHEN pg_try_advisory_xact_lock_shared({doorbell}, {token}) \
-             THEN {token} END"
+        // The doorbell's token is the transaction's: its first emit draws it
+        // ($6) and keeps it in a setting local to the transaction, and later
+        // emits lock the same one, so however many events a transaction
+        // emits it holds one lock (a lock per emit once filled PostgreSQL's
+        // lock table at about 13,000 emits in one transaction). A `ROLLBACK
+        // TO SAVEPOINT` undoes the setting with the lock, and the next emit
+        // draws anew: an emit never asks for a lock that the doorbell (or
+        // anyone) may hold, which would make it wait, and could close a
+        // deadlock cycle. Nothing is returned: PostgreSQL refuses `RETURNING`
+        // on a table with `DO INSTEAD` rules, and an `INSERT` in a `WITH` on
+        // one with `DO ALSO` rules, both of which a user may keep on the
+        // outbox (a partitioning by hand, an audit copy).
+        let setting = format!("pyventus.doorbell_{s}");
+        let token = format!(
+            "coalesce(nullif(current_setting('{setting}', true), '')::int4, \
+             set_config('{setting}', $6::text, true)::int4)"
         );
+        let bell = format!("pg_advisory_xact_lock_shared({doorbell}, {token})");
         Sql {
             schema: s.to_owned(),
             channel: format!("pyventus_{s}"),
             emit: [
                 format!("{insert} VALUES ({values})"),
-                format!("{insert} VALUES ({values}) {ring}"),
+                locked(&bell),
                 locked(&key),
-                format!("{} {ring}", locked(&key)),
+                locked(&format!("{key}, {bell}")),
             ],
-            bell: format!("SELECT pg_advisory_xact_lock_shared({doorbell}, $1)"),
             // Waits for the emitting transactions that hold these doorbell
             // tokens to end (commit or roll back), then notifies the relays:
             // from a transaction of its own, never the emitter's.
@@ -211,8 +206,8 @@ impl Sql {
     }
 
     /// The emit statement for a keyed or unkeyed event, ringing the doorbell
-    /// or not; one that rings returns the doorbell's token (an `int4`), or
-    /// NULL when the doorbell held it (see `bell`).
+    /// or not; one that rings takes the token it draws as `$6`, and locks
+    /// its transaction's (the first emit's draw).
     pub(crate) fn emit(&self, keyed: bool, doorbell: bool) -> &str {
         &self.emit[usize::from(doorbell) | usize::from(keyed) << 1]
     }
